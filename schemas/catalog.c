@@ -1,0 +1,298 @@
+/* catalog.c — the command catalog (see catalog.h). Add a command: add its argument
+ * table and one row below, then one handler in engine/dispatch.c. */
+#include "catalog.h"
+
+#include <string.h>
+
+#include "../broker/envelope.h"
+
+#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
+#define TEXT_MAX 65535
+
+static const char *const s_org_scopes[] = {"local", "external", "remote", "all", NULL};
+
+/* The fields an organisation has, shared by add and edit. */
+#define ORG_FIELDS                                                                                 \
+    {"description", AB_ARG_STR, false, false, 0, TEXT_MAX, NULL, "A brief description"},          \
+        {"nationality", AB_ARG_STR, false, false, 0, 255, NULL, "Country of the organisation"},    \
+        {"sector", AB_ARG_STR, false, false, 0, 255, NULL,                                         \
+         "Sector (financial, transport, telecom, …)"},                                            \
+        {"type", AB_ARG_STR, false, false, 0, 255, NULL, "Type of organisation (CSIRT, …)"},       \
+        {"contacts", AB_ARG_STR, false, false, 0, TEXT_MAX, NULL, "Contact details"},              \
+        {"local", AB_ARG_BOOL, false, false, 0, 0, NULL,                                           \
+         "Local: its users may use this instance (default true on add)"}
+
+#define ORG_REF(help)                                                                              \
+    {"org", AB_ARG_STR, true, true, 1, 255, NULL, help " (id, uuid or name)"}
+
+static const ab_arg s_org_add[] = {
+    {"name", AB_ARG_STR, true, false, 1, 255, NULL, "Organisation identifier (unique)"},
+    {"uuid", AB_ARG_UUID, false, false, 0, 0, NULL, "UUID to keep (generated when absent)"},
+    ORG_FIELDS,
+};
+
+static const ab_arg s_org_edit[] = {
+    ORG_REF("The organisation to change"),
+    {"name", AB_ARG_STR, false, false, 1, 255, NULL, "New name (unique)"},
+    ORG_FIELDS,
+};
+
+static const ab_arg s_org_one[] = {ORG_REF("The organisation")};
+
+static const ab_arg s_paging[] = {
+    {"limit", AB_ARG_INT, false, false, 1, 1000, NULL, "Rows per page (default 100)"},
+    {"page", AB_ARG_INT, false, false, 1, 1000000, NULL, "Page number, from 1"},
+};
+
+static const ab_arg s_org_list[] = {
+    {"scope", AB_ARG_ENUM, false, false, 0, 0, s_org_scopes,
+     "local (default), external (= remote) or all"},
+    s_paging[0],
+    s_paging[1],
+};
+
+static const ab_arg s_log_search[] = {
+    {"email", AB_ARG_STR, false, false, 1, 255, NULL, "Sub-string of the acting user's e-mail"},
+    {"org", AB_ARG_STR, false, false, 1, 255, NULL, "Sub-string of the acting user's org"},
+    {"action", AB_ARG_STR, false, false, 1, 64, NULL, "Action, exactly (add, edit, auth_fail, …)"},
+    {"model", AB_ARG_STR, false, false, 1, 64, NULL, "Model, exactly (Organisation, User, …)"},
+    {"model_id", AB_ARG_INT, false, false, 0, INT64_MAX, NULL, "Id of the changed record"},
+    {"title", AB_ARG_STR, false, false, 1, 255, NULL, "Sub-string of the title"},
+    {"change", AB_ARG_STR, false, false, 1, 255, NULL, "Sub-string of the change"},
+    s_paging[0],
+    s_paging[1],
+};
+
+const ab_command ab_catalog[] = {
+    {"org.add", "org add", "Add an organisation",
+     "Creates an organisation. Names and uuids are unique (conflict otherwise); a uuid is "
+     "generated when none is given. Returns the new organisation.",
+     true, AB_PERM_SITE_ADMIN, s_org_add, COUNT(s_org_add)},
+    {"org.edit", "org edit", "Change an organisation",
+     "Changes the given fields of an organisation; the audit row lists each change as "
+     "field (old) => (new). Returns the organisation as it is now.",
+     true, AB_PERM_SITE_ADMIN, s_org_edit, COUNT(s_org_edit)},
+    {"org.delete", "org delete", "Delete an organisation",
+     "Deletes an organisation. Refused (conflict) for the host organisation and for an "
+     "organisation that still has users.",
+     true, AB_PERM_SITE_ADMIN, s_org_one, COUNT(s_org_one)},
+    {"org.view", "org view", "Show one organisation",
+     "Shows every field of an organisation, with the number of its users.", false,
+     AB_PERM_SITE_ADMIN, s_org_one, COUNT(s_org_one)},
+    {"org.list", "org list", "List organisations",
+     "Lists organisations, local ones by default, ordered by name, with their user counts.",
+     false, AB_PERM_SITE_ADMIN, s_org_list, COUNT(s_org_list)},
+    {"log.search", "log search", "Search the audit log",
+     "Lists audit rows, newest first. Text filters are sub-string matches; action and model "
+     "match exactly. Filters combine with AND.",
+     false, AB_PERM_SITE_ADMIN, s_log_search, COUNT(s_log_search)},
+    {"auth.whoami", "whoami", "Show who a key belongs to",
+     "Shows the user, organisation and role the presented key belongs to, and which engine "
+     "answered with its version and schema version.",
+     false, AB_PERM_NONE, NULL, 0},
+    {"db.update", "db update", "Apply pending database migrations",
+     "Applies every schema migration the engine knows and the database lacks (MISP's "
+     "updateDatabase); engines also do this at start. Returns the schema version.",
+     true, AB_PERM_SITE_ADMIN, NULL, 0},
+};
+
+const size_t ab_catalog_len = COUNT(ab_catalog);
+
+const ab_command *ab_catalog_find(const char *type, size_t len)
+{
+    for (size_t i = 0; i < ab_catalog_len; i++)
+        if (strlen(ab_catalog[i].type) == len && memcmp(ab_catalog[i].type, type, len) == 0)
+            return &ab_catalog[i];
+    return NULL;
+}
+
+const ab_arg *ab_command_arg(const ab_command *cmd, const char *name, size_t len)
+{
+    for (size_t i = 0; i < cmd->nargs; i++)
+        if (strlen(cmd->args[i].name) == len && memcmp(cmd->args[i].name, name, len) == 0)
+            return &cmd->args[i];
+    return NULL;
+}
+
+const char *ab_arg_type_name(ab_arg_type type)
+{
+    switch (type) {
+    case AB_ARG_STR:
+        return "string";
+    case AB_ARG_INT:
+        return "integer";
+    case AB_ARG_BOOL:
+        return "boolean";
+    case AB_ARG_UUID:
+        return "uuid";
+    case AB_ARG_ENUM:
+        return "enum";
+    }
+    return "?";
+}
+
+const char *ab_permission_name(ab_permission perm)
+{
+    return perm == AB_PERM_SITE_ADMIN ? "site_admin" : "any";
+}
+
+static size_t s_utf8_chars(const char *s, size_t len)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++)
+        if (((unsigned char)s[i] & 0xC0) != 0x80)
+            n++;
+    return n;
+}
+
+static int s_check_str(const ab_arg *a, const msgpack_object *v, ab_error *err)
+{
+    if (v->type != MSGPACK_OBJECT_STR)
+        return ab_fail(err, AB_E_INVALID, a->name, "%s must be a string", a->name);
+    const char *s = v->via.str.ptr;
+    size_t len = v->via.str.size;
+    if (!ab_utf8_valid(s, len))
+        return ab_fail(err, AB_E_INVALID, a->name, "%s is not valid UTF-8", a->name);
+    size_t chars = s_utf8_chars(s, len);
+    if ((int64_t)chars < a->min)
+        return ab_fail(err, AB_E_INVALID, a->name, "%s must have at least %lld character(s)",
+                       a->name, (long long)a->min);
+    if ((int64_t)chars > a->max)
+        return ab_fail(err, AB_E_INVALID, a->name, "%s is too long: %zu characters, at most %lld",
+                       a->name, chars, (long long)a->max);
+    return 0;
+}
+
+static int s_check_int(const ab_arg *a, const msgpack_object *v, ab_error *err)
+{
+    int64_t n;
+    if (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+        if (v->via.u64 > (uint64_t)INT64_MAX)
+            return ab_fail(err, AB_E_INVALID, a->name, "%s is out of range", a->name);
+        n = (int64_t)v->via.u64;
+    } else if (v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
+        n = v->via.i64;
+    } else {
+        return ab_fail(err, AB_E_INVALID, a->name, "%s must be an integer", a->name);
+    }
+    if (n < a->min || n > a->max)
+        return ab_fail(err, AB_E_INVALID, a->name, "%s must be between %lld and %lld", a->name,
+                       (long long)a->min, (long long)a->max);
+    return 0;
+}
+
+static int s_check_enum(const ab_arg *a, const msgpack_object *v, ab_error *err)
+{
+    if (v->type == MSGPACK_OBJECT_STR)
+        for (const char *const *c = a->choices; *c; c++)
+            if (strlen(*c) == v->via.str.size && memcmp(*c, v->via.str.ptr, v->via.str.size) == 0)
+                return 0;
+    char list[200] = "";
+    for (const char *const *c = a->choices; *c; c++) {
+        strncat(list, *c, sizeof list - strlen(list) - 1);
+        if (c[1])
+            strncat(list, ", ", sizeof list - strlen(list) - 1);
+    }
+    return ab_fail(err, AB_E_INVALID, a->name, "%s must be one of: %s", a->name, list);
+}
+
+static int s_check_value(const ab_arg *a, const msgpack_object *v, ab_error *err)
+{
+    switch (a->type) {
+    case AB_ARG_STR:
+        return s_check_str(a, v, err);
+    case AB_ARG_INT:
+        return s_check_int(a, v, err);
+    case AB_ARG_BOOL:
+        if (v->type != MSGPACK_OBJECT_BOOLEAN)
+            return ab_fail(err, AB_E_INVALID, a->name, "%s must be true or false", a->name);
+        return 0;
+    case AB_ARG_UUID:
+        if (v->type != MSGPACK_OBJECT_STR || !ab_uuid_valid(v->via.str.ptr, v->via.str.size))
+            return ab_fail(err, AB_E_INVALID, a->name,
+                           "%s must be a UUID like 5f6c3a1e-8b2d-4c1a-9e7f-0a1b2c3d4e5f", a->name);
+        return 0;
+    case AB_ARG_ENUM:
+        return s_check_enum(a, v, err);
+    }
+    return ab_fail(err, AB_E_INTERNAL, a->name, "unknown argument type");
+}
+
+int ab_catalog_validate(const ab_command *cmd, const msgpack_object *args, ab_error *err)
+{
+    uint32_t n = args ? args->via.map.size : 0;
+    for (uint32_t i = 0; i < n; i++) {
+        const msgpack_object *k = &args->via.map.ptr[i].key;
+        if (k->type != MSGPACK_OBJECT_STR)
+            return ab_fail(err, AB_E_INVALID, "args", "argument names must be strings");
+        const ab_arg *a = ab_command_arg(cmd, k->via.str.ptr, k->via.str.size);
+        if (!a) {
+            char name[64];
+            int l = k->via.str.size < 63 ? (int)k->via.str.size : 63;
+            snprintf(name, sizeof name, "%.*s", l, k->via.str.ptr);
+            if (!ab_utf8_valid(name, strlen(name)))
+                snprintf(name, sizeof name, "args");
+            return ab_fail(err, AB_E_INVALID, name, "%s takes no argument '%s'", cmd->type, name);
+        }
+        for (uint32_t j = 0; j < i; j++) {
+            const msgpack_object *p = &args->via.map.ptr[j].key;
+            if (p->via.str.size == k->via.str.size &&
+                memcmp(p->via.str.ptr, k->via.str.ptr, k->via.str.size) == 0)
+                return ab_fail(err, AB_E_INVALID, a->name, "%s is given twice", a->name);
+        }
+        if (s_check_value(a, &args->via.map.ptr[i].val, err) < 0)
+            return -1;
+    }
+    for (size_t i = 0; i < cmd->nargs; i++)
+        if (cmd->args[i].required && !ab_map_get(args, cmd->args[i].name))
+            return ab_fail(err, AB_E_INVALID, cmd->args[i].name, "%s is required",
+                           cmd->args[i].name);
+    return 0;
+}
+
+static void s_markdown_args(FILE *f, const ab_command *c)
+{
+    if (c->nargs == 0) {
+        fprintf(f, "No arguments.\n\n");
+        return;
+    }
+    fprintf(f, "| argument | type | required | limits | description |\n");
+    fprintf(f, "|---|---|---|---|---|\n");
+    for (size_t j = 0; j < c->nargs; j++) {
+        const ab_arg *a = &c->args[j];
+        char limits[256] = "";
+        if (a->type == AB_ARG_STR)
+            snprintf(limits, sizeof limits, "%lld–%lld characters", (long long)a->min,
+                     (long long)a->max);
+        else if (a->type == AB_ARG_INT)
+            snprintf(limits, sizeof limits, "%lld–%lld", (long long)a->min, (long long)a->max);
+        else if (a->type == AB_ARG_ENUM)
+            for (const char *const *ch = a->choices; *ch; ch++) {
+                strncat(limits, *ch, sizeof limits - strlen(limits) - 1);
+                if (ch[1])
+                    strncat(limits, ", ", sizeof limits - strlen(limits) - 1);
+            }
+        fprintf(f, "| `%s`%s | %s | %s | %s | %s |\n", a->name, a->positional ? " (positional)" : "",
+                ab_arg_type_name(a->type), a->required ? "yes" : "no", limits, a->help);
+    }
+    fprintf(f, "\n");
+}
+
+void ab_catalog_markdown(FILE *f)
+{
+    fprintf(f, "<!-- Generated from schemas/catalog.c by `build/bin/adminbus-catalog --markdown`;"
+               " do not edit by hand. -->\n");
+    fprintf(f, "# Commands\n\n");
+    fprintf(f, "Every command of the v1 wire contract (docs/protocol.md). The CLI form is "
+               "`adminctl WORDS [positional] --argument value`; flags spell `_` as `-`.\n\n");
+    for (size_t i = 0; i < ab_catalog_len; i++) {
+        const ab_command *c = &ab_catalog[i];
+        fprintf(f, "## `%s`\n\n", c->type);
+        fprintf(f, "%s. CLI: `adminctl %s`. Permission: %s. %s\n\n", c->summary, c->cli,
+                ab_permission_name(c->permission),
+                c->writes ? "Changes state (audited, idempotent by command id)."
+                          : "Read only.");
+        fprintf(f, "%s\n\n", c->help);
+        s_markdown_args(f, c);
+    }
+}

@@ -1,0 +1,73 @@
+/* catalog.h — the declarative command catalog: the one source of truth for every
+ * command's name, arguments (types, limits, help), required permission and help text.
+ * The engine validates against it, adminctl builds its parser and help from it, and
+ * docs/commands.md is generated from it (build/bin/adminbus-catalog --markdown). */
+#ifndef AB_CATALOG_H
+#define AB_CATALOG_H
+
+#include <msgpack.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "../broker/errors.h"
+
+typedef enum {
+    AB_ARG_STR,  /* UTF-8 string, length bounds in characters (min..max) */
+    AB_ARG_INT,  /* integer, value bounds min..max */
+    AB_ARG_BOOL, /* true/false */
+    AB_ARG_UUID, /* canonical UUID string */
+    AB_ARG_ENUM, /* one of choices (strings) */
+} ab_arg_type;
+
+typedef struct {
+    const char *name; /* key in args; the CLI flag is --name with '_' shown as '-' */
+    ab_arg_type type;
+    bool required;
+    bool positional;             /* the CLI takes it as the bare word after the verb */
+    int64_t min, max;            /* STR: length in characters; INT: value */
+    const char *const *choices;  /* ENUM: NULL-terminated */
+    const char *help;            /* one line */
+} ab_arg;
+
+typedef enum {
+    AB_PERM_NONE,       /* any authenticated user (e.g. whoami) */
+    AB_PERM_SITE_ADMIN, /* site administrators only */
+} ab_permission;
+
+typedef struct {
+    const char *type;    /* wire name "noun.verb" */
+    const char *cli;     /* CLI words: "org add", or "whoami" for a shortcut */
+    const char *summary; /* one line */
+    const char *help;    /* a paragraph: behaviour, errors, examples */
+    bool writes;         /* changes state: audited, its id recorded for idempotency */
+    ab_permission permission;
+    const ab_arg *args;
+    size_t nargs;
+} ab_command;
+
+extern const ab_command ab_catalog[];
+extern const size_t ab_catalog_len;
+
+/* The command whose wire type is type (len bytes); NULL when there is none. */
+const ab_command *ab_catalog_find(const char *type, size_t len);
+
+/* The argument called name in cmd; NULL when there is none. */
+const ab_arg *ab_command_arg(const ab_command *cmd, const char *name, size_t len);
+
+/* Name of an argument type for help and docs ("string", "integer", …). */
+const char *ab_arg_type_name(ab_arg_type type);
+
+/* Name of a permission for help and docs ("site_admin", "any"). */
+const char *ab_permission_name(ab_permission perm);
+
+/* Check args (a msgpack map, or NULL meaning empty) against cmd: every key known,
+ * every value of its type and within its limits, every required argument present.
+ * Returns 0, or -1 with *err = invalid and field = the argument's name. */
+int ab_catalog_validate(const ab_command *cmd, const msgpack_object *args, ab_error *err);
+
+/* Print docs/commands.md for the whole catalog to f. */
+void ab_catalog_markdown(FILE *f);
+
+#endif
