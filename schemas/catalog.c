@@ -13,17 +13,21 @@ static const char *const s_org_scopes[] = {"local", "external", "remote", "all",
 
 /* The fields an organisation has, shared by add and edit. */
 #define ORG_FIELDS                                                                                 \
-    {"description", AB_ARG_STR, false, false, 0, TEXT_MAX, NULL, "A brief description"},          \
+    {"description", AB_ARG_STR, false, false, 0, TEXT_MAX, NULL, "A brief description"},           \
         {"nationality", AB_ARG_STR, false, false, 0, 255, NULL, "Country of the organisation"},    \
-        {"sector", AB_ARG_STR, false, false, 0, 255, NULL,                                         \
-         "Sector (financial, transport, telecom, …)"},                                            \
+        {"sector", AB_ARG_STR, false, false,                                                       \
+         0,        255,        NULL,  "Sector (financial, transport, telecom, …)"},                \
         {"type", AB_ARG_STR, false, false, 0, 255, NULL, "Type of organisation (CSIRT, …)"},       \
         {"contacts", AB_ARG_STR, false, false, 0, TEXT_MAX, NULL, "Contact details"},              \
-        {"local", AB_ARG_BOOL, false, false, 0, 0, NULL,                                           \
-         "Local: its users may use this instance (default true on add)"}
+    {                                                                                              \
+        "local", AB_ARG_BOOL, false, false, 0, 0, NULL,                                            \
+            "Local: its users may use this instance (default true on add)"                         \
+    }
 
 #define ORG_REF(help)                                                                              \
-    {"org", AB_ARG_STR, true, true, 1, 255, NULL, help " (id, uuid or name)"}
+    {                                                                                              \
+        "org", AB_ARG_STR, true, true, 1, 255, NULL, help " (id, uuid or name)"                    \
+    }
 
 static const ab_arg s_org_add[] = {
     {"name", AB_ARG_STR, true, false, 1, 255, NULL, "Organisation identifier (unique)"},
@@ -80,8 +84,8 @@ const ab_command ab_catalog[] = {
      "Shows every field of an organisation, with the number of its users.", false,
      AB_PERM_SITE_ADMIN, s_org_one, COUNT(s_org_one)},
     {"org.list", "org list", "List organisations",
-     "Lists organisations, local ones by default, ordered by name, with their user counts.",
-     false, AB_PERM_SITE_ADMIN, s_org_list, COUNT(s_org_list)},
+     "Lists organisations, local ones by default, ordered by name, with their user counts.", false,
+     AB_PERM_SITE_ADMIN, s_org_list, COUNT(s_org_list)},
     {"log.search", "log search", "Search the audit log",
      "Lists audit rows, newest first. Text filters are sub-string matches; action and model "
      "match exactly. Filters combine with AND.",
@@ -272,8 +276,9 @@ static void s_markdown_args(FILE *f, const ab_command *c)
                 if (ch[1])
                     strncat(limits, ", ", sizeof limits - strlen(limits) - 1);
             }
-        fprintf(f, "| `%s`%s | %s | %s | %s | %s |\n", a->name, a->positional ? " (positional)" : "",
-                ab_arg_type_name(a->type), a->required ? "yes" : "no", limits, a->help);
+        fprintf(f, "| `%s`%s | %s | %s | %s | %s |\n", a->name,
+                a->positional ? " (positional)" : "", ab_arg_type_name(a->type),
+                a->required ? "yes" : "no", limits, a->help);
     }
     fprintf(f, "\n");
 }
@@ -290,8 +295,7 @@ void ab_catalog_markdown(FILE *f)
         fprintf(f, "## `%s`\n\n", c->type);
         fprintf(f, "%s. CLI: `adminctl %s`. Permission: %s. %s\n\n", c->summary, c->cli,
                 ab_permission_name(c->permission),
-                c->writes ? "Changes state (audited, idempotent by command id)."
-                          : "Read only.");
+                c->writes ? "Changes state (audited, idempotent by command id)." : "Read only.");
         fprintf(f, "%s\n\n", c->help);
         s_markdown_args(f, c);
     }

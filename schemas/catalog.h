@@ -25,10 +25,10 @@ typedef struct {
     const char *name; /* key in args; the CLI flag is --name with '_' shown as '-' */
     ab_arg_type type;
     bool required;
-    bool positional;             /* the CLI takes it as the bare word after the verb */
-    int64_t min, max;            /* STR: length in characters; INT: value */
-    const char *const *choices;  /* ENUM: NULL-terminated */
-    const char *help;            /* one line */
+    bool positional;            /* the CLI takes it as the bare word after the verb */
+    int64_t min, max;           /* STR: length in characters; INT: value */
+    const char *const *choices; /* ENUM: NULL-terminated */
+    const char *help;           /* one line */
 } ab_arg;
 
 typedef enum {

@@ -1,4 +1,4 @@
-/* migrations.h — the SQL migrations embedded at build time (schemas/migrations/*.sql). */
+/* migrations.h — the SQL migrations embedded at build time (schemas/migrations/NNNN_name.sql). */
 #ifndef AB_MIGRATIONS_H
 #define AB_MIGRATIONS_H
 

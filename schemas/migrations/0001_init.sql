@@ -8,6 +8,14 @@ CREATE TABLE IF NOT EXISTS schema_versions (
   applied DATETIME(3) NOT NULL
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
+-- Instance facts that are not user settings (MISP keeps db_version here; we keep host_org_id).
+CREATE TABLE IF NOT EXISTS admin_settings (
+  id INT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+  setting VARCHAR(255) NOT NULL,
+  value TEXT NOT NULL,
+  UNIQUE KEY admin_settings_setting (setting)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
 CREATE TABLE IF NOT EXISTS organisations (
   id INT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
   name VARCHAR(255) NOT NULL,

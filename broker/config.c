@@ -1,0 +1,257 @@
+/* config.c — bootstrap configuration loader (see config.h). */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    const char *name, *def, *help;
+    size_t offset;
+} s_key;
+
+static const s_key s_keys[] = {
+#define AB_CONFIG_ROW(n, d, h) {#n, d, h, offsetof(ab_config, n)},
+    AB_CONFIG_X(AB_CONFIG_ROW)
+#undef AB_CONFIG_ROW
+};
+#define NKEYS (sizeof s_keys / sizeof s_keys[0])
+
+static char **s_slot(ab_config *cfg, size_t i)
+{
+    return (char **)((char *)cfg + s_keys[i].offset);
+}
+
+static int s_find(const char *name, size_t len)
+{
+    for (size_t i = 0; i < NKEYS; i++) {
+        if (strlen(s_keys[i].name) != len)
+            continue;
+        size_t j = 0;
+        for (; j < len; j++) {
+            char c = name[j] == '-' ? '_' : name[j];
+            if (c != s_keys[i].name[j])
+                break;
+        }
+        if (j == len)
+            return (int)i;
+    }
+    return -1;
+}
+
+static void s_set(ab_config *cfg, size_t i, const char *value)
+{
+    char **slot = s_slot(cfg, i);
+    free(*slot);
+    *slot = strdup(value);
+}
+
+static char *s_trim(char *s)
+{
+    while (isspace((unsigned char)*s))
+        s++;
+    char *end = s + strlen(s);
+    while (end > s && isspace((unsigned char)end[-1]))
+        *--end = '\0';
+    return s;
+}
+
+static int s_load_file(ab_config *cfg, const char *path, char *errbuf, size_t errlen)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return errno == ENOENT ? 0
+                               : (snprintf(errbuf, errlen, "%s: %s", path, strerror(errno)), -1);
+    char line[4096];
+    int lineno = 0;
+    while (fgets(line, sizeof line, f)) {
+        lineno++;
+        char *s = s_trim(line);
+        if (*s == '\0' || *s == '#')
+            continue;
+        char *eq = strchr(s, '=');
+        if (!eq) {
+            snprintf(errbuf, errlen, "%s:%d: expected KEY=value", path, lineno);
+            fclose(f);
+            return -1;
+        }
+        *eq = '\0';
+        char *key = s_trim(s);
+        int k = s_find(key, strlen(key));
+        if (k < 0) {
+            snprintf(errbuf, errlen, "%s:%d: unknown key '%s'", path, lineno, key);
+            fclose(f);
+            return -1;
+        }
+        s_set(cfg, (size_t)k, s_trim(eq + 1));
+    }
+    fclose(f);
+    return 0;
+}
+
+static void s_load_env(ab_config *cfg)
+{
+    for (size_t i = 0; i < NKEYS; i++) {
+        char env[64] = "ADMINBUS_";
+        size_t n = strlen(env);
+        for (const char *p = s_keys[i].name; *p && n < sizeof env - 1; p++)
+            env[n++] = (char)toupper((unsigned char)*p);
+        env[n] = '\0';
+        const char *v = getenv(env);
+        if (v && *v)
+            s_set(cfg, i, v);
+    }
+}
+
+/* Parse argv[*i] as a config flag: returns the key index and sets *value (advancing *i
+ * past a separate value), -1 when it is not a config flag, -2 when its value is missing. */
+static int s_flag(int argc, char **argv, int *i, const char **value)
+{
+    const char *a = argv[*i];
+    if (strncmp(a, "--", 2) != 0 || !a[2])
+        return -1;
+    const char *eq = strchr(a + 2, '=');
+    int k = s_find(a + 2, eq ? (size_t)(eq - a - 2) : strlen(a + 2));
+    if (k < 0)
+        return -1;
+    if (eq) {
+        *value = eq + 1;
+    } else if (*i + 1 < argc) {
+        *value = argv[++*i];
+    } else {
+        return -2;
+    }
+    return k;
+}
+
+/* Take the flags that name config keys out of argv; keep the rest in order. */
+static int s_load_flags(ab_config *cfg, int *argc, char **argv, char *errbuf, size_t errlen)
+{
+    int out = 1;
+    for (int i = 1; i < *argc; i++) {
+        const char *value = NULL;
+        int start = i;
+        int k = s_flag(*argc, argv, &i, &value);
+        if (k == -2) {
+            snprintf(errbuf, errlen, "%s needs a value", argv[start]);
+            return -1;
+        }
+        if (k < 0)
+            argv[out++] = argv[i];
+        else
+            s_set(cfg, (size_t)k, value);
+    }
+    *argc = out;
+    argv[out] = NULL;
+    return 0;
+}
+
+/* The home folder decides where adminbus.conf is, so find it first: flag, then env. */
+static const char *s_peek_home(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *value = NULL;
+        int k = s_flag(argc, argv, &i, &value);
+        if (k >= 0 && strcmp(s_keys[k].name, "home") == 0)
+            return value;
+    }
+    const char *env = getenv("ADMINBUS_HOME");
+    return env && *env ? env : NULL;
+}
+
+int ab_config_load(ab_config *cfg, int *argc, char **argv, char *errbuf, size_t errlen)
+{
+    memset(cfg, 0, sizeof *cfg);
+    for (size_t i = 0; i < NKEYS; i++)
+        s_set(cfg, i, s_keys[i].def);
+    const char *home = s_peek_home(*argc, argv);
+    if (home)
+        s_set(cfg, 0, home);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/adminbus.conf", cfg->home);
+    if (s_load_file(cfg, path, errbuf, errlen) < 0)
+        return -1;
+    s_load_env(cfg);
+    return s_load_flags(cfg, argc, argv, errbuf, errlen);
+}
+
+void ab_config_free(ab_config *cfg)
+{
+    for (size_t i = 0; i < NKEYS; i++) {
+        free(*s_slot(cfg, i));
+        *s_slot(cfg, i) = NULL;
+    }
+}
+
+const char *ab_config_get(const ab_config *cfg, const char *key)
+{
+    int k = s_find(key, strlen(key));
+    return k < 0 ? NULL : *s_slot((ab_config *)cfg, (size_t)k);
+}
+
+void ab_config_usage(void *file)
+{
+    FILE *f = file;
+    fprintf(f, "Configuration (flag, or ADMINBUS_<KEY> in the environment, or KEY=value in "
+               "$ADMINBUS_HOME/adminbus.conf):\n");
+    for (size_t i = 0; i < NKEYS; i++)
+        fprintf(f, "  --%-24s %s (default: %s)\n", s_keys[i].name, s_keys[i].help,
+                *s_keys[i].def ? s_keys[i].def : "none");
+}
+
+static char *s_dup_range(const char *s, size_t len)
+{
+    char *d = malloc(len + 1);
+    if (d) {
+        memcpy(d, s, len);
+        d[len] = '\0';
+    }
+    return d;
+}
+
+int ab_dsn_parse(const char *dsn, ab_dsn *out, char *errbuf, size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    const char *prefix = "mariadb://";
+    if (!dsn || strncmp(dsn, prefix, strlen(prefix)) != 0) {
+        snprintf(errbuf, errlen, "db_dsn must start with %s (got '%s')", prefix, dsn ? dsn : "");
+        return -1;
+    }
+    const char *p = dsn + strlen(prefix);
+    const char *at = strchr(p, '@');
+    const char *slash = strchr(at ? at : p, '/');
+    if (!at || !slash) {
+        snprintf(errbuf, errlen,
+                 "db_dsn must look like mariadb://user[:password]@[host][:port]/db");
+        return -1;
+    }
+    const char *colon = memchr(p, ':', (size_t)(at - p));
+    out->user = s_dup_range(p, (size_t)((colon ? colon : at) - p));
+    out->password = colon ? s_dup_range(colon + 1, (size_t)(at - colon - 1)) : NULL;
+    const char *hp = at + 1;
+    const char *pc = memchr(hp, ':', (size_t)(slash - hp));
+    out->host = s_dup_range(hp, (size_t)((pc ? pc : slash) - hp));
+    out->port = pc ? (unsigned)strtoul(pc + 1, NULL, 10) : 0;
+    const char *q = strchr(slash, '?');
+    out->database = s_dup_range(slash + 1, q ? (size_t)(q - slash - 1) : strlen(slash + 1));
+    if (q && strncmp(q + 1, "socket=", 7) == 0)
+        out->socket = strdup(q + 8);
+    if (!*out->database) {
+        snprintf(errbuf, errlen, "db_dsn names no database");
+        ab_dsn_free(out);
+        return -1;
+    }
+    return 0;
+}
+
+void ab_dsn_free(ab_dsn *dsn)
+{
+    free(dsn->user);
+    free(dsn->password);
+    free(dsn->host);
+    free(dsn->database);
+    free(dsn->socket);
+    memset(dsn, 0, sizeof *dsn);
+}

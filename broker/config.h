@@ -1,0 +1,57 @@
+/* config.h — bootstrap configuration: what a process needs before it can reach the
+ * database (DSN, endpoints, paths, limits). Runtime settings live in MariaDB instead.
+ *
+ * Precedence, lowest first: built-in defaults, $ADMINBUS_HOME/adminbus.conf (KEY=value
+ * lines, '#' comments), the environment (ADMINBUS_<KEY in upper case>), command-line
+ * flags (--key value or --key=value, '-' and '_' alike). */
+#ifndef AB_CONFIG_H
+#define AB_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define AB_CONFIG_X(X)                                                                             \
+    X(home, "var", "state folder: data, secrets, sockets, logs")                                   \
+    X(db_dsn, "", "mariadb://user:password@host:port/database or mariadb://user@/db?socket=PATH")  \
+    X(commands_endpoint, "tcp://127.0.0.1:7810", "broker: where clients send commands")            \
+    X(events_endpoint, "tcp://127.0.0.1:7811", "broker: where subscribers receive events")         \
+    X(engine_endpoint, "tcp://127.0.0.1:7812", "broker: where engines fetch commands")             \
+    X(publish_endpoint, "tcp://127.0.0.1:7813", "broker: where engines publish events")            \
+    X(max_frame, "1048576", "largest command accepted, bytes (larger: invalid, field frame)")      \
+    X(batch_max, "256", "most commands an engine applies in one transaction")                      \
+    X(command_retention_days, "7", "days a command id and its reply are kept")                     \
+    X(log_level, "info", "error, warn, info or debug")
+
+typedef struct {
+#define AB_CONFIG_FIELD(name, def, help) char *name;
+    AB_CONFIG_X(AB_CONFIG_FIELD)
+#undef AB_CONFIG_FIELD
+} ab_config;
+
+/* Load the configuration. argv flags that are config keys are consumed; other
+ * arguments are left in order in argv (argc updated), for the caller to parse.
+ * Returns 0, or -1 with a message in errbuf (unknown --key is not an error: it is left
+ * for the caller). Caller frees with ab_config_free. */
+int ab_config_load(ab_config *cfg, int *argc, char **argv, char *errbuf, size_t errlen);
+
+/* Free the strings of cfg; safe twice. */
+void ab_config_free(ab_config *cfg);
+
+/* Value of a key by name; NULL for an unknown key. */
+const char *ab_config_get(const ab_config *cfg, const char *key);
+
+/* Print every key with its default and help, for --help. */
+void ab_config_usage(void *file);
+
+/* A parsed DSN. Strings are owned by the struct; free with ab_dsn_free. */
+typedef struct {
+    char *user, *password, *host, *database, *socket;
+    unsigned port;
+} ab_dsn;
+
+/* Parse mariadb://user[:password]@[host][:port]/database[?socket=PATH].
+ * Returns 0 or -1 with a message in errbuf. */
+int ab_dsn_parse(const char *dsn, ab_dsn *out, char *errbuf, size_t errlen);
+void ab_dsn_free(ab_dsn *dsn);
+
+#endif

@@ -1,0 +1,492 @@
+/* apply.c — see apply.h.
+ *
+ * A batch goes through two phases. Checks that need no database (frame size, envelope,
+ * catalog, arguments) answer at once. The rest run in one transaction: authenticate,
+ * authorise, look up command ids, run each command in its own SAVEPOINT, write the
+ * batch's audit rows and command ids in bulk, COMMIT; only then are replies sent and
+ * events published. A broken transaction (deadlock, lost connection) is retried whole;
+ * after the last try every waiting command gets `unavailable`, and since nothing was
+ * committed the client's retry with the same id is safe. */
+#include "apply.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "idempotency.h"
+#include "identity.h"
+#include "log.h"
+
+#define TRIES      3
+#define AUTH_CACHE 16
+
+typedef enum {
+    S_ANSWERED, /* reply is final (sent in phase one, or set in phase two) */
+    S_VALID,    /* passed the checks of phase one; waits for the transaction */
+} s_state;
+
+typedef struct {
+    ab_inbound *in;
+    ab_command_msg msg;
+    bool decoded;
+    const ab_command *cmd;
+    s_state state;
+    bool sent;
+    /* phase two */
+    int who;     /* index into the batch's identities, -1 = none */
+    int leader;  /* an earlier slot with the same (user, id), -1 = none */
+    bool record; /* store the reply under its command id */
+    ab_cmdkey key;
+    msgpack_sbuffer reply;
+} s_slot;
+
+typedef struct {
+    const char *auth;
+    size_t len;
+    ab_identity who;
+    ab_error err; /* code AB_OK when authenticated */
+} s_auth;
+
+struct ab_applier {
+    ab_applier_options opt;
+    ab_transport *t;
+    ab_db *db;
+    const ab_secret *secret;
+    const ab_engine_info *info;
+    ab_inbound *inbound;
+    s_slot *slots;
+    int n;
+    s_auth auth[AUTH_CACHE];
+    int nauth;
+    ab_audit *audit;
+    ab_events *events;
+    uint64_t commands, batches;
+};
+
+static int64_t s_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+ab_applier *ab_applier_new(const ab_applier_options *opt, ab_transport *t, ab_db **db,
+                           const ab_secret *secret, const ab_engine_info *info)
+{
+    ab_applier *a = calloc(1, sizeof *a);
+    if (!a)
+        return NULL;
+    a->opt = *opt;
+    a->t = t;
+    a->db = *db;
+    *db = NULL;
+    a->secret = secret;
+    a->info = info;
+    a->inbound = calloc((size_t)opt->batch_max, sizeof *a->inbound);
+    a->slots = calloc((size_t)opt->batch_max, sizeof *a->slots);
+    a->audit = ab_audit_new();
+    a->events = ab_events_new();
+    if (!a->inbound || !a->slots || !a->audit || !a->events)
+        ab_applier_destroy(&a);
+    return a;
+}
+
+void ab_applier_destroy(ab_applier **ap)
+{
+    if (!ap || !*ap)
+        return;
+    ab_applier *a = *ap;
+    ab_db_close(&a->db);
+    ab_audit_destroy(&a->audit);
+    ab_events_destroy(&a->events);
+    free(a->inbound);
+    free(a->slots);
+    free(a);
+    *ap = NULL;
+}
+
+void ab_applier_stats(const ab_applier *a, uint64_t *commands, uint64_t *batches)
+{
+    *commands = a->commands;
+    *batches = a->batches;
+}
+
+/* --- replies -------------------------------------------------------------------------- */
+
+static const char *s_id(const s_slot *s)
+{
+    return s->msg.id;
+}
+
+static void s_set_error(s_slot *s, const ab_error *err)
+{
+    msgpack_sbuffer_clear(&s->reply);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &s->reply, msgpack_sbuffer_write);
+    ab_reply_pack_error(&pk, s_id(s), err);
+    s->state = S_ANSWERED;
+    AB_DEBUG("reply %s %s: %s %s", s_id(s), s->msg.type, ab_code_name(err->code), err->message);
+}
+
+static void s_set_ok(s_slot *s, const msgpack_sbuffer *result)
+{
+    msgpack_sbuffer_clear(&s->reply);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &s->reply, msgpack_sbuffer_write);
+    ab_reply_begin_ok(&pk, s_id(s));
+    msgpack_sbuffer_write(&s->reply, result->data, result->size);
+    s->state = S_ANSWERED;
+}
+
+static void s_set_stored(s_slot *s, char *stored, size_t len)
+{
+    msgpack_sbuffer_clear(&s->reply);
+    msgpack_sbuffer_write(&s->reply, stored, len);
+    s->state = S_ANSWERED;
+}
+
+static void s_send(ab_applier *a, s_slot *s)
+{
+    s->sent = true;
+    if (a->t->ops->reply(a->t, s->in, s->reply.data, s->reply.size) < 0)
+        AB_WARN("reply to %s lost; the client will retry with the same id", s_id(s));
+}
+
+/* --- phase one: checks without the database ------------------------------------------ */
+
+static void s_check(ab_applier *a, s_slot *s)
+{
+    ab_error err;
+    ab_error_clear(&err);
+    if (s->in->body_len > a->opt.max_frame) {
+        ab_fail(&err, AB_E_INVALID, "frame", "the command is %zu bytes; the limit is %zu",
+                s->in->body_len, a->opt.max_frame);
+        s_set_error(s, &err);
+        return;
+    }
+    if (ab_command_decode(s->in->body, s->in->body_len, &s->msg, &err) < 0) {
+        s_set_error(s, &err);
+        return;
+    }
+    s->decoded = true;
+    snprintf(s->msg.ip, sizeof s->msg.ip, "%s", s->in->ip);
+    s->cmd = ab_catalog_find(s->msg.type, strlen(s->msg.type));
+    if (!s->cmd) {
+        ab_fail(&err, AB_E_INVALID, "type", "unknown command type '%s'", s->msg.type);
+    } else if (ab_catalog_validate(s->cmd, s->msg.args, &err) == 0 && !s->msg.auth) {
+        ab_fail(&err, AB_E_UNAUTHENTICATED, "auth",
+                s->msg.session ? "sessions are not accepted on this transport yet; send auth"
+                               : "auth (an authkey) is required");
+    }
+    if (err.code != AB_OK)
+        s_set_error(s, &err);
+    else
+        s->state = S_VALID;
+}
+
+/* --- phase two: inside the transaction ------------------------------------------------ */
+
+static s_auth *s_authenticate(ab_applier *a, const s_slot *s, int *index, ab_error *fault)
+{
+    for (int i = 0; i < a->nauth; i++)
+        if (a->auth[i].len == s->msg.auth_len &&
+            memcmp(a->auth[i].auth, s->msg.auth, s->msg.auth_len) == 0) {
+            *index = i;
+            return &a->auth[i];
+        }
+    if (a->nauth == AUTH_CACHE) /* rare: many keys in one batch; forget the oldest */
+        a->nauth = 0;
+    s_auth *c = &a->auth[a->nauth];
+    memset(c, 0, sizeof *c);
+    c->auth = s->msg.auth;
+    c->len = s->msg.auth_len;
+    char title[200];
+    uint32_t fail_user = 0;
+    if (ab_authenticate(a->db, a->secret, c->auth, c->len, &c->who, title, sizeof title, &fail_user,
+                        &c->err) < 0) {
+        if (c->err.code != AB_E_UNAUTHENTICATED) {
+            *fault = c->err;
+            return NULL;
+        }
+        ab_actor actor = {fail_user, c->who.email, "SYSTEM", s->msg.ip};
+        ab_audit_add(a->audit, &actor, "User", fail_user, "auth_fail", title, NULL);
+    }
+    *index = a->nauth++;
+    return c;
+}
+
+/* Authenticate and authorise every valid slot; mark duplicates inside the batch. */
+static int s_admit(ab_applier *a, ab_error *fault)
+{
+    a->nauth = 0;
+    for (int i = 0; i < a->n; i++) {
+        s_slot *s = &a->slots[i];
+        if (s->state != S_VALID)
+            continue;
+        s_auth *c = s_authenticate(a, s, &s->who, fault);
+        if (!c)
+            return -1;
+        ab_error err;
+        if (c->err.code != AB_OK) {
+            s_set_error(s, &c->err);
+        } else if (ab_authorise(s->cmd, &c->who, &err) < 0) {
+            s_set_error(s, &err);
+        } else if (s->cmd->writes) {
+            s->key.user_id = c->who.user_id;
+            s->key.cmd_id = s->msg.id;
+            ab_cmdkey_digest(&s->key, s->msg.type, s->msg.args_raw, s->msg.args_raw_len);
+        }
+    }
+    return 0;
+}
+
+/* Earlier slot of this batch with the same (user, id), or -1. */
+static int s_find_leader(const ab_applier *a, int i)
+{
+    const s_slot *s = &a->slots[i];
+    for (int j = 0; j < i; j++) {
+        const s_slot *o = &a->slots[j];
+        if (o->cmd && o->cmd->writes && o->key.cmd_id && o->key.user_id == s->key.user_id &&
+            strcmp(o->key.cmd_id, s->key.cmd_id) == 0)
+            return j;
+    }
+    return -1;
+}
+
+static void s_conflict_id(s_slot *s)
+{
+    ab_error err;
+    ab_fail(&err, AB_E_CONFLICT, "id",
+            "command id %s was already used with other arguments; use a new id", s->msg.id);
+    s_set_error(s, &err);
+}
+
+/* Answer re-sent ids from the store; link in-batch repeats to their first occurrence. */
+static int s_replay(ab_applier *a, ab_error *fault)
+{
+    ab_cmdkey keys[a->n > 0 ? a->n : 1];
+    int idx[a->n > 0 ? a->n : 1];
+    int nk = 0;
+    for (int i = 0; i < a->n; i++) {
+        s_slot *s = &a->slots[i];
+        s->leader = -1;
+        if (s->state != S_VALID || !s->cmd->writes)
+            continue;
+        int l = s_find_leader(a, i);
+        if (l >= 0) {
+            if (memcmp(a->slots[l].key.digest, s->key.digest, AB_DIGEST_LEN) == 0)
+                s->leader = l;
+            else
+                s_conflict_id(s);
+            continue;
+        }
+        keys[nk] = s->key;
+        idx[nk++] = i;
+    }
+    ab_seen seen[nk > 0 ? nk : 1];
+    char *stored[nk > 0 ? nk : 1];
+    size_t lens[nk > 0 ? nk : 1];
+    if (nk && ab_idem_lookup(a->db, keys, (size_t)nk, seen, stored, lens, fault) < 0)
+        return -1;
+    for (int k = 0; k < nk; k++) {
+        s_slot *s = &a->slots[idx[k]];
+        if (seen[k] == AB_SEEN_SAME)
+            s_set_stored(s, stored[k], lens[k]);
+        else if (seen[k] == AB_SEEN_CONFLICT)
+            s_conflict_id(s);
+        free(stored[k]);
+    }
+    return 0;
+}
+
+/* An error that leaves nothing changed does not use up the command's id. */
+static bool s_recordable(ab_code code)
+{
+    return code == AB_OK || code == AB_E_CONFLICT;
+}
+
+/* Run one command. Returns -1 only when the transaction itself broke. */
+static int s_run(ab_applier *a, s_slot *s, msgpack_sbuffer *result, ab_error *fault)
+{
+    const ab_identity *who = &a->auth[s->who].who;
+    ab_ctx ctx = {a->info,     a->db,      who,      s->msg.ip, s->cmd,
+                  s->msg.args, s_now_ms(), a->audit, a->events};
+    ab_handler h = ab_handler_for(s->cmd->type);
+    size_t audit_mark = ab_audit_count(a->audit), event_mark = ab_events_mark(a->events);
+    ab_error err;
+    ab_error_clear(&err);
+    if (s->cmd->writes && ab_db_exec(a->db, "SAVEPOINT cmd", fault) < 0)
+        return -1;
+    msgpack_sbuffer_clear(result);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, result, msgpack_sbuffer_write);
+    int rc = h ? h(&ctx, &pk, &err)
+               : ab_fail(&err, AB_E_INTERNAL, "type", "%s has no handler", s->cmd->type);
+    if (rc == 0) {
+        s_set_ok(s, result);
+        s->record = s->cmd->writes;
+        return 0;
+    }
+    if (ab_db_batch_broken(a->db)) {
+        *fault = err;
+        return -1;
+    }
+    ab_audit_rewind(a->audit, audit_mark);
+    ab_events_rewind(a->events, event_mark);
+    if (s->cmd->writes && ab_db_exec(a->db, "ROLLBACK TO SAVEPOINT cmd", fault) < 0)
+        return -1;
+    s_set_error(s, &err);
+    s->record = s->cmd->writes && s_recordable(err.code);
+    return 0;
+}
+
+static int s_run_all(ab_applier *a, ab_error *fault)
+{
+    msgpack_sbuffer result;
+    msgpack_sbuffer_init(&result);
+    int rc = 0;
+    for (int i = 0; i < a->n && rc == 0; i++) {
+        s_slot *s = &a->slots[i];
+        if (s->state == S_VALID && s->leader < 0)
+            rc = s_run(a, s, &result, fault);
+    }
+    msgpack_sbuffer_destroy(&result);
+    for (int i = 0; i < a->n && rc == 0; i++) { /* repeats answer as their first did */
+        s_slot *s = &a->slots[i];
+        if (s->state == S_VALID && s->leader >= 0)
+            s_set_stored(s, a->slots[s->leader].reply.data, a->slots[s->leader].reply.size);
+    }
+    return rc;
+}
+
+static int s_record_ids(ab_applier *a, ab_error *fault)
+{
+    ab_cmdkey keys[a->n > 0 ? a->n : 1];
+    const char *bodies[a->n > 0 ? a->n : 1];
+    size_t lens[a->n > 0 ? a->n : 1];
+    size_t nk = 0;
+    for (int i = 0; i < a->n; i++) {
+        s_slot *s = &a->slots[i];
+        if (!s->record)
+            continue;
+        keys[nk] = s->key;
+        bodies[nk] = s->reply.data;
+        lens[nk++] = s->reply.size;
+    }
+    return ab_idem_record(a->db, keys, bodies, lens, nk, fault);
+}
+
+/* Reset what a failed try of phase two may have set, keeping phase one's answers. */
+static void s_reset_phase_two(ab_applier *a, const s_state *before)
+{
+    for (int i = 0; i < a->n; i++) {
+        a->slots[i].state = before[i];
+        a->slots[i].record = false;
+    }
+    ab_audit_rewind(a->audit, 0);
+    ab_events_clear(a->events);
+}
+
+static int s_transaction(ab_applier *a, ab_error *fault)
+{
+    ab_error ignored;
+    if (ab_db_exec(a->db, "START TRANSACTION", fault) < 0 || s_admit(a, fault) < 0 ||
+        s_replay(a, fault) < 0 || s_run_all(a, fault) < 0 ||
+        ab_audit_flush(a->audit, a->db, fault) < 0 || s_record_ids(a, fault) < 0 ||
+        ab_db_exec(a->db, "COMMIT", fault) < 0) {
+        if (!ab_db_connection_lost(a->db))
+            ab_db_exec(a->db, "ROLLBACK", &ignored);
+        return -1;
+    }
+    return 0;
+}
+
+static void s_reconnect(ab_applier *a)
+{
+    char msg[512];
+    ab_db_close(&a->db);
+    a->db = ab_db_open(a->opt.db_dsn, msg, sizeof msg);
+    if (!a->db)
+        AB_ERROR("engine: database unreachable: %s", msg);
+    else
+        AB_INFO("engine: reconnected to the database");
+}
+
+static void s_phase_two(ab_applier *a)
+{
+    s_state before[a->n > 0 ? a->n : 1];
+    for (int i = 0; i < a->n; i++)
+        before[i] = a->slots[i].state;
+    ab_error fault;
+    ab_error_clear(&fault);
+    for (int attempt = 1; attempt <= TRIES; attempt++) {
+        if (!a->db)
+            s_reconnect(a);
+        if (a->db && s_transaction(a, &fault) == 0)
+            return;
+        AB_WARN("engine: batch of %d failed (try %d of %d): %s", a->n, attempt, TRIES,
+                a->db ? fault.message : "no database connection");
+        s_reset_phase_two(a, before);
+        bool transient = !a->db || ab_db_batch_broken(a->db) || fault.code == AB_E_UNAVAILABLE;
+        if (a->db && ab_db_connection_lost(a->db))
+            ab_db_close(&a->db);
+        if (!transient)
+            break; /* a fault that trying again will not cure: say so now */
+    }
+    if (fault.code != AB_E_INTERNAL) {
+        ab_fail(&fault, AB_E_UNAVAILABLE, NULL,
+                "the database could not apply the command now; retry with the same id");
+        fault.retry_after = 1;
+    }
+    for (int i = 0; i < a->n; i++)
+        if (a->slots[i].state == S_VALID)
+            s_set_error(&a->slots[i], &fault);
+}
+
+static void s_publish(ab_applier *a)
+{
+    for (size_t i = 0; i < ab_events_count(a->events); i++) {
+        const ab_event *ev = ab_events_at(a->events, i);
+        a->t->ops->publish(a->t, ev->topic, ev->body.data, ev->body.size);
+    }
+    ab_events_clear(a->events);
+}
+
+int ab_applier_step(ab_applier *a, int timeout_ms)
+{
+    int n = a->t->ops->recv(a->t, a->inbound, a->opt.batch_max, timeout_ms);
+    if (n <= 0)
+        return n;
+    a->n = n;
+    bool need_db = false;
+    for (int i = 0; i < n; i++) {
+        s_slot *s = &a->slots[i];
+        memset(s, 0, sizeof *s);
+        msgpack_sbuffer_init(&s->reply);
+        s->in = &a->inbound[i];
+        s->who = -1;
+        s->leader = -1;
+        s_check(a, s);
+        if (s->state == S_ANSWERED)
+            s_send(a, s); /* answered without the database: no reason to wait */
+        else
+            need_db = true;
+    }
+    if (need_db) {
+        s_phase_two(a);
+        for (int i = 0; i < n; i++)
+            if (!a->slots[i].sent)
+                s_send(a, &a->slots[i]);
+        s_publish(a);
+    }
+    for (int i = 0; i < n; i++) {
+        if (a->slots[i].decoded)
+            ab_command_msg_release(&a->slots[i].msg);
+        msgpack_sbuffer_destroy(&a->slots[i].reply);
+    }
+    a->t->ops->release(a->t, a->inbound, n);
+    a->commands += (uint64_t)n;
+    a->batches++;
+    return n;
+}

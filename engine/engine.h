@@ -1,0 +1,79 @@
+/* engine.h — what a command handler sees: the caller, the arguments, the database inside
+ * the batch's transaction, and the batch's audit and event queues. */
+#ifndef AB_ENGINE_H
+#define AB_ENGINE_H
+
+#include <msgpack.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "audit.h"
+#include "catalog.h"
+#include "db.h"
+#include "errors.h"
+#include "events.h"
+
+/* The authenticated caller. */
+typedef struct {
+    uint32_t user_id;
+    char email[256];
+    uint32_t org_id;
+    char org_name[256];
+    char org_uuid[37];
+    uint32_t role_id;
+    char role_name[101];
+    bool site_admin;
+} ab_identity;
+
+/* Process-wide facts handlers may report (whoami) or need (db.update). */
+typedef struct {
+    const char *name;   /* host:pid, or --name */
+    const char *db_dsn; /* for work that needs its own connection (migrations) */
+} ab_engine_info;
+
+typedef struct {
+    const ab_engine_info *engine;
+    ab_db *db;
+    const ab_identity *who;
+    const char *ip; /* "" when unknown */
+    const ab_command *cmd;
+    const msgpack_object *args; /* validated against cmd; may be NULL (no args) */
+    int64_t now_ms;
+    ab_audit *audit;
+    ab_events *events;
+} ab_ctx;
+
+/* A handler runs one command inside the batch transaction (its writes inside a SAVEPOINT
+ * the apply loop set). On success it packs exactly one value (the result) into pk and
+ * returns 0; on failure it returns -1 with *err set and must not have packed anything. */
+typedef int (*ab_handler)(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
+
+/* The handler for a wire type; NULL when the catalog has a command with no handler. */
+ab_handler ab_handler_for(const char *type);
+
+/* --- argument access (values were validated against the catalog) ------------------ */
+
+/* The string argument name; NULL when absent. *len receives its length. */
+const char *ab_arg_str(const ab_ctx *ctx, const char *name, size_t *len);
+/* The integer argument name, or def when absent. */
+int64_t ab_arg_int(const ab_ctx *ctx, const char *name, int64_t def);
+/* The boolean argument name, or def when absent. */
+bool ab_arg_bool(const ab_ctx *ctx, const char *name, bool def);
+/* True when the argument is present. */
+bool ab_arg_has(const ab_ctx *ctx, const char *name);
+
+/* --- packing helpers ----------------------------------------------------------------- */
+void ab_pack_kv_str(msgpack_packer *pk, const char *key, const char *val, size_t len);
+void ab_pack_kv_cstr(msgpack_packer *pk, const char *key, const char *val); /* NULL → nil */
+void ab_pack_kv_int(msgpack_packer *pk, const char *key, int64_t val);
+void ab_pack_kv_bool(msgpack_packer *pk, const char *key, bool val);
+
+/* Record a change made by the caller: queue its audit row (MISP's shape: title, model,
+ * model id, action, the change text) and its audit.<model>.<action> event. */
+int ab_ctx_audit(ab_ctx *ctx, const char *model, uint64_t model_id, const char *action,
+                 const char *title, const char *change);
+
+/* SQL expression turning a DATETIME(3) column into unix milliseconds. */
+#define AB_SQL_MS(col) "CAST(ROUND(UNIX_TIMESTAMP(" col ") * 1000) AS SIGNED)"
+
+#endif

@@ -1,0 +1,83 @@
+/* events.c — see events.h. */
+#include "events.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "envelope.h"
+
+struct ab_events {
+    ab_event *items;
+    size_t n, cap;
+};
+
+ab_events *ab_events_new(void)
+{
+    return calloc(1, sizeof(ab_events));
+}
+
+void ab_events_rewind(ab_events *e, size_t mark)
+{
+    while (e->n > mark)
+        msgpack_sbuffer_destroy(&e->items[--e->n].body);
+}
+
+void ab_events_clear(ab_events *e)
+{
+    ab_events_rewind(e, 0);
+}
+
+void ab_events_destroy(ab_events **ep)
+{
+    if (!ep || !*ep)
+        return;
+    ab_events_clear(*ep);
+    free((*ep)->items);
+    free(*ep);
+    *ep = NULL;
+}
+
+size_t ab_events_count(const ab_events *e)
+{
+    return e->n;
+}
+
+size_t ab_events_mark(const ab_events *e)
+{
+    return e->n;
+}
+
+const ab_event *ab_events_at(const ab_events *e, size_t i)
+{
+    return i < e->n ? &e->items[i] : NULL;
+}
+
+int ab_events_audit(ab_events *e, int64_t ts_ms, const char *model, uint64_t id, const char *action,
+                    uint32_t user_id)
+{
+    if (e->n == e->cap) {
+        size_t cap = e->cap ? e->cap * 2 : 64;
+        ab_event *items = realloc(e->items, cap * sizeof *items);
+        if (!items)
+            return -1;
+        e->items = items;
+        e->cap = cap;
+    }
+    ab_event *ev = &e->items[e->n++];
+    snprintf(ev->topic, sizeof ev->topic, "audit.%s.%s", model, action);
+    msgpack_sbuffer_init(&ev->body);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &ev->body, msgpack_sbuffer_write);
+    ab_event_begin(&pk, ev->topic, ts_ms);
+    msgpack_pack_map(&pk, 4);
+    ab_pack_cstr(&pk, "model");
+    ab_pack_cstr(&pk, model);
+    ab_pack_cstr(&pk, "id");
+    msgpack_pack_uint64(&pk, id);
+    ab_pack_cstr(&pk, "action");
+    ab_pack_cstr(&pk, action);
+    ab_pack_cstr(&pk, "user_id");
+    msgpack_pack_uint32(&pk, user_id);
+    return 0;
+}

@@ -1,0 +1,98 @@
+/* handler.c — the table from wire type to handler, and the small helpers handlers share
+ * (argument access, packing, audit). Add a command: one row in schemas/catalog.c, one
+ * handler, one row here; tests/unit/test_catalog checks that every command has one. */
+#include <string.h>
+
+#include "engine.h"
+#include "envelope.h"
+#include "handlers.h"
+
+static const struct {
+    const char *type;
+    ab_handler fn;
+} s_handlers[] = {
+    {"org.add", ab_org_add},         {"org.edit", ab_org_edit},   {"org.delete", ab_org_delete},
+    {"org.view", ab_org_view},       {"org.list", ab_org_list},   {"log.search", ab_log_search},
+    {"auth.whoami", ab_auth_whoami}, {"db.update", ab_db_update},
+};
+
+ab_handler ab_handler_for(const char *type)
+{
+    for (size_t i = 0; i < sizeof s_handlers / sizeof s_handlers[0]; i++)
+        if (strcmp(s_handlers[i].type, type) == 0)
+            return s_handlers[i].fn;
+    return NULL;
+}
+
+static const msgpack_object *s_arg(const ab_ctx *ctx, const char *name)
+{
+    return ctx->args ? ab_map_get(ctx->args, name) : NULL;
+}
+
+const char *ab_arg_str(const ab_ctx *ctx, const char *name, size_t *len)
+{
+    const msgpack_object *v = s_arg(ctx, name);
+    if (!v || v->type != MSGPACK_OBJECT_STR)
+        return NULL;
+    *len = v->via.str.size;
+    return v->via.str.ptr;
+}
+
+int64_t ab_arg_int(const ab_ctx *ctx, const char *name, int64_t def)
+{
+    const msgpack_object *v = s_arg(ctx, name);
+    if (v && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+        return (int64_t)v->via.u64;
+    if (v && v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
+        return v->via.i64;
+    return def;
+}
+
+bool ab_arg_bool(const ab_ctx *ctx, const char *name, bool def)
+{
+    const msgpack_object *v = s_arg(ctx, name);
+    return v && v->type == MSGPACK_OBJECT_BOOLEAN ? v->via.boolean : def;
+}
+
+bool ab_arg_has(const ab_ctx *ctx, const char *name)
+{
+    return s_arg(ctx, name) != NULL;
+}
+
+void ab_pack_kv_str(msgpack_packer *pk, const char *key, const char *val, size_t len)
+{
+    ab_pack_cstr(pk, key);
+    if (val)
+        ab_pack_str(pk, val, len);
+    else
+        msgpack_pack_nil(pk);
+}
+
+void ab_pack_kv_cstr(msgpack_packer *pk, const char *key, const char *val)
+{
+    ab_pack_kv_str(pk, key, val, val ? strlen(val) : 0);
+}
+
+void ab_pack_kv_int(msgpack_packer *pk, const char *key, int64_t val)
+{
+    ab_pack_cstr(pk, key);
+    msgpack_pack_int64(pk, val);
+}
+
+void ab_pack_kv_bool(msgpack_packer *pk, const char *key, bool val)
+{
+    ab_pack_cstr(pk, key);
+    if (val)
+        msgpack_pack_true(pk);
+    else
+        msgpack_pack_false(pk);
+}
+
+int ab_ctx_audit(ab_ctx *ctx, const char *model, uint64_t model_id, const char *action,
+                 const char *title, const char *change)
+{
+    ab_actor actor = {ctx->who->user_id, ctx->who->email, ctx->who->org_name, ctx->ip};
+    if (ab_audit_add(ctx->audit, &actor, model, model_id, action, title, change) < 0)
+        return -1;
+    return ab_events_audit(ctx->events, ctx->now_ms, model, model_id, action, ctx->who->user_id);
+}

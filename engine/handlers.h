@@ -1,0 +1,22 @@
+/* handlers.h — every command handler (see engine.h for the contract). */
+#ifndef AB_HANDLERS_H
+#define AB_HANDLERS_H
+
+#include "engine.h"
+#include "envelope.h"
+
+/* Organisations (org.c). */
+int ab_org_add(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
+int ab_org_edit(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
+int ab_org_delete(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
+int ab_org_view(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
+int ab_org_list(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
+
+/* The audit log (logsearch.c). */
+int ab_log_search(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
+
+/* The instance (system.c). */
+int ab_auth_whoami(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
+int ab_db_update(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
+
+#endif

@@ -1,0 +1,101 @@
+/* identity.c — see identity.h. */
+#include "identity.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static bool s_key_shape_ok(const char *key, size_t len)
+{
+    if (len != AB_AUTHKEY_LEN)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        char c = key[i];
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')))
+            return false;
+    }
+    return true;
+}
+
+/* How the log names a tried key: its first and last four characters (as MISP shows
+ * keys) and a digest prefix to correlate attempts; never the key. */
+static void s_describe_key(const char *key, size_t len, const uint8_t digest[AB_DIGEST_LEN],
+                           char *out, size_t outlen)
+{
+    if (s_key_shape_ok(key, len))
+        snprintf(out, outlen,
+                 "Failed authentication using authkey %.4s…%.4s (digest %02x%02x%02x%02x)", key,
+                 key + len - 4, digest[0], digest[1], digest[2], digest[3]);
+    else
+        snprintf(out, outlen,
+                 "Failed authentication using a malformed authkey of %zu bytes (digest "
+                 "%02x%02x%02x%02x)",
+                 len, digest[0], digest[1], digest[2], digest[3]);
+}
+
+static void s_copy(char *dst, size_t cap, const char *src)
+{
+    snprintf(dst, cap, "%s", src ? src : "");
+}
+
+int ab_authenticate(ab_db *db, const ab_secret *secret, const char *key, size_t len,
+                    ab_identity *who, char *fail_title, size_t title_len, uint32_t *fail_user,
+                    ab_error *err)
+{
+    uint8_t digest[AB_DIGEST_LEN];
+    ab_secret_digest(secret, key, len, digest);
+    s_describe_key(key, len, digest, fail_title, title_len);
+    *fail_user = 0;
+    if (!s_key_shape_ok(key, len))
+        return ab_fail(err, AB_E_UNAUTHENTICATED, "auth",
+                       "the authkey is malformed: 40 letters and digits expected");
+    ab_params p;
+    ab_params_init(&p);
+    ab_param_blob(&p, digest, sizeof digest);
+    ab_rows rows;
+    if (ab_db_query(db,
+                    "SELECT u.id, u.email, u.org_id, o.name, o.uuid, r.id, r.name, "
+                    "r.perm_site_admin, r.perm_auth, u.disabled, "
+                    "k.expiration IS NOT NULL AND k.expiration < UTC_TIMESTAMP(3) "
+                    "FROM auth_keys k JOIN users u ON u.id = k.user_id "
+                    "JOIN organisations o ON o.id = u.org_id JOIN roles r ON r.id = u.role_id "
+                    "WHERE k.digest = ?",
+                    &p, &rows, err) < 0)
+        return -1;
+    int found = ab_rows_next(&rows);
+    int rc = 0;
+    if (found != 1) {
+        rc = found < 0 ? ab_fail(err, AB_E_INTERNAL, NULL, "database read failed")
+                       : ab_fail(err, AB_E_UNAUTHENTICATED, "auth", "the authkey is not valid");
+    } else {
+        memset(who, 0, sizeof *who);
+        who->user_id = (uint32_t)ab_rows_int(&rows, 0);
+        s_copy(who->email, sizeof who->email, ab_rows_str(&rows, 1, NULL));
+        who->org_id = (uint32_t)ab_rows_int(&rows, 2);
+        s_copy(who->org_name, sizeof who->org_name, ab_rows_str(&rows, 3, NULL));
+        s_copy(who->org_uuid, sizeof who->org_uuid, ab_rows_str(&rows, 4, NULL));
+        who->role_id = (uint32_t)ab_rows_int(&rows, 5);
+        s_copy(who->role_name, sizeof who->role_name, ab_rows_str(&rows, 6, NULL));
+        who->site_admin = ab_rows_int(&rows, 7) != 0;
+        bool perm_auth = ab_rows_int(&rows, 8) != 0;
+        bool disabled = ab_rows_int(&rows, 9) != 0;
+        bool expired = ab_rows_int(&rows, 10) != 0;
+        *fail_user = who->user_id;
+        if (disabled)
+            rc = ab_fail(err, AB_E_UNAUTHENTICATED, "auth", "the key's user is disabled");
+        else if (expired)
+            rc = ab_fail(err, AB_E_UNAUTHENTICATED, "auth", "the authkey has expired");
+        else if (!perm_auth)
+            rc = ab_fail(err, AB_E_UNAUTHENTICATED, "auth",
+                         "the user's role (%s) may not use authkeys", who->role_name);
+    }
+    ab_rows_close(&rows);
+    return rc;
+}
+
+int ab_authorise(const ab_command *cmd, const ab_identity *who, ab_error *err)
+{
+    if (cmd->permission == AB_PERM_NONE || who->site_admin)
+        return 0;
+    return ab_fail(err, AB_E_FORBIDDEN, NULL, "%s needs the %s permission; %s has role %s",
+                   cmd->type, ab_permission_name(cmd->permission), who->email, who->role_name);
+}

@@ -1,0 +1,211 @@
+/* adminbus-engine — applies commands from the bus to MariaDB (see docs/architecture.md).
+ *
+ *   adminbus-engine [config flags] [--name NAME]      serve until SIGINT/SIGTERM
+ *   adminbus-engine [config flags] --init [--host-org NAME] [--admin-email EMAIL]
+ *                                                     migrate + first-run bootstrap, then exit
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "apply.h"
+#include "bootstrap.h"
+#include "config.h"
+#include "log.h"
+#include "migrate.h"
+#include "secret.h"
+#include "transport.h"
+
+#define DB_WAIT_S     30
+#define STATS_EVERY_S 10
+
+static volatile sig_atomic_t s_stop;
+
+static void s_on_signal(int sig)
+{
+    (void)sig;
+    s_stop = 1;
+}
+
+typedef struct {
+    bool init;
+    const char *name, *host_org, *admin_email;
+} s_opts;
+
+static void s_usage(FILE *f)
+{
+    fprintf(f, "usage: adminbus-engine [config flags] [--name NAME]\n"
+               "       adminbus-engine [config flags] --init [--host-org NAME] "
+               "[--admin-email EMAIL]\n\n"
+               "Applies admin commands from the broker to MariaDB: one transaction per batch,\n"
+               "reply after COMMIT, an audit row per change (docs/architecture.md).\n\n"
+               "  --init               apply migrations and, on a database without users, create\n"
+               "                       the host organisation and a site administrator; prints\n"
+               "                       ADMINBUS_AUTHKEY=<key> once (it is stored only hashed)\n"
+               "  --host-org NAME      host organisation for --init (default ORGNAME)\n"
+               "  --admin-email EMAIL  first site administrator for --init (default "
+               "admin@admin.test)\n"
+               "  --name NAME          engine name shown by whoami (default host:pid)\n"
+               "  --help, --version\n\n");
+    ab_config_usage(f);
+}
+
+/* Returns 0, 1 to exit successfully (help/version), or 2 for a usage error. */
+static int s_parse(int argc, char **argv, s_opts *o)
+{
+    o->host_org = "ORGNAME";
+    o->admin_email = "admin@admin.test";
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        bool has_value = i + 1 < argc;
+        if (strcmp(a, "--init") == 0)
+            o->init = true;
+        else if (strcmp(a, "--name") == 0 && has_value)
+            o->name = argv[++i];
+        else if (strcmp(a, "--host-org") == 0 && has_value)
+            o->host_org = argv[++i];
+        else if (strcmp(a, "--admin-email") == 0 && has_value)
+            o->admin_email = argv[++i];
+        else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0)
+            return s_usage(stdout), 1;
+        else if (strcmp(a, "--version") == 0)
+            return printf("adminbus-engine %s\n", AB_VERSION), 1;
+        else {
+            fprintf(stderr, "adminbus-engine: unknown or incomplete argument '%s'\n\n", a);
+            s_usage(stderr);
+            return 2;
+        }
+    }
+    return 0;
+}
+
+/* The database may still be starting (ops/run starts it just before): wait a little. */
+static ab_db *s_open_db(const char *dsn)
+{
+    char msg[512];
+    for (int waited = 0;; waited++) {
+        ab_db *db = ab_db_open(dsn, msg, sizeof msg);
+        if (db || waited >= DB_WAIT_S || s_stop) {
+            if (!db)
+                AB_ERROR("engine: %s; is MariaDB running? (ops/db status)", msg);
+            return db;
+        }
+        if (waited == 0)
+            AB_WARN("engine: %s; retrying for %d s", msg, DB_WAIT_S);
+        sleep(1);
+    }
+}
+
+static int s_init(ab_db *db, const ab_secret *secret, const s_opts *o)
+{
+    char key[AB_AUTHKEY_LEN + 1];
+    ab_error err;
+    int rc = ab_bootstrap(db, secret, o->host_org, o->admin_email, key, &err);
+    if (rc < 0) {
+        AB_ERROR("engine: bootstrap failed: %s", err.message);
+        return 1;
+    }
+    if (rc == 1) {
+        printf("ADMINBUS_AUTHKEY=%s\n", key);
+        fflush(stdout);
+        AB_INFO("engine: created host organisation '%s' and site administrator %s", o->host_org,
+                o->admin_email);
+    }
+    return 0;
+}
+
+static int s_serve(const ab_config *cfg, ab_db **db, const ab_secret *secret,
+                   const ab_engine_info *info)
+{
+    ab_transport *t = ab_transport_zmq_new(cfg->engine_endpoint, cfg->publish_endpoint);
+    if (!t)
+        return 1;
+    ab_applier_options opt = {cfg->db_dsn, atoi(cfg->batch_max),
+                              (size_t)strtoull(cfg->max_frame, NULL, 10)};
+    if (opt.batch_max < 1)
+        opt.batch_max = 1;
+    ab_applier *a = ab_applier_new(&opt, t, db, secret, info);
+    if (!a) {
+        t->ops->destroy(&t);
+        return 1;
+    }
+    AB_INFO("engine %s ready: commands from %s, events to %s, schema version %d", info->name,
+            cfg->engine_endpoint, cfg->publish_endpoint, ab_schema_latest());
+    time_t last = time(NULL);
+    uint64_t last_cmds = 0, last_batches = 0;
+    int rc = 0;
+    while (!s_stop) {
+        if (ab_applier_step(a, 200) < 0) {
+            rc = 1;
+            break;
+        }
+        if (time(NULL) - last >= STATS_EVERY_S) {
+            uint64_t cmds, batches;
+            ab_applier_stats(a, &cmds, &batches);
+            if (cmds > last_cmds)
+                AB_INFO("engine: %llu commands in %llu batches (mean batch %.1f)",
+                        (unsigned long long)(cmds - last_cmds),
+                        (unsigned long long)(batches - last_batches),
+                        (double)(cmds - last_cmds) / (double)(batches - last_batches));
+            last = time(NULL);
+            last_cmds = cmds;
+            last_batches = batches;
+        }
+    }
+    ab_applier_destroy(&a);
+    t->ops->destroy(&t);
+    AB_INFO("engine %s stopped", info->name);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    ab_config cfg;
+    char msg[512];
+    if (ab_config_load(&cfg, &argc, argv, msg, sizeof msg) < 0) {
+        fprintf(stderr, "adminbus-engine: %s\n", msg);
+        return 2;
+    }
+    s_opts o = {0};
+    int prc = s_parse(argc, argv, &o);
+    if (prc != 0) {
+        ab_config_free(&cfg);
+        return prc == 1 ? 0 : 2;
+    }
+    if (ab_log_set_level(cfg.log_level) < 0)
+        fprintf(stderr, "adminbus-engine: unknown log_level '%s'; using info\n", cfg.log_level);
+    if (!*cfg.db_dsn) {
+        fprintf(stderr,
+                "adminbus-engine: no database: set db_dsn in %s/adminbus.conf, "
+                "ADMINBUS_DB_DSN, or --db-dsn (ops/run sets up a private one)\n",
+                cfg.home);
+        ab_config_free(&cfg);
+        return 2;
+    }
+    signal(SIGINT, s_on_signal);
+    signal(SIGTERM, s_on_signal);
+    signal(SIGPIPE, SIG_IGN);
+    char name[300];
+    char host[256] = "localhost";
+    gethostname(host, sizeof host - 1);
+    snprintf(name, sizeof name, "%s:%d", host, (int)getpid());
+    ab_engine_info info = {o.name ? o.name : name, cfg.db_dsn};
+    ab_secret secret;
+    int rc = 1;
+    ab_db *db = NULL;
+    ab_error err;
+    if (ab_secret_load(cfg.home, &secret, msg, sizeof msg) < 0)
+        AB_ERROR("engine: %s", msg);
+    else if (!(db = s_open_db(cfg.db_dsn)))
+        ;
+    else if (ab_migrate(db, NULL, &err) < 0)
+        AB_ERROR("engine: migration failed: %s", err.message);
+    else
+        rc = o.init ? s_init(db, &secret, &o) : s_serve(&cfg, &db, &secret, &info);
+    ab_db_close(&db);
+    ab_config_free(&cfg);
+    return rc;
+}
