@@ -1,0 +1,139 @@
+/* adminctl — the administrator's CLI: build one v1 command from the command line (the
+ * catalog says which words and arguments exist), send it, render the reply. Also the
+ * client-side verb `events`, a monitor of the event stream. See adminctl --help.
+ *
+ * Exit codes: 0 done, 1 refused (an error reply), 2 usage error, 3 engine unreachable
+ * or timed out. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+#define ERR_LEN 1024
+
+static int s_usage_error(const char *msg)
+{
+    fprintf(stderr, "adminctl: %s\n", msg);
+    return CTL_EXIT_USAGE;
+}
+
+static int s_help(const ctl_cli *cli)
+{
+    if (cli->cmd)
+        ctl_help_command(stdout, cli->cmd);
+    else if (cli->events)
+        ctl_help_events(stdout);
+    else if (cli->prefix[0])
+        ctl_help_prefix(stdout, cli->prefix);
+    else
+        ctl_help_all(stdout);
+    return CTL_EXIT_OK;
+}
+
+/* Where to look, for messages: the env file consulted, or how it would be found. */
+static const char *s_where(const ctl_conn *conn)
+{
+    return conn->envfile ? conn->envfile : "$ADMINBUS_HOME/env";
+}
+
+static int s_missing(const ctl_conn *conn, bool url, bool key)
+{
+    fprintf(stderr,
+            "adminctl: no %s%s%s in the environment or in %s: run ops/run, or export "
+            "ADMINBUS_URL and ADMINBUS_AUTHKEY as it printed (or pass --url and --key)\n",
+            url ? "command endpoint (ADMINBUS_URL)" : "", url && key ? " and no " : "",
+            key ? "authkey (ADMINBUS_AUTHKEY)" : "", s_where(conn));
+    return CTL_EXIT_USAGE;
+}
+
+/* Pack the command for cli with id and auth into *sbuf. */
+static void s_pack(const ctl_cli *cli, const char *id, const char *auth, msgpack_sbuffer *sbuf)
+{
+    msgpack_packer pk;
+    msgpack_sbuffer_init(sbuf);
+    msgpack_packer_init(&pk, sbuf, msgpack_sbuffer_write);
+    ctl_pack_command(cli, id, auth, &pk);
+}
+
+static int s_send(const ctl_cli *cli, const ctl_conn *conn, const char *id)
+{
+    msgpack_sbuffer sbuf;
+    s_pack(cli, id, conn->authkey, &sbuf);
+    ctl_reply reply;
+    char err[ERR_LEN];
+    int rc =
+        ctl_request(conn->url, sbuf.data, sbuf.size, id, cli->timeout_ms, &reply, err, sizeof err);
+    msgpack_sbuffer_destroy(&sbuf);
+    if (rc == -2)
+        return s_usage_error(err);
+    if (rc < 0) {
+        fprintf(stderr, "adminctl: %s\n", err);
+        return CTL_EXIT_UNREACHABLE;
+    }
+    rc = ctl_render_reply(reply.root, cli->cmd->type, cli->json, stdout, stderr);
+    ctl_reply_release(&reply);
+    return rc;
+}
+
+static int s_run(const ctl_cli *cli)
+{
+    ctl_conn conn = {0};
+    conn.url = cli->url ? strdup(cli->url) : NULL;
+    conn.authkey = cli->key ? strdup(cli->key) : NULL;
+    conn.events = strdup(""); /* not needed: do not let its absence send us to the file */
+    ctl_conn_fill(&conn);
+    int rc;
+    char id[37];
+    if (!conn.url || !conn.authkey)
+        rc = s_missing(&conn, !conn.url, !conn.authkey);
+    else if (!cli->id && ctl_uuid_v4(id) < 0)
+        rc = s_usage_error("no randomness for a command id: pass --id UUID");
+    else
+        rc = s_send(cli, &conn, cli->id ? cli->id : id);
+    ctl_conn_free(&conn);
+    return rc;
+}
+
+static int s_events(const ctl_cli *cli)
+{
+    ctl_conn conn = {0};
+    conn.url = strdup(""); /* the command endpoint and key are not needed here */
+    conn.authkey = strdup("");
+    conn.events = cli->url ? strdup(cli->url) : NULL;
+    ctl_conn_fill(&conn);
+    int rc = CTL_EXIT_USAGE;
+    char err[ERR_LEN] = "";
+    if (!conn.events)
+        fprintf(stderr,
+                "adminctl: no event endpoint (ADMINBUS_EVENTS) in the environment or in %s: run "
+                "ops/run, or export ADMINBUS_EVENTS as it printed (or pass --url)\n",
+                s_where(&conn));
+    else
+        rc = ctl_events(conn.events, cli->topics, cli->ntopics, cli->count,
+                        cli->timeout_given ? cli->timeout_ms : -1, stdout, err, sizeof err);
+    if (err[0])
+        fprintf(stderr, "adminctl: %s\n", err);
+    ctl_conn_free(&conn);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    ctl_cli cli;
+    char err[ERR_LEN];
+    if (ctl_parse(argc, argv, &cli, err, sizeof err) < 0)
+        return s_usage_error(err);
+    switch (cli.action) {
+    case CTL_VERSION:
+        printf("adminctl %s\n", AB_VERSION);
+        return CTL_EXIT_OK;
+    case CTL_HELP:
+        return s_help(&cli);
+    case CTL_EVENTS:
+        return s_events(&cli);
+    case CTL_RUN:
+        break;
+    }
+    return s_run(&cli);
+}

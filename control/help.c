@@ -1,0 +1,210 @@
+/* help.c — adminctl's help, derived only from the command catalog (see cli.h). The
+ * drift test (tests/drift/check_drift.sh) checks it against the catalog and the docs. */
+#include "cli.h"
+
+#include <ctype.h>
+#include <string.h>
+
+#define WRAP_WIDTH 80
+
+static const char *const s_global_options[][2] = {
+    {"--json", "print the result as JSON for scripts (error replies too, on stdout)"},
+    {"--url URL", "command endpoint (default: $ADMINBUS_URL, else $ADMINBUS_HOME/env)"},
+    {"--key AUTHKEY", "authkey to present (default: $ADMINBUS_AUTHKEY, else $ADMINBUS_HOME/env)"},
+    {"--timeout SECONDS", "wait this long for a reply, then resend once (default 10)"},
+    {"--id UUID", "command id to send (default: a fresh random one); reuse it to retry safely"},
+    {"-h, --help", "this help; adminctl NOUN --help and adminctl NOUN VERB --help for more"},
+    {"--version", "print the version"},
+};
+
+/* Print text wrapped to WRAP_WIDTH columns, every line indented by indent spaces. */
+static void s_wrap(FILE *f, const char *text, int indent)
+{
+    int col = 0;
+    while (*text) {
+        size_t w = strcspn(text, " ");
+        if (col > 0 && col + 1 + (int)w > WRAP_WIDTH) {
+            fputc('\n', f);
+            col = 0;
+        }
+        if (col == 0)
+            col = fprintf(f, "%*s", indent, "");
+        else
+            col += fprintf(f, " ");
+        col += fprintf(f, "%.*s", (int)w, text);
+        text += w;
+        while (*text == ' ')
+            text++;
+    }
+    if (col > 0)
+        fputc('\n', f);
+}
+
+static int s_cli_width(const char *prefix)
+{
+    size_t width = strlen("events");
+    for (size_t i = 0; i < ab_catalog_len; i++)
+        if (strncmp(ab_catalog[i].cli, prefix, strlen(prefix)) == 0 &&
+            strlen(ab_catalog[i].cli) > width)
+            width = strlen(ab_catalog[i].cli);
+    return (int)width;
+}
+
+/* The commands whose cli starts with prefix + (prefix ? " " : ""); returns how many. */
+static int s_list_commands(FILE *f, const char *prefix)
+{
+    size_t plen = strlen(prefix);
+    int width = s_cli_width(prefix), n = 0;
+    for (size_t i = 0; i < ab_catalog_len; i++) {
+        const ab_command *c = &ab_catalog[i];
+        if (plen && (strncmp(c->cli, prefix, plen) != 0 || c->cli[plen] != ' '))
+            continue;
+        fprintf(f, "  %-*s  %s\n", width, c->cli, c->summary);
+        n++;
+    }
+    return n;
+}
+
+static void s_list_options(FILE *f)
+{
+    fprintf(f, "Global options (before or after the command words):\n");
+    for (size_t i = 0; i < sizeof s_global_options / sizeof s_global_options[0]; i++)
+        fprintf(f, "  %-18s  %s\n", s_global_options[i][0], s_global_options[i][1]);
+}
+
+void ctl_help_all(FILE *f)
+{
+    fprintf(f, "usage: adminctl [options] COMMAND [ARGUMENT] [--name value]...\n\n"
+               "Sends one command to the adminbus engine and prints its reply.\n\n"
+               "Commands:\n");
+    s_list_commands(f, "");
+    fprintf(f,
+            "\nClient-side verbs (not commands of the engine):\n"
+            "  %-*s  %s\n\n",
+            s_cli_width(""), "events", "Print the event stream as JSON lines (--topic, --count)");
+    s_list_options(f);
+    fprintf(f, "\nPlural nouns are accepted: 'adminctl orgs list' is 'adminctl org list'.\n"
+               "Connection: ADMINBUS_URL and ADMINBUS_AUTHKEY from the environment, else from\n"
+               "$ADMINBUS_HOME/env (default: the checkout's var/), as ops/run writes them.\n"
+               "Exit status: 0 done, 1 refused (an error reply), 2 usage error,\n"
+               "3 engine unreachable or timed out.\n");
+}
+
+void ctl_help_prefix(FILE *f, const char *prefix)
+{
+    fprintf(f,
+            "usage: adminctl [options] %s VERB [ARGUMENT] [--name value]...\n\n"
+            "Commands:\n",
+            prefix);
+    s_list_commands(f, prefix);
+    fprintf(f, "\nSee adminctl %s VERB --help for one command, adminctl --help for all.\n", prefix);
+}
+
+/* The placeholder of an argument's value: NAME, or the choices of an enum. */
+static void s_metavar(const ab_arg *a, char *out, size_t outlen)
+{
+    size_t n = 0;
+    out[0] = '\0';
+    if (a->type == AB_ARG_ENUM) {
+        for (const char *const *c = a->choices; c && *c && n < outlen; c++)
+            n += (size_t)snprintf(out + n, outlen - n, "%s%s", n ? "|" : "", *c);
+        return;
+    }
+    for (const char *p = a->name; *p && n + 1 < outlen; p++)
+        out[n++] = (char)toupper((unsigned char)*p);
+    out[n] = '\0';
+}
+
+/* Print token on the current line (at column *col) or, when it would pass WRAP_WIDTH,
+ * on a new line indented by indent. */
+static void s_token(FILE *f, int *col, int indent, const char *token)
+{
+    int len = (int)strlen(token);
+    if (*col > indent && *col + 1 + len > WRAP_WIDTH)
+        *col = fprintf(f, "\n%*s", indent, "") - 1;
+    *col += fprintf(f, " %s", token);
+}
+
+static void s_usage_line(FILE *f, const ab_command *c)
+{
+    int col = fprintf(f, "usage: adminctl %s", c->cli);
+    int indent = col;
+    for (size_t i = 0; i < c->nargs; i++) {
+        const ab_arg *a = &c->args[i];
+        char flag[CTL_WORDS_MAX + 2], meta[256], token[600];
+        ctl_flag_name(a->name, flag, sizeof flag);
+        s_metavar(a, meta, sizeof meta);
+        if (a->positional)
+            snprintf(token, sizeof token, a->required ? "%s" : "[%s]", meta);
+        else if (a->type == AB_ARG_BOOL)
+            snprintf(token, sizeof token, "[%s|--no-%s]", flag, flag + 2);
+        else
+            snprintf(token, sizeof token, a->required ? "%s %s" : "[%s %s]", flag, meta);
+        s_token(f, &col, indent, token);
+    }
+    fprintf(f, "\n");
+}
+
+static void s_limits(const ab_arg *a, char *out, size_t outlen)
+{
+    out[0] = '\0';
+    if (a->type == AB_ARG_STR && a->min > 0)
+        snprintf(out, outlen, ", %lld..%lld characters", (long long)a->min, (long long)a->max);
+    else if (a->type == AB_ARG_STR)
+        snprintf(out, outlen, ", at most %lld characters", (long long)a->max);
+    else if (a->type == AB_ARG_INT && a->max == INT64_MAX)
+        snprintf(out, outlen, ", at least %lld", (long long)a->min);
+    else if (a->type == AB_ARG_INT)
+        snprintf(out, outlen, ", %lld..%lld", (long long)a->min, (long long)a->max);
+}
+
+static void s_argument(FILE *f, const ab_arg *a)
+{
+    char flag[CTL_WORDS_MAX + 2], meta[256], limits[128];
+    ctl_flag_name(a->name, flag, sizeof flag);
+    s_metavar(a, meta, sizeof meta);
+    s_limits(a, limits, sizeof limits);
+    if (a->type == AB_ARG_BOOL)
+        fprintf(f, "  %s, --no-%s", flag, flag + 2);
+    else if (a->positional)
+        fprintf(f, "  %s, %s %s", meta, flag, meta);
+    else
+        fprintf(f, "  %s %s", flag, meta);
+    fprintf(f, "  (%s, %s%s)\n", ab_arg_type_name(a->type), a->required ? "required" : "optional",
+            limits);
+    s_wrap(f, a->help, 6);
+}
+
+void ctl_help_command(FILE *f, const ab_command *c)
+{
+    s_usage_line(f, c);
+    fprintf(f, "\n%s.\n\n", c->summary);
+    s_wrap(f, c->help, 0);
+    if (c->nargs) {
+        fprintf(f, "\nArguments:\n");
+        for (size_t i = 0; i < c->nargs; i++)
+            s_argument(f, &c->args[i]);
+    } else {
+        fprintf(f, "\nNo arguments.\n");
+    }
+    fprintf(f, "\nPermission: %s. %s\nWire type: %s. Global options: see adminctl --help.\n",
+            ab_permission_name(c->permission),
+            c->writes ? "Changes state: audited; resending the same --id is safe." : "Read only.",
+            c->type);
+}
+
+void ctl_help_events(FILE *f)
+{
+    fprintf(f,
+            "usage: adminctl events [--topic PREFIX]... [--count N] [--timeout SECONDS]\n\n"
+            "Print the event stream, one JSON line {\"topic\", \"ts\", \"data\"} per event.\n"
+            "A client-side verb, not a command of the engine.\n\n"
+            "  --topic PREFIX     only topics that start with PREFIX (repeatable; default all),\n"
+            "                     e.g. job.42. (with the dot) for exactly job 42\n"
+            "  --count N          stop after N events\n"
+            "  --timeout SECONDS  stop after SECONDS (exit 3 when --count events did not come)\n"
+            "  --url URL          event endpoint (default: $ADMINBUS_EVENTS, else\n"
+            "                     $ADMINBUS_HOME/env)\n\n"
+            "Stops on Ctrl-C otherwise. Events are at-most-once notifications: re-read state\n"
+            "with a command when one matters.\n");
+}
