@@ -19,6 +19,7 @@
     X(publish_endpoint, "tcp://127.0.0.1:7813", "broker: where engines publish events")            \
     X(max_frame, "1048576", "largest command accepted, bytes (larger: invalid, field frame)")      \
     X(batch_max, "256", "most commands an engine applies in one transaction")                      \
+    X(apply_threads, "2", "apply loops per engine, each with its own database connection")         \
     X(command_retention_days, "7", "days a command id and its reply are kept")                     \
     X(log_level, "info", "error, warn, info or debug")
 

@@ -20,6 +20,7 @@ typedef struct {
 
 struct ab_db {
     MYSQL *conn;
+    uint64_t writes;
     unsigned last_errno;
     char dup_key[96];
     s_cached cache[CACHE_MAX];
@@ -165,6 +166,11 @@ int ab_db_exec(ab_db *db, const char *sql, ab_error *err)
     return 0;
 }
 
+uint64_t ab_db_writes(const ab_db *db)
+{
+    return db->writes;
+}
+
 unsigned ab_db_errno(const ab_db *db)
 {
     return db->last_errno;
@@ -301,6 +307,7 @@ int ab_db_run(ab_db *db, const char *sql, ab_params *p, uint64_t *insert_id, uin
     MYSQL_STMT *st = s_execute(db, sql, p, err, &cached, false);
     if (!st)
         return -1;
+    db->writes++;
     if (insert_id)
         *insert_id = mysql_stmt_insert_id(st);
     if (affected)

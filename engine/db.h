@@ -31,6 +31,10 @@ void ab_db_close(ab_db **db);
  * SAVEPOINT, DDL). */
 int ab_db_exec(ab_db *db, const char *sql, ab_error *err);
 
+/* How many statements that change rows have succeeded on this connection; the apply
+ * loop compares it before and after a command to know whether the command wrote. */
+uint64_t ab_db_writes(const ab_db *db);
+
 /* The server's number for the last error (0 = none). */
 unsigned ab_db_errno(const ab_db *db);
 

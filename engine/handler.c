@@ -10,17 +10,26 @@
 static const struct {
     const char *type;
     ab_handler fn;
+    ab_write_shape shape;
 } s_handlers[] = {
-    {"org.add", ab_org_add},         {"org.edit", ab_org_edit},   {"org.delete", ab_org_delete},
-    {"org.view", ab_org_view},       {"org.list", ab_org_list},   {"log.search", ab_log_search},
-    {"auth.whoami", ab_auth_whoami}, {"db.update", ab_db_update},
+    {"org.add", ab_org_add, AB_WRITES_ONE},
+    {"org.edit", ab_org_edit, AB_WRITES_ONE},
+    {"org.delete", ab_org_delete, AB_WRITES_ONE},
+    {"org.view", ab_org_view, AB_WRITES_ONE},
+    {"org.list", ab_org_list, AB_WRITES_ONE},
+    {"log.search", ab_log_search, AB_WRITES_ONE},
+    {"auth.whoami", ab_auth_whoami, AB_WRITES_ONE},
+    {"db.update", ab_db_update, AB_WRITES_ONE}, /* its DDL runs on its own connection */
 };
 
-ab_handler ab_handler_for(const char *type)
+ab_handler ab_handler_for(const char *type, ab_write_shape *shape)
 {
     for (size_t i = 0; i < sizeof s_handlers / sizeof s_handlers[0]; i++)
-        if (strcmp(s_handlers[i].type, type) == 0)
+        if (strcmp(s_handlers[i].type, type) == 0) {
+            if (shape)
+                *shape = s_handlers[i].shape;
             return s_handlers[i].fn;
+        }
     return NULL;
 }
 

@@ -126,6 +126,10 @@ int ab_idem_record(ab_db *db, const ab_cmdkey *keys, const char *const *replies,
                         "INSERT INTO command_ids (user_id, cmd_id, digest, reply, created) "
                         "VALUES (?, ?, ?, ?, UTC_TIMESTAMP(3))",
                         4, types, cols, clens, (unsigned)n, err);
+    if (rc < 0 && ab_db_errno(db) == AB_ER_DUP_ENTRY)
+        /* Another apply loop committed the same (user, id) first: trying the batch again
+         * finds its stored reply. */
+        ab_fail(err, AB_E_UNAVAILABLE, "id", "command id recorded concurrently; retrying");
     free(users);
     free(ids);
     free(digests);

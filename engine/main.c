@@ -4,7 +4,9 @@
  *   adminbus-engine [config flags] --init [--host-org NAME] [--admin-email EMAIL]
  *                                                     migrate + first-run bootstrap, then exit
  */
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,7 +24,7 @@
 #define DB_WAIT_S     30
 #define STATS_EVERY_S 10
 
-static volatile sig_atomic_t s_stop;
+static atomic_int s_stop; /* set by signals and by a loop whose bus socket broke */
 
 static void s_on_signal(int sig)
 {
@@ -117,46 +119,97 @@ static int s_init(ab_db *db, const ab_secret *secret, const s_opts *o)
     return 0;
 }
 
-static int s_serve(const ab_config *cfg, ab_db **db, const ab_secret *secret,
-                   const ab_engine_info *info)
+typedef struct {
+    const ab_config *cfg;
+    const ab_secret *secret;
+    const ab_engine_info *info;
+    ab_db *db; /* handed to the loop */
+    int index;
+    int rc;
+} s_loop;
+
+static void s_log_stats(const ab_applier *a, int index, uint64_t *last_cmds, uint64_t *last_batches)
 {
+    uint64_t cmds, batches;
+    ab_applier_stats(a, &cmds, &batches);
+    if (cmds > *last_cmds)
+        AB_INFO("engine loop %d: %llu commands in %llu batches (mean batch %.1f)", index,
+                (unsigned long long)(cmds - *last_cmds),
+                (unsigned long long)(batches - *last_batches),
+                (double)(cmds - *last_cmds) / (double)(batches - *last_batches));
+    *last_cmds = cmds;
+    *last_batches = batches;
+}
+
+/* One apply loop: its own bus sockets, its own database connection, its own batches. */
+static void *s_run_loop(void *arg)
+{
+    s_loop *l = arg;
+    const ab_config *cfg = l->cfg;
+    l->rc = 1;
     ab_transport *t = ab_transport_zmq_new(cfg->engine_endpoint, cfg->publish_endpoint);
     if (!t)
-        return 1;
+        return NULL;
     ab_applier_options opt = {cfg->db_dsn, atoi(cfg->batch_max),
                               (size_t)strtoull(cfg->max_frame, NULL, 10)};
     if (opt.batch_max < 1)
         opt.batch_max = 1;
-    ab_applier *a = ab_applier_new(&opt, t, db, secret, info);
+    ab_applier *a = ab_applier_new(&opt, t, &l->db, l->secret, l->info);
     if (!a) {
         t->ops->destroy(&t);
-        return 1;
+        return NULL;
     }
-    AB_INFO("engine %s ready: commands from %s, events to %s, schema version %d", info->name,
-            cfg->engine_endpoint, cfg->publish_endpoint, ab_schema_latest());
+    l->rc = 0;
     time_t last = time(NULL);
     uint64_t last_cmds = 0, last_batches = 0;
-    int rc = 0;
     while (!s_stop) {
         if (ab_applier_step(a, 200) < 0) {
-            rc = 1;
+            l->rc = 1;
+            s_stop = 1; /* a broken bus socket: stop the engine, let the supervisor restart it */
             break;
         }
         if (time(NULL) - last >= STATS_EVERY_S) {
-            uint64_t cmds, batches;
-            ab_applier_stats(a, &cmds, &batches);
-            if (cmds > last_cmds)
-                AB_INFO("engine: %llu commands in %llu batches (mean batch %.1f)",
-                        (unsigned long long)(cmds - last_cmds),
-                        (unsigned long long)(batches - last_batches),
-                        (double)(cmds - last_cmds) / (double)(batches - last_batches));
+            s_log_stats(a, l->index, &last_cmds, &last_batches);
             last = time(NULL);
-            last_cmds = cmds;
-            last_batches = batches;
         }
     }
     ab_applier_destroy(&a);
     t->ops->destroy(&t);
+    return NULL;
+}
+
+/* Run apply_threads loops: the broker spreads commands over their sockets, so the
+ * database works on several transactions at once (one connection each). */
+static int s_serve(const ab_config *cfg, ab_db **db, const ab_secret *secret,
+                   const ab_engine_info *info)
+{
+    int n = atoi(cfg->apply_threads);
+    if (n < 1 || n > 64)
+        n = 1;
+    s_loop loops[64];
+    pthread_t threads[64];
+    int started = 0, rc = 0;
+    for (int i = 0; i < n; i++) {
+        loops[i] = (s_loop){cfg, secret, info, NULL, i, 0};
+        loops[i].db = i == 0 ? *db : s_open_db(cfg->db_dsn);
+        if (i == 0)
+            *db = NULL;
+        if (!loops[i].db || pthread_create(&threads[i], NULL, s_run_loop, &loops[i]) != 0) {
+            ab_db_close(&loops[i].db);
+            s_stop = 1;
+            rc = 1;
+            break;
+        }
+        started++;
+    }
+    if (started == n)
+        AB_INFO("engine %s ready: %d apply loop(s), commands from %s, events to %s, schema "
+                "version %d",
+                info->name, n, cfg->engine_endpoint, cfg->publish_endpoint, ab_schema_latest());
+    for (int i = 0; i < started; i++) {
+        pthread_join(threads[i], NULL);
+        rc |= loops[i].rc;
+    }
     AB_INFO("engine %s stopped", info->name);
     return rc;
 }
