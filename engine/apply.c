@@ -106,6 +106,19 @@ void ab_applier_destroy(ab_applier **ap)
     *ap = NULL;
 }
 
+void ab_applier_housekeeping(ab_applier *a, int retention_days)
+{
+    uint64_t deleted = 0;
+    ab_error err;
+    if (!a->db)
+        return;
+    if (ab_idem_purge(a->db, retention_days, 10000, &deleted, &err) < 0)
+        AB_WARN("engine: purging old command ids failed: %s", err.message);
+    else if (deleted)
+        AB_INFO("engine: purged %llu command ids older than %d days", (unsigned long long)deleted,
+                retention_days);
+}
+
 void ab_applier_stats(const ab_applier *a, uint64_t *commands, uint64_t *batches)
 {
     *commands = a->commands;

@@ -4,7 +4,29 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define VALUE_MAX 1000
+#define VALUE_MAX 1000 /* bytes of one value in a change text */
+#define TITLE_MAX 255  /* characters: the width of logs.title */
+
+/* The longest prefix of s (len bytes) of at most max bytes that does not split a UTF-8
+ * sequence. */
+static size_t s_cut_bytes(const char *s, size_t len, size_t max)
+{
+    if (len <= max)
+        return len;
+    while (max > 0 && ((unsigned char)s[max] & 0xC0) == 0x80)
+        max--;
+    return max;
+}
+
+/* The byte length of the first max characters of the NUL-terminated s. */
+static size_t s_cut_chars(const char *s, size_t max)
+{
+    size_t i = 0, chars = 0;
+    for (; s[i]; i++)
+        if (((unsigned char)s[i] & 0xC0) != 0x80 && chars++ == max)
+            break;
+    return i;
+}
 
 void ab_change_init(ab_change *c)
 {
@@ -32,7 +54,7 @@ static void s_append_value(ab_change *c, const char *v, size_t len)
 {
     s_append(c, "(", 1);
     if (v)
-        s_append(c, v, len > VALUE_MAX ? VALUE_MAX : len);
+        s_append(c, v, s_cut_bytes(v, len, VALUE_MAX));
     if (v && len > VALUE_MAX)
         s_append(c, "…", strlen("…"));
     s_append(c, ")", 1);
@@ -123,7 +145,8 @@ int ab_audit_add(ab_audit *a, const ab_actor *who, const char *model, uint64_t m
     }
     s_row *r = &a->rows[a->n++];
     memset(r, 0, sizeof *r);
-    r->str[C_TITLE] = strdup(title ? title : "");
+    title = title ? title : "";
+    r->str[C_TITLE] = strndup(title, s_cut_chars(title, TITLE_MAX));
     r->str[C_MODEL] = strdup(model);
     r->num[C_MODEL_ID] = (long long)model_id;
     r->str[C_ACTION] = strdup(action);

@@ -32,7 +32,7 @@ static int s_host_org(ab_db *db, const char *name, ab_audit *audit, uint64_t *id
                   "UTC_TIMESTAMP(3), UTC_TIMESTAMP(3))",
                   &p, id, NULL, err) < 0)
         return -1;
-    char title[320], change[400];
+    char title[1400], change[400];
     snprintf(title, sizeof title, "Organisation (%llu): %s", (unsigned long long)*id, name);
     snprintf(change, sizeof change, "name () => (%s), uuid () => (%s), local () => (1)", name,
              uuid);
@@ -66,7 +66,7 @@ static int s_admin(ab_db *db, uint64_t org_id, const char *email, ab_audit *audi
                   "UTC_TIMESTAMP(3))",
                   &p, id, NULL, err) < 0)
         return -1;
-    char title[320], change[400];
+    char title[1400], change[400];
     snprintf(title, sizeof title, "User (%llu): %s", (unsigned long long)*id, email);
     snprintf(change, sizeof change, "email () => (%s), org_id () => (%llu), role_id () => (1)",
              email, (unsigned long long)org_id);
@@ -92,7 +92,7 @@ static int s_authkey(ab_db *db, const ab_secret *secret, uint64_t user_id, ab_au
                   "created) VALUES (?, ?, ?, ?, 'Created at first start', UTC_TIMESTAMP(3))",
                   &p, &id, NULL, err) < 0)
         return -1;
-    char title[320], change[200];
+    char title[1400], change[200];
     snprintf(title, sizeof title, "AuthKey (%llu): %.4s********************************%.4s",
              (unsigned long long)id, key, key + AB_AUTHKEY_LEN - 4);
     snprintf(change, sizeof change, "user_id () => (%llu)", (unsigned long long)user_id);

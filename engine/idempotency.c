@@ -139,3 +139,20 @@ int ab_idem_record(ab_db *db, const ab_cmdkey *keys, const char *const *replies,
     free(blens);
     return rc;
 }
+
+int ab_idem_purge(ab_db *db, int days, int limit, uint64_t *deleted, ab_error *err)
+{
+    ab_params p;
+    ab_params_init(&p);
+    ab_param_int(&p, days);
+    ab_param_int(&p, limit);
+    if (ab_db_run(db,
+                  "DELETE FROM command_ids WHERE created < UTC_TIMESTAMP(3) - INTERVAL ? DAY "
+                  "LIMIT ?",
+                  &p, NULL, deleted, err) < 0) {
+        ab_error ignored;
+        ab_db_exec(db, "ROLLBACK", &ignored);
+        return -1;
+    }
+    return ab_db_exec(db, "COMMIT", err);
+}

@@ -31,4 +31,9 @@ int ab_idem_lookup(ab_db *db, const ab_cmdkey *keys, size_t n, ab_seen *seen, ch
 int ab_idem_record(ab_db *db, const ab_cmdkey *keys, const char *const *replies, const size_t *lens,
                    size_t n, ab_error *err);
 
+/* Delete up to limit command ids older than days (retention); *deleted receives how
+ * many. Commits its own short transaction: call it between batches. Issue 3 turns this
+ * into the scheduled task commands.purge. */
+int ab_idem_purge(ab_db *db, int days, int limit, uint64_t *deleted, ab_error *err);
+
 #endif

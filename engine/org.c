@@ -218,7 +218,7 @@ int ab_org_add(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
         s_write_failed(ctx, &o, err);
     } else {
         o.id = (int64_t)id;
-        char title[320];
+        char title[1400];
         s_title(title, sizeof title, o.id, o.text[F_NAME]);
         rc = ab_ctx_audit(ctx, "Organisation", id, "add", title, ab_change_text(&change));
         if (rc == 0)
@@ -258,7 +258,7 @@ int ab_org_edit(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
             s_write_failed(ctx, &o, err);
         } else {
             o.date_modified = ctx->now_ms;
-            char title[320];
+            char title[1400];
             s_title(title, sizeof title, o.id, o.text[F_NAME]);
             rc = ab_ctx_audit(ctx, "Organisation", (uint64_t)o.id, "edit", title,
                               ab_change_text(&change));
@@ -307,7 +307,7 @@ int ab_org_delete(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
         for (int f = 0; f < F_COUNT; f++)
             if (o.text[f] && *o.text[f])
                 ab_change_add(&change, s_field[f], o.text[f], strlen(o.text[f]), NULL, 0);
-        char title[320];
+        char title[1400];
         s_title(title, sizeof title, o.id, o.text[F_NAME]);
         rc = ab_ctx_audit(ctx, "Organisation", (uint64_t)o.id, "delete", title,
                           ab_change_text(&change));

@@ -1,0 +1,455 @@
+/* brokerd.c — adminbus-broker, the ZeroMQ broker daemon.
+ *
+ * Four sockets and one poll loop:
+ *   clients  ──▶ frontend ROUTER (commands_endpoint) ──▶ backend DEALER (engine_endpoint) ──▶
+ * engines clients  ◀── frontend ◀── backend ◀── replies [client identity…][reply] engines' PUB ──▶
+ * XSUB (publish_endpoint) ──▶ XPUB (events_endpoint) ──▶ subscribers' SUB (subscriptions travel the
+ * other way) The broker knows the framing and nothing else: commands reach an engine as
+ * [route…][peer ip][body]; it decodes a command only to echo its id when it must answer
+ * for an engine (none connected). Limits on the body are the engine's business. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "config.h"
+#include "envelope.h"
+#include "log.h"
+
+#define S_HWM           100000
+#define S_FRAMES_MAX    16          /* more frames than any honest command has */
+#define S_BATCH         512         /* messages moved per socket per poll, for fairness */
+#define S_HARD_CAP      (16u << 20) /* ZMQ_MAXMSGSIZE floor: protects memory only */
+#define S_MAX_FRAME_MAX (1u << 30)
+
+typedef struct {
+    void *ctx;
+    void *frontend, *backend, *xsub, *xpub;
+    size_t max_frame;
+    uint64_t forwarded, unavailable, rejected; /* counters, logged at exit */
+    time_t last_warn;                          /* rate limit for the unavailable warning */
+} s_broker;
+
+/* --- signals: a self-pipe wakes zmq_poll without a race --------------------------- */
+
+static volatile sig_atomic_t s_stop;
+static int s_sigpipe[2] = {-1, -1};
+
+static void s_on_signal(int sig)
+{
+    (void)sig;
+    int saved = errno;
+    s_stop = 1;
+    if (s_sigpipe[1] >= 0 && write(s_sigpipe[1], "x", 1) < 0) {
+        /* the pipe is full: a wake-up is already pending */
+    }
+    errno = saved;
+}
+
+static int s_signals_init(void)
+{
+    if (pipe(s_sigpipe) < 0)
+        return -1;
+    for (int i = 0; i < 2; i++)
+        fcntl(s_sigpipe[i], F_SETFL, fcntl(s_sigpipe[i], F_GETFL) | O_NONBLOCK);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = s_on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    return 0;
+}
+
+/* --- frames ----------------------------------------------------------------------- */
+
+/* Receive one whole message into frames (at most S_FRAMES_MAX kept; *extra counts the
+ * ones dropped beyond). Returns the number kept, 0 when nothing waits, -1 on a fault. */
+static int s_recv_frames(void *sock, zmq_msg_t *frames, int *extra)
+{
+    int n = 0;
+    bool more = true;
+    *extra = 0;
+    while (more) {
+        zmq_msg_t m;
+        zmq_msg_init(&m);
+        /* Only the first frame can be missing: ZeroMQ delivers whole messages. */
+        if (zmq_msg_recv(&m, sock, n == 0 && *extra == 0 ? ZMQ_DONTWAIT : 0) < 0) {
+            zmq_msg_close(&m);
+            for (int i = 0; i < n; i++)
+                zmq_msg_close(&frames[i]);
+            return n == 0 && (errno == EAGAIN || errno == EINTR) ? 0 : -1;
+        }
+        more = zmq_msg_more(&m);
+        if (n < S_FRAMES_MAX) {
+            zmq_msg_init(&frames[n]);
+            zmq_msg_move(&frames[n++], &m);
+        } else {
+            (*extra)++;
+        }
+        zmq_msg_close(&m);
+    }
+    return n;
+}
+
+static void s_close_frames(zmq_msg_t *frames, int from, int n)
+{
+    for (int i = from; i < n; i++)
+        zmq_msg_close(&frames[i]);
+}
+
+/* The route of a client's message: its identity, then everything up to and including
+ * the first empty delimiter (REQ and well-behaved DEALER clients), or only the identity
+ * (a raw DEALER that sends no delimiter). */
+static int s_route_len(zmq_msg_t *frames, int n)
+{
+    for (int i = 1; i < n; i++)
+        if (zmq_msg_size(&frames[i]) == 0)
+            return i + 1;
+    return 1;
+}
+
+/* Send a reply the broker writes itself: copies of the route frames, then body. */
+static void s_answer(s_broker *b, zmq_msg_t *route, int nroute, const char *id, const ab_error *err)
+{
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    ab_reply_pack_error(&pk, id, err);
+    bool ok = true;
+    for (int i = 0; i < nroute && ok; i++) {
+        zmq_msg_t copy;
+        zmq_msg_init(&copy);
+        zmq_msg_copy(&copy, &route[i]);
+        ok = zmq_msg_send(&copy, b->frontend, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0;
+        if (!ok)
+            zmq_msg_close(&copy);
+    }
+    if (ok)
+        zmq_send(b->frontend, sb.data, sb.size, ZMQ_DONTWAIT);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+/* The id of a command, when it can be read, so that an error reply can echo it. Frames
+ * over the soft limit are not decoded: the broker must not spend memory on them. */
+static void s_command_id(const s_broker *b, zmq_msg_t *body, char *id)
+{
+    ab_command_msg cmd;
+    ab_error err;
+    id[0] = '\0';
+    if (zmq_msg_size(body) > b->max_frame)
+        return;
+    ab_command_decode(zmq_msg_data(body), zmq_msg_size(body), &cmd, &err);
+    memcpy(id, cmd.id, sizeof cmd.id);
+    ab_command_msg_release(&cmd);
+}
+
+static void s_answer_unavailable(s_broker *b, zmq_msg_t *frames, int nroute)
+{
+    char id[AB_ID_LEN + 1];
+    ab_error err;
+    s_command_id(b, &frames[nroute], id);
+    ab_fail(&err, AB_E_UNAVAILABLE, NULL, "no engine is connected; retry with the same id");
+    err.retry_after = 1;
+    s_answer(b, frames, nroute, id, &err);
+    b->unavailable++;
+    time_t now = time(NULL);
+    if (now != b->last_warn) {
+        b->last_warn = now;
+        AB_WARN("no engine is connected: answered unavailable (%" PRIu64 " so far)",
+                b->unavailable);
+    }
+}
+
+/* Forward [route…][ip][body] to an engine; on EAGAIN (no engine, or all queues full)
+ * answer the client instead. Consumes frames[0..n). */
+static void s_forward(s_broker *b, zmq_msg_t *frames, int nroute)
+{
+    char ip[AB_IP_MAX + 1] = "";
+    const char *peer = zmq_msg_gets(&frames[nroute], "Peer-Address");
+    if (peer)
+        snprintf(ip, sizeof ip, "%s", peer);
+    /* The first frame is the only one that can be refused: ZeroMQ queues whole messages,
+     * so once it is accepted the rest follow. */
+    if (zmq_msg_send(&frames[0], b->backend, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
+        if (errno == EAGAIN)
+            s_answer_unavailable(b, frames, nroute);
+        else
+            AB_ERROR("forwarding to the engines: %s", zmq_strerror(errno));
+        s_close_frames(frames, 0, nroute + 1);
+        return;
+    }
+    for (int i = 1; i < nroute; i++)
+        zmq_msg_send(&frames[i], b->backend, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+    zmq_send(b->backend, ip, strlen(ip), ZMQ_SNDMORE | ZMQ_DONTWAIT);
+    zmq_msg_send(&frames[nroute], b->backend, ZMQ_DONTWAIT);
+    s_close_frames(frames, 0, nroute + 1); /* no-ops for the frames sent */
+    b->forwarded++;
+}
+
+/* One message from a client. Returns 1 when one was handled, 0 when none waits, -1. */
+static int s_from_client(s_broker *b)
+{
+    zmq_msg_t frames[S_FRAMES_MAX];
+    int extra;
+    int n = s_recv_frames(b->frontend, frames, &extra);
+    if (n <= 0)
+        return n;
+    int nroute = s_route_len(frames, n);
+    if (n - nroute + extra != 1) {
+        ab_error err;
+        ab_fail(&err, AB_E_INVALID, "frame", "a command is one frame");
+        s_answer(b, frames, nroute, NULL, &err);
+        b->rejected++;
+        AB_DEBUG("rejected a message of %d frame(s)", n + extra);
+        s_close_frames(frames, 0, n);
+        return 1;
+    }
+    s_forward(b, frames, nroute);
+    return 1;
+}
+
+/* Move one whole message from one socket to another, frame by frame. Returns 1 when one
+ * was moved (or dropped by the far side), 0 when none waits, -1 on a fault. */
+static int s_relay(void *from, void *to)
+{
+    bool more = true, first = true, drop = false;
+    while (more) {
+        zmq_msg_t m;
+        zmq_msg_init(&m);
+        if (zmq_msg_recv(&m, from, first ? ZMQ_DONTWAIT : 0) < 0) {
+            zmq_msg_close(&m);
+            return first && (errno == EAGAIN || errno == EINTR) ? 0 : -1;
+        }
+        more = zmq_msg_more(&m);
+        /* ROUTER drops replies to clients that are gone; XPUB drops at its queue limit.
+         * A refused first frame means nothing was sent: drop the rest of the message. */
+        if (drop || zmq_msg_send(&m, to, (more ? ZMQ_SNDMORE : 0) | ZMQ_DONTWAIT) < 0) {
+            drop = true;
+            zmq_msg_close(&m);
+        }
+        first = false;
+    }
+    return 1;
+}
+
+/* --- set-up ----------------------------------------------------------------------- */
+
+static void *s_bind(s_broker *b, int type, const char *what, const char *endpoint)
+{
+    void *sock = zmq_socket(b->ctx, type);
+    if (!sock) {
+        fprintf(stderr, "adminbus-broker: cannot create the %s socket: %s\n", what,
+                zmq_strerror(errno));
+        return NULL;
+    }
+    int hwm = S_HWM;
+    zmq_setsockopt(sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    if (type == ZMQ_ROUTER) {
+        int64_t cap = (int64_t)b->max_frame * 4;
+        if (cap < (int64_t)S_HARD_CAP)
+            cap = S_HARD_CAP;
+        zmq_setsockopt(sock, ZMQ_MAXMSGSIZE, &cap, sizeof cap);
+    }
+    if (type == ZMQ_DEALER) {
+        /* Notice an engine whose host vanished without closing its connection. */
+        int ivl = 1000, timeout = 5000;
+        zmq_setsockopt(sock, ZMQ_HEARTBEAT_IVL, &ivl, sizeof ivl);
+        zmq_setsockopt(sock, ZMQ_HEARTBEAT_TIMEOUT, &timeout, sizeof timeout);
+    }
+    if (zmq_bind(sock, endpoint) < 0) {
+        fprintf(stderr, "adminbus-broker: cannot bind the %s endpoint %s: %s\n", what, endpoint,
+                zmq_strerror(errno));
+        zmq_close(sock);
+        return NULL;
+    }
+    return sock;
+}
+
+static void s_close(s_broker *b)
+{
+    void *socks[] = {b->frontend, b->backend, b->xsub, b->xpub};
+    int zero = 0;
+    for (size_t i = 0; i < sizeof socks / sizeof socks[0]; i++) {
+        if (socks[i]) {
+            zmq_setsockopt(socks[i], ZMQ_LINGER, &zero, sizeof zero);
+            zmq_close(socks[i]);
+        }
+    }
+    if (b->ctx)
+        zmq_ctx_term(b->ctx);
+    memset(b, 0, sizeof *b);
+}
+
+/* The endpoint a socket is bound to, with a wildcard port resolved (tcp://…:*). */
+static const char *s_endpoint(void *sock, char *buf, size_t size)
+{
+    if (zmq_getsockopt(sock, ZMQ_LAST_ENDPOINT, buf, &size) < 0)
+        snprintf(buf, size, "?");
+    return buf;
+}
+
+static int s_open(s_broker *b, const ab_config *cfg)
+{
+    b->ctx = zmq_ctx_new();
+    if (!b->ctx) {
+        fprintf(stderr, "adminbus-broker: cannot create a ZeroMQ context: %s\n",
+                zmq_strerror(errno));
+        return -1;
+    }
+    b->frontend = s_bind(b, ZMQ_ROUTER, "commands", cfg->commands_endpoint);
+    b->backend = b->frontend ? s_bind(b, ZMQ_DEALER, "engine", cfg->engine_endpoint) : NULL;
+    b->xsub = b->backend ? s_bind(b, ZMQ_XSUB, "publish", cfg->publish_endpoint) : NULL;
+    b->xpub = b->xsub ? s_bind(b, ZMQ_XPUB, "events", cfg->events_endpoint) : NULL;
+    if (!b->xpub)
+        return -1;
+    char e[4][256];
+    fprintf(stderr, "adminbus-broker: commands %s events %s engines %s publish %s\n",
+            s_endpoint(b->frontend, e[0], sizeof e[0]), s_endpoint(b->xpub, e[1], sizeof e[1]),
+            s_endpoint(b->backend, e[2], sizeof e[2]), s_endpoint(b->xsub, e[3], sizeof e[3]));
+    return 0;
+}
+
+/* --- the loop --------------------------------------------------------------------- */
+
+/* Up to S_BATCH messages from one socket, so no side can starve the others. */
+static int s_drain(s_broker *b, int which)
+{
+    for (int i = 0; i < S_BATCH; i++) {
+        int rc;
+        if (which == 0)
+            rc = s_from_client(b);
+        else if (which == 1)
+            rc = s_relay(b->backend, b->frontend);
+        else if (which == 2)
+            rc = s_relay(b->xsub, b->xpub);
+        else
+            rc = s_relay(b->xpub, b->xsub);
+        if (rc <= 0)
+            return rc;
+    }
+    return 0;
+}
+
+static int s_run(s_broker *b)
+{
+    zmq_pollitem_t items[] = {
+        {b->frontend, 0, ZMQ_POLLIN, 0},     {b->backend, 0, ZMQ_POLLIN, 0},
+        {b->xsub, 0, ZMQ_POLLIN, 0},         {b->xpub, 0, ZMQ_POLLIN, 0},
+        {NULL, s_sigpipe[0], ZMQ_POLLIN, 0},
+    };
+    while (!s_stop) {
+        if (zmq_poll(items, 5, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            AB_ERROR("poll: %s", zmq_strerror(errno));
+            return -1;
+        }
+        for (int i = 0; i < 4; i++) {
+            if ((items[i].revents & ZMQ_POLLIN) && s_drain(b, i) < 0 && errno != EINTR) {
+                AB_ERROR("receive: %s", zmq_strerror(errno));
+                return -1;
+            }
+        }
+    }
+    return 0;
+}
+
+/* --- command line ----------------------------------------------------------------- */
+
+static void s_usage(FILE *f)
+{
+    fprintf(f, "Usage: adminbus-broker [--KEY VALUE | --KEY=VALUE]...\n"
+               "\n"
+               "The ZeroMQ broker of adminbus. Clients send commands to commands_endpoint\n"
+               "(ROUTER: REQ, or DEALER with an empty delimiter frame); engines fetch them at\n"
+               "engine_endpoint and publish events to publish_endpoint; subscribers receive\n"
+               "events at events_endpoint. Stops cleanly on SIGINT or SIGTERM.\n"
+               "\n"
+               "  -h, --help     show this help and exit\n"
+               "  --version      show the version and exit\n"
+               "\n");
+    ab_config_usage(f);
+}
+
+/* Handle --help and --version before the configuration is read, so they work even when
+ * it is broken. Returns -1 to go on, otherwise the exit status. */
+static int s_early_flags(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            s_usage(stdout);
+            return 0;
+        }
+        if (strcmp(argv[i], "--version") == 0) {
+            printf("adminbus-broker %s\n", AB_VERSION);
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* Check the values the broker uses. Returns 0, or -1 after printing why. */
+static int s_settings(const ab_config *cfg, s_broker *b)
+{
+    char *end = NULL;
+    errno = 0;
+    unsigned long long mf = strtoull(cfg->max_frame, &end, 10);
+    if (errno || !end || *end || end == cfg->max_frame || mf == 0 || mf > S_MAX_FRAME_MAX) {
+        fprintf(stderr, "adminbus-broker: max_frame must be a number of bytes, 1..%u (got '%s')\n",
+                S_MAX_FRAME_MAX, cfg->max_frame);
+        return -1;
+    }
+    b->max_frame = (size_t)mf;
+    if (ab_log_set_level(cfg->log_level) < 0) {
+        fprintf(stderr,
+                "adminbus-broker: log_level must be error, warn, info or debug (got '%s')\n",
+                cfg->log_level);
+        return -1;
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    int early = s_early_flags(argc, argv);
+    if (early >= 0)
+        return early;
+    ab_config cfg;
+    char errbuf[512];
+    if (ab_config_load(&cfg, &argc, argv, errbuf, sizeof errbuf) < 0) {
+        fprintf(stderr, "adminbus-broker: %s\n", errbuf);
+        ab_config_free(&cfg);
+        return 2;
+    }
+    s_broker b;
+    memset(&b, 0, sizeof b);
+    if (argc > 1 || s_settings(&cfg, &b) < 0) {
+        if (argc > 1)
+            fprintf(stderr, "adminbus-broker: unknown argument '%s'\n", argv[1]);
+        fprintf(stderr, "Try 'adminbus-broker --help'.\n");
+        ab_config_free(&cfg);
+        return 2;
+    }
+    if (s_signals_init() < 0 || s_open(&b, &cfg) < 0) {
+        s_close(&b);
+        ab_config_free(&cfg);
+        return 1;
+    }
+    ab_config_free(&cfg);
+    int rc = s_run(&b);
+    AB_INFO("stopping: %" PRIu64 " command(s) forwarded, %" PRIu64 " answered unavailable, %" PRIu64
+            " rejected",
+            b.forwarded, b.unavailable, b.rejected);
+    s_close(&b);
+    return rc < 0 ? 1 : 0;
+}

@@ -1,0 +1,373 @@
+"""End-to-end fixtures: a real MariaDB server, the real broker and engine, real sockets.
+
+One MariaDB server serves the whole session: the one `ops/test` started (it exports
+ADMINBUS_TEST_DSN), or, when pytest runs on its own, one this file starts with `ops/db`
+under a temporary ADMINBUS_HOME. Each test gets its own database, its own ports and its
+own broker and engine (the `stack` fixture), so tests never see each other's rows.
+
+Binaries come from $ADMINBUS_BUILD/bin (default: build/bin in the checkout).
+"""
+
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlparse
+
+import msgpack
+import pymysql
+import pytest
+import zmq
+
+ROOT = Path(__file__).resolve().parents[2]
+_build = Path(os.environ.get("ADMINBUS_BUILD", "build"))
+BUILD = _build if _build.is_absolute() else ROOT / _build
+BIN = BUILD / "bin"
+
+# Lines a sanitizer writes when it finds something (ASan, LSan, UBSan).
+SANITIZER_REPORT = re.compile(
+    r"ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:|SUMMARY: (Address|Leak|Undefined)"
+)
+STOP_GRACE = 20  # seconds a daemon gets to exit after SIGTERM (LeakSanitizer runs at exit)
+
+
+def free_ports(n):
+    """n distinct free TCP ports on loopback (bound at once, then released)."""
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def clean_env(**extra):
+    """The environment for our processes: ours, minus any ADMINBUS_* the caller's shell set
+    (they would override the test's configuration), plus sanitizer defaults and extra."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ADMINBUS_")}
+    env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=1:disable_coredump=1")
+    env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
+    supp = ROOT / "tests" / "lsan.supp"
+    if supp.exists():
+        env.setdefault("LSAN_OPTIONS", f"suppressions={supp}:print_suppressions=0")
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+# --- the session's MariaDB server ---------------------------------------------------------
+
+
+class MariaDB:
+    """How to reach the session's server as a user that may create databases."""
+
+    def __init__(self, dsn):
+        u = urlparse(dsn)
+        if u.scheme != "mariadb":
+            raise ValueError(f"not a mariadb:// DSN: {dsn}")
+        q = parse_qs(u.query)
+        self.user = unquote(u.username or "")
+        self.password = unquote(u.password or "")
+        self.host = u.hostname or "localhost"
+        self.port = u.port or 3306
+        self.socket = q["socket"][0] if "socket" in q else None
+
+    def connect(self, database=None):
+        kw = dict(user=self.user, password=self.password, database=database,
+                  autocommit=True, charset="utf8mb4", cursorclass=pymysql.cursors.DictCursor)
+        if self.socket:
+            kw["unix_socket"] = self.socket
+        else:
+            kw.update(host=self.host, port=self.port)
+        return pymysql.connect(**kw)
+
+    def dsn_for(self, database):
+        """The DSN the engine gets: same server and account, another database."""
+        cred = self.user + (f":{self.password}" if self.password else "")
+        if self.socket:
+            return f"mariadb://{cred}@localhost/{database}?socket={self.socket}"
+        return f"mariadb://{cred}@{self.host}:{self.port}/{database}"
+
+
+@pytest.fixture(scope="session")
+def mariadb():
+    dsn = os.environ.get("ADMINBUS_TEST_DSN")
+    if dsn:
+        yield MariaDB(dsn)
+        return
+    # Standalone: our own private server under a temporary home, stopped at the end.
+    home = tempfile.mkdtemp(prefix="ab-e2e-")
+    env = clean_env(ADMINBUS_HOME=home)
+    try:
+        subprocess.run([str(ROOT / "ops" / "db"), "start"], env=env, check=True)
+        dsn = subprocess.run([str(ROOT / "ops" / "db"), "dsn"], env=env, check=True,
+                             capture_output=True, text=True).stdout.strip()
+        yield MariaDB(dsn)
+    finally:
+        subprocess.run([str(ROOT / "ops" / "db"), "stop"], env=env, check=False)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def binaries():
+    missing = [b for b in ("adminbus-engine", "adminbus-broker", "adminctl")
+               if not (BIN / b).exists()]
+    if missing:
+        pytest.exit(f"missing binaries in {BIN}: {', '.join(missing)} (build first)", 2)
+
+
+# --- one stack per test ---------------------------------------------------------------------
+
+
+class Daemon:
+    """One broker or engine process that a test started."""
+
+    def __init__(self, name, argv, env, log):
+        self.name = name
+        self.log = log
+        with open(log, "ab") as out:
+            out.write(f"--- started {' '.join(argv)}\n".encode())
+            out.flush()
+            self.proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL,
+                                         stdout=out, stderr=subprocess.STDOUT)
+        self.pid = self.proc.pid
+        self.expected_dead = False
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def kill9(self):
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=30)
+
+    def stop(self):
+        """SIGTERM, then SIGKILL after STOP_GRACE seconds. Returns the exit status."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=STOP_GRACE)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=30)
+                return "did not exit within %ds of SIGTERM (killed)" % STOP_GRACE
+        return self.proc.returncode
+
+
+class Stack:
+    """A broker and an engine on their own ports and database. See the `stack` fixture."""
+
+    def __init__(self, mariadb, home, max_frame=65536):
+        self.mariadb = mariadb
+        self.home = home
+        self.database = "t_" + secrets.token_hex(6)
+        self.ports = free_ports(4)
+        self.url = f"tcp://127.0.0.1:{self.ports[0]}"
+        self.events = f"tcp://127.0.0.1:{self.ports[1]}"
+        self.max_frame = max_frame
+        self.problems = []  # what teardown must report
+        self.engine = None
+        self.broker = None
+        self.ctx = zmq.Context()
+        self.env = clean_env(ADMINBUS_HOME=home)
+        self.key = None
+        self.db = None
+        self.created = False
+
+    def start(self):
+        """Create the database, bootstrap it (engine --init), start broker and engine."""
+        mariadb, home, ports = self.mariadb, self.home, self.ports
+        admin = mariadb.connect()
+        with admin.cursor() as c:
+            c.execute(f"CREATE DATABASE `{self.database}` "
+                      "CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+        admin.close()
+        self.created = True
+        home.mkdir(parents=True, exist_ok=True)
+        conf = home / "adminbus.conf"
+        conf.write_text(
+            f"db_dsn={mariadb.dsn_for(self.database)}\n"
+            f"commands_endpoint={self.url}\n"
+            f"events_endpoint={self.events}\n"
+            f"engine_endpoint=tcp://127.0.0.1:{ports[2]}\n"
+            f"publish_endpoint=tcp://127.0.0.1:{ports[3]}\n"
+            f"max_frame={self.max_frame}\n"
+            "log_level=info\n")
+        conf.chmod(0o600)
+
+        init = subprocess.run([str(BIN / "adminbus-engine"), "--init"], env=self.env,
+                              capture_output=True, text=True, timeout=120)
+        (home / "engine-init.log").write_text(init.stdout + init.stderr)
+        self.check_log_text("engine --init", init.stderr)
+        assert init.returncode == 0, f"adminbus-engine --init failed:\n{init.stderr}"
+        keys = re.findall(r"^ADMINBUS_AUTHKEY=(\S+)$", init.stdout, re.M)
+        assert len(keys) == 1, f"--init printed no single ADMINBUS_AUTHKEY line:\n{init.stdout}"
+        self.key = keys[0]
+
+        self.db = mariadb.connect(self.database)
+        self.broker = Daemon("broker", [str(BIN / "adminbus-broker")], self.env,
+                             home / "broker.log")
+        self.start_engine()
+
+    # -- processes --
+
+    def start_engine(self, timeout=60):
+        """Start the engine (again) and wait until it answers."""
+        assert self.engine is None or not self.engine.alive(), "engine already running"
+        self.engine = Daemon("engine", [str(BIN / "adminbus-engine")], self.env,
+                             self.home / "engine.log")
+        self.wait_ready(timeout)
+
+    def kill_engine(self):
+        """kill -9 the engine (expected death: teardown will not report it)."""
+        self.engine.kill9()
+        self.engine.expected_dead = True
+        self.check_log_file(self.engine.log)
+
+    def wait_ready(self, timeout=60):
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            for d in (self.broker, self.engine):
+                if not d.alive():
+                    raise AssertionError(f"{d.name} exited with {d.proc.returncode} during "
+                                         f"start:\n{self.tail(d.log)}")
+            try:
+                last = self.cmd("auth.whoami", timeout=1.0)
+                if last.get("ok"):
+                    return
+            except TimeoutError as e:
+                last = e
+            time.sleep(0.1)
+        raise AssertionError(f"stack not ready within {timeout}s (last: {last!r})\n"
+                             f"broker:\n{self.tail(self.broker.log)}\n"
+                             f"engine:\n{self.tail(self.engine.log)}")
+
+    @staticmethod
+    def tail(path, n=30):
+        try:
+            return "\n".join(Path(path).read_text(errors="replace").splitlines()[-n:])
+        except FileNotFoundError:
+            return "(no log)"
+
+    def check_log_text(self, what, text):
+        if SANITIZER_REPORT.search(text or ""):
+            self.problems.append(f"{what}: sanitizer report:\n{text[-4000:]}")
+
+    def check_log_file(self, path):
+        self.check_log_text(Path(path).name, Path(path).read_text(errors="replace"))
+
+    # -- the wire --
+
+    def socket(self):
+        """A fresh DEALER connected to the command endpoint (caller closes it)."""
+        s = self.ctx.socket(zmq.DEALER)
+        s.setsockopt(zmq.LINGER, 0)
+        s.connect(self.url)
+        return s
+
+    def command(self, type, args=None, id=None, auth=None):
+        """The v1 command map (not sent)."""
+        return {"v": 1, "id": id or str(uuid.uuid4()), "type": type,
+                "args": {} if args is None else args,
+                "auth": self.key if auth is None else auth}
+
+    def send(self, body, timeout=10.0):
+        """Send one command (a map, packed here, or raw bytes) on a fresh DEALER and
+        return the decoded reply. Raises TimeoutError when none comes."""
+        if not isinstance(body, (bytes, bytearray)):
+            body = msgpack.packb(body, use_bin_type=True)
+        s = self.socket()
+        try:
+            s.send_multipart([b"", body])
+            if not s.poll(int(timeout * 1000)):
+                raise TimeoutError(f"no reply within {timeout}s")
+            frames = s.recv_multipart()
+            assert frames[0] == b"", f"reply frames: {frames!r}"
+            assert len(frames) == 2, f"reply frames: {frames!r}"
+            return msgpack.unpackb(frames[1], raw=False)
+        finally:
+            s.close()
+
+    def cmd(self, type, args=None, id=None, auth=None, timeout=10.0):
+        """Send a v1 command and return the decoded reply map."""
+        return self.send(self.command(type, args, id, auth), timeout=timeout)
+
+    def ok(self, type, args=None, **kw):
+        """cmd() that must succeed; returns the result."""
+        r = self.cmd(type, args, **kw)
+        assert r.get("ok") is True, f"{type} {args!r} failed: {r!r}"
+        return r["result"]
+
+    def adminctl(self, *args, url=None, key=None, timeout=60):
+        """Run build/bin/adminctl; returns (rc, stdout, stderr)."""
+        env = dict(self.env, ADMINBUS_URL=url or self.url,
+                   ADMINBUS_AUTHKEY=self.key if key is None else key)
+        p = subprocess.run([str(BIN / "adminctl"), *map(str, args)], env=env,
+                           capture_output=True, text=True, timeout=timeout)
+        return p.returncode, p.stdout, p.stderr
+
+    # -- the database --
+
+    def rows(self, sql, *params):
+        with self.db.cursor() as c:
+            c.execute(sql, params)
+            return c.fetchall()
+
+    def count(self, table, where="1", *params):
+        return self.rows(f"SELECT COUNT(*) AS n FROM `{table}` WHERE {where}", *params)[0]["n"]
+
+    def counts(self):
+        """Row counts of the tables a command may write."""
+        return {t: self.count(t) for t in ("organisations", "logs", "command_ids")}
+
+    # -- teardown --
+
+    def close(self):
+        for d in (self.engine, self.broker):
+            if d is None or d.expected_dead:
+                continue
+            if not d.alive():
+                self.problems.append(f"{d.name} died unexpectedly (exit {d.proc.returncode}):\n"
+                                     f"{self.tail(d.log)}")
+                continue
+            rc = d.stop()
+            if rc not in (0, -signal.SIGTERM):
+                self.problems.append(f"{d.name} exited with {rc} after SIGTERM:\n"
+                                     f"{self.tail(d.log)}")
+        for d in (self.engine, self.broker):
+            if d is not None:
+                self.check_log_file(d.log)
+        self.ctx.destroy(linger=0)
+        if self.db is not None:
+            self.db.close()
+        if not self.created:
+            return
+        admin = self.mariadb.connect()
+        with admin.cursor() as c:
+            c.execute(f"DROP DATABASE IF EXISTS `{self.database}`")
+        admin.close()
+
+
+@pytest.fixture
+def stack(mariadb, tmp_path):
+    """A fresh database, a broker and an engine on free loopback ports; see Stack.
+    Teardown stops exactly the processes it started, drops the database, and fails the
+    test when a daemon died unexpectedly or a sanitizer reported anything."""
+    s = Stack(mariadb, tmp_path / "home")
+    try:
+        s.start()
+        yield s
+    finally:
+        s.close()
+    if s.problems:
+        pytest.fail("\n\n".join(s.problems), pytrace=False)

@@ -1,0 +1,269 @@
+/* test_config.c — bootstrap configuration (broker/config.h): defaults < file <
+ * environment < flags, the file's strictness, and DSN parsing. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "config.h"
+
+static const char *const s_env[] = {
+    "ADMINBUS_HOME",
+    "ADMINBUS_DB_DSN",
+    "ADMINBUS_COMMANDS_ENDPOINT",
+    "ADMINBUS_EVENTS_ENDPOINT",
+    "ADMINBUS_ENGINE_ENDPOINT",
+    "ADMINBUS_PUBLISH_ENDPOINT",
+    "ADMINBUS_MAX_FRAME",
+    "ADMINBUS_BATCH_MAX",
+    "ADMINBUS_COMMAND_RETENTION_DAYS",
+    "ADMINBUS_LOG_LEVEL",
+};
+
+typedef struct {
+    char home[64];
+    char conf[128];
+} fixture;
+
+/* Each test gets an empty home folder and an environment without ADMINBUS_*. */
+static int setup(void **state)
+{
+    fixture *fx = calloc(1, sizeof *fx);
+    snprintf(fx->home, sizeof fx->home, "/tmp/abcfg.XXXXXX");
+    if (!mkdtemp(fx->home))
+        return -1;
+    snprintf(fx->conf, sizeof fx->conf, "%s/adminbus.conf", fx->home);
+    for (size_t i = 0; i < sizeof s_env / sizeof s_env[0]; i++)
+        unsetenv(s_env[i]);
+    setenv("ADMINBUS_HOME", fx->home, 1);
+    *state = fx;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *fx = *state;
+    unlink(fx->conf);
+    rmdir(fx->home);
+    free(fx);
+    return 0;
+}
+
+static void write_conf(const fixture *fx, const char *text)
+{
+    FILE *f = fopen(fx->conf, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* Load with the given arguments (argv[0] added); returns the rc. */
+static int load(ab_config *cfg, int *argc, char **argv, char *err, size_t errlen)
+{
+    err[0] = '\0';
+    return ab_config_load(cfg, argc, argv, err, errlen);
+}
+
+static void test_defaults(void **state)
+{
+    fixture *fx = *state;
+    char *argv[] = {"prog", NULL};
+    int argc = 1;
+    ab_config cfg;
+    char err[256];
+    assert_int_equal(load(&cfg, &argc, argv, err, sizeof err), 0);
+    assert_string_equal(cfg.home, fx->home);
+    assert_string_equal(cfg.commands_endpoint, "tcp://127.0.0.1:7810");
+    assert_string_equal(cfg.max_frame, "1048576");
+    assert_string_equal(cfg.log_level, "info");
+    assert_string_equal(cfg.db_dsn, "");
+    assert_string_equal(ab_config_get(&cfg, "events_endpoint"), "tcp://127.0.0.1:7811");
+    assert_string_equal(ab_config_get(&cfg, "events-endpoint"), "tcp://127.0.0.1:7811");
+    assert_null(ab_config_get(&cfg, "no_such_key"));
+    ab_config_free(&cfg);
+    ab_config_free(&cfg); /* safe twice */
+}
+
+static void test_precedence(void **state)
+{
+    fixture *fx = *state;
+    write_conf(fx, "# comment\n\n  max_frame = 100  \nlog_level=warn\nbatch_max=7\n"
+                   "commands_endpoint=ipc:///tmp/file\n");
+    setenv("ADMINBUS_MAX_FRAME", "200", 1);
+    setenv("ADMINBUS_LOG_LEVEL", "error", 1);
+    char *argv[] = {"prog", "--max-frame", "300", "positional", "--unknown", "--batch_max=9", NULL};
+    int argc = 6;
+    ab_config cfg;
+    char err[256];
+    assert_int_equal(load(&cfg, &argc, argv, err, sizeof err), 0);
+    assert_string_equal(cfg.max_frame, "300");   /* flag beats env and file */
+    assert_string_equal(cfg.log_level, "error"); /* env beats file */
+    assert_string_equal(cfg.batch_max, "9");     /* flag (--key=value) beats file */
+    assert_string_equal(cfg.commands_endpoint, "ipc:///tmp/file"); /* file beats default */
+    assert_string_equal(cfg.events_endpoint, "tcp://127.0.0.1:7811");
+    /* Config flags are consumed; the rest stay in order for the caller. */
+    assert_int_equal(argc, 3);
+    assert_string_equal(argv[1], "positional");
+    assert_string_equal(argv[2], "--unknown");
+    assert_null(argv[3]);
+    ab_config_free(&cfg);
+}
+
+static void test_home_flag_finds_file(void **state)
+{
+    fixture *fx = *state;
+    write_conf(fx, "log_level=debug\n");
+    unsetenv("ADMINBUS_HOME");
+    char home[80];
+    snprintf(home, sizeof home, "--home=%s", fx->home);
+    char *argv[] = {"prog", home, NULL};
+    int argc = 2;
+    ab_config cfg;
+    char err[256];
+    assert_int_equal(load(&cfg, &argc, argv, err, sizeof err), 0);
+    assert_string_equal(cfg.home, fx->home);
+    assert_string_equal(cfg.log_level, "debug");
+    assert_int_equal(argc, 1);
+    ab_config_free(&cfg);
+}
+
+static void test_file_unknown_key(void **state)
+{
+    fixture *fx = *state;
+    write_conf(fx, "log_level=info\nlog_levle=debug\n");
+    char *argv[] = {"prog", NULL};
+    int argc = 1;
+    ab_config cfg;
+    char err[256];
+    assert_int_equal(load(&cfg, &argc, argv, err, sizeof err), -1);
+    assert_non_null(strstr(err, "unknown key"));
+    assert_non_null(strstr(err, "log_levle"));
+    assert_non_null(strstr(err, ":2:")); /* names the line */
+    ab_config_free(&cfg);
+}
+
+static void test_file_bad_line(void **state)
+{
+    fixture *fx = *state;
+    write_conf(fx, "just words\n");
+    char *argv[] = {"prog", NULL};
+    int argc = 1;
+    ab_config cfg;
+    char err[256];
+    assert_int_equal(load(&cfg, &argc, argv, err, sizeof err), -1);
+    assert_non_null(strstr(err, "KEY=value"));
+    ab_config_free(&cfg);
+}
+
+static void test_flag_without_value(void **state)
+{
+    (void)state;
+    char *argv[] = {"prog", "--log-level", NULL};
+    int argc = 2;
+    ab_config cfg;
+    char err[256];
+    assert_int_equal(load(&cfg, &argc, argv, err, sizeof err), -1);
+    assert_non_null(strstr(err, "--log-level"));
+    ab_config_free(&cfg);
+}
+
+static void test_usage_lists_keys(void **state)
+{
+    (void)state;
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    ab_config_usage(f);
+    fclose(f);
+    assert_non_null(strstr(buf, "--commands_endpoint"));
+    assert_non_null(strstr(buf, "--max_frame"));
+    assert_non_null(strstr(buf, "1048576"));
+    free(buf);
+}
+
+/* --- DSN -------------------------------------------------------------------------- */
+
+static void test_dsn_full(void **state)
+{
+    (void)state;
+    ab_dsn d;
+    char err[256];
+    assert_int_equal(ab_dsn_parse("mariadb://misp:s3cret@db.local:3307/misp", &d, err, sizeof err),
+                     0);
+    assert_string_equal(d.user, "misp");
+    assert_string_equal(d.password, "s3cret");
+    assert_string_equal(d.host, "db.local");
+    assert_int_equal(d.port, 3307);
+    assert_string_equal(d.database, "misp");
+    assert_null(d.socket);
+    ab_dsn_free(&d);
+}
+
+static void test_dsn_socket(void **state)
+{
+    (void)state;
+    ab_dsn d;
+    char err[256];
+    assert_int_equal(
+        ab_dsn_parse("mariadb://root@/adminbus?socket=/tmp/ab.sock", &d, err, sizeof err), 0);
+    assert_string_equal(d.user, "root");
+    assert_null(d.password);
+    assert_string_equal(d.host, "");
+    assert_int_equal(d.port, 0);
+    assert_string_equal(d.database, "adminbus");
+    assert_string_equal(d.socket, "/tmp/ab.sock");
+    ab_dsn_free(&d);
+}
+
+static void test_dsn_host_without_port(void **state)
+{
+    (void)state;
+    ab_dsn d;
+    char err[256];
+    assert_int_equal(ab_dsn_parse("mariadb://u:p@127.0.0.1/db", &d, err, sizeof err), 0);
+    assert_string_equal(d.host, "127.0.0.1");
+    assert_int_equal(d.port, 0);
+    assert_string_equal(d.database, "db");
+    ab_dsn_free(&d);
+}
+
+static void test_dsn_errors(void **state)
+{
+    (void)state;
+    const char *bad[] = {"", "mysql://u@h/db", "mariadb://u@h", "mariadb://host/db",
+                         "mariadb://u@h/"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        ab_dsn d;
+        char err[256] = "";
+        assert_int_equal(ab_dsn_parse(bad[i], &d, err, sizeof err), -1);
+        assert_true(err[0] != '\0');
+        ab_dsn_free(&d);
+    }
+    ab_dsn d;
+    char err[256];
+    assert_int_equal(ab_dsn_parse(NULL, &d, err, sizeof err), -1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_defaults, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_precedence, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_home_flag_finds_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_file_unknown_key, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_file_bad_line, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_flag_without_value, setup, teardown),
+        cmocka_unit_test(test_usage_lists_keys),
+        cmocka_unit_test(test_dsn_full),
+        cmocka_unit_test(test_dsn_socket),
+        cmocka_unit_test(test_dsn_host_without_port),
+        cmocka_unit_test(test_dsn_errors),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
