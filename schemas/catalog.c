@@ -43,16 +43,16 @@ static const ab_arg s_org_edit[] = {
 
 static const ab_arg s_org_one[] = {ORG_REF("The organisation")};
 
-static const ab_arg s_paging[] = {
-    {"limit", AB_ARG_INT, false, false, 1, 1000, NULL, "Rows per page (default 100)"},
-    {"page", AB_ARG_INT, false, false, 1, 1000000, NULL, "Page number, from 1"},
-};
+#define PAGING_ARGS                                                                                \
+    {"limit", AB_ARG_INT, false, false, 1, 1000, NULL, "Rows per page (default 100)"},             \
+    {                                                                                              \
+        "page", AB_ARG_INT, false, false, 1, 1000000, NULL, "Page number, from 1"                  \
+    }
 
 static const ab_arg s_org_list[] = {
     {"scope", AB_ARG_ENUM, false, false, 0, 0, s_org_scopes,
      "local (default), external (= remote) or all"},
-    s_paging[0],
-    s_paging[1],
+    PAGING_ARGS,
 };
 
 static const ab_arg s_log_search[] = {
@@ -63,8 +63,7 @@ static const ab_arg s_log_search[] = {
     {"model_id", AB_ARG_INT, false, false, 0, INT64_MAX, NULL, "Id of the changed record"},
     {"title", AB_ARG_STR, false, false, 1, 255, NULL, "Sub-string of the title"},
     {"change", AB_ARG_STR, false, false, 1, 255, NULL, "Sub-string of the change"},
-    s_paging[0],
-    s_paging[1],
+    PAGING_ARGS,
 };
 
 const ab_command ab_catalog[] = {
