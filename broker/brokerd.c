@@ -32,6 +32,7 @@ typedef struct {
     void *ctx;
     void *frontend, *backend, *xsub, *xpub;
     size_t max_frame;
+    bool tcp; /* clients come over TCP: Peer-Address is their IP address */
     uint64_t forwarded, unavailable, rejected; /* counters, logged at exit */
     time_t last_warn;                          /* rate limit for the unavailable warning */
 } s_broker;
@@ -174,7 +175,8 @@ static void s_answer_unavailable(s_broker *b, zmq_msg_t *frames, int nroute)
 static void s_forward(s_broker *b, zmq_msg_t *frames, int nroute)
 {
     char ip[AB_IP_MAX + 1] = "";
-    const char *peer = zmq_msg_gets(&frames[nroute], "Peer-Address");
+    /* Over ipc:// libzmq still reports a Peer-Address, but it is no IP address. */
+    const char *peer = b->tcp ? zmq_msg_gets(&frames[nroute], "Peer-Address") : NULL;
     if (peer)
         snprintf(ip, sizeof ip, "%s", peer);
     /* The first frame is the only one that can be refused: ZeroMQ queues whole messages,
@@ -398,6 +400,24 @@ static int s_early_flags(int argc, char **argv)
     return -1;
 }
 
+/* Two sockets bound to one ipc path would not fail: the second bind silently takes the
+ * path over from the first. Refuse that configuration instead. */
+static int s_distinct_ipc(const ab_config *cfg)
+{
+    const char *names[] = {"commands_endpoint", "events_endpoint", "engine_endpoint",
+                           "publish_endpoint"};
+    for (int i = 0; i < 4; i++) {
+        for (int j = 0; j < i; j++) {
+            const char *a = ab_config_get(cfg, names[i]), *b = ab_config_get(cfg, names[j]);
+            if (strncmp(a, "ipc://", 6) == 0 && strcmp(a, b) == 0) {
+                fprintf(stderr, "adminbus-broker: %s and %s are both %s\n", names[j], names[i], a);
+                return -1;
+            }
+        }
+    }
+    return 0;
+}
+
 /* Check the values the broker uses. Returns 0, or -1 after printing why. */
 static int s_settings(const ab_config *cfg, s_broker *b)
 {
@@ -410,13 +430,14 @@ static int s_settings(const ab_config *cfg, s_broker *b)
         return -1;
     }
     b->max_frame = (size_t)mf;
+    b->tcp = strncmp(cfg->commands_endpoint, "tcp://", 6) == 0;
     if (ab_log_set_level(cfg->log_level) < 0) {
         fprintf(stderr,
                 "adminbus-broker: log_level must be error, warn, info or debug (got '%s')\n",
                 cfg->log_level);
         return -1;
     }
-    return 0;
+    return s_distinct_ipc(cfg);
 }
 
 int main(int argc, char **argv)

@@ -213,7 +213,7 @@ typedef struct {
     size_t id_off, id_len;     /* id_len 0: no str id key */
 } s_scan_info;
 
-/* True when the object at r is a str equal to name; advances past its header only. */
+/* True when the object at offset start is a str equal to name; r is not moved. */
 static bool s_key_is(s_reader *r, size_t start, const char *name)
 {
     s_reader k = {r->p, r->len, start};
@@ -250,9 +250,12 @@ static int s_scan_pairs(s_reader *r, uint64_t pairs, s_scan_info *info, ab_error
         size_t val = r->off;
         rc = s_skip(r, 1);
         bool is_args = s_key_is(r, key, "args");
+        if (rc == S_TOO_DEEP && is_args)
+            return ab_fail(err, AB_E_INVALID, "args",
+                           "args nest too deeply: at most %d levels, the command map included",
+                           S_NEST_MAX);
         if (rc == S_TOO_DEEP)
-            return ab_fail(err, AB_E_INVALID, is_args ? "args" : "frame",
-                           "nested deeper than %d levels", S_NEST_MAX);
+            return ab_fail(err, AB_E_INVALID, "frame", "nested deeper than %d levels", S_NEST_MAX);
         if (rc < 0)
             return ab_fail(err, AB_E_INVALID, "frame", "not msgpack (truncated or malformed)");
         if (is_args && info->args_len == 0) {

@@ -15,16 +15,16 @@
 #include "errors.h"
 
 #define AB_WIRE_VERSION 1
-#define AB_ID_LEN 36        /* canonical UUID text */
-#define AB_TYPE_MAX 64      /* longest command type */
-#define AB_AUTH_MAX 128     /* longest credential accepted */
-#define AB_KEY_MAX 255      /* ordering key / reply_to */
-#define AB_IP_MAX 45        /* longest textual IPv6 address */
+#define AB_ID_LEN       36  /* canonical UUID text */
+#define AB_TYPE_MAX     64  /* longest command type */
+#define AB_AUTH_MAX     128 /* longest credential accepted */
+#define AB_KEY_MAX      255 /* ordering key / reply_to */
+#define AB_IP_MAX       45  /* longest textual IPv6 address */
 
 /* A decoded command. Strings point into the decoded zone and are NOT NUL-terminated
  * unless noted; they live as long as the command (until ab_command_msg_release). */
 typedef struct {
-    char id[AB_ID_LEN + 1]; /* NUL-terminated, lower case; "" when absent/unreadable */
+    char id[AB_ID_LEN + 1];     /* NUL-terminated, lower case; "" when absent/unreadable */
     char type[AB_TYPE_MAX + 1]; /* NUL-terminated */
     const msgpack_object *args; /* a map (possibly empty) */
     const char *args_raw;       /* the args map's bytes as sent (for the idempotency digest) */
@@ -37,8 +37,8 @@ typedef struct {
     size_t key_len;
     const char *reply_to; /* NULL when absent */
     size_t reply_to_len;
-    int64_t ts;  /* 0 when absent */
-    char ip[AB_IP_MAX + 1]; /* set by the transport from the connection, never from the body */
+    int64_t ts;                /* 0 when absent */
+    char ip[AB_IP_MAX + 1];    /* set by the transport from the connection, never from the body */
     msgpack_unpacked unpacked; /* owns the zone */
 } ab_command_msg;
 

@@ -4,17 +4,15 @@
 #include <stdio.h>
 #include <string.h>
 
-static const char *const s_names[] = {
-    "ok",
+static const char *const s_names[] = {"ok",
 #define AB_X_NAME(name, wire, http, text) wire,
-    AB_ERROR_MAP(AB_X_NAME)
+                                      AB_ERROR_MAP(AB_X_NAME)
 #undef AB_X_NAME
 };
 
-static const int s_http[] = {
-    200,
+static const int s_http[] = {200,
 #define AB_X_HTTP(name, wire, http, text) http,
-    AB_ERROR_MAP(AB_X_HTTP)
+                             AB_ERROR_MAP(AB_X_HTTP)
 #undef AB_X_HTTP
 };
 

@@ -266,7 +266,7 @@ static int s_arg_flag(ctl_cli *cli, const s_flag *f, int left, char *const *av, 
         v->flag = !negated;
         return 1;
     }
-    const char *value;
+    const char *value = NULL;
     int used = s_take_value(f, left, av, &value, err, errlen);
     if (used < 0 || s_set_value(v, a, flag, value, err, errlen) < 0)
         return -1;
@@ -295,7 +295,7 @@ static int s_global_value(ctl_cli *cli, const s_flag *f, int left, char *const *
         i++;
     if (i == 4)
         return 0;
-    const char *value;
+    const char *value = NULL;
     int used = s_take_value(f, left, av, &value, err, errlen);
     if (used < 0)
         return -1;
@@ -330,7 +330,7 @@ static int s_events_flag(ctl_cli *cli, const s_flag *f, int left, char *const *a
     bool topic = strcmp(f->name, "topic") == 0;
     if (!topic && strcmp(f->name, "count") != 0)
         return 0;
-    const char *value;
+    const char *value = NULL;
     int used = s_take_value(f, left, av, &value, err, errlen);
     if (used < 0)
         return -1;

@@ -6,6 +6,11 @@ under a temporary ADMINBUS_HOME. Each test gets its own database, its own ports 
 own broker and engine (the `stack` fixture), so tests never see each other's rows.
 
 Binaries come from $ADMINBUS_BUILD/bin (default: build/bin in the checkout).
+
+Run with Debian's Python (python3-pytest, python3-zmq, python3-msgpack, python3-pymysql):
+    pytest-3 tests/e2e                        # or /usr/bin/python3 -m pytest tests/e2e
+    ADMINBUS_BUILD=build-asan pytest-3 tests/e2e -k idempotency
+`ops/test` runs it against the ASan build and the RelWithDebInfo build.
 """
 
 import os
