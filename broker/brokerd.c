@@ -20,10 +20,10 @@
 
 #include "config.h"
 #include "envelope.h"
+#include "zframes.h"
 #include "log.h"
 
 #define S_HWM           100000
-#define S_FRAMES_MAX    16          /* more frames than any honest command has */
 #define S_BATCH         512         /* messages moved per socket per poll, for fairness */
 #define S_HARD_CAP      (16u << 20) /* ZMQ_MAXMSGSIZE floor: protects memory only */
 #define S_MAX_FRAME_MAX (1u << 30)
@@ -70,35 +70,6 @@ static int s_signals_init(void)
 }
 
 /* --- frames ----------------------------------------------------------------------- */
-
-/* Receive one whole message into frames (at most S_FRAMES_MAX kept; *extra counts the
- * ones dropped beyond). Returns the number kept, 0 when nothing waits, -1 on a fault. */
-static int s_recv_frames(void *sock, zmq_msg_t *frames, int *extra)
-{
-    int n = 0;
-    bool more = true;
-    *extra = 0;
-    while (more) {
-        zmq_msg_t m;
-        zmq_msg_init(&m);
-        /* Only the first frame can be missing: ZeroMQ delivers whole messages. */
-        if (zmq_msg_recv(&m, sock, n == 0 && *extra == 0 ? ZMQ_DONTWAIT : 0) < 0) {
-            zmq_msg_close(&m);
-            for (int i = 0; i < n; i++)
-                zmq_msg_close(&frames[i]);
-            return n == 0 && (errno == EAGAIN || errno == EINTR) ? 0 : -1;
-        }
-        more = zmq_msg_more(&m);
-        if (n < S_FRAMES_MAX) {
-            zmq_msg_init(&frames[n]);
-            zmq_msg_move(&frames[n++], &m);
-        } else {
-            (*extra)++;
-        }
-        zmq_msg_close(&m);
-    }
-    return n;
-}
 
 static void s_close_frames(zmq_msg_t *frames, int from, int n)
 {
@@ -200,9 +171,9 @@ static void s_forward(s_broker *b, zmq_msg_t *frames, int nroute)
 /* One message from a client. Returns 1 when one was handled, 0 when none waits, -1. */
 static int s_from_client(s_broker *b)
 {
-    zmq_msg_t frames[S_FRAMES_MAX];
+    zmq_msg_t frames[AB_FRAMES_MAX];
     int extra;
-    int n = s_recv_frames(b->frontend, frames, &extra);
+    int n = ab_zframes_recv(b->frontend, frames, &extra);
     if (n <= 0)
         return n;
     int nroute = s_route_len(frames, n);

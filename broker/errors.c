@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+/* clang-format off: the X-macro rows read best one per line */
 static const char *const s_names[] = {"ok",
 #define AB_X_NAME(name, wire, http, text) wire,
                                       AB_ERROR_MAP(AB_X_NAME)
@@ -15,6 +16,7 @@ static const int s_http[] = {200,
                              AB_ERROR_MAP(AB_X_HTTP)
 #undef AB_X_HTTP
 };
+/* clang-format on */
 
 const char *ab_code_name(ab_code code)
 {

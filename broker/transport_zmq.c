@@ -5,6 +5,7 @@
  * opaque here (the client's identity and its empty delimiter, as the broker saw them).
  * A PUB connected to the broker's event intake publishes [topic][body]. */
 #include "transport.h"
+#include "zframes.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -17,7 +18,6 @@
 /* Generous queues: a burst of commands waits in memory rather than being dropped. */
 #define S_HWM 100000
 /* More frames than any honest message has (identity, delimiter, ip, body, a few proxies). */
-#define S_FRAMES_MAX 16
 
 typedef struct {
     ab_transport base; /* first, so an ab_transport * is an s_zmq * */
@@ -29,7 +29,7 @@ typedef struct {
 /* What ab_inbound.route points to: the frames the reply must be sent back with. */
 typedef struct {
     int nroute;
-    zmq_msg_t route[S_FRAMES_MAX];
+    zmq_msg_t route[AB_FRAMES_MAX];
     zmq_msg_t body;
 } s_route;
 
@@ -41,36 +41,6 @@ static void s_route_free(s_route *r)
         zmq_msg_close(&r->route[i]);
     zmq_msg_close(&r->body);
     free(r);
-}
-
-/* Receive the frames of one message; returns how many were stored (at most
- * S_FRAMES_MAX; any beyond are received and dropped, and *overflow is set), 0 when nothing
- * is waiting, -1 on a socket fault. */
-static int s_recv_frames(void *sock, zmq_msg_t *frames, bool *overflow)
-{
-    int n = 0;
-    bool more = true;
-    *overflow = false;
-    while (more) {
-        zmq_msg_t m;
-        zmq_msg_init(&m);
-        /* Only the first frame can be missing: ZeroMQ delivers whole messages. */
-        if (zmq_msg_recv(&m, sock, n == 0 ? ZMQ_DONTWAIT : 0) < 0) {
-            zmq_msg_close(&m);
-            for (int i = 0; i < n; i++)
-                zmq_msg_close(&frames[i]);
-            return n == 0 && (errno == EAGAIN || errno == EINTR) ? 0 : -1;
-        }
-        more = zmq_msg_more(&m);
-        if (n < S_FRAMES_MAX) {
-            zmq_msg_init(&frames[n]);
-            zmq_msg_move(&frames[n++], &m);
-        } else {
-            *overflow = true;
-        }
-        zmq_msg_close(&m); /* empty after a move */
-    }
-    return n;
 }
 
 /* Turn [route…][ip][body] into msg; returns 0, or -1 when the frames cannot be a command
@@ -117,9 +87,10 @@ static int s_recv(ab_transport *t, ab_inbound *msgs, int max, int timeout_ms)
         return errno == EINTR ? 0 : -1; /* a signal: let the caller look at its flags */
     int taken = 0;
     while (rc > 0 && taken < max) {
-        zmq_msg_t frames[S_FRAMES_MAX];
-        bool overflow;
-        int n = s_recv_frames(self->dealer, frames, &overflow);
+        zmq_msg_t frames[AB_FRAMES_MAX];
+        int extra;
+        int n = ab_zframes_recv(self->dealer, frames, &extra);
+        bool overflow = extra > 0;
         if (n < 0)
             return taken > 0 ? taken : -1;
         if (n == 0)
