@@ -21,6 +21,9 @@
     X(batch_max, "256", "most commands an engine applies in one transaction")                      \
     X(apply_threads, "2", "apply loops per engine, each with its own database connection")         \
     X(command_retention_days, "7", "days a command id and its reply are kept")                     \
+    X(job_lease_s, "10", "worker: seconds a dead worker keeps its jobs (heartbeat: lease/10)")     \
+    X(worker_poll_ms, "1000", "worker: longest idle wait without a wake-up notice, ms")            \
+    X(worker_grace_s, "30", "worker: after SIGTERM, seconds a running job may go on")              \
     X(log_level, "info", "error, warn, info or debug")
 
 typedef struct {

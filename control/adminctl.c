@@ -76,17 +76,20 @@ static int s_send(const ctl_cli *cli, const ctl_conn *conn, const char *id)
     return rc;
 }
 
-static int s_run(const ctl_cli *cli)
+static int s_run(const ctl_cli *cli, bool track)
 {
     ctl_conn conn = {0};
     conn.url = cli->url ? strdup(cli->url) : NULL;
     conn.authkey = cli->key ? strdup(cli->key) : NULL;
-    conn.events = strdup(""); /* not needed: do not let its absence send us to the file */
+    /* The events endpoint only wakes `job track` sooner; plain commands do not need it. */
+    conn.events = track ? NULL : strdup("");
     ctl_conn_fill(&conn);
     int rc;
     char id[37];
     if (!conn.url || !conn.authkey)
         rc = s_missing(&conn, !conn.url, !conn.authkey);
+    else if (track)
+        rc = ctl_track(cli, &conn, cli->values[0].num);
     else if (!cli->id && ctl_uuid_v4(id) < 0)
         rc = s_usage_error("no randomness for a command id: pass --id UUID");
     else
@@ -118,10 +121,24 @@ static int s_events(const ctl_cli *cli)
     return rc;
 }
 
+/* `job track ID` is job.view followed until the job ends: find the word "track" after
+ * the noun job(s), and parse the line as job view. Returns true when found. */
+static bool s_track_verb(int argc, char **argv)
+{
+    for (int i = 1; i + 1 < argc; i++)
+        if ((!strcmp(argv[i], "job") || !strcmp(argv[i], "jobs")) &&
+            !strcmp(argv[i + 1], "track")) {
+            argv[i + 1] = "view";
+            return true;
+        }
+    return false;
+}
+
 int main(int argc, char **argv)
 {
     ctl_cli cli;
     char err[ERR_LEN];
+    bool track = s_track_verb(argc, argv);
     if (ctl_parse(argc, argv, &cli, err, sizeof err) < 0)
         return s_usage_error(err);
     switch (cli.action) {
@@ -135,5 +152,5 @@ int main(int argc, char **argv)
     case CTL_RUN:
         break;
     }
-    return s_run(&cli);
+    return s_run(&cli, track);
 }

@@ -37,11 +37,15 @@ typedef enum {
 } ctl_action;
 
 /* One parsed argument value; which member is set follows the argument's type. */
+#define CTL_MAP_MAX 32
+
 typedef struct {
     bool given;
-    const char *str; /* STR, UUID, ENUM: points into argv */
-    int64_t num;     /* INT */
-    bool flag;       /* BOOL */
+    const char *str;                /* STR, UUID, ENUM: points into argv */
+    int64_t num;                    /* INT */
+    bool flag;                      /* BOOL */
+    const char *pairs[CTL_MAP_MAX]; /* MAP: "key=value" words, points into argv */
+    int npairs;
 } ctl_value;
 
 /* A parsed command line. Strings point into argv: keep argv alive. */
@@ -168,5 +172,11 @@ int ctl_render_reply(const msgpack_object *reply, const char *type, bool json, F
 
 /* Unix milliseconds as ISO 8601 UTC with milliseconds: 2026-11-22T08:01:02.123Z. */
 void ctl_format_time(int64_t ms, char *out, size_t outlen);
+
+/* `adminctl job track ID`: follow job (cli holds a parsed job.view) until it ends, with a
+ * progress bar on a terminal, a line per change elsewhere, JSON lines with --json. Exit
+ * 0 when it is done, 1 when it failed or was cancelled (or an error reply), 3 when the
+ * engine cannot be reached. */
+int ctl_track(const ctl_cli *cli, const ctl_conn *conn, int64_t job);
 
 #endif

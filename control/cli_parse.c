@@ -9,6 +9,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -187,6 +188,13 @@ static int s_set_value(ctl_value *v, const ab_arg *a, const char *flag, const ch
     case AB_ARG_STR:
     case AB_ARG_UUID:
         break;
+    case AB_ARG_MAP:
+        if (!strchr(text, '=') || text[0] == '=')
+            return s_fail(err, errlen, "%s takes key=value, not '%s'", flag, text);
+        if (v->npairs == CTL_MAP_MAX)
+            return s_fail(err, errlen, "at most %d %s options", CTL_MAP_MAX, flag);
+        v->pairs[v->npairs++] = text;
+        break;
     }
     v->str = text;
     v->given = rc == 0;
@@ -247,12 +255,18 @@ static int s_arg_flag(ctl_cli *cli, const s_flag *f, int left, char *const *av, 
         negated = a && a->type == AB_ARG_BOOL;
         a = negated ? a : NULL;
     }
+    if (!a) { /* a map argument also answers to its singular: --arg k=v for "args" */
+        char plural[CTL_WORDS_MAX + 2];
+        snprintf(plural, sizeof plural, "%ss", f->name);
+        a = ab_command_arg(cmd, plural, strlen(plural));
+        a = a && a->type == AB_ARG_MAP ? a : NULL;
+    }
     if (!a)
         return 0;
     char flag[CTL_WORDS_MAX + 2];
     ctl_flag_name(a->name, flag, sizeof flag);
     ctl_value *v = &cli->values[a - cmd->args];
-    if (v->given)
+    if (v->given && a->type != AB_ARG_MAP)
         return s_fail(err, errlen, "%s is given twice", flag);
     if (a->type == AB_ARG_BOOL) {
         if (negated && f->inline_value)
@@ -542,6 +556,29 @@ int ctl_parse(int argc, char *const *argv, ctl_cli *cli, char *err, size_t errle
 
 /* --- packing ---------------------------------------------------------------------- */
 
+/* key=value words as a map; a value is an integer when it looks like one, a boolean for
+ * true/false, else a string (the engine checks them against what the target expects). */
+static void s_pack_pairs(const ctl_value *v, msgpack_packer *pk)
+{
+    msgpack_pack_map(pk, (uint32_t)v->npairs);
+    for (int i = 0; i < v->npairs; i++) {
+        const char *eq = strchr(v->pairs[i], '=');
+        ab_pack_str(pk, v->pairs[i], (size_t)(eq - v->pairs[i]));
+        const char *val = eq + 1;
+        char *end = NULL;
+        errno = 0;
+        long long n = strtoll(val, &end, 10);
+        if (*val && *end == '\0' && errno == 0)
+            msgpack_pack_int64(pk, n);
+        else if (strcmp(val, "true") == 0)
+            msgpack_pack_true(pk);
+        else if (strcmp(val, "false") == 0)
+            msgpack_pack_false(pk);
+        else
+            ab_pack_cstr(pk, val);
+    }
+}
+
 static void s_pack_value(const ab_arg *a, const ctl_value *v, msgpack_packer *pk)
 {
     switch (a->type) {
@@ -558,6 +595,9 @@ static void s_pack_value(const ab_arg *a, const ctl_value *v, msgpack_packer *pk
     case AB_ARG_UUID:
     case AB_ARG_ENUM:
         ab_pack_cstr(pk, v->str);
+        break;
+    case AB_ARG_MAP:
+        s_pack_pairs(v, pk);
         break;
     }
 }

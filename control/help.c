@@ -80,8 +80,11 @@ void ctl_help_all(FILE *f)
     s_list_commands(f, "");
     fprintf(f,
             "\nClient-side verbs (not commands of the engine):\n"
+            "  %-*s  %s\n"
             "  %-*s  %s\n\n",
-            s_cli_width(""), "events", "Print the event stream as JSON lines (--topic, --count)");
+            s_cli_width(""), "events", "Print the event stream as JSON lines (--topic, --count)",
+            s_cli_width(""), "job track",
+            "Follow a job until it ends: a live progress bar (JSON lines with --json)");
     s_list_options(f);
     fprintf(f, "\nPlural nouns are accepted: 'adminctl orgs list' is 'adminctl org list'.\n"
                "Connection: ADMINBUS_URL and ADMINBUS_AUTHKEY from the environment, else from\n"
@@ -108,6 +111,10 @@ static void s_metavar(const ab_arg *a, char *out, size_t outlen)
     if (a->type == AB_ARG_ENUM) {
         for (const char *const *c = a->choices; c && *c && n < outlen; c++)
             n += (size_t)snprintf(out + n, outlen - n, "%s%s", n ? "|" : "", *c);
+        return;
+    }
+    if (a->type == AB_ARG_MAP) { /* repeatable: --args k=v --args k2=v2 (or --arg) */
+        snprintf(out, outlen, "KEY=VALUE");
         return;
     }
     for (const char *p = a->name; *p && n + 1 < outlen; p++)

@@ -20,6 +20,10 @@ void ab_events_destroy(ab_events **e);
 int ab_events_audit(ab_events *e, int64_t ts_ms, const char *model, uint64_t id, const char *action,
                     uint32_t user_id);
 
+/* Queue an event with topic; pack_data packs exactly one value (the data) from ctx. */
+int ab_events_push(ab_events *e, const char *topic, int64_t ts_ms,
+                   void (*pack_data)(msgpack_packer *pk, const void *ctx), const void *ctx);
+
 size_t ab_events_count(const ab_events *e);
 const ab_event *ab_events_at(const ab_events *e, size_t i);
 size_t ab_events_mark(const ab_events *e);

@@ -19,6 +19,17 @@ static const struct {
     {"org.list", ab_org_list, AB_WRITES_ONE},
     {"log.search", ab_log_search, AB_WRITES_ONE},
     {"auth.whoami", ab_auth_whoami, AB_WRITES_ONE},
+    {"job.enqueue", ab_job_enqueue_cmd, AB_WRITES_MANY},
+    {"job.list", ab_job_list, AB_WRITES_ONE},
+    {"job.view", ab_job_view, AB_WRITES_ONE},
+    {"job.retry", ab_job_retry, AB_WRITES_MANY},
+    {"job.cancel", ab_job_cancel, AB_WRITES_MANY},
+    {"job.purge", ab_job_purge, AB_WRITES_ONE},
+    {"worker.list", ab_worker_list, AB_WRITES_ONE},
+    {"worker.pause", ab_worker_pause, AB_WRITES_ONE},
+    {"worker.resume", ab_worker_resume, AB_WRITES_ONE},
+    {"worker.stop", ab_worker_stop, AB_WRITES_ONE},
+    {"queue.stats", ab_queue_stats, AB_WRITES_ONE},
     {"db.update", ab_db_update, AB_WRITES_ONE}, /* its DDL runs on its own connection */
 };
 

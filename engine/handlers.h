@@ -15,6 +15,19 @@ int ab_org_list(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 /* The audit log (logsearch.c). */
 int ab_log_search(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 
+/* Jobs, workers, queues (jobcmd.c). */
+int ab_job_enqueue_cmd(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
+int ab_job_list(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
+int ab_job_view(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
+int ab_job_retry(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
+int ab_job_cancel(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
+int ab_job_purge(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
+int ab_worker_list(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
+int ab_worker_pause(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
+int ab_worker_resume(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
+int ab_worker_stop(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
+int ab_queue_stats(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
+
 /* The instance (system.c). */
 int ab_auth_whoami(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 int ab_db_update(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);

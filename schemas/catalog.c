@@ -66,6 +66,47 @@ static const ab_arg s_log_search[] = {
     PAGING_ARGS,
 };
 
+static const char *const s_queue_names[] = {"default", "prio", "cache", "email", "update", NULL};
+static const char *const s_job_states[] = {"queued", "running",   "retrying", "done",
+                                           "failed", "cancelled", NULL};
+
+static const ab_arg s_job_enqueue[] = {
+    {"type", AB_ARG_STR, true, true, 1, 32, NULL, "Job type (noop, sleep, …)"},
+    {"args", AB_ARG_MAP, false, false, 0, 32, NULL,
+     "The job's arguments, checked against its type (CLI: --arg key=value, repeatable)"},
+    {"priority", AB_ARG_INT, false, false, -100, 100, NULL, "Higher runs first (default 0)"},
+    {"run_at", AB_ARG_INT, false, false, 0, INT64_MAX, NULL,
+     "Not before this time, unix milliseconds UTC (default now)"},
+    {"max_attempts", AB_ARG_INT, false, false, 1, 100, NULL,
+     "Attempts before the job fails (default: the type's policy)"},
+    {"unique_key", AB_ARG_STR, false, false, 1, 191, NULL,
+     "At most one job per key: a second enqueue returns the first job"},
+};
+
+static const ab_arg s_job_list[] = {
+    {"queue", AB_ARG_ENUM, false, false, 0, 0, s_queue_names, "Only this queue"},
+    {"state", AB_ARG_ENUM, false, false, 0, 0, s_job_states, "Only jobs in this state"},
+    {"type", AB_ARG_STR, false, false, 1, 32, NULL, "Only this job type"},
+    PAGING_ARGS,
+};
+
+static const ab_arg s_job_one[] = {
+    {"job", AB_ARG_INT, true, true, 1, INT64_MAX, NULL, "The job's id"},
+};
+
+static const ab_arg s_job_purge[] = {
+    {"all", AB_ARG_BOOL, false, false, 0, 0, NULL,
+     "Also failed and cancelled jobs (default: completed ones only)"},
+};
+
+static const ab_arg s_worker_list[] = {
+    {"queue", AB_ARG_ENUM, false, false, 0, 0, s_queue_names, "Only workers of this queue"},
+};
+
+static const ab_arg s_worker_one[] = {
+    {"worker", AB_ARG_STR, true, true, 1, 96, NULL, "The worker's id (host:pid:queue)"},
+};
+
 const ab_command ab_catalog[] = {
     {"org.add", "org add", "Add an organisation",
      "Creates an organisation. Names and uuids are unique (conflict otherwise); a uuid is "
@@ -93,6 +134,45 @@ const ab_command ab_catalog[] = {
      "Shows the user, organisation and role the presented key belongs to, and which engine "
      "answered with its version and schema version.",
      false, AB_PERM_NONE, NULL, 0},
+    {"job.enqueue", "job enqueue", "Enqueue a job of any registered type",
+     "Enqueues a job for the workers of its type's queue and wakes them; returns the job. "
+     "The arguments are checked against the job type (invalid, field args.NAME). With a "
+     "unique_key already used, returns the existing job (existed: true).",
+     true, AB_PERM_SITE_ADMIN, s_job_enqueue, COUNT(s_job_enqueue)},
+    {"job.list", "job list", "List jobs",
+     "Lists jobs, newest first, with MISP's columns (queue, type, input, status, progress, "
+     "message) and ours (state, attempts, last error).",
+     false, AB_PERM_SITE_ADMIN, s_job_list, COUNT(s_job_list)},
+    {"job.view", "job view", "Show one job", "Shows every field of a job.", false,
+     AB_PERM_SITE_ADMIN, s_job_one, COUNT(s_job_one)},
+    {"job.retry", "job retry", "Run a failed or cancelled job again",
+     "Puts a failed or cancelled job back in its queue with a fresh set of attempts. Other "
+     "states are a conflict.",
+     true, AB_PERM_SITE_ADMIN, s_job_one, COUNT(s_job_one)},
+    {"job.cancel", "job cancel", "Cancel a job",
+     "A queued or retrying job is cancelled at once; a running one is asked to stop and its "
+     "worker records it as cancelled. A finished job is a conflict.",
+     true, AB_PERM_SITE_ADMIN, s_job_one, COUNT(s_job_one)},
+    {"job.purge", "job purge", "Delete finished jobs",
+     "Deletes completed jobs (MISP's clearJobs completed), or with all every finished job: "
+     "done, failed and cancelled. Queued and running jobs are never purged. Returns how "
+     "many were deleted (at most 100,000 per call).",
+     true, AB_PERM_SITE_ADMIN, s_job_purge, COUNT(s_job_purge)},
+    {"worker.list", "worker list", "List workers",
+     "Lists workers (host:pid:queue) with their status, current job, counts of jobs done "
+     "and failed, and last heartbeat; alive is false when the heartbeat is older than 30 s.",
+     false, AB_PERM_SITE_ADMIN, s_worker_list, COUNT(s_worker_list)},
+    {"worker.pause", "worker pause", "Pause a worker",
+     "The worker finishes its current job and claims no more until resumed.", true,
+     AB_PERM_SITE_ADMIN, s_worker_one, COUNT(s_worker_one)},
+    {"worker.resume", "worker resume", "Resume a paused worker", "The worker claims jobs again.",
+     true, AB_PERM_SITE_ADMIN, s_worker_one, COUNT(s_worker_one)},
+    {"worker.stop", "worker stop", "Stop a worker",
+     "The worker finishes its current job and exits.", true, AB_PERM_SITE_ADMIN, s_worker_one,
+     COUNT(s_worker_one)},
+    {"queue.stats", "queue stats", "Jobs per queue and state, and workers per queue",
+     "Counts jobs by queue and state, ready jobs, and live workers per queue.", false,
+     AB_PERM_SITE_ADMIN, NULL, 0},
     {"db.update", "db update", "Apply pending database migrations",
      "Applies every schema migration the engine knows and the database lacks (MISP's "
      "updateDatabase); engines also do this at start. Returns the schema version.",
@@ -130,6 +210,8 @@ const char *ab_arg_type_name(ab_arg_type type)
         return "uuid";
     case AB_ARG_ENUM:
         return "enum";
+    case AB_ARG_MAP:
+        return "map";
     }
     return "?";
 }
@@ -199,6 +281,24 @@ static int s_check_enum(const ab_arg *a, const msgpack_object *v, ab_error *err)
     return ab_fail(err, AB_E_INVALID, a->name, "%s must be one of: %s", a->name, list);
 }
 
+static int s_check_map(const ab_arg *a, const msgpack_object *v, ab_error *err)
+{
+    if (v->type != MSGPACK_OBJECT_MAP)
+        return ab_fail(err, AB_E_INVALID, a->name, "%s must be a map", a->name);
+    if ((int64_t)v->via.map.size > a->max)
+        return ab_fail(err, AB_E_INVALID, a->name, "%s has more than %lld entries", a->name,
+                       (long long)a->max);
+    for (uint32_t i = 0; i < v->via.map.size; i++) {
+        const msgpack_object *k = &v->via.map.ptr[i].key, *val = &v->via.map.ptr[i].val;
+        if (k->type != MSGPACK_OBJECT_STR || k->via.str.size == 0 || k->via.str.size > 64)
+            return ab_fail(err, AB_E_INVALID, a->name, "%s keys must be strings of 1-64 bytes",
+                           a->name);
+        if (val->type == MSGPACK_OBJECT_MAP || val->type == MSGPACK_OBJECT_ARRAY)
+            return ab_fail(err, AB_E_INVALID, a->name, "%s values must be scalars", a->name);
+    }
+    return 0;
+}
+
 static int s_check_value(const ab_arg *a, const msgpack_object *v, ab_error *err)
 {
     switch (a->type) {
@@ -217,6 +317,8 @@ static int s_check_value(const ab_arg *a, const msgpack_object *v, ab_error *err
         return 0;
     case AB_ARG_ENUM:
         return s_check_enum(a, v, err);
+    case AB_ARG_MAP:
+        return s_check_map(a, v, err);
     }
     return ab_fail(err, AB_E_INTERNAL, a->name, "unknown argument type");
 }
@@ -269,6 +371,8 @@ static void s_markdown_args(FILE *f, const ab_command *c)
                      (long long)a->max);
         else if (a->type == AB_ARG_INT)
             snprintf(limits, sizeof limits, "%lld–%lld", (long long)a->min, (long long)a->max);
+        else if (a->type == AB_ARG_MAP)
+            snprintf(limits, sizeof limits, "at most %lld entries", (long long)a->max);
         else if (a->type == AB_ARG_ENUM)
             for (const char *const *ch = a->choices; *ch; ch++) {
                 strncat(limits, *ch, sizeof limits - strlen(limits) - 1);

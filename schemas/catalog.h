@@ -19,6 +19,8 @@ typedef enum {
     AB_ARG_BOOL, /* true/false */
     AB_ARG_UUID, /* canonical UUID string */
     AB_ARG_ENUM, /* one of choices (strings) */
+    AB_ARG_MAP,  /* a map of str keys to scalar values, at most max entries; the handler
+                    checks the entries (e.g. job arguments against the job type) */
 } ab_arg_type;
 
 typedef struct {

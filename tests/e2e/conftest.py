@@ -168,6 +168,48 @@ class Daemon:
         return self.proc.returncode
 
 
+class Worker(Daemon):
+    """One adminbus-worker a test started (Stack.start_worker). Killing it with kill9() or
+    stopping it with stop() is expected; any other death fails the test at teardown."""
+
+    def __init__(self, stack, queue, argv, log):
+        super().__init__(f"worker {queue} #{len(stack.workers) + 1}", argv, stack.env, log)
+        self.stack = stack
+        self.queue = queue
+        self.id = None  # host:pid:queue, once the worker has registered
+        self.returncode = None
+
+    def wait_registered(self, timeout=30):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.alive():
+                raise AssertionError(f"{self.name} exited with {self.proc.returncode} during "
+                                     f"start:\n{self.stack.tail(self.log)}")
+            rows = self.stack.rows("SELECT id FROM workers WHERE pid = %s AND queue = %s "
+                                   "AND status = 'ok'", self.pid, self.queue)
+            if rows:
+                self.id = rows[0]["id"]
+                return self
+            time.sleep(0.05)
+        raise AssertionError(f"{self.name} did not register within {timeout}s:\n"
+                             f"{self.stack.tail(self.log)}")
+
+    def kill9(self):
+        self.expected_dead = True
+        super().kill9()
+
+    def stop(self):
+        """SIGTERM and wait (see Daemon.stop); a non-zero exit fails the test at teardown.
+        Returns the exit status."""
+        self.expected_dead = True
+        rc = super().stop()
+        self.returncode = rc
+        if rc != 0:
+            self.stack.problems.append(f"{self.name} exited with {rc} after SIGTERM:\n"
+                                       f"{self.stack.tail(self.log)}")
+        return rc
+
+
 class Stack:
     """A broker and an engine on their own ports and database. See the `stack` fixture."""
 
@@ -187,6 +229,7 @@ class Stack:
         self.key = None
         self.db = None
         self.created = False
+        self.workers = []  # Worker handles, stopped at teardown
 
     def start(self):
         """Create the database, bootstrap it (engine --init), start broker and engine."""
@@ -231,6 +274,19 @@ class Stack:
         self.engine = Daemon("engine", [str(BIN / "adminbus-engine")], self.env,
                              self.home / "engine.log")
         self.wait_ready(timeout)
+
+    def start_worker(self, queue="default", wait=True, **config):
+        """Start an adminbus-worker for queue with extra config flags (job_lease_s=2 →
+        --job-lease-s=2). Waits until it has registered (its row is `ok`) unless wait=False.
+        Returns a Worker: .pid, .id, .kill9(), .stop()."""
+        exe = BIN / "adminbus-worker"
+        assert exe.exists(), f"missing {exe} (build first)"
+        argv = [str(exe), "--queue", queue]
+        argv += [f"--{k.replace('_', '-')}={v}" for k, v in config.items()]
+        log = self.home / f"worker-{len(self.workers) + 1}.log"
+        w = Worker(self, queue, argv, log)
+        self.workers.append(w)
+        return w.wait_registered() if wait else w
 
     def kill_engine(self):
         """kill -9 the engine (expected death: teardown will not report it)."""
@@ -337,7 +393,18 @@ class Stack:
 
     # -- teardown --
 
+    def close_workers(self):
+        for w in self.workers:
+            if not w.expected_dead:
+                if not w.alive():
+                    self.problems.append(f"{w.name} died unexpectedly (exit "
+                                         f"{w.proc.returncode}):\n{self.tail(w.log)}")
+                else:
+                    w.stop()
+            self.check_log_file(w.log)
+
     def close(self):
+        self.close_workers()
         for d in (self.engine, self.broker):
             if d is None or d.expected_dead:
                 continue

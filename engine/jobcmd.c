@@ -1,0 +1,607 @@
+/* jobcmd.c — the commands that manage jobs, workers and queues (issue 3): enqueue, list,
+ * view, retry, cancel, purge; worker list, pause, resume, stop; queue stats. The workers
+ * themselves are engine/worker.c; what both share is engine/jobs.h. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "handlers.h"
+#include "jobs.h"
+
+/* A column of a result row and how to pack it. */
+typedef enum { K_INT, K_STR, K_BOOL } s_kind;
+typedef struct {
+    const char *name;
+    s_kind kind;
+} s_col;
+
+#define JOB_SQL                                                                                    \
+    "SELECT id, worker, job_type, job_input, state, status, progress, message, retries, "          \
+    "attempts, max_attempts, priority, " AB_SQL_MS(                                                \
+        "run_at") ", org_id, process_id, last_error, "                                             \
+                  "cancel_requested, created_by, " AB_SQL_MS("date_created") ", " AB_SQL_MS(       \
+                      "date_modified") ", " AB_SQL_MS("date_finished") " FROM jobs"
+
+static const s_col s_job_cols[] = {
+    {"id", K_INT},
+    {"queue", K_STR},
+    {"type", K_STR},
+    {"input", K_STR},
+    {"state", K_STR},
+    {"status", K_INT},
+    {"progress", K_INT},
+    {"message", K_STR},
+    {"retries", K_INT},
+    {"attempts", K_INT},
+    {"max_attempts", K_INT},
+    {"priority", K_INT},
+    {"run_at", K_INT},
+    {"org_id", K_INT},
+    {"process_id", K_STR},
+    {"last_error", K_STR},
+    {"cancel_requested", K_BOOL},
+    {"created_by", K_INT},
+    {"date_created", K_INT},
+    {"date_modified", K_INT},
+    {"date_finished", K_INT},
+};
+
+#define WORKER_SQL                                                                                 \
+    "SELECT id, queue, host, pid, status, desired, current_job, done_count, "                      \
+    "failed_count, " AB_SQL_MS("started") ", " AB_SQL_MS(                                          \
+        "last_heartbeat") ", "                                                                     \
+                          "last_heartbeat > UTC_TIMESTAMP(3) - INTERVAL 30 SECOND FROM workers"
+
+static const s_col s_worker_cols[] = {
+    {"id", K_STR},           {"queue", K_STR},   {"host", K_STR},           {"pid", K_INT},
+    {"status", K_STR},       {"desired", K_STR}, {"current_job", K_INT},    {"done_count", K_INT},
+    {"failed_count", K_INT}, {"started", K_INT}, {"last_heartbeat", K_INT}, {"alive", K_BOOL},
+};
+
+#define NCOLS(a) (sizeof(a) / sizeof((a)[0]))
+
+static void s_pack_row(msgpack_packer *pk, const ab_rows *r, const s_col *cols, size_t n)
+{
+    msgpack_pack_map(pk, (uint32_t)n);
+    for (size_t i = 0; i < n; i++) {
+        size_t len = 0;
+        const char *v = ab_rows_str(r, (int)i, &len);
+        ab_pack_cstr(pk, cols[i].name);
+        if (!v)
+            msgpack_pack_nil(pk);
+        else if (cols[i].kind == K_INT)
+            msgpack_pack_int64(pk, strtoll(v, NULL, 10));
+        else if (cols[i].kind == K_BOOL && strtoll(v, NULL, 10))
+            msgpack_pack_true(pk);
+        else if (cols[i].kind == K_BOOL)
+            msgpack_pack_false(pk);
+        else
+            ab_pack_str(pk, v, len);
+    }
+}
+
+/* Binds the values of a list's filters, in the order its WHERE clause names them. */
+typedef void (*s_binder)(const ab_ctx *ctx, ab_params *p);
+
+/* Pack {items, total, page, limit}: select is "SELECT … FROM t", where the filters'
+ * clause (fixed fragments only), order the ORDER BY. */
+static int s_pack_page(ab_ctx *ctx, msgpack_packer *pk, const char *select, const char *table,
+                       const char *where, const char *order, s_binder bind, const s_col *cols,
+                       size_t ncols, ab_error *err)
+{
+    int64_t limit = ab_arg_int(ctx, "limit", 100), page = ab_arg_int(ctx, "page", 1), total;
+    char sql[1500];
+    ab_params p;
+    ab_params_init(&p);
+    bind(ctx, &p);
+    snprintf(sql, sizeof sql, "SELECT COUNT(*) FROM %s%s", table, where);
+    if (ab_db_scalar(ctx->db, sql, &p, &total, err) < 0)
+        return -1;
+    ab_params_init(&p);
+    bind(ctx, &p);
+    ab_param_int(&p, limit);
+    ab_param_int(&p, (page - 1) * limit);
+    snprintf(sql, sizeof sql, "%s%s ORDER BY %s LIMIT ? OFFSET ?", select, where, order);
+    ab_rows rows;
+    if (ab_db_query(ctx->db, sql, &p, &rows, err) < 0)
+        return -1;
+    uint32_t n = (uint32_t)mysql_stmt_num_rows(rows.stmt);
+    msgpack_pack_map(pk, 4);
+    ab_pack_cstr(pk, "items");
+    msgpack_pack_array(pk, n);
+    for (uint32_t i = 0; i < n && ab_rows_next(&rows) == 1; i++)
+        s_pack_row(pk, &rows, cols, ncols);
+    ab_rows_close(&rows);
+    ab_pack_kv_int(pk, "total", total);
+    ab_pack_kv_int(pk, "page", page);
+    ab_pack_kv_int(pk, "limit", limit);
+    return 0;
+}
+
+/* Read one job's row as text (state, queue, type, priority) for the managing commands. */
+typedef struct {
+    char state[16], queue[33], type[33];
+    int64_t priority;
+} s_job_head;
+
+static int s_job_head_load(ab_ctx *ctx, uint64_t id, s_job_head *h, ab_error *err)
+{
+    ab_params p;
+    ab_params_init(&p);
+    ab_param_int(&p, (int64_t)id);
+    ab_rows rows;
+    if (ab_db_query(ctx->db,
+                    "SELECT state, worker, job_type, priority FROM jobs WHERE id = ? FOR UPDATE",
+                    &p, &rows, err) < 0)
+        return -1;
+    int rc = ab_rows_next(&rows);
+    if (rc == 1) {
+        snprintf(h->state, sizeof h->state, "%s", ab_rows_str(&rows, 0, NULL));
+        snprintf(h->queue, sizeof h->queue, "%s", ab_rows_str(&rows, 1, NULL));
+        snprintf(h->type, sizeof h->type, "%s", ab_rows_str(&rows, 2, NULL));
+        h->priority = ab_rows_int(&rows, 3);
+    }
+    ab_rows_close(&rows);
+    if (rc < 0)
+        return ab_fail(err, AB_E_INTERNAL, NULL, "database read failed");
+    if (rc == 0)
+        return ab_fail(err, AB_E_NOT_FOUND, "job", "no job has id %llu", (unsigned long long)id);
+    return 0;
+}
+
+static int s_pack_job(ab_ctx *ctx, msgpack_packer *pk, uint64_t id, ab_error *err)
+{
+    ab_params p;
+    ab_params_init(&p);
+    ab_param_int(&p, (int64_t)id);
+    ab_rows rows;
+    if (ab_db_query(ctx->db, JOB_SQL " WHERE id = ?", &p, &rows, err) < 0)
+        return -1;
+    int rc = ab_rows_next(&rows);
+    if (rc == 1)
+        s_pack_row(pk, &rows, s_job_cols, NCOLS(s_job_cols));
+    ab_rows_close(&rows);
+    if (rc == 0)
+        return ab_fail(err, AB_E_NOT_FOUND, "job", "no job has id %llu", (unsigned long long)id);
+    return rc < 0 ? ab_fail(err, AB_E_INTERNAL, NULL, "database read failed") : 0;
+}
+
+/* --- events ----------------------------------------------------------------------------- */
+
+typedef struct {
+    uint64_t id;
+    const char *queue, *type, *state;
+} s_job_event;
+
+static void s_pack_job_event(msgpack_packer *pk, const void *ctx)
+{
+    const s_job_event *e = ctx;
+    msgpack_pack_map(pk, 4);
+    ab_pack_kv_int(pk, "id", (int64_t)e->id);
+    ab_pack_kv_cstr(pk, "queue", e->queue);
+    ab_pack_kv_cstr(pk, "type", e->type);
+    ab_pack_kv_cstr(pk, "state", e->state);
+}
+
+static void s_pack_queue(msgpack_packer *pk, const void *ctx)
+{
+    msgpack_pack_map(pk, 1);
+    ab_pack_kv_cstr(pk, "queue", ctx);
+}
+
+/* job.<id>.<event>, and for a job that may run now a wake-up for its queue's workers. */
+static int s_job_events(ab_ctx *ctx, uint64_t id, const char *event, const char *queue,
+                        const char *type, const char *state, bool wake)
+{
+    char topic[96];
+    s_job_event e = {id, queue, type, state};
+    ab_job_topic(id, event, topic, sizeof topic);
+    if (ab_events_push(ctx->events, topic, ctx->now_ms, s_pack_job_event, &e) < 0)
+        return -1;
+    if (!wake)
+        return 0;
+    ab_job_wake_topic(queue, topic, sizeof topic);
+    return ab_events_push(ctx->events, topic, ctx->now_ms, s_pack_queue, queue);
+}
+
+static int s_audit_job(ab_ctx *ctx, uint64_t id, const char *action, const char *type,
+                       const char *change)
+{
+    char title[96];
+    snprintf(title, sizeof title, "Job (%llu): %s", (unsigned long long)id, type);
+    return ab_ctx_audit(ctx, "Job", id, action, title, change);
+}
+
+/* --- job.enqueue ------------------------------------------------------------------------- */
+
+/* MISP's job_input: a one-line "k=v k=v" summary of the arguments, for humans. */
+static void s_summarise(const msgpack_object *args, char *out, size_t len)
+{
+    size_t n = 0;
+    out[0] = '\0';
+    for (uint32_t i = 0; args && i < args->via.map.size && n + 1 < len; i++) {
+        const msgpack_object *k = &args->via.map.ptr[i].key, *v = &args->via.map.ptr[i].val;
+        int w;
+        if (v->type == MSGPACK_OBJECT_STR)
+            w = snprintf(out + n, len - n, "%s%.*s=%.*s", n ? " " : "", (int)k->via.str.size,
+                         k->via.str.ptr, (int)(v->via.str.size > 64 ? 64 : v->via.str.size),
+                         v->via.str.ptr);
+        else if (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+            w = snprintf(out + n, len - n, "%s%.*s=%llu", n ? " " : "", (int)k->via.str.size,
+                         k->via.str.ptr, (unsigned long long)v->via.u64);
+        else if (v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
+            w = snprintf(out + n, len - n, "%s%.*s=%lld", n ? " " : "", (int)k->via.str.size,
+                         k->via.str.ptr, (long long)v->via.i64);
+        else
+            w = snprintf(out + n, len - n, "%s%.*s=%s", n ? " " : "", (int)k->via.str.size,
+                         k->via.str.ptr,
+                         v->type == MSGPACK_OBJECT_BOOLEAN && v->via.boolean ? "true" : "false");
+        n = w > 0 && (size_t)w < len - n ? n + (size_t)w : len - 1;
+    }
+}
+
+/* The type and its validated arguments; errors name the argument as args.NAME. */
+static const ab_job_type *s_enqueue_type(ab_ctx *ctx, const msgpack_object **args, ab_error *err)
+{
+    size_t tlen = 0;
+    const char *tname = ab_arg_str(ctx, "type", &tlen);
+    const ab_job_type *t = ab_job_type_find(tname, tlen);
+    if (!t) {
+        ab_fail(err, AB_E_INVALID, "type", "no job type '%.*s' (adminctl job enqueue --help)",
+                (int)(tlen > 32 ? 32 : tlen), tname);
+        return NULL;
+    }
+    *args = ctx->args ? ab_map_get(ctx->args, "args") : NULL;
+    if (ab_job_args_validate(t, *args, err) < 0) {
+        char inner[sizeof err->field - 5]; /* room for "args." */
+        snprintf(inner, sizeof inner, "%.58s", err->field);
+        snprintf(err->field, sizeof err->field, "args.%s", inner);
+        return NULL;
+    }
+    return t;
+}
+
+int ab_job_enqueue_cmd(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
+{
+    const msgpack_object *args = NULL;
+    const ab_job_type *t = s_enqueue_type(ctx, &args, err);
+    if (!t)
+        return -1;
+    msgpack_sbuffer payload;
+    msgpack_sbuffer_init(&payload);
+    msgpack_packer ppk;
+    msgpack_packer_init(&ppk, &payload, msgpack_sbuffer_write);
+    if (args)
+        msgpack_pack_object(&ppk, *args);
+    else
+        msgpack_pack_map(&ppk, 0);
+    char input[512], key[192] = "";
+    s_summarise(args, input, sizeof input);
+    size_t klen = 0;
+    const char *k = ab_arg_str(ctx, "unique_key", &klen);
+    if (k)
+        snprintf(key, sizeof key, "%.*s", (int)klen, k);
+    ab_job_spec spec = {t,
+                        payload.data,
+                        payload.size,
+                        input,
+                        (int)ab_arg_int(ctx, "priority", 0),
+                        ab_arg_int(ctx, "run_at", 0),
+                        (int)ab_arg_int(ctx, "max_attempts", 0),
+                        ctx->who->org_id,
+                        ctx->who->user_id,
+                        k ? key : NULL};
+    uint64_t id = 0;
+    bool existed = false;
+    int rc = ab_job_enqueue(ctx->db, &spec, ctx->now_ms, &id, &existed, err);
+    msgpack_sbuffer_destroy(&payload);
+    if (rc < 0)
+        return -1;
+    if (!existed) {
+        char change[700];
+        snprintf(change, sizeof change,
+                 "job_type () => (%s), worker () => (%s), job_input () => (%s)", t->type, t->queue,
+                 input);
+        bool now = spec.run_at_ms <= ctx->now_ms;
+        if (s_audit_job(ctx, id, "add", t->type, change) < 0 ||
+            s_job_events(ctx, id, "queued", t->queue, t->type, "queued", now) < 0)
+            return ab_fail(err, AB_E_INTERNAL, NULL, "out of memory");
+    }
+    msgpack_pack_map(pk, 5);
+    ab_pack_kv_int(pk, "id", (int64_t)id);
+    ab_pack_kv_cstr(pk, "queue", t->queue);
+    ab_pack_kv_cstr(pk, "type", t->type);
+    ab_pack_kv_cstr(pk, "state", existed ? "existing" : "queued");
+    ab_pack_kv_bool(pk, "existed", existed);
+    return 0;
+}
+
+/* --- job.list, job.view ----------------------------------------------------------------- */
+
+static void s_bind_job_filters(const ab_ctx *ctx, ab_params *p)
+{
+    static const char *const names[] = {"queue", "state", "type"};
+    for (size_t i = 0; i < 3; i++) {
+        size_t len = 0;
+        const char *v = ab_arg_str(ctx, names[i], &len);
+        if (v)
+            ab_param_str(p, v, len);
+    }
+}
+
+int ab_job_list(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
+{
+    char where[200] = " WHERE 1 = 1";
+    if (ab_arg_has(ctx, "queue"))
+        strcat(where, " AND worker = ?");
+    if (ab_arg_has(ctx, "state"))
+        strcat(where, " AND state = ?");
+    if (ab_arg_has(ctx, "type"))
+        strcat(where, " AND job_type = ?");
+    return s_pack_page(ctx, pk, JOB_SQL, "jobs", where, "id DESC", s_bind_job_filters, s_job_cols,
+                       NCOLS(s_job_cols), err);
+}
+
+int ab_job_view(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
+{
+    return s_pack_job(ctx, pk, (uint64_t)ab_arg_int(ctx, "job", 0), err);
+}
+
+/* --- job.retry, job.cancel, job.purge ----------------------------------------------------- */
+
+static int s_make_ready(ab_ctx *ctx, uint64_t id, const s_job_head *h, ab_error *err)
+{
+    ab_params p;
+    ab_params_init(&p);
+    ab_param_cstr(&p, h->queue);
+    ab_param_int(&p, -h->priority);
+    ab_param_int(&p, ctx->now_ms);
+    ab_param_int(&p, (int64_t)id);
+    return ab_db_run(ctx->db,
+                     "INSERT INTO job_ready (worker, prank, run_at, job_id) "
+                     "VALUES (?, ?, FROM_UNIXTIME(? / 1000), ?)",
+                     &p, NULL, NULL, err);
+}
+
+static int s_set_state(ab_ctx *ctx, uint64_t id, const char *sql, const char *message,
+                       ab_error *err)
+{
+    ab_params p;
+    ab_params_init(&p);
+    ab_param_cstr(&p, message);
+    ab_param_int(&p, ctx->now_ms);
+    ab_param_int(&p, (int64_t)id);
+    return ab_db_run(ctx->db, sql, &p, NULL, NULL, err);
+}
+
+int ab_job_retry(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
+{
+    uint64_t id = (uint64_t)ab_arg_int(ctx, "job", 0);
+    s_job_head h;
+    if (s_job_head_load(ctx, id, &h, err) < 0)
+        return -1;
+    if (strcmp(h.state, "failed") != 0 && strcmp(h.state, "cancelled") != 0)
+        return ab_fail(err, AB_E_CONFLICT, "job",
+                       "job %llu is %s: only failed or cancelled jobs can be retried",
+                       (unsigned long long)id, h.state);
+    char message[320], change[64];
+    snprintf(message, sizeof message, "Queued again by %s", ctx->who->email);
+    snprintf(change, sizeof change, "state (%s) => (queued)", h.state);
+    if (s_set_state(ctx, id,
+                    "UPDATE jobs SET state = 'queued', status = 1, attempts = 0, "
+                    "cancel_requested = 0, lease_token = NULL, date_finished = NULL, message = ?, "
+                    "run_at = FROM_UNIXTIME(? / 1000), date_modified = run_at WHERE id = ?",
+                    message, err) < 0 ||
+        s_make_ready(ctx, id, &h, err) < 0)
+        return -1;
+    if (s_audit_job(ctx, id, "edit", h.type, change) < 0 ||
+        s_job_events(ctx, id, "queued", h.queue, h.type, "queued", true) < 0)
+        return ab_fail(err, AB_E_INTERNAL, NULL, "out of memory");
+    return s_pack_job(ctx, pk, id, err);
+}
+
+static int s_cancel_waiting(ab_ctx *ctx, uint64_t id, ab_error *err)
+{
+    ab_params p;
+    ab_params_init(&p);
+    ab_param_int(&p, (int64_t)id);
+    char message[320];
+    snprintf(message, sizeof message, "Cancelled by %s", ctx->who->email);
+    if (ab_db_run(ctx->db, "DELETE FROM job_ready WHERE job_id = ?", &p, NULL, NULL, err) < 0)
+        return -1;
+    return s_set_state(ctx, id,
+                       "UPDATE jobs SET state = 'cancelled', status = 3, message = ?, "
+                       "date_finished = FROM_UNIXTIME(? / 1000), date_modified = date_finished "
+                       "WHERE id = ?",
+                       message, err);
+}
+
+int ab_job_cancel(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
+{
+    uint64_t id = (uint64_t)ab_arg_int(ctx, "job", 0);
+    s_job_head h;
+    if (s_job_head_load(ctx, id, &h, err) < 0)
+        return -1;
+    bool waiting = strcmp(h.state, "queued") == 0 || strcmp(h.state, "retrying") == 0;
+    bool running = strcmp(h.state, "running") == 0;
+    if (!waiting && !running)
+        return ab_fail(err, AB_E_CONFLICT, "job", "job %llu has already ended (%s)",
+                       (unsigned long long)id, h.state);
+    char message[320], change[80];
+    snprintf(message, sizeof message, "Cancel requested by %s", ctx->who->email);
+    int rc = waiting ? s_cancel_waiting(ctx, id, err)
+                     : s_set_state(ctx, id,
+                                   "UPDATE jobs SET cancel_requested = 1, message = ?, "
+                                   "date_modified = FROM_UNIXTIME(? / 1000) WHERE id = ?",
+                                   message, err);
+    if (rc < 0)
+        return -1;
+    snprintf(change, sizeof change,
+             waiting ? "state (%s) => (cancelled)" : "cancel_requested (0) => (1), state (%s)",
+             h.state);
+    if (s_audit_job(ctx, id, "edit", h.type, change) < 0 ||
+        (waiting && s_job_events(ctx, id, "cancelled", h.queue, h.type, "cancelled", false) < 0))
+        return ab_fail(err, AB_E_INTERNAL, NULL, "out of memory");
+    return s_pack_job(ctx, pk, id, err);
+}
+
+int ab_job_purge(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
+{
+    bool all = ab_arg_bool(ctx, "all", false);
+    uint64_t deleted = 0;
+    if (ab_db_run(ctx->db,
+                  all ? "DELETE FROM jobs WHERE state IN ('done', 'failed', 'cancelled') "
+                        "LIMIT 100000"
+                      : "DELETE FROM jobs WHERE state = 'done' LIMIT 100000",
+                  NULL, NULL, &deleted, err) < 0)
+        return -1;
+    char title[96];
+    snprintf(title, sizeof title, "Purged %llu %s jobs", (unsigned long long)deleted,
+             all ? "finished" : "completed");
+    if (ab_ctx_audit(ctx, "Job", 0, "delete", title, NULL) < 0)
+        return ab_fail(err, AB_E_INTERNAL, NULL, "out of memory");
+    msgpack_pack_map(pk, 1);
+    ab_pack_kv_int(pk, "deleted", (int64_t)deleted);
+    return 0;
+}
+
+/* --- workers ------------------------------------------------------------------------------ */
+
+static void s_bind_worker_filters(const ab_ctx *ctx, ab_params *p)
+{
+    size_t len = 0;
+    const char *q = ab_arg_str(ctx, "queue", &len);
+    if (q)
+        ab_param_str(p, q, len);
+}
+
+int ab_worker_list(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
+{
+    return s_pack_page(ctx, pk, WORKER_SQL, "workers",
+                       ab_arg_has(ctx, "queue") ? " WHERE queue = ?" : "", "queue, id",
+                       s_bind_worker_filters, s_worker_cols, NCOLS(s_worker_cols), err);
+}
+
+static void s_pack_control(msgpack_packer *pk, const void *ctx)
+{
+    msgpack_pack_map(pk, 1);
+    ab_pack_kv_cstr(pk, "desired", ctx);
+}
+
+/* Set the worker's desired state; the worker reads its own row, the notice makes it look
+ * now rather than at its next heartbeat. */
+static int s_worker_control(ab_ctx *ctx, msgpack_packer *pk, const char *desired, ab_error *err)
+{
+    size_t len = 0;
+    const char *id = ab_arg_str(ctx, "worker", &len);
+    ab_params p;
+    ab_params_init(&p);
+    ab_param_str(&p, id, len);
+    ab_rows rows;
+    if (ab_db_query(ctx->db, "SELECT desired FROM workers WHERE id = ? FOR UPDATE", &p, &rows,
+                    err) < 0)
+        return -1;
+    int found = ab_rows_next(&rows);
+    char before[16] = "";
+    if (found == 1)
+        snprintf(before, sizeof before, "%s", ab_rows_str(&rows, 0, NULL));
+    ab_rows_close(&rows);
+    if (found != 1)
+        return ab_fail(err, found < 0 ? AB_E_INTERNAL : AB_E_NOT_FOUND, "worker",
+                       "no worker has the id '%.*s' (adminctl worker list)",
+                       (int)(len > 96 ? 96 : len), id);
+    ab_params_init(&p);
+    ab_param_cstr(&p, desired);
+    ab_param_str(&p, id, len);
+    if (ab_db_run(ctx->db, "UPDATE workers SET desired = ? WHERE id = ?", &p, NULL, NULL, err) < 0)
+        return -1;
+    char wid[100], topic[140], title[140], change[80];
+    snprintf(wid, sizeof wid, "%.*s", (int)(len > 96 ? 96 : len), id);
+    snprintf(topic, sizeof topic, "worker.%s.control", wid);
+    snprintf(title, sizeof title, "Worker: %s", wid);
+    snprintf(change, sizeof change, "desired (%s) => (%s)", before, desired);
+    if (ab_ctx_audit(ctx, "Worker", 0, "edit", title, change) < 0 ||
+        ab_events_push(ctx->events, topic, ctx->now_ms, s_pack_control, desired) < 0)
+        return ab_fail(err, AB_E_INTERNAL, NULL, "out of memory");
+    msgpack_pack_map(pk, 2);
+    ab_pack_kv_cstr(pk, "id", wid);
+    ab_pack_kv_cstr(pk, "desired", desired);
+    return 0;
+}
+
+int ab_worker_pause(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
+{
+    return s_worker_control(ctx, pk, "pause", err);
+}
+
+int ab_worker_resume(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
+{
+    return s_worker_control(ctx, pk, "run", err);
+}
+
+int ab_worker_stop(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
+{
+    return s_worker_control(ctx, pk, "stop", err);
+}
+
+/* --- queue.stats ------------------------------------------------------------------------- */
+
+static const char *const s_queue_list[] = {"default", "prio", "cache", "email", "update"};
+static const char *const s_state_list[] = {"queued", "running", "retrying",
+                                           "done",   "failed",  "cancelled"};
+enum { NQ = 5, NS = 6 };
+
+static int s_queue_index(const char *q)
+{
+    for (int i = 0; i < NQ; i++)
+        if (q && strcmp(q, s_queue_list[i]) == 0)
+            return i;
+    return -1;
+}
+
+/* Add the counts of a "queue, [state,] count" query into counts[queue][column]. */
+static int s_count_into(ab_ctx *ctx, const char *sql, bool with_state, int64_t counts[NQ][NS + 2],
+                        int column, ab_error *err)
+{
+    ab_rows rows;
+    if (ab_db_query(ctx->db, sql, NULL, &rows, err) < 0)
+        return -1;
+    int rc;
+    while ((rc = ab_rows_next(&rows)) == 1) {
+        int q = s_queue_index(ab_rows_str(&rows, 0, NULL)), c = column;
+        if (with_state)
+            for (c = 0; c < NS && strcmp(s_state_list[c], ab_rows_str(&rows, 1, NULL)); c++)
+                ;
+        if (q >= 0 && c < NS + 2)
+            counts[q][c] += ab_rows_int(&rows, with_state ? 2 : 1);
+    }
+    ab_rows_close(&rows);
+    return rc < 0 ? ab_fail(err, AB_E_INTERNAL, NULL, "database read failed") : 0;
+}
+
+int ab_queue_stats(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
+{
+    int64_t counts[NQ][NS + 2];
+    memset(counts, 0, sizeof counts);
+    if (s_count_into(ctx, "SELECT worker, state, COUNT(*) FROM jobs GROUP BY worker, state", true,
+                     counts, 0, err) < 0 ||
+        s_count_into(ctx, "SELECT worker, COUNT(*) FROM job_ready GROUP BY worker", false, counts,
+                     NS, err) < 0 ||
+        s_count_into(ctx,
+                     "SELECT queue, COUNT(*) FROM workers WHERE status <> 'dead' AND "
+                     "last_heartbeat > UTC_TIMESTAMP(3) - INTERVAL 30 SECOND GROUP BY queue",
+                     false, counts, NS + 1, err) < 0)
+        return -1;
+    msgpack_pack_map(pk, 1);
+    ab_pack_cstr(pk, "items");
+    msgpack_pack_array(pk, NQ);
+    for (int q = 0; q < NQ; q++) {
+        msgpack_pack_map(pk, NS + 3);
+        ab_pack_kv_cstr(pk, "queue", s_queue_list[q]);
+        for (int c = 0; c < NS; c++)
+            ab_pack_kv_int(pk, s_state_list[c], counts[q][c]);
+        ab_pack_kv_int(pk, "ready", counts[q][NS]);
+        ab_pack_kv_int(pk, "workers", counts[q][NS + 1]);
+    }
+    return 0;
+}

@@ -1,0 +1,115 @@
+/* jobtypes.c — the job-type registry: each type's queue, arguments, handler and retry
+ * policy. Add a job type: an argument table, a handler, one row in ab_job_types. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "envelope.h"
+#include "jobs.h"
+#include "secret.h"
+
+#define COUNT(a)       (sizeof(a) / sizeof((a)[0]))
+#define BACKOFF_MAX_MS (3600 * 1000)
+
+/* Both test types can record their run in job_effects, in the completing transaction. */
+static int s_record(ab_job_run *run, const msgpack_object *args, ab_error *err)
+{
+    const msgpack_object *tag = ab_map_get(args, "record");
+    if (!tag)
+        return 0;
+    ab_params p;
+    ab_params_init(&p);
+    ab_param_int(&p, (int64_t)ab_job_id(run));
+    ab_param_str(&p, tag->via.str.ptr, tag->via.str.size);
+    ab_param_int(&p, ab_job_attempt(run));
+    return ab_db_run(ab_job_db(run),
+                     "INSERT INTO job_effects (job_id, tag, attempt, created) "
+                     "VALUES (?, ?, ?, UTC_TIMESTAMP(3))",
+                     &p, NULL, NULL, err);
+}
+
+static int64_t s_int(const msgpack_object *args, const char *name, int64_t def)
+{
+    const msgpack_object *v = ab_map_get(args, name);
+    if (v && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+        return (int64_t)v->via.u64;
+    return def;
+}
+
+static const ab_arg s_noop_args[] = {
+    {"record", AB_ARG_STR, false, false, 1, 191, NULL,
+     "Write this tag to job_effects when the job completes (for tests)"},
+};
+
+static int s_noop(ab_job_run *run, const msgpack_object *args, ab_error *err)
+{
+    return s_record(run, args, err);
+}
+
+static const ab_arg s_sleep_args[] = {
+    {"ms", AB_ARG_INT, false, false, 0, 3600000, NULL, "How long to sleep (default 1000)"},
+    {"fail", AB_ARG_INT, false, false, 0, 100, NULL,
+     "Fail this many attempts (temporarily) before succeeding"},
+    {"fatal", AB_ARG_BOOL, false, false, 0, 0, NULL, "Fail permanently (no retry)"},
+    {"record", AB_ARG_STR, false, false, 1, 191, NULL,
+     "Write this tag to job_effects when the job completes (for tests)"},
+};
+
+/* Sleeps in ten steps, reporting progress and stopping when asked. */
+static int s_sleep(ab_job_run *run, const msgpack_object *args, ab_error *err)
+{
+    const msgpack_object *fatal = ab_map_get(args, "fatal");
+    if (fatal && fatal->type == MSGPACK_OBJECT_BOOLEAN && fatal->via.boolean)
+        return ab_fail(err, AB_E_INVALID, NULL, "failed on purpose (fatal)");
+    if (ab_job_attempt(run) <= s_int(args, "fail", 0))
+        return ab_fail(err, AB_E_UNAVAILABLE, NULL, "failed on purpose (attempt %d)",
+                       ab_job_attempt(run));
+    int64_t ms = s_int(args, "ms", 1000);
+    for (int step = 1; step <= 10; step++) {
+        struct timespec ts = {(time_t)(ms / 10 / 1000), (long)(ms / 10 % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+        char msg[96];
+        snprintf(msg, sizeof msg, "Slept %lld of %lld ms", (long long)(ms * step / 10),
+                 (long long)ms);
+        if (ab_job_progress(run, step * 10, msg) < 0)
+            return ab_fail(err, AB_E_UNAVAILABLE, NULL, "stopped after %d0 %%", step);
+    }
+    return s_record(run, args, err);
+}
+
+const ab_job_type ab_job_types[] = {
+    {"noop", "default", "Do nothing (tests and benchmarks)", s_noop_args, COUNT(s_noop_args),
+     s_noop, 5, 500},
+    {"sleep", "default", "Sleep, reporting progress; can fail on purpose (tests)", s_sleep_args,
+     COUNT(s_sleep_args), s_sleep, 5, 500},
+};
+
+const size_t ab_job_types_len = COUNT(ab_job_types);
+
+const ab_job_type *ab_job_type_find(const char *name, size_t len)
+{
+    for (size_t i = 0; i < ab_job_types_len; i++)
+        if (strlen(ab_job_types[i].type) == len && memcmp(ab_job_types[i].type, name, len) == 0)
+            return &ab_job_types[i];
+    return NULL;
+}
+
+int ab_job_args_validate(const ab_job_type *t, const msgpack_object *args, ab_error *err)
+{
+    ab_command as_command = {t->type, t->type, t->summary, "", true, AB_PERM_SITE_ADMIN,
+                             t->args, t->nargs};
+    return ab_catalog_validate(&as_command, args, err);
+}
+
+int64_t ab_job_backoff_ms(const ab_job_type *t, int attempt)
+{
+    int64_t d = t->backoff_base_ms;
+    for (int i = 1; i < attempt && d < BACKOFF_MAX_MS; i++)
+        d *= 2;
+    if (d > BACKOFF_MAX_MS)
+        d = BACKOFF_MAX_MS;
+    uint32_t r = 0;
+    ab_random_bytes(&r, sizeof r);
+    return d * 3 / 4 + (int64_t)(r % (uint32_t)(d / 2 + 1)); /* ±25 % */
+}

@@ -1,0 +1,1482 @@
+/* worker.c — claim, run and record jobs of one queue under leases (see worker.h).
+ *
+ * Leases and fencing. A claim gives each job a random lease token and an expiry; the
+ * heartbeat thread extends the expiry of every job the worker holds. Every write that ends
+ * a job names the token (`WHERE id = ? AND lease_token = ?`), and the reaper of any worker
+ * clears the token when it puts back a job whose lease expired, so a worker that lost its
+ * lease can no longer record anything: its completion is rolled back with the handler's
+ * own writes. A worker that cannot heartbeat for half a lease stops its handler, long
+ * before the lease can expire and another worker can claim the job: even a database
+ * outage never lets two workers run one job.
+ *
+ * Timing. The heartbeat writes expiry = now + lease - heartbeat period, so a worker killed
+ * just after a heartbeat lets its jobs go lease - period later and the reaper (every
+ * S_REAP_MS) puts them back well within `lease` of the death (issue 3, acceptance 2). */
+#include "worker.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "envelope.h"
+#include "jobs.h"
+#include "log.h"
+#include "secret.h"
+
+#define S_BATCH_MAX     16   /* most jobs claimed at once */
+#define S_SHORT_JOB_MS  20   /* jobs shorter than this on average are claimed in batches */
+#define S_PROGRESS_MS   100  /* progress is written at most this often per job */
+#define S_REAP_MS       250  /* how often the reaper looks for expired leases */
+#define S_DEAD_CHECK_MS 1000 /* how often other workers' heartbeats are checked */
+#define S_REAP_MAX      100  /* jobs put back per reaper transaction */
+#define S_RECONNECT_MS  500  /* at most one reconnection attempt per connection this often */
+#define S_TX_TRIES      3    /* a transaction broken by a deadlock is retried this often */
+#define S_MSG_MAX       256
+
+typedef enum { S_RUN, S_PAUSE, S_STOP } s_desired;
+typedef enum { S_OK, S_PAUSED, S_STOPPING } s_status;
+static const char *const s_status_names[] = {"ok", "paused", "stopping"};
+
+/* What ends a job run. */
+typedef enum { S_DONE, S_RETRY, S_FAIL, S_CANCEL, S_HANDBACK, S_LOST } s_outcome;
+
+/* A job the worker holds (claimed, not yet recorded as ended). */
+typedef struct {
+    uint64_t id, token;
+    int attempt, max_attempts, priority;
+    char type[40];
+    char *payload;
+    size_t payload_len;
+    bool started;
+    bool lost, cancel; /* set by the heartbeat thread, under mu */
+} s_job;
+
+struct ab_job_run {
+    ab_worker *w;
+    s_job *job;
+    int64_t last_write_ms; /* when progress was last written (monotonic) */
+    char message[S_MSG_MAX];
+};
+
+struct ab_worker {
+    ab_worker_options opt;
+    ab_worker_bus bus;
+    char queue[33], host[61], id[100], wake_topic[48];
+    int pid;
+    int64_t lease_ms, hb_ms;
+    ab_db *db;  /* main thread: claims, handlers, outcomes */
+    ab_db *pdb; /* main thread: progress, autocommit (db holds the handler's transaction) */
+    ab_db *hdb; /* heartbeat thread: heartbeat and reaper */
+    int64_t pdb_tried_ms, hdb_tried_ms, db_tried_ms;
+    pthread_mutex_t pub_mu; /* the bus publisher is used by both threads */
+    pthread_mutex_t mu;     /* guards what follows, shared with the heartbeat thread */
+    pthread_cond_t cv;
+    s_job jobs[S_BATCH_MAX];
+    int njobs;
+    uint64_t current;
+    s_status status;
+    s_desired desired;
+    int64_t hb_ok_ms; /* monotonic start of the last heartbeat that fully succeeded */
+    bool stale_logged;
+    bool quit;
+    pthread_t hb;
+    bool hb_started;
+    atomic_int stop_signal;
+    atomic_llong stop_seen_ms; /* when the stop signal was first noticed; 0 = not yet */
+    uint64_t done, failed;
+};
+
+/* --- time --------------------------------------------------------------------------- */
+
+static int64_t s_clock_ms(clockid_t clock)
+{
+    struct timespec ts;
+    clock_gettime(clock, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t s_mono_ms(void)
+{
+    return s_clock_ms(CLOCK_MONOTONIC);
+}
+
+static int64_t s_wall_ms(void)
+{
+    return s_clock_ms(CLOCK_REALTIME);
+}
+
+/* --- events ------------------------------------------------------------------------- */
+
+static void s_publish(ab_worker *w, const char *topic, msgpack_sbuffer *sb)
+{
+    pthread_mutex_lock(&w->pub_mu);
+    int rc = w->bus.publish(w->bus.ctx, topic, sb->data, sb->size);
+    pthread_mutex_unlock(&w->pub_mu);
+    if (rc < 0)
+        AB_WARN("worker %s: could not publish %s", w->id, topic);
+    msgpack_sbuffer_destroy(sb);
+}
+
+/* job.<id>.<event> {id, queue, type, state, attempt[, run_at][, error]} */
+static void s_publish_job(ab_worker *w, uint64_t id, const char *type, int attempt,
+                          const char *event, const char *state, const char *error,
+                          int64_t run_at_ms)
+{
+    char topic[96];
+    ab_job_topic(id, event, topic, sizeof topic);
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    ab_event_begin(&pk, topic, s_wall_ms());
+    msgpack_pack_map(&pk, 5 + (error != NULL) + (run_at_ms > 0));
+    ab_pack_cstr(&pk, "id");
+    msgpack_pack_uint64(&pk, id);
+    ab_pack_cstr(&pk, "queue");
+    ab_pack_cstr(&pk, w->queue);
+    ab_pack_cstr(&pk, "type");
+    ab_pack_cstr(&pk, type);
+    ab_pack_cstr(&pk, "state");
+    ab_pack_cstr(&pk, state);
+    ab_pack_cstr(&pk, "attempt");
+    msgpack_pack_int(&pk, attempt);
+    if (run_at_ms > 0) {
+        ab_pack_cstr(&pk, "run_at");
+        msgpack_pack_int64(&pk, run_at_ms);
+    }
+    if (error) {
+        ab_pack_cstr(&pk, "error");
+        ab_pack_cstr(&pk, error);
+    }
+    s_publish(w, topic, &sb);
+}
+
+/* worker.<id>.<event> {id, queue, host, pid, status} for any worker. */
+static void s_publish_worker_as(ab_worker *w, const char *id, const char *queue, const char *host,
+                                int64_t pid, const char *event, const char *status)
+{
+    char topic[160];
+    snprintf(topic, sizeof topic, "worker.%s.%s", id, event);
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    ab_event_begin(&pk, topic, s_wall_ms());
+    msgpack_pack_map(&pk, 5);
+    ab_pack_cstr(&pk, "id");
+    ab_pack_cstr(&pk, id);
+    ab_pack_cstr(&pk, "queue");
+    ab_pack_cstr(&pk, queue);
+    ab_pack_cstr(&pk, "host");
+    ab_pack_cstr(&pk, host);
+    ab_pack_cstr(&pk, "pid");
+    msgpack_pack_int64(&pk, pid);
+    ab_pack_cstr(&pk, "status");
+    ab_pack_cstr(&pk, status);
+    s_publish(w, topic, &sb);
+}
+
+static void s_publish_worker(ab_worker *w, const char *event, const char *status)
+{
+    s_publish_worker_as(w, w->id, w->queue, w->host, w->pid, event, status);
+}
+
+/* Tell the queue's idle workers (this one included) that a job is ready or due later. */
+static void s_publish_wake(ab_worker *w)
+{
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    ab_event_begin(&pk, w->wake_topic, s_wall_ms());
+    msgpack_pack_map(&pk, 1);
+    ab_pack_cstr(&pk, "queue");
+    ab_pack_cstr(&pk, w->queue);
+    s_publish(w, w->wake_topic, &sb);
+}
+
+/* --- connections -------------------------------------------------------------------- */
+
+/* The connection in *slot, reopened when it was lost (at most every S_RECONNECT_MS).
+ * autocommit connections run each statement as its own transaction. */
+static ab_db *s_conn(ab_worker *w, ab_db **slot, int64_t *tried_ms, bool autocommit)
+{
+    if (*slot)
+        return *slot;
+    int64_t now = s_mono_ms();
+    if (now - *tried_ms < S_RECONNECT_MS)
+        return NULL;
+    *tried_ms = now;
+    char msg[512];
+    ab_error err;
+    *slot = ab_db_open(w->opt.db_dsn, msg, sizeof msg);
+    if (!*slot)
+        AB_WARN("worker %s: %s; retrying", w->id, msg);
+    else if (autocommit && ab_db_exec(*slot, "SET autocommit = 1", &err) < 0)
+        ab_db_close(slot);
+    else
+        AB_INFO("worker %s: connected to the database", w->id);
+    return *slot;
+}
+
+/* After a failed statement: forget a connection that is gone, so it is reopened. */
+static void s_conn_failed(ab_db **slot)
+{
+    if (*slot && ab_db_connection_lost(*slot))
+        ab_db_close(slot);
+}
+
+static void s_rollback(ab_worker *w)
+{
+    ab_error err;
+    if (w->db && ab_db_exec(w->db, "ROLLBACK", &err) < 0)
+        s_conn_failed(&w->db);
+}
+
+static int s_begin(ab_db *db, ab_error *err)
+{
+    return ab_db_exec(db, "START TRANSACTION", err);
+}
+
+/* --- the worker's row --------------------------------------------------------------- */
+
+static int s_register(ab_worker *w, ab_db *db, ab_error *err)
+{
+    ab_params p;
+    ab_params_init(&p);
+    ab_param_cstr(&p, w->id);
+    ab_param_cstr(&p, w->queue);
+    ab_param_cstr(&p, w->host);
+    ab_param_int(&p, w->pid);
+    /* A row with our id is from an earlier process with the same pid: start afresh. */
+    return ab_db_run(db,
+                     "INSERT INTO workers (id, queue, host, pid, status, desired, current_job, "
+                     "done_count, failed_count, started, last_heartbeat) VALUES (?, ?, ?, ?, "
+                     "'ok', 'run', NULL, 0, 0, UTC_TIMESTAMP(3), UTC_TIMESTAMP(3)) "
+                     "ON DUPLICATE KEY UPDATE queue = VALUES(queue), host = VALUES(host), "
+                     "pid = VALUES(pid), status = 'ok', desired = 'run', current_job = NULL, "
+                     "done_count = 0, failed_count = 0, started = VALUES(started), "
+                     "last_heartbeat = VALUES(last_heartbeat)",
+                     &p, NULL, NULL, err);
+}
+
+/* Write the worker's status now (not only at the next heartbeat), on the main connection,
+ * which is free: no job runs when the status changes. */
+static void s_write_status(ab_worker *w, const char *status)
+{
+    ab_error err;
+    ab_params p;
+    ab_params_init(&p);
+    ab_param_cstr(&p, status);
+    ab_param_cstr(&p, w->id);
+    ab_db *db = s_conn(w, &w->db, &w->db_tried_ms, false);
+    if (!db)
+        return;
+    if (ab_db_run(db,
+                  "UPDATE workers SET status = ?, current_job = NULL, "
+                  "last_heartbeat = UTC_TIMESTAMP(3) WHERE id = ?",
+                  &p, NULL, NULL, &err) < 0 ||
+        ab_db_exec(db, "COMMIT", &err) < 0) {
+        s_rollback(w);
+        s_conn_failed(&w->db);
+    }
+}
+
+static s_desired s_parse_desired(const char *s)
+{
+    if (s && strcmp(s, "pause") == 0)
+        return S_PAUSE;
+    if (s && strcmp(s, "stop") == 0)
+        return S_STOP;
+    return S_RUN;
+}
+
+/* Read workers.desired; -1 when the database cannot be read. */
+static int s_read_desired(ab_worker *w, ab_db *db, s_desired *out)
+{
+    ab_params p;
+    ab_params_init(&p);
+    ab_param_cstr(&p, w->id);
+    ab_rows rows;
+    ab_error err;
+    if (ab_db_query(db, "SELECT desired FROM workers WHERE id = ?", &p, &rows, &err) < 0)
+        return -1;
+    int rc = ab_rows_next(&rows);
+    *out = rc == 1 ? s_parse_desired(ab_rows_str(&rows, 0, NULL)) : S_RUN;
+    ab_rows_close(&rows);
+    return rc < 0 ? -1 : 0;
+}
+
+/* --- shared state ------------------------------------------------------------------- */
+
+static bool s_stop_signalled(ab_worker *w)
+{
+    if (!atomic_load(&w->stop_signal))
+        return false;
+    long long zero = 0;
+    atomic_compare_exchange_strong(&w->stop_seen_ms, &zero, (long long)s_mono_ms());
+    return true;
+}
+
+/* True once the stop signal is older than the grace period. */
+static bool s_grace_over(ab_worker *w, int64_t now)
+{
+    if (!s_stop_signalled(w))
+        return false;
+    return now - atomic_load(&w->stop_seen_ms) >= (int64_t)w->opt.grace_s * 1000;
+}
+
+/* Under mu: when heartbeats have failed for half a lease, every held job counts as lost,
+ * for good (a handler told to stop is not told to go on when the database comes back). */
+static void s_check_stale_locked(ab_worker *w, int64_t now)
+{
+    if (now - w->hb_ok_ms <= w->lease_ms / 2)
+        return;
+    for (int i = 0; i < w->njobs; i++)
+        w->jobs[i].lost = true;
+    if (w->njobs && !w->stale_logged)
+        AB_ERROR("worker %s: no heartbeat for %lld ms: stopping the running job, its lease "
+                 "cannot be trusted (is MariaDB reachable?)",
+                 w->id, (long long)(now - w->hb_ok_ms));
+    w->stale_logged = w->njobs > 0;
+}
+
+static void s_set_current(ab_worker *w, uint64_t id)
+{
+    pthread_mutex_lock(&w->mu);
+    w->current = id;
+    pthread_mutex_unlock(&w->mu);
+}
+
+static void s_drop_first_job(ab_worker *w)
+{
+    pthread_mutex_lock(&w->mu);
+    free(w->jobs[0].payload);
+    memmove(&w->jobs[0], &w->jobs[1], (size_t)(w->njobs - 1) * sizeof w->jobs[0]);
+    w->njobs--;
+    pthread_mutex_unlock(&w->mu);
+}
+
+/* --- heartbeat thread --------------------------------------------------------------- */
+
+typedef struct {
+    uint64_t id, token;
+    bool lost, cancel;
+} s_lease;
+
+/* Extend one lease and read the job's cancel flag. 0, or -1 on a database fault. */
+static int s_extend(ab_worker *w, ab_db *db, s_lease *l)
+{
+    ab_params p;
+    ab_params_init(&p);
+    ab_param_int(&p, (w->lease_ms - w->hb_ms) * 1000);
+    ab_param_int(&p, (int64_t)l->id);
+    ab_param_int(&p, (int64_t)l->token);
+    uint64_t changed = 0;
+    ab_error err;
+    /* The expiry always moves forward, so a matching row always counts as changed. */
+    if (ab_db_run(db,
+                  "UPDATE jobs SET lease_expires = UTC_TIMESTAMP(3) + INTERVAL ? MICROSECOND "
+                  "WHERE id = ? AND lease_token = ? AND state = 'running'",
+                  &p, NULL, &changed, &err) < 0)
+        return -1;
+    l->lost = changed == 0;
+    ab_params_init(&p);
+    ab_param_int(&p, (int64_t)l->id);
+    int64_t cancel = 0;
+    if (ab_db_scalar(db, "SELECT cancel_requested FROM jobs WHERE id = ?", &p, &cancel, &err) < 0)
+        return -1;
+    l->cancel = cancel != 0;
+    return 0;
+}
+
+/* Under mu: apply what the heartbeat learnt to the jobs still held under the same token. */
+static void s_apply_leases_locked(ab_worker *w, const s_lease *l, int n)
+{
+    for (int i = 0; i < n; i++)
+        for (int k = 0; k < w->njobs; k++) {
+            s_job *j = &w->jobs[k];
+            if (j->id != l[i].id || j->token != l[i].token)
+                continue;
+            if (l[i].lost && !j->lost)
+                AB_WARN("worker %s: lost the lease of job %llu (another worker or the reaper "
+                        "took it); its handler is told to stop",
+                        w->id, (unsigned long long)j->id);
+            j->lost |= l[i].lost;
+            j->cancel |= l[i].cancel;
+        }
+}
+
+static int s_heartbeat_row(ab_worker *w, ab_db *db, s_status status, uint64_t current,
+                           s_desired *desired)
+{
+    ab_params p;
+    ab_params_init(&p);
+    ab_param_cstr(&p, s_status_names[status]);
+    if (current)
+        ab_param_int(&p, (int64_t)current);
+    else
+        ab_param_str(&p, NULL, 0);
+    ab_param_cstr(&p, w->id);
+    uint64_t changed = 0;
+    ab_error err;
+    if (ab_db_run(db,
+                  "UPDATE workers SET last_heartbeat = UTC_TIMESTAMP(3), status = ?, "
+                  "current_job = ? WHERE id = ?",
+                  &p, NULL, &changed, &err) < 0)
+        return -1;
+    if (changed == 0 && s_register(w, db, &err) < 0) /* the row was removed: put it back */
+        return -1;
+    return s_read_desired(w, db, desired);
+}
+
+/* One heartbeat: the worker's row, then the lease of every held job. */
+static void s_heartbeat(ab_worker *w)
+{
+    int64_t started = s_mono_ms();
+    s_lease leases[S_BATCH_MAX];
+    pthread_mutex_lock(&w->mu);
+    s_status status = w->status;
+    uint64_t current = w->current;
+    int n = w->njobs;
+    for (int i = 0; i < n; i++)
+        leases[i] = (s_lease){w->jobs[i].id, w->jobs[i].token, false, false};
+    pthread_mutex_unlock(&w->mu);
+    ab_db *db = s_conn(w, &w->hdb, &w->hdb_tried_ms, true);
+    s_desired desired = S_RUN;
+    int rc = db ? s_heartbeat_row(w, db, status, current, &desired) : -1;
+    for (int i = 0; i < n && rc == 0; i++)
+        rc = s_extend(w, db, &leases[i]);
+    if (rc < 0 && db)
+        s_conn_failed(&w->hdb);
+    pthread_mutex_lock(&w->mu);
+    if (rc == 0) {
+        s_apply_leases_locked(w, leases, n);
+        if (started > w->hb_ok_ms) /* a claim may have renewed every lease since */
+            w->hb_ok_ms = started;
+        w->desired = desired;
+        w->stale_logged = false;
+    }
+    s_check_stale_locked(w, s_mono_ms());
+    pthread_mutex_unlock(&w->mu);
+}
+
+/* A job whose lease expired, as the reaper found it. */
+typedef struct {
+    uint64_t id;
+    char type[40];
+    int attempts, max_attempts, priority;
+    bool cancel;
+    s_outcome outcome;
+} s_expired;
+
+static int s_reap_select(ab_worker *w, ab_db *db, s_expired *out, ab_error *err)
+{
+    ab_params p;
+    ab_params_init(&p);
+    ab_param_cstr(&p, w->queue);
+    ab_param_int(&p, S_REAP_MAX);
+    ab_rows rows;
+    if (ab_db_query(db,
+                    "SELECT id, job_type, attempts, max_attempts, priority, cancel_requested "
+                    "FROM jobs WHERE state = 'running' AND lease_expires < UTC_TIMESTAMP(3) "
+                    "AND worker = ? ORDER BY lease_expires LIMIT ? FOR UPDATE SKIP LOCKED",
+                    &p, &rows, err) < 0)
+        return -1;
+    int n = 0, rc;
+    while (n < S_REAP_MAX && (rc = ab_rows_next(&rows)) == 1) {
+        s_expired *e = &out[n++];
+        e->id = (uint64_t)ab_rows_int(&rows, 0);
+        snprintf(e->type, sizeof e->type, "%s", ab_rows_str(&rows, 1, NULL));
+        e->attempts = (int)ab_rows_int(&rows, 2);
+        e->max_attempts = (int)ab_rows_int(&rows, 3);
+        e->priority = (int)ab_rows_int(&rows, 4);
+        e->cancel = ab_rows_int(&rows, 5) != 0;
+    }
+    ab_rows_close(&rows);
+    return n;
+}
+
+#define S_LEASE_EXPIRED "worker lost: lease expired"
+
+/* Put back (or end) one expired job; its row is locked by the reaper's transaction. */
+static int s_reap_one(ab_worker *w, ab_db *db, s_expired *e, int64_t now_ms, ab_error *err)
+{
+    e->outcome = e->cancel ? S_CANCEL : e->attempts < e->max_attempts ? S_RETRY : S_FAIL;
+    static const char *const sql[] = {
+        [S_RETRY] = "UPDATE jobs SET state = 'retrying', status = 1, retries = retries + 1, "
+                    "last_error = '" S_LEASE_EXPIRED "', message = 'Retrying: " S_LEASE_EXPIRED
+                    "', run_at = FROM_UNIXTIME(? / 1000), lease_token = NULL, lease_expires = "
+                    "NULL, process_id = NULL, date_modified = UTC_TIMESTAMP(3) WHERE id = ?",
+        [S_FAIL] = "UPDATE jobs SET state = 'failed', status = 3, last_error = '" S_LEASE_EXPIRED
+                   "', message = 'Failed: " S_LEASE_EXPIRED "', date_finished = "
+                   "FROM_UNIXTIME(? / 1000), lease_token = NULL, lease_expires = NULL, "
+                   "date_modified = UTC_TIMESTAMP(3) WHERE id = ?",
+        [S_CANCEL] = "UPDATE jobs SET state = 'cancelled', status = 3, message = 'Cancelled', "
+                     "date_finished = FROM_UNIXTIME(? / 1000), lease_token = NULL, "
+                     "lease_expires = NULL, date_modified = UTC_TIMESTAMP(3) WHERE id = ?",
+    };
+    ab_params p;
+    ab_params_init(&p);
+    ab_param_int(&p, now_ms);
+    ab_param_int(&p, (int64_t)e->id);
+    if (ab_db_run(db, sql[e->outcome], &p, NULL, NULL, err) < 0)
+        return -1;
+    if (e->outcome != S_RETRY)
+        return 0;
+    ab_params_init(&p);
+    ab_param_cstr(&p, w->queue);
+    ab_param_int(&p, -e->priority);
+    ab_param_int(&p, now_ms);
+    ab_param_int(&p, (int64_t)e->id);
+    return ab_db_run(db,
+                     "INSERT INTO job_ready (worker, prank, run_at, job_id) "
+                     "VALUES (?, ?, FROM_UNIXTIME(? / 1000), ?)",
+                     &p, NULL, NULL, err);
+}
+
+static void s_reap_announce(ab_worker *w, const s_expired *e, int n, int64_t now_ms)
+{
+    bool wake = false;
+    for (int i = 0; i < n; i++) {
+        static const char *const names[] = {
+            [S_RETRY] = "retrying", [S_FAIL] = "failed", [S_CANCEL] = "cancelled"};
+        const char *name = names[e[i].outcome];
+        AB_WARN("worker %s: job %llu (%s) %s: its lease expired (its worker is gone)", w->id,
+                (unsigned long long)e[i].id, e[i].type, name);
+        s_publish_job(w, e[i].id, e[i].type, e[i].attempts, name, name,
+                      e[i].outcome == S_CANCEL ? NULL : S_LEASE_EXPIRED,
+                      e[i].outcome == S_RETRY ? now_ms : 0);
+        wake |= e[i].outcome == S_RETRY;
+    }
+    if (wake)
+        s_publish_wake(w);
+}
+
+/* The reaper: jobs of this queue whose lease expired go back to the ready set (the attempt
+ * they used counts) or, out of attempts, fail. */
+static void s_reap(ab_worker *w)
+{
+    ab_db *db = s_conn(w, &w->hdb, &w->hdb_tried_ms, true);
+    if (!db)
+        return;
+    s_expired found[S_REAP_MAX];
+    int64_t now_ms = s_wall_ms();
+    ab_error err;
+    int n = s_begin(db, &err) == 0 ? s_reap_select(w, db, found, &err) : -1;
+    int done = 0;
+    while (done < n && s_reap_one(w, db, &found[done], now_ms, &err) == 0)
+        done++;
+    if (n >= 0 && done == n && ab_db_exec(db, "COMMIT", &err) == 0) {
+        s_reap_announce(w, found, n, now_ms);
+        return;
+    }
+    if (ab_db_exec(db, "ROLLBACK", &err) < 0 || ab_db_connection_lost(db))
+        ab_db_close(&w->hdb);
+}
+
+/* Mark workers that stopped heartbeating (3 leases) dead, and announce it. */
+static void s_mark_dead(ab_worker *w)
+{
+    ab_db *db = s_conn(w, &w->hdb, &w->hdb_tried_ms, true);
+    if (!db)
+        return;
+    ab_params p;
+    ab_params_init(&p);
+    ab_param_int(&p, 3 * w->lease_ms * 1000);
+    ab_rows rows;
+    ab_error err;
+    if (ab_db_query(db,
+                    "SELECT id, queue, host, pid FROM workers WHERE status <> 'dead' AND "
+                    "last_heartbeat < UTC_TIMESTAMP(3) - INTERVAL ? MICROSECOND LIMIT 100",
+                    &p, &rows, &err) < 0) {
+        s_conn_failed(&w->hdb);
+        return;
+    }
+    while (ab_rows_next(&rows) == 1) {
+        const char *id = ab_rows_str(&rows, 0, NULL);
+        ab_params_init(&p);
+        ab_param_cstr(&p, id);
+        ab_param_int(&p, 3 * w->lease_ms * 1000);
+        uint64_t changed = 0;
+        if (ab_db_run(db,
+                      "UPDATE workers SET status = 'dead', current_job = NULL WHERE id = ? AND "
+                      "status <> 'dead' AND last_heartbeat < UTC_TIMESTAMP(3) - INTERVAL ? "
+                      "MICROSECOND",
+                      &p, NULL, &changed, &err) < 0)
+            break;
+        if (!changed)
+            continue;
+        AB_WARN("worker %s: worker %s sent no heartbeat for %lld s: marked dead", w->id, id,
+                (long long)(3 * w->lease_ms / 1000));
+        s_publish_worker_as(w, id, ab_rows_str(&rows, 1, NULL), ab_rows_str(&rows, 2, NULL),
+                            ab_rows_int(&rows, 3), "down", "dead");
+    }
+    ab_rows_close(&rows);
+}
+
+static void *s_heartbeat_main(void *arg)
+{
+    ab_worker *w = arg;
+    int64_t next_hb = 0, next_reap = 0, next_dead = 0;
+    pthread_mutex_lock(&w->mu);
+    while (!w->quit) {
+        pthread_mutex_unlock(&w->mu);
+        int64_t now = s_mono_ms();
+        if (s_stop_signalled(w)) { /* also notes when it came, for the grace period */
+            pthread_mutex_lock(&w->mu);
+            w->status = S_STOPPING;
+            pthread_mutex_unlock(&w->mu);
+        }
+        if (now >= next_hb) {
+            next_hb = now + w->hb_ms;
+            s_heartbeat(w);
+        }
+        if (now >= next_reap) {
+            next_reap = now + S_REAP_MS;
+            s_reap(w);
+        }
+        if (now >= next_dead) {
+            next_dead = now + S_DEAD_CHECK_MS;
+            s_mark_dead(w);
+        }
+        int64_t next = next_hb < next_reap ? next_hb : next_reap;
+        int64_t until = next - s_mono_ms();
+        pthread_mutex_lock(&w->mu);
+        if (until > 0 && !w->quit) {
+            struct timespec ts;
+            clock_gettime(CLOCK_MONOTONIC, &ts);
+            int64_t ns = ts.tv_nsec + (until % 1000) * 1000000;
+            ts.tv_sec += (time_t)(until / 1000 + ns / 1000000000);
+            ts.tv_nsec = (long)(ns % 1000000000);
+            pthread_cond_timedwait(&w->cv, &w->mu, &ts);
+        }
+    }
+    pthread_mutex_unlock(&w->mu);
+    return NULL;
+}
+
+/* Start the heartbeat thread with the stop signals blocked, so they reach the main thread
+ * (whose wait for a wake-up they interrupt). */
+static int s_heartbeat_start(ab_worker *w)
+{
+    sigset_t block, old;
+    sigemptyset(&block);
+    sigaddset(&block, SIGTERM);
+    sigaddset(&block, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &block, &old);
+    int rc = pthread_create(&w->hb, NULL, s_heartbeat_main, w);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    w->hb_started = rc == 0;
+    return rc == 0 ? 0 : -1;
+}
+
+static void s_heartbeat_stop(ab_worker *w)
+{
+    if (!w->hb_started)
+        return;
+    pthread_mutex_lock(&w->mu);
+    w->quit = true;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+    pthread_join(w->hb, NULL);
+    w->hb_started = false;
+}
+
+/* --- claiming ----------------------------------------------------------------------- */
+
+/* sql = head + "?, ?, …" (n marks) + tail: fixed fragments only, never a value. */
+static const char *s_sql_in(char *buf, size_t len, const char *head, int n, const char *tail)
+{
+    size_t off = (size_t)snprintf(buf, len, "%s", head);
+    for (int i = 0; i < n && off < len; i++)
+        off += (size_t)snprintf(buf + off, len - off, i ? ", ?" : "?");
+    if (off < len)
+        snprintf(buf + off, len - off, "%s", tail);
+    return buf;
+}
+
+static void s_param_ids(ab_params *p, const uint64_t *ids, int n)
+{
+    for (int i = 0; i < n; i++)
+        ab_param_int(p, (int64_t)ids[i]);
+}
+
+static uint64_t s_token(void)
+{
+    uint64_t t = 0;
+    ab_random_bytes(&t, sizeof t);
+    t &= (uint64_t)INT64_MAX; /* 63 bits: fits BIGINT and the signed bind */
+    return t ? t : 1;
+}
+
+/* The ready jobs to claim, in claim order, their ready rows locked. */
+static int s_claim_select(ab_worker *w, int max, uint64_t *ids, ab_error *err)
+{
+    ab_params p;
+    ab_params_init(&p);
+    ab_param_cstr(&p, w->queue);
+    ab_param_int(&p, max);
+    ab_rows rows;
+    if (ab_db_query(w->db,
+                    "SELECT job_id FROM job_ready WHERE worker = ? AND run_at <= "
+                    "UTC_TIMESTAMP(3) ORDER BY prank, run_at, job_id LIMIT ? "
+                    "FOR UPDATE SKIP LOCKED",
+                    &p, &rows, err) < 0)
+        return -1;
+    int n = 0, rc;
+    while (n < max && (rc = ab_rows_next(&rows)) == 1)
+        ids[n++] = (uint64_t)ab_rows_int(&rows, 0);
+    ab_rows_close(&rows);
+    return n;
+}
+
+/* Take the ready rows out and mark the jobs running under token. */
+static int s_claim_mark(ab_worker *w, const uint64_t *ids, int n, uint64_t token, ab_error *err)
+{
+    char sql[1024];
+    ab_params p;
+    ab_params_init(&p);
+    s_param_ids(&p, ids, n);
+    if (ab_db_run(w->db,
+                  s_sql_in(sql, sizeof sql, "DELETE FROM job_ready WHERE job_id IN (", n, ")"), &p,
+                  NULL, NULL, err) < 0)
+        return -1;
+    /* One token per claim: fencing compares (id, token), and every claim draws a new one. */
+    ab_params_init(&p);
+    ab_param_int(&p, (int64_t)token);
+    ab_param_int(&p, (w->lease_ms - w->hb_ms) * 1000);
+    ab_param_cstr(&p, w->id);
+    s_param_ids(&p, ids, n);
+    s_sql_in(sql, sizeof sql,
+             "UPDATE jobs SET state = 'running', status = 2, attempts = attempts + 1, "
+             "lease_token = ?, lease_expires = UTC_TIMESTAMP(3) + INTERVAL ? MICROSECOND, "
+             "process_id = ?, message = 'Running', date_modified = UTC_TIMESTAMP(3) "
+             "WHERE id IN (",
+             n, ") AND state IN ('queued', 'retrying')");
+    return ab_db_run(w->db, sql, &p, NULL, NULL, err);
+}
+
+static void s_job_from_row(const ab_rows *rows, uint64_t token, s_job *j)
+{
+    size_t len = 0;
+    const char *payload = ab_rows_str(rows, 2, &len);
+    *j = (s_job){.id = (uint64_t)ab_rows_int(rows, 0), .token = token};
+    snprintf(j->type, sizeof j->type, "%s", ab_rows_str(rows, 1, NULL));
+    if (payload && len && (j->payload = malloc(len)))
+        memcpy(j->payload, payload, j->payload_len = len);
+    j->attempt = (int)ab_rows_int(rows, 3);
+    j->max_attempts = (int)ab_rows_int(rows, 4);
+    j->priority = (int)ab_rows_int(rows, 5);
+    j->cancel = ab_rows_int(rows, 6) != 0;
+}
+
+/* Read the jobs this claim got (in claim order) into out. */
+static int s_claim_read(ab_worker *w, const uint64_t *ids, int n, uint64_t token, s_job *out,
+                        ab_error *err)
+{
+    char sql[1024];
+    ab_params p;
+    ab_params_init(&p);
+    ab_param_int(&p, (int64_t)token);
+    s_param_ids(&p, ids, n);
+    s_sql_in(sql, sizeof sql,
+             "SELECT id, job_type, payload, attempts, max_attempts, priority, cancel_requested "
+             "FROM jobs WHERE lease_token = ? AND id IN (",
+             n, ")");
+    ab_rows rows;
+    if (ab_db_query(w->db, sql, &p, &rows, err) < 0)
+        return -1;
+    s_job got[S_BATCH_MAX];
+    bool have[S_BATCH_MAX] = {false};
+    while (ab_rows_next(&rows) == 1)
+        for (int k = 0; k < n; k++)
+            if ((uint64_t)ab_rows_int(&rows, 0) == ids[k] && !have[k]) {
+                s_job_from_row(&rows, token, &got[k]);
+                have[k] = true;
+            }
+    ab_rows_close(&rows);
+    int m = 0;
+    for (int k = 0; k < n; k++)
+        if (have[k])
+            out[m++] = got[k];
+    return m;
+}
+
+static void s_free_jobs(s_job *jobs, int n)
+{
+    for (int i = 0; i < n; i++)
+        free(jobs[i].payload);
+}
+
+/* One claim transaction. Returns the number of jobs claimed into out, or -1. */
+static int s_claim_tx(ab_worker *w, int max, s_job *out, ab_error *err)
+{
+    uint64_t ids[S_BATCH_MAX];
+    if (s_begin(w->db, err) < 0)
+        return -1;
+    int n = s_claim_select(w, max, ids, err);
+    if (n <= 0)
+        return n < 0 ? -1 : ab_db_exec(w->db, "COMMIT", err);
+    uint64_t token = s_token();
+    int m = -1;
+    if (s_claim_mark(w, ids, n, token, err) == 0)
+        m = s_claim_read(w, ids, n, token, out, err);
+    if (m >= 0 && ab_db_exec(w->db, "COMMIT", err) < 0) {
+        s_free_jobs(out, m);
+        m = -1;
+    }
+    return m;
+}
+
+/* Claim up to max ready jobs into w->jobs (retrying a transaction broken by a deadlock).
+ * Returns the number claimed, or -1 when the database failed. */
+static int s_claim(ab_worker *w, int max)
+{
+    s_job got[S_BATCH_MAX];
+    for (int tries = 0; tries < S_TX_TRIES; tries++) {
+        ab_error err;
+        int64_t started = s_mono_ms();
+        int n = s_claim_tx(w, max, got, &err);
+        if (n >= 0) {
+            pthread_mutex_lock(&w->mu);
+            memcpy(w->jobs, got, (size_t)n * sizeof got[0]);
+            w->njobs = n;
+            if (n) /* the claim just set every held lease: as good as a heartbeat */
+                w->hb_ok_ms = started;
+            pthread_mutex_unlock(&w->mu);
+            return n;
+        }
+        s_rollback(w);
+        if (!w->db || !ab_db_batch_broken(w->db) || ab_db_connection_lost(w->db))
+            break;
+    }
+    if (w->db)
+        s_conn_failed(&w->db);
+    return -1;
+}
+
+/* --- recording how a job ended ------------------------------------------------------ */
+
+typedef struct {
+    s_outcome outcome;
+    const char *error; /* last_error (retry, fail) */
+    char message[S_MSG_MAX];
+    int64_t run_at_ms; /* retry, hand-back */
+} s_end;
+
+static const char *const s_end_sql[] = {
+    [S_RETRY] = "UPDATE jobs SET state = 'retrying', status = 1, retries = retries + 1, "
+                "last_error = ?, message = ?, run_at = FROM_UNIXTIME(? / 1000), lease_token = "
+                "NULL, lease_expires = NULL, process_id = NULL, date_modified = "
+                "UTC_TIMESTAMP(3) WHERE id = ? AND lease_token = ?",
+    /* A hand-back does not count the attempt against the job (it was the worker that
+     * stopped, not the job that failed): attempts goes back down by one. A job that never
+     * started is queued again as it was. */
+    [S_HANDBACK] = "UPDATE jobs SET state = IF(? OR attempts > 1, 'retrying', 'queued'), "
+                   "status = 1, attempts = IF(attempts > 0, attempts - 1, 0), message = ?, "
+                   "run_at = FROM_UNIXTIME(? / 1000), lease_token = NULL, lease_expires = NULL, "
+                   "process_id = NULL, date_modified = UTC_TIMESTAMP(3) "
+                   "WHERE id = ? AND lease_token = ?",
+    [S_FAIL] = "UPDATE jobs SET state = 'failed', status = 3, last_error = ?, message = ?, "
+               "date_finished = FROM_UNIXTIME(? / 1000), lease_token = NULL, lease_expires = "
+               "NULL, date_modified = UTC_TIMESTAMP(3) WHERE id = ? AND lease_token = ?",
+    [S_CANCEL] = "UPDATE jobs SET state = 'cancelled', status = 3, "
+                 "last_error = COALESCE(?, last_error), message = ?, "
+                 "date_finished = FROM_UNIXTIME(? / 1000), lease_token = NULL, lease_expires = "
+                 "NULL, date_modified = UTC_TIMESTAMP(3) WHERE id = ? AND lease_token = ?",
+};
+
+/* The job's row for e, the ready row for a retry, the worker's count for a failure: one
+ * transaction. Returns 1 when recorded, 0 when the lease was gone, -1 on a fault. */
+static int s_end_tx(ab_worker *w, const s_job *j, const s_end *e, ab_error *err)
+{
+    ab_params p;
+    ab_params_init(&p);
+    if (e->outcome == S_HANDBACK)
+        ab_param_int(&p, j->started);
+    else
+        ab_param_cstr(&p, e->error);
+    ab_param_cstr(&p, e->message);
+    ab_param_int(&p, e->run_at_ms ? e->run_at_ms : s_wall_ms());
+    ab_param_int(&p, (int64_t)j->id);
+    ab_param_int(&p, (int64_t)j->token);
+    uint64_t changed = 0;
+    if (s_begin(w->db, err) < 0 ||
+        ab_db_run(w->db, s_end_sql[e->outcome], &p, NULL, &changed, err) < 0)
+        return -1;
+    if (changed && (e->outcome == S_RETRY || e->outcome == S_HANDBACK)) {
+        ab_params_init(&p);
+        ab_param_cstr(&p, w->queue);
+        ab_param_int(&p, -j->priority);
+        ab_param_int(&p, e->run_at_ms);
+        ab_param_int(&p, (int64_t)j->id);
+        if (ab_db_run(w->db,
+                      "INSERT INTO job_ready (worker, prank, run_at, job_id) "
+                      "VALUES (?, ?, FROM_UNIXTIME(? / 1000), ?)",
+                      &p, NULL, NULL, err) < 0)
+            return -1;
+    }
+    if (changed && e->outcome == S_FAIL) {
+        ab_params_init(&p);
+        ab_param_cstr(&p, w->id);
+        if (ab_db_run(w->db, "UPDATE workers SET failed_count = failed_count + 1 WHERE id = ?", &p,
+                      NULL, NULL, err) < 0)
+            return -1;
+    }
+    return ab_db_exec(w->db, "COMMIT", err) < 0 ? -1 : changed > 0;
+}
+
+/* Record e, retrying a broken transaction. When the database stays away the job is
+ * simply let go: its lease expires and a reaper puts it back. */
+static int s_end_record(ab_worker *w, const s_job *j, const s_end *e)
+{
+    for (int tries = 0; tries < S_TX_TRIES; tries++) {
+        ab_error err;
+        if (s_conn(w, &w->db, &w->db_tried_ms, false)) {
+            int rc = s_end_tx(w, j, e, &err);
+            if (rc >= 0)
+                return rc;
+            s_rollback(w);
+            s_conn_failed(&w->db);
+        }
+        struct timespec ts = {0, (long)(S_RECONNECT_MS + 10) * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    AB_ERROR("worker %s: could not record the end of job %llu; its lease will expire and "
+             "the reaper will put it back",
+             w->id, (unsigned long long)j->id);
+    return -1;
+}
+
+static void s_announce_end(ab_worker *w, const s_job *j, const s_end *e)
+{
+    static const char *const names[] = {[S_RETRY] = "retrying",
+                                        [S_HANDBACK] = "retrying",
+                                        [S_FAIL] = "failed",
+                                        [S_CANCEL] = "cancelled"};
+    const char *name = names[e->outcome];
+    if (e->outcome == S_HANDBACK && !j->started) {
+        AB_DEBUG("worker %s: handed back job %llu (not started)", w->id, (unsigned long long)j->id);
+    } else {
+        const char *error = e->outcome == S_HANDBACK ? e->message : e->error;
+        int attempt = e->outcome == S_HANDBACK ? j->attempt - 1 : j->attempt;
+        AB_INFO("worker %s: job %llu (%s) %s after attempt %d: %s", w->id,
+                (unsigned long long)j->id, j->type, name, j->attempt, error ? error : "");
+        s_publish_job(w, j->id, j->type, attempt, name, name, error,
+                      e->outcome == S_RETRY || e->outcome == S_HANDBACK ? e->run_at_ms : 0);
+    }
+    if (e->outcome == S_FAIL)
+        w->failed++;
+    if (e->outcome == S_RETRY || e->outcome == S_HANDBACK)
+        s_publish_wake(w);
+}
+
+/* Turn an outcome other than done into what is written. */
+static void s_end_make(ab_worker *w, const s_job *j, s_outcome o, const ab_error *err, s_end *e)
+{
+    *e = (s_end){.outcome = o, .error = err->message};
+    int64_t now = s_wall_ms();
+    switch (o) {
+    case S_RETRY: {
+        const ab_job_type *t = ab_job_type_find(j->type, strlen(j->type));
+        e->run_at_ms = now + (t ? ab_job_backoff_ms(t, j->attempt) : 1000);
+        snprintf(e->message, sizeof e->message, "Retrying after attempt %d: %.200s", j->attempt,
+                 err->message);
+        break;
+    }
+    case S_HANDBACK:
+        e->run_at_ms = now;
+        e->error = NULL;
+        snprintf(e->message, sizeof e->message, "handed back: worker %s stopping", w->id);
+        break;
+    case S_CANCEL:
+        e->error = NULL;
+        snprintf(e->message, sizeof e->message, "Cancelled");
+        break;
+    default:
+        snprintf(e->message, sizeof e->message, "Failed: %.240s", err->message);
+    }
+}
+
+/* Record and announce how job j ended (anything but done, which commits with the
+ * handler's writes). */
+static void s_end_job(ab_worker *w, const s_job *j, s_outcome o, const ab_error *err)
+{
+    ab_error lost;
+    if (o == S_LOST) { /* the attempt counts, as when the reaper finds an expired lease */
+        ab_fail(&lost, AB_E_UNAVAILABLE, NULL, "worker lost its lease: %s",
+                err->message[0] ? err->message : "no heartbeat");
+        o = !j->started ? S_HANDBACK : j->attempt < j->max_attempts ? S_RETRY : S_FAIL;
+        err = &lost;
+    }
+    s_end e;
+    s_end_make(w, j, o, err, &e);
+    if (err == &lost && o == S_RETRY)
+        e.run_at_ms = s_wall_ms(); /* no back-off: the job did not fail */
+    if (s_end_record(w, j, &e) == 1)
+        s_announce_end(w, j, &e);
+    else
+        AB_WARN("worker %s: job %llu was not recorded as %s: its lease is gone (another "
+                "worker or the reaper has it)",
+                w->id, (unsigned long long)j->id, o == S_HANDBACK ? "handed back" : "ended");
+}
+
+/* --- running one job ---------------------------------------------------------------- */
+
+/* Under mu: true when the running job must stop. */
+static bool s_must_stop_locked(ab_worker *w, const s_job *j, int64_t now)
+{
+    s_check_stale_locked(w, now);
+    return j->lost || j->cancel || s_grace_over(w, now);
+}
+
+/* Why a handler failed: the worker's state first, then the handler's error. */
+static s_outcome s_classify(ab_worker *w, const s_job *j, const ab_error *err)
+{
+    pthread_mutex_lock(&w->mu);
+    s_check_stale_locked(w, s_mono_ms());
+    bool lost = j->lost, cancel = j->cancel;
+    pthread_mutex_unlock(&w->mu);
+    if (lost)
+        return S_LOST;
+    if (cancel)
+        return S_CANCEL;
+    if (s_grace_over(w, s_mono_ms()))
+        return S_HANDBACK;
+    if (err->code == AB_E_UNAVAILABLE && j->attempt < j->max_attempts)
+        return S_RETRY;
+    return S_FAIL;
+}
+
+/* The handler succeeded: done, fenced by the token, in the handler's transaction. */
+static s_outcome s_complete(ab_worker *w, ab_job_run *run, ab_error *err)
+{
+    const s_job *j = run->job;
+    ab_params p;
+    ab_params_init(&p);
+    ab_param_cstr(&p, run->message[0] ? run->message : "Done");
+    ab_param_int(&p, (int64_t)j->id);
+    ab_param_int(&p, (int64_t)j->token);
+    uint64_t changed = 0;
+    if (ab_db_run(w->db,
+                  "UPDATE jobs SET state = 'done', status = 4, progress = 100, message = ?, "
+                  "date_finished = UTC_TIMESTAMP(3), date_modified = UTC_TIMESTAMP(3), "
+                  "lease_token = NULL, lease_expires = NULL WHERE id = ? AND lease_token = ?",
+                  &p, NULL, &changed, err) < 0)
+        return S_FAIL; /* not recorded: rolled back, then judged by err like a failure */
+    if (changed == 0) {
+        AB_WARN("worker %s: job %llu finished but its lease was lost: its work is rolled "
+                "back (another worker runs it)",
+                w->id, (unsigned long long)j->id);
+        return S_LOST;
+    }
+    ab_params_init(&p);
+    ab_param_cstr(&p, w->id);
+    if (ab_db_run(w->db, "UPDATE workers SET done_count = done_count + 1 WHERE id = ?", &p, NULL,
+                  NULL, err) < 0 ||
+        ab_db_exec(w->db, "COMMIT", err) < 0)
+        return S_FAIL; /* a lost COMMIT: the fenced retry finds out whether it went through */
+    return S_DONE;
+}
+
+/* Decode and check the stored arguments: 0, or -1 with *err (the job fails at once). */
+static int s_args(const ab_job_type *t, const s_job *j, msgpack_unpacked *u,
+                  const msgpack_object **args, ab_error *err)
+{
+    *args = NULL;
+    if (j->payload_len) {
+        size_t off = 0;
+        if (msgpack_unpack_next(u, j->payload, j->payload_len, &off) != MSGPACK_UNPACK_SUCCESS ||
+            u->data.type != MSGPACK_OBJECT_MAP)
+            return ab_fail(err, AB_E_INVALID, NULL, "the job's payload is not a msgpack map");
+        *args = &u->data;
+    }
+    if (ab_job_args_validate(t, *args, err) < 0) {
+        ab_error why = *err; /* ab_fail must not read the buffer it writes */
+        return ab_fail(err, AB_E_INVALID, why.field, "arguments no longer valid for %s: %s",
+                       t->type, why.message);
+    }
+    return 0;
+}
+
+/* Run the handler in a transaction on the main connection and record done, or roll back. */
+static s_outcome s_call(ab_worker *w, s_job *j, const ab_job_type *t, const msgpack_object *args,
+                        ab_error *err)
+{
+    ab_job_run run = {.w = w, .job = j};
+    if (s_begin(w->db, err) < 0) {
+        s_conn_failed(&w->db);
+        return S_LOST;
+    }
+    pthread_mutex_lock(&w->mu);
+    j->started = true;
+    pthread_mutex_unlock(&w->mu);
+    AB_DEBUG("worker %s: job %llu (%s) attempt %d started", w->id, (unsigned long long)j->id,
+             j->type, j->attempt);
+    s_publish_job(w, j->id, j->type, j->attempt, "started", "running", NULL, 0);
+    s_outcome o = t->handler(&run, args, err) == 0 ? s_complete(w, &run, err) : S_FAIL;
+    if (o == S_DONE)
+        return o;
+    s_rollback(w); /* undoes the handler's own writes with its unrecorded completion */
+    return o == S_LOST ? S_LOST : s_classify(w, j, err);
+}
+
+/* Look up the type, check the arguments, run the handler. An unknown type or arguments
+ * that no longer validate fail the job at once. */
+static s_outcome s_prepare_and_call(ab_worker *w, s_job *j, msgpack_unpacked *u, ab_error *err)
+{
+    const ab_job_type *t = ab_job_type_find(j->type, strlen(j->type));
+    const msgpack_object *args = NULL;
+    if (!t) {
+        ab_fail(err, AB_E_INVALID, "type",
+                "unknown job type '%s': this worker does not know it (is the worker older "
+                "than the engine that enqueued it?)",
+                j->type);
+        return S_FAIL;
+    }
+    if (s_args(t, j, u, &args, err) < 0)
+        return S_FAIL;
+    return s_call(w, j, t, args, err);
+}
+
+/* Run the first held job and record how it ended. */
+static void s_run_first(ab_worker *w)
+{
+    s_job *j = &w->jobs[0];
+    ab_error err;
+    ab_error_clear(&err);
+    s_set_current(w, j->id);
+    pthread_mutex_lock(&w->mu);
+    bool lost = s_must_stop_locked(w, j, s_mono_ms()) && j->lost, cancel = j->cancel;
+    pthread_mutex_unlock(&w->mu);
+    msgpack_unpacked u;
+    msgpack_unpacked_init(&u);
+    s_outcome o = lost ? S_LOST : cancel ? S_CANCEL : s_prepare_and_call(w, j, &u, &err);
+    msgpack_unpacked_destroy(&u);
+    if (o == S_DONE) {
+        w->done++;
+        AB_DEBUG("worker %s: job %llu done", w->id, (unsigned long long)j->id);
+        s_publish_job(w, j->id, j->type, j->attempt, "done", "done", NULL, 0);
+    } else {
+        s_end_job(w, j, o, &err);
+    }
+    s_set_current(w, 0);
+    s_drop_first_job(w);
+}
+
+/* Run the claimed jobs one after another; hand back the rest when told to stop or pause. */
+static void s_run_claimed(ab_worker *w)
+{
+    while (w->njobs > 0) {
+        pthread_mutex_lock(&w->mu);
+        bool go_on = w->desired == S_RUN;
+        pthread_mutex_unlock(&w->mu);
+        if (!go_on || s_stop_signalled(w))
+            break;
+        s_run_first(w);
+    }
+    while (w->njobs > 0) {
+        ab_error none;
+        ab_error_clear(&none);
+        s_end_job(w, &w->jobs[0], S_HANDBACK, &none);
+        s_drop_first_job(w);
+    }
+}
+
+/* --- what handlers see (jobs.h) ----------------------------------------------------- */
+
+static void s_write_progress(ab_job_run *run, int percent)
+{
+    ab_worker *w = run->w;
+    ab_db *db = s_conn(w, &w->pdb, &w->pdb_tried_ms, true);
+    if (!db)
+        return; /* the heartbeat decides whether the lease is still to be trusted */
+    ab_params p;
+    ab_params_init(&p);
+    ab_param_int(&p, percent);
+    ab_param_cstr(&p, run->message[0] ? run->message : NULL);
+    ab_param_int(&p, (int64_t)run->job->id);
+    ab_param_int(&p, (int64_t)run->job->token);
+    uint64_t changed = 0;
+    ab_error err;
+    /* date_modified moves on every write (they are S_PROGRESS_MS apart), so a row that
+     * matches the token always counts as changed. */
+    if (ab_db_run(db,
+                  "UPDATE jobs SET progress = ?, message = COALESCE(?, message), "
+                  "date_modified = UTC_TIMESTAMP(3) WHERE id = ? AND lease_token = ?",
+                  &p, NULL, &changed, &err) < 0) {
+        s_conn_failed(&w->pdb);
+        return;
+    }
+    if (changed == 0) {
+        pthread_mutex_lock(&w->mu);
+        run->job->lost = true;
+        pthread_mutex_unlock(&w->mu);
+        return;
+    }
+    char topic[96];
+    ab_job_topic(run->job->id, "progress", topic, sizeof topic);
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    ab_event_begin(&pk, topic, s_wall_ms());
+    msgpack_pack_map(&pk, 3);
+    ab_pack_cstr(&pk, "id");
+    msgpack_pack_uint64(&pk, run->job->id);
+    ab_pack_cstr(&pk, "progress");
+    msgpack_pack_int(&pk, percent);
+    ab_pack_cstr(&pk, "message");
+    ab_pack_cstr(&pk, run->message);
+    s_publish(w, topic, &sb);
+}
+
+int ab_job_progress(ab_job_run *run, int percent, const char *message)
+{
+    if (message)
+        snprintf(run->message, sizeof run->message, "%s", message);
+    percent = percent < 0 ? 0 : percent > 100 ? 100 : percent;
+    int64_t now = s_mono_ms();
+    if (run->last_write_ms == 0 || now - run->last_write_ms >= S_PROGRESS_MS) {
+        run->last_write_ms = now;
+        s_write_progress(run, percent);
+    }
+    return ab_job_should_stop(run) ? -1 : 0;
+}
+
+bool ab_job_should_stop(ab_job_run *run)
+{
+    pthread_mutex_lock(&run->w->mu);
+    bool stop = s_must_stop_locked(run->w, run->job, s_mono_ms());
+    pthread_mutex_unlock(&run->w->mu);
+    return stop;
+}
+
+uint64_t ab_job_id(const ab_job_run *run)
+{
+    return run->job->id;
+}
+
+int ab_job_attempt(const ab_job_run *run)
+{
+    return run->job->attempt;
+}
+
+ab_db *ab_job_db(ab_job_run *run)
+{
+    return run->w->db;
+}
+
+/* --- the main loop ------------------------------------------------------------------ */
+
+/* How many to claim next: double while batches come back full of short jobs, else one,
+ * so long jobs spread over the queue's workers instead of waiting behind each other. */
+static int s_next_batch(int batch, int claimed, int64_t elapsed_ms)
+{
+    if (claimed < batch || elapsed_ms >= (int64_t)claimed * S_SHORT_JOB_MS)
+        return 1;
+    return batch * 2 > S_BATCH_MAX ? S_BATCH_MAX : batch * 2;
+}
+
+/* Milliseconds until the earliest delayed job of the queue is due; -1 when none waits. */
+static int64_t s_next_due_ms(ab_worker *w)
+{
+    ab_params p;
+    ab_params_init(&p);
+    ab_param_cstr(&p, w->queue);
+    ab_rows rows;
+    ab_error err;
+    int64_t due = -1;
+    if (ab_db_query(w->db,
+                    "SELECT TIMESTAMPDIFF(MICROSECOND, UTC_TIMESTAMP(3), MIN(run_at)) "
+                    "FROM job_ready WHERE worker = ?",
+                    &p, &rows, &err) < 0) {
+        s_conn_failed(&w->db);
+        return -1;
+    }
+    if (ab_rows_next(&rows) == 1 && ab_rows_str(&rows, 0, NULL)) {
+        due = ab_rows_int(&rows, 0) / 1000 + 1;
+        due = due < 1 ? 1 : due;
+    }
+    ab_rows_close(&rows);
+    if (ab_db_exec(w->db, "COMMIT", &err) < 0)
+        s_conn_failed(&w->db);
+    return due;
+}
+
+/* Wait for a wake-up notice, the fallback poll, or the next delayed job. -1: bus fault. */
+static int s_idle(ab_worker *w, bool look_ahead)
+{
+    int64_t wait = w->opt.poll_ms;
+    int64_t due = look_ahead && w->db ? s_next_due_ms(w) : -1;
+    if (due >= 0 && due < wait)
+        wait = due;
+    if (s_stop_signalled(w))
+        return 0;
+    return w->bus.wait(w->bus.ctx, (int)wait) < 0 ? -1 : 0;
+}
+
+/* Follow the worker's row: pause, resume, stop. Reads it now when the main connection is
+ * free (idle), else takes what the last heartbeat read. */
+static s_desired s_control(ab_worker *w, bool read_now)
+{
+    s_desired d;
+    if (read_now && w->db) {
+        ab_error err;
+        if (s_read_desired(w, w->db, &d) == 0 && ab_db_exec(w->db, "COMMIT", &err) == 0) {
+            pthread_mutex_lock(&w->mu);
+            w->desired = d;
+            pthread_mutex_unlock(&w->mu);
+        } else {
+            s_rollback(w);
+            s_conn_failed(&w->db);
+        }
+    }
+    pthread_mutex_lock(&w->mu);
+    d = w->desired;
+    s_status was = w->status;
+    w->status = d == S_PAUSE ? S_PAUSED : d == S_STOP ? S_STOPPING : S_OK;
+    s_status now = w->status;
+    pthread_mutex_unlock(&w->mu);
+    if (now != was) {
+        AB_INFO("worker %s: %s", w->id, s_status_names[now]);
+        s_write_status(w, s_status_names[now]);
+        if (now != S_STOPPING)
+            s_publish_worker(w, now == S_PAUSED ? "paused" : "up", s_status_names[now]);
+    }
+    return d;
+}
+
+static int s_loop(ab_worker *w)
+{
+    int batch = 1;
+    bool idle = true; /* after a wait, look at the worker's row before claiming */
+    while (!s_stop_signalled(w)) {
+        s_desired d = s_control(w, idle);
+        if (d == S_STOP)
+            break;
+        idle = true;
+        if (d == S_PAUSE || !s_conn(w, &w->db, &w->db_tried_ms, false)) {
+            if (s_idle(w, false) < 0)
+                return 1;
+            continue;
+        }
+        int64_t started = s_mono_ms();
+        int n = s_claim(w, batch);
+        if (n <= 0) {
+            batch = 1;
+            if (s_idle(w, n == 0) < 0)
+                return 1;
+            continue;
+        }
+        idle = false;
+        s_run_claimed(w);
+        batch = s_next_batch(batch, n, s_mono_ms() - started);
+    }
+    return 0;
+}
+
+int ab_worker_run(ab_worker *w)
+{
+    ab_error err;
+    if (s_register(w, w->db, &err) < 0 || ab_db_exec(w->db, "COMMIT", &err) < 0) {
+        AB_ERROR("worker %s: cannot register in the workers table: %s", w->id, err.message);
+        return 1;
+    }
+    pthread_mutex_lock(&w->mu);
+    w->hb_ok_ms = s_mono_ms();
+    pthread_mutex_unlock(&w->mu);
+    if (s_heartbeat_start(w) < 0) {
+        AB_ERROR("worker %s: cannot start the heartbeat thread", w->id);
+        return 1;
+    }
+    AB_INFO("worker %s up: queue %s, lease %d s, poll %d ms, grace %d s", w->id, w->queue,
+            w->opt.lease_s, w->opt.poll_ms, w->opt.grace_s);
+    s_publish_worker(w, "up", "ok");
+    int rc = s_loop(w);
+    s_heartbeat_stop(w);
+    s_write_status(w, "dead"); /* the row stays, with its last heartbeat and counts */
+    s_publish_worker(w, "down", "dead");
+    AB_INFO("worker %s down: %llu done, %llu failed", w->id, (unsigned long long)w->done,
+            (unsigned long long)w->failed);
+    return rc;
+}
+
+void ab_worker_request_stop(ab_worker *w)
+{
+    if (w)
+        atomic_store(&w->stop_signal, 1);
+}
+
+const char *ab_worker_id(const ab_worker *w)
+{
+    return w->id;
+}
+
+static int s_open_side(ab_worker *w, ab_db **slot, char *errbuf, size_t errlen)
+{
+    ab_error err;
+    *slot = ab_db_open(w->opt.db_dsn, errbuf, errlen);
+    if (*slot && ab_db_exec(*slot, "SET autocommit = 1", &err) < 0) {
+        snprintf(errbuf, errlen, "cannot set up a connection: %s", err.message);
+        ab_db_close(slot);
+    }
+    return *slot ? 0 : -1;
+}
+
+ab_worker *ab_worker_new(const ab_worker_options *opt, const ab_worker_bus *bus, ab_db *db,
+                         char *errbuf, size_t errlen)
+{
+    ab_worker *w = calloc(1, sizeof *w);
+    if (!w) {
+        ab_db_close(&db);
+        snprintf(errbuf, errlen, "out of memory");
+        return NULL;
+    }
+    w->opt = *opt;
+    w->bus = *bus;
+    w->db = db;
+    w->lease_ms = (int64_t)opt->lease_s * 1000;
+    w->hb_ms = w->lease_ms / 10 > 200 ? w->lease_ms / 10 : 200;
+    w->pid = (int)getpid();
+    snprintf(w->queue, sizeof w->queue, "%s", opt->queue);
+    if (gethostname(w->host, sizeof w->host - 1) != 0 || !w->host[0])
+        snprintf(w->host, sizeof w->host, "localhost");
+    snprintf(w->id, sizeof w->id, "%s:%d:%s", w->host, w->pid, w->queue);
+    ab_job_wake_topic(w->queue, w->wake_topic, sizeof w->wake_topic);
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_mutex_init(&w->pub_mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&w->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    if (s_open_side(w, &w->pdb, errbuf, errlen) < 0 || s_open_side(w, &w->hdb, errbuf, errlen) < 0)
+        ab_worker_destroy(&w);
+    return w;
+}
+
+void ab_worker_destroy(ab_worker **wp)
+{
+    if (!wp || !*wp)
+        return;
+    ab_worker *w = *wp;
+    s_heartbeat_stop(w);
+    s_free_jobs(w->jobs, w->njobs);
+    ab_db_close(&w->db);
+    ab_db_close(&w->pdb);
+    ab_db_close(&w->hdb);
+    pthread_cond_destroy(&w->cv);
+    pthread_mutex_destroy(&w->mu);
+    pthread_mutex_destroy(&w->pub_mu);
+    free(w);
+    *wp = NULL;
+}

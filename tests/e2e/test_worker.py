@@ -1,0 +1,551 @@
+"""adminbus-worker: claims under a lease, runs, retries with back-off, fails, cancels,
+pauses, hands back on SIGTERM, and puts back the jobs of a worker killed -9 (issue 3).
+
+Every test checks the rows in MariaDB and the events a subscriber saw. Jobs are enqueued
+with the `job.enqueue` command when the engine has it, else by SQL exactly as
+ab_job_enqueue does (a jobs row and a job_ready row in one transaction, no wake-up)."""
+
+import time
+
+import msgpack
+import pymysql
+import pytest
+import zmq
+
+# --- helpers --------------------------------------------------------------------------------
+
+
+class Events:
+    """A subscriber to job., worker. and wake. events that keeps everything it saw."""
+
+    def __init__(self, stack):
+        self.sock = stack.ctx.socket(zmq.SUB)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        for p in (b"job.", b"worker.", b"wake.", b"audit.Organisation.add"):
+            self.sock.setsockopt(zmq.SUBSCRIBE, p)
+        self.sock.connect(stack.events)
+        self.seen = []  # (monotonic time, topic, event)
+        # A subscription takes a moment to travel upstream: probe until one arrives.
+        for i in range(100):
+            stack.ok("org.add", {"name": f"probe-{i}"})
+            if self._pump(0.1):
+                return
+        raise AssertionError("no event reached the subscriber within 10 s")
+
+    def _pump(self, timeout):
+        got = False
+        while self.sock.poll(int(timeout * 1000)):
+            topic, body = self.sock.recv_multipart()
+            self.seen.append((time.monotonic(), topic.decode(), msgpack.unpackb(body)))
+            got = True
+            timeout = 0
+        return got
+
+    def wait(self, topic, timeout=10.0, where=lambda ev: True, after=0):
+        """The first event on topic (exact) satisfying where, seen after index `after`;
+        returns (index, time, event)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for i, (t, tp, ev) in enumerate(self.seen[after:], start=after):
+                if tp == topic and where(ev):
+                    return i, t, ev
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"no {topic} within {timeout}s; saw {self.topics()}")
+            self._pump(min(left, 0.1))
+
+    def topics(self, prefix=""):
+        self._pump(0)
+        return [tp for _, tp, _ in self.seen if tp.startswith(prefix)]
+
+    def of_job(self, job_id):
+        """The events of one job, in order: [(event name, data)]."""
+        pre = f"job.{job_id}."
+        self._pump(0)
+        return [(tp[len(pre):], ev["data"]) for _, tp, ev in self.seen if tp.startswith(pre)]
+
+    def times_of_job(self, job_id):
+        """The `ts` (unix ms, the publisher's clock) of each event of of_job(job_id)."""
+        pre = f"job.{job_id}."
+        return [ev["ts"] for _, tp, ev in self.seen if tp.startswith(pre)]
+
+    def close(self):
+        self.sock.close()
+
+
+@pytest.fixture
+def events(stack):
+    e = Events(stack)
+    yield e
+    e.close()
+
+
+def has_enqueue_command(stack):
+    """True when the engine knows job.enqueue: asked with an argument the noop type refuses
+    (an engine without the command refuses the command's type instead); enqueues nothing."""
+    if not hasattr(stack, "_has_enqueue"):
+        r = stack.cmd("job.enqueue", {"type": "noop", "args": {"bogus": 1}})
+        stack._has_enqueue = r.get("error", {}).get("field") == "args.bogus"
+    return stack._has_enqueue
+
+
+def sql_enqueue(stack, type, args=None, priority=0, max_attempts=5, run_at_ms=None,
+                queue="default"):
+    """INSERT into jobs and job_ready in one transaction, as ab_job_enqueue does."""
+    payload = msgpack.packb(args, use_bin_type=True) if args is not None else None
+    run_at = "UTC_TIMESTAMP(3)" if run_at_ms is None else "FROM_UNIXTIME(%s / 1000)"
+    params = [] if run_at_ms is None else [run_at_ms]
+    c = stack.db.cursor()
+    try:
+        c.execute("SET time_zone = '+00:00'")  # as the engine's sessions: times are UTC
+        c.execute("BEGIN")
+        c.execute("INSERT INTO jobs (worker, job_type, job_input, payload, priority, run_at, "
+                  "max_attempts, state, status, message, date_created, date_modified) "
+                  f"VALUES (%s, %s, %s, %s, %s, {run_at}, %s, 'queued', 1, 'Queued', "
+                  "UTC_TIMESTAMP(3), UTC_TIMESTAMP(3))",
+                  [queue, type, "test", payload, priority, *params, max_attempts])
+        job_id = c.lastrowid
+        c.execute("INSERT INTO job_ready (worker, prank, run_at, job_id) "
+                  f"SELECT worker, -priority, run_at, id FROM jobs WHERE id = %s", [job_id])
+        c.execute("COMMIT")
+    finally:
+        c.close()
+    return job_id
+
+
+def enqueue(stack, type, args=None, **opt):
+    """Enqueue through the engine when it can, else by SQL. Returns the job id."""
+    if not opt.get("queue") and has_enqueue_command(stack):
+        cargs = {"type": type, **({"args": args} if args is not None else {})}
+        if "max_attempts" in opt:
+            cargs["max_attempts"] = opt["max_attempts"]
+        if "run_at_ms" in opt:
+            cargs["run_at"] = opt["run_at_ms"]
+        r = stack.ok("job.enqueue", cargs)
+        assert r["state"] == "queued" and r["existed"] is False, r
+        return r["id"]
+    return sql_enqueue(stack, type, args, **opt)
+
+
+def job(stack, job_id):
+    return stack.rows("SELECT * FROM jobs WHERE id = %s", job_id)[0]
+
+
+def wait_state(stack, job_id, states, timeout=15.0):
+    states = (states,) if isinstance(states, str) else states
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        row = job(stack, job_id)
+        if row["state"] in states:
+            return row
+        time.sleep(0.02)
+    raise AssertionError(f"job {job_id} not {states} within {timeout}s: {job(stack, job_id)!r}")
+
+
+def effects(stack, job_id):
+    return stack.rows("SELECT * FROM job_effects WHERE job_id = %s", job_id)
+
+
+def worker_row(stack, w):
+    return stack.rows("SELECT * FROM workers WHERE id = %s", w.id)[0]
+
+
+def assert_finished(row, state, status):
+    assert row["state"] == state and row["status"] == status, row
+    assert row["lease_token"] is None and row["lease_expires"] is None, row
+    assert row["date_finished"] is not None, row
+
+
+# --- running, retrying, failing ---------------------------------------------------------------
+
+
+def test_noop_records_its_effect_once_and_ends_done(stack, events):
+    w = stack.start_worker()
+    events.wait(f"worker.{w.id}.up", where=lambda ev: ev["data"]["status"] == "ok")
+    jid = enqueue(stack, "noop", {"record": "tag-noop"})
+    row = wait_state(stack, jid, "done")
+    assert_finished(row, "done", 4)
+    assert row["progress"] == 100 and row["attempts"] == 1 and row["retries"] == 0, row
+    assert row["process_id"] == w.id
+    eff = effects(stack, jid)
+    assert [(e["tag"], e["attempt"]) for e in eff] == [("tag-noop", 1)]
+    assert stack.count("job_ready", "job_id = %s", jid) == 0
+    _, _, ev = events.wait(f"job.{jid}.done")
+    assert ev["data"] == {"id": jid, "queue": "default", "type": "noop", "state": "done",
+                          "attempt": 1}
+    names = [n for n, _ in events.of_job(jid) if n not in ("queued", "progress")]
+    assert names == ["started", "done"]
+    started = dict(events.of_job(jid))["started"]
+    assert started["state"] == "running" and started["attempt"] == 1
+    assert worker_row(stack, w)["done_count"] == 1
+
+
+def test_temporary_failures_are_retried_with_backoff(stack, events):
+    stack.start_worker()
+    jid = enqueue(stack, "sleep", {"ms": 0, "fail": 2, "record": "tag-retry"})
+    row = wait_state(stack, jid, "done")
+    assert_finished(row, "done", 4)
+    assert row["attempts"] == 3 and row["retries"] == 2, row
+    assert row["last_error"] == "failed on purpose (attempt 2)", row
+    assert [e["attempt"] for e in effects(stack, jid)] == [3]
+    events.wait(f"job.{jid}.done")
+    seq = [(n, d.get("attempt")) for n, d in events.of_job(jid) if n not in ("queued", "progress")]
+    assert seq == [("started", 1), ("retrying", 1), ("started", 2), ("retrying", 2),
+                   ("started", 3), ("done", 3)]
+    retries = [d for n, d in events.of_job(jid) if n == "retrying"]
+    assert retries[0]["error"] == "failed on purpose (attempt 1)"
+    assert retries[0]["state"] == "retrying" and retries[0]["run_at"] > 0
+    # back-off: base 500 ms then 1000 ms, each ±25 % (event times: the worker's clock, ms)
+    ts = [(n, d.get("attempt"), ev_ts) for (n, d), ev_ts in
+          zip(events.of_job(jid), events.times_of_job(jid)) if n in ("retrying", "started")]
+    t = {(n, a): when for n, a, when in ts}
+    assert 300 <= t[("started", 2)] - t[("retrying", 1)] <= 1500, ts
+    assert 700 <= t[("started", 3)] - t[("retrying", 2)] <= 2500, ts
+
+
+def test_a_fatal_error_fails_at_once(stack, events):
+    w = stack.start_worker()
+    jid = enqueue(stack, "sleep", {"fatal": True, "record": "never"})
+    row = wait_state(stack, jid, "failed")
+    assert_finished(row, "failed", 3)
+    assert row["attempts"] == 1 and row["retries"] == 0, row
+    assert row["last_error"] == "failed on purpose (fatal)", row
+    assert list(effects(stack, jid)) == []
+    _, _, ev = events.wait(f"job.{jid}.failed")
+    assert ev["data"]["error"] == "failed on purpose (fatal)" and ev["data"]["state"] == "failed"
+    assert "retrying" not in [n for n, _ in events.of_job(jid)]
+    deadline = time.monotonic() + 5
+    while worker_row(stack, w)["failed_count"] != 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert worker_row(stack, w)["failed_count"] == 1
+
+
+def test_a_job_out_of_attempts_fails_with_its_last_error(stack, events):
+    stack.start_worker()
+    jid = enqueue(stack, "sleep", {"ms": 0, "fail": 5, "record": "never"}, max_attempts=2)
+    row = wait_state(stack, jid, "failed")
+    assert_finished(row, "failed", 3)
+    assert row["attempts"] == 2 and row["retries"] == 1, row
+    assert row["last_error"] == "failed on purpose (attempt 2)", row
+    assert list(effects(stack, jid)) == []
+    events.wait(f"job.{jid}.failed")
+    seq = [n for n, _ in events.of_job(jid) if n not in ("queued", "progress")]
+    assert seq == ["started", "retrying", "started", "failed"]
+
+
+def test_unknown_types_and_stale_arguments_fail_at_once(stack, events):
+    stack.start_worker()
+    unknown = sql_enqueue(stack, "nosuchtype", {})
+    stale = sql_enqueue(stack, "noop", {"bogus": 1})
+    row = wait_state(stack, unknown, "failed")
+    assert row["attempts"] == 1 and "unknown job type 'nosuchtype'" in row["last_error"], row
+    row = wait_state(stack, stale, "failed")
+    assert row["attempts"] == 1, row
+    assert "arguments no longer valid for noop" in row["last_error"], row
+    assert "bogus" in row["last_error"], row
+    events.wait(f"job.{unknown}.failed")
+    events.wait(f"job.{stale}.failed")
+
+
+# --- leases: kill -9, fencing -------------------------------------------------------------------
+
+
+def test_a_job_of_a_worker_killed_9_runs_again_elsewhere_within_10s(stack, events):
+    """Acceptance 2 of issue 3, with the default lease (10 s)."""
+    a = stack.start_worker()
+    b = stack.start_worker()
+    jid = enqueue(stack, "sleep", {"ms": 3000, "record": "tag-kill"})
+    _, _, ev = events.wait(f"job.{jid}.started")
+    events.wait(f"job.{jid}.progress")  # it is well under way
+    runner = job(stack, jid)["process_id"]
+    victim, other = (a, b) if runner == a.id else (b, a)
+    assert runner == victim.id
+    victim.kill9()
+    killed = time.monotonic()
+    _, again, ev = events.wait(f"job.{jid}.started", timeout=15,
+                               where=lambda ev: ev["data"]["attempt"] == 2)
+    assert again - killed < 10.0, f"running again {again - killed:.2f}s after kill -9"
+    _, _, rev = events.wait(f"job.{jid}.retrying")
+    assert rev["data"]["error"] == "worker lost: lease expired"
+    row = wait_state(stack, jid, "done")
+    assert row["process_id"] == other.id and row["attempts"] == 2 and row["retries"] == 1, row
+    assert row["last_error"] == "worker lost: lease expired", row
+    assert [e["attempt"] for e in effects(stack, jid)] == [2]  # done exactly once
+    print(f"kill -9 → running again after {again - killed:.2f}s")
+
+
+def test_dead_workers_are_marked_dead(stack, events):
+    a = stack.start_worker(job_lease_s=2)
+    b = stack.start_worker(job_lease_s=2)
+    a.kill9()
+    _, _, ev = events.wait(f"worker.{a.id}.down", timeout=15)
+    assert ev["data"]["status"] == "dead" and ev["data"]["pid"] == a.pid
+    assert worker_row(stack, a)["status"] == "dead"
+    assert worker_row(stack, b)["status"] == "ok"
+
+
+def test_a_completion_without_the_lease_is_rolled_back(stack, events):
+    """Fencing: the handler's own write (job_effects) commits with `done` or not at all.
+    A test transaction holds the handler's insert until the job's lease token has been
+    taken away (as the reaper or another worker would); the completion must then roll back."""
+    jid = sql_enqueue(stack, "noop", {"record": "tag-fenced"})
+    blocker = stack.mariadb.connect(stack.database)
+    try:
+        with blocker.cursor() as c:
+            c.execute("BEGIN")
+            c.execute("INSERT INTO job_effects (job_id, tag, attempt, created) "
+                      "VALUES (%s, 'blocker', 0, UTC_TIMESTAMP(3))", [jid])
+        w = stack.start_worker(job_lease_s=2)
+        row = wait_state(stack, jid, "running")
+        assert row["process_id"] == w.id
+        time.sleep(0.3)  # the handler's insert now waits for the blocker's row lock
+        stack.rows("UPDATE jobs SET lease_token = 4242 WHERE id = %s", jid)
+        blocker.rollback()
+    finally:
+        blocker.close()
+    # The worker must not record done under a token it no longer holds; the reaper puts
+    # the job back when the (stolen) lease expires, and then it runs once, for good.
+    row = wait_state(stack, jid, "done", timeout=20)
+    assert row["attempts"] == 2, row
+    assert [e["attempt"] for e in effects(stack, jid)] == [2]
+    assert "lease was lost" in stack.tail(w.log, 200)
+    names = [n for n, _ in events.of_job(jid) if n not in ("queued", "progress")]
+    assert names == ["started", "retrying", "started", "done"], names
+
+
+def test_a_worker_that_cannot_heartbeat_stops_its_handler(stack, events):
+    """The trap of design.md: a worker whose heartbeat cannot get through must stop its
+    handler (here after half the 2 s lease) rather than run on while its lease lapses. A
+    test transaction holds the worker's row, so the heartbeat blocks; the job's row stays
+    writable, so the worker can still put the job back itself."""
+    w = stack.start_worker(job_lease_s=2)
+    jid = enqueue(stack, "sleep", {"ms": 8000, "record": "tag-stale"})
+    events.wait(f"job.{jid}.started")
+    holder = stack.mariadb.connect(stack.database)
+    try:
+        with holder.cursor() as c:
+            c.execute("BEGIN")
+            c.execute("SELECT * FROM workers WHERE id = %s FOR UPDATE", [w.id])
+        blocked = time.monotonic()
+        _, t, ev = events.wait(f"job.{jid}.retrying", timeout=10)
+        assert "worker lost its lease" in ev["data"]["error"], ev
+        assert t - blocked < 3.0  # half a lease, then the handler's next check (0.8 s)
+    finally:
+        holder.rollback()
+        holder.close()
+    row = wait_state(stack, jid, "done", timeout=40)
+    assert row["attempts"] >= 2, row
+    assert len(effects(stack, jid)) == 1  # the stopped attempt wrote nothing
+    assert "no heartbeat for" in stack.tail(w.log, 200)
+
+
+# --- cancel, pause, stop -------------------------------------------------------------------------
+
+
+def test_a_running_job_is_cancelled_cooperatively(stack, events):
+    w = stack.start_worker()
+    jid = enqueue(stack, "sleep", {"ms": 10000, "record": "never"})
+    events.wait(f"job.{jid}.started")
+    stack.rows("UPDATE jobs SET cancel_requested = 1 WHERE id = %s", jid)
+    asked = time.monotonic()
+    row = wait_state(stack, jid, "cancelled", timeout=5)
+    assert time.monotonic() - asked < 3.5
+    assert_finished(row, "cancelled", 3)
+    assert row["message"] == "Cancelled" and row["attempts"] == 1, row
+    assert list(effects(stack, jid)) == []
+    _, _, ev = events.wait(f"job.{jid}.cancelled")
+    assert ev["data"]["state"] == "cancelled"
+    assert worker_row(stack, w)["failed_count"] == 0
+    # the worker goes on with the next job
+    nxt = enqueue(stack, "noop", {"record": "after-cancel"})
+    wait_state(stack, nxt, "done")
+
+
+def test_pause_and_resume_follow_the_workers_row(stack, events):
+    w = stack.start_worker()
+    stack.rows("UPDATE workers SET desired = 'pause' WHERE id = %s", w.id)
+    events.wait(f"worker.{w.id}.paused", timeout=5)
+    assert worker_row(stack, w)["status"] == "paused"
+    jid = enqueue(stack, "noop", {"record": "tag-paused"})
+    time.sleep(2.5)  # more than a heartbeat and a poll: a paused worker claims nothing
+    assert job(stack, jid)["state"] == "queued"
+    i, _, _ = events.wait(f"worker.{w.id}.paused")
+    stack.rows("UPDATE workers SET desired = 'run' WHERE id = %s", w.id)
+    events.wait(f"worker.{w.id}.up", timeout=5, after=i)
+    wait_state(stack, jid, "done", timeout=5)
+    assert worker_row(stack, w)["status"] == "ok"
+
+
+def test_worker_commands_reach_an_idle_worker_at_once(stack, events):
+    """worker.pause / worker.resume (the engine's commands) change the row and publish a
+    notice; an idle worker looks at its row on the notice, not at its next poll (60 s)."""
+    r = stack.cmd("worker.pause", {"worker": "nobody:1:default"})
+    if r.get("error", {}).get("code") != "not_found":
+        pytest.skip("the engine has no worker.pause yet")
+    w = stack.start_worker(worker_poll_ms=60000)
+    t0 = time.monotonic()
+    stack.ok("worker.pause", {"worker": w.id})
+    i, t, _ = events.wait(f"worker.{w.id}.paused", timeout=5)
+    assert t - t0 < 0.9  # sooner than a heartbeat could have told it
+    stack.ok("worker.resume", {"worker": w.id})
+    events.wait(f"worker.{w.id}.up", timeout=5, after=i + 1)
+    assert worker_row(stack, w)["status"] == "ok"
+
+
+def test_stop_in_the_row_finishes_the_job_and_exits(stack, events):
+    w = stack.start_worker()
+    jid = enqueue(stack, "sleep", {"ms": 1500, "record": "tag-stop"})
+    events.wait(f"job.{jid}.started")
+    stack.rows("UPDATE workers SET desired = 'stop' WHERE id = %s", w.id)
+    assert w.proc.wait(timeout=15) == 0
+    w.expected_dead = True
+    row = job(stack, jid)
+    assert row["state"] == "done", row  # finished, not abandoned
+    assert len(effects(stack, jid)) == 1
+    assert worker_row(stack, w)["status"] == "dead"
+    events.wait(f"worker.{w.id}.down")
+
+
+def test_sigterm_hands_the_running_job_back_and_another_worker_finishes_it(stack, events):
+    a = stack.start_worker(worker_grace_s=1)
+    jid = enqueue(stack, "sleep", {"ms": 4000, "record": "tag-term"})
+    events.wait(f"job.{jid}.started")
+    b = stack.start_worker()
+    t0 = time.monotonic()
+    assert a.stop() == 0
+    assert time.monotonic() - t0 < 5  # grace 1 s, then the handler's next check (0.4 s)
+    _, _, ev = events.wait(f"job.{jid}.retrying")
+    assert "handed back" in ev["data"]["error"]
+    row = wait_state(stack, jid, "done", timeout=15)
+    assert row["process_id"] == b.id, row
+    # a hand-back does not count the attempt against the job
+    assert row["attempts"] == 1 and row["retries"] == 0, row
+    assert [e["attempt"] for e in effects(stack, jid)] == [1]
+    assert worker_row(stack, a)["status"] == "dead"
+    events.wait(f"worker.{a.id}.down")
+
+
+def test_sigterm_during_a_burst_loses_nothing_and_counts_no_attempt(stack, events):
+    """Claimed-but-not-started jobs (short jobs are claimed up to 16 at a time) go back to
+    the ready set when their worker stops; every job still runs exactly once."""
+    a = stack.start_worker()
+    ids = [sql_enqueue(stack, "noop", {"record": f"burst-{i}"}) for i in range(600)]
+    b = stack.start_worker()
+    while stack.count("jobs", "state = 'done'") < 50:
+        time.sleep(0.01)
+    assert a.stop() == 0
+    deadline = time.monotonic() + 60
+    while stack.count("jobs", "state = 'done'") < len(ids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert stack.count("jobs", "state = 'done'") == len(ids)
+    assert stack.count("job_effects") == len(ids)
+    assert stack.count("jobs", "attempts <> 1") == 0  # a hand-back is not an attempt
+    assert stack.count("job_ready") == 0
+    assert worker_row(stack, a)["status"] == "dead"
+    assert worker_row(stack, b)["done_count"] > 0
+
+
+def test_sigterm_lets_a_short_job_finish(stack, events):
+    a = stack.start_worker()  # default grace: 30 s
+    jid = enqueue(stack, "sleep", {"ms": 1000, "record": "tag-finish"})
+    events.wait(f"job.{jid}.started")
+    assert a.stop() == 0
+    row = job(stack, jid)
+    assert row["state"] == "done" and row["process_id"] == a.id, row
+    assert len(effects(stack, jid)) == 1
+
+
+# --- pick-up: wake-up notice, fallback poll, delayed jobs -------------------------------------
+
+
+def test_an_idle_worker_polls_as_a_fallback(stack, events):
+    stack.start_worker(worker_poll_ms=300)
+    jid = sql_enqueue(stack, "noop", {})  # SQL: no wake-up notice
+    t0 = time.monotonic()
+    wait_state(stack, jid, "done", timeout=5)
+    assert time.monotonic() - t0 < 1.5
+
+
+def publisher(stack):
+    """A PUB on the broker's event intake, as the engine publishes there."""
+    s = stack.ctx.socket(zmq.PUB)
+    s.setsockopt(zmq.LINGER, 0)
+    s.connect(f"tcp://127.0.0.1:{stack.ports[3]}")
+    return s
+
+
+def test_a_wake_up_notice_starts_an_idle_worker_at_once(stack, events):
+    stack.start_worker(worker_poll_ms=60000)
+    pub = publisher(stack)
+    try:
+        # the publisher's connection settles: its notices reach our subscriber
+        for _ in range(50):
+            pub.send_multipart([b"wake.default", msgpack.packb({"v": 1})])
+            if events.topics("wake.default"):
+                break
+            time.sleep(0.1)
+        lat = []
+        for i in range(10):
+            jid = sql_enqueue(stack, "noop", {})
+            t0 = time.monotonic()
+            pub.send_multipart([b"wake.default", msgpack.packb({"v": 1})])
+            _, t, _ = events.wait(f"job.{jid}.started", timeout=5)
+            lat.append(t - t0)
+            wait_state(stack, jid, "done", timeout=5)
+    finally:
+        pub.close()
+    lat.sort()
+    print(f"pick-up after a wake-up notice: p50 {lat[5] * 1000:.1f} ms, max {lat[-1] * 1000:.1f} ms")
+    assert lat[5] < 0.5  # the fallback poll is 60 s: only the notice can explain this
+
+
+def test_job_enqueue_wakes_an_idle_worker(stack, events):
+    if not has_enqueue_command(stack):
+        pytest.skip("the engine has no job.enqueue yet")
+    stack.start_worker(worker_poll_ms=60000)
+    lat = []
+    for i in range(20):
+        t0 = time.monotonic()
+        jid = stack.ok("job.enqueue", {"type": "noop", "args": {}})["id"]
+        _, t, _ = events.wait(f"job.{jid}.started", timeout=5)
+        lat.append(t - t0)
+        wait_state(stack, jid, "done", timeout=5)
+    lat.sort()
+    print(f"job.enqueue → started (incl. the command's round trip): p50 "
+          f"{lat[10] * 1000:.1f} ms, max {lat[-1] * 1000:.1f} ms")
+    assert lat[10] < 0.5
+
+
+def test_a_delayed_job_starts_when_due(stack, events):
+    stack.start_worker(worker_poll_ms=60000)
+    now_ms = int(time.time() * 1000)
+    jid = sql_enqueue(stack, "noop", {}, run_at_ms=now_ms + 1500)
+    t0 = time.monotonic()
+    pub = publisher(stack)
+    try:  # one notice: the worker finds nothing due yet and waits for the run_at
+        for _ in range(50):
+            pub.send_multipart([b"wake.default", msgpack.packb({"v": 1})])
+            if events.topics("wake.default"):
+                break
+            time.sleep(0.1)
+    finally:
+        pub.close()
+    _, t, _ = events.wait(f"job.{jid}.started", timeout=10)
+    assert 1.0 <= t - t0 <= 2.5, t - t0
+    wait_state(stack, jid, "done", timeout=5)
+
+
+def test_many_short_jobs_across_two_workers_each_run_once(stack, events):
+    a = stack.start_worker()
+    b = stack.start_worker()
+    ids = [sql_enqueue(stack, "noop", {"record": f"many-{i}"}) for i in range(200)]
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if stack.count("jobs", "state = 'done'") == len(ids):
+            break
+        time.sleep(0.1)
+    assert stack.count("jobs", "state = 'done'") == len(ids)
+    assert stack.count("job_effects") == len(ids)
+    assert stack.count("job_ready") == 0
+    done = worker_row(stack, a)["done_count"] + worker_row(stack, b)["done_count"]
+    assert done == len(ids)
