@@ -13,18 +13,28 @@
 #define CHANGE_MAX_CHARS 60 /* log.search's change column is cut to this */
 #define COLUMNS_MAX      16 /* most columns of a table */
 
-static const char *const s_time_keys[] = {"created",    "date_created", "date_modified",
-                                          "last_login", "ts",           NULL};
+static const char *const s_time_keys[] = {
+    "created", "date_created", "date_modified", "date_finished",  "last_login",
+    "ts",      "run_at",       "started",       "last_heartbeat", NULL};
 
 static const char *const s_org_columns[] = {"id",   "name",  "uuid",       "nationality", "sector",
                                             "type", "local", "user_count", NULL};
 static const char *const s_log_columns[] = {"id",    "created",  "email", "org",    "action",
                                             "model", "model_id", "title", "change", NULL};
 
+static const char *const s_job_columns[] = {
+    "id", "queue", "type", "state", "progress", "attempts", "message", "date_created", NULL};
+static const char *const s_worker_columns[] = {
+    "id",           "queue",          "status", "current_job", "done_count",
+    "failed_count", "last_heartbeat", "alive",  NULL};
+
 static const struct {
     const char *type;
     const char *const *columns;
-} s_tables[] = {{"org.list", s_org_columns}, {"log.search", s_log_columns}};
+} s_tables[] = {{"org.list", s_org_columns},
+                {"log.search", s_log_columns},
+                {"job.list", s_job_columns},
+                {"worker.list", s_worker_columns}};
 
 /* --- UTF-8 ------------------------------------------------------------------------ */
 
