@@ -490,8 +490,8 @@ static int s_reap_select(ab_worker *w, ab_db *db, s_expired *out, ab_error *err)
                     "AND worker = ? ORDER BY lease_expires LIMIT ? FOR UPDATE SKIP LOCKED",
                     &p, &rows, err) < 0)
         return -1;
-    int n = 0, rc;
-    while (n < S_REAP_MAX && (rc = ab_rows_next(&rows)) == 1) {
+    int n = 0;
+    while (n < S_REAP_MAX && ab_rows_next(&rows) == 1) {
         s_expired *e = &out[n++];
         e->id = (uint64_t)ab_rows_int(&rows, 0);
         snprintf(e->type, sizeof e->type, "%s", ab_rows_str(&rows, 1, NULL));
@@ -622,42 +622,59 @@ static void s_mark_dead(ab_worker *w)
     ab_rows_close(&rows);
 }
 
+/* Under mu: sleep until the monotonic time next_ms, or until woken to quit. */
+static void s_sleep_until_locked(ab_worker *w, int64_t next_ms)
+{
+    int64_t until = next_ms - s_mono_ms();
+    if (until <= 0 || w->quit)
+        return;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    int64_t ns = ts.tv_nsec + (until % 1000) * 1000000;
+    ts.tv_sec += (time_t)(until / 1000 + ns / 1000000000);
+    ts.tv_nsec = (long)(ns % 1000000000);
+    pthread_cond_timedwait(&w->cv, &w->mu, &ts);
+}
+
+typedef struct {
+    int64_t heartbeat, reap, dead; /* when each is next due (monotonic ms) */
+} s_due;
+
+/* Do what is due; returns when the next thing is. */
+static int64_t s_heartbeat_tick(ab_worker *w, s_due *due)
+{
+    int64_t now = s_mono_ms();
+    if (s_stop_signalled(w)) { /* also notes when it came, for the grace period */
+        pthread_mutex_lock(&w->mu);
+        w->status = S_STOPPING;
+        pthread_mutex_unlock(&w->mu);
+    }
+    if (now >= due->heartbeat) {
+        due->heartbeat = now + w->hb_ms;
+        s_heartbeat(w);
+    }
+    if (now >= due->reap) {
+        due->reap = now + S_REAP_MS;
+        s_reap(w);
+    }
+    if (now >= due->dead) {
+        due->dead = now + S_DEAD_CHECK_MS;
+        s_mark_dead(w);
+    }
+    int64_t next = due->heartbeat < due->reap ? due->heartbeat : due->reap;
+    return next < due->dead ? next : due->dead;
+}
+
 static void *s_heartbeat_main(void *arg)
 {
     ab_worker *w = arg;
-    int64_t next_hb = 0, next_reap = 0, next_dead = 0;
+    s_due due = {0, 0, 0};
     pthread_mutex_lock(&w->mu);
     while (!w->quit) {
         pthread_mutex_unlock(&w->mu);
-        int64_t now = s_mono_ms();
-        if (s_stop_signalled(w)) { /* also notes when it came, for the grace period */
-            pthread_mutex_lock(&w->mu);
-            w->status = S_STOPPING;
-            pthread_mutex_unlock(&w->mu);
-        }
-        if (now >= next_hb) {
-            next_hb = now + w->hb_ms;
-            s_heartbeat(w);
-        }
-        if (now >= next_reap) {
-            next_reap = now + S_REAP_MS;
-            s_reap(w);
-        }
-        if (now >= next_dead) {
-            next_dead = now + S_DEAD_CHECK_MS;
-            s_mark_dead(w);
-        }
-        int64_t next = next_hb < next_reap ? next_hb : next_reap;
-        int64_t until = next - s_mono_ms();
+        int64_t next = s_heartbeat_tick(w, &due);
         pthread_mutex_lock(&w->mu);
-        if (until > 0 && !w->quit) {
-            struct timespec ts;
-            clock_gettime(CLOCK_MONOTONIC, &ts);
-            int64_t ns = ts.tv_nsec + (until % 1000) * 1000000;
-            ts.tv_sec += (time_t)(until / 1000 + ns / 1000000000);
-            ts.tv_nsec = (long)(ns % 1000000000);
-            pthread_cond_timedwait(&w->cv, &w->mu, &ts);
-        }
+        s_sleep_until_locked(w, next);
     }
     pthread_mutex_unlock(&w->mu);
     return NULL;
@@ -731,8 +748,8 @@ static int s_claim_select(ab_worker *w, int max, uint64_t *ids, ab_error *err)
                     "FOR UPDATE SKIP LOCKED",
                     &p, &rows, err) < 0)
         return -1;
-    int n = 0, rc;
-    while (n < max && (rc = ab_rows_next(&rows)) == 1)
+    int n = 0;
+    while (n < max && ab_rows_next(&rows) == 1)
         ids[n++] = (uint64_t)ab_rows_int(&rows, 0);
     ab_rows_close(&rows);
     return n;
@@ -995,7 +1012,8 @@ static void s_end_make(ab_worker *w, const s_job *j, s_outcome o, const ab_error
     case S_HANDBACK:
         e->run_at_ms = now;
         e->error = NULL;
-        snprintf(e->message, sizeof e->message, "handed back: worker %s stopping", w->id);
+        snprintf(e->message, sizeof e->message, "handed back by worker %s (stopping or paused)",
+                 w->id);
         break;
     case S_CANCEL:
         e->error = NULL;
@@ -1155,7 +1173,8 @@ static void s_run_first(ab_worker *w)
     ab_error_clear(&err);
     s_set_current(w, j->id);
     pthread_mutex_lock(&w->mu);
-    bool lost = s_must_stop_locked(w, j, s_mono_ms()) && j->lost, cancel = j->cancel;
+    s_check_stale_locked(w, s_mono_ms());
+    bool lost = j->lost, cancel = j->cancel; /* while it waited its turn */
     pthread_mutex_unlock(&w->mu);
     msgpack_unpacked u;
     msgpack_unpacked_init(&u);
