@@ -14,18 +14,14 @@ void ab_cmdkey_digest(ab_cmdkey *k, const char *type, const void *args, size_t a
     ab_sha256_pair(type, tlen, args, args_len, k->digest);
 }
 
-static const char *s_lookup_sql(void)
-{
-    static char sql[600];
-    if (!sql[0]) {
-        strcpy(sql,
-               "SELECT cmd_id, digest, reply FROM command_ids WHERE user_id = ? AND cmd_id IN (");
-        for (int i = 0; i < CHUNK; i++)
-            strcat(sql, i ? ", ?" : "?");
-        strcat(sql, ")");
-    }
-    return sql;
-}
+/* 32 placeholders, spelled out at compile time: the statement is shared by every apply
+ * loop, and a string built at first use would be a race between them. */
+#define S_Q4  "?, ?, ?, ?"
+#define S_Q16 S_Q4 ", " S_Q4 ", " S_Q4 ", " S_Q4
+#define S_LOOKUP_SQL                                                                               \
+    "SELECT cmd_id, digest, reply FROM command_ids WHERE user_id = ? AND cmd_id IN (" S_Q16        \
+    ", " S_Q16 ")"
+_Static_assert(CHUNK == 32, "S_LOOKUP_SQL spells out CHUNK placeholders");
 
 /* Match the rows of one chunk back to the keys they answer. */
 static void s_match(const ab_rows *rows, const ab_cmdkey *keys, size_t n, uint32_t user,
@@ -60,7 +56,7 @@ static int s_lookup_chunk(ab_db *db, const ab_cmdkey *keys, size_t n, const size
     for (size_t i = 0; i < CHUNK; i++) /* pad with the last id: IN () ignores repeats */
         ab_param_str(&p, keys[pick[i < npick ? i : npick - 1]].cmd_id, 36);
     ab_rows rows;
-    if (ab_db_query(db, s_lookup_sql(), &p, &rows, err) < 0)
+    if (ab_db_query(db, S_LOOKUP_SQL, &p, &rows, err) < 0)
         return -1;
     int rc;
     while ((rc = ab_rows_next(&rows)) == 1)
