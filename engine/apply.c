@@ -18,8 +18,7 @@
 #include "identity.h"
 #include "log.h"
 
-#define TRIES      3
-#define AUTH_CACHE 16
+#define TRIES 3
 
 typedef enum {
     S_ANSWERED, /* reply is final (sent in phase one, or set in phase two) */
@@ -57,7 +56,7 @@ struct ab_applier {
     ab_inbound *inbound;
     s_slot *slots;
     int n;
-    s_auth auth[AUTH_CACHE];
+    s_auth *auth; /* one per distinct key of the batch: at most batch_max */
     int nauth;
     ab_audit *audit;
     ab_events *events;
@@ -85,9 +84,10 @@ ab_applier *ab_applier_new(const ab_applier_options *opt, ab_transport *t, ab_db
     a->info = info;
     a->inbound = calloc((size_t)opt->batch_max, sizeof *a->inbound);
     a->slots = calloc((size_t)opt->batch_max, sizeof *a->slots);
+    a->auth = calloc((size_t)opt->batch_max, sizeof *a->auth);
     a->audit = ab_audit_new();
     a->events = ab_events_new();
-    if (!a->inbound || !a->slots || !a->audit || !a->events)
+    if (!a->inbound || !a->slots || !a->auth || !a->audit || !a->events)
         ab_applier_destroy(&a);
     return a;
 }
@@ -102,21 +102,9 @@ void ab_applier_destroy(ab_applier **ap)
     ab_events_destroy(&a->events);
     free(a->inbound);
     free(a->slots);
+    free(a->auth);
     free(a);
     *ap = NULL;
-}
-
-void ab_applier_housekeeping(ab_applier *a, int retention_days)
-{
-    uint64_t deleted = 0;
-    ab_error err;
-    if (!a->db)
-        return;
-    if (ab_idem_purge(a->db, retention_days, 10000, &deleted, &err) < 0)
-        AB_WARN("engine: purging old command ids failed: %s", err.message);
-    else if (deleted)
-        AB_INFO("engine: purged %llu command ids older than %d days", (unsigned long long)deleted,
-                retention_days);
 }
 
 void ab_applier_stats(const ab_applier *a, uint64_t *commands, uint64_t *batches)
@@ -208,8 +196,6 @@ static s_auth *s_authenticate(ab_applier *a, const s_slot *s, int *index, ab_err
             *index = i;
             return &a->auth[i];
         }
-    if (a->nauth == AUTH_CACHE) /* rare: many keys in one batch; forget the oldest */
-        a->nauth = 0;
     s_auth *c = &a->auth[a->nauth];
     memset(c, 0, sizeof *c);
     c->auth = s->msg.auth;
