@@ -25,9 +25,6 @@ ab_applier *ab_applier_new(const ab_applier_options *opt, ab_transport *t, ab_db
  * commands handled (0 on timeout), -1 on a transport fault. */
 int ab_applier_step(ab_applier *a, int timeout_ms);
 
-/* Between batches: delete expired command ids (at most 10,000 per call). */
-void ab_applier_housekeeping(ab_applier *a, int retention_days);
-
 /* Totals since start, for the periodic log line. */
 void ab_applier_stats(const ab_applier *a, uint64_t *commands, uint64_t *batches);
 

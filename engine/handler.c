@@ -30,6 +30,9 @@ static const struct {
     {"worker.resume", ab_worker_resume, AB_WRITES_ONE},
     {"worker.stop", ab_worker_stop, AB_WRITES_ONE},
     {"queue.stats", ab_queue_stats, AB_WRITES_ONE},
+    {"task.list", ab_task_list, AB_WRITES_ONE},
+    {"task.set", ab_task_set, AB_WRITES_ONE},
+    {"task.run", ab_task_run, AB_WRITES_MANY},
     {"db.update", ab_db_update, AB_WRITES_ONE}, /* its DDL runs on its own connection */
 };
 

@@ -28,6 +28,11 @@ int ab_worker_resume(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 int ab_worker_stop(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 int ab_queue_stats(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 
+/* Scheduled tasks (taskcmd.c). */
+int ab_task_list(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
+int ab_task_set(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
+int ab_task_run(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
+
 /* The instance (system.c). */
 int ab_auth_whoami(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 int ab_db_update(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);

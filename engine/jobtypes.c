@@ -5,7 +5,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "config.h"
 #include "envelope.h"
+#include "idempotency.h"
 #include "jobs.h"
 #include "secret.h"
 
@@ -78,11 +80,115 @@ static int s_sleep(ab_job_run *run, const msgpack_object *args, ab_error *err)
     return s_record(run, args, err);
 }
 
+/* --- retention: jobs.purge, commands.purge ------------------------------------------- */
+
+#define PURGE_CHUNK 1000 /* rows per short transaction: never a long lock on a busy table */
+
+#define FINISHED_OLDER                                                                             \
+    "FROM jobs WHERE state IN ('done', 'failed', 'cancelled') AND "                                \
+    "date_finished < UTC_TIMESTAMP(3) - INTERVAL ? DAY"
+
+static const ab_arg s_jobs_purge_args[] = {
+    {"days", AB_ARG_INT, false, false, 0, 36500, NULL,
+     "Delete finished jobs older than this many days (default 30)"},
+};
+
+/* Report "Deleted n of total" and whether to go on (0) or stop (-1, with *err). */
+static int s_purge_progress(ab_job_run *run, uint64_t done, int64_t total, const char *what,
+                            ab_error *err)
+{
+    char msg[128];
+    int pct = total > 0 ? (int)(done * 100 / (uint64_t)total) : 100;
+    snprintf(msg, sizeof msg, "Deleted %llu of %lld %s", (unsigned long long)done, (long long)total,
+             what);
+    if (ab_job_progress(run, pct > 100 ? 100 : pct, msg) < 0)
+        return ab_fail(err, AB_E_UNAVAILABLE, NULL, "stopped after deleting %llu %s",
+                       (unsigned long long)done, what);
+    return 0;
+}
+
+/* Finished jobs (done, failed, cancelled) whose date_finished is older than `days`. Each
+ * chunk commits on its own: a rerun after a crash simply deletes what is left. */
+static int s_jobs_purge(ab_job_run *run, const msgpack_object *args, ab_error *err)
+{
+    ab_db *db = ab_job_db(run);
+    int64_t days = s_int(args, "days", 30), total = 0;
+    ab_params p;
+    ab_params_init(&p);
+    ab_param_int(&p, days);
+    if (ab_db_scalar(db, "SELECT COUNT(*) " FINISHED_OLDER, &p, &total, err) < 0)
+        return -1;
+    uint64_t done = 0, n = 0;
+    do {
+        ab_params_init(&p);
+        ab_param_int(&p, days);
+        ab_param_int(&p, PURGE_CHUNK);
+        if (ab_db_run(db, "DELETE " FINISHED_OLDER " LIMIT ?", &p, NULL, &n, err) < 0 ||
+            ab_db_exec(db, "COMMIT", err) < 0)
+            return -1;
+        done += n;
+        if (s_purge_progress(run, done, total > (int64_t)done ? total : (int64_t)done,
+                             "finished jobs", err) < 0)
+            return -1;
+    } while (n == PURGE_CHUNK);
+    return 0;
+}
+
+static const ab_arg s_commands_purge_args[] = {
+    {"days", AB_ARG_INT, false, false, 0, 36500, NULL,
+     "Delete command ids older than this many days (default: command_retention_days)"},
+};
+
+/* command_retention_days of this process's configuration (adminbus.conf, environment). */
+static int64_t s_retention_days(void)
+{
+    ab_config cfg;
+    char msg[256], name[] = "adminbus-worker", *argv[] = {name, NULL};
+    int argc = 1;
+    int64_t days = 7;
+    if (ab_config_load(&cfg, &argc, argv, msg, sizeof msg) == 0)
+        days = strtoll(cfg.command_retention_days, NULL, 10);
+    ab_config_free(&cfg);
+    return days > 0 ? days : 7;
+}
+
+/* Stored command ids (and their replies) older than `days`, via ab_idem_purge, which
+ * commits each chunk itself. */
+static int s_commands_purge(ab_job_run *run, const msgpack_object *args, ab_error *err)
+{
+    ab_db *db = ab_job_db(run);
+    int64_t days = s_int(args, "days", -1), total = 0;
+    if (days < 0)
+        days = s_retention_days();
+    ab_params p;
+    ab_params_init(&p);
+    ab_param_int(&p, days);
+    if (ab_db_scalar(db,
+                     "SELECT COUNT(*) FROM command_ids WHERE created < UTC_TIMESTAMP(3) - "
+                     "INTERVAL ? DAY",
+                     &p, &total, err) < 0)
+        return -1;
+    uint64_t done = 0, n = 0;
+    do {
+        if (ab_idem_purge(db, (int)days, PURGE_CHUNK, &n, err) < 0)
+            return -1;
+        done += n;
+        if (s_purge_progress(run, done, total > (int64_t)done ? total : (int64_t)done,
+                             "command ids", err) < 0)
+            return -1;
+    } while (n == PURGE_CHUNK);
+    return 0;
+}
+
 const ab_job_type ab_job_types[] = {
     {"noop", "default", "Do nothing (tests and benchmarks)", s_noop_args, COUNT(s_noop_args),
      s_noop, 5, 500},
     {"sleep", "default", "Sleep, reporting progress; can fail on purpose (tests)", s_sleep_args,
      COUNT(s_sleep_args), s_sleep, 5, 500},
+    {"jobs.purge", "default", "Delete finished jobs older than N days (retention)",
+     s_jobs_purge_args, COUNT(s_jobs_purge_args), s_jobs_purge, 3, 5000},
+    {"commands.purge", "default", "Delete stored command ids older than N days (retention)",
+     s_commands_purge_args, COUNT(s_commands_purge_args), s_commands_purge, 3, 5000},
 };
 
 const size_t ab_job_types_len = COUNT(ab_job_types);

@@ -170,8 +170,6 @@ static void *s_run_loop(void *arg)
         }
         if (time(NULL) - last >= STATS_EVERY_S) {
             s_log_stats(a, l->index, &last_cmds, &last_batches);
-            if (l->index == 0) /* one loop is enough to keep the id store trimmed */
-                ab_applier_housekeeping(a, atoi(cfg->command_retention_days));
             last = time(NULL);
         }
     }

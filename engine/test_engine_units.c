@@ -14,6 +14,7 @@
 #include "engine.h"
 #include "envelope.h"
 #include "idempotency.h"
+#include "scheduler.h"
 #include "secret.h"
 
 static void test_change_text_has_misp_shape(void **state)
@@ -94,6 +95,20 @@ static void test_command_digest_separates_type_and_args(void **state)
     assert_memory_not_equal(x.digest, z.digest, AB_DIGEST_LEN);
 }
 
+/* MISP's re-queue: add the period until the next run is in the future, so a missed
+ * task runs once after downtime; timer 0 is never scheduled again. */
+static void test_task_next_run_skips_missed_periods(void **state)
+{
+    const int64_t due = 1764550800; /* 2025-12-01T01:00:00Z */
+    assert_int_equal(ab_task_next_after(due, 1, due + 5), due + 3600);
+    assert_int_equal(ab_task_next_after(due, 1, due + 5 * 3600 + 600), due + 6 * 3600);
+    assert_int_equal(ab_task_next_after(due, 24, due + 86400), due + 2 * 86400);
+    assert_int_equal(ab_task_next_after(due, 0, due + 5), 0);
+    char iso[32];
+    ab_iso_utc(due, iso, sizeof iso);
+    assert_string_equal(iso, "2025-12-01T01:00:00Z");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -103,6 +118,7 @@ int main(void)
         cmocka_unit_test(test_authkeys_and_uuids_have_their_shape),
         cmocka_unit_test(test_digest_depends_on_secret_and_key),
         cmocka_unit_test(test_command_digest_separates_type_and_args),
+        cmocka_unit_test(test_task_next_run_skips_missed_periods),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -11,7 +11,17 @@
  *
  * Timing. The heartbeat writes expiry = now + lease - heartbeat period, so a worker killed
  * just after a heartbeat lets its jobs go lease - period later and the reaper (every
- * S_REAP_MS) puts them back well within `lease` of the death (issue 3, acceptance 2). */
+ * S_REAP_MS) puts them back well within `lease` of the death (issue 3, acceptance 2).
+ *
+ * Batched completions. A COMMIT is a log flush; one per job would bound a worker by the
+ * disk. So the jobs of one claim that succeed share one transaction: each job's handler
+ * writes and its fenced `done` UPDATE run after a SAVEPOINT, and the worker COMMITs when
+ * the claim's jobs are all run, after S_FLUSH_MS, or before anything that needs its own
+ * transaction (a job that did not succeed: ROLLBACK TO SAVEPOINT undoes only its writes).
+ * The fence holds per job: each `done` names its own token, and the row stays locked by
+ * that UPDATE until the COMMIT, so no reaper can take it in between. Events, the worker's
+ * done count and the `done` log follow the COMMIT; if the COMMIT fails, each job of the
+ * batch is judged as a lost COMMIT was before (a fenced retry or failure record). */
 #include "worker.h"
 
 #include <errno.h>
@@ -39,6 +49,13 @@
 #define S_RECONNECT_MS  500  /* at most one reconnection attempt per connection this often */
 #define S_TX_TRIES      3    /* a transaction broken by a deadlock is retried this often */
 #define S_MSG_MAX       256
+#define S_FLUSH_MS      20 /* finished jobs wait at most this long for a shared COMMIT */
+/* The side connections (heartbeat, progress) run each statement on its own, and wait for
+ * a row lock at most 2 s: a heartbeat that read the held jobs just before one finished
+ * would otherwise wait on that job's uncommitted done until its batch commits, which a
+ * long job run next in the batch could delay past half a lease. A heartbeat that times out
+ * is simply retried a period later, without the finished job. */
+#define S_SIDE_SETUP "SET autocommit = 1, innodb_lock_wait_timeout = 2"
 
 typedef enum { S_RUN, S_PAUSE, S_STOP } s_desired;
 typedef enum { S_OK, S_PAUSED, S_STOPPING } s_status;
@@ -80,6 +97,9 @@ struct ab_worker {
     pthread_cond_t cv;
     s_job jobs[S_BATCH_MAX];
     int njobs;
+    s_job pending[S_BATCH_MAX]; /* done and written, not yet committed (main thread only) */
+    int npending;
+    int64_t pending_since_ms;
     uint64_t current;
     s_status status;
     s_desired desired;
@@ -219,7 +239,7 @@ static ab_db *s_conn(ab_worker *w, ab_db **slot, int64_t *tried_ms, bool autocom
     *slot = ab_db_open(w->opt.db_dsn, msg, sizeof msg);
     if (!*slot)
         AB_WARN("worker %s: %s; retrying", w->id, msg);
-    else if (autocommit && ab_db_exec(*slot, "SET autocommit = 1", &err) < 0)
+    else if (autocommit && ab_db_exec(*slot, S_SIDE_SETUP, &err) < 0)
         ab_db_close(slot);
     else
         AB_INFO("worker %s: connected to the database", w->id);
@@ -882,6 +902,8 @@ static int s_claim(ab_worker *w, int max)
 
 /* --- recording how a job ended ------------------------------------------------------ */
 
+static void s_flush_done(ab_worker *w);
+
 typedef struct {
     s_outcome outcome;
     const char *error; /* last_error (retry, fail) */
@@ -1028,6 +1050,7 @@ static void s_end_make(ab_worker *w, const s_job *j, s_outcome o, const ab_error
  * handler's writes). */
 static void s_end_job(ab_worker *w, const s_job *j, s_outcome o, const ab_error *err)
 {
+    s_flush_done(w); /* its own transaction follows: the batch's done commits first */
     ab_error lost;
     if (o == S_LOST) { /* the attempt counts, as when the reaper finds an expired lease */
         ab_fail(&lost, AB_E_UNAVAILABLE, NULL, "worker lost its lease: %s",
@@ -1074,7 +1097,8 @@ static s_outcome s_classify(ab_worker *w, const s_job *j, const ab_error *err)
     return S_FAIL;
 }
 
-/* The handler succeeded: done, fenced by the token, in the handler's transaction. */
+/* The handler succeeded: done, fenced by the token, in the handler's transaction, which
+ * s_flush_done commits with the batch's other finished jobs. */
 static s_outcome s_complete(ab_worker *w, ab_job_run *run, ab_error *err)
 {
     const s_job *j = run->job;
@@ -1096,13 +1120,101 @@ static s_outcome s_complete(ab_worker *w, ab_job_run *run, ab_error *err)
                 w->id, (unsigned long long)j->id);
         return S_LOST;
     }
-    ab_params_init(&p);
-    ab_param_cstr(&p, w->id);
-    if (ab_db_run(w->db, "UPDATE workers SET done_count = done_count + 1 WHERE id = ?", &p, NULL,
-                  NULL, err) < 0 ||
-        ab_db_exec(w->db, "COMMIT", err) < 0)
-        return S_FAIL; /* a lost COMMIT: the fenced retry finds out whether it went through */
     return S_DONE;
+}
+
+/* --- batched completions (see the top of this file) --------------------------------- */
+
+/* The batch's COMMIT failed, or its transaction is gone: each pending job's done may or
+ * may not be in the database. Each is recorded as a lost COMMIT of one job was: a fenced
+ * retry or failure, which finds nothing to change when the done did commit (its token is
+ * gone) and otherwise runs the job again (its handler's writes were rolled back too). */
+static void s_pending_lost(ab_worker *w, const ab_error *err)
+{
+    s_job batch[S_BATCH_MAX];
+    int n = w->npending;
+    memcpy(batch, w->pending, (size_t)n * sizeof batch[0]);
+    w->npending = 0;
+    s_rollback(w);
+    s_conn_failed(&w->db);
+    for (int i = 0; i < n; i++)
+        s_end_job(w, &batch[i], s_classify(w, &batch[i], err), err);
+}
+
+/* COMMIT the finished jobs with the worker's count; then, and only then, announce them. */
+static void s_flush_done(ab_worker *w)
+{
+    int n = w->npending;
+    if (n == 0)
+        return;
+    ab_error err;
+    ab_params p;
+    ab_params_init(&p);
+    ab_param_int(&p, n);
+    ab_param_cstr(&p, w->id);
+    if (!w->db) {
+        ab_fail(&err, AB_E_UNAVAILABLE, NULL, "the database connection was lost");
+        s_pending_lost(w, &err);
+        return;
+    }
+    if (ab_db_run(w->db, "UPDATE workers SET done_count = done_count + ? WHERE id = ?", &p, NULL,
+                  NULL, &err) < 0 ||
+        ab_db_exec(w->db, "COMMIT", &err) < 0) {
+        s_pending_lost(w, &err);
+        return;
+    }
+    w->npending = 0;
+    for (int i = 0; i < n; i++) {
+        const s_job *j = &w->pending[i];
+        w->done++;
+        AB_DEBUG("worker %s: job %llu done", w->id, (unsigned long long)j->id);
+        s_publish_job(w, j->id, j->type, j->attempt, "done", "done", NULL, 0);
+    }
+}
+
+/* Keep a done job for the batch's COMMIT; commit when the claim's jobs are all run, the
+ * batch is full, or its first job has waited S_FLUSH_MS. */
+static void s_pend(ab_worker *w, const s_job *j)
+{
+    int64_t now = s_mono_ms();
+    if (w->npending == 0)
+        w->pending_since_ms = now;
+    w->pending[w->npending] = *j;
+    w->pending[w->npending++].payload = NULL; /* freed with the held job */
+    if (w->npending == S_BATCH_MAX || w->njobs <= 1 || now - w->pending_since_ms >= S_FLUSH_MS)
+        s_flush_done(w);
+}
+
+/* Open the job's part of the transaction: a new one, or a savepoint after the batch's
+ * finished jobs. 0, or -1 (the job is then lost: not started, it is handed back). */
+static int s_job_begin(ab_worker *w, ab_error *err)
+{
+    if (w->npending > 0 && ab_db_exec(w->db, "SAVEPOINT ab_job", err) == 0)
+        return 0;
+    if (w->npending > 0)
+        s_pending_lost(w, err);
+    ab_db *db = s_conn(w, &w->db, &w->db_tried_ms, false);
+    if (db && s_begin(db, err) == 0)
+        return 0;
+    if (!db)
+        ab_fail(err, AB_E_UNAVAILABLE, NULL, "no database connection");
+    s_conn_failed(&w->db);
+    return -1;
+}
+
+/* Undo the job's own writes and its unrecorded completion, keeping the batch's. */
+static void s_job_undo(ab_worker *w)
+{
+    ab_error err;
+    if (w->npending == 0) {
+        s_rollback(w);
+        return;
+    }
+    /* A deadlock rolls back the whole transaction: then the savepoint is gone too. */
+    if (ab_db_exec(w->db, "ROLLBACK TO SAVEPOINT ab_job", &err) == 0)
+        s_flush_done(w);
+    else
+        s_pending_lost(w, &err);
 }
 
 /* Decode and check the stored arguments: 0, or -1 with *err (the job fails at once). */
@@ -1130,10 +1242,8 @@ static s_outcome s_call(ab_worker *w, s_job *j, const ab_job_type *t, const msgp
                         ab_error *err)
 {
     ab_job_run run = {.w = w, .job = j};
-    if (s_begin(w->db, err) < 0) {
-        s_conn_failed(&w->db);
+    if (s_job_begin(w, err) < 0)
         return S_LOST;
-    }
     pthread_mutex_lock(&w->mu);
     j->started = true;
     pthread_mutex_unlock(&w->mu);
@@ -1143,7 +1253,7 @@ static s_outcome s_call(ab_worker *w, s_job *j, const ab_job_type *t, const msgp
     s_outcome o = t->handler(&run, args, err) == 0 ? s_complete(w, &run, err) : S_FAIL;
     if (o == S_DONE)
         return o;
-    s_rollback(w); /* undoes the handler's own writes with its unrecorded completion */
+    s_job_undo(w);
     return o == S_LOST ? S_LOST : s_classify(w, j, err);
 }
 
@@ -1180,13 +1290,10 @@ static void s_run_first(ab_worker *w)
     msgpack_unpacked_init(&u);
     s_outcome o = lost ? S_LOST : cancel ? S_CANCEL : s_prepare_and_call(w, j, &u, &err);
     msgpack_unpacked_destroy(&u);
-    if (o == S_DONE) {
-        w->done++;
-        AB_DEBUG("worker %s: job %llu done", w->id, (unsigned long long)j->id);
-        s_publish_job(w, j->id, j->type, j->attempt, "done", "done", NULL, 0);
-    } else {
+    if (o == S_DONE)
+        s_pend(w, j);
+    else
         s_end_job(w, j, o, &err);
-    }
     s_set_current(w, 0);
     s_drop_first_job(w);
 }
@@ -1202,6 +1309,7 @@ static void s_run_claimed(ab_worker *w)
             break;
         s_run_first(w);
     }
+    s_flush_done(w);
     while (w->njobs > 0) {
         ab_error none;
         ab_error_clear(&none);
@@ -1444,7 +1552,7 @@ static int s_open_side(ab_worker *w, ab_db **slot, char *errbuf, size_t errlen)
 {
     ab_error err;
     *slot = ab_db_open(w->opt.db_dsn, errbuf, errlen);
-    if (*slot && ab_db_exec(*slot, "SET autocommit = 1", &err) < 0) {
+    if (*slot && ab_db_exec(*slot, S_SIDE_SETUP, &err) < 0) {
         snprintf(errbuf, errlen, "cannot set up a connection: %s", err.message);
         ab_db_close(slot);
     }

@@ -107,6 +107,22 @@ static const ab_arg s_worker_one[] = {
     {"worker", AB_ARG_STR, true, true, 1, 96, NULL, "The worker's id (host:pid:queue)"},
 };
 
+static const ab_arg s_task_one[] = {
+    {"task", AB_ARG_INT, true, true, 1, UINT32_MAX, NULL, "The task's id (adminctl task list)"},
+};
+
+static const ab_arg s_task_set[] = {
+    {"task", AB_ARG_INT, true, true, 1, UINT32_MAX, NULL, "The task's id (adminctl task list)"},
+    {"frequency", AB_ARG_INT, false, false, 0, 87600, NULL,
+     "Hours between runs; 0 runs once and is not scheduled again"},
+    {"time", AB_ARG_STR, false, false, 5, 5, NULL, "Time of day of the runs, HH:MM UTC"},
+    {"next", AB_ARG_STR, false, false, 10, 16, NULL,
+     "Next run: YYYY-MM-DD (at --time) or YYYY-MM-DDTHH:MM, UTC"},
+    {"enabled", AB_ARG_BOOL, false, false, 0, 0, NULL,
+     "Whether the scheduler fires the task (only when its job type exists)"},
+    {"description", AB_ARG_STR, false, false, 0, 255, NULL, "What the task is for"},
+};
+
 const ab_command ab_catalog[] = {
     {"org.add", "org add", "Add an organisation",
      "Creates an organisation. Names and uuids are unique (conflict otherwise); a uuid is "
@@ -173,6 +189,24 @@ const ab_command ab_catalog[] = {
     {"queue.stats", "queue stats", "Jobs per queue and state, and workers per queue",
      "Counts jobs by queue and state, ready jobs, and live workers per queue.", false,
      AB_PERM_SITE_ADMIN, NULL, 0},
+    {"task.list", "task list", "List scheduled tasks",
+     "Lists MISP's scheduled tasks and ours: type (its job type), frequency in hours (timer, "
+     "0 = once), scheduled time, next run (next_execution_time, unix seconds, and next_run, "
+     "ISO 8601 UTC), message, enabled, last job. runnable is false for a task whose job type "
+     "does not exist in this build: such a task stays disabled and never fires.",
+     false, AB_PERM_SITE_ADMIN, NULL, 0},
+    {"task.set", "task set", "Change a scheduled task",
+     "Changes a task's frequency, time, next run, description or whether it is enabled "
+     "(example: task set 3 --frequency 24 --time 01:00 --next 2026-12-01). --next without a "
+     "time runs at the task's time; --time alone keeps the next run's day, moved on by the "
+     "frequency while it is past. A next run in the past fires at once. Enabling a task whose "
+     "job type does not exist is a conflict (field enabled). The scheduler fires each due run "
+     "exactly once, and after downtime a missed task once, not once per missed period.",
+     true, AB_PERM_SITE_ADMIN, s_task_set, COUNT(s_task_set)},
+    {"task.run", "task run", "Run a scheduled task now",
+     "Enqueues the task's job now (whether or not the task is enabled) and returns the job; "
+     "the task's schedule is unchanged. A task whose job type does not exist is a conflict.",
+     true, AB_PERM_SITE_ADMIN, s_task_one, COUNT(s_task_one)},
     {"db.update", "db update", "Apply pending database migrations",
      "Applies every schema migration the engine knows and the database lacks (MISP's "
      "updateDatabase); engines also do this at start. Returns the schema version.",

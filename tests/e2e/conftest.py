@@ -210,6 +210,50 @@ class Worker(Daemon):
         return rc
 
 
+class Scheduler(Daemon):
+    """One adminbus-scheduler a test started (Stack.start_scheduler). Killing it with kill9()
+    or stopping it with stop() is expected; any other death fails the test at teardown."""
+
+    def __init__(self, stack, argv, log):
+        super().__init__(f"scheduler #{len(stack.schedulers) + 1}", argv, stack.env, log)
+        self.stack = stack
+        self.returncode = None
+
+    def log_text(self):
+        return Path(self.log).read_text(errors="replace")
+
+    def is_leader(self):
+        """True when its log says it leads and has not said it lost the lead since."""
+        text = self.log_text()
+        return text.rfind(": leader (") > text.rfind("no longer the leader")
+
+    def wait_log(self, needle, timeout=30):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if needle in self.log_text():
+                return self
+            if not self.alive():
+                raise AssertionError(f"{self.name} exited with {self.proc.returncode}:\n"
+                                     f"{self.stack.tail(self.log)}")
+            time.sleep(0.05)
+        raise AssertionError(f"{self.name}: no {needle!r} in its log within {timeout}s:\n"
+                             f"{self.stack.tail(self.log)}")
+
+    def kill9(self):
+        self.expected_dead = True
+        super().kill9()
+
+    def stop(self):
+        """SIGTERM and wait; a non-zero exit fails the test at teardown."""
+        self.expected_dead = True
+        rc = super().stop()
+        self.returncode = rc
+        if rc != 0:
+            self.stack.problems.append(f"{self.name} exited with {rc} after SIGTERM:\n"
+                                       f"{self.stack.tail(self.log)}")
+        return rc
+
+
 class Stack:
     """A broker and an engine on their own ports and database. See the `stack` fixture."""
 
@@ -230,6 +274,7 @@ class Stack:
         self.db = None
         self.created = False
         self.workers = []  # Worker handles, stopped at teardown
+        self.schedulers = []  # Scheduler handles, stopped at teardown
 
     def start(self):
         """Create the database, bootstrap it (engine --init), start broker and engine."""
@@ -287,6 +332,18 @@ class Stack:
         w = Worker(self, queue, argv, log)
         self.workers.append(w)
         return w.wait_registered() if wait else w
+
+    def start_scheduler(self, wait=True, **config):
+        """Start an adminbus-scheduler with extra config flags (log_level=debug →
+        --log-level=debug). Waits until it has started (its log says so) unless wait=False.
+        Returns a Scheduler: .pid, .is_leader(), .wait_log(text), .kill9(), .stop()."""
+        exe = BIN / "adminbus-scheduler"
+        assert exe.exists(), f"missing {exe} (build first)"
+        argv = [str(exe)] + [f"--{k.replace('_', '-')}={v}" for k, v in config.items()]
+        log = self.home / f"scheduler-{len(self.schedulers) + 1}.log"
+        s = Scheduler(self, argv, log)
+        self.schedulers.append(s)
+        return s.wait_log(": started;") if wait else s
 
     def kill_engine(self):
         """kill -9 the engine (expected death: teardown will not report it)."""
@@ -394,7 +451,7 @@ class Stack:
     # -- teardown --
 
     def close_workers(self):
-        for w in self.workers:
+        for w in self.schedulers + self.workers:
             if not w.expected_dead:
                 if not w.alive():
                     self.problems.append(f"{w.name} died unexpectedly (exit "
