@@ -14,6 +14,7 @@
 #include "engine.h"
 #include "envelope.h"
 #include "idempotency.h"
+#include "jobs.h"
 #include "scheduler.h"
 #include "secret.h"
 
@@ -109,6 +110,63 @@ static void test_task_next_run_skips_missed_periods(void **state)
     assert_string_equal(iso, "2025-12-01T01:00:00Z");
 }
 
+static void test_backoff_doubles_with_jitter_and_a_cap(void **state)
+{
+    const ab_job_type *t = ab_job_type_find("sleep", 5);
+    assert_non_null(t);
+    for (int attempt = 1; attempt <= 30; attempt++) {
+        int64_t base = t->backoff_base_ms;
+        for (int i = 1; i < attempt && base < 3600000; i++)
+            base *= 2;
+        if (base > 3600000)
+            base = 3600000;
+        for (int k = 0; k < 20; k++) {
+            int64_t d = ab_job_backoff_ms(t, attempt);
+            assert_true(d >= base * 3 / 4 && d <= base * 5 / 4);
+        }
+    }
+}
+
+static void test_queues_states_and_misp_codes(void **state)
+{
+    assert_true(ab_queue_valid("email", 5));
+    assert_false(ab_queue_valid("emails", 6));
+    assert_string_equal(ab_job_state_name(AB_JOB_RETRYING), "retrying");
+    assert_int_equal(ab_job_misp_status(AB_JOB_QUEUED), 1);
+    assert_int_equal(ab_job_misp_status(AB_JOB_RETRYING), 1);
+    assert_int_equal(ab_job_misp_status(AB_JOB_RUNNING), 2);
+    assert_int_equal(ab_job_misp_status(AB_JOB_FAILED), 3);
+    assert_int_equal(ab_job_misp_status(AB_JOB_CANCELLED), 3);
+    assert_int_equal(ab_job_misp_status(AB_JOB_DONE), 4);
+}
+
+static void test_job_arguments_are_checked_against_the_type(void **state)
+{
+    const ab_job_type *t = ab_job_type_find("sleep", 5);
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 1);
+    ab_pack_cstr(&pk, "ms");
+    ab_pack_cstr(&pk, "soon");
+    msgpack_unpacked u;
+    msgpack_unpacked_init(&u);
+    assert_int_equal(msgpack_unpack_next(&u, sb.data, sb.size, NULL), MSGPACK_UNPACK_SUCCESS);
+    ab_error err;
+    assert_int_equal(ab_job_args_validate(t, &u.data, &err), -1);
+    assert_int_equal(err.code, AB_E_INVALID);
+    assert_string_equal(err.field, "ms");
+    assert_int_equal(ab_job_args_validate(t, NULL, &err), 0);
+    msgpack_unpacked_destroy(&u);
+    msgpack_sbuffer_destroy(&sb);
+    for (size_t i = 0; i < ab_job_types_len; i++) {
+        assert_true(ab_queue_valid(ab_job_types[i].queue, strlen(ab_job_types[i].queue)));
+        assert_non_null(ab_job_types[i].handler);
+        assert_true(ab_job_types[i].max_attempts >= 1);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -118,6 +176,9 @@ int main(void)
         cmocka_unit_test(test_authkeys_and_uuids_have_their_shape),
         cmocka_unit_test(test_digest_depends_on_secret_and_key),
         cmocka_unit_test(test_command_digest_separates_type_and_args),
+        cmocka_unit_test(test_backoff_doubles_with_jitter_and_a_cap),
+        cmocka_unit_test(test_queues_states_and_misp_codes),
+        cmocka_unit_test(test_job_arguments_are_checked_against_the_type),
         cmocka_unit_test(test_task_next_run_skips_missed_periods),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
