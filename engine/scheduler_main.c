@@ -11,15 +11,11 @@
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
-#include <zmq.h>
 
 #include "config.h"
 #include "log.h"
 #include "scheduler.h"
-#include "zframes.h"
-
-#define S_LINGER_MS    1000 /* lets the last events get out at exit */
-#define S_SLOW_JOIN_MS 200  /* a fresh PUB drops what it sends before it is connected */
+#include "zbus.h"
 
 static ab_scheduler *volatile s_sched; /* for the signal handler */
 static volatile sig_atomic_t s_signalled;
@@ -56,82 +52,15 @@ static int s_parse(int argc, char **argv)
     return 0;
 }
 
-/* --- the bus ---------------------------------------------------------------------------- */
-
-typedef struct {
-    void *ctx, *pub, *sub;
-} s_bus;
-
-static int s_bus_publish(void *ctx, const char *topic, const void *body, size_t len)
-{
-    s_bus *b = ctx;
-    /* DONTWAIT: an absent broker must not stall the leader; events are at-most-once. */
-    if (zmq_send(b->pub, topic, strlen(topic), ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
-        return -1;
-    return zmq_send(b->pub, body, len, ZMQ_DONTWAIT) < 0 ? -1 : 0;
-}
-
-static int s_bus_wait(void *ctx, int timeout_ms)
-{
-    s_bus *b = ctx;
-    zmq_pollitem_t item = {b->sub, 0, ZMQ_POLLIN, 0};
-    int rc = zmq_poll(&item, 1, timeout_ms);
-    if (rc < 0)
-        return errno == EINTR ? 0 : -1; /* a signal: the scheduler looks at its stop flag */
-    int got = 0;
-    for (;;) { /* drain: one look at the tasks serves every notice */
-        zmq_msg_t frames[AB_FRAMES_MAX];
-        int extra;
-        int n = ab_zframes_recv(b->sub, frames, &extra);
-        if (n <= 0)
-            return n < 0 && !got ? -1 : got;
-        for (int i = 0; i < n; i++)
-            zmq_msg_close(&frames[i]);
-        got = 1;
-    }
-}
-
-static void s_bus_close(s_bus *b)
-{
-    if (b->pub)
-        zmq_close(b->pub);
-    if (b->sub)
-        zmq_close(b->sub);
-    if (b->ctx)
-        zmq_ctx_term(b->ctx);
-}
-
-static int s_bus_open(s_bus *b, const ab_config *cfg)
-{
-    static const char topic[] = "task."; /* task.<id>.changed */
-    int linger = S_LINGER_MS, none = 0;
-    b->ctx = zmq_ctx_new();
-    b->pub = b->ctx ? zmq_socket(b->ctx, ZMQ_PUB) : NULL;
-    b->sub = b->ctx ? zmq_socket(b->ctx, ZMQ_SUB) : NULL;
-    if (!b->pub || !b->sub || zmq_setsockopt(b->pub, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
-        zmq_setsockopt(b->sub, ZMQ_LINGER, &none, sizeof none) != 0 ||
-        zmq_connect(b->pub, cfg->publish_endpoint) != 0 ||
-        zmq_setsockopt(b->sub, ZMQ_SUBSCRIBE, topic, strlen(topic)) != 0 ||
-        zmq_connect(b->sub, cfg->events_endpoint) != 0) {
-        fprintf(stderr,
-                "adminbus-scheduler: cannot connect to the broker (publish_endpoint %s, "
-                "events_endpoint %s): %s; check the endpoints in adminbus.conf\n",
-                cfg->publish_endpoint, cfg->events_endpoint, zmq_strerror(errno));
-        return -1;
-    }
-    zmq_poll(NULL, 0, S_SLOW_JOIN_MS); /* let the connections and the subscription settle */
-    return 0;
-}
-
 /* --- main -------------------------------------------------------------------------------- */
 
-static int s_serve(const ab_config *cfg, s_bus *bus)
+static int s_serve(const ab_config *cfg, ab_zbus *bus)
 {
     char name[300], host[256] = "localhost";
     gethostname(host, sizeof host - 1);
     snprintf(name, sizeof name, "%s:%d", host, (int)getpid());
     ab_scheduler_options opt = {.db_dsn = cfg->db_dsn, .name = name, .tick_ms = 1000};
-    ab_scheduler_bus sb = {bus, s_bus_publish, s_bus_wait};
+    ab_scheduler_bus sb = {bus, ab_zbus_publish, ab_zbus_wait};
     ab_scheduler *s = ab_scheduler_new(&opt, &sb);
     if (!s) {
         AB_ERROR("scheduler: out of memory");
@@ -173,9 +102,16 @@ int main(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
-    s_bus bus = {0};
-    int rc = s_bus_open(&bus, &cfg) < 0 ? 1 : s_serve(&cfg, &bus);
-    s_bus_close(&bus);
+    char err[512];
+    /* task.<id>.changed: a changed task is looked at at once */
+    ab_zbus *bus =
+        ab_zbus_open(cfg.publish_endpoint, cfg.events_endpoint, "task.", err, sizeof err);
+    if (!bus)
+        fprintf(stderr, "adminbus-scheduler: %s\n", err);
+    else
+        ab_zbus_settle();
+    int rc = bus ? s_serve(&cfg, bus) : 1;
+    ab_zbus_close(&bus);
     ab_config_free(&cfg);
     return rc;
 }

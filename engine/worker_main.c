@@ -12,18 +12,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <zmq.h>
 
 #include "config.h"
 #include "jobs.h"
 #include "log.h"
 #include "migrate.h"
 #include "worker.h"
-#include "zframes.h"
+#include "zbus.h"
 
-#define DB_WAIT_S      30   /* MariaDB or the engine's migration may still be starting */
-#define S_LINGER_MS    1000 /* lets the last events (worker down) get out at exit */
-#define S_SLOW_JOIN_MS 200  /* a fresh PUB drops what it sends before it is connected */
+#define DB_WAIT_S 30 /* MariaDB or the engine's migration may still be starting */
 
 static ab_worker *volatile s_worker; /* for the signal handler */
 static volatile sig_atomic_t s_signalled;
@@ -117,79 +114,25 @@ static int s_options(const ab_config *cfg, const char *queue, ab_worker_options 
 
 /* --- the bus ---------------------------------------------------------------------------- */
 
-typedef struct {
-    void *ctx, *pub, *sub;
-} s_bus;
-
-static int s_bus_publish(void *ctx, const char *topic, const void *body, size_t len)
+/* The queue's wake-up notices, and the notice the engine publishes after changing the
+ * worker's row (pause, resume, stop): it makes an idle worker look at its row now. */
+static ab_zbus *s_bus_open(const ab_config *cfg, const char *queue)
 {
-    s_bus *b = ctx;
-    /* DONTWAIT: a slow or absent broker must not stall a job; events are at-most-once. */
-    if (zmq_send(b->pub, topic, strlen(topic), ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
-        return -1;
-    return zmq_send(b->pub, body, len, ZMQ_DONTWAIT) < 0 ? -1 : 0;
-}
-
-static int s_bus_wait(void *ctx, int timeout_ms)
-{
-    s_bus *b = ctx;
-    zmq_pollitem_t item = {b->sub, 0, ZMQ_POLLIN, 0};
-    int rc = zmq_poll(&item, 1, timeout_ms);
-    if (rc < 0)
-        return errno == EINTR ? 0 : -1; /* a signal: the worker looks at its stop flag */
-    int got = 0;
-    for (;;) { /* drain: many enqueues make many notices, one look at the queue serves all */
-        zmq_msg_t frames[AB_FRAMES_MAX];
-        int extra;
-        int n = ab_zframes_recv(b->sub, frames, &extra);
-        if (n <= 0)
-            return n < 0 && !got ? -1 : got;
-        for (int i = 0; i < n; i++)
-            zmq_msg_close(&frames[i]);
-        got = 1;
-    }
-}
-
-static void s_bus_close(s_bus *b)
-{
-    if (b->pub)
-        zmq_close(b->pub);
-    if (b->sub)
-        zmq_close(b->sub);
-    if (b->ctx)
-        zmq_ctx_term(b->ctx);
-}
-
-static int s_bus_open(s_bus *b, const ab_config *cfg, const char *queue)
-{
-    char topic[48];
+    char topic[48], err[512];
     ab_job_wake_topic(queue, topic, sizeof topic);
-    int linger = S_LINGER_MS, none = 0;
-    b->ctx = zmq_ctx_new();
-    b->pub = b->ctx ? zmq_socket(b->ctx, ZMQ_PUB) : NULL;
-    b->sub = b->ctx ? zmq_socket(b->ctx, ZMQ_SUB) : NULL;
-    if (!b->pub || !b->sub || zmq_setsockopt(b->pub, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
-        zmq_setsockopt(b->sub, ZMQ_LINGER, &none, sizeof none) != 0 ||
-        zmq_connect(b->pub, cfg->publish_endpoint) != 0 ||
-        zmq_setsockopt(b->sub, ZMQ_SUBSCRIBE, topic, strlen(topic)) != 0 ||
-        zmq_connect(b->sub, cfg->events_endpoint) != 0) {
-        fprintf(stderr,
-                "adminbus-worker: cannot connect to the broker (publish_endpoint %s, "
-                "events_endpoint %s): %s; check the endpoints in adminbus.conf\n",
-                cfg->publish_endpoint, cfg->events_endpoint, zmq_strerror(errno));
-        return -1;
-    }
-    return 0;
+    ab_zbus *bus =
+        ab_zbus_open(cfg->publish_endpoint, cfg->events_endpoint, topic, err, sizeof err);
+    if (!bus)
+        fprintf(stderr, "adminbus-worker: %s\n", err);
+    return bus;
 }
 
-/* Also listen to the notice the engine publishes after changing the worker's row (pause,
- * resume, stop): it makes an idle worker look at its row now. */
-static int s_bus_follow(s_bus *b, const char *worker_id)
+static int s_bus_follow(ab_zbus *bus, const char *worker_id)
 {
     char topic[160];
     snprintf(topic, sizeof topic, "worker.%s.control", worker_id);
-    int rc = zmq_setsockopt(b->sub, ZMQ_SUBSCRIBE, topic, strlen(topic));
-    zmq_poll(NULL, 0, S_SLOW_JOIN_MS); /* let both connections and the subscriptions settle */
+    int rc = ab_zbus_follow(bus, topic);
+    ab_zbus_settle();
     return rc;
 }
 
@@ -222,12 +165,12 @@ static ab_db *s_open_db(const char *dsn)
     return NULL;
 }
 
-static int s_serve(const ab_worker_options *opt, s_bus *bus)
+static int s_serve(const ab_worker_options *opt, ab_zbus *bus)
 {
     ab_db *db = s_open_db(opt->db_dsn);
     if (!db)
         return s_signalled ? 0 : 1; /* told to stop while waiting: not a failure */
-    ab_worker_bus wb = {bus, s_bus_publish, s_bus_wait};
+    ab_worker_bus wb = {bus, ab_zbus_publish, ab_zbus_wait};
     char msg[512];
     ab_worker *w = ab_worker_new(opt, &wb, db, msg, sizeof msg);
     if (!w) {
@@ -236,7 +179,7 @@ static int s_serve(const ab_worker_options *opt, s_bus *bus)
     }
     s_worker = w;
     if (s_bus_follow(bus, ab_worker_id(w)) != 0)
-        AB_WARN("worker: cannot subscribe to control notices: %s", zmq_strerror(errno));
+        AB_WARN("worker: cannot subscribe to control notices");
     if (s_signalled) /* a signal before the worker existed */
         ab_worker_request_stop(w);
     int rc = ab_worker_run(w);
@@ -269,9 +212,9 @@ int main(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
-    s_bus bus = {0};
-    int rc = s_bus_open(&bus, &cfg, queue) < 0 ? 1 : s_serve(&opt, &bus);
-    s_bus_close(&bus);
+    ab_zbus *bus = s_bus_open(&cfg, queue);
+    int rc = bus ? s_serve(&opt, bus) : 1;
+    ab_zbus_close(&bus);
     ab_config_free(&cfg);
     return rc;
 }

@@ -1,0 +1,95 @@
+/* zbus.c — see zbus.h. */
+#include "zbus.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#include "zframes.h"
+
+#define S_LINGER_MS    1000 /* lets the last events get out at exit */
+#define S_SLOW_JOIN_MS 200
+
+struct ab_zbus {
+    void *ctx, *pub, *sub;
+};
+
+int ab_zbus_follow(ab_zbus *b, const char *topic)
+{
+    return zmq_setsockopt(b->sub, ZMQ_SUBSCRIBE, topic, strlen(topic)) == 0 ? 0 : -1;
+}
+
+void ab_zbus_settle(void)
+{
+    zmq_poll(NULL, 0, S_SLOW_JOIN_MS);
+}
+
+ab_zbus *ab_zbus_open(const char *publish_endpoint, const char *events_endpoint, const char *topic,
+                      char *err, size_t errlen)
+{
+    ab_zbus *b = calloc(1, sizeof *b);
+    int linger = S_LINGER_MS, none = 0;
+    if (b)
+        b->ctx = zmq_ctx_new();
+    if (b && b->ctx) {
+        b->pub = zmq_socket(b->ctx, ZMQ_PUB);
+        b->sub = zmq_socket(b->ctx, ZMQ_SUB);
+    }
+    if (!b || !b->pub || !b->sub ||
+        zmq_setsockopt(b->pub, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
+        zmq_setsockopt(b->sub, ZMQ_LINGER, &none, sizeof none) != 0 ||
+        zmq_connect(b->pub, publish_endpoint) != 0 || ab_zbus_follow(b, topic) != 0 ||
+        zmq_connect(b->sub, events_endpoint) != 0) {
+        snprintf(err, errlen,
+                 "cannot connect to the broker (publish_endpoint %s, events_endpoint %s): %s; "
+                 "check the endpoints in adminbus.conf",
+                 publish_endpoint, events_endpoint, zmq_strerror(errno));
+        ab_zbus_close(&b);
+        return NULL;
+    }
+    return b;
+}
+
+int ab_zbus_publish(void *bus, const char *topic, const void *body, size_t len)
+{
+    ab_zbus *b = bus;
+    if (zmq_send(b->pub, topic, strlen(topic), ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
+        return -1;
+    return zmq_send(b->pub, body, len, ZMQ_DONTWAIT) < 0 ? -1 : 0;
+}
+
+int ab_zbus_wait(void *bus, int timeout_ms)
+{
+    ab_zbus *b = bus;
+    zmq_pollitem_t item = {b->sub, 0, ZMQ_POLLIN, 0};
+    if (zmq_poll(&item, 1, timeout_ms) < 0)
+        return errno == EINTR ? 0 : -1; /* a signal: the caller looks at its stop flag */
+    int got = 0;
+    for (;;) {
+        zmq_msg_t frames[AB_FRAMES_MAX];
+        int extra;
+        int n = ab_zframes_recv(b->sub, frames, &extra);
+        if (n <= 0)
+            return n < 0 && !got ? -1 : got;
+        for (int i = 0; i < n; i++)
+            zmq_msg_close(&frames[i]);
+        got = 1;
+    }
+}
+
+void ab_zbus_close(ab_zbus **bp)
+{
+    if (!bp || !*bp)
+        return;
+    ab_zbus *b = *bp;
+    if (b->pub)
+        zmq_close(b->pub);
+    if (b->sub)
+        zmq_close(b->sub);
+    if (b->ctx)
+        zmq_ctx_term(b->ctx);
+    free(b);
+    *bp = NULL;
+}

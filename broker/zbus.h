@@ -1,0 +1,35 @@
+/* zbus.h — a daemon's side of the event bus: a PUB into the broker's event intake and a SUB
+ * on its fan-out for the notices the daemon follows (wake-ups, control). Workers and the
+ * scheduler use it; their logic reaches it only through the publish/wait function pointers
+ * below, so it never includes zmq.h. */
+#ifndef AB_ZBUS_H
+#define AB_ZBUS_H
+
+#include <stddef.h>
+
+typedef struct ab_zbus ab_zbus;
+
+/* Connect to publish_endpoint (PUB) and events_endpoint (SUB, subscribed to topic). Returns
+ * NULL with a message in err saying which endpoint failed. Caller owns the result. */
+ab_zbus *ab_zbus_open(const char *publish_endpoint, const char *events_endpoint, const char *topic,
+                      char *err, size_t errlen);
+
+/* Also follow notices whose topic starts with topic. Returns 0 or -1. */
+int ab_zbus_follow(ab_zbus *bus, const char *topic);
+
+/* Give new connections and subscriptions a moment to settle: a fresh PUB drops what it
+ * sends before it is connected. */
+void ab_zbus_settle(void);
+
+/* Publish topic + body without blocking (events are at-most-once: an absent broker must
+ * not stall a job). bus is an ab_zbus *. Returns 0 or -1. */
+int ab_zbus_publish(void *bus, const char *topic, const void *body, size_t len);
+
+/* Wait up to timeout_ms for a notice and drain every waiting one (one look at the database
+ * serves them all). Returns 1 when some came, 0 on timeout or a signal, -1 on a fault. */
+int ab_zbus_wait(void *bus, int timeout_ms);
+
+/* Close (letting the last events out for a moment) and free; sets *bus to NULL. */
+void ab_zbus_close(ab_zbus **bus);
+
+#endif
