@@ -30,6 +30,9 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "benchutil.h"
+#include "config.h"
+
 #include "migrations.h"
 
 #define UUID_LEN     36
@@ -83,80 +86,11 @@ static void s_failf(const char *fmt, ...)
     atomic_store(&s_failed, true);
 }
 
-static uint64_t s_now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 static int64_t s_unix_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* splitmix64: a per-thread generator seeded from the kernel; good enough for uuid v4. */
-static uint64_t s_rand(uint64_t *state)
-{
-    uint64_t z = (*state += 0x9e3779b97f4a7c15u);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
-    return z ^ (z >> 31);
-}
-
-static uint64_t s_seed(void)
-{
-    uint64_t seed = 0;
-    if (getrandom(&seed, sizeof seed, 0) != (ssize_t)sizeof seed)
-        seed = s_now_ns() ^ (uint64_t)getpid();
-    return seed;
-}
-
-static void s_fill_random(uint64_t *state, unsigned char *out, size_t len)
-{
-    for (size_t i = 0; i < len; i += 8) {
-        uint64_t r = s_rand(state);
-        memcpy(out + i, &r, len - i < 8 ? len - i : 8);
-    }
-}
-
-/* A random (version 4) UUID in canonical lower-case text, NUL-terminated. */
-static void s_uuid4(uint64_t *state, char out[UUID_LEN + 1])
-{
-    static const char hex[] = "0123456789abcdef";
-    unsigned char b[16];
-    s_fill_random(state, b, sizeof b);
-    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
-    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
-    char *p = out;
-    for (int i = 0; i < 16; i++) {
-        if (i == 4 || i == 6 || i == 8 || i == 10)
-            *p++ = '-';
-        *p++ = hex[b[i] >> 4];
-        *p++ = hex[b[i] & 15];
-    }
-    *p = '\0';
-}
-
-static long s_share(long total, int parts, int index)
-{
-    return total / parts + (index < total % parts ? 1 : 0);
-}
-
-static int s_cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double s_percentile_ms(const uint64_t *sorted, size_t n, double p)
-{
-    if (n == 0)
-        return 0.0;
-    size_t i = (size_t)(p * (double)(n - 1) + 0.5);
-    return (double)sorted[i] / 1e6;
 }
 
 /* --- bus mode ---------------------------------------------------------------------- */
@@ -180,17 +114,10 @@ typedef struct {
     msgpack_sbuffer buf;
 } bus_client;
 
-static void s_pack_str(msgpack_packer *pk, const char *s)
-{
-    size_t n = strlen(s);
-    msgpack_pack_str(pk, n);
-    msgpack_pack_str_body(pk, s, n);
-}
-
 static void s_pack_kv(msgpack_packer *pk, const char *k, const char *v)
 {
-    s_pack_str(pk, k);
-    s_pack_str(pk, v);
+    bench_pack_str(pk, k);
+    bench_pack_str(pk, v);
 }
 
 static void s_bus_pack(bus_client *c, const char *id, long n)
@@ -201,11 +128,11 @@ static void s_bus_pack(bus_client *c, const char *id, long n)
     msgpack_packer pk;
     msgpack_packer_init(&pk, &c->buf, msgpack_sbuffer_write);
     msgpack_pack_map(&pk, 5);
-    s_pack_str(&pk, "v");
+    bench_pack_str(&pk, "v");
     msgpack_pack_int(&pk, 1);
     s_pack_kv(&pk, "id", id);
     s_pack_kv(&pk, "type", "org.add");
-    s_pack_str(&pk, "args");
+    bench_pack_str(&pk, "args");
     msgpack_pack_map(&pk, 4);
     s_pack_kv(&pk, "name", name);
     s_pack_kv(&pk, "nationality", NATIONALITY);
@@ -225,9 +152,9 @@ static slot *s_bus_free_slot(bus_client *c)
 static int s_bus_send_one(bus_client *c)
 {
     slot *s = s_bus_free_slot(c);
-    s_uuid4(&c->rng, s->id);
+    bench_uuid4(&c->rng, s->id);
     s_bus_pack(c, s->id, c->sent);
-    s->sent_ns = s_now_ns();
+    s->sent_ns = bench_now_ns();
     if (c->sent == 0)
         c->first_ns = s->sent_ns;
     if (zmq_send(c->zmq, "", 0, ZMQ_SNDMORE) < 0 ||
@@ -239,20 +166,6 @@ static int s_bus_send_one(bus_client *c)
     c->sent++;
     c->inflight++;
     return 0;
-}
-
-static const msgpack_object *s_map_get(const msgpack_object *map, const char *key)
-{
-    if (map->type != MSGPACK_OBJECT_MAP)
-        return NULL;
-    size_t klen = strlen(key);
-    for (uint32_t i = 0; i < map->via.map.size; i++) {
-        const msgpack_object_kv *kv = &map->via.map.ptr[i];
-        if (kv->key.type == MSGPACK_OBJECT_STR && kv->key.via.str.size == klen &&
-            memcmp(kv->key.via.str.ptr, key, klen) == 0)
-            return &kv->val;
-    }
-    return NULL;
 }
 
 static void s_print_error_reply(bus_client *c, const msgpack_object *root)
@@ -284,17 +197,17 @@ static int s_bus_take_reply(bus_client *c, const char *data, size_t len)
         s_failf("client %d: a reply that is not msgpack (%zu bytes)", c->index, len);
         goto out;
     }
-    const msgpack_object *ok = s_map_get(&u.data, "ok");
+    const msgpack_object *ok = bench_map_get(&u.data, "ok");
     if (!ok || ok->type != MSGPACK_OBJECT_BOOLEAN || !ok->via.boolean) {
         s_print_error_reply(c, &u.data);
         goto out;
     }
-    slot *s = s_bus_match(c, s_map_get(&u.data, "id"));
+    slot *s = s_bus_match(c, bench_map_get(&u.data, "id"));
     if (!s) {
         s_failf("client %d: an ok reply for an id we did not send (or sent twice)", c->index);
         goto out;
     }
-    uint64_t now = s_now_ns();
+    uint64_t now = bench_now_ns();
     c->lat_ns[c->done++] = now - s->sent_ns;
     c->last_ns = now;
     s->busy = false;
@@ -368,10 +281,10 @@ static int s_bus_client_init(bus_client *c, void *ctx, int index)
 {
     memset(c, 0, sizeof *c);
     c->index = index;
-    c->todo = s_share(s_opt.commands, s_opt.clients, index);
+    c->todo = bench_share(s_opt.commands, s_opt.clients, index);
     c->slots = calloc((size_t)s_opt.window, sizeof *c->slots);
     c->lat_ns = calloc((size_t)c->todo + 1, sizeof *c->lat_ns);
-    c->rng = s_seed();
+    c->rng = bench_seed();
     msgpack_sbuffer_init(&c->buf);
     c->zmq = zmq_socket(ctx, ZMQ_DEALER);
     int linger = 0;
@@ -408,10 +321,9 @@ static void s_bus_report(bus_client *cl)
     for (int i = 0; i < s_opt.clients; i++)
         for (long j = 0; j < cl[i].done; j++)
             all[n++] = cl[i].lat_ns[j];
-    qsort(all, n, sizeof *all, s_cmp_u64);
     double secs = (double)(last - first) / 1e9;
     double rate = secs > 0 ? (double)done / secs : 0.0;
-    double p50 = s_percentile_ms(all, n, 0.50), p99 = s_percentile_ms(all, n, 0.99);
+    double p50 = bench_percentile_ms(all, n, 0.50), p99 = bench_percentile_ms(all, n, 0.99);
     printf("bus: %ld commands, %d clients, window %d: %.0f commands/s (%.2f s); "
            "latency p50 %.2f ms, p99 %.2f ms\n",
            done, s_opt.clients, s_opt.window, rate, secs, p50, p99);
@@ -450,54 +362,7 @@ static int s_run_bus(void)
 
 /* --- raw mode: connection ------------------------------------------------------------ */
 
-typedef struct {
-    char *user, *password, *host, *database, *socket;
-    unsigned port;
-} dsn_parts;
-
-static char *s_dup_range(const char *s, size_t n)
-{
-    char *d = malloc(n + 1);
-    memcpy(d, s, n);
-    d[n] = '\0';
-    return d;
-}
-
-/* mariadb://user[:password]@[host][:port]/database[?socket=PATH], as broker/config.c. */
-static int s_dsn_parse(const char *dsn, dsn_parts *out)
-{
-    memset(out, 0, sizeof *out);
-    const char *prefix = "mariadb://";
-    if (!dsn || strncmp(dsn, prefix, strlen(prefix)) != 0)
-        return -1;
-    const char *p = dsn + strlen(prefix);
-    const char *at = strchr(p, '@');
-    const char *slash = at ? strchr(at, '/') : NULL;
-    if (!slash)
-        return -1;
-    const char *colon = memchr(p, ':', (size_t)(at - p));
-    out->user = s_dup_range(p, (size_t)((colon ? colon : at) - p));
-    out->password = colon ? s_dup_range(colon + 1, (size_t)(at - colon - 1)) : NULL;
-    const char *pc = memchr(at + 1, ':', (size_t)(slash - at - 1));
-    out->host = s_dup_range(at + 1, (size_t)((pc ? pc : slash) - at - 1));
-    out->port = pc ? (unsigned)strtoul(pc + 1, NULL, 10) : 0;
-    const char *q = strchr(slash, '?');
-    out->database = s_dup_range(slash + 1, q ? (size_t)(q - slash - 1) : strlen(slash + 1));
-    if (q && strncmp(q + 1, "socket=", 7) == 0)
-        out->socket = strdup(q + 8);
-    return *out->database ? 0 : -1;
-}
-
-static void s_dsn_free(dsn_parts *d)
-{
-    free(d->user);
-    free(d->password);
-    free(d->host);
-    free(d->database);
-    free(d->socket);
-}
-
-static MYSQL *s_connect(const dsn_parts *d, const char *db)
+static MYSQL *s_connect(const ab_dsn *d, const char *db)
 {
     MYSQL *m = mysql_init(NULL);
     if (!m)
@@ -544,7 +409,7 @@ static int s_run_script(MYSQL *m, const char *sql)
 }
 
 /* Create the raw database when missing and bring its tables to the engine's schema. */
-static int s_raw_prepare_db(const dsn_parts *d)
+static int s_raw_prepare_db(const ab_dsn *d)
 {
     if (!s_identifier_ok(d->database)) {
         s_failf("database name '%s' is not a plain identifier", d->database);
@@ -749,7 +614,7 @@ static void s_raw_bind_org(raw_writer *w, MYSQL_BIND *b, int row)
     s_bind_one(&b[8], MYSQL_TYPE_LONG, &one, NULL);
 }
 
-static int s_raw_open(raw_writer *w, const dsn_parts *d)
+static int s_raw_open(raw_writer *w, const ab_dsn *d)
 {
     w->m = s_connect(d, d->database);
     if (!w->m)
@@ -768,31 +633,31 @@ static size_t s_raw_pack_reply(raw_writer *w, int row, int64_t now_ms)
     msgpack_packer pk;
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
     msgpack_pack_map(&pk, 4);
-    s_pack_str(&pk, "v");
+    bench_pack_str(&pk, "v");
     msgpack_pack_int(&pk, 1);
     s_pack_kv(&pk, "id", w->cmd_id[row]);
-    s_pack_str(&pk, "ok");
+    bench_pack_str(&pk, "ok");
     msgpack_pack_true(&pk);
-    s_pack_str(&pk, "result");
+    bench_pack_str(&pk, "result");
     msgpack_pack_map(&pk, 12);
-    s_pack_str(&pk, "id");
+    bench_pack_str(&pk, "id");
     msgpack_pack_uint64(&pk, w->model_id[row]);
     s_pack_kv(&pk, "name", w->name[row]);
     s_pack_kv(&pk, "uuid", w->uuid[row]);
-    s_pack_str(&pk, "description");
+    bench_pack_str(&pk, "description");
     msgpack_pack_nil(&pk);
     s_pack_kv(&pk, "type", ORG_TYPE);
     s_pack_kv(&pk, "nationality", NATIONALITY);
     s_pack_kv(&pk, "sector", SECTOR);
-    s_pack_str(&pk, "contacts");
+    bench_pack_str(&pk, "contacts");
     msgpack_pack_nil(&pk);
-    s_pack_str(&pk, "local");
+    bench_pack_str(&pk, "local");
     msgpack_pack_true(&pk);
-    s_pack_str(&pk, "created_by");
+    bench_pack_str(&pk, "created_by");
     msgpack_pack_uint32(&pk, ADMIN_ID);
-    s_pack_str(&pk, "date_created");
+    bench_pack_str(&pk, "date_created");
     msgpack_pack_int64(&pk, now_ms);
-    s_pack_str(&pk, "date_modified");
+    bench_pack_str(&pk, "date_modified");
     msgpack_pack_int64(&pk, now_ms);
     size_t n = sb.size < REPLY_MAX ? sb.size : REPLY_MAX;
     memcpy(w->reply[row], sb.data, n);
@@ -806,9 +671,9 @@ static void s_raw_make_rows(raw_writer *w, int rows)
     for (int i = 0; i < rows; i++) {
         w->name_l[i] = (unsigned long)snprintf(w->name[i], NAME_MAX_LEN, "bench-%s-%d-%ld",
                                                s_opt.tag, w->index, w->done + i);
-        s_uuid4(&w->rng, w->uuid[i]);
-        s_uuid4(&w->rng, w->cmd_id[i]);
-        s_fill_random(&w->rng, w->digest[i], 32);
+        bench_uuid4(&w->rng, w->uuid[i]);
+        bench_uuid4(&w->rng, w->cmd_id[i]);
+        bench_random_bytes(&w->rng, w->digest[i], 32);
     }
 }
 
@@ -905,13 +770,13 @@ static int s_raw_batch(raw_writer *w, int rows)
 static void *s_raw_thread(void *arg)
 {
     raw_writer *w = arg;
-    w->first_ns = s_now_ns();
+    w->first_ns = bench_now_ns();
     while (w->done < w->todo && !atomic_load(&s_failed)) {
         long left = w->todo - w->done;
         if (s_raw_batch(w, left < s_opt.batch ? (int)left : s_opt.batch) < 0)
             break;
     }
-    w->last_ns = s_now_ns();
+    w->last_ns = bench_now_ns();
     return NULL;
 }
 
@@ -952,11 +817,11 @@ static void s_raw_report(raw_writer *w)
            done, s_opt.clients, s_opt.batch, how, secs, rate);
 }
 
-static int s_raw_start(raw_writer *w, const dsn_parts *d, int i)
+static int s_raw_start(raw_writer *w, const ab_dsn *d, int i)
 {
     w->index = i;
-    w->todo = s_share(s_opt.commands, s_opt.clients, i);
-    w->rng = s_seed();
+    w->todo = bench_share(s_opt.commands, s_opt.clients, i);
+    w->rng = bench_seed();
     if (s_raw_alloc(w, s_opt.batch) < 0)
         return -1;
     s_raw_fill_constants(w, s_opt.batch);
@@ -965,11 +830,10 @@ static int s_raw_start(raw_writer *w, const dsn_parts *d, int i)
 
 static int s_run_raw(void)
 {
-    dsn_parts d;
-    if (s_dsn_parse(s_opt.dsn, &d) < 0) {
-        fprintf(stderr, "adminbus-bench: --dsn must look like "
-                        "mariadb://user[:password]@[host][:port]/database[?socket=PATH]\n");
-        s_dsn_free(&d);
+    ab_dsn d;
+    char err[256];
+    if (ab_dsn_parse(s_opt.dsn, &d, err, sizeof err) < 0) {
+        fprintf(stderr, "adminbus-bench: --dsn: %s\n", err);
         return 2;
     }
     raw_writer *w = calloc((size_t)s_opt.clients, sizeof *w);
@@ -987,7 +851,7 @@ static int s_run_raw(void)
         s_raw_free(&w[i]);
     free(w);
     free(th);
-    s_dsn_free(&d);
+    ab_dsn_free(&d);
     return rc == 0 && !atomic_load(&s_failed) ? 0 : 1;
 }
 

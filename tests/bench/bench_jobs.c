@@ -42,6 +42,8 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "benchutil.h"
+
 #define UUID_LEN   36
 #define IO_BUF     65536
 #define BODY_MAX   256
@@ -85,13 +87,6 @@ static void s_failf(const char *fmt, ...)
     atomic_store(&s_failed, true);
 }
 
-static uint64_t s_now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 static double s_unix_s(void)
 {
     struct timespec ts;
@@ -103,26 +98,6 @@ static void s_sleep_us(long us)
 {
     struct timespec ts = {us / 1000000, (us % 1000000) * 1000};
     nanosleep(&ts, NULL);
-}
-
-static long s_share(long total, int parts, int index)
-{
-    return total / parts + (index < total % parts ? 1 : 0);
-}
-
-static int s_cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double s_percentile_ms(uint64_t *v, size_t n, double p)
-{
-    if (n == 0)
-        return 0.0;
-    qsort(v, n, sizeof *v, s_cmp_u64);
-    size_t i = (size_t)(p * (double)(n - 1) + 0.5);
-    return (double)v[i] / 1e6;
 }
 
 /* Keep the latest of several threads' end times. */
@@ -160,10 +135,10 @@ static void s_report(const char *system, long jobs, double secs, double enqueue_
 {
     double rate = secs > 0 ? (double)jobs / secs : 0.0;
     double erate = enqueue_secs > 0 ? (double)jobs / enqueue_secs : 0.0;
-    double p50 = s_percentile_ms(l->pickup_ns, (size_t)l->n, 0.50);
-    double p99 = s_percentile_ms(l->pickup_ns, (size_t)l->n, 0.99);
-    double s50 = s_percentile_ms(l->send_ns, (size_t)l->n, 0.50);
-    double s99 = s_percentile_ms(l->send_ns, (size_t)l->n, 0.99);
+    double p50 = bench_percentile_ms(l->pickup_ns, (size_t)l->n, 0.50);
+    double p99 = bench_percentile_ms(l->pickup_ns, (size_t)l->n, 0.99);
+    double s50 = bench_percentile_ms(l->send_ns, (size_t)l->n, 0.50);
+    double s99 = bench_percentile_ms(l->send_ns, (size_t)l->n, 0.99);
     printf("%s: %ld jobs, %d clients x window %d, %d workers: %.0f jobs/s enqueue to done "
            "(%.2f s; enqueue alone %.0f/s); pick-up p50 %.3f ms, p99 %.3f ms "
            "(send to pick-up p50 %.3f, p99 %.3f; %d of %d picked up before the reply)\n",
@@ -179,45 +154,6 @@ static void s_report(const char *system, long jobs, double secs, double enqueue_
 
 /* --- bus: the wire format ------------------------------------------------------------ */
 
-static void s_pack_str(msgpack_packer *pk, const char *s)
-{
-    size_t n = strlen(s);
-    msgpack_pack_str(pk, n);
-    msgpack_pack_str_body(pk, s, n);
-}
-
-/* A uuid v4 from a per-thread splitmix64 state. */
-static void s_uuid4(uint64_t *state, char out[UUID_LEN + 1])
-{
-    static const char hex[] = "0123456789abcdef";
-    unsigned char b[16];
-    for (int i = 0; i < 16; i += 8) {
-        uint64_t z = (*state += 0x9e3779b97f4a7c15u);
-        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
-        z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
-        z ^= z >> 31;
-        memcpy(b + i, &z, 8);
-    }
-    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
-    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
-    char *p = out;
-    for (int i = 0; i < 16; i++) {
-        if (i == 4 || i == 6 || i == 8 || i == 10)
-            *p++ = '-';
-        *p++ = hex[b[i] >> 4];
-        *p++ = hex[b[i] & 15];
-    }
-    *p = '\0';
-}
-
-static uint64_t s_seed(void)
-{
-    uint64_t seed = 0;
-    if (getrandom(&seed, sizeof seed, 0) != (ssize_t)sizeof seed)
-        seed = s_now_ns() ^ (uint64_t)getpid();
-    return seed;
-}
-
 /* {v, id, type: job.enqueue, args: {type: noop[, run_at]}, auth} */
 static void s_pack_enqueue(msgpack_sbuffer *buf, const char *id)
 {
@@ -225,36 +161,22 @@ static void s_pack_enqueue(msgpack_sbuffer *buf, const char *id)
     msgpack_packer pk;
     msgpack_packer_init(&pk, buf, msgpack_sbuffer_write);
     msgpack_pack_map(&pk, 5);
-    s_pack_str(&pk, "v");
+    bench_pack_str(&pk, "v");
     msgpack_pack_int(&pk, 1);
-    s_pack_str(&pk, "id");
-    s_pack_str(&pk, id);
-    s_pack_str(&pk, "type");
-    s_pack_str(&pk, "job.enqueue");
-    s_pack_str(&pk, "args");
+    bench_pack_str(&pk, "id");
+    bench_pack_str(&pk, id);
+    bench_pack_str(&pk, "type");
+    bench_pack_str(&pk, "job.enqueue");
+    bench_pack_str(&pk, "args");
     msgpack_pack_map(&pk, s_run_at_ms ? 2 : 1);
-    s_pack_str(&pk, "type");
-    s_pack_str(&pk, "noop");
+    bench_pack_str(&pk, "type");
+    bench_pack_str(&pk, "noop");
     if (s_run_at_ms) {
-        s_pack_str(&pk, "run_at");
+        bench_pack_str(&pk, "run_at");
         msgpack_pack_int64(&pk, s_run_at_ms);
     }
-    s_pack_str(&pk, "auth");
-    s_pack_str(&pk, s_opt.key);
-}
-
-static const msgpack_object *s_map_get(const msgpack_object *map, const char *key)
-{
-    if (map->type != MSGPACK_OBJECT_MAP)
-        return NULL;
-    size_t klen = strlen(key);
-    for (uint32_t i = 0; i < map->via.map.size; i++) {
-        const msgpack_object_kv *kv = &map->via.map.ptr[i];
-        if (kv->key.type == MSGPACK_OBJECT_STR && kv->key.via.str.size == klen &&
-            memcmp(kv->key.via.str.ptr, key, klen) == 0)
-            return &kv->val;
-    }
-    return NULL;
+    bench_pack_str(&pk, "auth");
+    bench_pack_str(&pk, s_opt.key);
 }
 
 /* The job id of an ok reply to job.enqueue; 0 (and a failure) otherwise. */
@@ -264,9 +186,9 @@ static uint64_t s_reply_job_id(const char *data, size_t len)
     msgpack_unpacked_init(&u);
     uint64_t id = 0;
     if (msgpack_unpack_next(&u, data, len, NULL) == MSGPACK_UNPACK_SUCCESS) {
-        const msgpack_object *ok = s_map_get(&u.data, "ok");
-        const msgpack_object *r = s_map_get(&u.data, "result");
-        const msgpack_object *jid = r ? s_map_get(r, "id") : NULL;
+        const msgpack_object *ok = bench_map_get(&u.data, "ok");
+        const msgpack_object *r = bench_map_get(&u.data, "result");
+        const msgpack_object *jid = r ? bench_map_get(r, "id") : NULL;
         if (ok && ok->type == MSGPACK_OBJECT_BOOLEAN && ok->via.boolean && jid &&
             jid->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
             id = jid->via.u64;
@@ -297,7 +219,7 @@ static void *s_dealer(void *ctx)
 static int s_send_enqueue(void *z, msgpack_sbuffer *buf, uint64_t *rng)
 {
     char id[UUID_LEN + 1];
-    s_uuid4(rng, id);
+    bench_uuid4(rng, id);
     s_pack_enqueue(buf, id);
     if (zmq_send(z, "", 0, ZMQ_SNDMORE) < 0 || zmq_send(z, buf->data, buf->size, 0) < 0) {
         s_failf("send: %s", zmq_strerror(errno));
@@ -351,9 +273,9 @@ static int s_bus_client_run(bus_client *c, void *z)
 {
     msgpack_sbuffer buf;
     msgpack_sbuffer_init(&buf);
-    uint64_t rng = s_seed();
+    uint64_t rng = bench_seed();
     long sent = 0, done = 0;
-    c->first_ns = s_now_ns();
+    c->first_ns = bench_now_ns();
     c->first_unix = s_unix_s();
     while (done < c->todo && !atomic_load(&s_failed)) {
         while (sent < c->todo && sent - done < s_opt.window && s_send_enqueue(z, &buf, &rng) == 0)
@@ -371,7 +293,7 @@ static int s_bus_client_run(bus_client *c, void *z)
             done++;
         } while (done < sent && s_readable(z, 0));
     }
-    c->last_ns = s_now_ns();
+    c->last_ns = bench_now_ns();
     msgpack_sbuffer_destroy(&buf);
     return done == c->todo ? 0 : -1;
 }
@@ -395,7 +317,7 @@ static int s_bus_enqueue_all(void *ctx, uint64_t *lo, uint64_t *hi, double *firs
     bus_client *cl = calloc((size_t)s_opt.clients, sizeof *cl);
     pthread_t *th = calloc((size_t)s_opt.clients, sizeof *th);
     for (int i = 0; i < s_opt.clients; i++) {
-        cl[i] = (bus_client){ctx, s_share(s_opt.jobs, s_opt.clients, i), &alo, &ahi, 0, 0, 0};
+        cl[i] = (bus_client){ctx, bench_share(s_opt.jobs, s_opt.clients, i), &alo, &ahi, 0, 0, 0};
         pthread_create(&th[i], NULL, s_bus_client_thread, &cl[i]);
     }
     uint64_t first = UINT64_MAX, last = 0;
@@ -416,70 +338,12 @@ static int s_bus_enqueue_all(void *ctx, uint64_t *lo, uint64_t *hi, double *firs
 
 /* --- bus: counting in MariaDB -------------------------------------------------------- */
 
-typedef struct {
-    char *user, *password, *host, *database, *socket;
-    unsigned port;
-} dsn_parts;
-
-static char *s_dup_range(const char *s, size_t n)
-{
-    char *d = malloc(n + 1);
-    memcpy(d, s, n);
-    d[n] = '\0';
-    return d;
-}
-
-/* mariadb://user[:password]@[host][:port]/database[?socket=PATH], as broker/config.c. */
-static int s_dsn_parse(const char *dsn, dsn_parts *out)
-{
-    memset(out, 0, sizeof *out);
-    const char *prefix = "mariadb://";
-    if (!dsn || strncmp(dsn, prefix, strlen(prefix)) != 0)
-        return -1;
-    const char *p = dsn + strlen(prefix);
-    const char *at = strchr(p, '@');
-    const char *slash = at ? strchr(at, '/') : NULL;
-    if (!slash)
-        return -1;
-    const char *colon = memchr(p, ':', (size_t)(at - p));
-    out->user = s_dup_range(p, (size_t)((colon ? colon : at) - p));
-    out->password = colon ? s_dup_range(colon + 1, (size_t)(at - colon - 1)) : NULL;
-    const char *pc = memchr(at + 1, ':', (size_t)(slash - at - 1));
-    out->host = s_dup_range(at + 1, (size_t)((pc ? pc : slash) - at - 1));
-    out->port = pc ? (unsigned)strtoul(pc + 1, NULL, 10) : 0;
-    const char *q = strchr(slash, '?');
-    out->database = s_dup_range(slash + 1, q ? (size_t)(q - slash - 1) : strlen(slash + 1));
-    if (q && strncmp(q + 1, "socket=", 7) == 0)
-        out->socket = strdup(q + 8);
-    return *out->database ? 0 : -1;
-}
-
-static void s_dsn_free(dsn_parts *d)
-{
-    free(d->user);
-    free(d->password);
-    free(d->host);
-    free(d->database);
-    free(d->socket);
-}
-
 static MYSQL *s_db_open(void)
 {
-    dsn_parts d;
-    if (s_dsn_parse(s_opt.dsn, &d) < 0) {
-        s_dsn_free(&d);
-        s_failf("--dsn must look like mariadb://user:pw@host:port/db[?socket=PATH]");
-        return NULL;
-    }
-    MYSQL *m = mysql_init(NULL);
-    const char *host = d.host && *d.host ? d.host : "localhost";
-    if (m && (!mysql_real_connect(m, host, d.user, d.password, d.database, d.port, d.socket, 0) ||
-              mysql_query(m, "SET time_zone = '+00:00'") != 0)) {
-        s_failf("MariaDB: %s", mysql_error(m));
-        mysql_close(m);
-        m = NULL;
-    }
-    s_dsn_free(&d);
+    char err[512];
+    MYSQL *m = bench_mysql_connect(s_opt.dsn, NULL, err, sizeof err);
+    if (!m)
+        s_failf("--dsn: %s", err);
     return m;
 }
 
@@ -514,7 +378,7 @@ static int s_db_counts(MYSQL *m, uint64_t lo, uint64_t hi, job_counts *out)
 /* Wait until every job of lo..hi has ended; 0 when all M are done. */
 static int s_db_wait_done(MYSQL *m, uint64_t lo, uint64_t hi, job_counts *c)
 {
-    uint64_t deadline = s_now_ns() + (uint64_t)s_opt.timeout_s * 1000000000u;
+    uint64_t deadline = bench_now_ns() + (uint64_t)s_opt.timeout_s * 1000000000u;
     long seen = -1;
     for (;;) {
         if (s_db_counts(m, lo, hi, c) < 0)
@@ -522,9 +386,9 @@ static int s_db_wait_done(MYSQL *m, uint64_t lo, uint64_t hi, job_counts *c)
         if (c->done + c->ended_badly >= s_opt.jobs)
             break;
         if (c->done != seen) /* progress: the timeout counts from the last one */
-            deadline = s_now_ns() + (uint64_t)s_opt.timeout_s * 1000000000u;
+            deadline = bench_now_ns() + (uint64_t)s_opt.timeout_s * 1000000000u;
         seen = c->done;
-        if (s_now_ns() > deadline) {
+        if (bench_now_ns() > deadline) {
             s_failf("only %ld of %ld jobs done after %d s without progress", c->done, s_opt.jobs,
                     s_opt.timeout_s);
             return -1;
@@ -576,7 +440,7 @@ static int s_sub_settle(void *z, void *sub)
 {
     msgpack_sbuffer buf;
     msgpack_sbuffer_init(&buf);
-    uint64_t rng = s_seed();
+    uint64_t rng = bench_seed();
     int rc = -1;
     for (int i = 0; i < 100 && rc < 0; i++) {
         if (s_send_enqueue(z, &buf, &rng) < 0 || !s_readable(z, 10000) || !s_recv_enqueue(z))
@@ -601,16 +465,16 @@ static int s_bus_sample(void *z, void *sub, msgpack_sbuffer *buf, uint64_t *rng,
         uint64_t id, at;
     } seen[16];
     int nseen = 0;
-    uint64_t sent = s_now_ns(), replied = 0, started = 0, id = 0;
+    uint64_t sent = bench_now_ns(), replied = 0, started = 0, id = 0;
     if (s_send_enqueue(z, buf, rng) < 0)
         return -1;
     uint64_t deadline = sent + (uint64_t)s_opt.timeout_s * 1000000000u;
-    while ((!replied || !started) && s_now_ns() < deadline) {
+    while ((!replied || !started) && bench_now_ns() < deadline) {
         zmq_pollitem_t items[2] = {{.socket = z, .events = ZMQ_POLLIN},
                                    {.socket = sub, .events = ZMQ_POLLIN}};
         if (zmq_poll(items, 2, 100) < 0)
             return -1;
-        uint64_t now = s_now_ns();
+        uint64_t now = bench_now_ns();
         if ((items[0].revents & ZMQ_POLLIN) && !replied) {
             if (!(id = s_recv_enqueue(z)))
                 return -1;
@@ -650,7 +514,7 @@ static int s_bus_latency(void *ctx, latencies *l)
     void *z = s_dealer(ctx), *sub = s_subscriber(ctx);
     msgpack_sbuffer buf;
     msgpack_sbuffer_init(&buf);
-    uint64_t rng = s_seed();
+    uint64_t rng = bench_seed();
     int rc = z && sub ? s_sub_settle(z, sub) : -1;
     s_sleep_us(200000); /* the settling jobs are done: the workers are idle */
     while (s_readable(sub, 0))
@@ -1003,7 +867,7 @@ static void *s_queue_worker(void *arg)
             break;
         if (got == 0)
             continue;
-        uint64_t now = s_now_ns();
+        uint64_t now = bench_now_ns();
         s_note_sample(q, body, now);
         atomic_fetch_add(&q->taken, 1);
         s_atomic_max(&q->last_ns, now);
@@ -1019,7 +883,7 @@ static void *s_queue_client(void *arg)
     char body[BODY_MAX];
     size_t len = s_body(body, sizeof body, -1);
     long sent = 0, done = 0;
-    qc->first_ns = s_now_ns();
+    qc->first_ns = bench_now_ns();
     while (done < qc->todo && !atomic_load(&s_failed)) {
         for (; sent < qc->todo && sent - done < s_opt.window; sent++)
             qc->q->p->put(qc->c, body, len);
@@ -1029,7 +893,7 @@ static void *s_queue_client(void *arg)
             if (qc->q->p->put_reply(qc->c) < 0)
                 return NULL;
     }
-    qc->last_ns = s_now_ns();
+    qc->last_ns = bench_now_ns();
     return NULL;
 }
 
@@ -1040,7 +904,7 @@ static int s_queue_throughput(queue_run *q, double *secs, double *enqueue_secs)
     pthread_t *th = calloc((size_t)s_opt.clients, sizeof *th);
     int started = 0;
     for (int i = 0; i < s_opt.clients; i++, started++) {
-        cl[i] = (queue_client){q, s_conn_open(), s_share(s_opt.jobs, s_opt.clients, i), 0, 0};
+        cl[i] = (queue_client){q, s_conn_open(), bench_share(s_opt.jobs, s_opt.clients, i), 0, 0};
         if (!cl[i].c)
             break;
         pthread_create(&th[i], NULL, s_queue_client, &cl[i]);
@@ -1054,8 +918,9 @@ static int s_queue_throughput(queue_run *q, double *secs, double *enqueue_secs)
     }
     free(cl);
     free(th);
-    uint64_t deadline = s_now_ns() + (uint64_t)s_opt.timeout_s * 1000000000u;
-    while (atomic_load(&q->taken) < s_opt.jobs && !atomic_load(&s_failed) && s_now_ns() < deadline)
+    uint64_t deadline = bench_now_ns() + (uint64_t)s_opt.timeout_s * 1000000000u;
+    while (atomic_load(&q->taken) < s_opt.jobs && !atomic_load(&s_failed) &&
+           bench_now_ns() < deadline)
         s_sleep_us(1000);
     if (atomic_load(&q->taken) != s_opt.jobs) {
         s_failf("%s: %ld of %ld jobs taken", q->p->name, (long)atomic_load(&q->taken), s_opt.jobs);
@@ -1077,11 +942,11 @@ static int s_queue_latency(queue_run *q, latencies *l)
         q->sample = i;
         q->sample_taken_ns = 0;
         pthread_mutex_unlock(&q->mu);
-        uint64_t sent = s_now_ns();
+        uint64_t sent = bench_now_ns();
         q->p->put(c, body, len);
         if (s_flush(c) < 0 || q->p->put_reply(c) < 0)
             break;
-        uint64_t replied = s_now_ns();
+        uint64_t replied = bench_now_ns();
         struct timespec until;
         clock_gettime(CLOCK_REALTIME, &until);
         until.tv_sec += s_opt.timeout_s;
