@@ -29,6 +29,7 @@ static const struct {
     {"worker.pause", ab_worker_pause, AB_WRITES_ONE},
     {"worker.resume", ab_worker_resume, AB_WRITES_ONE},
     {"worker.stop", ab_worker_stop, AB_WRITES_ONE},
+    {"queue.clear", ab_queue_clear, AB_WRITES_MANY},
     {"queue.stats", ab_queue_stats, AB_WRITES_ONE},
     {"task.list", ab_task_list, AB_WRITES_ONE},
     {"task.set", ab_task_set, AB_WRITES_ONE},

@@ -26,6 +26,7 @@ int ab_worker_list(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 int ab_worker_pause(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 int ab_worker_resume(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 int ab_worker_stop(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
+int ab_queue_clear(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 int ab_queue_stats(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 
 /* Scheduled tasks (taskcmd.c). */

@@ -544,6 +544,51 @@ int ab_worker_stop(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
     return s_worker_control(ctx, pk, "stop", err);
 }
 
+/* --- queue.clear ---------------------------------------------------------------------- */
+
+static void s_pack_cleared(msgpack_packer *pk, const void *ctx)
+{
+    const int64_t *n = ctx;
+    msgpack_pack_map(pk, 1);
+    ab_pack_kv_int(pk, "cleared", *n);
+}
+
+int ab_queue_clear(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
+{
+    size_t len = 0;
+    const char *queue = ab_arg_str(ctx, "queue", &len);
+    char q[33], message[320];
+    snprintf(q, sizeof q, "%.*s", (int)(len > 32 ? 32 : len), queue);
+    snprintf(message, sizeof message, "Cleared from queue %s by %s", q, ctx->who->email);
+    ab_params p;
+    ab_params_init(&p);
+    ab_param_cstr(&p, q);
+    uint64_t cleared = 0;
+    if (ab_db_run(ctx->db, "DELETE FROM job_ready WHERE worker = ?", &p, NULL, NULL, err) < 0)
+        return -1;
+    ab_params_init(&p);
+    ab_param_cstr(&p, message);
+    ab_param_int(&p, ctx->now_ms);
+    ab_param_cstr(&p, q);
+    if (ab_db_run(ctx->db,
+                  "UPDATE jobs SET state = 'cancelled', status = 3, message = ?, "
+                  "date_finished = FROM_UNIXTIME(? / 1000), date_modified = date_finished "
+                  "WHERE worker = ? AND state IN ('queued', 'retrying')",
+                  &p, NULL, &cleared, err) < 0)
+        return -1;
+    int64_t n = (int64_t)cleared;
+    char title[96], topic[64];
+    snprintf(title, sizeof title, "Queue %s cleared: %lld job(s) cancelled", q, (long long)n);
+    snprintf(topic, sizeof topic, "queue.%s.cleared", q);
+    if (ab_ctx_audit(ctx, "Job", 0, "edit", title, NULL) < 0 ||
+        ab_events_push(ctx->events, topic, ctx->now_ms, s_pack_cleared, &n) < 0)
+        return ab_fail(err, AB_E_INTERNAL, NULL, "out of memory");
+    msgpack_pack_map(pk, 2);
+    ab_pack_kv_cstr(pk, "queue", q);
+    ab_pack_kv_int(pk, "cleared", n);
+    return 0;
+}
+
 /* --- queue.stats ------------------------------------------------------------------------- */
 
 static const char *const s_queue_list[] = {"default", "prio", "cache", "email", "update"};

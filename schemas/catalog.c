@@ -103,6 +103,10 @@ static const ab_arg s_worker_list[] = {
     {"queue", AB_ARG_ENUM, false, false, 0, 0, s_queue_names, "Only workers of this queue"},
 };
 
+static const ab_arg s_queue_one[] = {
+    {"queue", AB_ARG_ENUM, true, true, 0, 0, s_queue_names, "The queue"},
+};
+
 static const ab_arg s_worker_one[] = {
     {"worker", AB_ARG_STR, true, true, 1, 96, NULL, "The worker's id (host:pid:queue)"},
 };
@@ -186,6 +190,11 @@ const ab_command ab_catalog[] = {
     {"worker.stop", "worker stop", "Stop a worker",
      "The worker finishes its current job and exits.", true, AB_PERM_SITE_ADMIN, s_worker_one,
      COUNT(s_worker_one)},
+    {"queue.clear", "queue clear", "Cancel every waiting job of a queue",
+     "Cancels the queue's queued and retrying jobs at once (CakeResque's clear); running jobs "
+     "are left to finish (cancel them one by one with job cancel). Returns how many were "
+     "cancelled.",
+     true, AB_PERM_SITE_ADMIN, s_queue_one, COUNT(s_queue_one)},
     {"queue.stats", "queue stats", "Jobs per queue and state, and workers per queue",
      "Counts jobs by queue and state, ready jobs, and live workers per queue.", false,
      AB_PERM_SITE_ADMIN, NULL, 0},

@@ -132,3 +132,48 @@ def test_adminctl_jobs(stack):
     assert rc == 2 and "key=value" in err
     rc, _, err = stack.adminctl("jobs", "enqueue", "sleep", "--arg", "ms=abc")
     assert rc == 1 and "args.ms" in err
+
+
+def test_queue_clear_cancels_waiting_jobs_only(stack):
+    waiting = [stack.ok("job.enqueue", {"type": "noop"})["id"] for _ in range(3)]
+    running = stack.ok("job.enqueue", {"type": "noop"})["id"]
+    # a job a worker holds (claimed by SQL, as a worker's claim does) must be left alone
+    stack.rows("DELETE FROM job_ready WHERE job_id = %s", running)
+    stack.rows("UPDATE jobs SET state = 'running', status = 2, attempts = 1 WHERE id = %s",
+               running)
+    sub = zmq.Context.instance().socket(zmq.SUB)
+    sub.setsockopt(zmq.LINGER, 0)
+    sub.setsockopt(zmq.SUBSCRIBE, b"queue.default.cleared")
+    sub.setsockopt(zmq.SUBSCRIBE, b"audit.")
+    sub.connect(stack.events)
+    for _ in range(50):  # until the subscription has reached the engine
+        stack.ok("org.add", {"name": f"probe-{_}"})
+        if sub.poll(100):
+            break
+    while sub.poll(200):
+        sub.recv_multipart()
+
+    r = stack.ok("queue.clear", {"queue": "default"})
+    assert r == {"queue": "default", "cleared": 3}
+    for j in waiting:
+        row = job_row(stack, j)
+        assert row["state"] == "cancelled" and row["status"] == 3, row
+        assert row["date_finished"] is not None and "Cleared" in row["message"]
+    assert job_row(stack, running)["state"] == "running"
+    assert stack.count("job_ready", "worker = 'default'") == 0
+    topics = set()
+    while sub.poll(2000):
+        topic, body = sub.recv_multipart()
+        topics.add(topic.decode())
+        if topic == b"queue.default.cleared":
+            assert msgpack.unpackb(body)["data"] == {"cleared": 3}
+            break
+    assert "queue.default.cleared" in topics
+    sub.close()
+    audit = stack.rows("SELECT title FROM logs WHERE model = 'Job' AND title LIKE 'Queue %%'")
+    assert [a["title"] for a in audit] == ["Queue default cleared: 3 job(s) cancelled"]
+
+    assert stack.ok("queue.clear", {"queue": "default"})["cleared"] == 0
+    assert_error(stack.cmd("queue.clear", {"queue": "nosuch"}), "invalid", "queue")
+    rc, out, err = stack.adminctl("queue", "clear", "email")
+    assert rc == 0 and "cleared" in out, (out, err)
