@@ -168,40 +168,11 @@ static int s_pack_job(ab_ctx *ctx, msgpack_packer *pk, uint64_t id, ab_error *er
 
 /* --- events ----------------------------------------------------------------------------- */
 
-typedef struct {
-    uint64_t id;
-    const char *queue, *type, *state;
-} s_job_event;
-
-static void s_pack_job_event(msgpack_packer *pk, const void *ctx)
-{
-    const s_job_event *e = ctx;
-    msgpack_pack_map(pk, 4);
-    ab_pack_kv_int(pk, "id", (int64_t)e->id);
-    ab_pack_kv_cstr(pk, "queue", e->queue);
-    ab_pack_kv_cstr(pk, "type", e->type);
-    ab_pack_kv_cstr(pk, "state", e->state);
-}
-
-static void s_pack_queue(msgpack_packer *pk, const void *ctx)
-{
-    msgpack_pack_map(pk, 1);
-    ab_pack_kv_cstr(pk, "queue", ctx);
-}
-
 /* job.<id>.<event>, and for a job that may run now a wake-up for its queue's workers. */
 static int s_job_events(ab_ctx *ctx, uint64_t id, const char *event, const char *queue,
                         const char *type, const char *state, bool wake)
 {
-    char topic[96];
-    s_job_event e = {id, queue, type, state};
-    ab_job_topic(id, event, topic, sizeof topic);
-    if (ab_events_push(ctx->events, topic, ctx->now_ms, s_pack_job_event, &e) < 0)
-        return -1;
-    if (!wake)
-        return 0;
-    ab_job_wake_topic(queue, topic, sizeof topic);
-    return ab_events_push(ctx->events, topic, ctx->now_ms, s_pack_queue, queue);
+    return ab_job_events_queue(ctx->events, ctx->now_ms, id, event, queue, type, state, wake);
 }
 
 static int s_audit_job(ab_ctx *ctx, uint64_t id, const char *action, const char *type,

@@ -1,6 +1,8 @@
 /* jobs.c — queues, states and enqueueing (see jobs.h). */
 #include "jobs.h"
 
+#include "envelope.h"
+
 #include <stdio.h>
 #include <string.h>
 
@@ -40,6 +42,46 @@ void ab_job_wake_topic(const char *queue, char *out, size_t len)
 void ab_job_topic(uint64_t id, const char *event, char *out, size_t len)
 {
     snprintf(out, len, "job.%llu.%s", (unsigned long long)id, event);
+}
+
+typedef struct {
+    uint64_t id;
+    const char *queue, *type, *state;
+} s_job_event;
+
+static void s_pack_job_event(msgpack_packer *pk, const void *ctx)
+{
+    const s_job_event *e = ctx;
+    msgpack_pack_map(pk, 4);
+    ab_pack_cstr(pk, "id");
+    msgpack_pack_uint64(pk, e->id);
+    ab_pack_cstr(pk, "queue");
+    ab_pack_cstr(pk, e->queue);
+    ab_pack_cstr(pk, "type");
+    ab_pack_cstr(pk, e->type);
+    ab_pack_cstr(pk, "state");
+    ab_pack_cstr(pk, e->state);
+}
+
+static void s_pack_queue(msgpack_packer *pk, const void *ctx)
+{
+    msgpack_pack_map(pk, 1);
+    ab_pack_cstr(pk, "queue");
+    ab_pack_cstr(pk, ctx);
+}
+
+int ab_job_events_queue(ab_events *ev, int64_t ts_ms, uint64_t id, const char *event,
+                        const char *queue, const char *type, const char *state, bool wake)
+{
+    char topic[96];
+    s_job_event e = {id, queue, type, state};
+    ab_job_topic(id, event, topic, sizeof topic);
+    if (ab_events_push(ev, topic, ts_ms, s_pack_job_event, &e) < 0)
+        return -1;
+    if (!wake)
+        return 0;
+    ab_job_wake_topic(queue, topic, sizeof topic);
+    return ab_events_push(ev, topic, ts_ms, s_pack_queue, queue);
 }
 
 static int s_find_unique(ab_db *db, const char *key, uint64_t *id, ab_error *err)

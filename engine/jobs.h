@@ -13,6 +13,7 @@
 #include "catalog.h"
 #include "db.h"
 #include "errors.h"
+#include "events.h"
 
 /* MISP's queues. A worker serves exactly one. */
 #define AB_QUEUES(X) X(default) X(prio) X(cache) X(email) X(update)
@@ -113,5 +114,11 @@ void ab_job_wake_topic(const char *queue, char *out, size_t len);
 /* Topic of a job event: "job.<id>.<event>" (queued, started, progress, retrying, done,
  * failed, cancelled). */
 void ab_job_topic(uint64_t id, const char *event, char *out, size_t len);
+
+/* Queue the event job.<id>.<event> {id, queue, type, state} and, when wake is set (the job
+ * may run now), the notice wake.<queue> {queue}: what the engine and the scheduler announce
+ * after the COMMIT of an enqueue. Returns 0 or -1 (out of memory). */
+int ab_job_events_queue(ab_events *ev, int64_t ts_ms, uint64_t id, const char *event,
+                        const char *queue, const char *type, const char *state, bool wake);
 
 #endif

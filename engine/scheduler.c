@@ -144,44 +144,6 @@ static int s_advance(ab_db *db, s_task *t, int64_t now_ms, ab_error *err)
         &p, NULL, NULL, err);
 }
 
-typedef struct {
-    uint64_t id;
-    const char *queue, *type;
-} s_job_event;
-
-static void s_pack_job(msgpack_packer *pk, const void *ctx)
-{
-    const s_job_event *e = ctx;
-    msgpack_pack_map(pk, 4);
-    ab_pack_cstr(pk, "id");
-    msgpack_pack_uint64(pk, e->id);
-    ab_pack_cstr(pk, "queue");
-    ab_pack_cstr(pk, e->queue);
-    ab_pack_cstr(pk, "type");
-    ab_pack_cstr(pk, e->type);
-    ab_pack_cstr(pk, "state");
-    ab_pack_cstr(pk, "queued");
-}
-
-static void s_pack_queue(msgpack_packer *pk, const void *ctx)
-{
-    msgpack_pack_map(pk, 1);
-    ab_pack_cstr(pk, "queue");
-    ab_pack_cstr(pk, ctx);
-}
-
-/* The events of a new job (the same the engine publishes for job.enqueue). */
-static int s_queue_events(ab_events *ev, const s_task *t, int64_t now_ms)
-{
-    char topic[96];
-    s_job_event e = {t->job_id, t->jt->queue, t->jt->type};
-    ab_job_topic(t->job_id, "queued", topic, sizeof topic);
-    if (ab_events_push(ev, topic, now_ms, s_pack_job, &e) < 0)
-        return -1;
-    ab_job_wake_topic(t->jt->queue, topic, sizeof topic);
-    return ab_events_push(ev, topic, now_ms, s_pack_queue, t->jt->queue);
-}
-
 static int s_fire_one(ab_db *db, s_task *t, int64_t now_ms, ab_events *ev, ab_error *err)
 {
     t->jt = ab_job_type_find(t->type, strlen(t->type));
@@ -189,7 +151,9 @@ static int s_fire_one(ab_db *db, s_task *t, int64_t now_ms, ab_events *ev, ab_er
         return s_disable_unknown(db, t, now_ms, err);
     if (s_enqueue(db, t, now_ms, err) < 0 || s_advance(db, t, now_ms, err) < 0)
         return -1;
-    if (!t->existed && s_queue_events(ev, t, now_ms) < 0)
+    if (!t->existed && /* the same events the engine publishes for job.enqueue */
+        ab_job_events_queue(ev, now_ms, t->job_id, "queued", t->jt->queue, t->jt->type, "queued",
+                            true) < 0)
         return ab_fail(err, AB_E_INTERNAL, NULL, "out of memory");
     return 0;
 }
