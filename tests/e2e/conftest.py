@@ -86,6 +86,39 @@ class MariaDB:
         self.host = u.hostname or "localhost"
         self.port = u.port or 3306
         self.socket = q["socket"][0] if "socket" in q else None
+        self.home = None  # its ADMINBUS_HOME when we may restart it (see restartable())
+
+    # -- stopping and starting the server itself (the chaos test) --
+
+    def restartable(self):
+        """True when this session's server is one ops/db runs under a home we know: the one
+        this file started, or the one `ops/test` started (it exports ADMINBUS_HOME)."""
+        return self.home is not None and self.pid() is not None
+
+    def pid(self):
+        """The server's pid from its pid file (ops/db's), or None."""
+        try:
+            return int((Path(self.home) / "run" / "mariadb.pid").read_text().strip())
+        except (OSError, ValueError, TypeError):
+            return None
+
+    def kill9(self):
+        """kill -9 the server (as a crash would) and wait until it is gone."""
+        pid = self.pid()
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.02)
+        raise AssertionError(f"mariadbd {pid} still alive 30 s after SIGKILL")
+
+    def start(self):
+        """Start the server again on the same data folder and socket (ops/db start)."""
+        subprocess.run([str(ROOT / "ops" / "db"), "start"],
+                       env=clean_env(ADMINBUS_HOME=self.home), check=True, timeout=120)
 
     def connect(self, database=None):
         kw = dict(user=self.user, password=self.password, database=database,
@@ -108,7 +141,17 @@ class MariaDB:
 def mariadb():
     dsn = os.environ.get("ADMINBUS_TEST_DSN")
     if dsn:
-        yield MariaDB(dsn)
+        m = MariaDB(dsn)
+        # ops/test exports the ADMINBUS_HOME its server runs under: restartable when the
+        # DSN that home gives is this one.
+        home = os.environ.get("ADMINBUS_HOME")
+        if home:
+            got = subprocess.run([str(ROOT / "ops" / "db"), "dsn"],
+                                 env=clean_env(ADMINBUS_HOME=home),
+                                 capture_output=True, text=True).stdout.strip()
+            if got == dsn:
+                m.home = home
+        yield m
         return
     # Standalone: our own private server under a temporary home, stopped at the end.
     home = tempfile.mkdtemp(prefix="ab-e2e-")
@@ -117,7 +160,9 @@ def mariadb():
         subprocess.run([str(ROOT / "ops" / "db"), "start"], env=env, check=True)
         dsn = subprocess.run([str(ROOT / "ops" / "db"), "dsn"], env=env, check=True,
                              capture_output=True, text=True).stdout.strip()
-        yield MariaDB(dsn)
+        m = MariaDB(dsn)
+        m.home = home
+        yield m
     finally:
         subprocess.run([str(ROOT / "ops" / "db"), "stop"], env=env, check=False)
         shutil.rmtree(home, ignore_errors=True)
