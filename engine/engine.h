@@ -74,6 +74,14 @@ void ab_pack_kv_cstr(msgpack_packer *pk, const char *key, const char *val); /* N
 void ab_pack_kv_int(msgpack_packer *pk, const char *key, int64_t val);
 void ab_pack_kv_bool(msgpack_packer *pk, const char *key, bool val);
 
+/* Packs one row of a stored result; arg is the caller's. */
+typedef void (*ab_row_packer)(msgpack_packer *pk, const ab_rows *row, const void *arg);
+
+/* Pack a page of a list, {items, total, page, limit}: items are the rows of a stored
+ * result (ab_db_query), each packed by pack_row. Closes rows. */
+void ab_pack_page(msgpack_packer *pk, ab_rows *rows, ab_row_packer pack_row, const void *arg,
+                  int64_t total, int64_t page, int64_t limit);
+
 /* Record a change made by the caller: queue its audit row (MISP's shape: title, model,
  * model id, action, the change text) and its audit.<model>.<action> event. */
 int ab_ctx_audit(ab_ctx *ctx, const char *model, uint64_t model_id, const char *action,

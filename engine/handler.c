@@ -112,6 +112,22 @@ void ab_pack_kv_bool(msgpack_packer *pk, const char *key, bool val)
         msgpack_pack_false(pk);
 }
 
+void ab_pack_page(msgpack_packer *pk, ab_rows *rows, ab_row_packer pack_row, const void *arg,
+                  int64_t total, int64_t page, int64_t limit)
+{
+    /* The result is stored, so its size is known: pack straight from the rows. */
+    uint32_t n = (uint32_t)mysql_stmt_num_rows(rows->stmt);
+    msgpack_pack_map(pk, 4);
+    ab_pack_cstr(pk, "items");
+    msgpack_pack_array(pk, n);
+    for (uint32_t i = 0; i < n && ab_rows_next(rows) == 1; i++)
+        pack_row(pk, rows, arg);
+    ab_rows_close(rows);
+    ab_pack_kv_int(pk, "total", total);
+    ab_pack_kv_int(pk, "page", page);
+    ab_pack_kv_int(pk, "limit", limit);
+}
+
 int ab_ctx_audit(ab_ctx *ctx, const char *model, uint64_t model_id, const char *action,
                  const char *title, const char *change)
 {

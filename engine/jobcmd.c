@@ -80,6 +80,17 @@ static void s_pack_row(msgpack_packer *pk, const ab_rows *r, const s_col *cols, 
     }
 }
 
+typedef struct {
+    const s_col *cols;
+    size_t n;
+} s_cols;
+
+static void s_pack_spec(msgpack_packer *pk, const ab_rows *r, const void *arg)
+{
+    const s_cols *c = arg;
+    s_pack_row(pk, r, c->cols, c->n);
+}
+
 /* Binds the values of a list's filters, in the order its WHERE clause names them. */
 typedef void (*s_binder)(const ab_ctx *ctx, ab_params *p);
 
@@ -105,16 +116,8 @@ static int s_pack_page(ab_ctx *ctx, msgpack_packer *pk, const char *select, cons
     ab_rows rows;
     if (ab_db_query(ctx->db, sql, &p, &rows, err) < 0)
         return -1;
-    uint32_t n = (uint32_t)mysql_stmt_num_rows(rows.stmt);
-    msgpack_pack_map(pk, 4);
-    ab_pack_cstr(pk, "items");
-    msgpack_pack_array(pk, n);
-    for (uint32_t i = 0; i < n && ab_rows_next(&rows) == 1; i++)
-        s_pack_row(pk, &rows, cols, ncols);
-    ab_rows_close(&rows);
-    ab_pack_kv_int(pk, "total", total);
-    ab_pack_kv_int(pk, "page", page);
-    ab_pack_kv_int(pk, "limit", limit);
+    s_cols spec = {cols, ncols};
+    ab_pack_page(pk, &rows, s_pack_spec, &spec, total, page, limit);
     return 0;
 }
 

@@ -65,7 +65,7 @@ static void s_where(ab_ctx *ctx, char *where, size_t cap, ab_params *p, char **p
     }
 }
 
-static void s_pack_log(msgpack_packer *pk, const ab_rows *r)
+static void s_pack_log(msgpack_packer *pk, const ab_rows *r, const void *arg)
 {
     static const char *const text[] = {"title", "model",  "action",      "email",
                                        "org",   "change", "description", "ip"};
@@ -118,16 +118,6 @@ int ab_log_search(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
         free(patterns[i]);
     if (rc < 0)
         return -1;
-    /* The result's size is known from the store: pack straight from the rows. */
-    uint32_t n = (uint32_t)mysql_stmt_num_rows(rows.stmt);
-    msgpack_pack_map(pk, 4);
-    ab_pack_cstr(pk, "items");
-    msgpack_pack_array(pk, n);
-    for (uint32_t i = 0; i < n && ab_rows_next(&rows) == 1; i++)
-        s_pack_log(pk, &rows);
-    ab_rows_close(&rows);
-    ab_pack_kv_int(pk, "total", total);
-    ab_pack_kv_int(pk, "page", page);
-    ab_pack_kv_int(pk, "limit", limit);
+    ab_pack_page(pk, &rows, s_pack_log, NULL, total, page, limit);
     return 0;
 }

@@ -213,31 +213,15 @@ class Daemon:
         return self.proc.returncode
 
 
-class Worker(Daemon):
-    """One adminbus-worker a test started (Stack.start_worker). Killing it with kill9() or
-    stopping it with stop() is expected; any other death fails the test at teardown."""
+class StartedDaemon(Daemon):
+    """A daemon a test starts and may kill or stop (workers, schedulers): killing it with
+    kill9() or stopping it with stop() is expected; any other death, or a non-zero exit
+    after SIGTERM, fails the test at teardown."""
 
-    def __init__(self, stack, queue, argv, log):
-        super().__init__(f"worker {queue} #{len(stack.workers) + 1}", argv, stack.env, log)
+    def __init__(self, stack, name, argv, log):
+        super().__init__(name, argv, stack.env, log)
         self.stack = stack
-        self.queue = queue
-        self.id = None  # host:pid:queue, once the worker has registered
         self.returncode = None
-
-    def wait_registered(self, timeout=30):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not self.alive():
-                raise AssertionError(f"{self.name} exited with {self.proc.returncode} during "
-                                     f"start:\n{self.stack.tail(self.log)}")
-            rows = self.stack.rows("SELECT id FROM workers WHERE pid = %s AND queue = %s "
-                                   "AND status = 'ok'", self.pid, self.queue)
-            if rows:
-                self.id = rows[0]["id"]
-                return self
-            time.sleep(0.05)
-        raise AssertionError(f"{self.name} did not register within {timeout}s:\n"
-                             f"{self.stack.tail(self.log)}")
 
     def kill9(self):
         self.expected_dead = True
@@ -255,14 +239,36 @@ class Worker(Daemon):
         return rc
 
 
-class Scheduler(Daemon):
-    """One adminbus-scheduler a test started (Stack.start_scheduler). Killing it with kill9()
-    or stopping it with stop() is expected; any other death fails the test at teardown."""
+class Worker(StartedDaemon):
+    """One adminbus-worker a test started (Stack.start_worker)."""
+
+    def __init__(self, stack, queue, argv, log):
+        super().__init__(stack, f"worker {queue} #{len(stack.workers) + 1}", argv, log)
+        self.queue = queue
+        self.id = None  # host:pid:queue, once the worker has registered
+
+    def wait_registered(self, timeout=30):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.alive():
+                raise AssertionError(f"{self.name} exited with {self.proc.returncode} during "
+                                     f"start:\n{self.stack.tail(self.log)}")
+            rows = self.stack.rows("SELECT id FROM workers WHERE pid = %s AND queue = %s "
+                                   "AND status = 'ok'", self.pid, self.queue)
+            if rows:
+                self.id = rows[0]["id"]
+                return self
+            time.sleep(0.05)
+        raise AssertionError(f"{self.name} did not register within {timeout}s:\n"
+                             f"{self.stack.tail(self.log)}")
+
+
+
+class Scheduler(StartedDaemon):
+    """One adminbus-scheduler a test started (Stack.start_scheduler)."""
 
     def __init__(self, stack, argv, log):
-        super().__init__(f"scheduler #{len(stack.schedulers) + 1}", argv, stack.env, log)
-        self.stack = stack
-        self.returncode = None
+        super().__init__(stack, f"scheduler #{len(stack.schedulers) + 1}", argv, log)
 
     def log_text(self):
         return Path(self.log).read_text(errors="replace")
@@ -284,19 +290,6 @@ class Scheduler(Daemon):
         raise AssertionError(f"{self.name}: no {needle!r} in its log within {timeout}s:\n"
                              f"{self.stack.tail(self.log)}")
 
-    def kill9(self):
-        self.expected_dead = True
-        super().kill9()
-
-    def stop(self):
-        """SIGTERM and wait; a non-zero exit fails the test at teardown."""
-        self.expected_dead = True
-        rc = super().stop()
-        self.returncode = rc
-        if rc != 0:
-            self.stack.problems.append(f"{self.name} exited with {rc} after SIGTERM:\n"
-                                       f"{self.stack.tail(self.log)}")
-        return rc
 
 
 class Stack:
