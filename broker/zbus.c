@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdbool.h>
 #include <string.h>
 #include <zmq.h>
 
@@ -67,12 +68,15 @@ int ab_zbus_wait(void *bus, int timeout_ms)
     if (zmq_poll(&item, 1, timeout_ms) < 0)
         return errno == EINTR ? 0 : -1; /* a signal: the caller looks at its stop flag */
     int got = 0;
+    bool wake_only = true;
     for (;;) {
         zmq_msg_t frames[AB_FRAMES_MAX];
         int extra;
         int n = ab_zframes_recv(b->sub, frames, &extra);
         if (n <= 0)
-            return n < 0 && !got ? -1 : got;
+            return n < 0 && !got ? -1 : got && wake_only ? 2 : got;
+        wake_only = wake_only && zmq_msg_size(&frames[0]) >= 5 &&
+                    memcmp(zmq_msg_data(&frames[0]), "wake.", 5) == 0;
         for (int i = 0; i < n; i++)
             zmq_msg_close(&frames[i]);
         got = 1;

@@ -139,8 +139,10 @@ int main(int argc, char **argv)
     ctl_cli cli;
     char err[ERR_LEN];
     bool track = s_track_verb(argc, argv);
-    if (ctl_parse(argc, argv, &cli, err, sizeof err) < 0)
+    if (ctl_parse(argc, argv, &cli, err, sizeof err) < 0) {
+        ctl_release(&cli);
         return s_usage_error(err);
+    }
     switch (cli.action) {
     case CTL_VERSION:
         printf("adminctl %s\n", AB_VERSION);
@@ -152,5 +154,7 @@ int main(int argc, char **argv)
     case CTL_RUN:
         break;
     }
-    return s_run(&cli, track);
+    int rc = s_run(&cli, track);
+    ctl_release(&cli);
+    return rc;
 }

@@ -46,6 +46,8 @@ typedef struct {
     bool flag;                      /* BOOL */
     const char *pairs[CTL_MAP_MAX]; /* MAP: "key=value" words, points into argv */
     int npairs;
+    char *packed; /* LIST: the value as msgpack (owned: ctl_release frees it) */
+    size_t packed_len;
 } ctl_value;
 
 /* A parsed command line. Strings point into argv: keep argv alive. */
@@ -71,6 +73,17 @@ typedef struct {
 /* Parse argv (argc words, argv[0] the program) into *cli, driven by the catalog.
  * Returns 0, or -1 with a one-line usage error in err (the caller exits 2). */
 int ctl_parse(int argc, char *const *argv, ctl_cli *cli, char *err, size_t errlen);
+
+/* Free what ctl_parse allocated (list values). */
+void ctl_release(ctl_cli *cli);
+
+/* --- jsonarg.c ---------------------------------------------------------------------- */
+
+/* Load a list argument's value from source (a JSON array inline, @FILE, or - for standard
+ * input), check its size and that its entries are objects, and keep it in v as msgpack.
+ * Returns 0, or -1 with a message naming flag in err. */
+int ctl_list_load(const ab_arg *a, const char *flag, const char *source, ctl_value *v, char *err,
+                  size_t errlen);
 
 /* Pack the arguments of a CTL_RUN command line as one msgpack map (in catalog order). */
 void ctl_pack_args(const ctl_cli *cli, msgpack_packer *pk);

@@ -195,6 +195,9 @@ static int s_set_value(ctl_value *v, const ab_arg *a, const char *flag, const ch
             return s_fail(err, errlen, "at most %d %s options", CTL_MAP_MAX, flag);
         v->pairs[v->npairs++] = text;
         break;
+    case AB_ARG_LIST:
+        rc = ctl_list_load(a, flag, text, v, err, errlen);
+        break;
     }
     v->str = text;
     v->given = rc == 0;
@@ -598,6 +601,9 @@ static void s_pack_value(const ab_arg *a, const ctl_value *v, msgpack_packer *pk
         break;
     case AB_ARG_MAP:
         s_pack_pairs(v, pk);
+        break;
+    case AB_ARG_LIST:
+        pk->callback(pk->data, v->packed, v->packed_len);
         break;
     }
 }

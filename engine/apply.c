@@ -453,13 +453,21 @@ static void s_phase_two(ab_applier *a)
             s_set_error(&a->slots[i], &fault);
 }
 
-static void s_publish(ab_applier *a)
+static bool s_is_wake(const ab_event *ev)
+{
+    return strncmp(ev->topic, "wake.", 5) == 0;
+}
+
+/* Publish the batch's wake-up notices (wake = true) or its other events (wake = false). */
+static void s_publish(ab_applier *a, bool wake)
 {
     for (size_t i = 0; i < ab_events_count(a->events); i++) {
         const ab_event *ev = ab_events_at(a->events, i);
-        a->t->ops->publish(a->t, ev->topic, ev->body.data, ev->body.size);
+        if (s_is_wake(ev) == wake)
+            a->t->ops->publish(a->t, ev->topic, ev->body.data, ev->body.size);
     }
-    ab_events_clear(a->events);
+    if (!wake)
+        ab_events_clear(a->events);
 }
 
 int ab_applier_step(ab_applier *a, int timeout_ms)
@@ -484,10 +492,11 @@ int ab_applier_step(ab_applier *a, int timeout_ms)
     }
     if (need_db) {
         s_phase_two(a);
+        s_publish(a, true); /* workers first: their pick-up starts while replies go out */
         for (int i = 0; i < n; i++)
             if (!a->slots[i].sent)
                 s_send(a, &a->slots[i]);
-        s_publish(a);
+        s_publish(a, false);
     }
     for (int i = 0; i < n; i++) {
         if (a->slots[i].decoded)

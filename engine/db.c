@@ -158,8 +158,17 @@ void ab_db_close(ab_db **dbp)
     *dbp = NULL;
 }
 
+/* A statement for a connection that could not be had (a handler given NULL by
+ * ab_job_db): unavailable, so the caller retries later. */
+static int s_no_connection(ab_error *err)
+{
+    return ab_fail(err, AB_E_UNAVAILABLE, NULL, "no database connection");
+}
+
 int ab_db_exec(ab_db *db, const char *sql, ab_error *err)
 {
+    if (!db)
+        return s_no_connection(err);
     if (mysql_query(db->conn, sql) != 0)
         return s_fail(db, err, mysql_errno(db->conn), mysql_error(db->conn), sql);
     db->last_errno = 0;
@@ -303,6 +312,8 @@ static MYSQL_STMT *s_execute(ab_db *db, const char *sql, ab_params *p, ab_error 
 int ab_db_run(ab_db *db, const char *sql, ab_params *p, uint64_t *insert_id, uint64_t *affected,
               ab_error *err)
 {
+    if (!db)
+        return s_no_connection(err);
     bool cached;
     MYSQL_STMT *st = s_execute(db, sql, p, err, &cached, false);
     if (!st)
@@ -319,6 +330,8 @@ int ab_db_run(ab_db *db, const char *sql, ab_params *p, uint64_t *insert_id, uin
 int ab_db_query(ab_db *db, const char *sql, ab_params *p, ab_rows *rows, ab_error *err)
 {
     memset(rows, 0, sizeof *rows);
+    if (!db)
+        return s_no_connection(err);
     bool cached;
     MYSQL_STMT *st = s_execute(db, sql, p, err, &cached, true);
     if (!st)
@@ -436,6 +449,8 @@ int ab_db_scalar(ab_db *db, const char *sql, ab_params *p, int64_t *out, ab_erro
 int ab_db_bulk(ab_db *db, const char *sql, int ncols, const ab_col_type *types, void **cols,
                unsigned long **lens, unsigned nrows, ab_error *err)
 {
+    if (!db)
+        return s_no_connection(err);
     if (nrows == 0)
         return 0;
     bool cached;

@@ -49,7 +49,7 @@ bool ab_db_batch_broken(const ab_db *db);
 bool ab_db_connection_lost(const ab_db *db);
 
 /* --- parameters ------------------------------------------------------------------- */
-#define AB_PARAMS_MAX 40
+#define AB_PARAMS_MAX 80
 
 typedef struct {
     MYSQL_BIND bind[AB_PARAMS_MAX];

@@ -20,6 +20,7 @@ static const struct {
     {"log.search", ab_log_search, AB_WRITES_ONE},
     {"auth.whoami", ab_auth_whoami, AB_WRITES_ONE},
     {"job.enqueue", ab_job_enqueue_cmd, AB_WRITES_MANY},
+    {"job.enqueue_many", ab_job_enqueue_many, AB_WRITES_MANY},
     {"job.list", ab_job_list, AB_WRITES_ONE},
     {"job.view", ab_job_view, AB_WRITES_ONE},
     {"job.retry", ab_job_retry, AB_WRITES_MANY},

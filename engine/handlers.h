@@ -17,6 +17,7 @@ int ab_log_search(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 
 /* Jobs, workers, queues (jobcmd.c). */
 int ab_job_enqueue_cmd(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
+int ab_job_enqueue_many(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 int ab_job_list(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 int ab_job_view(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 int ab_job_retry(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);

@@ -188,57 +188,10 @@ static int s_audit_job(ab_ctx *ctx, uint64_t id, const char *action, const char 
 
 /* --- job.enqueue ------------------------------------------------------------------------- */
 
-/* MISP's job_input: a one-line "k=v k=v" summary of the arguments, for humans. */
-static void s_summarise(const msgpack_object *args, char *out, size_t len)
-{
-    size_t n = 0;
-    out[0] = '\0';
-    for (uint32_t i = 0; args && i < args->via.map.size && n + 1 < len; i++) {
-        const msgpack_object *k = &args->via.map.ptr[i].key, *v = &args->via.map.ptr[i].val;
-        int w;
-        if (v->type == MSGPACK_OBJECT_STR)
-            w = snprintf(out + n, len - n, "%s%.*s=%.*s", n ? " " : "", (int)k->via.str.size,
-                         k->via.str.ptr, (int)(v->via.str.size > 64 ? 64 : v->via.str.size),
-                         v->via.str.ptr);
-        else if (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
-            w = snprintf(out + n, len - n, "%s%.*s=%llu", n ? " " : "", (int)k->via.str.size,
-                         k->via.str.ptr, (unsigned long long)v->via.u64);
-        else if (v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
-            w = snprintf(out + n, len - n, "%s%.*s=%lld", n ? " " : "", (int)k->via.str.size,
-                         k->via.str.ptr, (long long)v->via.i64);
-        else
-            w = snprintf(out + n, len - n, "%s%.*s=%s", n ? " " : "", (int)k->via.str.size,
-                         k->via.str.ptr,
-                         v->type == MSGPACK_OBJECT_BOOLEAN && v->via.boolean ? "true" : "false");
-        n = w > 0 && (size_t)w < len - n ? n + (size_t)w : len - 1;
-    }
-}
-
-/* The type and its validated arguments; errors name the argument as args.NAME. */
-static const ab_job_type *s_enqueue_type(ab_ctx *ctx, const msgpack_object **args, ab_error *err)
-{
-    size_t tlen = 0;
-    const char *tname = ab_arg_str(ctx, "type", &tlen);
-    const ab_job_type *t = ab_job_type_find(tname, tlen);
-    if (!t) {
-        ab_fail(err, AB_E_INVALID, "type", "no job type '%.*s' (adminctl job enqueue --help)",
-                (int)(tlen > 32 ? 32 : tlen), tname);
-        return NULL;
-    }
-    *args = ctx->args ? ab_map_get(ctx->args, "args") : NULL;
-    if (ab_job_args_validate(t, *args, err) < 0) {
-        char inner[sizeof err->field - 5]; /* room for "args." */
-        snprintf(inner, sizeof inner, "%.58s", err->field);
-        snprintf(err->field, sizeof err->field, "args.%s", inner);
-        return NULL;
-    }
-    return t;
-}
-
 int ab_job_enqueue_cmd(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
 {
     const msgpack_object *args = NULL;
-    const ab_job_type *t = s_enqueue_type(ctx, &args, err);
+    const ab_job_type *t = ab_job_type_of(ctx->args, &args, "", err);
     if (!t)
         return -1;
     msgpack_sbuffer payload;
@@ -250,7 +203,7 @@ int ab_job_enqueue_cmd(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
     else
         msgpack_pack_map(&ppk, 0);
     char input[512], key[192] = "";
-    s_summarise(args, input, sizeof input);
+    ab_job_summarise(args, input, sizeof input);
     size_t klen = 0;
     const char *k = ab_arg_str(ctx, "unique_key", &klen);
     if (k)
@@ -288,6 +241,214 @@ int ab_job_enqueue_cmd(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
     ab_pack_kv_cstr(pk, "state", existed ? "existing" : "queued");
     ab_pack_kv_bool(pk, "existed", existed);
     return 0;
+}
+
+/* --- job.enqueue_many -------------------------------------------------------------------- */
+
+static int64_t s_map_int(const msgpack_object *map, const char *name, int64_t def)
+{
+    const msgpack_object *v = ab_map_get(map, name);
+    if (v && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+        return (int64_t)v->via.u64;
+    if (v && v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
+        return v->via.i64;
+    return def;
+}
+
+/* Everything one entry names, checked; its payload and summary kept for the inserts. */
+typedef struct {
+    ab_job_spec spec;
+    size_t payload_off;
+    char input[256], key[192];
+    bool existed;
+} s_entry;
+
+static int s_entry_check(const msgpack_object *map, uint32_t i, s_entry *e, msgpack_packer *ppk,
+                         msgpack_sbuffer *payloads, ab_ctx *ctx, ab_error *err)
+{
+    static const ab_command *one;
+    if (!one)
+        one = ab_catalog_find("job.enqueue", strlen("job.enqueue"));
+    char prefix[24];
+    snprintf(prefix, sizeof prefix, "jobs[%u].", i);
+    if (ab_catalog_validate(one, map, err) < 0) {
+        char inner[sizeof err->field];
+        snprintf(inner, sizeof inner, "%s", err->field);
+        snprintf(err->field, sizeof err->field, "%s%.32s", prefix, inner);
+        return -1;
+    }
+    const msgpack_object *args = NULL;
+    const ab_job_type *t = ab_job_type_of(map, &args, prefix, err);
+    if (!t)
+        return -1;
+    e->payload_off = payloads->size;
+    if (args)
+        msgpack_pack_object(ppk, *args);
+    else
+        msgpack_pack_map(ppk, 0);
+    ab_job_summarise(args, e->input, sizeof e->input);
+    const msgpack_object *k = ab_map_get(map, "unique_key");
+    if (k)
+        snprintf(e->key, sizeof e->key, "%.*s", (int)k->via.str.size, k->via.str.ptr);
+    e->spec = (ab_job_spec){t,
+                            NULL,
+                            payloads->size - e->payload_off,
+                            e->input,
+                            (int)s_map_int(map, "priority", 0),
+                            s_map_int(map, "run_at", 0),
+                            (int)s_map_int(map, "max_attempts", 0),
+                            ctx->who->org_id,
+                            ctx->who->user_id,
+                            k ? e->key : NULL};
+    return 0;
+}
+
+/* Enqueue the checked entries: those with a unique key one by one (they may find a job),
+ * the rest together. ids[i] for entry i. */
+static int s_entries_enqueue(ab_ctx *ctx, s_entry *e, uint32_t n, uint64_t *ids, ab_error *err)
+{
+    ab_job_spec *plain = calloc(n, sizeof *plain);
+    uint32_t *where = calloc(n, sizeof *where);
+    uint64_t *got = calloc(n, sizeof *got);
+    uint32_t np = 0;
+    int rc = -1;
+    if (!plain || !where || !got) {
+        ab_fail(err, AB_E_INTERNAL, NULL, "out of memory");
+        goto out;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        if (e[i].spec.unique_key) {
+            if (ab_job_enqueue(ctx->db, &e[i].spec, ctx->now_ms, &ids[i], &e[i].existed, err) < 0)
+                goto out;
+            continue;
+        }
+        where[np] = i;
+        plain[np++] = e[i].spec;
+    }
+    if (np && ab_job_enqueue_batch(ctx->db, plain, np, ctx->now_ms, got, err) < 0)
+        goto out;
+    for (uint32_t k = 0; k < np; k++)
+        ids[where[k]] = got[k];
+    rc = 0;
+out:
+    free(plain);
+    free(where);
+    free(got);
+    return rc;
+}
+
+/* "12-75, 80" for ascending ids (new jobs get ascending ids), cut with "…" to fit. */
+static void s_id_ranges(const s_entry *e, uint32_t n, const uint64_t *ids, char *out, size_t len)
+{
+    size_t off = 0;
+    out[0] = '\0';
+    for (uint32_t i = 0; i < n && off + 24 < len; i++) {
+        if (e[i].existed)
+            continue;
+        uint32_t j = i;
+        while (j + 1 < n && !e[j + 1].existed && ids[j + 1] == ids[j] + 1)
+            j++;
+        off += (size_t)snprintf(out + off, len - off, j > i ? "%s%llu-%llu" : "%s%llu",
+                                off ? ", " : "", (unsigned long long)ids[i],
+                                (unsigned long long)ids[j]);
+        i = j;
+    }
+    if (off + 24 >= len)
+        snprintf(out + off, len - off, ", …");
+}
+
+/* One audit row for the command (a human reads one change, not a thousand): the new jobs'
+ * ids and their types; one job.<id>.queued event per new job; one wake-up per queue that
+ * got a job it may run now. */
+static int s_entries_announce(ab_ctx *ctx, const s_entry *e, uint32_t n, const uint64_t *ids)
+{
+    static const char *const queues[] = {
+#define AB_X_QUEUE(q) #q,
+        AB_QUEUES(AB_X_QUEUE)
+#undef AB_X_QUEUE
+    };
+    bool wake[sizeof queues / sizeof queues[0]] = {false};
+    uint32_t queued = 0, first = n;
+    char types[256] = "";
+    for (uint32_t i = 0; i < n; i++) {
+        const ab_job_type *t = e[i].spec.type;
+        if (e[i].existed)
+            continue;
+        if (s_job_events(ctx, ids[i], "queued", t->queue, t->type, "queued", false) < 0)
+            return -1;
+        for (size_t q = 0; q < sizeof queues / sizeof queues[0]; q++)
+            if (strcmp(queues[q], t->queue) == 0)
+                wake[q] = wake[q] || e[i].spec.run_at_ms <= ctx->now_ms;
+        if (!strstr(types, t->type) && strlen(types) + strlen(t->type) + 3 < sizeof types)
+            snprintf(types + strlen(types), sizeof types - strlen(types), "%s%s",
+                     types[0] ? ", " : "", t->type);
+        first = first < n ? first : i;
+        queued++;
+    }
+    for (size_t q = 0; q < sizeof queues / sizeof queues[0]; q++)
+        if (wake[q] && ab_job_wake_queue(ctx->events, ctx->now_ms, queues[q]) < 0)
+            return -1;
+    if (queued == 0)
+        return 0;
+    char ranges[600], change[1000], title[96];
+    s_id_ranges(e, n, ids, ranges, sizeof ranges);
+    snprintf(change, sizeof change, "job_ids () => (%s), job_type () => (%s), count () => (%u)",
+             ranges, types, queued);
+    snprintf(title, sizeof title, "Jobs (%u): enqueued in one command", queued);
+    return ab_ctx_audit(ctx, "Job", ids[first], "add", title, change);
+}
+
+static void s_pack_many(msgpack_packer *pk, const s_entry *e, uint32_t n, const uint64_t *ids)
+{
+    uint32_t queued = 0;
+    for (uint32_t i = 0; i < n; i++)
+        queued += !e[i].existed;
+    msgpack_pack_map(pk, 4);
+    ab_pack_kv_int(pk, "count", n);
+    ab_pack_kv_int(pk, "queued", queued);
+    ab_pack_cstr(pk, "ids");
+    msgpack_pack_array(pk, n);
+    for (uint32_t i = 0; i < n; i++)
+        msgpack_pack_uint64(pk, ids[i]);
+    ab_pack_cstr(pk, "existed");
+    msgpack_pack_array(pk, n);
+    for (uint32_t i = 0; i < n; i++)
+        e[i].existed ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
+}
+
+int ab_job_enqueue_many(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
+{
+    const msgpack_object *list = ab_map_get(ctx->args, "jobs"); /* checked: 1..1000 maps */
+    uint32_t n = list->via.array.size;
+    s_entry *e = calloc(n, sizeof *e);
+    uint64_t *ids = calloc(n, sizeof *ids);
+    msgpack_sbuffer payloads;
+    msgpack_sbuffer_init(&payloads);
+    msgpack_packer ppk;
+    msgpack_packer_init(&ppk, &payloads, msgpack_sbuffer_write);
+    int rc = -1;
+    if (!e || !ids) {
+        ab_fail(err, AB_E_INTERNAL, NULL, "out of memory");
+        goto out;
+    }
+    for (uint32_t i = 0; i < n; i++)
+        if (s_entry_check(&list->via.array.ptr[i], i, &e[i], &ppk, &payloads, ctx, err) < 0)
+            goto out;
+    for (uint32_t i = 0; i < n; i++) /* the buffer has stopped moving */
+        e[i].spec.payload = payloads.data + e[i].payload_off;
+    if (s_entries_enqueue(ctx, e, n, ids, err) < 0)
+        goto out;
+    if (s_entries_announce(ctx, e, n, ids) < 0) {
+        ab_fail(err, AB_E_INTERNAL, NULL, "out of memory");
+        goto out;
+    }
+    s_pack_many(pk, e, n, ids);
+    rc = 0;
+out:
+    msgpack_sbuffer_destroy(&payloads);
+    free(e);
+    free(ids);
+    return rc;
 }
 
 /* --- job.list, job.view ----------------------------------------------------------------- */

@@ -4,6 +4,7 @@
 #include "envelope.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const char *const s_queues[] = {
@@ -70,6 +71,13 @@ static void s_pack_queue(msgpack_packer *pk, const void *ctx)
     ab_pack_cstr(pk, ctx);
 }
 
+int ab_job_wake_queue(ab_events *ev, int64_t ts_ms, const char *queue)
+{
+    char topic[64];
+    ab_job_wake_topic(queue, topic, sizeof topic);
+    return ab_events_push(ev, topic, ts_ms, s_pack_queue, queue);
+}
+
 int ab_job_events_queue(ab_events *ev, int64_t ts_ms, uint64_t id, const char *event,
                         const char *queue, const char *type, const char *state, bool wake)
 {
@@ -78,10 +86,7 @@ int ab_job_events_queue(ab_events *ev, int64_t ts_ms, uint64_t id, const char *e
     ab_job_topic(id, event, topic, sizeof topic);
     if (ab_events_push(ev, topic, ts_ms, s_pack_job_event, &e) < 0)
         return -1;
-    if (!wake)
-        return 0;
-    ab_job_wake_topic(queue, topic, sizeof topic);
-    return ab_events_push(ev, topic, ts_ms, s_pack_queue, queue);
+    return wake ? ab_job_wake_queue(ev, ts_ms, queue) : 0;
 }
 
 static int s_find_unique(ab_db *db, const char *key, uint64_t *id, ab_error *err)
@@ -144,4 +149,150 @@ int ab_job_enqueue(ab_db *db, const ab_job_spec *s, int64_t now_ms, uint64_t *id
                      "INSERT INTO job_ready (worker, prank, run_at, job_id) "
                      "VALUES (?, ?, FROM_UNIXTIME(? / 1000), ?)",
                      &p, NULL, NULL, err);
+}
+
+/* --- several at once ---------------------------------------------------------------- */
+
+#define ROWS_PER_INSERT 7 /* 11 values a row: within AB_PARAMS_MAX */
+
+static void s_bind_job_row(ab_params *p, const ab_job_spec *s, int64_t now_ms)
+{
+    ab_param_cstr(p, s->type->queue);
+    ab_param_cstr(p, s->type->type);
+    ab_param_cstr(p, s->input);
+    ab_param_blob(p, s->payload, s->payload_len);
+    ab_param_int(p, s->priority);
+    ab_param_int(p, s->run_at_ms > 0 ? s->run_at_ms : now_ms);
+    ab_param_int(p, s->max_attempts > 0 ? s->max_attempts : s->type->max_attempts);
+    ab_param_int(p, s->org_id);
+    ab_param_int(p, s->created_by);
+    ab_param_int(p, now_ms);
+    ab_param_int(p, now_ms);
+}
+
+/* One multi-row INSERT of n (<= ROWS_PER_INSERT) jobs; their ids in order. */
+static int s_insert_jobs(ab_db *db, const ab_job_spec *specs, size_t n, int64_t now_ms,
+                         uint64_t *ids, ab_error *err)
+{
+    static const char row[] = "(?, ?, ?, ?, ?, FROM_UNIXTIME(? / 1000), ?, ?, ?, 'queued', 1, "
+                              "'Queued', FROM_UNIXTIME(? / 1000), FROM_UNIXTIME(? / 1000))";
+    char sql[2048];
+    size_t off = (size_t)snprintf(sql, sizeof sql,
+                                  "INSERT INTO jobs (worker, job_type, job_input, payload, "
+                                  "priority, run_at, max_attempts, org_id, created_by, state, "
+                                  "status, message, date_created, date_modified) VALUES ");
+    ab_params p;
+    ab_params_init(&p);
+    for (size_t i = 0; i < n; i++) {
+        off += (size_t)snprintf(sql + off, sizeof sql - off, "%s%s", i ? ", " : "", row);
+        s_bind_job_row(&p, &specs[i], now_ms);
+    }
+    snprintf(sql + off, sizeof sql - off, " RETURNING id");
+    ab_rows rows;
+    if (ab_db_query(db, sql, &p, &rows, err) < 0)
+        return -1;
+    size_t got = 0;
+    while (got < n && ab_rows_next(&rows) == 1)
+        ids[got++] = (uint64_t)ab_rows_int(&rows, 0);
+    ab_rows_close(&rows);
+    if (got != n)
+        return ab_fail(err, AB_E_INTERNAL, NULL, "the database returned %zu job ids for %zu jobs",
+                       got, n);
+    return 0;
+}
+
+static int s_insert_ready(ab_db *db, const ab_job_spec *specs, size_t n, int64_t now_ms,
+                          const uint64_t *ids, ab_error *err)
+{
+    const char **queues = calloc(n, sizeof *queues);
+    unsigned long *qlens = calloc(n, sizeof *qlens);
+    long long *ranks = calloc(n, sizeof *ranks), *runs = calloc(n, sizeof *runs);
+    long long *jids = calloc(n, sizeof *jids);
+    int rc = -1;
+    if (!queues || !qlens || !ranks || !runs || !jids) {
+        ab_fail(err, AB_E_INTERNAL, NULL, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        queues[i] = specs[i].type->queue;
+        qlens[i] = (unsigned long)strlen(queues[i]);
+        ranks[i] = -specs[i].priority;
+        runs[i] = specs[i].run_at_ms > 0 ? specs[i].run_at_ms : now_ms;
+        jids[i] = (long long)ids[i];
+    }
+    ab_col_type types[] = {AB_COL_STR, AB_COL_INT, AB_COL_INT, AB_COL_INT};
+    void *cols[] = {(void *)queues, ranks, runs, jids};
+    unsigned long *lens[] = {qlens, NULL, NULL, NULL};
+    rc = ab_db_bulk(db,
+                    "INSERT INTO job_ready (worker, prank, run_at, job_id) "
+                    "VALUES (?, ?, FROM_UNIXTIME(? / 1000), ?)",
+                    4, types, cols, lens, (unsigned)n, err);
+out:
+    free(queues);
+    free(qlens);
+    free(ranks);
+    free(runs);
+    free(jids);
+    return rc;
+}
+
+int ab_job_enqueue_batch(ab_db *db, const ab_job_spec *specs, size_t n, int64_t now_ms,
+                         uint64_t *ids, ab_error *err)
+{
+    for (size_t i = 0; i < n; i += ROWS_PER_INSERT) {
+        size_t k = n - i < ROWS_PER_INSERT ? n - i : ROWS_PER_INSERT;
+        if (s_insert_jobs(db, specs + i, k, now_ms, ids + i, err) < 0)
+            return -1;
+    }
+    return s_insert_ready(db, specs, n, now_ms, ids, err);
+}
+
+/* --- what a job enqueue names ----------------------------------------------------------- */
+
+const ab_job_type *ab_job_type_of(const msgpack_object *map, const msgpack_object **args,
+                                  const char *prefix, ab_error *err)
+{
+    const msgpack_object *tv = map ? ab_map_get(map, "type") : NULL;
+    size_t tlen = tv && tv->type == MSGPACK_OBJECT_STR ? tv->via.str.size : 0;
+    const char *tname = tlen ? tv->via.str.ptr : "";
+    const ab_job_type *t = ab_job_type_find(tname, tlen);
+    if (!t) {
+        ab_fail(err, AB_E_INVALID, NULL, "no job type '%.*s' (adminctl job enqueue --help)",
+                (int)(tlen > 32 ? 32 : tlen), tname);
+        snprintf(err->field, sizeof err->field, "%stype", prefix);
+        return NULL;
+    }
+    *args = ab_map_get(map, "args");
+    if (ab_job_args_validate(t, *args, err) < 0) {
+        char inner[sizeof err->field];
+        snprintf(inner, sizeof inner, "%s", err->field);
+        snprintf(err->field, sizeof err->field, "%sargs.%.40s", prefix, inner);
+        return NULL;
+    }
+    return t;
+}
+
+void ab_job_summarise(const msgpack_object *args, char *out, size_t len)
+{
+    size_t n = 0;
+    out[0] = '\0';
+    for (uint32_t i = 0; args && i < args->via.map.size && n + 1 < len; i++) {
+        const msgpack_object *k = &args->via.map.ptr[i].key, *v = &args->via.map.ptr[i].val;
+        int w;
+        if (v->type == MSGPACK_OBJECT_STR)
+            w = snprintf(out + n, len - n, "%s%.*s=%.*s", n ? " " : "", (int)k->via.str.size,
+                         k->via.str.ptr, (int)(v->via.str.size > 64 ? 64 : v->via.str.size),
+                         v->via.str.ptr);
+        else if (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+            w = snprintf(out + n, len - n, "%s%.*s=%llu", n ? " " : "", (int)k->via.str.size,
+                         k->via.str.ptr, (unsigned long long)v->via.u64);
+        else if (v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
+            w = snprintf(out + n, len - n, "%s%.*s=%lld", n ? " " : "", (int)k->via.str.size,
+                         k->via.str.ptr, (long long)v->via.i64);
+        else
+            w = snprintf(out + n, len - n, "%s%.*s=%s", n ? " " : "", (int)k->via.str.size,
+                         k->via.str.ptr,
+                         v->type == MSGPACK_OBJECT_BOOLEAN && v->via.boolean ? "true" : "false");
+        n = w > 0 && (size_t)w < len - n ? n + (size_t)w : len - 1;
+    }
 }

@@ -108,6 +108,24 @@ typedef struct {
 int ab_job_enqueue(ab_db *db, const ab_job_spec *spec, int64_t now_ms, uint64_t *id, bool *existed,
                    ab_error *err);
 
+/* Enqueue n jobs without unique keys inside the caller's transaction with few statements:
+ * the jobs rows as multi-row INSERTs (… RETURNING id), the ready rows as one array-bound
+ * INSERT. ids[i] is the id of specs[i]. Returns 0 or -1 with *err. */
+int ab_job_enqueue_batch(ab_db *db, const ab_job_spec *specs, size_t n, int64_t now_ms,
+                         uint64_t *ids, ab_error *err);
+
+/* The job type named by map's "type" and its arguments map "args" (NULL when absent),
+ * checked against the type. Errors are invalid, their field named under prefix: "type",
+ * "args.ms", or with prefix "jobs[3]." "jobs[3].args.ms". NULL with *err on error. */
+const ab_job_type *ab_job_type_of(const msgpack_object *map, const msgpack_object **args,
+                                  const char *prefix, ab_error *err);
+
+/* MISP's job_input: a one-line "k=v k=v" summary of the arguments, for humans. */
+void ab_job_summarise(const msgpack_object *args, char *out, size_t len);
+
+/* Queue the notice wake.<queue> {queue}. Returns 0 or -1 (out of memory). */
+int ab_job_wake_queue(ab_events *ev, int64_t ts_ms, const char *queue);
+
 /* Topic of the wake-up notice for a queue's workers: "wake.<queue>". */
 void ab_job_wake_topic(const char *queue, char *out, size_t len);
 

@@ -40,7 +40,7 @@
 #include "log.h"
 #include "secret.h"
 
-#define S_BATCH_MAX     16   /* most jobs claimed at once */
+#define S_BATCH_MAX     64   /* most jobs claimed at once */
 #define S_SHORT_JOB_MS  20   /* jobs shorter than this on average are claimed in batches */
 #define S_PROGRESS_MS   100  /* progress is written at most this often per job */
 #define S_REAP_MS       250  /* how often the reaper looks for expired leases */
@@ -72,7 +72,9 @@ typedef struct {
     char *payload;
     size_t payload_len;
     bool started;
-    bool lost, cancel; /* set by the heartbeat thread, under mu */
+    bool lost, cancel;       /* set by the heartbeat thread, under mu */
+    bool wrote;              /* pending: its handler wrote, and its done is written already */
+    char message[S_MSG_MAX]; /* pending: the done message */
 } s_job;
 
 struct ab_job_run {
@@ -80,6 +82,9 @@ struct ab_job_run {
     s_job *job;
     int64_t last_write_ms; /* when progress was last written (monotonic) */
     char message[S_MSG_MAX];
+    bool db_begun;  /* the handler asked for the connection (ab_job_db) */
+    bool savepoint; /* … and its writes began at SAVEPOINT ab_job (else at the BEGIN) */
+    bool db_failed; /* … and the connection could not be had: the job is handed back */
 };
 
 struct ab_worker {
@@ -99,6 +104,7 @@ struct ab_worker {
     int njobs;
     s_job pending[S_BATCH_MAX]; /* done and written, not yet committed (main thread only) */
     int npending;
+    int npending_wrote; /* pending jobs with writes in the open transaction */
     int64_t pending_since_ms;
     uint64_t current;
     s_status status;
@@ -740,12 +746,6 @@ static const char *s_sql_in(char *buf, size_t len, const char *head, int n, cons
     return buf;
 }
 
-static void s_param_ids(ab_params *p, const uint64_t *ids, int n)
-{
-    for (int i = 0; i < n; i++)
-        ab_param_int(p, (int64_t)ids[i]);
-}
-
 static uint64_t s_token(void)
 {
     uint64_t t = 0;
@@ -754,51 +754,18 @@ static uint64_t s_token(void)
     return t ? t : 1;
 }
 
-/* The ready jobs to claim, in claim order, their ready rows locked. */
-static int s_claim_select(ab_worker *w, int max, uint64_t *ids, ab_error *err)
+/* The statement head + "?, ?, …" + tail for n ids, n rounded up to a power of two with the
+ * last id repeated (an IN list does not mind), so that a few prepared shapes serve every
+ * batch size; the ids are bound after whatever p already holds. */
+static const char *s_sql_ids(char *buf, size_t len, const char *head, const uint64_t *ids, int n,
+                             const char *tail, ab_params *p)
 {
-    ab_params p;
-    ab_params_init(&p);
-    ab_param_cstr(&p, w->queue);
-    ab_param_int(&p, max);
-    ab_rows rows;
-    if (ab_db_query(w->db,
-                    "SELECT job_id FROM job_ready WHERE worker = ? AND run_at <= "
-                    "UTC_TIMESTAMP(3) ORDER BY prank, run_at, job_id LIMIT ? "
-                    "FOR UPDATE SKIP LOCKED",
-                    &p, &rows, err) < 0)
-        return -1;
-    int n = 0;
-    while (n < max && ab_rows_next(&rows) == 1)
-        ids[n++] = (uint64_t)ab_rows_int(&rows, 0);
-    ab_rows_close(&rows);
-    return n;
-}
-
-/* Take the ready rows out and mark the jobs running under token. */
-static int s_claim_mark(ab_worker *w, const uint64_t *ids, int n, uint64_t token, ab_error *err)
-{
-    char sql[1024];
-    ab_params p;
-    ab_params_init(&p);
-    s_param_ids(&p, ids, n);
-    if (ab_db_run(w->db,
-                  s_sql_in(sql, sizeof sql, "DELETE FROM job_ready WHERE job_id IN (", n, ")"), &p,
-                  NULL, NULL, err) < 0)
-        return -1;
-    /* One token per claim: fencing compares (id, token), and every claim draws a new one. */
-    ab_params_init(&p);
-    ab_param_int(&p, (int64_t)token);
-    ab_param_int(&p, (w->lease_ms - w->hb_ms) * 1000);
-    ab_param_cstr(&p, w->id);
-    s_param_ids(&p, ids, n);
-    s_sql_in(sql, sizeof sql,
-             "UPDATE jobs SET state = 'running', status = 2, attempts = attempts + 1, "
-             "lease_token = ?, lease_expires = UTC_TIMESTAMP(3) + INTERVAL ? MICROSECOND, "
-             "process_id = ?, message = 'Running', date_modified = UTC_TIMESTAMP(3) "
-             "WHERE id IN (",
-             n, ") AND state IN ('queued', 'retrying')");
-    return ab_db_run(w->db, sql, &p, NULL, NULL, err);
+    int shape = 1;
+    while (shape < n)
+        shape *= 2;
+    for (int i = 0; i < shape; i++)
+        ab_param_int(p, (int64_t)ids[i < n ? i : n - 1]);
+    return s_sql_in(buf, len, head, shape, tail);
 }
 
 static void s_job_from_row(const ab_rows *rows, uint64_t token, s_job *j)
@@ -809,42 +776,71 @@ static void s_job_from_row(const ab_rows *rows, uint64_t token, s_job *j)
     snprintf(j->type, sizeof j->type, "%s", ab_rows_str(rows, 1, NULL));
     if (payload && len && (j->payload = malloc(len)))
         memcpy(j->payload, payload, j->payload_len = len);
-    j->attempt = (int)ab_rows_int(rows, 3);
+    j->attempt = (int)ab_rows_int(rows, 3) + 1; /* the claim counts this attempt */
     j->max_attempts = (int)ab_rows_int(rows, 4);
     j->priority = (int)ab_rows_int(rows, 5);
     j->cancel = ab_rows_int(rows, 6) != 0;
 }
 
-/* Read the jobs this claim got (in claim order) into out. */
-static int s_claim_read(ab_worker *w, const uint64_t *ids, int n, uint64_t token, s_job *out,
-                        ab_error *err)
+/* The ready jobs to claim, in claim order, with what running them needs: their ready rows
+ * and job rows locked (SKIP LOCKED on both), read in one statement. *nready counts every
+ * ready row taken (ids), out only the jobs that may run (queued or retrying). */
+static int s_claim_select(ab_worker *w, int max, uint64_t token, uint64_t *ids, int *nready,
+                          s_job *out, ab_error *err)
+{
+    ab_params p;
+    ab_params_init(&p);
+    ab_param_cstr(&p, w->queue);
+    ab_param_int(&p, max);
+    ab_rows rows;
+    if (ab_db_query(w->db,
+                    "SELECT j.id, j.job_type, j.payload, j.attempts, j.max_attempts, j.priority, "
+                    "j.cancel_requested, j.state IN ('queued', 'retrying') "
+                    "FROM job_ready r JOIN jobs j ON j.id = r.job_id "
+                    "WHERE r.worker = ? AND r.run_at <= UTC_TIMESTAMP(3) "
+                    "ORDER BY r.prank, r.run_at, r.job_id LIMIT ? FOR UPDATE SKIP LOCKED",
+                    &p, &rows, err) < 0)
+        return -1;
+    int n = 0;
+    *nready = 0;
+    while (*nready < max && ab_rows_next(&rows) == 1) {
+        ids[(*nready)++] = (uint64_t)ab_rows_int(&rows, 0);
+        if (ab_rows_int(&rows, 7))
+            s_job_from_row(&rows, token, &out[n++]);
+    }
+    ab_rows_close(&rows);
+    return n;
+}
+
+/* Take the ready rows out and mark the runnable jobs running under token. */
+static int s_claim_mark(ab_worker *w, const uint64_t *ids, int nready, const s_job *jobs, int n,
+                        uint64_t token, ab_error *err)
 {
     char sql[1024];
     ab_params p;
     ab_params_init(&p);
-    ab_param_int(&p, (int64_t)token);
-    s_param_ids(&p, ids, n);
-    s_sql_in(sql, sizeof sql,
-             "SELECT id, job_type, payload, attempts, max_attempts, priority, cancel_requested "
-             "FROM jobs WHERE lease_token = ? AND id IN (",
-             n, ")");
-    ab_rows rows;
-    if (ab_db_query(w->db, sql, &p, &rows, err) < 0)
+    if (ab_db_run(w->db,
+                  s_sql_ids(sql, sizeof sql, "DELETE FROM job_ready WHERE job_id IN (", ids, nready,
+                            ")", &p),
+                  &p, NULL, NULL, err) < 0)
         return -1;
-    s_job got[S_BATCH_MAX];
-    bool have[S_BATCH_MAX] = {false};
-    while (ab_rows_next(&rows) == 1)
-        for (int k = 0; k < n; k++)
-            if ((uint64_t)ab_rows_int(&rows, 0) == ids[k] && !have[k]) {
-                s_job_from_row(&rows, token, &got[k]);
-                have[k] = true;
-            }
-    ab_rows_close(&rows);
-    int m = 0;
-    for (int k = 0; k < n; k++)
-        if (have[k])
-            out[m++] = got[k];
-    return m;
+    if (n == 0)
+        return 0;
+    uint64_t run[S_BATCH_MAX];
+    for (int i = 0; i < n; i++)
+        run[i] = jobs[i].id;
+    /* One token per claim: fencing compares (id, token), and every claim draws a new one. */
+    ab_params_init(&p);
+    ab_param_int(&p, (int64_t)token);
+    ab_param_int(&p, (w->lease_ms - w->hb_ms) * 1000);
+    ab_param_cstr(&p, w->id);
+    s_sql_ids(sql, sizeof sql,
+              "UPDATE jobs SET state = 'running', status = 2, attempts = attempts + 1, "
+              "lease_token = ?, lease_expires = UTC_TIMESTAMP(3) + INTERVAL ? MICROSECOND, "
+              "process_id = ?, message = 'Running', date_modified = UTC_TIMESTAMP(3) "
+              "WHERE id IN (",
+              run, n, ")", &p);
+    return ab_db_run(w->db, sql, &p, NULL, NULL, err);
 }
 
 static void s_free_jobs(s_job *jobs, int n)
@@ -853,24 +849,24 @@ static void s_free_jobs(s_job *jobs, int n)
         free(jobs[i].payload);
 }
 
-/* One claim transaction. Returns the number of jobs claimed into out, or -1. */
+/* One claim transaction (the main connection does not autocommit: the SELECT opens it).
+ * Returns the number of jobs claimed into out, or -1. */
 static int s_claim_tx(ab_worker *w, int max, s_job *out, ab_error *err)
 {
     uint64_t ids[S_BATCH_MAX];
-    if (s_begin(w->db, err) < 0)
-        return -1;
-    int n = s_claim_select(w, max, ids, err);
-    if (n <= 0)
-        return n < 0 ? -1 : ab_db_exec(w->db, "COMMIT", err);
     uint64_t token = s_token();
-    int m = -1;
-    if (s_claim_mark(w, ids, n, token, err) == 0)
-        m = s_claim_read(w, ids, n, token, out, err);
-    if (m >= 0 && ab_db_exec(w->db, "COMMIT", err) < 0) {
-        s_free_jobs(out, m);
-        m = -1;
+    int nready = 0;
+    int n = s_claim_select(w, max, token, ids, &nready, out, err);
+    if (n < 0)
+        return -1;
+    if (nready == 0)
+        return ab_db_exec(w->db, "COMMIT", err);
+    if (s_claim_mark(w, ids, nready, out, n, token, err) < 0 ||
+        ab_db_exec(w->db, "COMMIT", err) < 0) {
+        s_free_jobs(out, n);
+        return -1;
     }
-    return m;
+    return n;
 }
 
 /* Claim up to max ready jobs into w->jobs (retrying a transaction broken by a deadlock).
@@ -1097,14 +1093,12 @@ static s_outcome s_classify(ab_worker *w, const s_job *j, const ab_error *err)
     return S_FAIL;
 }
 
-/* The handler succeeded: done, fenced by the token, in the handler's transaction, which
- * s_flush_done commits with the batch's other finished jobs. */
-static s_outcome s_complete(ab_worker *w, ab_job_run *run, ab_error *err)
+/* The fenced `done` of one job: 1 recorded, 0 when its lease was gone, -1 on a fault. */
+static int s_done_one(ab_worker *w, const s_job *j, const char *message, ab_error *err)
 {
-    const s_job *j = run->job;
     ab_params p;
     ab_params_init(&p);
-    ab_param_cstr(&p, run->message[0] ? run->message : "Done");
+    ab_param_cstr(&p, message[0] ? message : "Done");
     ab_param_int(&p, (int64_t)j->id);
     ab_param_int(&p, (int64_t)j->token);
     uint64_t changed = 0;
@@ -1113,11 +1107,29 @@ static s_outcome s_complete(ab_worker *w, ab_job_run *run, ab_error *err)
                   "date_finished = UTC_TIMESTAMP(3), date_modified = UTC_TIMESTAMP(3), "
                   "lease_token = NULL, lease_expires = NULL WHERE id = ? AND lease_token = ?",
                   &p, NULL, &changed, err) < 0)
+        return -1;
+    return changed > 0;
+}
+
+static void s_warn_lost(ab_worker *w, const s_job *j)
+{
+    AB_WARN("worker %s: job %llu finished but its lease was lost: its work is rolled back "
+            "(another worker runs it)",
+            w->id, (unsigned long long)j->id);
+}
+
+/* A handler that wrote succeeded: its done, fenced by the token, joins its writes in the
+ * transaction that s_flush_done commits with the batch's other finished jobs. A handler
+ * that did not write has its done written by s_flush_done, with the batch's others. */
+static s_outcome s_complete(ab_worker *w, ab_job_run *run, ab_error *err)
+{
+    if (!run->db_begun)
+        return S_DONE;
+    int rc = s_done_one(w, run->job, run->message, err);
+    if (rc < 0)
         return S_FAIL; /* not recorded: rolled back, then judged by err like a failure */
-    if (changed == 0) {
-        AB_WARN("worker %s: job %llu finished but its lease was lost: its work is rolled "
-                "back (another worker runs it)",
-                w->id, (unsigned long long)j->id);
+    if (rc == 0) {
+        s_warn_lost(w, run->job);
         return S_LOST;
     }
     return S_DONE;
@@ -1134,38 +1146,116 @@ static void s_pending_lost(ab_worker *w, const ab_error *err)
     s_job batch[S_BATCH_MAX];
     int n = w->npending;
     memcpy(batch, w->pending, (size_t)n * sizeof batch[0]);
-    w->npending = 0;
+    w->npending = w->npending_wrote = 0;
     s_rollback(w);
     s_conn_failed(&w->db);
     for (int i = 0; i < n; i++)
         s_end_job(w, &batch[i], s_classify(w, &batch[i], err), err);
 }
 
-/* COMMIT the finished jobs with the worker's count; then, and only then, announce them. */
+/* Whether pending job i can share the one-statement done: it wrote nothing, left no
+ * message of its own and holds the claim's token (one claim: one token, as always). */
+static bool s_shares_done(const ab_worker *w, int i, uint64_t token)
+{
+    const s_job *j = &w->pending[i];
+    return !j->wrote && !j->message[0] && j->token == token;
+}
+
+/* The one UPDATE for the jobs that share it: 1 when it changed every row it names, 0 when
+ * some lease was lost (the UPDATE is then undone), -1 on a fault. */
+static int s_done_shared(ab_worker *w, const uint64_t *ids, int n, uint64_t token, ab_error *err)
+{
+    bool undo_point = w->npending_wrote > 0; /* else the transaction holds only these */
+    char sql[1024];
+    ab_params p;
+    ab_params_init(&p);
+    ab_param_int(&p, (int64_t)token);
+    s_sql_ids(sql, sizeof sql,
+              "UPDATE jobs SET state = 'done', status = 4, progress = 100, message = 'Done', "
+              "date_finished = UTC_TIMESTAMP(3), date_modified = UTC_TIMESTAMP(3), "
+              "lease_token = NULL, lease_expires = NULL WHERE lease_token = ? AND id IN (",
+              ids, n, ")", &p);
+    uint64_t changed = 0;
+    if ((undo_point && ab_db_exec(w->db, "SAVEPOINT ab_done", err) < 0) ||
+        ab_db_run(w->db, sql, &p, NULL, &changed, err) < 0)
+        return -1;
+    if ((int)changed == n)
+        return 1;
+    return ab_db_exec(w->db, undo_point ? "ROLLBACK TO SAVEPOINT ab_done" : "ROLLBACK", err) < 0
+               ? -1
+               : 0;
+}
+
+/* Write the done of the pending jobs that wrote nothing: those that share it in one
+ * UPDATE, the rest (and all of them when a lease was lost, so the lost ones are known)
+ * one by one. ok[i] is false for a job whose lease was lost. 0, or -1 on a fault. */
+static int s_done_pure(ab_worker *w, bool *ok, ab_error *err)
+{
+    uint64_t ids[S_BATCH_MAX], token = 0;
+    bool shared[S_BATCH_MAX];
+    int n = 0;
+    for (int i = 0; i < w->npending; i++)
+        if (!w->pending[i].wrote && !token)
+            token = w->pending[i].token;
+    for (int i = 0; i < w->npending; i++) {
+        ok[i] = true;
+        shared[i] = s_shares_done(w, i, token);
+        if (shared[i])
+            ids[n++] = w->pending[i].id;
+    }
+    int rc = n > 1 ? s_done_shared(w, ids, n, token, err) : 0;
+    if (rc < 0)
+        return -1;
+    for (int i = 0; i < w->npending; i++) {
+        s_job *j = &w->pending[i];
+        if (j->wrote || (shared[i] && rc == 1))
+            continue;
+        int one = s_done_one(w, j, j->message, err);
+        if (one < 0)
+            return -1;
+        if (one == 0)
+            s_warn_lost(w, j);
+        ok[i] = one == 1;
+    }
+    return 0;
+}
+
+/* Write the done of the jobs that wrote nothing, COMMIT the finished jobs with the
+ * worker's count; then, and only then, announce them. */
 static void s_flush_done(ab_worker *w)
 {
     int n = w->npending;
     if (n == 0)
         return;
     ab_error err;
-    ab_params p;
-    ab_params_init(&p);
-    ab_param_int(&p, n);
-    ab_param_cstr(&p, w->id);
     if (!w->db) {
         ab_fail(&err, AB_E_UNAVAILABLE, NULL, "the database connection was lost");
         s_pending_lost(w, &err);
         return;
     }
+    bool ok[S_BATCH_MAX];
+    if (s_done_pure(w, ok, &err) < 0) {
+        s_pending_lost(w, &err);
+        return;
+    }
+    int64_t ndone = 0;
+    for (int i = 0; i < n; i++)
+        ndone += ok[i];
+    ab_params p;
+    ab_params_init(&p);
+    ab_param_int(&p, ndone);
+    ab_param_cstr(&p, w->id);
     if (ab_db_run(w->db, "UPDATE workers SET done_count = done_count + ? WHERE id = ?", &p, NULL,
                   NULL, &err) < 0 ||
         ab_db_exec(w->db, "COMMIT", &err) < 0) {
         s_pending_lost(w, &err);
         return;
     }
-    w->npending = 0;
+    w->npending = w->npending_wrote = 0;
     for (int i = 0; i < n; i++) {
         const s_job *j = &w->pending[i];
+        if (!ok[i])
+            continue;
         w->done++;
         AB_DEBUG("worker %s: job %llu done", w->id, (unsigned long long)j->id);
         s_publish_job(w, j->id, j->type, j->attempt, "done", "done", NULL, 0);
@@ -1174,39 +1264,48 @@ static void s_flush_done(ab_worker *w)
 
 /* Keep a done job for the batch's COMMIT; commit when the claim's jobs are all run, the
  * batch is full, or its first job has waited S_FLUSH_MS. */
-static void s_pend(ab_worker *w, const s_job *j)
+static void s_pend(ab_worker *w, const s_job *j, const ab_job_run *run)
 {
     int64_t now = s_mono_ms();
     if (w->npending == 0)
         w->pending_since_ms = now;
-    w->pending[w->npending] = *j;
-    w->pending[w->npending++].payload = NULL; /* freed with the held job */
+    s_job *p = &w->pending[w->npending++];
+    *p = *j;
+    p->payload = NULL; /* freed with the held job */
+    p->wrote = run->db_begun;
+    snprintf(p->message, sizeof p->message, "%s", run->message);
+    w->npending_wrote += p->wrote;
     if (w->npending == S_BATCH_MAX || w->njobs <= 1 || now - w->pending_since_ms >= S_FLUSH_MS)
         s_flush_done(w);
 }
 
-/* Open the job's part of the transaction: a new one, or a savepoint after the batch's
- * finished jobs. 0, or -1 (the job is then lost: not started, it is handed back). */
-static int s_job_begin(ab_worker *w, ab_error *err)
+/* Open the job's part of the transaction, when its handler first asks for the connection:
+ * a savepoint after the writes of the batch's finished jobs, else the transaction's start.
+ * 0, or -1 (the job is then lost: it is handed back). */
+static int s_job_begin(ab_worker *w, ab_job_run *run, ab_error *err)
 {
-    if (w->npending > 0 && ab_db_exec(w->db, "SAVEPOINT ab_job", err) == 0)
+    run->savepoint = w->npending_wrote > 0;
+    if (run->savepoint && ab_db_exec(w->db, "SAVEPOINT ab_job", err) == 0)
         return 0;
-    if (w->npending > 0)
+    if (run->savepoint)
         s_pending_lost(w, err);
+    run->savepoint = false;
     ab_db *db = s_conn(w, &w->db, &w->db_tried_ms, false);
-    if (db && s_begin(db, err) == 0)
-        return 0;
-    if (!db)
-        ab_fail(err, AB_E_UNAVAILABLE, NULL, "no database connection");
-    s_conn_failed(&w->db);
+    if (db)
+        return 0; /* it does not autocommit: the handler's first statement begins */
+    ab_fail(err, AB_E_UNAVAILABLE, NULL, "no database connection");
     return -1;
 }
 
 /* Undo the job's own writes and its unrecorded completion, keeping the batch's. */
-static void s_job_undo(ab_worker *w)
+static void s_job_undo(ab_worker *w, const ab_job_run *run)
 {
     ab_error err;
-    if (w->npending == 0) {
+    if (!run->db_begun)
+        return; /* it wrote nothing */
+    if (!run->savepoint) {
+        /* Only the batch's jobs that wrote nothing are pending: their done is not
+         * written yet, so the whole transaction is this job's. */
         s_rollback(w);
         return;
     }
@@ -1237,29 +1336,31 @@ static int s_args(const ab_job_type *t, const s_job *j, msgpack_unpacked *u,
     return 0;
 }
 
-/* Run the handler in a transaction on the main connection and record done, or roll back. */
+/* Run the handler and record done (see s_complete), or undo what it wrote. */
 static s_outcome s_call(ab_worker *w, s_job *j, const ab_job_type *t, const msgpack_object *args,
-                        ab_error *err)
+                        ab_job_run *run, ab_error *err)
 {
-    ab_job_run run = {.w = w, .job = j};
-    if (s_job_begin(w, err) < 0)
-        return S_LOST;
     pthread_mutex_lock(&w->mu);
     j->started = true;
     pthread_mutex_unlock(&w->mu);
     AB_DEBUG("worker %s: job %llu (%s) attempt %d started", w->id, (unsigned long long)j->id,
              j->type, j->attempt);
     s_publish_job(w, j->id, j->type, j->attempt, "started", "running", NULL, 0);
-    s_outcome o = t->handler(&run, args, err) == 0 ? s_complete(w, &run, err) : S_FAIL;
+    s_outcome o = t->handler(run, args, err) == 0 ? s_complete(w, run, err) : S_FAIL;
+    if (run->db_failed) {
+        s_job_undo(w, run);
+        return S_LOST;
+    }
     if (o == S_DONE)
         return o;
-    s_job_undo(w);
+    s_job_undo(w, run);
     return o == S_LOST ? S_LOST : s_classify(w, j, err);
 }
 
 /* Look up the type, check the arguments, run the handler. An unknown type or arguments
  * that no longer validate fail the job at once. */
-static s_outcome s_prepare_and_call(ab_worker *w, s_job *j, msgpack_unpacked *u, ab_error *err)
+static s_outcome s_prepare_and_call(ab_worker *w, s_job *j, msgpack_unpacked *u, ab_job_run *run,
+                                    ab_error *err)
 {
     const ab_job_type *t = ab_job_type_find(j->type, strlen(j->type));
     const msgpack_object *args = NULL;
@@ -1272,7 +1373,7 @@ static s_outcome s_prepare_and_call(ab_worker *w, s_job *j, msgpack_unpacked *u,
     }
     if (s_args(t, j, u, &args, err) < 0)
         return S_FAIL;
-    return s_call(w, j, t, args, err);
+    return s_call(w, j, t, args, run, err);
 }
 
 /* Run the first held job and record how it ended. */
@@ -1288,10 +1389,11 @@ static void s_run_first(ab_worker *w)
     pthread_mutex_unlock(&w->mu);
     msgpack_unpacked u;
     msgpack_unpacked_init(&u);
-    s_outcome o = lost ? S_LOST : cancel ? S_CANCEL : s_prepare_and_call(w, j, &u, &err);
+    ab_job_run run = {.w = w, .job = j};
+    s_outcome o = lost ? S_LOST : cancel ? S_CANCEL : s_prepare_and_call(w, j, &u, &run, &err);
     msgpack_unpacked_destroy(&u);
     if (o == S_DONE)
-        s_pend(w, j);
+        s_pend(w, j, &run);
     else
         s_end_job(w, j, o, &err);
     s_set_current(w, 0);
@@ -1399,7 +1501,12 @@ int ab_job_attempt(const ab_job_run *run)
 
 ab_db *ab_job_db(ab_job_run *run)
 {
-    return run->w->db;
+    if (!run->db_begun) {
+        ab_error err;
+        run->db_begun = true;
+        run->db_failed = s_job_begin(run->w, run, &err) < 0;
+    }
+    return run->db_failed ? NULL : run->w->db;
 }
 
 /* --- the main loop ------------------------------------------------------------------ */
@@ -1439,7 +1546,8 @@ static int64_t s_next_due_ms(ab_worker *w)
     return due;
 }
 
-/* Wait for a wake-up notice, the fallback poll, or the next delayed job. -1: bus fault. */
+/* Wait for a wake-up notice, the fallback poll, or the next delayed job. Returns 2 when
+ * only wake-up notices came, 0 otherwise, -1 on a bus fault. */
 static int s_idle(ab_worker *w, bool look_ahead)
 {
     int64_t wait = w->opt.poll_ms;
@@ -1448,7 +1556,8 @@ static int s_idle(ab_worker *w, bool look_ahead)
         wait = due;
     if (s_stop_signalled(w))
         return 0;
-    return w->bus.wait(w->bus.ctx, (int)wait) < 0 ? -1 : 0;
+    int rc = w->bus.wait(w->bus.ctx, (int)wait);
+    return rc < 0 ? -1 : rc == 2 ? 2 : 0;
 }
 
 /* Follow the worker's row: pause, resume, stop. Reads it now when the main connection is
@@ -1458,7 +1567,11 @@ static s_desired s_control(ab_worker *w, bool read_now)
     s_desired d;
     if (read_now && w->db) {
         ab_error err;
-        if (s_read_desired(w, w->db, &d) == 0 && ab_db_exec(w->db, "COMMIT", &err) == 0) {
+        /* When it says run, the claim that follows ends the read's transaction (its reads
+         * lock, so the read's snapshot does not matter); otherwise end it now, or the next
+         * read would see this snapshot again and miss a resume. */
+        if (s_read_desired(w, w->db, &d) == 0 &&
+            (d == S_RUN || ab_db_exec(w->db, "COMMIT", &err) == 0)) {
             pthread_mutex_lock(&w->mu);
             w->desired = d;
             pthread_mutex_unlock(&w->mu);
@@ -1485,12 +1598,15 @@ static s_desired s_control(ab_worker *w, bool read_now)
 static int s_loop(ab_worker *w)
 {
     int batch = 1;
-    bool idle = true; /* after a wait, look at the worker's row before claiming */
+    /* After a wait, look at the worker's row before claiming, unless only wake-up notices
+     * came: then what the heartbeat last read will do (a control notice, or the heartbeat
+     * within a second, brings any change), and the pick-up saves a round trip. */
+    bool look = true;
     while (!s_stop_signalled(w)) {
-        s_desired d = s_control(w, idle);
+        s_desired d = s_control(w, look);
         if (d == S_STOP)
             break;
-        idle = true;
+        look = true;
         if (d == S_PAUSE || !s_conn(w, &w->db, &w->db_tried_ms, false)) {
             if (s_idle(w, false) < 0)
                 return 1;
@@ -1500,11 +1616,13 @@ static int s_loop(ab_worker *w)
         int n = s_claim(w, batch);
         if (n <= 0) {
             batch = 1;
-            if (s_idle(w, n == 0) < 0)
+            int rc = s_idle(w, n == 0);
+            if (rc < 0)
                 return 1;
+            look = rc != 2;
             continue;
         }
-        idle = false;
+        look = false;
         s_run_claimed(w);
         batch = s_next_batch(batch, n, s_mono_ms() - started);
     }

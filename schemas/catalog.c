@@ -83,6 +83,12 @@ static const ab_arg s_job_enqueue[] = {
      "At most one job per key: a second enqueue returns the first job"},
 };
 
+static const ab_arg s_job_enqueue_many[] = {
+    {"jobs", AB_ARG_LIST, true, false, 1, 1000, NULL,
+     "The jobs, each a map of job enqueue's arguments (type, args, priority, …); CLI: a JSON "
+     "array, @FILE holding one, or - to read it from standard input"},
+};
+
 static const ab_arg s_job_list[] = {
     {"queue", AB_ARG_ENUM, false, false, 0, 0, s_queue_names, "Only this queue"},
     {"state", AB_ARG_ENUM, false, false, 0, 0, s_job_states, "Only jobs in this state"},
@@ -159,6 +165,12 @@ const ab_command ab_catalog[] = {
      "The arguments are checked against the job type (invalid, field args.NAME). With a "
      "unique_key already used, returns the existing job (existed: true).",
      true, AB_PERM_SITE_ADMIN, s_job_enqueue, COUNT(s_job_enqueue)},
+    {"job.enqueue_many", "job enqueue-many", "Enqueue many jobs in one command",
+     "Enqueues up to 1000 jobs of any registered types at once, all or none: each entry is "
+     "checked as job enqueue checks its arguments (invalid, field jobs[N].NAME) before any is "
+     "written. Returns their ids in order, and for each whether a unique_key found an "
+     "existing job. For automation that starts many jobs: one command, one round trip.",
+     true, AB_PERM_SITE_ADMIN, s_job_enqueue_many, COUNT(s_job_enqueue_many)},
     {"job.list", "job list", "List jobs",
      "Lists jobs, newest first, with MISP's columns (queue, type, input, status, progress, "
      "message) and ours (state, attempts, last error).",
@@ -255,6 +267,8 @@ const char *ab_arg_type_name(ab_arg_type type)
         return "enum";
     case AB_ARG_MAP:
         return "map";
+    case AB_ARG_LIST:
+        return "list";
     }
     return "?";
 }
@@ -342,6 +356,22 @@ static int s_check_map(const ab_arg *a, const msgpack_object *v, ab_error *err)
     return 0;
 }
 
+static int s_check_list(const ab_arg *a, const msgpack_object *v, ab_error *err)
+{
+    if (v->type != MSGPACK_OBJECT_ARRAY)
+        return ab_fail(err, AB_E_INVALID, a->name, "%s must be a list", a->name);
+    if ((int64_t)v->via.array.size < a->min || (int64_t)v->via.array.size > a->max)
+        return ab_fail(err, AB_E_INVALID, a->name, "%s must have %lld to %lld entries, not %u",
+                       a->name, (long long)a->min, (long long)a->max, v->via.array.size);
+    for (uint32_t i = 0; i < v->via.array.size; i++)
+        if (v->via.array.ptr[i].type != MSGPACK_OBJECT_MAP) {
+            ab_fail(err, AB_E_INVALID, NULL, "each entry of %s must be a map", a->name);
+            snprintf(err->field, sizeof err->field, "%s[%u]", a->name, i);
+            return -1;
+        }
+    return 0;
+}
+
 static int s_check_value(const ab_arg *a, const msgpack_object *v, ab_error *err)
 {
     switch (a->type) {
@@ -362,6 +392,8 @@ static int s_check_value(const ab_arg *a, const msgpack_object *v, ab_error *err
         return s_check_enum(a, v, err);
     case AB_ARG_MAP:
         return s_check_map(a, v, err);
+    case AB_ARG_LIST:
+        return s_check_list(a, v, err);
     }
     return ab_fail(err, AB_E_INTERNAL, a->name, "unknown argument type");
 }
@@ -416,6 +448,9 @@ static void s_markdown_args(FILE *f, const ab_command *c)
             snprintf(limits, sizeof limits, "%lld–%lld", (long long)a->min, (long long)a->max);
         else if (a->type == AB_ARG_MAP)
             snprintf(limits, sizeof limits, "at most %lld entries", (long long)a->max);
+        else if (a->type == AB_ARG_LIST)
+            snprintf(limits, sizeof limits, "%lld–%lld entries", (long long)a->min,
+                     (long long)a->max);
         else if (a->type == AB_ARG_ENUM)
             for (const char *const *ch = a->choices; *ch; ch++) {
                 strncat(limits, *ch, sizeof limits - strlen(limits) - 1);

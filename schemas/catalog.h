@@ -21,6 +21,8 @@ typedef enum {
     AB_ARG_ENUM, /* one of choices (strings) */
     AB_ARG_MAP,  /* a map of str keys to scalar values, at most max entries; the handler
                     checks the entries (e.g. job arguments against the job type) */
+    AB_ARG_LIST, /* an array of min..max maps; the handler checks each (job.enqueue_many
+                    checks each against job.enqueue's arguments) */
 } ab_arg_type;
 
 typedef struct {

@@ -56,6 +56,7 @@ typedef struct {
     const char *host;                     /* beanstalk, redis */
     int port;
     int clients, workers, window, samples, timeout_s;
+    int bulk;  /* jobs per enqueue command (job.enqueue_many, RPUSH of many, K puts) */
     long jobs; /* total, split across the clients */
     bool drain;
 } options;
@@ -64,6 +65,7 @@ static options s_opt = {.host = "127.0.0.1",
                         .clients = 4,
                         .workers = 2,
                         .window = 64,
+                        .bulk = 1,
                         .samples = 500,
                         .timeout_s = 30,
                         .jobs = 20000};
@@ -139,23 +141,37 @@ static void s_report(const char *system, long jobs, double secs, double enqueue_
     double p99 = bench_percentile_ms(l->pickup_ns, (size_t)l->n, 0.99);
     double s50 = bench_percentile_ms(l->send_ns, (size_t)l->n, 0.50);
     double s99 = bench_percentile_ms(l->send_ns, (size_t)l->n, 0.99);
-    printf("%s: %ld jobs, %d clients x window %d, %d workers: %.0f jobs/s enqueue to done "
-           "(%.2f s; enqueue alone %.0f/s); pick-up p50 %.3f ms, p99 %.3f ms "
-           "(send to pick-up p50 %.3f, p99 %.3f; %d of %d picked up before the reply)\n",
-           system, jobs, s_opt.clients, s_opt.window, s_opt.workers, rate, secs, erate, p50, p99,
-           s50, s99, l->early, l->n);
-    printf("{\"system\":\"%s\",\"jobs\":%ld,\"clients\":%d,\"window\":%d,\"workers\":%d,"
+    printf(
+        "%s: %ld jobs, %d clients x window %d x bulk %d, %d workers: %.0f jobs/s enqueue to done "
+        "(%.2f s; enqueue alone %.0f/s); pick-up p50 %.3f ms, p99 %.3f ms "
+        "(send to pick-up p50 %.3f, p99 %.3f; %d of %d picked up before the reply)\n",
+        system, jobs, s_opt.clients, s_opt.window, s_opt.bulk, s_opt.workers, rate, secs, erate,
+        p50, p99, s50, s99, l->early, l->n);
+    printf("{\"system\":\"%s\",\"jobs\":%ld,\"clients\":%d,\"window\":%d,\"bulk\":%d,"
+           "\"workers\":%d,"
            "\"seconds\":%.3f,\"jobs_per_s\":%.1f,\"enqueue_per_s\":%.1f,\"samples\":%d,"
            "\"pickup_p50_ms\":%.3f,\"pickup_p99_ms\":%.3f,\"send_pickup_p50_ms\":%.3f,"
            "\"send_pickup_p99_ms\":%.3f,\"early\":%d%s}\n",
-           system, jobs, s_opt.clients, s_opt.window, s_opt.workers, secs, rate, erate, l->n, p50,
-           p99, s50, s99, l->early, extra ? extra : "");
+           system, jobs, s_opt.clients, s_opt.window, s_opt.bulk, s_opt.workers, secs, rate, erate,
+           l->n, p50, p99, s50, s99, l->early, extra ? extra : "");
 }
 
 /* --- bus: the wire format ------------------------------------------------------------ */
 
-/* {v, id, type: job.enqueue, args: {type: noop[, run_at]}, auth} */
-static void s_pack_enqueue(msgpack_sbuffer *buf, const char *id)
+static void s_pack_noop(msgpack_packer *pk)
+{
+    msgpack_pack_map(pk, s_run_at_ms ? 2 : 1);
+    bench_pack_str(pk, "type");
+    bench_pack_str(pk, "noop");
+    if (s_run_at_ms) {
+        bench_pack_str(pk, "run_at");
+        msgpack_pack_int64(pk, s_run_at_ms);
+    }
+}
+
+/* {v, id, type: job.enqueue, args: {type: noop[, run_at]}, auth}, or for k > 1
+ * {…, type: job.enqueue_many, args: {jobs: [k of those args]}, …} */
+static void s_pack_enqueue(msgpack_sbuffer *buf, const char *id, int k)
 {
     msgpack_sbuffer_clear(buf);
     msgpack_packer pk;
@@ -166,40 +182,55 @@ static void s_pack_enqueue(msgpack_sbuffer *buf, const char *id)
     bench_pack_str(&pk, "id");
     bench_pack_str(&pk, id);
     bench_pack_str(&pk, "type");
-    bench_pack_str(&pk, "job.enqueue");
+    bench_pack_str(&pk, k > 1 ? "job.enqueue_many" : "job.enqueue");
     bench_pack_str(&pk, "args");
-    msgpack_pack_map(&pk, s_run_at_ms ? 2 : 1);
-    bench_pack_str(&pk, "type");
-    bench_pack_str(&pk, "noop");
-    if (s_run_at_ms) {
-        bench_pack_str(&pk, "run_at");
-        msgpack_pack_int64(&pk, s_run_at_ms);
+    if (k > 1) {
+        msgpack_pack_map(&pk, 1);
+        bench_pack_str(&pk, "jobs");
+        msgpack_pack_array(&pk, (uint32_t)k);
+        for (int i = 0; i < k; i++)
+            s_pack_noop(&pk);
+    } else {
+        s_pack_noop(&pk);
     }
     bench_pack_str(&pk, "auth");
     bench_pack_str(&pk, s_opt.key);
 }
 
-/* The job id of an ok reply to job.enqueue; 0 (and a failure) otherwise. */
-static uint64_t s_reply_job_id(const char *data, size_t len)
+/* The job ids of an ok reply to job.enqueue (id) or job.enqueue_many (ids): their number,
+ * with the lowest and highest in *lo, *hi; 0 (and a failure) otherwise. */
+static int s_reply_job_ids(const char *data, size_t len, uint64_t *lo, uint64_t *hi)
 {
     msgpack_unpacked u;
     msgpack_unpacked_init(&u);
-    uint64_t id = 0;
+    int n = 0;
+    *lo = UINT64_MAX;
+    *hi = 0;
     if (msgpack_unpack_next(&u, data, len, NULL) == MSGPACK_UNPACK_SUCCESS) {
         const msgpack_object *ok = bench_map_get(&u.data, "ok");
         const msgpack_object *r = bench_map_get(&u.data, "result");
         const msgpack_object *jid = r ? bench_map_get(r, "id") : NULL;
-        if (ok && ok->type == MSGPACK_OBJECT_BOOLEAN && ok->via.boolean && jid &&
-            jid->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
-            id = jid->via.u64;
+        const msgpack_object *ids = r ? bench_map_get(r, "ids") : NULL;
+        bool good = ok && ok->type == MSGPACK_OBJECT_BOOLEAN && ok->via.boolean;
+        uint32_t count = ids && ids->type == MSGPACK_OBJECT_ARRAY ? ids->via.array.size : 1;
+        for (uint32_t i = 0; good && i < count; i++) {
+            const msgpack_object *v = ids ? &ids->via.array.ptr[i] : jid;
+            if (!v || v->type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
+                n = 0;
+                break;
+            }
+            *lo = v->via.u64 < *lo ? v->via.u64 : *lo;
+            *hi = v->via.u64 > *hi ? v->via.u64 : *hi;
+            n++;
+        }
     }
-    if (!id) {
+    if (!n) {
         char text[1024] = "";
         msgpack_object_print_buffer(text, sizeof text, u.data);
-        s_failf("job.enqueue: not an ok reply with a job id: %s", text);
+        s_failf("job.enqueue: not an ok reply with job ids: %s", text);
     }
     msgpack_unpacked_destroy(&u);
-    return id;
+    return n;
 }
 
 static void *s_dealer(void *ctx)
@@ -216,11 +247,11 @@ static void *s_dealer(void *ctx)
     return NULL;
 }
 
-static int s_send_enqueue(void *z, msgpack_sbuffer *buf, uint64_t *rng)
+static int s_send_enqueue(void *z, msgpack_sbuffer *buf, uint64_t *rng, int k)
 {
     char id[UUID_LEN + 1];
     bench_uuid4(rng, id);
-    s_pack_enqueue(buf, id);
+    s_pack_enqueue(buf, id, k);
     if (zmq_send(z, "", 0, ZMQ_SNDMORE) < 0 || zmq_send(z, buf->data, buf->size, 0) < 0) {
         s_failf("send: %s", zmq_strerror(errno));
         return -1;
@@ -228,17 +259,17 @@ static int s_send_enqueue(void *z, msgpack_sbuffer *buf, uint64_t *rng)
     return 0;
 }
 
-/* Read one [empty][reply]: its job id, or 0 on failure. */
-static uint64_t s_recv_enqueue(void *z)
+/* Read one [empty][reply]: the number of its job ids (range in *lo, *hi), 0 on failure. */
+static int s_recv_enqueue(void *z, uint64_t *lo, uint64_t *hi)
 {
     zmq_msg_t part;
     zmq_msg_init(&part);
-    uint64_t id = 0;
+    int id = 0;
     if (zmq_msg_recv(&part, z, 0) >= 0 && zmq_msg_size(&part) == 0 && zmq_msg_more(&part)) {
         zmq_msg_close(&part);
         zmq_msg_init(&part);
         if (zmq_msg_recv(&part, z, 0) >= 0)
-            id = s_reply_job_id(zmq_msg_data(&part), zmq_msg_size(&part));
+            id = s_reply_job_ids(zmq_msg_data(&part), zmq_msg_size(&part), lo, hi);
     } else {
         s_failf("recv: not an [empty][body] reply (%s)", zmq_strerror(errno));
     }
@@ -274,24 +305,31 @@ static int s_bus_client_run(bus_client *c, void *z)
     msgpack_sbuffer buf;
     msgpack_sbuffer_init(&buf);
     uint64_t rng = bench_seed();
-    long sent = 0, done = 0;
+    long sent = 0, done = 0, inflight = 0; /* jobs sent, jobs acknowledged; commands */
     c->first_ns = bench_now_ns();
     c->first_unix = s_unix_s();
     while (done < c->todo && !atomic_load(&s_failed)) {
-        while (sent < c->todo && sent - done < s_opt.window && s_send_enqueue(z, &buf, &rng) == 0)
-            sent++;
+        while (sent < c->todo && inflight < s_opt.window) {
+            int k = c->todo - sent < s_opt.bulk ? (int)(c->todo - sent) : s_opt.bulk;
+            if (s_send_enqueue(z, &buf, &rng, k) < 0)
+                break;
+            sent += k;
+            inflight++;
+        }
         if (!s_readable(z, (long)s_opt.timeout_s * 1000)) {
             s_failf("no enqueue reply within %d s (%ld done)", s_opt.timeout_s, done);
             break;
         }
         do {
-            uint64_t id = s_recv_enqueue(z);
-            if (!id)
+            uint64_t lo, hi;
+            int n = s_recv_enqueue(z, &lo, &hi);
+            if (!n)
                 break;
-            s_atomic_min(c->lo, id);
-            s_atomic_max(c->hi, id);
-            done++;
-        } while (done < sent && s_readable(z, 0));
+            s_atomic_min(c->lo, lo);
+            s_atomic_max(c->hi, hi);
+            done += n;
+            inflight--;
+        } while (inflight > 0 && s_readable(z, 0));
     }
     c->last_ns = bench_now_ns();
     msgpack_sbuffer_destroy(&buf);
@@ -443,7 +481,9 @@ static int s_sub_settle(void *z, void *sub)
     uint64_t rng = bench_seed();
     int rc = -1;
     for (int i = 0; i < 100 && rc < 0; i++) {
-        if (s_send_enqueue(z, &buf, &rng) < 0 || !s_readable(z, 10000) || !s_recv_enqueue(z))
+        uint64_t lo, hi;
+        if (s_send_enqueue(z, &buf, &rng, 1) < 0 || !s_readable(z, 10000) ||
+            !s_recv_enqueue(z, &lo, &hi))
             break;
         while (s_readable(sub, 100)) {
             s_sub_started(sub);
@@ -466,7 +506,7 @@ static int s_bus_sample(void *z, void *sub, msgpack_sbuffer *buf, uint64_t *rng,
     } seen[16];
     int nseen = 0;
     uint64_t sent = bench_now_ns(), replied = 0, started = 0, id = 0;
-    if (s_send_enqueue(z, buf, rng) < 0)
+    if (s_send_enqueue(z, buf, rng, 1) < 0)
         return -1;
     uint64_t deadline = sent + (uint64_t)s_opt.timeout_s * 1000000000u;
     while ((!replied || !started) && bench_now_ns() < deadline) {
@@ -476,7 +516,8 @@ static int s_bus_sample(void *z, void *sub, msgpack_sbuffer *buf, uint64_t *rng,
             return -1;
         uint64_t now = bench_now_ns();
         if ((items[0].revents & ZMQ_POLLIN) && !replied) {
-            if (!(id = s_recv_enqueue(z)))
+            uint64_t hi;
+            if (!s_recv_enqueue(z, &id, &hi))
                 return -1;
             replied = now;
         }
@@ -627,15 +668,25 @@ static void s_conn_close(conn *c)
     }
 }
 
+static int s_flush(conn *c);
+
+/* Buffer output; a full buffer is written out first (pipelines of many puts). */
 static void s_out(conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void s_out(conn *c, const char *fmt, ...)
 {
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(c->out + c->on, sizeof c->out - c->on, fmt, ap);
-    va_end(ap);
-    if (n > 0 && (size_t)n < sizeof c->out - c->on)
-        c->on += (size_t)n;
+    for (int tries = 0; tries < 2; tries++) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(c->out + c->on, sizeof c->out - c->on, fmt, ap);
+        va_end(ap);
+        if (n > 0 && (size_t)n < sizeof c->out - c->on) {
+            c->on += (size_t)n;
+            return;
+        }
+        if (c->on == 0 || s_flush(c) < 0)
+            break;
+    }
+    s_failf("output line too long for the buffer");
 }
 
 static int s_flush(conn *c)
@@ -714,6 +765,8 @@ static int s_bytes(conn *c, size_t n, char *out, size_t cap)
 typedef struct {
     const char *name;
     void (*put)(conn *c, const char *body, size_t len); /* buffered, not flushed */
+    /* k jobs in one command with one reply (NULL: k puts, k replies) */
+    void (*put_many)(conn *c, const char *body, size_t len, int k);
     int (*put_reply)(conn *c);
     int (*take)(conn *c, uint64_t *id, char *body, size_t cap); /* 1, 0 = timeout, -1 */
     int (*ack)(conn *c, uint64_t id);
@@ -774,6 +827,14 @@ static void s_rd_put(conn *c, const char *body, size_t len)
           len, body);
 }
 
+/* RPUSH bench <body> × k → :<length>: one command, one fsync, one reply */
+static void s_rd_put_many(conn *c, const char *body, size_t len, int k)
+{
+    s_out(c, "*%d\r\n$5\r\nRPUSH\r\n$%zu\r\n%s\r\n", 2 + k, strlen(QUEUE_NAME), QUEUE_NAME);
+    for (int i = 0; i < k; i++)
+        s_out(c, "$%zu\r\n%s\r\n", len, body);
+}
+
 static int s_rd_put_reply(conn *c)
 {
     char line[128];
@@ -812,8 +873,10 @@ static int s_rd_ack(conn *c, uint64_t id)
     return 0;
 }
 
-static const protocol s_beanstalk = {"beanstalkd", s_bs_put, s_bs_put_reply, s_bs_take, s_bs_ack};
-static const protocol s_redis = {"redis", s_rd_put, s_rd_put_reply, s_rd_take, s_rd_ack};
+static const protocol s_beanstalk = {"beanstalkd",   s_bs_put,  NULL,
+                                     s_bs_put_reply, s_bs_take, s_bs_ack};
+static const protocol s_redis = {"redis",        s_rd_put,  s_rd_put_many,
+                                 s_rd_put_reply, s_rd_take, s_rd_ack};
 
 /* --- queues: throughput and latency -------------------------------------------------- */
 
@@ -882,15 +945,25 @@ static void *s_queue_client(void *arg)
     queue_client *qc = arg;
     char body[BODY_MAX];
     size_t len = s_body(body, sizeof body, -1);
-    long sent = 0, done = 0;
+    const protocol *p = qc->q->p;
+    long sent = 0, done = 0; /* replies: one per job, or one per command of put_many */
+    long todo = p->put_many ? (qc->todo + s_opt.bulk - 1) / s_opt.bulk : qc->todo;
+    long window = p->put_many ? s_opt.window : (long)s_opt.window * s_opt.bulk;
+    long jobs = 0;
     qc->first_ns = bench_now_ns();
-    while (done < qc->todo && !atomic_load(&s_failed)) {
-        for (; sent < qc->todo && sent - done < s_opt.window; sent++)
-            qc->q->p->put(qc->c, body, len);
-        if (s_flush(qc->c) < 0 || qc->q->p->put_reply(qc->c) < 0)
+    while (done < todo && !atomic_load(&s_failed)) {
+        for (; sent < todo && sent - done < window; sent++) {
+            int k = qc->todo - jobs < s_opt.bulk ? (int)(qc->todo - jobs) : s_opt.bulk;
+            if (p->put_many && k > 1)
+                p->put_many(qc->c, body, len, k);
+            else
+                p->put(qc->c, body, len);
+            jobs += p->put_many ? k : 1;
+        }
+        if (s_flush(qc->c) < 0 || p->put_reply(qc->c) < 0)
             break;
         for (done++; done < sent && s_has_line(qc->c); done++)
-            if (qc->q->p->put_reply(qc->c) < 0)
+            if (p->put_reply(qc->c) < 0)
                 return NULL;
     }
     qc->last_ns = bench_now_ns();
@@ -1008,6 +1081,8 @@ static void s_usage(FILE *f)
           "  --key AUTHKEY  bus: the site admin's authkey (default $ADMINBUS_AUTHKEY)\n"
           "  --timeout S    seconds without progress before failing (default 30)\n"
           "  --drain        bus: then M jobs due at one moment (the worker side alone)\n"
+          "  --bulk K       jobs per enqueue command (default 1): job.enqueue_many of K, one\n"
+          "                 RPUSH of K values, K pipelined beanstalkd puts\n"
           "Exit 0 when every job ran, 1 otherwise, 2 on usage.\n",
           f);
 }
@@ -1020,7 +1095,7 @@ static int s_parse_args(int argc, char **argv)
         {"port", 1, NULL, 'p'},    {"clients", 1, NULL, 'c'}, {"workers", 1, NULL, 'n'},
         {"window", 1, NULL, 'w'},  {"jobs", 1, NULL, 'j'},    {"samples", 1, NULL, 's'},
         {"timeout", 1, NULL, 'T'}, {"help", 0, NULL, 'h'},    {"drain", 0, NULL, 'D'},
-        {NULL, 0, NULL, 0}};
+        {"bulk", 1, NULL, 'b'},    {NULL, 0, NULL, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (ch) {
@@ -1066,6 +1141,9 @@ static int s_parse_args(int argc, char **argv)
         case 'D':
             s_opt.drain = true;
             break;
+        case 'b':
+            s_opt.bulk = atoi(optarg);
+            break;
         case 'h':
             s_usage(stdout);
             exit(0);
@@ -1080,7 +1158,8 @@ static bool s_options_valid(void)
 {
     return s_opt.mode && s_opt.clients >= 1 && s_opt.clients <= 256 && s_opt.workers >= 1 &&
            s_opt.workers <= 256 && s_opt.jobs >= s_opt.clients && s_opt.window >= 1 &&
-           s_opt.window <= 1024 && s_opt.samples >= 1 && s_opt.timeout_s >= 1;
+           s_opt.window <= 1024 && s_opt.samples >= 1 && s_opt.timeout_s >= 1 && s_opt.bulk >= 1 &&
+           s_opt.bulk <= 1000;
 }
 
 int main(int argc, char **argv)
