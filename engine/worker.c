@@ -14,14 +14,18 @@
  * S_REAP_MS) puts them back well within `lease` of the death (issue 3, acceptance 2).
  *
  * Batched completions. A COMMIT is a log flush; one per job would bound a worker by the
- * disk. So the jobs of one claim that succeed share one transaction: each job's handler
- * writes and its fenced `done` UPDATE run after a SAVEPOINT, and the worker COMMITs when
- * the claim's jobs are all run, after S_FLUSH_MS, or before anything that needs its own
- * transaction (a job that did not succeed: ROLLBACK TO SAVEPOINT undoes only its writes).
- * The fence holds per job: each `done` names its own token, and the row stays locked by
- * that UPDATE until the COMMIT, so no reaper can take it in between. Events, the worker's
- * done count and the `done` log follow the COMMIT; if the COMMIT fails, each job of the
- * batch is judged as a lost COMMIT was before (a fenced retry or failure record). */
+ * disk. So the jobs of one claim that succeed share one transaction, which the worker
+ * COMMITs when the claim's jobs are all run, after S_FLUSH_MS, or before anything that needs
+ * its own transaction. A handler that writes (it asked for ab_job_db) runs after a
+ * SAVEPOINT, and its fenced `done` UPDATE follows its writes at once: the row stays locked
+ * by that UPDATE until the COMMIT, so no reaper can take it in between, and a job that did
+ * not succeed is undone alone (ROLLBACK TO SAVEPOINT). A handler that writes nothing (noop,
+ * any handler that only computes or calls out) costs no statement of its own: the `done` of all
+ * such jobs of the batch is one fenced UPDATE (`WHERE lease_token = ? AND id IN (…)`) just before
+ * the COMMIT; if it changes fewer rows than it names, a lease was lost, and it is undone and redone
+ * one job at a time so the lost ones are known. Events, the worker's done count and the `done` log
+ * follow the COMMIT; if the COMMIT fails, each job of the batch is judged as a lost COMMIT
+ * was before (a fenced retry or failure record). */
 #include "worker.h"
 
 #include <errno.h>
@@ -104,7 +108,8 @@ struct ab_worker {
     int njobs;
     s_job pending[S_BATCH_MAX]; /* done and written, not yet committed (main thread only) */
     int npending;
-    int npending_wrote; /* pending jobs with writes in the open transaction */
+    int npending_wrote;  /* pending jobs with writes in the open transaction */
+    int64_t last_run_ms; /* how long the last job ran */
     int64_t pending_since_ms;
     uint64_t current;
     s_status status;
@@ -1382,6 +1387,13 @@ static void s_run_first(ab_worker *w)
     s_job *j = &w->jobs[0];
     ab_error err;
     ab_error_clear(&err);
+    /* A finished job that wrote nothing has no `done` in the database yet and no lease
+     * extension either: commit it before a job that may run long (the last one did, or
+     * the batch has waited S_FLUSH_MS), so its lease cannot lapse while it waits. */
+    int64_t begun = s_mono_ms();
+    if (w->npending > 0 &&
+        (w->last_run_ms >= S_SHORT_JOB_MS || begun - w->pending_since_ms >= S_FLUSH_MS))
+        s_flush_done(w);
     s_set_current(w, j->id);
     pthread_mutex_lock(&w->mu);
     s_check_stale_locked(w, s_mono_ms());
@@ -1392,6 +1404,7 @@ static void s_run_first(ab_worker *w)
     ab_job_run run = {.w = w, .job = j};
     s_outcome o = lost ? S_LOST : cancel ? S_CANCEL : s_prepare_and_call(w, j, &u, &run, &err);
     msgpack_unpacked_destroy(&u);
+    w->last_run_ms = s_mono_ms() - begun;
     if (o == S_DONE)
         s_pend(w, j, &run);
     else
