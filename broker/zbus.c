@@ -68,15 +68,22 @@ int ab_zbus_wait(void *bus, int timeout_ms)
     if (zmq_poll(&item, 1, timeout_ms) < 0)
         return errno == EINTR ? 0 : -1; /* a signal: the caller looks at its stop flag */
     int got = 0;
-    bool wake_only = true;
+    bool work_only = true, assign = false;
     for (;;) {
         zmq_msg_t frames[AB_FRAMES_MAX];
         int extra;
         int n = ab_zframes_recv(b->sub, frames, &extra);
-        if (n <= 0)
-            return n < 0 && !got ? -1 : got && wake_only ? 2 : got;
-        wake_only = wake_only && zmq_msg_size(&frames[0]) >= 5 &&
-                    memcmp(zmq_msg_data(&frames[0]), "wake.", 5) == 0;
+        if (n <= 0) {
+            if (n < 0 && !got)
+                return -1;
+            return !got ? 0 : !work_only ? 1 : assign ? 3 : 2;
+        }
+        const char *t = zmq_msg_data(&frames[0]);
+        size_t len = zmq_msg_size(&frames[0]);
+        bool is_wake = len >= 5 && memcmp(t, "wake.", 5) == 0;
+        bool is_assign = len > 7 && memcmp(t + len - 7, ".assign", 7) == 0;
+        work_only = work_only && (is_wake || is_assign);
+        assign = assign || is_assign;
         for (int i = 0; i < n; i++)
             zmq_msg_close(&frames[i]);
         got = 1;

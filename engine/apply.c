@@ -453,12 +453,21 @@ static void s_phase_two(ab_applier *a)
             s_set_error(&a->slots[i], &fault);
 }
 
-static bool s_is_wake(const ab_event *ev)
+static bool s_ends_with(const char *s, const char *tail)
 {
-    return strncmp(ev->topic, "wake.", 5) == 0;
+    size_t len = strlen(s), n = strlen(tail);
+    return len > n && strcmp(s + len - n, tail) == 0;
 }
 
-/* Publish the batch's wake-up notices (wake = true) or its other events (wake = false). */
+/* A notice for daemons: a queue's wake-up, a job handed to a worker, a worker's control
+ * notice (pause, stop). */
+static bool s_is_wake(const ab_event *ev)
+{
+    return strncmp(ev->topic, "wake.", 5) == 0 || s_ends_with(ev->topic, ".assign") ||
+           s_ends_with(ev->topic, ".control");
+}
+
+/* Publish the batch's notices for daemons (wake = true) or its other events (false). */
 static void s_publish(ab_applier *a, bool wake)
 {
     for (size_t i = 0; i < ab_events_count(a->events); i++) {

@@ -29,6 +29,7 @@ typedef struct {
 typedef struct {
     const char *name;   /* host:pid, or --name */
     const char *db_dsn; /* for work that needs its own connection (migrations) */
+    int job_lease_ms;   /* the lease of a job handed straight to an idle worker */
 } ab_engine_info;
 
 typedef struct {

@@ -224,21 +224,30 @@ int ab_job_enqueue_cmd(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
     msgpack_sbuffer_destroy(&payload);
     if (rc < 0)
         return -1;
+    int handed = 0; /* 1: given straight to an idle worker (no claim, no wake-up) */
+    char worker[100] = "";
     if (!existed) {
         char change[700];
         snprintf(change, sizeof change,
                  "job_type () => (%s), worker () => (%s), job_input () => (%s)", t->type, t->queue,
                  input);
         bool now = spec.run_at_ms <= ctx->now_ms;
+        if (now && ctx->engine->job_lease_ms > 0)
+            handed = ab_job_dispatch(ctx->db, id, t->queue, ctx->engine->job_lease_ms, worker,
+                                     sizeof worker, err);
+        if (handed < 0)
+            return -1;
         if (s_audit_job(ctx, id, "add", t->type, change) < 0 ||
-            s_job_events(ctx, id, "queued", t->queue, t->type, "queued", now) < 0)
+            s_job_events(ctx, id, "queued", t->queue, t->type, handed ? "running" : "queued",
+                         now && !handed) < 0 ||
+            (handed && ab_job_assign_notice(ctx->events, ctx->now_ms, worker, id) < 0))
             return ab_fail(err, AB_E_INTERNAL, NULL, "out of memory");
     }
     msgpack_pack_map(pk, 5);
     ab_pack_kv_int(pk, "id", (int64_t)id);
     ab_pack_kv_cstr(pk, "queue", t->queue);
     ab_pack_kv_cstr(pk, "type", t->type);
-    ab_pack_kv_cstr(pk, "state", existed ? "existing" : "queued");
+    ab_pack_kv_cstr(pk, "state", existed ? "existing" : handed ? "running" : "queued");
     ab_pack_kv_bool(pk, "existed", existed);
     return 0;
 }

@@ -2,6 +2,7 @@
 #include "jobs.h"
 
 #include "envelope.h"
+#include "secret.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -295,4 +296,82 @@ void ab_job_summarise(const msgpack_object *args, char *out, size_t len)
                          v->type == MSGPACK_OBJECT_BOOLEAN && v->via.boolean ? "true" : "false");
         n = w > 0 && (size_t)w < len - n ? n + (size_t)w : len - 1;
     }
+}
+
+/* --- hand-over to an idle worker -------------------------------------------------------- */
+
+/* A worker counts as idle while its heartbeat is this fresh (it beats every lease / 10). */
+#define IDLE_HEARTBEAT_S 3
+
+static int s_idle_worker(ab_db *db, const char *queue, char *worker, size_t len, ab_error *err)
+{
+    ab_params p;
+    ab_params_init(&p);
+    ab_param_cstr(&p, queue);
+    ab_param_int(&p, IDLE_HEARTBEAT_S);
+    ab_rows rows;
+    if (ab_db_query(db,
+                    "SELECT id FROM workers WHERE queue = ? AND idle = 1 AND status = 'ok' AND "
+                    "desired = 'run' AND last_heartbeat > UTC_TIMESTAMP(3) - INTERVAL ? SECOND "
+                    "ORDER BY last_heartbeat DESC LIMIT 1 FOR UPDATE SKIP LOCKED",
+                    &p, &rows, err) < 0)
+        return -1;
+    int rc = ab_rows_next(&rows);
+    if (rc == 1)
+        snprintf(worker, len, "%s", ab_rows_str(&rows, 0, NULL));
+    ab_rows_close(&rows);
+    return rc < 0 ? ab_fail(err, AB_E_INTERNAL, NULL, "database read failed") : rc;
+}
+
+int ab_job_dispatch(ab_db *db, uint64_t id, const char *queue, int lease_ms, char *worker,
+                    size_t len, ab_error *err)
+{
+    int found = s_idle_worker(db, queue, worker, len, err);
+    if (found <= 0)
+        return found;
+    uint64_t token = 0;
+    ab_random_bytes(&token, sizeof token);
+    token &= (uint64_t)INT64_MAX; /* as the worker's claims: fits BIGINT and the signed bind */
+    ab_params p;
+    ab_params_init(&p);
+    ab_param_cstr(&p, worker);
+    if (ab_db_run(db, "UPDATE workers SET idle = 0 WHERE id = ?", &p, NULL, NULL, err) < 0)
+        return -1;
+    ab_params_init(&p);
+    ab_param_int(&p, (int64_t)(token ? token : 1));
+    ab_param_int(&p, (int64_t)lease_ms * 1000);
+    ab_param_cstr(&p, worker);
+    ab_param_int(&p, (int64_t)id);
+    if (ab_db_run(db,
+                  "UPDATE jobs SET state = 'running', status = 2, attempts = attempts + 1, "
+                  "lease_token = ?, lease_expires = UTC_TIMESTAMP(3) + INTERVAL ? MICROSECOND, "
+                  "process_id = ?, message = 'Assigned', date_modified = UTC_TIMESTAMP(3) "
+                  "WHERE id = ? AND state = 'queued'",
+                  &p, NULL, NULL, err) < 0)
+        return -1;
+    ab_params_init(&p);
+    ab_param_int(&p, (int64_t)id);
+    if (ab_db_run(db, "DELETE FROM job_ready WHERE job_id = ?", &p, NULL, NULL, err) < 0)
+        return -1;
+    return 1;
+}
+
+typedef struct {
+    uint64_t id;
+} s_assign;
+
+static void s_pack_assign(msgpack_packer *pk, const void *ctx)
+{
+    const s_assign *a = ctx;
+    msgpack_pack_map(pk, 1);
+    ab_pack_cstr(pk, "assign");
+    msgpack_pack_uint64(pk, a->id);
+}
+
+int ab_job_assign_notice(ab_events *ev, int64_t ts_ms, const char *worker, uint64_t id)
+{
+    char topic[160];
+    s_assign a = {id};
+    snprintf(topic, sizeof topic, "worker.%s.assign", worker);
+    return ab_events_push(ev, topic, ts_ms, s_pack_assign, &a);
 }

@@ -126,6 +126,18 @@ void ab_job_summarise(const msgpack_object *args, char *out, size_t len);
 /* Queue the notice wake.<queue> {queue}. Returns 0 or -1 (out of memory). */
 int ab_job_wake_queue(ab_events *ev, int64_t ts_ms, const char *queue);
 
+/* Hand job id (just enqueued in the caller's transaction, due now) to an idle worker of
+ * queue: the job becomes running under a fresh lease of lease_ms for that worker and leaves
+ * the ready set, and the worker is no longer idle. The caller announces it, after the
+ * COMMIT, with ab_job_assign_notice. Returns 1 with the worker's id in worker, 0 when no
+ * worker of the queue is idle (the job stays ready), -1 on a fault. */
+int ab_job_dispatch(ab_db *db, uint64_t id, const char *queue, int lease_ms, char *worker,
+                    size_t len, ab_error *err);
+
+/* Queue the notice worker.<worker>.assign {assign: id}: the worker takes up the jobs
+ * handed to it. Returns 0 or -1 (out of memory). */
+int ab_job_assign_notice(ab_events *ev, int64_t ts_ms, const char *worker, uint64_t id);
+
 /* Topic of the wake-up notice for a queue's workers: "wake.<queue>". */
 void ab_job_wake_topic(const char *queue, char *out, size_t len);
 

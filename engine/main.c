@@ -245,7 +245,12 @@ int main(int argc, char **argv)
     char host[256] = "localhost";
     gethostname(host, sizeof host - 1);
     snprintf(name, sizeof name, "%s:%d", host, (int)getpid());
-    ab_engine_info info = {o.name ? o.name : name, cfg.db_dsn};
+    /* A job handed to an idle worker gets the lease a worker's claim gives: job_lease_s
+     * less one heartbeat period (lease / 10). The worker refuses a bad value; here it only
+     * turns the hand-over off. */
+    long lease_s = strtol(cfg.job_lease_s, NULL, 10);
+    ab_engine_info info = {o.name ? o.name : name, cfg.db_dsn,
+                           lease_s >= 2 && lease_s <= 3600 ? (int)lease_s * 900 : 0};
     ab_secret secret;
     int rc = 1;
     ab_db *db = NULL;

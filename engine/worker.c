@@ -53,7 +53,8 @@
 #define S_RECONNECT_MS  500  /* at most one reconnection attempt per connection this often */
 #define S_TX_TRIES      3    /* a transaction broken by a deadlock is retried this often */
 #define S_MSG_MAX       256
-#define S_FLUSH_MS      20 /* finished jobs wait at most this long for a shared COMMIT */
+#define S_ADOPTED_MAX   256 /* hand-overs remembered, so none is taken up twice */
+#define S_FLUSH_MS      20  /* finished jobs wait at most this long for a shared COMMIT */
 /* The side connections (heartbeat, progress) run each statement on its own, and wait for
  * a row lock at most 2 s: a heartbeat that read the held jobs just before one finished
  * would otherwise wait on that job's uncommitted done until its batch commits, which a
@@ -116,6 +117,10 @@ struct ab_worker {
     s_desired desired;
     int64_t hb_ok_ms; /* monotonic start of the last heartbeat that fully succeeded */
     bool stale_logged;
+    bool idle_marked;                /* workers.idle is 1 (main thread) */
+    bool adopt_due;                  /* look for jobs handed to this worker before the next claim */
+    uint64_t adopted[S_ADOPTED_MAX]; /* the last jobs taken up after a hand-over */
+    unsigned nadopted;
     bool quit;
     pthread_t hb;
     bool hb_started;
@@ -311,13 +316,14 @@ static void s_write_status(ab_worker *w, const char *status)
     if (!db)
         return;
     if (ab_db_run(db,
-                  "UPDATE workers SET status = ?, current_job = NULL, "
+                  "UPDATE workers SET status = ?, idle = 0, current_job = NULL, "
                   "last_heartbeat = UTC_TIMESTAMP(3) WHERE id = ?",
                   &p, NULL, NULL, &err) < 0 ||
         ab_db_exec(db, "COMMIT", &err) < 0) {
         s_rollback(w);
         s_conn_failed(&w->db);
     }
+    w->idle_marked = false; /* not ok: not idle either (an enqueue hands it nothing) */
 }
 
 static s_desired s_parse_desired(const char *s)
@@ -854,10 +860,73 @@ static void s_free_jobs(s_job *jobs, int n)
         free(jobs[i].payload);
 }
 
-/* One claim transaction (the main connection does not autocommit: the SELECT opens it).
- * Returns the number of jobs claimed into out, or -1. */
+/* The jobs an enqueue handed straight to this worker (running, leased to it, not held):
+ * read, not claimed — they are already this worker's. Returns how many, or -1. */
+static int s_adopt(ab_worker *w, int max, s_job *out, ab_error *err)
+{
+    ab_params p;
+    ab_params_init(&p);
+    ab_param_cstr(&p, w->id);
+    ab_param_int(&p, max);
+    ab_rows rows;
+    if (ab_db_query(w->db,
+                    "SELECT id, job_type, payload, attempts, max_attempts, priority, "
+                    "cancel_requested, lease_token FROM jobs WHERE state = 'running' AND "
+                    "process_id = ? AND message = 'Assigned' AND lease_token IS NOT NULL "
+                    "ORDER BY id LIMIT ?",
+                    &p, &rows, err) < 0)
+        return -1;
+    int n = 0;
+    while (n < max && ab_rows_next(&rows) == 1) {
+        uint64_t id = (uint64_t)ab_rows_int(&rows, 0);
+        bool seen = false; /* a job is handed over once, when enqueued: never take it twice */
+        for (int i = 0; i < S_ADOPTED_MAX && !seen; i++)
+            seen = w->adopted[i] == id;
+        if (seen)
+            continue;
+        w->adopted[w->nadopted++ % S_ADOPTED_MAX] = id;
+        s_job_from_row(&rows, (uint64_t)ab_rows_int(&rows, 7), &out[n]);
+        out[n++].attempt--; /* the hand-over counted the attempt already */
+    }
+    ab_rows_close(&rows);
+    return n;
+}
+
+/* Tell enqueues whether this worker waits for work (workers.idle): set when a claim finds
+ * nothing, cleared when one finds something; in the claim's transaction. */
+static int s_mark_idle(ab_worker *w, bool idle, ab_error *err)
+{
+    if (w->idle_marked == idle)
+        return 0;
+    ab_params p;
+    ab_params_init(&p);
+    ab_param_int(&p, idle);
+    ab_param_cstr(&p, w->id);
+    if (ab_db_run(w->db, "UPDATE workers SET idle = ? WHERE id = ?", &p, NULL, NULL, err) < 0)
+        return -1;
+    w->idle_marked = idle;
+    return 0;
+}
+
+/* One claim transaction (the main connection does not autocommit: the SELECT opens it):
+ * first the jobs handed to this worker, when a notice or a quiet spell says there may be
+ * some, else the ready set. Returns the number of jobs claimed into out, or -1. */
 static int s_claim_tx(ab_worker *w, int max, s_job *out, ab_error *err)
 {
+    if (w->adopt_due) {
+        int n = s_adopt(w, max, out, err);
+        if (n < 0)
+            return -1;
+        w->adopt_due = false;
+        if (n > 0) {
+            w->idle_marked = false; /* the hand-over cleared it */
+            if (ab_db_exec(w->db, "COMMIT", err) < 0) {
+                s_free_jobs(out, n);
+                return -1;
+            }
+            return n;
+        }
+    }
     uint64_t ids[S_BATCH_MAX];
     uint64_t token = s_token();
     int nready = 0;
@@ -865,8 +934,8 @@ static int s_claim_tx(ab_worker *w, int max, s_job *out, ab_error *err)
     if (n < 0)
         return -1;
     if (nready == 0)
-        return ab_db_exec(w->db, "COMMIT", err);
-    if (s_claim_mark(w, ids, nready, out, n, token, err) < 0 ||
+        return s_mark_idle(w, true, err) < 0 ? -1 : ab_db_exec(w->db, "COMMIT", err);
+    if (s_claim_mark(w, ids, nready, out, n, token, err) < 0 || s_mark_idle(w, false, err) < 0 ||
         ab_db_exec(w->db, "COMMIT", err) < 0) {
         s_free_jobs(out, n);
         return -1;
@@ -1560,7 +1629,7 @@ static int64_t s_next_due_ms(ab_worker *w)
 }
 
 /* Wait for a wake-up notice, the fallback poll, or the next delayed job. Returns 2 when
- * only wake-up notices came, 0 otherwise, -1 on a bus fault. */
+ * only wake-up notices came, 3 when hand-overs came too, 0 otherwise, -1 on a bus fault. */
 static int s_idle(ab_worker *w, bool look_ahead)
 {
     int64_t wait = w->opt.poll_ms;
@@ -1570,7 +1639,7 @@ static int s_idle(ab_worker *w, bool look_ahead)
     if (s_stop_signalled(w))
         return 0;
     int rc = w->bus.wait(w->bus.ctx, (int)wait);
-    return rc < 0 ? -1 : rc == 2 ? 2 : 0;
+    return rc < 0 ? -1 : rc == 2 || rc == 3 ? rc : 0;
 }
 
 /* Follow the worker's row: pause, resume, stop. Reads it now when the main connection is
@@ -1632,7 +1701,8 @@ static int s_loop(ab_worker *w)
             int rc = s_idle(w, n == 0);
             if (rc < 0)
                 return 1;
-            look = rc != 2;
+            look = rc != 2 && rc != 3;
+            w->adopt_due = w->adopt_due || rc != 2; /* a hand-over notice, or a quiet spell */
             continue;
         }
         look = false;
@@ -1640,6 +1710,26 @@ static int s_loop(ab_worker *w)
         batch = s_next_batch(batch, n, s_mono_ms() - started);
     }
     return 0;
+}
+
+/* Leaving: jobs handed to this worker that it never took up go back to the queue (the
+ * row says dead first, so no enqueue hands it another meanwhile). */
+static void s_hand_back_adopted(ab_worker *w)
+{
+    ab_error err;
+    if (!s_conn(w, &w->db, &w->db_tried_ms, false))
+        return;
+    int n = s_adopt(w, S_BATCH_MAX, w->jobs, &err);
+    if (n < 0 || ab_db_exec(w->db, "COMMIT", &err) < 0) {
+        s_free_jobs(w->jobs, n > 0 ? n : 0);
+        s_rollback(w);
+        return; /* their leases expire and a reaper puts them back */
+    }
+    for (w->njobs = n; w->njobs > 0; s_drop_first_job(w)) {
+        ab_error none;
+        ab_error_clear(&none);
+        s_end_job(w, &w->jobs[0], S_HANDBACK, &none);
+    }
 }
 
 int ab_worker_run(ab_worker *w)
@@ -1659,9 +1749,11 @@ int ab_worker_run(ab_worker *w)
     AB_INFO("worker %s up: queue %s, lease %d s, poll %d ms, grace %d s", w->id, w->queue,
             w->opt.lease_s, w->opt.poll_ms, w->opt.grace_s);
     s_publish_worker(w, "up", "ok");
+    w->adopt_due = true;
     int rc = s_loop(w);
     s_heartbeat_stop(w);
     s_write_status(w, "dead"); /* the row stays, with its last heartbeat and counts */
+    s_hand_back_adopted(w);
     s_publish_worker(w, "down", "dead");
     AB_INFO("worker %s down: %llu done, %llu failed", w->id, (unsigned long long)w->done,
             (unsigned long long)w->failed);

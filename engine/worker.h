@@ -24,10 +24,11 @@ typedef struct {
      * at-most-once, so a failure is only logged. */
     int (*publish)(void *ctx, const char *topic, const void *body, size_t len);
     /* Wait up to timeout_ms for a wake-up notice of the worker's queue (topic
-     * ab_job_wake_topic(queue)) and drain every notice already waiting. Returns 2 when only
-     * wake-up notices came (the worker then claims without first reading its control row),
-     * 1 when a control notice came too, 0 on timeout or when a signal interrupted the
-     * wait, -1 on a bus fault.
+     * ab_job_wake_topic(queue)), a hand-over (worker.<id>.assign) or a control notice
+     * (worker.<id>.control), and drain every notice already waiting. Returns 2 when only
+     * wake-up notices came, 3 when only those and hand-overs came (the worker then claims or
+     * takes up its jobs without first reading its control row), 1 when a control notice
+     * came, 0 on timeout or when a signal interrupted the wait, -1 on a bus fault.
      * Called from the thread that runs ab_worker_run only. */
     int (*wait)(void *ctx, int timeout_ms);
 } ab_worker_bus;

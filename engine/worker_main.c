@@ -129,9 +129,10 @@ static ab_zbus *s_bus_open(const ab_config *cfg, const char *queue)
 
 static int s_bus_follow(ab_zbus *bus, const char *worker_id)
 {
-    char topic[160];
-    snprintf(topic, sizeof topic, "worker.%s.control", worker_id);
-    int rc = ab_zbus_follow(bus, topic);
+    char control[160], assign[160];
+    snprintf(control, sizeof control, "worker.%s.control", worker_id);
+    snprintf(assign, sizeof assign, "worker.%s.assign", worker_id);
+    int rc = ab_zbus_follow(bus, control) < 0 || ab_zbus_follow(bus, assign) < 0 ? -1 : 0;
     ab_zbus_settle();
     return rc;
 }

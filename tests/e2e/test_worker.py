@@ -114,7 +114,7 @@ def enqueue(stack, type, args=None, **opt):
         if "run_at_ms" in opt:
             cargs["run_at"] = opt["run_at_ms"]
         r = stack.ok("job.enqueue", cargs)
-        assert r["state"] == "queued" and r["existed"] is False, r
+        assert r["state"] in ("queued", "running") and r["existed"] is False, r  # running: handed over
         return r["id"]
     return sql_enqueue(stack, type, args, **opt)
 
