@@ -23,7 +23,9 @@
     X(command_retention_days, "7", "days a command id and its reply are kept")                     \
     X(job_lease_s, "10", "worker: seconds a dead worker keeps its jobs (heartbeat: lease/10)")     \
     X(worker_poll_ms, "1000", "worker: longest idle wait without a wake-up notice, ms")            \
-    X(worker_grace_s, "30", "worker: after SIGTERM, seconds a running job may go on")              \
+    X(worker_grace_s, "30",                                                                        \
+      "worker: after SIGTERM or a restart, seconds a running job may go on (and a cancelled "      \
+      "one before worker cleanup may force it)")                                                   \
     X(workers, "default:1,prio:1,cache:1,email:1,update:1",                                        \
       "supervisor: the workers it keeps running, queue:count,…")                                   \
     X(log_level, "info", "error, warn, info or debug")

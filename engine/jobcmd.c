@@ -7,6 +7,7 @@
 
 #include "handlers.h"
 #include "jobs.h"
+#include "workerctl.h"
 
 /* A column of a result row and how to pack it. */
 typedef enum { K_INT, K_STR, K_BOOL } s_kind;
@@ -50,8 +51,7 @@ static const s_col s_job_cols[] = {
     "SELECT id, queue, host, pid, status, desired, current_job, done_count, "                      \
     "failed_count, " AB_SQL_MS("started") ", " AB_SQL_MS(                                          \
         "last_heartbeat") ", "                                                                     \
-                          "last_heartbeat > UTC_TIMESTAMP(3) - INTERVAL 30 SECOND, supervisor "    \
-                          "FROM workers"
+                          "(" AB_SQL_WORKER_ALIVE "), supervisor FROM workers"
 
 static const s_col s_worker_cols[] = {
     {"id", K_STR},           {"queue", K_STR},   {"host", K_STR},           {"pid", K_INT},

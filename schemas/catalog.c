@@ -198,7 +198,9 @@ const ab_command ab_catalog[] = {
      true, AB_PERM_SITE_ADMIN, s_job_purge, COUNT(s_job_purge)},
     {"worker.list", "worker list", "List workers",
      "Lists workers (host:pid:queue) with their status, current job, counts of jobs done "
-     "and failed, and last heartbeat; alive is false when the heartbeat is older than 30 s.",
+     "and failed, last heartbeat and supervisor; alive is false when the worker is dead or its "
+     "heartbeat is older than 30 s. Dead workers stay listed until worker cleanup removes "
+     "them (or a day later, a supervisor does).",
      false, AB_PERM_SITE_ADMIN, s_worker_list, COUNT(s_worker_list)},
     {"worker.start", "worker start", "Start one more worker for a queue",
      "Asks the worker supervisor of a host (adminbus-supervisor; ops/run starts one) to start "
