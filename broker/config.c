@@ -91,18 +91,35 @@ static int s_load_file(ab_config *cfg, const char *path, char *errbuf, size_t er
     return 0;
 }
 
+/* The environment variable of key i: ADMINBUS_<NAME IN UPPER CASE>. */
+static void s_env_name(size_t i, char *env, size_t len)
+{
+    size_t n = (size_t)snprintf(env, len, "ADMINBUS_");
+    for (const char *p = s_keys[i].name; *p && n < len - 1; p++)
+        env[n++] = (char)toupper((unsigned char)*p);
+    env[n] = '\0';
+}
+
 static void s_load_env(ab_config *cfg)
 {
     for (size_t i = 0; i < NKEYS; i++) {
-        char env[64] = "ADMINBUS_";
-        size_t n = strlen(env);
-        for (const char *p = s_keys[i].name; *p && n < sizeof env - 1; p++)
-            env[n++] = (char)toupper((unsigned char)*p);
-        env[n] = '\0';
+        char env[64];
+        s_env_name(i, env, sizeof env);
         const char *v = getenv(env);
         if (v && *v)
             s_set(cfg, i, v);
     }
+}
+
+int ab_config_export(const ab_config *cfg)
+{
+    for (size_t i = 0; i < NKEYS; i++) {
+        char env[64];
+        s_env_name(i, env, sizeof env);
+        if (setenv(env, *s_slot((ab_config *)cfg, i), 1) != 0)
+            return -1;
+    }
+    return 0;
 }
 
 /* Parse argv[*i] as a config flag: returns the key index and sets *value (advancing *i

@@ -23,7 +23,11 @@
     X(command_retention_days, "7", "days a command id and its reply are kept")                     \
     X(job_lease_s, "10", "worker: seconds a dead worker keeps its jobs (heartbeat: lease/10)")     \
     X(worker_poll_ms, "1000", "worker: longest idle wait without a wake-up notice, ms")            \
-    X(worker_grace_s, "30", "worker: after SIGTERM, seconds a running job may go on")              \
+    X(worker_grace_s, "30",                                                                        \
+      "worker: after SIGTERM or a restart, seconds a running job may go on (and a cancelled "      \
+      "one before worker cleanup may force it)")                                                   \
+    X(workers, "default:1,prio:1,cache:1,email:1,update:1",                                        \
+      "supervisor: the workers it keeps running, queue:count,…")                                   \
     X(log_level, "info", "error, warn, info or debug")
 
 typedef struct {
@@ -46,6 +50,10 @@ const char *ab_config_get(const ab_config *cfg, const char *key);
 
 /* Print every key with its default and help, for --help. */
 void ab_config_usage(void *file);
+
+/* Put every key into this process's environment as ADMINBUS_<KEY>, so that the processes it
+ * starts load exactly its configuration (environment beats the file). Returns 0 or -1. */
+int ab_config_export(const ab_config *cfg);
 
 /* A parsed DSN. Strings are owned by the struct; free with ab_dsn_free. */
 typedef struct {

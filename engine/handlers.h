@@ -24,11 +24,17 @@ int ab_job_retry(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 int ab_job_cancel(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 int ab_job_purge(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 int ab_worker_list(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
+int ab_queue_clear(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
+int ab_queue_stats(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
+
+/* Workers: control and the supervisor's requests (workercmd.c). */
+int ab_worker_start(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 int ab_worker_pause(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 int ab_worker_resume(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 int ab_worker_stop(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
-int ab_queue_clear(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
-int ab_queue_stats(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
+int ab_worker_restart(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
+int ab_worker_kill(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
+int ab_worker_cleanup(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 
 /* Scheduled tasks (taskcmd.c). */
 int ab_task_list(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);

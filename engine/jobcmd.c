@@ -1,12 +1,13 @@
-/* jobcmd.c — the commands that manage jobs, workers and queues (issue 3): enqueue, list,
- * view, retry, cancel, purge; worker list, pause, resume, stop; queue stats. The workers
- * themselves are engine/worker.c; what both share is engine/jobs.h. */
+/* jobcmd.c — the commands that manage jobs and queues (issue 3): enqueue, list, view,
+ * retry, cancel, purge; worker list; queue clear, stats. The other worker commands are in
+ * workercmd.c; the workers themselves are engine/worker.c; what all share is engine/jobs.h. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "handlers.h"
 #include "jobs.h"
+#include "workerctl.h"
 
 /* A column of a result row and how to pack it. */
 typedef enum { K_INT, K_STR, K_BOOL } s_kind;
@@ -50,12 +51,13 @@ static const s_col s_job_cols[] = {
     "SELECT id, queue, host, pid, status, desired, current_job, done_count, "                      \
     "failed_count, " AB_SQL_MS("started") ", " AB_SQL_MS(                                          \
         "last_heartbeat") ", "                                                                     \
-                          "last_heartbeat > UTC_TIMESTAMP(3) - INTERVAL 30 SECOND FROM workers"
+                          "(" AB_SQL_WORKER_ALIVE "), supervisor FROM workers"
 
 static const s_col s_worker_cols[] = {
     {"id", K_STR},           {"queue", K_STR},   {"host", K_STR},           {"pid", K_INT},
     {"status", K_STR},       {"desired", K_STR}, {"current_job", K_INT},    {"done_count", K_INT},
     {"failed_count", K_INT}, {"started", K_INT}, {"last_heartbeat", K_INT}, {"alive", K_BOOL},
+    {"supervisor", K_STR},
 };
 
 #define NCOLS(a) (sizeof(a) / sizeof((a)[0]))
@@ -575,8 +577,12 @@ int ab_job_cancel(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
     snprintf(message, sizeof message, "Cancel requested by %s", ctx->who->email);
     int rc = waiting ? s_cancel_waiting(ctx, id, err)
                      : s_set_state(ctx, id,
-                                   "UPDATE jobs SET cancel_requested = 1, message = ?, "
-                                   "date_modified = FROM_UNIXTIME(? / 1000) WHERE id = ?",
+                                   /* left to right: the first request's time is kept */
+                                   "UPDATE jobs SET message = ?, date_modified = "
+                                   "FROM_UNIXTIME(? / 1000), cancel_requested_at = "
+                                   "IF(cancel_requested = 1, COALESCE(cancel_requested_at, "
+                                   "date_modified), date_modified), cancel_requested = 1 "
+                                   "WHERE id = ?",
                                    message, err);
     if (rc < 0)
         return -1;
@@ -624,68 +630,6 @@ int ab_worker_list(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
     return s_pack_page(ctx, pk, WORKER_SQL, "workers",
                        ab_arg_has(ctx, "queue") ? " WHERE queue = ?" : "", "queue, id",
                        s_bind_worker_filters, s_worker_cols, NCOLS(s_worker_cols), err);
-}
-
-static void s_pack_control(msgpack_packer *pk, const void *ctx)
-{
-    msgpack_pack_map(pk, 1);
-    ab_pack_kv_cstr(pk, "desired", ctx);
-}
-
-/* Set the worker's desired state; the worker reads its own row, the notice makes it look
- * now rather than at its next heartbeat. */
-static int s_worker_control(ab_ctx *ctx, msgpack_packer *pk, const char *desired, ab_error *err)
-{
-    size_t len = 0;
-    const char *id = ab_arg_str(ctx, "worker", &len);
-    ab_params p;
-    ab_params_init(&p);
-    ab_param_str(&p, id, len);
-    ab_rows rows;
-    if (ab_db_query(ctx->db, "SELECT desired FROM workers WHERE id = ? FOR UPDATE", &p, &rows,
-                    err) < 0)
-        return -1;
-    int found = ab_rows_next(&rows);
-    char before[16] = "";
-    if (found == 1)
-        snprintf(before, sizeof before, "%s", ab_rows_str(&rows, 0, NULL));
-    ab_rows_close(&rows);
-    if (found != 1)
-        return ab_fail(err, found < 0 ? AB_E_INTERNAL : AB_E_NOT_FOUND, "worker",
-                       "no worker has the id '%.*s' (adminctl worker list)",
-                       (int)(len > 96 ? 96 : len), id);
-    ab_params_init(&p);
-    ab_param_cstr(&p, desired);
-    ab_param_str(&p, id, len);
-    if (ab_db_run(ctx->db, "UPDATE workers SET desired = ? WHERE id = ?", &p, NULL, NULL, err) < 0)
-        return -1;
-    char wid[100], topic[140], title[140], change[80];
-    snprintf(wid, sizeof wid, "%.*s", (int)(len > 96 ? 96 : len), id);
-    snprintf(topic, sizeof topic, "worker.%s.control", wid);
-    snprintf(title, sizeof title, "Worker: %s", wid);
-    snprintf(change, sizeof change, "desired (%s) => (%s)", before, desired);
-    if (ab_ctx_audit(ctx, "Worker", 0, "edit", title, change) < 0 ||
-        ab_events_push(ctx->events, topic, ctx->now_ms, s_pack_control, desired) < 0)
-        return ab_fail(err, AB_E_INTERNAL, NULL, "out of memory");
-    msgpack_pack_map(pk, 2);
-    ab_pack_kv_cstr(pk, "id", wid);
-    ab_pack_kv_cstr(pk, "desired", desired);
-    return 0;
-}
-
-int ab_worker_pause(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
-{
-    return s_worker_control(ctx, pk, "pause", err);
-}
-
-int ab_worker_resume(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
-{
-    return s_worker_control(ctx, pk, "run", err);
-}
-
-int ab_worker_stop(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
-{
-    return s_worker_control(ctx, pk, "stop", err);
 }
 
 /* --- queue.clear ---------------------------------------------------------------------- */

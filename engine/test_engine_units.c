@@ -1,5 +1,6 @@
 /* test_engine_units — engine pieces that need no database: the audit change text, cuts
- * at character boundaries, handler coverage of the catalog, secrets and identifiers. */
+ * at character boundaries, handler coverage of the catalog, secrets and identifiers, the
+ * supervisor's `workers` option. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,6 +18,7 @@
 #include "jobs.h"
 #include "scheduler.h"
 #include "secret.h"
+#include "supervisor.h"
 
 static void test_change_text_has_misp_shape(void **state)
 {
@@ -167,6 +169,34 @@ static void test_job_arguments_are_checked_against_the_type(void **state)
     }
 }
 
+static void test_supervisor_workers_option(void **state)
+{
+    int c[AB_SUPERVISOR_NQUEUES];
+    char err[300];
+    assert_int_equal(ab_supervisor_parse_workers("default:1,prio:1,cache:1,email:1,update:1", c,
+                                                 err, sizeof err),
+                     0);
+    for (int i = 0; i < AB_SUPERVISOR_NQUEUES; i++)
+        assert_int_equal(c[i], 1);
+    /* blanks, a bare queue (one), repeats add up, empty items and "" are fine */
+    assert_int_equal(
+        ab_supervisor_parse_workers(" default : 2 , email,,default:1", c, err, sizeof err), 0);
+    assert_int_equal(c[0], 3);
+    assert_int_equal(c[3], 1);
+    assert_int_equal(c[1] + c[2] + c[4], 0);
+    assert_int_equal(ab_supervisor_parse_workers("", c, err, sizeof err), 0);
+    assert_int_equal(c[0] + c[1] + c[2] + c[3] + c[4], 0);
+    assert_int_equal(ab_supervisor_parse_workers("mail:1", c, err, sizeof err), -1);
+    assert_non_null(strstr(err, "unknown queue 'mail'"));
+    assert_int_equal(ab_supervisor_parse_workers("email:x", c, err, sizeof err), -1);
+    assert_non_null(strstr(err, "count of queue email"));
+    assert_int_equal(ab_supervisor_parse_workers("email:", c, err, sizeof err), -1);
+    assert_int_equal(ab_supervisor_parse_workers("email:-1", c, err, sizeof err), -1);
+    assert_int_equal(ab_supervisor_parse_workers("email:65", c, err, sizeof err), -1);
+    assert_int_equal(ab_supervisor_parse_workers("email:40,email:40", c, err, sizeof err), -1);
+    assert_non_null(strstr(err, "more than 64"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -180,6 +210,7 @@ int main(void)
         cmocka_unit_test(test_queues_states_and_misp_codes),
         cmocka_unit_test(test_job_arguments_are_checked_against_the_type),
         cmocka_unit_test(test_task_next_run_skips_missed_periods),
+        cmocka_unit_test(test_supervisor_workers_option),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -160,10 +160,11 @@ static void s_publish(ab_worker *w, const char *topic, msgpack_sbuffer *sb)
     msgpack_sbuffer_destroy(sb);
 }
 
-/* job.<id>.<event> {id, queue, type, state, attempt[, run_at][, error]} */
-static void s_publish_job(ab_worker *w, uint64_t id, const char *type, int attempt,
-                          const char *event, const char *state, const char *error,
-                          int64_t run_at_ms)
+/* job.<id>.<event> {id, queue, type, state, attempt[, run_at][, error][, worker]}: worker is
+ * the worker that ran the attempt (by, NULL when unknown: the reaper's events). */
+static void s_publish_job_by(ab_worker *w, const char *by, uint64_t id, const char *type,
+                             int attempt, const char *event, const char *state, const char *error,
+                             int64_t run_at_ms)
 {
     char topic[96];
     ab_job_topic(id, event, topic, sizeof topic);
@@ -172,7 +173,7 @@ static void s_publish_job(ab_worker *w, uint64_t id, const char *type, int attem
     msgpack_packer pk;
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
     ab_event_begin(&pk, topic, s_wall_ms());
-    msgpack_pack_map(&pk, 5 + (error != NULL) + (run_at_ms > 0));
+    msgpack_pack_map(&pk, 5 + (error != NULL) + (run_at_ms > 0) + (by != NULL));
     ab_pack_cstr(&pk, "id");
     msgpack_pack_uint64(&pk, id);
     ab_pack_cstr(&pk, "queue");
@@ -191,7 +192,19 @@ static void s_publish_job(ab_worker *w, uint64_t id, const char *type, int attem
         ab_pack_cstr(&pk, "error");
         ab_pack_cstr(&pk, error);
     }
+    if (by) {
+        ab_pack_cstr(&pk, "worker");
+        ab_pack_cstr(&pk, by);
+    }
     s_publish(w, topic, &sb);
+}
+
+/* An event of a job this worker runs. */
+static void s_publish_job(ab_worker *w, uint64_t id, const char *type, int attempt,
+                          const char *event, const char *state, const char *error,
+                          int64_t run_at_ms)
+{
+    s_publish_job_by(w, w->id, id, type, attempt, event, state, error, run_at_ms);
 }
 
 /* worker.<id>.<event> {id, queue, host, pid, status} for any worker. */
@@ -291,15 +304,18 @@ static int s_register(ab_worker *w, ab_db *db, ab_error *err)
     ab_param_cstr(&p, w->queue);
     ab_param_cstr(&p, w->host);
     ab_param_int(&p, w->pid);
+    ab_param_cstr(&p, w->opt.supervisor);
+    ab_param_int(&p, w->opt.grace_s);
     /* A row with our id is from an earlier process with the same pid: start afresh. */
     return ab_db_run(db,
-                     "INSERT INTO workers (id, queue, host, pid, status, desired, current_job, "
-                     "done_count, failed_count, started, last_heartbeat) VALUES (?, ?, ?, ?, "
-                     "'ok', 'run', NULL, 0, 0, UTC_TIMESTAMP(3), UTC_TIMESTAMP(3)) "
-                     "ON DUPLICATE KEY UPDATE queue = VALUES(queue), host = VALUES(host), "
-                     "pid = VALUES(pid), status = 'ok', desired = 'run', current_job = NULL, "
-                     "done_count = 0, failed_count = 0, started = VALUES(started), "
-                     "last_heartbeat = VALUES(last_heartbeat)",
+                     "INSERT INTO workers (id, queue, host, pid, supervisor, grace_s, status, "
+                     "desired, current_job, done_count, failed_count, started, last_heartbeat) "
+                     "VALUES (?, ?, ?, ?, ?, ?, 'ok', 'run', NULL, 0, 0, UTC_TIMESTAMP(3), "
+                     "UTC_TIMESTAMP(3)) ON DUPLICATE KEY UPDATE queue = VALUES(queue), "
+                     "host = VALUES(host), pid = VALUES(pid), supervisor = VALUES(supervisor), "
+                     "grace_s = VALUES(grace_s), status = 'ok', desired = 'run', "
+                     "current_job = NULL, done_count = 0, failed_count = 0, "
+                     "started = VALUES(started), last_heartbeat = VALUES(last_heartbeat)",
                      &p, NULL, NULL, err);
 }
 
@@ -326,16 +342,19 @@ static void s_write_status(ab_worker *w, const char *status)
     w->idle_marked = false; /* not ok: not idle either (an enqueue hands it nothing) */
 }
 
+/* 'restart' stops the worker as SIGTERM does (see s_read_desired). */
 static s_desired s_parse_desired(const char *s)
 {
     if (s && strcmp(s, "pause") == 0)
         return S_PAUSE;
-    if (s && strcmp(s, "stop") == 0)
+    if (s && (strcmp(s, "stop") == 0 || strcmp(s, "restart") == 0))
         return S_STOP;
     return S_RUN;
 }
 
-/* Read workers.desired; -1 when the database cannot be read. */
+/* Read workers.desired; -1 when the database cannot be read. 'restart' (worker.restart) is a
+ * stop as on SIGTERM: no new claims, the running handler gets worker_grace_s, then what it
+ * gave up on is handed back; the worker's supervisor then starts a replacement. */
 static int s_read_desired(ab_worker *w, ab_db *db, s_desired *out)
 {
     ab_params p;
@@ -346,7 +365,10 @@ static int s_read_desired(ab_worker *w, ab_db *db, s_desired *out)
     if (ab_db_query(db, "SELECT desired FROM workers WHERE id = ?", &p, &rows, &err) < 0)
         return -1;
     int rc = ab_rows_next(&rows);
-    *out = rc == 1 ? s_parse_desired(ab_rows_str(&rows, 0, NULL)) : S_RUN;
+    const char *desired = rc == 1 ? ab_rows_str(&rows, 0, NULL) : NULL;
+    if (desired && strcmp(desired, "restart") == 0)
+        atomic_store(&w->stop_signal, 1);
+    *out = s_parse_desired(desired);
     ab_rows_close(&rows);
     return rc < 0 ? -1 : 0;
 }
@@ -588,9 +610,9 @@ static void s_reap_announce(ab_worker *w, const s_expired *e, int n, int64_t now
         const char *name = names[e[i].outcome];
         AB_WARN("worker %s: job %llu (%s) %s: its lease expired (its worker is gone)", w->id,
                 (unsigned long long)e[i].id, e[i].type, name);
-        s_publish_job(w, e[i].id, e[i].type, e[i].attempts, name, name,
-                      e[i].outcome == S_CANCEL ? NULL : S_LEASE_EXPIRED,
-                      e[i].outcome == S_RETRY ? now_ms : 0);
+        s_publish_job_by(w, NULL, e[i].id, e[i].type, e[i].attempts, name, name,
+                         e[i].outcome == S_CANCEL ? NULL : S_LEASE_EXPIRED,
+                         e[i].outcome == S_RETRY ? now_ms : 0);
         wake |= e[i].outcome == S_RETRY;
     }
     if (wake)

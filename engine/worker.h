@@ -35,10 +35,11 @@ typedef struct {
 
 typedef struct {
     const char *db_dsn;
-    const char *queue; /* one of AB_QUEUES */
-    int lease_s;       /* how long a dead worker keeps its jobs; at least 2 */
-    int poll_ms;       /* longest idle wait without a wake-up notice */
-    int grace_s;       /* after a stop signal, how long a running handler may go on */
+    const char *queue;      /* one of AB_QUEUES */
+    int lease_s;            /* how long a dead worker keeps its jobs; at least 2 */
+    int poll_ms;            /* longest idle wait without a wake-up notice */
+    int grace_s;            /* after a stop signal, how long a running handler may go on */
+    const char *supervisor; /* id of the supervisor that started the worker; NULL: none */
 } ab_worker_options;
 
 typedef struct ab_worker ab_worker;
@@ -66,7 +67,8 @@ void ab_worker_request_stop(ab_worker *w);
  * safe on NULL. */
 void ab_worker_destroy(ab_worker **w);
 
-/* The lowest schema version the worker can run on (the jobs tables). */
-#define AB_WORKER_SCHEMA_MIN 2
+/* The lowest schema version the worker can run on (the jobs tables, and the workers columns
+ * of 0004_supervisors: supervisor, grace_s, desired 'restart'). */
+#define AB_WORKER_SCHEMA_MIN 4
 
 #endif

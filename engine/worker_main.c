@@ -1,6 +1,7 @@
 /* adminbus-worker — runs the jobs of one queue (see engine/worker.h, docs/architecture.md).
  *
- *   adminbus-worker --queue QUEUE [config flags]     serve until SIGINT/SIGTERM or `stop`
+ *   adminbus-worker --queue QUEUE [--supervisor ID] [config flags]
+ *                                                    serve until SIGINT/SIGTERM or `stop`
  *
  * This file owns the worker's bus sockets: a PUB connected to the broker's event intake
  * (publish_endpoint) and a SUB on the broker's event fan-out (events_endpoint) subscribed
@@ -34,19 +35,21 @@ static void s_on_signal(int sig)
 
 static void s_usage(FILE *f)
 {
-    fprintf(f, "usage: adminbus-worker --queue QUEUE [config flags]\n\n"
+    fprintf(f, "usage: adminbus-worker --queue QUEUE [--supervisor ID] [config flags]\n\n"
                "Runs the jobs of one queue (default, prio, cache, email, update): claims them\n"
                "from MariaDB under a lease, runs their handlers, retries with back-off, and\n"
                "puts back the jobs of workers that died (docs/architecture.md).\n"
                "SIGTERM/SIGINT: no new claims; the running job may finish within worker_grace_s,\n"
                "then it is told to stop and handed back.\n\n"
                "  --queue QUEUE   the queue to serve (required)\n"
+               "  --supervisor ID set by adminbus-supervisor for the workers it starts (its\n"
+               "                  id, host:pid): recorded in the workers table\n"
                "  --help, --version\n\n");
     ab_config_usage(f);
 }
 
 /* Returns 0, 1 to exit successfully (help/version), or 2 for a usage error. */
-static int s_parse(int argc, char **argv, const char **queue)
+static int s_parse(int argc, char **argv, const char **queue, const char **supervisor)
 {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -54,6 +57,10 @@ static int s_parse(int argc, char **argv, const char **queue)
             *queue = argv[++i];
         else if (strncmp(a, "--queue=", 8) == 0)
             *queue = a + 8;
+        else if (strcmp(a, "--supervisor") == 0 && i + 1 < argc)
+            *supervisor = argv[++i];
+        else if (strncmp(a, "--supervisor=", 13) == 0)
+            *supervisor = a + 13;
         else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0)
             return s_usage(stdout), 1;
         else if (strcmp(a, "--version") == 0)
@@ -95,9 +102,10 @@ static int s_int_key(const ab_config *cfg, const char *key, long lo, long hi, in
     return 0;
 }
 
-static int s_options(const ab_config *cfg, const char *queue, ab_worker_options *o)
+static int s_options(const ab_config *cfg, const char *queue, const char *supervisor,
+                     ab_worker_options *o)
 {
-    *o = (ab_worker_options){.db_dsn = cfg->db_dsn, .queue = queue};
+    *o = (ab_worker_options){.db_dsn = cfg->db_dsn, .queue = queue, .supervisor = supervisor};
     if (s_int_key(cfg, "job_lease_s", 2, 3600, &o->lease_s) < 0 ||
         s_int_key(cfg, "worker_poll_ms", 1, 3600000, &o->poll_ms) < 0 ||
         s_int_key(cfg, "worker_grace_s", 0, 86400, &o->grace_s) < 0)
@@ -197,10 +205,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "adminbus-worker: %s\n", msg);
         return 2;
     }
-    const char *queue = "";
+    const char *queue = "", *supervisor = NULL;
     ab_worker_options opt;
-    int prc = s_parse(argc, argv, &queue);
-    if (prc == 0 && s_options(&cfg, queue, &opt) < 0)
+    int prc = s_parse(argc, argv, &queue, &supervisor);
+    if (prc == 0 && s_options(&cfg, queue, supervisor, &opt) < 0)
         prc = 2;
     if (prc != 0) {
         ab_config_free(&cfg);

@@ -117,6 +117,24 @@ static const ab_arg s_worker_one[] = {
     {"worker", AB_ARG_STR, true, true, 1, 96, NULL, "The worker's id (host:pid:queue)"},
 };
 
+static const ab_arg s_worker_start[] = {
+    {"queue", AB_ARG_ENUM, true, true, 0, 0, s_queue_names, "The queue the new worker serves"},
+    {"host", AB_ARG_STR, false, false, 1, 64, NULL,
+     "The host whose supervisor starts it (default: the host with the fewest workers)"},
+};
+
+static const ab_arg s_worker_restart[] = {
+    {"worker", AB_ARG_STR, false, true, 1, 96, NULL, "The worker's id (host:pid:queue)"},
+    {"all", AB_ARG_BOOL, false, false, 0, 0, NULL,
+     "Every live worker instead of one (MISP's restartWorkers)"},
+};
+
+static const ab_arg s_worker_cleanup[] = {
+    {"worker", AB_ARG_STR, false, true, 1, 96, NULL, "The worker's id (host:pid:queue)"},
+    {"dead", AB_ARG_BOOL, false, false, 0, 0, NULL,
+     "Every dead worker, and every one silent for 30 s, instead of one"},
+};
+
 static const ab_arg s_task_one[] = {
     {"task", AB_ARG_INT, true, true, 1, UINT32_MAX, NULL, "The task's id (adminctl task list)"},
 };
@@ -192,16 +210,47 @@ const ab_command ab_catalog[] = {
      true, AB_PERM_SITE_ADMIN, s_job_purge, COUNT(s_job_purge)},
     {"worker.list", "worker list", "List workers",
      "Lists workers (host:pid:queue) with their status, current job, counts of jobs done "
-     "and failed, and last heartbeat; alive is false when the heartbeat is older than 30 s.",
+     "and failed, last heartbeat and supervisor; alive is false when the worker is dead or its "
+     "heartbeat is older than 30 s. Dead workers stay listed until worker cleanup removes "
+     "them (or a day later, a supervisor does).",
      false, AB_PERM_SITE_ADMIN, s_worker_list, COUNT(s_worker_list)},
+    {"worker.start", "worker start", "Start one more worker for a queue",
+     "Asks the worker supervisor of a host (adminbus-supervisor; ops/run starts one) to start "
+     "one more worker for the queue (MISP's startWorker). Replies once the request is stored; "
+     "the new worker then registers (worker list) and announces worker.<id>.up. With no "
+     "supervisor running (on the host, when given): unavailable, saying how to start one; a "
+     "host no supervisor ever ran on: not_found (field host).",
+     true, AB_PERM_SITE_ADMIN, s_worker_start, COUNT(s_worker_start)},
     {"worker.pause", "worker pause", "Pause a worker",
      "The worker finishes its current job and claims no more until resumed.", true,
      AB_PERM_SITE_ADMIN, s_worker_one, COUNT(s_worker_one)},
     {"worker.resume", "worker resume", "Resume a paused worker", "The worker claims jobs again.",
      true, AB_PERM_SITE_ADMIN, s_worker_one, COUNT(s_worker_one)},
     {"worker.stop", "worker stop", "Stop a worker",
-     "The worker finishes its current job and exits.", true, AB_PERM_SITE_ADMIN, s_worker_one,
-     COUNT(s_worker_one)},
+     "The worker finishes its current job and exits. Its supervisor does not replace it.", true,
+     AB_PERM_SITE_ADMIN, s_worker_one, COUNT(s_worker_one)},
+    {"worker.restart", "worker restart", "Restart a worker, or every worker",
+     "The worker stops as on SIGTERM (no new claims; its running job may finish within its "
+     "worker_grace_s, else it is handed back without counting an attempt) and its supervisor "
+     "starts a replacement at once (MISP's restartWorker; with all, restartWorkers: every "
+     "live worker). A dead worker or one started by hand is a conflict; a worker whose "
+     "supervisor is not running is unavailable (with all, both are listed as skipped).",
+     true, AB_PERM_SITE_ADMIN, s_worker_restart, COUNT(s_worker_restart)},
+    {"worker.kill", "worker kill", "Kill a worker at once",
+     "The worker's supervisor kills its process with SIGKILL (MISP's killWorker), marks it "
+     "dead and puts its running jobs back at once, each attempt counting, instead of waiting "
+     "for their leases to expire. The killed worker is not replaced (worker start adds one). "
+     "Replies once the request is stored. A worker started by hand or already dead is a "
+     "conflict; one whose supervisor is not running is unavailable.",
+     true, AB_PERM_SITE_ADMIN, s_worker_one, COUNT(s_worker_one)},
+    {"worker.cleanup", "worker cleanup", "Clean up a dead or stuck worker",
+     "For a worker that is dead or silent for 30 s: removes its registration and puts back "
+     "the jobs it still holds (each attempt counting). For a live worker: every running job "
+     "of it whose cancel (job cancel) is older than the worker's worker_grace_s is cancelled "
+     "by force, and the worker, whose handler ignored the cancel, is killed and replaced by "
+     "its supervisor (CakeResque's cleanup); cancels still within their grace are listed as "
+     "pending. With dead: every dead or silent worker (MISP's dead workers) is removed.",
+     true, AB_PERM_SITE_ADMIN, s_worker_cleanup, COUNT(s_worker_cleanup)},
     {"queue.clear", "queue clear", "Cancel every waiting job of a queue",
      "Cancels the queue's queued and retrying jobs at once (CakeResque's clear); running jobs "
      "are left to finish (cancel them one by one with job cancel). Returns how many were "

@@ -292,6 +292,63 @@ class Scheduler(StartedDaemon):
 
 
 
+class Supervisor(StartedDaemon):
+    """One adminbus-supervisor a test started (Stack.start_supervisor)."""
+
+    def __init__(self, stack, argv, log):
+        super().__init__(stack, f"supervisor #{len(stack.supervisors) + 1}", argv, log)
+        self.id = None  # host:pid, once it has registered
+
+    def log_text(self):
+        return Path(self.log).read_text(errors="replace")
+
+    def wait_registered(self, timeout=30):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.alive():
+                raise AssertionError(f"{self.name} exited with {self.proc.returncode} during "
+                                     f"start:\n{self.stack.tail(self.log)}")
+            rows = self.stack.rows("SELECT id FROM supervisors WHERE pid = %s AND status = 'ok'",
+                                   self.pid)
+            if rows:
+                self.id = rows[0]["id"]
+                return self
+            time.sleep(0.05)
+        raise AssertionError(f"{self.name} did not register within {timeout}s:\n"
+                             f"{self.stack.tail(self.log)}")
+
+    def workers(self, status="ok"):
+        """Its workers' rows (those registered with its id) in that status, by id."""
+        return self.stack.rows("SELECT * FROM workers WHERE supervisor = %s AND status = %s "
+                               "ORDER BY id", self.id, status)
+
+    def wait_workers(self, n, queue=None, timeout=30, exclude=()):
+        """Wait until n of its workers (of queue, when given; not in exclude) are registered
+        and `ok`; returns their rows."""
+        deadline = time.monotonic() + timeout
+        while True:
+            rows = [r for r in self.workers() if (queue is None or r["queue"] == queue)
+                    and r["id"] not in exclude]
+            if len(rows) >= n:
+                return rows
+            if not self.alive():
+                raise AssertionError(f"{self.name} exited with {self.proc.returncode}:\n"
+                                     f"{self.stack.tail(self.log)}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{self.name}: {len(rows)} of {n} workers registered "
+                                     f"within {timeout}s:\n{self.stack.tail(self.log)}")
+            time.sleep(0.05)
+
+    def wait_log(self, needle, timeout=30):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if needle in self.log_text():
+                return self
+            time.sleep(0.05)
+        raise AssertionError(f"{self.name}: no {needle!r} in its log within {timeout}s:\n"
+                             f"{self.stack.tail(self.log)}")
+
+
 class Stack:
     """A broker and an engine on their own ports and database. See the `stack` fixture."""
 
@@ -313,6 +370,7 @@ class Stack:
         self.created = False
         self.workers = []  # Worker handles, stopped at teardown
         self.schedulers = []  # Scheduler handles, stopped at teardown
+        self.supervisors = []  # Supervisor handles, stopped (first) at teardown
 
     def start(self):
         """Create the database, bootstrap it (engine --init), start broker and engine."""
@@ -382,6 +440,22 @@ class Stack:
         s = Scheduler(self, argv, log)
         self.schedulers.append(s)
         return s.wait_log(": started;") if wait else s
+
+    def start_supervisor(self, wait=True, **config):
+        """Start an adminbus-supervisor with extra config flags (workers="default:2" →
+        --workers=default:2). Its workers inherit its configuration; worker_grace_s defaults
+        to 5 here (not 30) so that a stop fits the teardown's wait. Waits until it has
+        registered unless wait=False. Returns a Supervisor: .pid, .id, .workers(),
+        .wait_workers(n), .wait_log(text), .stop(), .kill9(). Its workers' output goes to
+        its log."""
+        exe = BIN / "adminbus-supervisor"
+        assert exe.exists(), f"missing {exe} (build first)"
+        config.setdefault("worker_grace_s", 5)
+        argv = [str(exe)] + [f"--{k.replace('_', '-')}={v}" for k, v in config.items()]
+        log = self.home / f"supervisor-{len(self.supervisors) + 1}.log"
+        s = Supervisor(self, argv, log)
+        self.supervisors.append(s)
+        return s.wait_registered() if wait else s
 
     def kill_engine(self):
         """kill -9 the engine (expected death: teardown will not report it)."""
@@ -489,7 +563,8 @@ class Stack:
     # -- teardown --
 
     def close_workers(self):
-        for w in self.schedulers + self.workers:
+        # Supervisors first: each stops exactly its own workers.
+        for w in self.supervisors + self.schedulers + self.workers:
             if not w.expected_dead:
                 if not w.alive():
                     self.problems.append(f"{w.name} died unexpectedly (exit "

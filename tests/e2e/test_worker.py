@@ -164,11 +164,12 @@ def test_noop_records_its_effect_once_and_ends_done(stack, events):
     assert stack.count("job_ready", "job_id = %s", jid) == 0
     _, _, ev = events.wait(f"job.{jid}.done")
     assert ev["data"] == {"id": jid, "queue": "default", "type": "noop", "state": "done",
-                          "attempt": 1}
+                          "attempt": 1, "worker": w.id}
     names = [n for n, _ in events.of_job(jid) if n not in ("queued", "progress")]
     assert names == ["started", "done"]
     started = dict(events.of_job(jid))["started"]
     assert started["state"] == "running" and started["attempt"] == 1
+    assert started["worker"] == w.id
     assert worker_row(stack, w)["done_count"] == 1
 
 
@@ -259,6 +260,8 @@ def test_a_job_of_a_worker_killed_9_runs_again_elsewhere_within_10s(stack, event
     assert again - killed < 10.0, f"running again {again - killed:.2f}s after kill -9"
     _, _, rev = events.wait(f"job.{jid}.retrying")
     assert rev["data"]["error"] == "worker lost: lease expired"
+    assert "worker" not in rev["data"]  # the reaper does not know who ran it
+    assert ev["data"]["worker"] == other.id
     row = wait_state(stack, jid, "done")
     assert row["process_id"] == other.id and row["attempts"] == 2 and row["retries"] == 1, row
     assert row["last_error"] == "worker lost: lease expired", row
@@ -406,6 +409,27 @@ def test_sigterm_hands_the_running_job_back_and_another_worker_finishes_it(stack
     # a hand-back does not count the attempt against the job
     assert row["attempts"] == 1 and row["retries"] == 0, row
     assert [e["attempt"] for e in effects(stack, jid)] == [1]
+    assert worker_row(stack, a)["status"] == "dead"
+    events.wait(f"worker.{a.id}.down")
+
+
+def test_restart_in_the_row_stops_like_sigterm(stack, events):
+    """desired = 'restart' (what worker.restart writes for a supervised worker): no new
+    claims, the running job gets the worker's grace, then it is handed back without counting
+    an attempt, and the worker exits cleanly (its supervisor would start a replacement)."""
+    a = stack.start_worker(worker_grace_s=1)
+    row = worker_row(stack, a)
+    assert row["grace_s"] == 1 and row["supervisor"] is None, row
+    jid = enqueue(stack, "sleep", {"ms": 4000, "record": "tag-restart"})
+    events.wait(f"job.{jid}.started")
+    b = stack.start_worker()
+    stack.rows("UPDATE workers SET desired = 'restart' WHERE id = %s", a.id)
+    assert a.proc.wait(timeout=20) == 0
+    a.expected_dead = True
+    _, _, ev = events.wait(f"job.{jid}.retrying")
+    assert "handed back" in ev["data"]["error"] and ev["data"]["worker"] == a.id
+    row = wait_state(stack, jid, "done", timeout=15)
+    assert row["process_id"] == b.id and row["attempts"] == 1, row
     assert worker_row(stack, a)["status"] == "dead"
     events.wait(f"worker.{a.id}.down")
 
