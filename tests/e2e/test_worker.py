@@ -435,10 +435,11 @@ def test_restart_in_the_row_stops_like_sigterm(stack, events):
 
 
 def test_sigterm_during_a_burst_loses_nothing_and_counts_no_attempt(stack, events):
-    """Claimed-but-not-started jobs (short jobs are claimed up to 16 at a time) go back to
-    the ready set when their worker stops; every job still runs exactly once."""
+    """Claimed-but-not-started jobs (short jobs are claimed up to 64 at a time) go back to
+    the ready set when their worker stops; every job still runs exactly once. The jobs take
+    5 ms each, so the first worker is still busy (3 s of work) when it is stopped."""
     a = stack.start_worker()
-    ids = [sql_enqueue(stack, "noop", {"record": f"burst-{i}"}) for i in range(600)]
+    ids = [sql_enqueue(stack, "sleep", {"ms": 5, "record": f"burst-{i}"}) for i in range(600)]
     b = stack.start_worker()
     while stack.count("jobs", "state = 'done'") < 50:
         time.sleep(0.01)
