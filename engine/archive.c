@@ -12,8 +12,8 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#define BLOCK  512
-#define CHUNK  (64 * 1024)
+#define BLOCK          512
+#define CHUNK          (64 * 1024)
 #define OCTAL_SIZE_MAX 077777777777ULL /* 11 octal digits: 8 GiB - 1 */
 
 typedef struct {
@@ -168,8 +168,8 @@ static s_member *s_push(ab_archive *a, const char *name, uint64_t size, unsigned
         a->cap = cap;
     }
     s_member *m = &a->m[a->n];
-    *m = (s_member){.name = strdup(name), .fd = -1, .size = size, .mode = mode & 07777,
-                    .mtime = mtime};
+    *m = (s_member){
+        .name = strdup(name), .fd = -1, .size = size, .mode = mode & 07777, .mtime = mtime};
     if (!m->name)
         return NULL;
     a->n++;
@@ -335,14 +335,14 @@ static int s_fill(ab_archive *a, size_t *n)
                 if (got < 0)
                     return s_fail(a, "%s: read failed: %s", m->name, strerror(errno));
                 if (got == 0)
-                    return s_fail(a, "%s shrank while being archived (%llu of %llu bytes)",
-                                  m->name, (unsigned long long)off,
-                                  (unsigned long long)m->size);
+                    return s_fail(a, "%s shrank while being archived (%llu of %llu bytes)", m->name,
+                                  (unsigned long long)off, (unsigned long long)m->size);
                 want = (size_t)got;
             }
             EVP_DigestUpdate(a->sha, a->in, want);
             a->left -= want;
-            a->done_bytes += want;
+            if (!m->data) /* as in ab_archive_bytes_total: files, not the last member */
+                a->done_bytes += want;
             *n = want;
             break;
         }

@@ -72,8 +72,8 @@ const char *ab_archive_error(const ab_archive *a);
 size_t ab_archive_count(const ab_archive *a);
 ab_archive_member ab_archive_member_at(const ab_archive *a, size_t i);
 
-/* Uncompressed member bytes read so far, and the total of the members' sizes (without the
- * last one): for progress reports. */
+/* Bytes of the files read so far, and the total of their sizes (neither counts the last
+ * member): for progress reports. */
 uint64_t ab_archive_bytes_done(const ab_archive *a);
 uint64_t ab_archive_bytes_total(const ab_archive *a);
 

@@ -46,7 +46,7 @@ extern char **environ;
 #define WALK_DEPTH   32
 #define POLL_MS      200
 #define REPORT_BYTES (4u << 20) /* report archive progress at least every 4 MiB */
-#define CNF_FD       3         /* the option file's descriptor in mariadb-dump */
+#define CNF_FD       3          /* the option file's descriptor in mariadb-dump */
 
 const ab_arg ab_backup_args[AB_BACKUP_NARGS] = {
     {"encrypt_to", AB_ARG_STR, false, false, 3, 254, NULL,
@@ -59,8 +59,8 @@ typedef struct {
     ab_config cfg;
     bool cfg_loaded;
     char home[PATH_MAX];
-    char dir[PATH_MAX + 16]; /* home/backups */
-    char name[128];          /* the archive's final name */
+    char dir[PATH_MAX + 16];  /* home/backups */
+    char name[128];           /* the archive's final name */
     char tmp[PATH_MAX + 160]; /* its temporary path while written */
     char final[PATH_MAX + 160];
     bool renamed;
@@ -98,7 +98,8 @@ static int s_progress(s_backup *b, int pct, ab_error *err, const char *fmt, ...)
     va_end(ap);
     if (ab_job_progress(b->run, pct, msg) < 0) {
         b->stopped = true;
-        return ab_fail(err, AB_E_UNAVAILABLE, NULL, "backup stopped (cancelled or worker stopping)");
+        return ab_fail(err, AB_E_UNAVAILABLE, NULL,
+                       "backup stopped (cancelled or worker stopping)");
     }
     return 0;
 }
@@ -559,20 +560,20 @@ static char *s_manifest(const ab_archive *a, void *arg, size_t *len)
     time_t t = (time_t)b->created_s;
     gmtime_r(&t, &tm);
     strftime(created, sizeof created, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    used += (size_t)snprintf(m + used, cap - used,
-                             "adminbus backup manifest\n"
-                             "format: %d\n"
-                             "created: %s\n"
-                             "host: %s\n"
-                             "job: %llu\n"
-                             "adminbus_version: %s\n"
-                             "schema_version: %d\n"
-                             "database: %s\n"
-                             "encrypted_to: %s\n"
-                             "members: %zu\n",
-                             AB_BACKUP_FORMAT, created, b->host,
-                             (unsigned long long)ab_job_id(b->run), AB_VERSION, b->schema,
-                             b->database, *b->fpr ? b->fpr : "none", n);
+    used +=
+        (size_t)snprintf(m + used, cap - used,
+                         "adminbus backup manifest\n"
+                         "format: %d\n"
+                         "created: %s\n"
+                         "host: %s\n"
+                         "job: %llu\n"
+                         "adminbus_version: %s\n"
+                         "schema_version: %d\n"
+                         "database: %s\n"
+                         "encrypted_to: %s\n"
+                         "members: %zu\n",
+                         AB_BACKUP_FORMAT, created, b->host, (unsigned long long)ab_job_id(b->run),
+                         AB_VERSION, b->schema, b->database, *b->fpr ? b->fpr : "none", n);
     for (size_t i = 0; i < n; i++) {
         ab_archive_member mb = ab_archive_member_at(a, i);
         char hex[65];
@@ -598,8 +599,7 @@ static int s_add_file(s_backup *b, const char *rel, bool required, ab_error *err
     if (stat(full, &st) != 0 || !S_ISREG(st.st_mode)) {
         if (required)
             return ab_fail(err, AB_E_INTERNAL, NULL,
-                           "%.150s is missing: a backup without it could not be restored",
-                           full);
+                           "%.150s is missing: a backup without it could not be restored", full);
         return 0;
     }
     if (ab_archive_add_path(b->ar, name, full, (uint64_t)st.st_size, st.st_mode,
@@ -662,8 +662,9 @@ static int s_report_archive(s_backup *b, ab_error *err)
     uint64_t total = ab_archive_bytes_total(b->ar), done = ab_archive_bytes_done(b->ar);
     int pct = 60 + (int)(35 * (total ? (done > total ? total : done) : 1) / (total ? total : 1));
     b->reported_bytes = done;
-    return s_progress(b, pct, err, "Archiving%s: %llu of %llu KiB", *b->fpr ? " and encrypting" : "",
-                      (unsigned long long)(done / 1024), (unsigned long long)(total / 1024));
+    return s_progress(b, pct, err, "Archiving%s: %llu of %llu KiB",
+                      *b->fpr ? " and encrypting" : "", (unsigned long long)(done / 1024),
+                      (unsigned long long)(total / 1024));
 }
 
 static int s_write_all(int fd, const char *p, size_t n)
@@ -764,8 +765,7 @@ static int s_write(s_backup *b, ab_error *err)
         b->written = (uint64_t)st.st_size;
     close(b->out_fd);
     b->out_fd = -1;
-    if (s_progress(b, 98, err, "Archive complete: %llu bytes", (unsigned long long)b->written) <
-        0)
+    if (s_progress(b, 98, err, "Archive complete: %llu bytes", (unsigned long long)b->written) < 0)
         return -1;
     if (rename(b->tmp, b->final) != 0)
         return ab_fail(err, AB_E_INTERNAL, NULL, "cannot rename %.100s to %.100s: %s", b->tmp,
@@ -793,8 +793,7 @@ static int s_run(s_backup *b, const msgpack_object *args, ab_error *err)
     if (to && to->type == MSGPACK_OBJECT_STR) {
         if (ab_backup_check_recipient(to->via.str.ptr, to->via.str.size, err) < 0)
             return -1;
-        snprintf(b->recipient, sizeof b->recipient, "%.*s", (int)to->via.str.size,
-                 to->via.str.ptr);
+        snprintf(b->recipient, sizeof b->recipient, "%.*s", (int)to->via.str.size, to->via.str.ptr);
     }
     if (s_progress(b, 1, err, "Starting the backup") < 0 || s_paths(b, err) < 0 ||
         (*b->recipient && s_find_key(b, err) < 0) || s_schema(b, &b->schema, err) < 0 ||
@@ -816,18 +815,19 @@ static int s_run(s_backup *b, const msgpack_object *args, ab_error *err)
     }
     if (s_members(b, dump_fd, err) < 0 || s_write(b, err) < 0)
         return -1;
-    size_t files = ab_archive_count(b->ar);
+    size_t files = ab_archive_count(b->ar) - 1; /* not the manifest */
     char skipped[64] = "", enc[64] = "";
     if (b->skipped)
         snprintf(skipped, sizeof skipped, ", %zu skipped (see the worker's log)", b->skipped);
     if (*b->fpr)
         snprintf(enc, sizeof enc, ", encrypted to %.40s", b->fpr);
-    AB_INFO("backup job %llu: wrote %s (%llu bytes, %zu files%s%s)",
-            (unsigned long long)ab_job_id(b->run), b->final, (unsigned long long)b->written,
-            files, skipped, enc);
+    AB_INFO("backup job %llu: wrote %s (%llu bytes, %zu files and a manifest%s%s)",
+            (unsigned long long)ab_job_id(b->run), b->final, (unsigned long long)b->written, files,
+            skipped, enc);
     /* The job's message, kept when it is done: where the archive is, relative to the home. */
     char msg[256];
-    snprintf(msg, sizeof msg, "Backup written: %s/%s (%llu bytes, %zu files, schema version %d%s%s)",
+    snprintf(msg, sizeof msg,
+             "Backup written: %s/%s (%llu bytes, %zu files and a manifest, schema version %d%s%s)",
              AB_BACKUP_DIR, b->name, (unsigned long long)b->written, files, b->schema, enc,
              skipped);
     ab_job_progress(b->run, 100, msg);

@@ -471,12 +471,30 @@ def test_restore_refuses_a_running_stack_and_a_used_home(stack, tmp_path, fresh_
     refused(restore(other, archive, "--dsn", stack.mariadb.dsn_for(fresh_db)),
             "different server secret", "--force")
     assert (other / "secrets" / "server.key").read_text() == "00" * 32 + "\n"
-    # a database that is not empty (the live one): refused unless --force, untouched
+    # the live instance's database: refused even with --force (its workers are alive)
     home = tmp_path / "home-y"
     before = stack.counts()
-    refused(restore(home, archive, "--dsn", stack.mariadb.dsn_for(stack.database)),
-            "already has", "tables", "--force")
+    refused(restore(home, archive, "--force", "--dsn", stack.mariadb.dsn_for(stack.database)),
+            "is in use", "heartbeat", "ops/stop")
     assert stack.counts() == before
+    # a database that is not empty: refused unless --force, which drops its tables first
+    fresh = stack.mariadb.dsn_for(fresh_db)
+    assert restore(home, archive, "--dsn", fresh).returncode == 0
+    db = stack.mariadb.connect(fresh_db)
+    with db.cursor() as c:
+        c.execute("INSERT INTO organisations (name, uuid, date_created, date_modified) VALUES "
+                  "('Added Later', UUID(), UTC_TIMESTAMP(), UTC_TIMESTAMP())")
+    again = tmp_path / "home-z"
+    refused(restore(again, archive, "--dsn", fresh), "already has", "tables", "--force")
+    with db.cursor() as c:
+        c.execute("SELECT COUNT(*) AS n FROM organisations WHERE name = 'Added Later'")
+        assert c.fetchone()["n"] == 1
+    r = restore(again, archive, "--force", "--dsn", fresh)
+    assert r.returncode == 0 and "--force: dropped" in r.stdout, r.stdout + r.stderr
+    with db.cursor() as c:
+        c.execute("SELECT COUNT(*) AS n FROM organisations WHERE name = 'Added Later'")
+        assert c.fetchone()["n"] == 0
+    db.close()
     # usage errors
     p = subprocess.run([str(RESTORE), "--verify", "--force", str(archive)],
                        env=clean_env(ADMINBUS_HOME=home), capture_output=True, text=True)
