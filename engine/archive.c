@@ -1,6 +1,8 @@
 /* archive.c — see archive.h. */
 #include "archive.h"
 
+#include "envelope.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
@@ -130,7 +132,8 @@ static int s_split(const char *name)
 bool ab_archive_name_ok(const char *name)
 {
     size_t len = strlen(name);
-    if (len == 0 || len > AB_ARCHIVE_NAME_MAX || name[0] == '/' || s_split(name) < 0)
+    if (len == 0 || len > AB_ARCHIVE_NAME_MAX || name[0] == '/' || s_split(name) < 0 ||
+        !ab_utf8_valid(name, len))
         return false;
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)name[i];

@@ -42,8 +42,8 @@ ab_archive *ab_archive_new(int level);
 void ab_archive_destroy(ab_archive **a);
 
 /* True when name can be a member name (see above): 1-255 bytes, printable ASCII or UTF-8
- * without control characters or backslashes, relative, no "."/".."/empty components, and
- * splittable into ustar's prefix and name fields. */
+ * (valid UTF-8) without control characters or backslashes, relative, no "."/".."/empty components,
+ * and splittable into ustar's prefix and name fields. */
 bool ab_archive_name_ok(const char *name);
 
 /* Add the file at path as member name, with the size and mode given (from a stat made by

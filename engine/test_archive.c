@@ -160,6 +160,7 @@ static void test_member_names(void **state)
     assert_false(ab_archive_name_ok(".."));
     assert_false(ab_archive_name_ok("home/a\nb"));
     assert_false(ab_archive_name_ok("home/a\\b"));
+    assert_false(ab_archive_name_ok("home/\xc3(")); /* not UTF-8 */
     char name[300];
     memset(name, 'a', 150);
     strcpy(name + 150, "/b");

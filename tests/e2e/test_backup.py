@@ -156,6 +156,7 @@ def populate(stack):
     logo.parent.mkdir(parents=True)
     logo.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)))
     logo.chmod(0o640)
+    (logo.parent / "Ünïcode logo ✓.txt").write_text("名前\n")
     return key2
 
 
@@ -281,7 +282,7 @@ def test_backup_then_restore_into_a_fresh_home(stack, tmp_path):
                         re.findall(r"^file: (.*)$", manifest, re.M))}
     assert listed == files
     assert set(files) == {"db/adminbus.sql", "home/adminbus.conf", "home/secrets/server.key",
-                          "home/files/orgs/1.png"}
+                          "home/files/orgs/1.png", "home/files/orgs/Ünïcode logo ✓.txt"}
     assert files["home/files/orgs/1.png"][2] == 0o640
     assert files["home/secrets/server.key"][2] == 0o600
     # the dump neither creates nor selects the old database: it loads into any
@@ -318,6 +319,7 @@ def test_backup_then_restore_into_a_fresh_home(stack, tmp_path):
         logo = home2 / "files" / "orgs" / "1.png"
         assert logo.read_bytes() == (stack.home / "files" / "orgs" / "1.png").read_bytes()
         assert stat.S_IMODE(logo.stat().st_mode) == 0o640
+        assert (logo.parent / "Ünïcode logo ✓.txt").read_text() == "名前\n"
         assert stat.S_IMODE((home2 / "adminbus.conf").stat().st_mode) == 0o600
         assert not list(home2.glob(".restore.*"))
 
