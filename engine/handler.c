@@ -40,6 +40,7 @@ static const struct {
     {"task.set", ab_task_set, AB_WRITES_ONE},
     {"task.run", ab_task_run, AB_WRITES_MANY},
     {"db.update", ab_db_update, AB_WRITES_ONE}, /* its DDL runs on its own connection */
+    {"backup.run", ab_backup_run, AB_WRITES_MANY},
 };
 
 ab_handler ab_handler_for(const char *type, ab_write_shape *shape)

@@ -41,6 +41,9 @@ int ab_task_list(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 int ab_task_set(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 int ab_task_run(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 
+/* Backups (backupcmd.c). */
+int ab_backup_run(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
+
 /* The instance (system.c). */
 int ab_auth_whoami(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 int ab_db_update(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);

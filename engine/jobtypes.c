@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "backup.h"
 #include "config.h"
 #include "envelope.h"
 #include "idempotency.h"
@@ -189,6 +190,8 @@ const ab_job_type ab_job_types[] = {
      s_jobs_purge_args, COUNT(s_jobs_purge_args), s_jobs_purge, 3, 5000},
     {"commands.purge", "default", "Delete stored command ids older than N days (retention)",
      s_commands_purge_args, COUNT(s_commands_purge_args), s_commands_purge, 3, 5000},
+    {"backup", "default", "Back up the database, settings, secrets and files (adminctl backup)",
+     ab_backup_args, AB_BACKUP_NARGS, ab_backup_job, 3, 60000},
 };
 
 const size_t ab_job_types_len = COUNT(ab_job_types);

@@ -3,6 +3,8 @@
  *   adminbus-engine [config flags] [--name NAME]      serve until SIGINT/SIGTERM
  *   adminbus-engine [config flags] --init [--host-org NAME] [--admin-email EMAIL]
  *                                                     migrate + first-run bootstrap, then exit
+ *   adminbus-engine --schema-version                  print the schema version this build
+ *                                                     migrates to (ops/restore asks)
  */
 #include <pthread.h>
 #include <signal.h>
@@ -51,6 +53,7 @@ static void s_usage(FILE *f)
                "  --admin-email EMAIL  first site administrator for --init (default "
                "admin@admin.test)\n"
                "  --name NAME          engine name shown by whoami (default host:pid)\n"
+               "  --schema-version     print the schema version this build migrates to\n"
                "  --help, --version\n\n");
     ab_config_usage(f);
 }
@@ -75,6 +78,8 @@ static int s_parse(int argc, char **argv, s_opts *o)
             return s_usage(stdout), 1;
         else if (strcmp(a, "--version") == 0)
             return printf("adminbus-engine %s\n", AB_VERSION), 1;
+        else if (strcmp(a, "--schema-version") == 0)
+            return printf("%d\n", ab_schema_latest()), 1;
         else {
             fprintf(stderr, "adminbus-engine: unknown or incomplete argument '%s'\n\n", a);
             s_usage(stderr);

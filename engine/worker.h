@@ -68,7 +68,7 @@ void ab_worker_request_stop(ab_worker *w);
 void ab_worker_destroy(ab_worker **w);
 
 /* The lowest schema version the worker can run on (the jobs tables, and the workers columns
- * of 0004_supervisors: supervisor, grace_s, desired 'restart'). */
-#define AB_WORKER_SCHEMA_MIN 4
+ * of 0004_dispatch (idle) and 0005_supervisors (supervisor, grace_s, desired 'restart')). */
+#define AB_WORKER_SCHEMA_MIN 5
 
 #endif

@@ -151,6 +151,11 @@ static const ab_arg s_task_set[] = {
     {"description", AB_ARG_STR, false, false, 0, 255, NULL, "What the task is for"},
 };
 
+static const ab_arg s_backup_run[] = {
+    {"encrypt_to", AB_ARG_STR, false, false, 3, 254, NULL,
+     "Encrypt the archive to this GnuPG key: fingerprint, long key id or e-mail address"},
+};
+
 const ab_command ab_catalog[] = {
     {"org.add", "org add", "Add an organisation",
      "Creates an organisation. Names and uuids are unique (conflict otherwise); a uuid is "
@@ -281,6 +286,14 @@ const ab_command ab_catalog[] = {
      "Applies every schema migration the engine knows and the database lacks (MISP's "
      "updateDatabase); engines also do this at start. Returns the schema version.",
      true, AB_PERM_SITE_ADMIN, NULL, 0},
+    {"backup.run", "backup", "Back up the instance (a job)",
+     "Enqueues a backup job on the default queue and returns it (follow it with adminctl job "
+     "track ID). The job writes one archive, mode 0600, to $ADMINBUS_HOME/backups: a "
+     "consistent database dump, adminbus.conf, the server secrets and the files folder, with "
+     "a manifest of SHA-256 checksums; with encrypt_to it is encrypted to that GnuPG key, "
+     "which must be in the worker's keyring (else the job fails saying so). Restore with "
+     "ops/restore. A malformed encrypt_to is invalid (field encrypt_to).",
+     true, AB_PERM_SITE_ADMIN, s_backup_run, COUNT(s_backup_run)},
 };
 
 const size_t ab_catalog_len = COUNT(ab_catalog);
