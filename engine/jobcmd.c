@@ -464,24 +464,49 @@ out:
 
 /* --- job.list, job.view ----------------------------------------------------------------- */
 
+/* MISP's status name (checked by the catalog) as its code: waiting 1 … completed 4. */
+static int64_t s_misp_status(const ab_ctx *ctx)
+{
+    static const char *const names[] = {"waiting", "running", "failed", "completed"};
+    size_t len = 0;
+    const char *v = ab_arg_str(ctx, "status", &len);
+    for (int i = 0; v && i < 4; i++)
+        if (strlen(names[i]) == len && memcmp(names[i], v, len) == 0)
+            return i + 1;
+    return 0;
+}
+
+/* Binds in the order ab_job_list names them: queue, state, status, org (twice), type. */
 static void s_bind_job_filters(const ab_ctx *ctx, ab_params *p)
 {
-    static const char *const names[] = {"queue", "state", "type"};
-    for (size_t i = 0; i < 3; i++) {
+    static const char *const names[] = {"queue", "state", "status", "org", "type"};
+    for (size_t i = 0; i < 5; i++) {
         size_t len = 0;
         const char *v = ab_arg_str(ctx, names[i], &len);
-        if (v)
+        if (!v)
+            continue;
+        if (strcmp(names[i], "status") == 0) {
+            ab_param_int(p, s_misp_status(ctx));
+            continue;
+        }
+        ab_param_str(p, v, len);
+        if (strcmp(names[i], "org") == 0)
             ab_param_str(p, v, len);
     }
 }
 
 int ab_job_list(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
 {
-    char where[200] = " WHERE 1 = 1";
+    char where[300] = " WHERE 1 = 1";
     if (ab_arg_has(ctx, "queue"))
         strcat(where, " AND worker = ?");
     if (ab_arg_has(ctx, "state"))
         strcat(where, " AND state = ?");
+    if (ab_arg_has(ctx, "status"))
+        strcat(where, " AND status = ?");
+    if (ab_arg_has(ctx, "org"))
+        strcat(where, " AND org_id IN (SELECT id FROM organisations WHERE name = ? OR "
+                      "CAST(id AS CHAR) = ?)");
     if (ab_arg_has(ctx, "type"))
         strcat(where, " AND job_type = ?");
     return s_pack_page(ctx, pk, JOB_SQL, "jobs", where, "id DESC", s_bind_job_filters, s_job_cols,

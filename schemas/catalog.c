@@ -69,6 +69,8 @@ static const ab_arg s_log_search[] = {
 static const char *const s_queue_names[] = {"default", "prio", "cache", "email", "update", NULL};
 static const char *const s_job_states[] = {"queued", "running",   "retrying", "done",
                                            "failed", "cancelled", NULL};
+/* MISP's job status names, in its order: 1 waiting, 2 running, 3 failed, 4 completed. */
+static const char *const s_misp_statuses[] = {"waiting", "running", "failed", "completed", NULL};
 
 static const ab_arg s_job_enqueue[] = {
     {"type", AB_ARG_STR, true, true, 1, 32, NULL, "Job type (noop, sleep, …)"},
@@ -92,6 +94,11 @@ static const ab_arg s_job_enqueue_many[] = {
 static const ab_arg s_job_list[] = {
     {"queue", AB_ARG_ENUM, false, false, 0, 0, s_queue_names, "Only this queue"},
     {"state", AB_ARG_ENUM, false, false, 0, 0, s_job_states, "Only jobs in this state"},
+    {"status", AB_ARG_ENUM, false, false, 0, 0, s_misp_statuses,
+     "Only jobs with this MISP status (waiting = queued or retrying; failed = failed or "
+     "cancelled)"},
+    {"org", AB_ARG_STR, false, false, 1, 255, NULL,
+     "Only jobs of this organisation (its name, or its id)"},
     {"type", AB_ARG_STR, false, false, 1, 32, NULL, "Only this job type"},
     PAGING_ARGS,
 };
@@ -101,6 +108,8 @@ static const ab_arg s_job_one[] = {
 };
 
 static const ab_arg s_job_purge[] = {
+    {"completed", AB_ARG_BOOL, false, false, 0, 0, NULL,
+     "Completed jobs (the default, as MISP's purge of completed jobs)"},
     {"all", AB_ARG_BOOL, false, false, 0, 0, NULL,
      "Also failed and cancelled jobs (default: completed ones only)"},
 };

@@ -84,6 +84,31 @@ def test_list_and_view(stack):
     assert_error(stack.cmd("job.view", {"job": 999999}), "not_found", "job")
 
 
+def test_list_filters_by_misp_status_and_organisation(stack):
+    ids = [stack.ok("job.enqueue", {"type": "noop"})["id"] for _ in range(4)]
+    stack.rows("UPDATE jobs SET state = 'failed', status = 3 WHERE id = %s", ids[0])
+    stack.rows("UPDATE jobs SET state = 'cancelled', status = 3 WHERE id = %s", ids[1])
+    stack.rows("UPDATE jobs SET state = 'done', status = 4 WHERE id = %s", ids[2])
+    failed = stack.ok("job.list", {"status": "failed"})
+    assert sorted(j["id"] for j in failed["items"]) == sorted(ids[:2]) and failed["total"] == 2
+    assert [j["id"] for j in stack.ok("job.list", {"status": "completed"})["items"]] == [ids[2]]
+    assert [j["id"] for j in stack.ok("job.list", {"status": "waiting"})["items"]] == [ids[3]]
+    org = stack.rows("SELECT o.id, o.name FROM organisations o JOIN users u ON u.org_id = o.id "
+                     "ORDER BY u.id LIMIT 1")[0]
+    by_name = stack.ok("job.list", {"org": org["name"]})
+    by_id = stack.ok("job.list", {"org": str(org["id"])})
+    assert by_name["total"] == by_id["total"] == 4
+    assert stack.ok("job.list", {"org": "No Such Org"})["total"] == 0
+    # the same through adminctl, as the issue writes it
+    out = ctl_json(stack, "jobs", "list", "--status", "failed", "--org", org["name"])
+    assert sorted(j["id"] for j in out["items"]) == sorted(ids[:2])
+    rc, _, err = stack.adminctl("jobs", "list", "--status", "lost")
+    assert rc == 2 and "waiting, running, failed, completed" in err, err
+    assert_error(stack.cmd("job.list", {"status": "lost"}), "invalid", "status")
+    assert ctl_json(stack, "jobs", "purge", "--completed")["deleted"] == 1
+    assert stack.count("jobs", "id = %s", ids[2]) == 0 and stack.count("jobs") == 3
+
+
 def test_cancel_a_queued_job_then_retry_it(stack):
     j = stack.ok("job.enqueue", {"type": "sleep", "args": {"ms": 10}})["id"]
     c = stack.ok("job.cancel", {"job": j})
