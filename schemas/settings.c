@@ -586,9 +586,10 @@ char *ab_setting_cast(const ab_setting *s, const msgpack_object *v, ab_error *er
         return NULL;
     }
     char *t = s_dup_trimmed(v->via.str.ptr, v->via.str.size);
-    if (t && s->hook == AB_HOOK_BASEURL) {
-        size_t n = strlen(t);
-        while (n > 0 && t[n - 1] == '/')
+    if (t && s->hook == AB_HOOK_BASEURL) { /* trailing slashes, not those of "https://" */
+        const char *scheme = strstr(t, "://");
+        size_t keep = scheme ? (size_t)(scheme - t) + 3 : 0, n = strlen(t);
+        while (n > keep && t[n - 1] == '/')
             t[--n] = '\0';
     }
     if (!t)
