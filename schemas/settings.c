@@ -453,6 +453,8 @@ static void s_sort(void)
 
 const ab_setting *ab_setting_find(const char *name, size_t len)
 {
+    if (!name || len == 0)
+        return NULL;
     pthread_once(&s_sorted_once, s_sort);
     size_t lo = 0, hi = ab_settings_len;
     while (lo < hi) {
@@ -480,7 +482,7 @@ static char *s_dup_trimmed(const char *s, size_t len)
         s++, len--;
     while (len && isspace((unsigned char)s[len - 1]))
         len--;
-    return strndup(s, len);
+    return len ? strndup(s, len) : strdup(""); /* an empty msgpack str may have no pointer */
 }
 
 static char *s_int_text(int64_t n)
