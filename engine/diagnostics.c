@@ -166,8 +166,15 @@ static bool s_check_folder(ab_diag_report *r, const char *label, const char *pat
                      path, setting);
         else
             snprintf(action, sizeof action, "create it: mkdir -p %.300s", path);
+        char why[96];
+        if (!setting)
+            snprintf(why, sizeof why, "$ADMINBUS_HOME");
+        else if (configured)
+            snprintf(why, sizeof why, "%s", setting);
+        else
+            snprintf(why, sizeof why, "the default of %s, which is unset", setting);
         s_add(r, name, configured ? AB_DIAG_CRITICAL : AB_DIAG_WARNING, action,
-              "%s (%s) does not exist", path, setting ? setting : "$ADMINBUS_HOME");
+              "%s (%s) does not exist", path, why);
         return false;
     }
     if (s_writable(path) < 0) {
