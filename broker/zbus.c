@@ -6,7 +6,11 @@
 #include <stdlib.h>
 #include <stdbool.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 #include <zmq.h>
+
+#include "envelope.h"
 
 #include "zframes.h"
 
@@ -103,4 +107,55 @@ void ab_zbus_close(ab_zbus **bp)
         zmq_ctx_term(b->ctx);
     free(b);
     *bp = NULL;
+}
+
+static int64_t s_mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int ab_zbus_probe(const char *publish_endpoint, const char *events_endpoint, int timeout_ms,
+                  char *found, size_t len)
+{
+    char topic[96];
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    snprintf(topic, sizeof topic, "diagnostics.probe.%d-%lld.", (int)getpid(),
+             (long long)now.tv_sec * 1000000000LL + now.tv_nsec);
+    ab_zbus *b = ab_zbus_open(publish_endpoint, events_endpoint, topic, found, len);
+    if (!b)
+        return -1;
+    msgpack_sbuffer body;
+    msgpack_sbuffer_init(&body);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &body, msgpack_sbuffer_write);
+    ab_event_begin(&pk, topic, (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000);
+    msgpack_pack_map(&pk, 1);
+    ab_pack_cstr(&pk, "probe");
+    msgpack_pack_true(&pk);
+    int64_t start = s_mono_ms(), waited = 0;
+    int got = 0;
+    /* A fresh PUB drops what it sends until the broker has passed the subscription on:
+     * publish again every 50 ms until the probe comes back. */
+    while (got == 0 && waited < timeout_ms) {
+        if (ab_zbus_publish(b, topic, body.data, body.size) < 0 && errno != EAGAIN)
+            break;
+        got = ab_zbus_wait(b, 50);
+        waited = s_mono_ms() - start;
+    }
+    msgpack_sbuffer_destroy(&body);
+    ab_zbus_close(&b);
+    if (got > 0) {
+        snprintf(found, len,
+                 "an event published to %s came back from %s through the broker in %lld ms",
+                 publish_endpoint, events_endpoint, (long long)waited);
+        return 0;
+    }
+    snprintf(found, len,
+             "an event published to %s did not come back from %s within %d ms: the broker "
+             "does not carry events",
+             publish_endpoint, events_endpoint, timeout_ms);
+    return -1;
 }

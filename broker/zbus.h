@@ -31,6 +31,12 @@ int ab_zbus_publish(void *bus, const char *topic, const void *body, size_t len);
  * too, 0 on timeout or a signal, -1 on a fault. */
 int ab_zbus_wait(void *bus, int timeout_ms);
 
+/* Check the event path end to end: connect a fresh PUB and SUB, publish an event with a
+ * topic of its own (diagnostics.probe.…) until it comes back through the broker, or until
+ * timeout_ms. Returns 0 with found = how long it took, or -1 with found = what failed. */
+int ab_zbus_probe(const char *publish_endpoint, const char *events_endpoint, int timeout_ms,
+                  char *found, size_t len);
+
 /* Close (letting the last events out for a moment) and free; sets *bus to NULL. */
 void ab_zbus_close(ab_zbus **bus);
 

@@ -22,6 +22,8 @@ enum {
     CTL_EXIT_REFUSED = 1,     /* the engine answered with an error reply */
     CTL_EXIT_USAGE = 2,       /* bad command line or missing connection settings */
     CTL_EXIT_UNREACHABLE = 3, /* no (usable) reply: engine unreachable or timed out */
+    CTL_EXIT_CRITICAL = 4,    /* done, and the result reports something critical
+                                 (diagnostics: a result with critical: true) */
 };
 
 #define CTL_TIMEOUT_DEFAULT_MS 10000
@@ -176,10 +178,11 @@ int ctl_events(const char *url, const char *const *topics, size_t n, long count,
  * invalid UTF-8 bytes become U+FFFD. Caller owns the result (json_decref). */
 json_t *ctl_to_json(const msgpack_object *o);
 
-/* Render a reply map for command type: ok → the result to out (JSON with --json, else
- * a table or key: value lines), error → "adminctl: code: message (field: f)" to errf
- * (with --json: {"ok":false,"error":{…}} to out). Returns the exit code: 0, 1, or 3
- * for a reply that is not one (no boolean ok). */
+/* Render a reply map for command type: ok → the result to out (JSON with --json or for a
+ * command whose output is a document, such as setting.report; else a table or key: value
+ * lines), error → "adminctl: code: message (field: f)" to errf (with --json:
+ * {"ok":false,"error":{…}} to out). Returns the exit code: 0, 1, 3 for a reply that is
+ * not one (no boolean ok), or 4 for a result whose top-level critical is true. */
 int ctl_render_reply(const msgpack_object *reply, const char *type, bool json, FILE *out,
                      FILE *errf);
 

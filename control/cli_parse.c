@@ -187,6 +187,7 @@ static int s_set_value(ctl_value *v, const ab_arg *a, const char *flag, const ch
         break;
     case AB_ARG_STR:
     case AB_ARG_UUID:
+    case AB_ARG_SCALAR: /* sent as text: the engine casts it */
         break;
     case AB_ARG_MAP:
         if (!strchr(text, '=') || text[0] == '=')
@@ -597,6 +598,7 @@ static void s_pack_value(const ab_arg *a, const ctl_value *v, msgpack_packer *pk
     case AB_ARG_STR:
     case AB_ARG_UUID:
     case AB_ARG_ENUM:
+    case AB_ARG_SCALAR:
         ab_pack_cstr(pk, v->str);
         break;
     case AB_ARG_MAP:

@@ -90,7 +90,8 @@ void ctl_help_all(FILE *f)
                "Connection: ADMINBUS_URL and ADMINBUS_AUTHKEY from the environment, else from\n"
                "$ADMINBUS_HOME/env (default: the checkout's var/), as ops/run writes them.\n"
                "Exit status: 0 done, 1 refused (an error reply), 2 usage error,\n"
-               "3 engine unreachable or timed out.\n");
+               "3 engine unreachable or timed out, 4 done but something critical was reported\n"
+               "(diagnostics).\n");
 }
 
 void ctl_help_prefix(FILE *f, const char *prefix)

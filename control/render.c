@@ -28,13 +28,20 @@ static const char *const s_worker_columns[] = {
     "id",           "queue",          "status", "current_job", "done_count",
     "failed_count", "last_heartbeat", "alive",  NULL};
 
+static const char *const s_setting_columns[] = {"priority", "name",        "value",
+                                                "error",    "description", NULL};
+
 static const struct {
     const char *type;
     const char *const *columns;
 } s_tables[] = {{"org.list", s_org_columns},
                 {"log.search", s_log_columns},
                 {"job.list", s_job_columns},
-                {"worker.list", s_worker_columns}};
+                {"worker.list", s_worker_columns},
+                {"setting.list", s_setting_columns}};
+
+/* Commands whose result is a document to keep (MISP's "download report"): JSON always. */
+static const char *const s_json_types[] = {"setting.report", NULL};
 
 /* --- UTF-8 ------------------------------------------------------------------------ */
 
@@ -293,7 +300,7 @@ static char *s_cell(const char *column, const msgpack_object *item)
     if (!text)
         return NULL;
     s_one_line(text, strlen(text));
-    if (strcmp(column, "change") == 0)
+    if (strcmp(column, "change") == 0 || strcmp(column, "description") == 0)
         s_truncate(&text, CHANGE_MAX_CHARS);
     return text;
 }
@@ -521,6 +528,66 @@ static void s_print_map(FILE *f, const msgpack_object *map, int indent, bool das
 
 /* --- replies ---------------------------------------------------------------------- */
 
+/* A non-empty map whose values are maps of scalars (setting list's problems per tab). */
+static bool s_is_table_of_counts(const msgpack_object *o)
+{
+    if (o->type != MSGPACK_OBJECT_MAP || o->via.map.size == 0)
+        return false;
+    for (uint32_t i = 0; i < o->via.map.size; i++) {
+        const msgpack_object *v = &o->via.map.ptr[i].val;
+        if (v->type != MSGPACK_OBJECT_MAP)
+            return false;
+        for (uint32_t j = 0; j < v->via.map.size; j++)
+            if (s_is_nested(&v->via.map.ptr[j].val))
+                return false;
+    }
+    return true;
+}
+
+/* key:, then one line per entry: "  name: k v, k v". */
+static void s_print_counts(FILE *f, const char *key, const msgpack_object *o)
+{
+    fprintf(f, "%s:\n", key);
+    size_t width = s_key_width(o);
+    for (uint32_t i = 0; i < o->via.map.size; i++) {
+        char *name = s_key_text(&o->via.map.ptr[i].key);
+        const msgpack_object *v = &o->via.map.ptr[i].val;
+        fprintf(f, "  %s:%*s", name ? name : "?", (int)(width - s_chars(name ? name : "?")) + 1,
+                "");
+        for (uint32_t j = 0; j < v->via.map.size; j++) {
+            char *k = s_key_text(&v->via.map.ptr[j].key);
+            char *t = s_text(k, &v->via.map.ptr[j].val);
+            fprintf(f, "%s%s %s", j ? ", " : "", t ? t : "", k ? k : "?");
+            free(k);
+            free(t);
+        }
+        fputc('\n', f);
+        free(name);
+    }
+}
+
+/* After a table: the result's other members (setting list's problems per tab), as key:
+ * value lines; the paging members are already said by s_print_count. */
+static void s_print_rest(FILE *f, const msgpack_object *result)
+{
+    static const char *const skip[] = {"items", "total", "page", "limit", NULL};
+    for (uint32_t i = 0; i < result->via.map.size; i++) {
+        const msgpack_object_kv *kv = &result->via.map.ptr[i];
+        bool listed = kv->key.type != MSGPACK_OBJECT_STR;
+        for (const char *const *k = skip; !listed && *k; k++)
+            listed = strlen(*k) == kv->key.via.str.size &&
+                     memcmp(*k, kv->key.via.str.ptr, kv->key.via.str.size) == 0;
+        if (listed)
+            continue;
+        char *key = s_key_text(&kv->key);
+        if (s_is_table_of_counts(&kv->val))
+            s_print_counts(f, key ? key : "?", &kv->val);
+        else
+            s_print_entry(f, key ? key : "?", &kv->val, 0, key ? s_chars(key) : 1);
+        free(key);
+    }
+}
+
 static void s_render_human(FILE *f, const char *type, const msgpack_object *result)
 {
     if (!result || result->type == MSGPACK_OBJECT_NIL)
@@ -530,6 +597,7 @@ static void s_render_human(FILE *f, const char *type, const msgpack_object *resu
         if (items && items->type == MSGPACK_OBJECT_ARRAY && s_all_maps(items)) {
             s_print_table(f, type, items);
             s_print_count(f, result, items->via.array.size);
+            s_print_rest(f, result);
         } else {
             s_print_map(f, result, 0, false);
         }
@@ -599,9 +667,15 @@ int ctl_render_reply(const msgpack_object *reply, const char *type, bool json, F
     if (!ok->via.boolean)
         return s_render_error(reply, json, out, errf);
     const msgpack_object *result = ab_map_get(reply, "result");
-    if (json)
+    bool document = false;
+    for (const char *const *t = s_json_types; *t; t++)
+        document = document || strcmp(*t, type) == 0;
+    if (json || document)
         s_print_json(out, result ? ctl_to_json(result) : json_null());
     else
         s_render_human(out, type, result);
+    const msgpack_object *critical = result ? ab_map_get(result, "critical") : NULL;
+    if (critical && critical->type == MSGPACK_OBJECT_BOOLEAN && critical->via.boolean)
+        return CTL_EXIT_CRITICAL;
     return CTL_EXIT_OK;
 }

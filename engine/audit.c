@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "settings_cache.h"
+
 #define VALUE_MAX 1000 /* bytes of one value in a change text */
 #define TITLE_MAX 255  /* characters: the width of logs.title */
 
@@ -154,7 +156,8 @@ int ab_audit_add(ab_audit *a, const ab_actor *who, const char *model, uint64_t m
     r->str[C_CHANGE] = s_dup(change);
     r->str[C_EMAIL] = strdup(who && who->email ? who->email : "");
     r->str[C_ORG] = strdup(who && who->org && *who->org ? who->org : "SYSTEM");
-    r->str[C_IP] = who ? s_dup(who->ip) : NULL;
+    /* MISP keeps the client's address only when MISP.log_client_ip is on. */
+    r->str[C_IP] = who && ab_settings_bool("MISP.log_client_ip") ? s_dup(who->ip) : NULL;
     return 0;
 }
 

@@ -12,6 +12,7 @@
 #include "db.h"
 #include "errors.h"
 #include "events.h"
+#include "secret.h"
 
 /* The authenticated caller. */
 typedef struct {
@@ -30,6 +31,15 @@ typedef struct {
     const char *name;   /* host:pid, or --name */
     const char *db_dsn; /* for work that needs its own connection (migrations) */
     int job_lease_ms;   /* the lease of a job handed straight to an idle worker */
+    /* $ADMINBUS_HOME: the data folders diagnostics checks; may be NULL. */
+    const char *home;
+    /* Seals and opens secret settings; NULL: they cannot be set. */
+    const ab_secret *secret;
+    /* Diagnostics' look at the event bus: publish a probe and wait for it to come back
+     * through the broker. Returns 0 (found says how long it took) or -1 (found says what
+     * failed). NULL when the process has no bus. */
+    int (*bus_probe)(const void *bus_ctx, char *found, size_t len);
+    const void *bus_ctx;
 } ab_engine_info;
 
 typedef struct {

@@ -39,6 +39,13 @@ static const struct {
     {"task.list", ab_task_list, AB_WRITES_ONE},
     {"task.set", ab_task_set, AB_WRITES_ONE},
     {"task.run", ab_task_run, AB_WRITES_MANY},
+    {"setting.list", ab_setting_list, AB_WRITES_ONE},
+    {"setting.get", ab_setting_get, AB_WRITES_ONE},
+    {"setting.set", ab_setting_set, AB_WRITES_MANY},
+    {"setting.reset", ab_setting_reset, AB_WRITES_MANY},
+    {"setting.baseurl", ab_setting_baseurl, AB_WRITES_MANY},
+    {"setting.report", ab_setting_report, AB_WRITES_ONE},
+    {"diagnostics.run", ab_diagnostics_run_cmd, AB_WRITES_ONE},
     {"db.update", ab_db_update, AB_WRITES_ONE}, /* its DDL runs on its own connection */
     {"backup.run", ab_backup_run, AB_WRITES_MANY},
 };

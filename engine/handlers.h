@@ -43,6 +43,14 @@ int ab_task_run(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 
 /* Backups (backupcmd.c). */
 int ab_backup_run(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
+/* Server settings (settingcmd.c) and the health report (diagnostics.c). */
+int ab_setting_list(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
+int ab_setting_get(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
+int ab_setting_set(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
+int ab_setting_reset(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
+int ab_setting_baseurl(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
+int ab_setting_report(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
+int ab_diagnostics_run_cmd(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 
 /* The instance (system.c). */
 int ab_auth_whoami(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);

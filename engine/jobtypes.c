@@ -10,7 +10,9 @@
 #include "envelope.h"
 #include "idempotency.h"
 #include "jobs.h"
+#include "log.h"
 #include "secret.h"
+#include "settings_cache.h"
 
 #define COUNT(a)       (sizeof(a) / sizeof((a)[0]))
 #define BACKOFF_MAX_MS (3600 * 1000)
@@ -87,12 +89,27 @@ static int s_sleep(ab_job_run *run, const msgpack_object *args, ab_error *err)
 
 #define FINISHED_OLDER                                                                             \
     "FROM jobs WHERE state IN ('done', 'failed', 'cancelled') AND "                                \
-    "date_finished < UTC_TIMESTAMP(3) - INTERVAL ? DAY"
+    "date_finished < UTC_TIMESTAMP(3) - INTERVAL ? SECOND"
 
 static const ab_arg s_jobs_purge_args[] = {
     {"days", AB_ARG_INT, false, false, 0, 36500, NULL,
-     "Delete finished jobs older than this many days (default 30)"},
+     "Delete finished jobs older than this many days (default: the setting "
+     "SimpleBackgroundJobs.max_job_history_ttl, in seconds)"},
 };
+
+/* How old (seconds) a finished job may get: the days argument, else the setting, read
+ * afresh (a change made before this job was claimed applies to it). */
+static int64_t s_purge_age_s(ab_db *db, const msgpack_object *args)
+{
+    int64_t days = s_int(args, "days", -1);
+    if (days >= 0)
+        return days * 86400;
+    ab_error err;
+    if (ab_settings_sync(db, &err) < 0)
+        AB_WARN("jobs.purge: cannot read the settings (%s); using what this worker knows",
+                err.message);
+    return ab_settings_int("SimpleBackgroundJobs.max_job_history_ttl", 30 * 86400);
+}
 
 /* Report "Deleted n of total" and whether to go on (0) or stop (-1, with *err). */
 static int s_purge_progress(ab_job_run *run, uint64_t done, int64_t total, const char *what,
@@ -108,21 +125,21 @@ static int s_purge_progress(ab_job_run *run, uint64_t done, int64_t total, const
     return 0;
 }
 
-/* Finished jobs (done, failed, cancelled) whose date_finished is older than `days`. Each
+/* Finished jobs (done, failed, cancelled) whose date_finished is older than the age. Each
  * chunk commits on its own: a rerun after a crash simply deletes what is left. */
 static int s_jobs_purge(ab_job_run *run, const msgpack_object *args, ab_error *err)
 {
     ab_db *db = ab_job_db(run);
-    int64_t days = s_int(args, "days", 30), total = 0;
+    int64_t age_s = s_purge_age_s(db, args), total = 0;
     ab_params p;
     ab_params_init(&p);
-    ab_param_int(&p, days);
+    ab_param_int(&p, age_s);
     if (ab_db_scalar(db, "SELECT COUNT(*) " FINISHED_OLDER, &p, &total, err) < 0)
         return -1;
     uint64_t done = 0, n = 0;
     do {
         ab_params_init(&p);
-        ab_param_int(&p, days);
+        ab_param_int(&p, age_s);
         ab_param_int(&p, PURGE_CHUNK);
         if (ab_db_run(db, "DELETE " FINISHED_OLDER " LIMIT ?", &p, NULL, &n, err) < 0 ||
             ab_db_exec(db, "COMMIT", err) < 0)

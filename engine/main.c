@@ -22,6 +22,7 @@
 #include "migrate.h"
 #include "secret.h"
 #include "transport.h"
+#include "zbus.h"
 
 #define DB_WAIT_S     30
 #define STATS_EVERY_S 10
@@ -104,6 +105,13 @@ static ab_db *s_open_db(const char *dsn)
             AB_WARN("engine: %s; retrying for %d s", msg, DB_WAIT_S);
         sleep(1);
     }
+}
+
+/* Diagnostics' look at the event bus (ab_engine_info.bus_probe): bus_ctx is the config. */
+static int s_bus_probe(const void *bus_ctx, char *found, size_t len)
+{
+    const ab_config *cfg = bus_ctx;
+    return ab_zbus_probe(cfg->publish_endpoint, cfg->events_endpoint, 2000, found, len);
 }
 
 static int s_init(ab_db *db, const ab_secret *secret, const s_opts *o)
@@ -250,13 +258,18 @@ int main(int argc, char **argv)
     char host[256] = "localhost";
     gethostname(host, sizeof host - 1);
     snprintf(name, sizeof name, "%s:%d", host, (int)getpid());
+    ab_secret secret;
     /* A job handed to an idle worker gets the lease a worker's claim gives: job_lease_s
      * less one heartbeat period (lease / 10). The worker refuses a bad value; here it only
      * turns the hand-over off. */
     long lease_s = strtol(cfg.job_lease_s, NULL, 10);
-    ab_engine_info info = {o.name ? o.name : name, cfg.db_dsn,
-                           lease_s >= 2 && lease_s <= 3600 ? (int)lease_s * 900 : 0};
-    ab_secret secret;
+    ab_engine_info info = {.name = o.name ? o.name : name,
+                           .db_dsn = cfg.db_dsn,
+                           .job_lease_ms = lease_s >= 2 && lease_s <= 3600 ? (int)lease_s * 900 : 0,
+                           .home = cfg.home,
+                           .secret = &secret,
+                           .bus_probe = s_bus_probe,
+                           .bus_ctx = &cfg};
     int rc = 1;
     ab_db *db = NULL;
     ab_error err;

@@ -165,6 +165,40 @@ static const ab_arg s_backup_run[] = {
      "Encrypt the archive to this GnuPG key: fingerprint, long key id or e-mail address"},
 };
 
+static const char *const s_setting_tabs[] = {"misp", "gnupg", "proxy", "security", "misc", NULL};
+
+#define SETTING_NAME(help)                                                                         \
+    {                                                                                              \
+        "name", AB_ARG_STR, true, true, 1, 128, NULL, help " (as MISP spells it: MISP.baseurl)"    \
+    }
+#define SETTING_FORCE                                                                              \
+    {                                                                                              \
+        "force", AB_ARG_BOOL, false, false, 0, 0, NULL,                                            \
+            "Skip validation (not the type check); the audit row says so"                          \
+    }
+
+static const ab_arg s_setting_list[] = {
+    {"tab", AB_ARG_ENUM, false, false, 0, 0, s_setting_tabs, "Only the settings of this tab"},
+    {"problems", AB_ARG_BOOL, false, false, 0, 0, NULL,
+     "Only settings that are unset, invalid or not at the recommended value"},
+};
+
+static const ab_arg s_setting_one[] = {SETTING_NAME("The setting")};
+
+static const ab_arg s_setting_set[] = {
+    SETTING_NAME("The setting"),
+    {"value", AB_ARG_SCALAR, true, true, 0, 65535, NULL,
+     "The new value: text from the CLI, or a string, integer or boolean over the wire; cast "
+     "to the setting's type"},
+    SETTING_FORCE,
+};
+
+static const ab_arg s_setting_baseurl[] = {
+    {"baseurl", AB_ARG_STR, true, true, 1, 2048, NULL,
+     "The instance's address, such as https://misp.example.org"},
+    SETTING_FORCE,
+};
+
 const ab_command ab_catalog[] = {
     {"org.add", "org add", "Add an organisation",
      "Creates an organisation. Names and uuids are unique (conflict otherwise); a uuid is "
@@ -291,6 +325,45 @@ const ab_command ab_catalog[] = {
      "Enqueues the task's job now (whether or not the task is enabled) and returns the job; "
      "the task's schedule is unchanged. A task whose job type does not exist is a conflict.",
      true, AB_PERM_SITE_ADMIN, s_task_one, COUNT(s_task_one)},
+    {"setting.list", "setting list", "List the server settings",
+     "Lists every server setting (docs/settings.md) with its tab, type, priority, value "
+     "(secrets as *****), default, description and, when it has one, the problem: unset, "
+     "invalid, or not at the recommended value. problems counts the problems of each tab by "
+     "priority, as the tabs of MISP's server settings page do.",
+     false, AB_PERM_SITE_ADMIN, s_setting_list, COUNT(s_setting_list)},
+    {"setting.get", "setting get", "Show one server setting",
+     "Shows a setting as setting list does, with its limits or choices and who changed it "
+     "last (MISP's getSetting). An unknown name is not_found (field name).",
+     false, AB_PERM_SITE_ADMIN, s_setting_one, COUNT(s_setting_one)},
+    {"setting.set", "setting set", "Change a server setting",
+     "Casts the value to the setting's type (true/false, integers, text), validates it "
+     "(limits, choices, URL, e-mail and path shape, that a regular expression compiles) and "
+     "stores it (MISP's setSetting). Refusals are invalid with field value and say why; an "
+     "unknown name is not_found (field name); a setting that is not editable is invalid "
+     "(field name). A change is audited as serverSettingsEdit with name (old) => (new), "
+     "secrets as *****, published as setting.NAME.changed, and picked up by running "
+     "processes without a restart. Setting the value it already has changes nothing.",
+     true, AB_PERM_SITE_ADMIN, s_setting_set, COUNT(s_setting_set)},
+    {"setting.reset", "setting reset", "Return a server setting to its default",
+     "Removes the stored value, so the setting takes its default (or becomes unset); "
+     "audited and published like setting set.",
+     true, AB_PERM_SITE_ADMIN, s_setting_one, COUNT(s_setting_one)},
+    {"setting.baseurl", "baseurl", "Set MISP.baseurl",
+     "Sets MISP.baseurl (MISP's cake Baseurl): an http(s) address without a trailing slash, "
+     "as setting set MISP.baseurl does.",
+     true, AB_PERM_SITE_ADMIN, s_setting_baseurl, COUNT(s_setting_baseurl)},
+    {"setting.report", "setting report", "Every setting and every diagnostic, as JSON",
+     "MISP's \"download report\": every setting as setting list shows it (secrets as *****), "
+     "the problem counts, and the result of diagnostics. adminctl prints it as JSON.",
+     false, AB_PERM_SITE_ADMIN, NULL, 0},
+    {"diagnostics.run", "diagnostics", "Check the health of the instance",
+     "Runs every check and reports, for each, its status (ok, warning, critical), what was "
+     "found and what to do: data folders writable, free disk, database reachable at the "
+     "schema version this engine expects, GnuPG usable with GnuPG.homedir, GnuPG.email and "
+     "GnuPG.password, the event bus carrying events, live workers per queue, a scheduler "
+     "leading, clocks in step (TOTP), settings without critical problems. critical is true "
+     "when a check is critical; adminctl then exits 4.",
+     false, AB_PERM_SITE_ADMIN, NULL, 0},
     {"db.update", "db update", "Apply pending database migrations",
      "Applies every schema migration the engine knows and the database lacks (MISP's "
      "updateDatabase); engines also do this at start. Returns the schema version.",
@@ -340,6 +413,8 @@ const char *ab_arg_type_name(ab_arg_type type)
         return "map";
     case AB_ARG_LIST:
         return "list";
+    case AB_ARG_SCALAR:
+        return "scalar";
     }
     return "?";
 }
@@ -465,6 +540,15 @@ static int s_check_value(const ab_arg *a, const msgpack_object *v, ab_error *err
         return s_check_map(a, v, err);
     case AB_ARG_LIST:
         return s_check_list(a, v, err);
+    case AB_ARG_SCALAR:
+        if (v->type == MSGPACK_OBJECT_STR)
+            return s_check_str(a, v, err);
+        if (v->type == MSGPACK_OBJECT_MAP || v->type == MSGPACK_OBJECT_ARRAY ||
+            v->type == MSGPACK_OBJECT_BIN || v->type == MSGPACK_OBJECT_EXT ||
+            v->type == MSGPACK_OBJECT_FLOAT32 || v->type == MSGPACK_OBJECT_FLOAT64)
+            return ab_fail(err, AB_E_INVALID, a->name,
+                           "%s must be a string, an integer, true, false or nil", a->name);
+        return 0;
     }
     return ab_fail(err, AB_E_INTERNAL, a->name, "unknown argument type");
 }
@@ -514,6 +598,9 @@ static void s_markdown_args(FILE *f, const ab_command *c)
         char limits[256] = "";
         if (a->type == AB_ARG_STR)
             snprintf(limits, sizeof limits, "%lld–%lld characters", (long long)a->min,
+                     (long long)a->max);
+        else if (a->type == AB_ARG_SCALAR)
+            snprintf(limits, sizeof limits, "string (at most %lld characters), integer, boolean",
                      (long long)a->max);
         else if (a->type == AB_ARG_INT)
             snprintf(limits, sizeof limits, "%lld–%lld", (long long)a->min, (long long)a->max);

@@ -23,6 +23,9 @@ typedef enum {
                     checks the entries (e.g. job arguments against the job type) */
     AB_ARG_LIST, /* an array of min..max maps; the handler checks each (job.enqueue_many
                     checks each against job.enqueue's arguments) */
+    /* A string (at most max characters), integer, boolean or nil; the handler casts it
+     * (setting.set casts it to the setting's type; the CLI sends text). */
+    AB_ARG_SCALAR,
 } ab_arg_type;
 
 typedef struct {
