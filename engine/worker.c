@@ -545,8 +545,9 @@ static int s_reap_select(ab_worker *w, ab_db *db, s_expired *out, ab_error *err)
     ab_rows rows;
     if (ab_db_query(db,
                     "SELECT id, job_type, attempts, max_attempts, priority, cancel_requested "
-                    "FROM jobs WHERE state = 'running' AND lease_expires < UTC_TIMESTAMP(3) "
-                    "AND worker = ? ORDER BY lease_expires LIMIT ? FOR UPDATE SKIP LOCKED",
+                    "FROM jobs FORCE INDEX (jobs_running_lease) WHERE state = 'running' AND "
+                    "lease_expires < UTC_TIMESTAMP(3) AND worker = ? ORDER BY lease_expires "
+                    "LIMIT ? FOR UPDATE SKIP LOCKED", /* index named: see s_adopt */
                     &p, &rows, err) < 0)
         return -1;
     int n = 0;
@@ -816,8 +817,9 @@ static void s_job_from_row(const ab_rows *rows, uint64_t token, s_job *j)
 }
 
 /* The ready jobs to claim, in claim order, with what running them needs: their ready rows
- * and job rows locked (SKIP LOCKED on both), read in one statement. *nready counts every
- * ready row taken (ids), out only the jobs that may run (queued or retrying). */
+ * and job rows locked (SKIP LOCKED on both), read in one statement. STRAIGHT_JOIN keeps
+ * job_ready first whatever the statistics say: read in its key order, LIMIT stops early. *nready
+ * counts every ready row taken (ids), out only the jobs that may run (queued or retrying). */
 static int s_claim_select(ab_worker *w, int max, uint64_t token, uint64_t *ids, int *nready,
                           s_job *out, ab_error *err)
 {
@@ -829,7 +831,7 @@ static int s_claim_select(ab_worker *w, int max, uint64_t token, uint64_t *ids, 
     if (ab_db_query(w->db,
                     "SELECT j.id, j.job_type, j.payload, j.attempts, j.max_attempts, j.priority, "
                     "j.cancel_requested, j.state IN ('queued', 'retrying') "
-                    "FROM job_ready r JOIN jobs j ON j.id = r.job_id "
+                    "FROM job_ready r STRAIGHT_JOIN jobs j ON j.id = r.job_id "
                     "WHERE r.worker = ? AND r.run_at <= UTC_TIMESTAMP(3) "
                     "ORDER BY r.prank, r.run_at, r.job_id LIMIT ? FOR UPDATE SKIP LOCKED",
                     &p, &rows, err) < 0)
@@ -883,7 +885,9 @@ static void s_free_jobs(s_job *jobs, int n)
 }
 
 /* The jobs an enqueue handed straight to this worker (running, leased to it, not held):
- * read, not claimed — they are already this worker's. Returns how many, or -1. */
+ * read, not claimed — they are already this worker's. Returns how many, or -1. The index
+ * is named: statistics taken while `jobs` was small make the optimiser scan the table
+ * (measured: 10 ms per pick-up after a burst of 40,000 jobs into a new database). */
 static int s_adopt(ab_worker *w, int max, s_job *out, ab_error *err)
 {
     ab_params p;
@@ -893,9 +897,9 @@ static int s_adopt(ab_worker *w, int max, s_job *out, ab_error *err)
     ab_rows rows;
     if (ab_db_query(w->db,
                     "SELECT id, job_type, payload, attempts, max_attempts, priority, "
-                    "cancel_requested, lease_token FROM jobs WHERE state = 'running' AND "
-                    "process_id = ? AND message = 'Assigned' AND lease_token IS NOT NULL "
-                    "ORDER BY id LIMIT ?",
+                    "cancel_requested, lease_token FROM jobs FORCE INDEX (jobs_running_lease) "
+                    "WHERE state = 'running' AND process_id = ? AND message = 'Assigned' AND "
+                    "lease_token IS NOT NULL ORDER BY id LIMIT ?",
                     &p, &rows, err) < 0)
         return -1;
     int n = 0;
