@@ -90,6 +90,27 @@ int ab_job_events_queue(ab_events *ev, int64_t ts_ms, uint64_t id, const char *e
     return wake ? ab_job_wake_queue(ev, ts_ms, queue) : 0;
 }
 
+/* The values of one jobs row, as s_bind_job_row binds them: queue, type, input, payload,
+ * priority, run_at, max_attempts, org_id, created_by, date_created, date_modified. */
+#define S_JOB_ROW_VALUES                                                                           \
+    "(?, ?, ?, ?, ?, FROM_UNIXTIME(? / 1000), ?, ?, ?, FROM_UNIXTIME(? / 1000), "                  \
+    "FROM_UNIXTIME(? / 1000)"
+
+static void s_bind_job_row(ab_params *p, const ab_job_spec *s, int64_t now_ms)
+{
+    ab_param_cstr(p, s->type->queue);
+    ab_param_cstr(p, s->type->type);
+    ab_param_cstr(p, s->input);
+    ab_param_blob(p, s->payload, s->payload_len);
+    ab_param_int(p, s->priority);
+    ab_param_int(p, s->run_at_ms > 0 ? s->run_at_ms : now_ms);
+    ab_param_int(p, s->max_attempts > 0 ? s->max_attempts : s->type->max_attempts);
+    ab_param_int(p, s->org_id);
+    ab_param_int(p, s->created_by);
+    ab_param_int(p, now_ms);
+    ab_param_int(p, now_ms);
+}
+
 static int s_find_unique(ab_db *db, const char *key, uint64_t *id, ab_error *err)
 {
     ab_params p;
@@ -115,27 +136,14 @@ int ab_job_enqueue(ab_db *db, const ab_job_spec *s, int64_t now_ms, uint64_t *id
         }
     }
     int64_t run_at = s->run_at_ms > 0 ? s->run_at_ms : now_ms;
-    int max_attempts = s->max_attempts > 0 ? s->max_attempts : s->type->max_attempts;
     ab_params p;
     ab_params_init(&p);
-    ab_param_cstr(&p, s->type->queue);
-    ab_param_cstr(&p, s->type->type);
-    ab_param_cstr(&p, s->input);
-    ab_param_blob(&p, s->payload, s->payload_len);
-    ab_param_int(&p, s->priority);
-    ab_param_int(&p, run_at);
-    ab_param_int(&p, max_attempts);
-    ab_param_int(&p, s->org_id);
-    ab_param_int(&p, s->created_by);
+    s_bind_job_row(&p, s, now_ms);
     ab_param_cstr(&p, s->unique_key);
-    ab_param_int(&p, now_ms);
-    ab_param_int(&p, now_ms);
     if (ab_db_run(db,
                   "INSERT INTO jobs (worker, job_type, job_input, payload, priority, run_at, "
-                  "max_attempts, org_id, created_by, unique_key, state, status, message, "
-                  "date_created, date_modified) VALUES (?, ?, ?, ?, ?, FROM_UNIXTIME(? / 1000), "
-                  "?, ?, ?, ?, 'queued', 1, 'Queued', FROM_UNIXTIME(? / 1000), "
-                  "FROM_UNIXTIME(? / 1000))",
+                  "max_attempts, org_id, created_by, date_created, date_modified, state, status, "
+                  "message, unique_key) VALUES " S_JOB_ROW_VALUES ", 'queued', 1, 'Queued', ?)",
                   &p, id, NULL, err) < 0) {
         if (s->unique_key && ab_db_errno(db) == AB_ER_DUP_ENTRY) /* enqueued concurrently */
             return ab_fail(err, AB_E_UNAVAILABLE, NULL, "job enqueued concurrently; retrying");
@@ -156,32 +164,16 @@ int ab_job_enqueue(ab_db *db, const ab_job_spec *s, int64_t now_ms, uint64_t *id
 
 #define ROWS_PER_INSERT 7 /* 11 values a row: within AB_PARAMS_MAX */
 
-static void s_bind_job_row(ab_params *p, const ab_job_spec *s, int64_t now_ms)
-{
-    ab_param_cstr(p, s->type->queue);
-    ab_param_cstr(p, s->type->type);
-    ab_param_cstr(p, s->input);
-    ab_param_blob(p, s->payload, s->payload_len);
-    ab_param_int(p, s->priority);
-    ab_param_int(p, s->run_at_ms > 0 ? s->run_at_ms : now_ms);
-    ab_param_int(p, s->max_attempts > 0 ? s->max_attempts : s->type->max_attempts);
-    ab_param_int(p, s->org_id);
-    ab_param_int(p, s->created_by);
-    ab_param_int(p, now_ms);
-    ab_param_int(p, now_ms);
-}
-
 /* One multi-row INSERT of n (<= ROWS_PER_INSERT) jobs; their ids in order. */
 static int s_insert_jobs(ab_db *db, const ab_job_spec *specs, size_t n, int64_t now_ms,
                          uint64_t *ids, ab_error *err)
 {
-    static const char row[] = "(?, ?, ?, ?, ?, FROM_UNIXTIME(? / 1000), ?, ?, ?, 'queued', 1, "
-                              "'Queued', FROM_UNIXTIME(? / 1000), FROM_UNIXTIME(? / 1000))";
+    static const char row[] = S_JOB_ROW_VALUES ", 'queued', 1, 'Queued')";
     char sql[2048];
     size_t off = (size_t)snprintf(sql, sizeof sql,
                                   "INSERT INTO jobs (worker, job_type, job_input, payload, "
-                                  "priority, run_at, max_attempts, org_id, created_by, state, "
-                                  "status, message, date_created, date_modified) VALUES ");
+                                  "priority, run_at, max_attempts, org_id, created_by, "
+                                  "date_created, date_modified, state, status, message) VALUES ");
     ab_params p;
     ab_params_init(&p);
     for (size_t i = 0; i < n; i++) {

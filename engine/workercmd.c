@@ -325,24 +325,34 @@ static int s_restart_one(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
     return 0;
 }
 
-static int s_restart_all(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
+/* The workers sql selects (S_WORKER_SQL with a fixed WHERE, "LIMIT ? FOR UPDATE"), at most
+ * S_ALL_MAX, locked: *all (the caller frees it) and *n. 0, or -1 with *err. */
+static int s_load_workers(ab_ctx *ctx, const char *sql, s_worker **all, size_t *n, ab_error *err)
 {
     ab_params p;
     ab_params_init(&p);
     ab_param_int(&p, S_ALL_MAX);
     ab_rows rows;
-    if (ab_db_query(ctx->db,
-                    S_WORKER_SQL " WHERE " AB_SQL_WORKER_ALIVE " ORDER BY workers.id LIMIT ? "
-                                 "FOR UPDATE",
-                    &p, &rows, err) < 0)
+    *all = NULL;
+    *n = 0;
+    if (ab_db_query(ctx->db, sql, &p, &rows, err) < 0)
         return -1;
-    size_t n = 0;
-    s_worker *all = calloc(S_ALL_MAX, sizeof *all);
-    while (all && n < S_ALL_MAX && ab_rows_next(&rows) == 1)
-        s_worker_from_row(&rows, &all[n++]);
+    *all = calloc(S_ALL_MAX, sizeof **all);
+    while (*all && *n < S_ALL_MAX && ab_rows_next(&rows) == 1)
+        s_worker_from_row(&rows, &(*all)[(*n)++]);
     ab_rows_close(&rows);
-    if (!all)
-        return s_oom(err);
+    return *all ? 0 : s_oom(err);
+}
+
+static int s_restart_all(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
+{
+    s_worker *all;
+    size_t n;
+    if (s_load_workers(ctx,
+                       S_WORKER_SQL " WHERE " AB_SQL_WORKER_ALIVE " ORDER BY workers.id LIMIT ? "
+                                    "FOR UPDATE",
+                       &all, &n, err) < 0)
+        return -1;
     size_t restarting = 0, skipped_down = 0;
     int rc = 0;
     for (size_t i = 0; i < n && rc == 0; i++) {
@@ -619,22 +629,13 @@ static int s_cleanup_one(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
 
 static int s_cleanup_dead(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
 {
-    ab_params p;
-    ab_params_init(&p);
-    ab_param_int(&p, S_ALL_MAX);
-    ab_rows rows;
-    if (ab_db_query(ctx->db,
-                    S_WORKER_SQL " WHERE NOT (" AB_SQL_WORKER_ALIVE ") ORDER BY workers.id LIMIT ? "
-                                 "FOR UPDATE",
-                    &p, &rows, err) < 0)
+    s_worker *all;
+    size_t n;
+    if (s_load_workers(ctx,
+                       S_WORKER_SQL " WHERE NOT (" AB_SQL_WORKER_ALIVE ") ORDER BY workers.id "
+                                    "LIMIT ? FOR UPDATE",
+                       &all, &n, err) < 0)
         return -1;
-    size_t n = 0;
-    s_worker *all = calloc(S_ALL_MAX, sizeof *all);
-    while (all && n < S_ALL_MAX && ab_rows_next(&rows) == 1)
-        s_worker_from_row(&rows, &all[n++]);
-    ab_rows_close(&rows);
-    if (!all)
-        return s_oom(err);
     int back = 0, rc = 0;
     for (size_t i = 0; i < n && rc == 0; i++) {
         ab_bury_result r;
