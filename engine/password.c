@@ -235,8 +235,10 @@ static int s_fill(char *out, size_t n)
     size_t have = 0, used = sizeof buf;
     while (have < n) {
         if (used == sizeof buf) {
-            if (ab_random_bytes(buf, sizeof buf) != 0)
+            if (ab_random_bytes(buf, sizeof buf) != 0) {
+                OPENSSL_cleanse(buf, sizeof buf);
                 return -1;
+            }
             used = 0;
         }
         uint8_t b = buf[used++];
