@@ -1,16 +1,12 @@
 /* settings_cache.c — see settings_cache.h. */
 #include "settings_cache.h"
 
-#include <openssl/evp.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
-
-#define SEAL_PREFIX "enc:v1:"
-#define NONCE_LEN   12
-#define TAG_LEN     16
+#include "seal.h"
 
 static struct {
     pthread_mutex_t lock;
@@ -185,89 +181,16 @@ int64_t ab_settings_int(const char *name, int64_t fallback)
     return n;
 }
 
-/* --- sealing secrets -------------------------------------------------------------------- */
-
-static void s_seal_key(const ab_secret *key, uint8_t out[AB_DIGEST_LEN])
-{
-    static const char label[] = "adminbus settings v1";
-    ab_secret_digest(key, label, sizeof label - 1, out);
-}
+/* --- sealing secrets (seal.c, under the settings purpose, bound to the setting's name) --- */
 
 char *ab_settings_seal(const ab_secret *key, const char *name, const char *plain)
 {
-    size_t plen = strlen(plain);
-    size_t blen = NONCE_LEN + plen + TAG_LEN;
-    uint8_t k[AB_DIGEST_LEN];
-    uint8_t *buf = malloc(blen);
-    char *out = malloc(sizeof SEAL_PREFIX + (blen + 2) / 3 * 4 + 1);
-    EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
-    int len = 0, ok = buf && out && c && ab_random_bytes(buf, NONCE_LEN) == 0;
-    s_seal_key(key, k);
-    ok = ok && EVP_EncryptInit_ex(c, EVP_aes_256_gcm(), NULL, NULL, NULL) == 1 &&
-         EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_IVLEN, NONCE_LEN, NULL) == 1 &&
-         EVP_EncryptInit_ex(c, NULL, NULL, k, buf) == 1 &&
-         EVP_EncryptUpdate(c, NULL, &len, (const uint8_t *)name, (int)strlen(name)) == 1 &&
-         EVP_EncryptUpdate(c, buf + NONCE_LEN, &len, (const uint8_t *)plain, (int)plen) == 1 &&
-         EVP_EncryptFinal_ex(c, buf + NONCE_LEN + len, &len) == 1 &&
-         EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, TAG_LEN, buf + NONCE_LEN + plen) == 1;
-    if (ok) {
-        memcpy(out, SEAL_PREFIX, sizeof SEAL_PREFIX - 1);
-        EVP_EncodeBlock((uint8_t *)out + sizeof SEAL_PREFIX - 1, buf, (int)blen);
-    }
-    EVP_CIPHER_CTX_free(c);
-    OPENSSL_cleanse(k, sizeof k);
-    if (buf)
-        OPENSSL_cleanse(buf, blen);
-    free(buf);
-    if (!ok) {
-        free(out);
-        return NULL;
-    }
-    return out;
+    return ab_seal(key, AB_SEAL_PURPOSE_SETTINGS, name, strlen(name), plain, strlen(plain));
 }
 
 char *ab_settings_open(const ab_secret *key, const char *name, const char *sealed)
 {
-    size_t plen = sizeof SEAL_PREFIX - 1;
-    if (!sealed || strncmp(sealed, SEAL_PREFIX, plen) != 0)
-        return NULL;
-    const char *b64 = sealed + plen;
-    size_t b64len = strlen(b64);
-    if (b64len % 4 != 0)
-        return NULL;
-    uint8_t *buf = malloc(b64len / 4 * 3 + 1);
-    if (!buf)
-        return NULL;
-    int n = EVP_DecodeBlock(buf, (const uint8_t *)b64, (int)b64len);
-    if (n >= 0) /* EVP_DecodeBlock counts the padding as bytes */
-        n -= (b64len >= 1 && b64[b64len - 1] == '=') + (b64len >= 2 && b64[b64len - 2] == '=');
-    if (n < NONCE_LEN + TAG_LEN) {
-        free(buf);
-        return NULL;
-    }
-    int clen = n - NONCE_LEN - TAG_LEN, len = 0;
-    char *out = malloc((size_t)clen + 1);
-    uint8_t k[AB_DIGEST_LEN];
-    s_seal_key(key, k);
-    EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
-    int ok = out && c && EVP_DecryptInit_ex(c, EVP_aes_256_gcm(), NULL, NULL, NULL) == 1 &&
-             EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_IVLEN, NONCE_LEN, NULL) == 1 &&
-             EVP_DecryptInit_ex(c, NULL, NULL, k, buf) == 1 &&
-             EVP_DecryptUpdate(c, NULL, &len, (const uint8_t *)name, (int)strlen(name)) == 1 &&
-             EVP_DecryptUpdate(c, (uint8_t *)out, &len, buf + NONCE_LEN, clen) == 1 &&
-             EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, TAG_LEN, buf + NONCE_LEN + clen) == 1 &&
-             EVP_DecryptFinal_ex(c, (uint8_t *)out + len, &len) == 1;
-    EVP_CIPHER_CTX_free(c);
-    OPENSSL_cleanse(k, sizeof k);
-    free(buf);
-    if (!ok) {
-        if (out)
-            OPENSSL_cleanse(out, (size_t)clen + 1);
-        free(out);
-        return NULL;
-    }
-    out[clen] = '\0';
-    return out;
+    return (char *)ab_unseal(key, AB_SEAL_PURPOSE_SETTINGS, name, strlen(name), sealed, NULL);
 }
 
 int ab_settings_secret(const char *name, const ab_secret *key, char **out)

@@ -7,8 +7,8 @@
  * before the read. So a change acknowledged to its client is seen by the next batch of
  * every engine and by every job claimed after it, without a restart.
  *
- * Also here: sealing and opening the values of secret settings (AES-256-GCM under a key
- * derived from the server secret), so the database never holds them in clear. */
+ * Also here: sealing and opening the values of secret settings (seal.h, purpose "adminbus
+ * settings v1", bound to the setting's name), so the database never holds them in clear. */
 #ifndef AB_SETTINGS_CACHE_H
 #define AB_SETTINGS_CACHE_H
 

@@ -632,7 +632,9 @@ static uint32_t s_regex_flag(char c)
     }
 }
 
-int ab_setting_regex_check(const char *text, char *msg, size_t len)
+/* Compile a REGEX value (bare or /delimited/flags): the code (caller frees), or NULL with
+ * a message. */
+static pcre2_code *s_regex_compile(const char *text, char *msg, size_t len)
 {
     const char *pat = text;
     size_t plen = strlen(text);
@@ -642,14 +644,14 @@ int ab_setting_regex_check(const char *text, char *msg, size_t len)
         if (!end) {
             snprintf(msg, len, "the pattern starts with the delimiter %c but does not end with it",
                      text[0]);
-            return -1;
+            return NULL;
         }
         for (const char *f = end + 1; *f; f++) {
             uint32_t o = s_regex_flag(*f);
             if (!o) {
                 snprintf(msg, len, "unknown modifier '%c' after the pattern (i, m, s, x, u, D, U)",
                          *f);
-                return -1;
+                return NULL;
             }
             opts |= o;
         }
@@ -659,15 +661,41 @@ int ab_setting_regex_check(const char *text, char *msg, size_t len)
     int code;
     PCRE2_SIZE offset;
     pcre2_code *re = pcre2_compile((PCRE2_SPTR)pat, plen, opts, &code, &offset, NULL);
-    if (re) {
-        pcre2_code_free(re);
-        return 0;
-    }
+    if (re)
+        return re;
     PCRE2_UCHAR why[160];
     if (pcre2_get_error_message(code, why, sizeof why) < 0)
         snprintf((char *)why, sizeof why, "error %d", code);
     snprintf(msg, len, "the regular expression does not compile: %s (at offset %zu)",
              (const char *)why, (size_t)offset);
+    return NULL;
+}
+
+int ab_setting_regex_check(const char *text, char *msg, size_t len)
+{
+    pcre2_code *re = s_regex_compile(text, msg, len);
+    pcre2_code_free(re);
+    return re ? 0 : -1;
+}
+
+int ab_setting_regex_match(const char *pattern, const char *subject, size_t slen, char *msg,
+                           size_t len)
+{
+    pcre2_code *re = s_regex_compile(pattern, msg, len);
+    if (!re)
+        return -1;
+    pcre2_match_data *md = pcre2_match_data_create_from_pattern(re, NULL);
+    int rc = md ? pcre2_match(re, (PCRE2_SPTR)subject, slen, 0, 0, md, NULL) : PCRE2_ERROR_NOMEMORY;
+    pcre2_match_data_free(md);
+    pcre2_code_free(re);
+    if (rc >= 0)
+        return 1;
+    if (rc == PCRE2_ERROR_NOMATCH)
+        return 0;
+    PCRE2_UCHAR why[160];
+    if (pcre2_get_error_message(rc, why, sizeof why) < 0)
+        snprintf((char *)why, sizeof why, "error %d", rc);
+    snprintf(msg, len, "the regular expression failed: %s", (const char *)why);
     return -1;
 }
 

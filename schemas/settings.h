@@ -124,6 +124,12 @@ const char *ab_setting_problem(const ab_setting *s, const char *text, char *buf,
 /* Compile a REGEX value (bare or /delimited/flags). Returns 0, or -1 with a message. */
 int ab_setting_regex_check(const char *text, char *msg, size_t len);
 
+/* Match subject (slen bytes, not as UTF-8: PHP's preg_match without /u, as MISP does)
+ * against a REGEX value. Returns 1 on a match, 0 on none, or -1 with a message when the
+ * pattern does not compile or matching fails (e.g. the match limit). */
+int ab_setting_regex_match(const char *pattern, const char *subject, size_t slen, char *msg,
+                           size_t len);
+
 /* Print docs/settings.md for the whole catalog to f. */
 void ab_settings_markdown(FILE *f);
 
