@@ -538,12 +538,14 @@ class Stack:
         assert r.get("ok") is True, f"{type} {args!r} failed: {r!r}"
         return r["result"]
 
-    def adminctl(self, *args, url=None, key=None, timeout=60):
-        """Run build/bin/adminctl; returns (rc, stdout, stderr)."""
+    def adminctl(self, *args, url=None, key=None, timeout=60, stdin=None):
+        """Run build/bin/adminctl (stdin: text for its standard input); returns (rc, stdout,
+        stderr)."""
         env = dict(self.env, ADMINBUS_URL=url or self.url,
                    ADMINBUS_AUTHKEY=self.key if key is None else key)
         p = subprocess.run([str(BIN / "adminctl"), *map(str, args)], env=env,
-                           capture_output=True, text=True, timeout=timeout)
+                           capture_output=True, text=True, timeout=timeout,
+                           input=stdin if stdin is not None else "")
         return p.returncode, p.stdout, p.stderr
 
     # -- the database --

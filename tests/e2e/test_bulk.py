@@ -111,6 +111,11 @@ def test_cli_enqueue_many_from_a_file_and_inline(stack, tmp_path):
     assert [row["job_type"] for row in job_rows(stack, r["ids"]).values()] == ["noop", "sleep"]
     r = ctl_json(stack, "job", "enqueue-many", "--jobs", '[{"type": "noop", "priority": 3}]')
     assert job_rows(stack, r["ids"])[r["ids"][0]]["priority"] == 3
+    rc, out, err = stack.adminctl("--json", "job", "enqueue-many", "--jobs", "-",
+                                  stdin=json.dumps([{"type": "noop"}] * 3))
+    assert rc == 0, (out, err)
+    doc = json.loads(out)
+    assert doc.get("result", doc)["count"] == 3, doc
 
 
 def test_cli_enqueue_many_refuses_bad_json_before_sending(stack, tmp_path):
