@@ -4,7 +4,11 @@
  * perm_modify_org, perm_publish) and the extra flags perm_<name> for each name of
  * ab_role_perms (schemas/catalog.c), plus default_role. Names are unique (the database's
  * unique key decides). A role with users, or the default role, cannot be deleted; exactly
- * one role is the default after set-default. Every change is audited as model Role. */
+ * one role is the default after set-default. Every change is audited as model Role.
+ *
+ * delete and edit lock the role row (FOR UPDATE) before they check its users; whatever
+ * gives a user a role (user.add, user.edit: the rest of issue 5) must read that role row
+ * with a shared lock (FOR SHARE), so that a role cannot be deleted under a new member. */
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
