@@ -46,7 +46,8 @@ typedef struct {
     const char *str;                /* STR, UUID, ENUM: points into argv */
     int64_t num;                    /* INT */
     bool flag;                      /* BOOL */
-    const char *pairs[CTL_MAP_MAX]; /* MAP: "key=value" words, points into argv */
+    const char *pairs[CTL_MAP_MAX]; /* MAP: "key=value" words; STRS: the strings (each flag's
+                                       value, in order); point into argv */
     int npairs;
     char *packed; /* LIST: the value as msgpack (owned: ctl_release frees it) */
     size_t packed_len;

@@ -170,6 +170,24 @@ static int s_check_enum(const ab_arg *a, const char *flag, const char *text, cha
     return s_fail(err, errlen, "%s must be one of: %s (not '%s')", flag, list, text);
 }
 
+/* One more string of a repeatable list flag: one of the choices, not given before. */
+static int s_add_str(const ab_arg *a, const char *flag, const char *text, ctl_value *v, char *err,
+                     size_t errlen)
+{
+    if (a->choices && s_check_enum(a, flag, text, err, errlen) < 0)
+        return -1;
+    if (!a->choices && text[0] == '\0')
+        return s_fail(err, errlen, "%s needs a non-empty value", flag);
+    for (int i = 0; i < v->npairs; i++)
+        if (strcmp(v->pairs[i], text) == 0)
+            return s_fail(err, errlen, "%s %s is given twice", flag, text);
+    if (v->npairs == CTL_MAP_MAX || v->npairs >= a->max)
+        return s_fail(err, errlen, "at most %lld %s options",
+                      (long long)(a->max < CTL_MAP_MAX ? a->max : CTL_MAP_MAX), flag);
+    v->pairs[v->npairs++] = text;
+    return 0;
+}
+
 /* Store text as the value of argument a (from flag, for messages). */
 static int s_set_value(ctl_value *v, const ab_arg *a, const char *flag, const char *text, char *err,
                        size_t errlen)
@@ -198,6 +216,9 @@ static int s_set_value(ctl_value *v, const ab_arg *a, const char *flag, const ch
         break;
     case AB_ARG_LIST:
         rc = ctl_list_load(a, flag, text, v, err, errlen);
+        break;
+    case AB_ARG_STRS:
+        rc = s_add_str(a, flag, text, v, err, errlen);
         break;
     }
     v->str = text;
@@ -259,18 +280,21 @@ static int s_arg_flag(ctl_cli *cli, const s_flag *f, int left, char *const *av, 
         negated = a && a->type == AB_ARG_BOOL;
         a = negated ? a : NULL;
     }
-    if (!a) { /* a map argument also answers to its singular: --arg k=v for "args" */
+    if (!a) { /* a map or list argument also answers to its singular: --arg k=v for "args",
+                 --no-perm NAME for "no_perms" */
         char plural[CTL_WORDS_MAX + 2];
         snprintf(plural, sizeof plural, "%ss", f->name);
         a = ab_command_arg(cmd, plural, strlen(plural));
-        a = a && a->type == AB_ARG_MAP ? a : NULL;
+        a = a && (a->type == AB_ARG_MAP || a->type == AB_ARG_STRS) ? a : NULL;
     }
     if (!a)
         return 0;
     char flag[CTL_WORDS_MAX + 2];
     ctl_flag_name(a->name, flag, sizeof flag);
+    if (a->type == AB_ARG_STRS) /* messages use the flag as written: --perm, or --perms */
+        ctl_flag_name(f->name, flag, sizeof flag);
     ctl_value *v = &cli->values[a - cmd->args];
-    if (v->given && a->type != AB_ARG_MAP)
+    if (v->given && a->type != AB_ARG_MAP && a->type != AB_ARG_STRS)
         return s_fail(err, errlen, "%s is given twice", flag);
     if (a->type == AB_ARG_BOOL) {
         if (negated && f->inline_value)
@@ -606,6 +630,11 @@ static void s_pack_value(const ab_arg *a, const ctl_value *v, msgpack_packer *pk
         break;
     case AB_ARG_LIST:
         pk->callback(pk->data, v->packed, v->packed_len);
+        break;
+    case AB_ARG_STRS:
+        msgpack_pack_array(pk, (uint32_t)v->npairs);
+        for (int i = 0; i < v->npairs; i++)
+            ab_pack_cstr(pk, v->pairs[i]);
         break;
     }
 }

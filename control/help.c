@@ -118,9 +118,23 @@ static void s_metavar(const ab_arg *a, char *out, size_t outlen)
         snprintf(out, outlen, "KEY=VALUE");
         return;
     }
+    if (a->type == AB_ARG_STRS) { /* repeatable: --perm NAME --perm NAME (or --perms) */
+        snprintf(out, outlen, "NAME");
+        return;
+    }
     for (const char *p = a->name; *p && n + 1 < outlen; p++)
         out[n++] = (char)toupper((unsigned char)*p);
     out[n] = '\0';
+}
+
+/* The flag of a list argument as it is repeated on the command line: its singular
+ * ("--perm" for perms), or the flag itself when the name does not end in 's'. */
+static void s_singular_flag(const ab_arg *a, char *out, size_t outlen)
+{
+    ctl_flag_name(a->name, out, outlen);
+    size_t len = strlen(out);
+    if (len > 3 && out[len - 1] == 's')
+        out[len - 1] = '\0';
 }
 
 /* Print token on the current line (at column *col) or, when it would pass WRAP_WIDTH,
@@ -146,7 +160,11 @@ static void s_usage_line(FILE *f, const ab_command *c)
             snprintf(token, sizeof token, a->required ? "%s" : "[%s]", meta);
         else if (a->type == AB_ARG_BOOL)
             snprintf(token, sizeof token, "[%s|--no-%s]", flag, flag + 2);
-        else
+        else if (a->type == AB_ARG_STRS) {
+            char one[CTL_WORDS_MAX + 2];
+            s_singular_flag(a, one, sizeof one);
+            snprintf(token, sizeof token, "[%s %s]...", one, meta);
+        } else
             snprintf(token, sizeof token, a->required ? "%s %s" : "[%s %s]", flag, meta);
         s_token(f, &col, indent, token);
     }
@@ -164,6 +182,8 @@ static void s_limits(const ab_arg *a, char *out, size_t outlen)
         snprintf(out, outlen, ", at least %lld", (long long)a->min);
     else if (a->type == AB_ARG_INT)
         snprintf(out, outlen, ", %lld..%lld", (long long)a->min, (long long)a->max);
+    else if (a->type == AB_ARG_STRS)
+        snprintf(out, outlen, ", repeatable, at most %lld", (long long)a->max);
 }
 
 static void s_argument(FILE *f, const ab_arg *a)
@@ -174,13 +194,28 @@ static void s_argument(FILE *f, const ab_arg *a)
     s_limits(a, limits, sizeof limits);
     if (a->type == AB_ARG_BOOL)
         fprintf(f, "  %s, --no-%s", flag, flag + 2);
-    else if (a->positional)
+    else if (a->type == AB_ARG_STRS) {
+        char one[CTL_WORDS_MAX + 2];
+        s_singular_flag(a, one, sizeof one);
+        if (strcmp(one, flag) != 0)
+            fprintf(f, "  %s %s, %s %s", one, meta, flag, meta);
+        else
+            fprintf(f, "  %s %s", flag, meta);
+    } else if (a->positional)
         fprintf(f, "  %s, %s %s", meta, flag, meta);
     else
         fprintf(f, "  %s %s", flag, meta);
     fprintf(f, "  (%s, %s%s)\n", ab_arg_type_name(a->type), a->required ? "required" : "optional",
             limits);
     s_wrap(f, a->help, 6);
+    if (a->type == AB_ARG_STRS && a->choices) {
+        char list[512] = "NAME is one of:";
+        for (const char *const *c = a->choices; *c; c++) {
+            strncat(list, " ", sizeof list - strlen(list) - 1);
+            strncat(list, *c, sizeof list - strlen(list) - 1);
+        }
+        s_wrap(f, list, 6);
+    }
 }
 
 void ctl_help_command(FILE *f, const ab_command *c)

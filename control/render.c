@@ -19,6 +19,8 @@ static const char *const s_time_keys[] = {
 
 static const char *const s_org_columns[] = {"id",   "name",  "uuid",       "nationality", "sector",
                                             "type", "local", "user_count", NULL};
+static const char *const s_role_columns[] = {"id",           "name",       "permission", "perms",
+                                             "default_role", "user_count", NULL};
 static const char *const s_log_columns[] = {"id",    "created",  "email", "org",    "action",
                                             "model", "model_id", "title", "change", NULL};
 
@@ -34,11 +36,9 @@ static const char *const s_setting_columns[] = {"priority", "name",        "valu
 static const struct {
     const char *type;
     const char *const *columns;
-} s_tables[] = {{"org.list", s_org_columns},
-                {"log.search", s_log_columns},
-                {"job.list", s_job_columns},
-                {"worker.list", s_worker_columns},
-                {"setting.list", s_setting_columns}};
+} s_tables[] = {{"org.list", s_org_columns},       {"role.list", s_role_columns},
+                {"log.search", s_log_columns},     {"job.list", s_job_columns},
+                {"worker.list", s_worker_columns}, {"setting.list", s_setting_columns}};
 
 /* Commands whose result is a document to keep (MISP's "download report"): JSON always. */
 static const char *const s_json_types[] = {"setting.report", NULL};
@@ -292,11 +292,38 @@ static void s_truncate(char **s, size_t max)
     *s = cut;
 }
 
-/* The text of a table cell. Caller frees. */
+/* An array of strings as "a, b, c"; NULL when v is not one (or out of memory). */
+static char *s_joined(const msgpack_object *v)
+{
+    if (v->type != MSGPACK_OBJECT_ARRAY)
+        return NULL;
+    size_t len = 1;
+    for (uint32_t i = 0; i < v->via.array.size; i++) {
+        if (v->via.array.ptr[i].type != MSGPACK_OBJECT_STR)
+            return NULL;
+        len += v->via.array.ptr[i].via.str.size + 2;
+    }
+    char *out = malloc(len), *p = out;
+    if (!out)
+        return NULL;
+    for (uint32_t i = 0; i < v->via.array.size; i++) {
+        const msgpack_object *e = &v->via.array.ptr[i];
+        p += sprintf(p, "%s%.*s", i ? ", " : "", (int)e->via.str.size, e->via.str.ptr);
+    }
+    *p = '\0';
+    size_t n;
+    char *clean = s_utf8_clean(out, (size_t)(p - out), &n);
+    free(out);
+    return clean;
+}
+
+/* The text of a table cell (a list of strings joined by ", "). Caller frees. */
 static char *s_cell(const char *column, const msgpack_object *item)
 {
     const msgpack_object *v = ab_map_get(item, column);
-    char *text = v ? s_text(column, v) : strdup("");
+    char *text = v ? s_joined(v) : NULL;
+    if (!text)
+        text = v ? s_text(column, v) : strdup("");
     if (!text)
         return NULL;
     s_one_line(text, strlen(text));

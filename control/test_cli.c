@@ -109,6 +109,61 @@ static void test_enum_choices(void **state)
     assert_non_null(strstr(s_err, "--scope must be one of: local, external, remote, all"));
 }
 
+/* A list-of-strings argument: the flag repeats, answers to its singular, checks each
+ * value against the choices, refuses a repeat; it packs as an array the catalog takes. */
+static void test_strs_flags(void **state)
+{
+    (void)state;
+    ctl_cli cli;
+    assert_int_equal(s_parse(&cli, "role", "add", "--name", "Analyst", "--permission", "manage_org",
+                             "--perm", "tagger", "--perms=audit", "--perm", "auth", NULL),
+                     0);
+    const ctl_value *v = s_value(&cli, "perms");
+    assert_true(v->given);
+    assert_int_equal(v->npairs, 3);
+    assert_string_equal(v->pairs[0], "tagger");
+    assert_string_equal(v->pairs[1], "audit");
+    assert_string_equal(v->pairs[2], "auth");
+
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    ctl_pack_command(&cli, UUID, "authkey-0123456789", &pk);
+    ab_command_msg msg;
+    ab_error err;
+    memset(&msg, 0, sizeof msg);
+    assert_int_equal(ab_command_decode(sb.data, sb.size, &msg, &err), 0);
+    assert_int_equal(ab_catalog_validate(cli.cmd, msg.args, &err), 0);
+    const msgpack_object *perms = ab_map_get(msg.args, "perms");
+    assert_non_null(perms);
+    assert_int_equal(perms->type, MSGPACK_OBJECT_ARRAY);
+    assert_int_equal(perms->via.array.size, 3);
+    assert_memory_equal(perms->via.array.ptr[1].via.str.ptr, "audit", 5);
+    ab_command_msg_release(&msg);
+    msgpack_sbuffer_destroy(&sb);
+
+    assert_int_equal(s_parse(&cli, "role", "edit", "Analyst", "--no-perm", "tagger", "--perm",
+                             "sync", "--no-perm", "audit", NULL),
+                     0);
+    assert_int_equal(s_value(&cli, "no_perms")->npairs, 2);
+    assert_string_equal(s_value(&cli, "no_perms")->pairs[1], "audit");
+    assert_int_equal(s_value(&cli, "perms")->npairs, 1);
+
+    assert_int_equal(s_parse(&cli, "role", "add", "--name", "A", "--perm", "wizard", NULL), -1);
+    assert_non_null(strstr(s_err, "--perm must be one of: delegate, sync"));
+    assert_non_null(strstr(s_err, "(not 'wizard')"));
+    assert_int_equal(
+        s_parse(&cli, "role", "add", "--name", "A", "--perm", "audit", "--perm", "audit", NULL),
+        -1);
+    assert_string_equal(s_err, "--perm audit is given twice");
+    assert_int_equal(s_parse(&cli, "role", "add", "--name", "A", "--perm", NULL), -1);
+    assert_string_equal(s_err, "--perm needs a value");
+    /* --no-perm belongs to edit only */
+    assert_int_equal(s_parse(&cli, "role", "add", "--name", "A", "--no-perm", "audit", NULL), -1);
+    assert_non_null(strstr(s_err, "unknown option --no-perm"));
+}
+
 static void test_unknown_option(void **state)
 {
     (void)state;
@@ -410,6 +465,46 @@ static void test_render_table(void **state)
     msgpack_sbuffer_destroy(&sb);
 }
 
+static void s_fill_role_list(msgpack_packer *pk)
+{
+    ab_reply_begin_ok(pk, UUID);
+    msgpack_pack_map(pk, 1);
+    ab_pack_cstr(pk, "items");
+    msgpack_pack_array(pk, 1);
+    msgpack_pack_map(pk, 4);
+    ab_pack_cstr(pk, "id");
+    msgpack_pack_int(pk, 7);
+    ab_pack_cstr(pk, "name");
+    ab_pack_cstr(pk, "Analyst");
+    ab_pack_cstr(pk, "permission");
+    ab_pack_cstr(pk, "manage_org");
+    ab_pack_cstr(pk, "perms");
+    msgpack_pack_array(pk, 2);
+    ab_pack_cstr(pk, "audit");
+    ab_pack_cstr(pk, "tagger");
+}
+
+/* A list of strings in a table cell is joined with ", " (JSON keeps the array). */
+static void test_render_role_list(void **state)
+{
+    (void)state;
+    msgpack_sbuffer sb;
+    msgpack_unpacked u;
+    const msgpack_object *reply = s_build(&sb, &u, s_fill_role_list);
+    char *out, *errs;
+    assert_int_equal(s_render(reply, "role.list", false, &out, &errs), 0);
+    assert_non_null(strstr(out, "ID  NAME     PERMISSION  PERMS"));
+    assert_non_null(strstr(out, "\n7   Analyst  manage_org  audit, tagger"));
+    free(out);
+    free(errs);
+    assert_int_equal(s_render(reply, "role.list", true, &out, &errs), 0);
+    assert_non_null(strstr(out, "\"audit\","));
+    free(out);
+    free(errs);
+    msgpack_unpacked_destroy(&u);
+    msgpack_sbuffer_destroy(&sb);
+}
+
 static void s_fill_log(msgpack_packer *pk)
 {
     ab_reply_begin_ok(pk, UUID);
@@ -562,6 +657,7 @@ int main(void)
         cmocka_unit_test(test_bool_forms),
         cmocka_unit_test(test_int_strict),
         cmocka_unit_test(test_enum_choices),
+        cmocka_unit_test(test_strs_flags),
         cmocka_unit_test(test_unknown_option),
         cmocka_unit_test(test_positional),
         cmocka_unit_test(test_globals),
@@ -574,6 +670,7 @@ int main(void)
         cmocka_unit_test(test_uuid_and_home),
         cmocka_unit_test(test_format_time),
         cmocka_unit_test(test_render_table),
+        cmocka_unit_test(test_render_role_list),
         cmocka_unit_test(test_render_truncates_change),
         cmocka_unit_test(test_render_map),
         cmocka_unit_test(test_render_error),

@@ -17,6 +17,12 @@ static const struct {
     {"org.delete", ab_org_delete, AB_WRITES_ONE},
     {"org.view", ab_org_view, AB_WRITES_ONE},
     {"org.list", ab_org_list, AB_WRITES_ONE},
+    {"role.add", ab_role_add, AB_WRITES_ONE},
+    {"role.edit", ab_role_edit, AB_WRITES_ONE},
+    {"role.delete", ab_role_delete, AB_WRITES_ONE},
+    {"role.view", ab_role_view, AB_WRITES_ONE},
+    {"role.list", ab_role_list, AB_WRITES_ONE},
+    {"role.set_default", ab_role_set_default, AB_WRITES_ONE}, /* one UPDATE flips both */
     {"log.search", ab_log_search, AB_WRITES_ONE},
     {"auth.whoami", ab_auth_whoami, AB_WRITES_ONE},
     {"job.enqueue", ab_job_enqueue_cmd, AB_WRITES_MANY},

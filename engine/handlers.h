@@ -12,6 +12,14 @@ int ab_org_delete(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 int ab_org_view(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 int ab_org_list(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 
+/* Roles (rolecmd.c). */
+int ab_role_add(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
+int ab_role_edit(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
+int ab_role_delete(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
+int ab_role_view(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
+int ab_role_list(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
+int ab_role_set_default(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
+
 /* The audit log (logsearch.c). */
 int ab_log_search(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 

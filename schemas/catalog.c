@@ -55,6 +55,8 @@ static const ab_arg s_org_list[] = {
     PAGING_ARGS,
 };
 
+static const ab_arg s_role_list[] = {PAGING_ARGS};
+
 static const ab_arg s_log_search[] = {
     {"email", AB_ARG_STR, false, false, 1, 255, NULL, "Sub-string of the acting user's e-mail"},
     {"org", AB_ARG_STR, false, false, 1, 255, NULL, "Sub-string of the acting user's org"},
@@ -65,6 +67,44 @@ static const ab_arg s_log_search[] = {
     {"change", AB_ARG_STR, false, false, 1, 255, NULL, "Sub-string of the change"},
     PAGING_ARGS,
 };
+
+/* MISP's four permission levels, by number (0..3), and the extra flags of a role: the
+ * column of flag NAME is perm_NAME (engine/rolecmd.c). */
+const char *const ab_role_levels[] = {"read_only", "manage_own", "manage_org", "publish", NULL};
+const char *const ab_role_perms[] = {"delegate", "sync",          "admin",         "audit",
+                                     "auth",     "site_admin",    "regexp_access", "tagger",
+                                     "template", "sharing_group", "tag_editor",    NULL};
+
+#define ROLE_REF(help)                                                                             \
+    {                                                                                              \
+        "role", AB_ARG_STR, true, true, 1, 100, NULL, help " (id or name)"                         \
+    }
+#define ROLE_PERMISSION                                                                            \
+    {                                                                                              \
+        "permission", AB_ARG_ENUM, false, false, 0, 0, ab_role_levels,                             \
+            "What its users may do with events: read_only; manage_own (add, modify their own); "   \
+            "manage_org (also modify their organisation's); publish (also publish them)"           \
+    }
+
+static const ab_arg s_role_add[] = {
+    {"name", AB_ARG_STR, true, false, 1, 100, NULL, "Role name (unique; not only digits)"},
+    ROLE_PERMISSION,
+    {"perms", AB_ARG_STRS, false, false, 0, 11, ab_role_perms,
+     "Extra permissions to grant (CLI: --perm NAME, repeatable); site_admin needs admin, "
+     "sync needs auth"},
+};
+
+static const ab_arg s_role_edit[] = {
+    ROLE_REF("The role to change"),
+    {"name", AB_ARG_STR, false, false, 1, 100, NULL, "New name (unique; not only digits)"},
+    ROLE_PERMISSION,
+    {"perms", AB_ARG_STRS, false, false, 1, 11, ab_role_perms,
+     "Extra permissions to grant (CLI: --perm NAME, repeatable); the others stay as they are"},
+    {"no_perms", AB_ARG_STRS, false, false, 1, 11, ab_role_perms,
+     "Extra permissions to take away (CLI: --no-perm NAME, repeatable)"},
+};
+
+static const ab_arg s_role_one[] = {ROLE_REF("The role")};
 
 static const char *const s_queue_names[] = {"default", "prio", "cache", "email", "update", NULL};
 static const char *const s_job_states[] = {"queued", "running",   "retrying", "done",
@@ -218,6 +258,36 @@ const ab_command ab_catalog[] = {
     {"org.list", "org list", "List organisations",
      "Lists organisations, local ones by default, ordered by name, with their user counts.", false,
      AB_PERM_SITE_ADMIN, s_org_list, COUNT(s_org_list)},
+    {"role.add", "role add", "Add a role",
+     "Creates a role with a permission level (default read_only) and extra permissions. "
+     "Names are unique (conflict, field name). A role giving site_admin without admin, or "
+     "sync without auth, is invalid (field perms). Returns the new role.",
+     true, AB_PERM_SITE_ADMIN, s_role_add, COUNT(s_role_add)},
+    {"role.edit", "role edit", "Change a role",
+     "Renames a role, sets its permission level, grants (perms) and takes away (no_perms) "
+     "extra permissions; the audit row lists each change as field (old) => (new). The same "
+     "permission in perms and no_perms, or a result giving site_admin without admin or sync "
+     "without auth, is invalid; taking site_admin or auth from the role of the last enabled "
+     "site administrators who can use an authkey is a conflict (field no_perms). Returns the role "
+     "as it is now.",
+     true, AB_PERM_SITE_ADMIN, s_role_edit, COUNT(s_role_edit)},
+    {"role.delete", "role delete", "Delete a role",
+     "Deletes a role. Refused (conflict, field role) while users have it and for the "
+     "default role.",
+     true, AB_PERM_SITE_ADMIN, s_role_one, COUNT(s_role_one)},
+    {"role.view", "role view", "Show one role",
+     "Shows a role: permission level, extra permissions, whether it is the default, and the "
+     "number of its users.",
+     false, AB_PERM_SITE_ADMIN, s_role_one, COUNT(s_role_one)},
+    {"role.list", "role list", "List roles",
+     "Lists the roles by id with their permission level, extra permissions, default flag and "
+     "user counts.",
+     false, AB_PERM_SITE_ADMIN, s_role_list, COUNT(s_role_list)},
+    {"role.set_default", "role set-default", "Make a role the default",
+     "Makes a role the one new users get (MISP's setDefaultRole); the previous default loses "
+     "the flag in the same transaction, so exactly one role is the default. Both changes are "
+     "audited. Setting the current default again changes nothing.",
+     true, AB_PERM_SITE_ADMIN, s_role_one, COUNT(s_role_one)},
     {"log.search", "log search", "Search the audit log",
      "Lists audit rows, newest first. Text filters are sub-string matches; action and model "
      "match exactly. Filters combine with AND.",
@@ -415,6 +485,8 @@ const char *ab_arg_type_name(ab_arg_type type)
         return "list";
     case AB_ARG_SCALAR:
         return "scalar";
+    case AB_ARG_STRS:
+        return "strings";
     }
     return "?";
 }
@@ -469,19 +541,69 @@ static int s_check_int(const ab_arg *a, const msgpack_object *v, ab_error *err)
     return 0;
 }
 
-static int s_check_enum(const ab_arg *a, const msgpack_object *v, ab_error *err)
+static bool s_in_choices(const char *const *choices, const msgpack_object *v)
 {
     if (v->type == MSGPACK_OBJECT_STR)
-        for (const char *const *c = a->choices; *c; c++)
+        for (const char *const *c = choices; *c; c++)
             if (strlen(*c) == v->via.str.size && memcmp(*c, v->via.str.ptr, v->via.str.size) == 0)
-                return 0;
-    char list[200] = "";
-    for (const char *const *c = a->choices; *c; c++) {
-        strncat(list, *c, sizeof list - strlen(list) - 1);
+                return true;
+    return false;
+}
+
+/* The choices as "a, b, c" in out. */
+static void s_choice_list(const char *const *choices, char *out, size_t len)
+{
+    out[0] = '\0';
+    for (const char *const *c = choices; *c; c++) {
+        strncat(out, *c, len - strlen(out) - 1);
         if (c[1])
-            strncat(list, ", ", sizeof list - strlen(list) - 1);
+            strncat(out, ", ", len - strlen(out) - 1);
     }
+}
+
+static int s_check_enum(const ab_arg *a, const msgpack_object *v, ab_error *err)
+{
+    if (s_in_choices(a->choices, v))
+        return 0;
+    char list[200];
+    s_choice_list(a->choices, list, sizeof list);
     return ab_fail(err, AB_E_INVALID, a->name, "%s must be one of: %s", a->name, list);
+}
+
+/* An array of distinct strings from the choices; errors name the argument (field) and
+ * say which entry is wrong. */
+static int s_check_strs(const ab_arg *a, const msgpack_object *v, ab_error *err)
+{
+    if (v->type != MSGPACK_OBJECT_ARRAY)
+        return ab_fail(err, AB_E_INVALID, a->name, "%s must be a list of strings", a->name);
+    uint32_t n = v->via.array.size;
+    if ((int64_t)n < a->min || (int64_t)n > a->max)
+        return ab_fail(err, AB_E_INVALID, a->name, "%s must have %lld to %lld entries, not %u",
+                       a->name, (long long)a->min, (long long)a->max, n);
+    for (uint32_t i = 0; i < n; i++) {
+        const msgpack_object *e = &v->via.array.ptr[i];
+        if (e->type != MSGPACK_OBJECT_STR || !ab_utf8_valid(e->via.str.ptr, e->via.str.size))
+            return ab_fail(err, AB_E_INVALID, a->name, "%s[%u] must be a string", a->name, i);
+        int shown = e->via.str.size > 64 ? 64 : (int)e->via.str.size;
+        if (a->choices && !s_in_choices(a->choices, e)) {
+            char list[200];
+            s_choice_list(a->choices, list, sizeof list);
+            return ab_fail(err, AB_E_INVALID, a->name, "%s: '%.*s' is not one of: %s", a->name,
+                           shown, e->via.str.ptr, list);
+        }
+        if (!a->choices &&
+            (e->via.str.size == 0 || s_utf8_chars(e->via.str.ptr, e->via.str.size) > 255))
+            return ab_fail(err, AB_E_INVALID, a->name, "%s[%u] must have 1 to 255 characters",
+                           a->name, i);
+        for (uint32_t j = 0; j < i; j++) {
+            const msgpack_object *p = &v->via.array.ptr[j];
+            if (p->via.str.size == e->via.str.size &&
+                memcmp(p->via.str.ptr, e->via.str.ptr, e->via.str.size) == 0)
+                return ab_fail(err, AB_E_INVALID, a->name, "%s lists '%.*s' twice", a->name, shown,
+                               e->via.str.ptr);
+        }
+    }
+    return 0;
 }
 
 static int s_check_map(const ab_arg *a, const msgpack_object *v, ab_error *err)
@@ -540,6 +662,8 @@ static int s_check_value(const ab_arg *a, const msgpack_object *v, ab_error *err
         return s_check_map(a, v, err);
     case AB_ARG_LIST:
         return s_check_list(a, v, err);
+    case AB_ARG_STRS:
+        return s_check_strs(a, v, err);
     case AB_ARG_SCALAR:
         if (v->type == MSGPACK_OBJECT_STR)
             return s_check_str(a, v, err);
@@ -610,11 +734,15 @@ static void s_markdown_args(FILE *f, const ab_command *c)
             snprintf(limits, sizeof limits, "%lld–%lld entries", (long long)a->min,
                      (long long)a->max);
         else if (a->type == AB_ARG_ENUM)
-            for (const char *const *ch = a->choices; *ch; ch++) {
-                strncat(limits, *ch, sizeof limits - strlen(limits) - 1);
-                if (ch[1])
-                    strncat(limits, ", ", sizeof limits - strlen(limits) - 1);
-            }
+            s_choice_list(a->choices, limits, sizeof limits);
+        else if (a->type == AB_ARG_STRS && a->choices) {
+            char list[200];
+            s_choice_list(a->choices, list, sizeof list);
+            snprintf(limits, sizeof limits, "%lld–%lld distinct, each one of: %s",
+                     (long long)a->min, (long long)a->max, list);
+        } else if (a->type == AB_ARG_STRS)
+            snprintf(limits, sizeof limits, "%lld–%lld distinct strings of 1–255 characters",
+                     (long long)a->min, (long long)a->max);
         fprintf(f, "| `%s`%s | %s | %s | %s | %s |\n", a->name,
                 a->positional ? " (positional)" : "", ab_arg_type_name(a->type),
                 a->required ? "yes" : "no", limits, a->help);

@@ -26,6 +26,10 @@ typedef enum {
     /* A string (at most max characters), integer, boolean or nil; the handler casts it
      * (setting.set casts it to the setting's type; the CLI sends text). */
     AB_ARG_SCALAR,
+    /* An array of min..max distinct strings, each one of choices (NULL-terminated; NULL:
+     * any string of 1..255 characters). The CLI repeats the flag, which also answers to
+     * its singular: --perm a --perm b for "perms". */
+    AB_ARG_STRS,
 } ab_arg_type;
 
 typedef struct {
@@ -34,7 +38,7 @@ typedef struct {
     bool required;
     bool positional;            /* the CLI takes it as the bare word after the verb */
     int64_t min, max;           /* STR: length in characters; INT: value */
-    const char *const *choices; /* ENUM: NULL-terminated */
+    const char *const *choices; /* ENUM, STRS: NULL-terminated */
     const char *help;           /* one line */
 } ab_arg;
 
@@ -56,6 +60,11 @@ typedef struct {
 
 extern const ab_command ab_catalog[];
 extern const size_t ab_catalog_len;
+
+/* MISP's role permission levels by number (read_only = 0 … publish = 3) and the extra
+ * flags a role may have (column perm_<name>); both NULL-terminated. */
+extern const char *const ab_role_levels[];
+extern const char *const ab_role_perms[];
 
 /* The command whose wire type is type (len bytes); NULL when there is none. */
 const ab_command *ab_catalog_find(const char *type, size_t len);

@@ -220,6 +220,79 @@ static void test_enum(void **state)
     expect("org.list", &a, -1, "scope");
 }
 
+/* Pack key => [strs...] as the next entry of a. */
+static void pack_strs(args *a, const char *key, const char *const *strs, size_t n)
+{
+    ab_pack_cstr(&a->pk, key);
+    msgpack_pack_array(&a->pk, n);
+    for (size_t i = 0; i < n; i++)
+        ab_pack_cstr(&a->pk, strs[i]);
+}
+
+/* AB_ARG_STRS: an array of distinct strings, each one of the choices, within min..max. */
+static void test_strs(void **state)
+{
+    (void)state;
+    const char *good[] = {"tagger", "audit", "site_admin"};
+    args a;
+    a_init(&a, 2);
+    pack_name(&a, "Analyst");
+    pack_strs(&a, "perms", good, 3);
+    expect("role.add", &a, 0, NULL);
+    a_init(&a, 2); /* add takes an empty list */
+    pack_name(&a, "Analyst");
+    pack_strs(&a, "perms", good, 0);
+    expect("role.add", &a, 0, NULL);
+
+    const char *bad[] = {"tagger", "superpowers"};
+    a_init(&a, 2);
+    pack_name(&a, "Analyst");
+    pack_strs(&a, "perms", bad, 2);
+    ab_error err;
+    ab_error_clear(&err);
+    assert_int_equal(ab_catalog_validate(cmd("role.add"), a_done(&a), &err), -1);
+    assert_string_equal(err.field, "perms");
+    assert_non_null(strstr(err.message, "'superpowers' is not one of: delegate, sync"));
+    a_free(&a);
+
+    const char *twice[] = {"audit", "tagger", "audit"};
+    a_init(&a, 2);
+    pack_name(&a, "Analyst");
+    pack_strs(&a, "perms", twice, 3);
+    expect("role.add", &a, -1, "perms");
+
+    a_init(&a, 2); /* edit needs at least one entry */
+    ab_pack_cstr(&a.pk, "role");
+    ab_pack_cstr(&a.pk, "User");
+    pack_strs(&a, "no_perms", good, 0);
+    expect("role.edit", &a, -1, "no_perms");
+
+    a_init(&a, 2); /* not an array; an entry that is not a string */
+    pack_name(&a, "Analyst");
+    ab_pack_cstr(&a.pk, "perms");
+    ab_pack_cstr(&a.pk, "tagger");
+    expect("role.add", &a, -1, "perms");
+    a_init(&a, 2);
+    pack_name(&a, "Analyst");
+    ab_pack_cstr(&a.pk, "perms");
+    msgpack_pack_array(&a.pk, 1);
+    msgpack_pack_int(&a.pk, 7);
+    expect("role.add", &a, -1, "perms");
+
+    const char *all[] = {"delegate", "sync",          "admin",         "audit",
+                         "auth",     "site_admin",    "regexp_access", "tagger",
+                         "template", "sharing_group", "tag_editor",    "tagger"};
+    a_init(&a, 2); /* twelve entries: more than the eleven allowed */
+    pack_name(&a, "Analyst");
+    pack_strs(&a, "perms", all, 12);
+    expect("role.add", &a, -1, "perms");
+    a_init(&a, 2);
+    pack_name(&a, "Analyst");
+    pack_strs(&a, "perms", all, 11);
+    expect("role.add", &a, 0, NULL);
+    assert_string_equal(ab_arg_type_name(AB_ARG_STRS), "strings");
+}
+
 static void test_int_bounds(void **state)
 {
     (void)state;
@@ -318,6 +391,7 @@ static void test_catalog_consistent(void **state)
                 fail_msg("%s: argument %s has no help", c->type, a->name);
             assert_true(a->name && a->name[0]);
             assert_true(a->type != AB_ARG_ENUM || a->choices != NULL);
+            assert_true(a->type != AB_ARG_STRS || (a->min >= 0 && a->max <= 32)); /* CLI room */
             assert_true(a->min <= a->max);
             for (size_t l = 0; l < k; l++)
                 if (strcmp(c->args[l].name, a->name) == 0)
@@ -336,6 +410,7 @@ int main(void)
         cmocka_unit_test(test_name_length_utf8),
         cmocka_unit_test(test_missing_required),
         cmocka_unit_test(test_enum),
+        cmocka_unit_test(test_strs),
         cmocka_unit_test(test_int_bounds),
         cmocka_unit_test(test_duplicate_arg),
         cmocka_unit_test(test_non_string_arg_name),
