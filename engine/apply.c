@@ -37,6 +37,9 @@ typedef struct {
     int who;     /* index into the batch's identities, -1 = none */
     int leader;  /* an earlier slot with the same (user, id), -1 = none */
     bool record; /* store the reply under its command id */
+    /* A one-time secret in reply (ab_ctx's secret_at/len, shifted to reply's bytes): the
+     * stored copy and repeats of the id get it masked. secret_len 0: none. */
+    size_t secret_at, secret_len;
     ab_cmdkey key;
     msgpack_sbuffer reply;
 } s_slot;
@@ -284,6 +287,7 @@ static int s_replay(ab_applier *a, ab_error *fault)
     for (int i = 0; i < a->n; i++) {
         s_slot *s = &a->slots[i];
         s->leader = -1;
+        s->secret_len = 0;
         if (s->state != S_VALID || !s->cmd->writes)
             continue;
         int l = s_find_leader(a, i);
@@ -323,8 +327,8 @@ static bool s_recordable(ab_code code)
 static int s_run(ab_applier *a, s_slot *s, msgpack_sbuffer *result, ab_error *fault)
 {
     const ab_identity *who = &a->auth[s->who].who;
-    ab_ctx ctx = {a->info,     a->db,      who,      s->msg.ip, s->cmd,
-                  s->msg.args, s_now_ms(), a->audit, a->events};
+    ab_ctx ctx = {a->info,    a->db,    who,       s->msg.ip, s->cmd, s->msg.args,
+                  s_now_ms(), a->audit, a->events, 0,         0};
     ab_write_shape shape = AB_WRITES_MANY;
     ab_handler h = ab_handler_for(s->cmd->type, &shape);
     bool savepoint = s->cmd->writes && shape == AB_WRITES_MANY;
@@ -342,6 +346,10 @@ static int s_run(ab_applier *a, s_slot *s, msgpack_sbuffer *result, ab_error *fa
     if (rc == 0) {
         s_set_ok(s, result);
         s->record = s->cmd->writes;
+        if (ctx.secret_len > 0 && ctx.secret_at + ctx.secret_len <= result->size) {
+            s->secret_len = ctx.secret_len;
+            s->secret_at = s->reply.size - result->size + ctx.secret_at;
+        }
         return 0;
     }
     if (ab_db_batch_broken(a->db)) {
@@ -377,8 +385,12 @@ static int s_run_all(ab_applier *a, ab_error *fault)
     msgpack_sbuffer_destroy(&result);
     for (int i = 0; i < a->n && rc == 0; i++) { /* repeats answer as their first did */
         s_slot *s = &a->slots[i];
-        if (s->state == S_VALID && s->leader >= 0)
-            s_set_stored(s, a->slots[s->leader].reply.data, a->slots[s->leader].reply.size);
+        if (s->state == S_VALID && s->leader >= 0) {
+            const s_slot *l = &a->slots[s->leader];
+            s_set_stored(s, l->reply.data, l->reply.size);
+            if (l->secret_len > 0) /* the secret was for the first only */
+                memset(s->reply.data + l->secret_at, '*', l->secret_len);
+        }
     }
     return rc;
 }
@@ -388,16 +400,33 @@ static int s_record_ids(ab_applier *a, ab_error *fault)
     ab_cmdkey keys[a->n > 0 ? a->n : 1];
     const char *bodies[a->n > 0 ? a->n : 1];
     size_t lens[a->n > 0 ? a->n : 1];
+    char *masked[a->n > 0 ? a->n : 1];
     size_t nk = 0;
+    int rc = 0;
     for (int i = 0; i < a->n; i++) {
         s_slot *s = &a->slots[i];
         if (!s->record)
             continue;
         keys[nk] = s->key;
         bodies[nk] = s->reply.data;
+        masked[nk] = NULL;
+        if (s->secret_len > 0) { /* store the reply with its one-time secret masked */
+            masked[nk] = malloc(s->reply.size);
+            if (!masked[nk]) {
+                rc = ab_fail(fault, AB_E_INTERNAL, NULL, "out of memory");
+                break;
+            }
+            memcpy(masked[nk], s->reply.data, s->reply.size);
+            memset(masked[nk] + s->secret_at, '*', s->secret_len);
+            bodies[nk] = masked[nk];
+        }
         lens[nk++] = s->reply.size;
     }
-    return ab_idem_record(a->db, keys, bodies, lens, nk, fault);
+    if (rc == 0)
+        rc = ab_idem_record(a->db, keys, bodies, lens, nk, fault);
+    for (size_t i = 0; i < nk; i++)
+        free(masked[i]);
+    return rc;
 }
 
 /* Reset what a failed try of phase two may have set, keeping phase one's answers. */
@@ -406,6 +435,7 @@ static void s_reset_phase_two(ab_applier *a, const s_state *before)
     for (int i = 0; i < a->n; i++) {
         a->slots[i].state = before[i];
         a->slots[i].record = false;
+        a->slots[i].secret_len = 0;
     }
     ab_audit_rewind(a->audit, 0);
     ab_events_clear(a->events);

@@ -52,6 +52,11 @@ typedef struct {
     int64_t now_ms;
     ab_audit *audit;
     ab_events *events;
+    /* A one-time secret in the result (user.add's generated password): its bytes are
+     * result[secret_at .. secret_at + secret_len). The handler sets them; the apply loop
+     * sends the reply as it is but stores it for its command id (and answers repeats of
+     * the id) with those bytes masked as '*'. 0 / 0: none. */
+    size_t secret_at, secret_len;
 } ab_ctx;
 
 /* A handler runs one command inside the batch transaction (its writes inside a SAVEPOINT

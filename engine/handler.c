@@ -23,6 +23,14 @@ static const struct {
     {"role.view", ab_role_view, AB_WRITES_ONE},
     {"role.list", ab_role_list, AB_WRITES_ONE},
     {"role.set_default", ab_role_set_default, AB_WRITES_ONE}, /* one UPDATE flips both */
+    {"user.add", ab_user_add, AB_WRITES_ONE},
+    {"user.list", ab_user_list, AB_WRITES_ONE},
+    {"user.view", ab_user_view, AB_WRITES_ONE},
+    {"user.edit", ab_user_edit, AB_WRITES_ONE},
+    {"user.disable", ab_user_disable, AB_WRITES_ONE},
+    {"user.enable", ab_user_enable, AB_WRITES_ONE},
+    {"user.delete", ab_user_delete, AB_WRITES_MANY}, /* its authkeys, then the user */
+    {"user.change_pw", ab_user_change_pw, AB_WRITES_ONE},
     {"log.search", ab_log_search, AB_WRITES_ONE},
     {"auth.whoami", ab_auth_whoami, AB_WRITES_ONE},
     {"job.enqueue", ab_job_enqueue_cmd, AB_WRITES_MANY},

@@ -20,6 +20,16 @@ int ab_role_view(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 int ab_role_list(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 int ab_role_set_default(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 
+/* Users (usercmd.c). */
+int ab_user_add(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
+int ab_user_list(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
+int ab_user_view(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
+int ab_user_edit(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
+int ab_user_disable(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
+int ab_user_enable(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
+int ab_user_delete(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
+int ab_user_change_pw(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
+
 /* The audit log (logsearch.c). */
 int ab_log_search(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 

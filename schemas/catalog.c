@@ -57,6 +57,64 @@ static const ab_arg s_org_list[] = {
 
 static const ab_arg s_role_list[] = {PAGING_ARGS};
 
+#define USER_REF(help)                                                                             \
+    {                                                                                              \
+        "user", AB_ARG_STR, true, true, 1, 255, NULL, help " (id or e-mail)"                       \
+    }
+#define USER_NIDS_SID                                                                              \
+    {                                                                                              \
+        "nids_sid", AB_ARG_INT, false, false, 0, 4294967295LL, NULL,                               \
+            "NIDS SID offset (default on add: random in 1000000..9999900, as MISP)"                \
+    }
+#define USER_NO_PASSWORD_CHANGE                                                                    \
+    {                                                                                              \
+        "no_password_change", AB_ARG_BOOL, false, false, 0, 0, NULL,                               \
+            "Do not make the user change the password at the next login"                           \
+    }
+
+static const ab_arg s_user_add[] = {
+    {"email", AB_ARG_STR, true, false, 3, 255, NULL, "E-mail address and login name (unique)"},
+    {"org", AB_ARG_STR, true, false, 1, 255, NULL, "Organisation (id or name)"},
+    {"role", AB_ARG_STR, false, false, 1, 100, NULL,
+     "Role (id or name; default: the default role)"},
+    {"password", AB_ARG_STR, false, false, 1, 256, NULL,
+     "Temporary password (checked against the policy; generated and shown once when absent)"},
+    USER_NIDS_SID,
+    {"autoalert", AB_ARG_BOOL, false, false, 0, 0, NULL,
+     "Receive alerts when events are published (default true)"},
+    {"contactalert", AB_ARG_BOOL, false, false, 0, 0, NULL,
+     "Receive alerts from \"contact reporter\" requests (default false)"},
+    {"disabled", AB_ARG_BOOL, false, false, 0, 0, NULL, "Create the account disabled"},
+    USER_NO_PASSWORD_CHANGE,
+};
+
+static const ab_arg s_user_edit[] = {
+    USER_REF("The user to change"),
+    {"email", AB_ARG_STR, false, false, 3, 255, NULL, "New e-mail address (unique)"},
+    {"org", AB_ARG_STR, false, false, 1, 255, NULL, "New organisation (id or name)"},
+    {"role", AB_ARG_STR, false, false, 1, 100, NULL, "New role (id or name)"},
+    {"autoalert", AB_ARG_BOOL, false, false, 0, 0, NULL, "Receive publish alerts"},
+    {"contactalert", AB_ARG_BOOL, false, false, 0, 0, NULL, "Receive contact-reporter alerts"},
+    USER_NIDS_SID,
+    {"termsaccepted", AB_ARG_BOOL, false, false, 0, 0, NULL, "The terms of use are accepted"},
+};
+
+static const ab_arg s_user_one[] = {USER_REF("The user")};
+
+static const ab_arg s_user_list[] = {
+    {"org", AB_ARG_STR, false, false, 1, 255, NULL, "Only this organisation's users (id or name)"},
+    {"role", AB_ARG_STR, false, false, 1, 100, NULL, "Only users with this role (id or name)"},
+    {"disabled", AB_ARG_BOOL, false, false, 0, 0, NULL, "Only disabled (true) or enabled (false)"},
+    PAGING_ARGS,
+};
+
+static const ab_arg s_user_change_pw[] = {
+    USER_REF("The user"),
+    {"password", AB_ARG_STR, false, false, 1, 256, NULL,
+     "New password (checked against the policy; generated and shown once when absent)"},
+    USER_NO_PASSWORD_CHANGE,
+};
+
 static const ab_arg s_log_search[] = {
     {"email", AB_ARG_STR, false, false, 1, 255, NULL, "Sub-string of the acting user's e-mail"},
     {"org", AB_ARG_STR, false, false, 1, 255, NULL, "Sub-string of the acting user's org"},
@@ -288,6 +346,44 @@ const ab_command ab_catalog[] = {
      "the flag in the same transaction, so exactly one role is the default. Both changes are "
      "audited. Setting the current default again changes nothing.",
      true, AB_PERM_SITE_ADMIN, s_role_one, COUNT(s_role_one)},
+    {"user.add", "user add", "Add a user",
+     "Creates a user in an organisation with a role (the default role when none is given). "
+     "E-mails are checked and unique, case-insensitively (conflict, field email). A given "
+     "password must meet the password policy (invalid, field password, with the reason); "
+     "without one a temporary password is generated and returned once, as password, in this "
+     "reply only. Either way the user must change it at the next login unless "
+     "no_password_change. Only the yescrypt hash is stored; the audit shows password as *****. "
+     "Site administrators only for now (org admins come with the authorisation table).",
+     true, AB_PERM_SITE_ADMIN, s_user_add, COUNT(s_user_add)},
+    {"user.list", "user list", "List users",
+     "Lists users by id with the manual's columns (id, org, role, email, autoalert, "
+     "contactalert, nids_sid, termsaccepted, last_login, disabled, created), optionally only "
+     "those of an organisation or role, or only disabled or enabled ones.",
+     false, AB_PERM_SITE_ADMIN, s_user_list, COUNT(s_user_list)},
+    {"user.view", "user view", "Show one user",
+     "Shows every field of a user except the password hash.", false, AB_PERM_SITE_ADMIN, s_user_one,
+     COUNT(s_user_one)},
+    {"user.edit", "user edit", "Change a user",
+     "Changes the given fields of a user; the audit row lists each change as field (old) => "
+     "(new). Giving the last enabled site administrator a role that is not one is a conflict "
+     "(field user). Returns the user as it is now.",
+     true, AB_PERM_SITE_ADMIN, s_user_edit, COUNT(s_user_edit)},
+    {"user.disable", "user disable", "Disable a user",
+     "Disables a user (preferred to deleting): its authkeys stop working at once. Disabling "
+     "the last enabled site administrator who can use an authkey is a conflict (field user).",
+     true, AB_PERM_SITE_ADMIN, s_user_one, COUNT(s_user_one)},
+    {"user.enable", "user enable", "Enable a user", "Enables a disabled user again.", true,
+     AB_PERM_SITE_ADMIN, s_user_one, COUNT(s_user_one)},
+    {"user.delete", "user delete", "Delete a user",
+     "Deletes a user and its authkeys; its audit rows stay, with its e-mail. Deleting "
+     "yourself, or the last enabled site administrator who can use an authkey, is a conflict "
+     "(field user). Disabling is preferred.",
+     true, AB_PERM_SITE_ADMIN, s_user_one, COUNT(s_user_one)},
+    {"user.change_pw", "user change-pw", "Set a user's password",
+     "Sets a new password, given (checked against the policy) or generated and returned once "
+     "as password. The user must change it at the next login unless no_password_change. "
+     "Audited as change_pw with the password shown as *****.",
+     true, AB_PERM_SITE_ADMIN, s_user_change_pw, COUNT(s_user_change_pw)},
     {"log.search", "log search", "Search the audit log",
      "Lists audit rows, newest first. Text filters are sub-string matches; action and model "
      "match exactly. Filters combine with AND.",
