@@ -18,7 +18,8 @@ typedef struct {
 
 typedef enum { AB_SEEN_NEW, AB_SEEN_SAME, AB_SEEN_CONFLICT } ab_seen;
 
-/* The digest of a command's type and argument bytes. */
+/* The digest of a command's type and argument bytes (plain SHA-256; the apply loop keys it
+ * with the server secret before it is stored, since arguments may hold a password). */
 void ab_cmdkey_digest(ab_cmdkey *k, const char *type, const void *args, size_t args_len);
 
 /* Look up n keys (one round trip per 32 keys of one user). For each i, seen[i] tells

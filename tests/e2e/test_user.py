@@ -2,7 +2,10 @@
 MariaDB (users, auth_keys, logs, command_ids) and on the event stream. Passwords given or
 generated must appear nowhere but in the one reply that hands a generated one out."""
 
+import hashlib
 import json
+
+import msgpack
 
 from helpers import admin, assert_error, audit_rows, ctl_json
 from test_events import next_event, subscriber, wait_subscribed
@@ -79,6 +82,21 @@ def test_add_with_password_and_generated(stack):
     assert stack.count("users", "email = 'cy@circl.lu'") == 1
     for p in (GOOD_PW, pw, cy_pw):
         assert stack.count("command_ids", "INSTR(reply, %s) > 0", p) == 0
+
+
+def test_stored_digest_is_keyed(stack):
+    """command_ids keeps a digest of the arguments, which may hold a password: it is keyed
+    with the server secret, not a plain SHA-256 anyone could test guesses against."""
+    me = admin(stack)
+    args = {"email": "dig@circl.lu", "org": me["org_name"], "password": GOOD_PW}
+    cid = "0d5b1f0e-8d63-4f0c-a0f3-5b8a1a9c7e42"
+    stack.ok("user.add", args, id=cid)
+    stored = stack.rows("SELECT digest FROM command_ids WHERE cmd_id = %s", cid)[0]["digest"]
+    plain = hashlib.sha256(b"user.add\0" + msgpack.packb(args, use_bin_type=True)).digest()
+    assert len(stored) == 32 and stored != plain
+    # the same id and arguments again: still recognised as the same command
+    assert stack.ok("user.add", args, id=cid)["email"] == "dig@circl.lu"
+    assert stack.count("users", "email = 'dig@circl.lu'") == 1
 
 
 def test_list_view_edit_disable_enable_delete_change_pw(stack):
