@@ -343,6 +343,15 @@ static const char *s_scope_where(const char *scope, size_t len)
     return " WHERE o.local = 0"; /* external, remote */
 }
 
+static void s_pack_org_row(msgpack_packer *pk, const ab_rows *row, const void *arg)
+{
+    (void)arg;
+    s_org o;
+    s_org_from_row(row, &o);
+    s_pack_org(pk, &o);
+    s_org_free(&o);
+}
+
 int ab_org_list(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
 {
     size_t slen = 0;
@@ -363,32 +372,6 @@ int ab_org_list(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
     ab_rows rows;
     if (ab_db_query(ctx->db, sql, &p, &rows, err) < 0)
         return -1;
-    /* Rows are collected first: the array header needs their count. */
-    s_org *items = NULL;
-    size_t n = 0;
-    int rc;
-    while ((rc = ab_rows_next(&rows)) == 1) {
-        s_org *grown = realloc(items, (n + 1) * sizeof *items);
-        if (!grown) {
-            rc = -1;
-            break;
-        }
-        items = grown;
-        s_org_from_row(&rows, &items[n++]);
-    }
-    ab_rows_close(&rows);
-    if (rc == 0) {
-        msgpack_pack_map(pk, 4);
-        ab_pack_cstr(pk, "items");
-        msgpack_pack_array(pk, (uint32_t)n);
-        for (size_t i = 0; i < n; i++)
-            s_pack_org(pk, &items[i]);
-        ab_pack_kv_int(pk, "total", total);
-        ab_pack_kv_int(pk, "page", page);
-        ab_pack_kv_int(pk, "limit", limit);
-    }
-    for (size_t i = 0; i < n; i++)
-        s_org_free(&items[i]);
-    free(items);
-    return rc < 0 ? ab_fail(err, AB_E_INTERNAL, NULL, "database read failed") : 0;
+    ab_pack_page(pk, &rows, s_pack_org_row, NULL, total, page, limit);
+    return 0;
 }

@@ -473,6 +473,14 @@ int ab_role_view(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
     return 0;
 }
 
+static void s_pack_role_row(msgpack_packer *pk, const ab_rows *row, const void *arg)
+{
+    (void)arg;
+    s_role r;
+    s_role_from_row(row, &r);
+    s_pack_role(pk, &r);
+}
+
 int ab_role_list(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
 {
     int64_t limit = ab_arg_int(ctx, "limit", 100), page = ab_arg_int(ctx, "page", 1);
@@ -489,32 +497,8 @@ int ab_role_list(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
     ab_rows rows;
     if (ab_db_query(ctx->db, sql, &p, &rows, err) < 0)
         return -1;
-    /* Rows are collected first: the array header needs their count. */
-    s_role *items = NULL;
-    size_t n = 0;
-    int rc;
-    while ((rc = ab_rows_next(&rows)) == 1) {
-        s_role *grown = realloc(items, (n + 1) * sizeof *items);
-        if (!grown) {
-            rc = -1;
-            break;
-        }
-        items = grown;
-        s_role_from_row(&rows, &items[n++]);
-    }
-    ab_rows_close(&rows);
-    if (rc == 0) {
-        msgpack_pack_map(pk, 4);
-        ab_pack_cstr(pk, "items");
-        msgpack_pack_array(pk, (uint32_t)n);
-        for (size_t i = 0; i < n; i++)
-            s_pack_role(pk, &items[i]);
-        ab_pack_kv_int(pk, "total", total);
-        ab_pack_kv_int(pk, "page", page);
-        ab_pack_kv_int(pk, "limit", limit);
-    }
-    free(items);
-    return rc < 0 ? ab_fail(err, AB_E_INTERNAL, NULL, "database read failed") : 0;
+    ab_pack_page(pk, &rows, s_pack_role_row, NULL, total, page, limit);
+    return 0;
 }
 
 int ab_role_set_default(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
