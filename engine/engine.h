@@ -84,6 +84,12 @@ bool ab_arg_bool(const ab_ctx *ctx, const char *name, bool def);
 /* True when the argument is present. */
 bool ab_arg_has(const ab_ctx *ctx, const char *name);
 
+/* True when s (len bytes, len > 0) is all decimal digits. */
+bool ab_all_digits(const char *s, size_t len);
+/* True when a reference argument (a user, an organisation, a role) names a row by id:
+ * 1 to 10 digits (an UNSIGNED INT); anything else is a name, an e-mail or a uuid. */
+bool ab_ref_is_id(const char *s, size_t len);
+
 /* --- packing helpers ----------------------------------------------------------------- */
 void ab_pack_kv_str(msgpack_packer *pk, const char *key, const char *val, size_t len);
 void ab_pack_kv_cstr(msgpack_packer *pk, const char *key, const char *val); /* NULL → nil */

@@ -1,6 +1,7 @@
 /* handler.c — the table from wire type to handler, and the small helpers handlers share
  * (argument access, packing, audit). Add a command: one row in schemas/catalog.c, one
  * handler, one row here; tests/unit/test_catalog checks that every command has one. */
+#include <ctype.h>
 #include <string.h>
 
 #include "engine.h"
@@ -108,6 +109,21 @@ bool ab_arg_bool(const ab_ctx *ctx, const char *name, bool def)
 bool ab_arg_has(const ab_ctx *ctx, const char *name)
 {
     return s_arg(ctx, name) != NULL;
+}
+
+bool ab_all_digits(const char *s, size_t len)
+{
+    if (!s || len == 0)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (!isdigit((unsigned char)s[i]))
+            return false;
+    return true;
+}
+
+bool ab_ref_is_id(const char *s, size_t len)
+{
+    return len <= 10 && ab_all_digits(s, len);
 }
 
 void ab_pack_kv_str(msgpack_packer *pk, const char *key, const char *val, size_t len)

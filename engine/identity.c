@@ -99,3 +99,16 @@ int ab_authorise(const ab_command *cmd, const ab_identity *who, ab_error *err)
     return ab_fail(err, AB_E_FORBIDDEN, NULL, "%s needs the %s permission; %s has role %s",
                    cmd->type, ab_permission_name(cmd->permission), who->email, who->role_name);
 }
+
+int ab_other_site_admins(ab_db *db, int64_t skip_role, int64_t skip_user, int64_t *n, ab_error *err)
+{
+    ab_params p;
+    ab_params_init(&p);
+    ab_param_int(&p, skip_role);
+    ab_param_int(&p, skip_user);
+    return ab_db_scalar(db,
+                        "SELECT COUNT(*) FROM users u JOIN roles r ON r.id = u.role_id "
+                        "WHERE r.perm_site_admin = 1 AND r.perm_auth = 1 AND u.disabled = 0 "
+                        "AND r.id <> ? AND u.id <> ?",
+                        &p, n, err);
+}

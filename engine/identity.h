@@ -20,4 +20,10 @@ int ab_authenticate(ab_db *db, const ab_secret *secret, const char *key, size_t 
  * only the commands that need no permission. */
 int ab_authorise(const ab_command *cmd, const ab_identity *who, ab_error *err);
 
+/* *n = the enabled users whose role makes them site administrators able to use a key —
+ * those left to run the instance — leaving out the role skip_role and the user skip_user
+ * (0: none). Role and user commands refuse what would make it 0. */
+int ab_other_site_admins(ab_db *db, int64_t skip_role, int64_t skip_user, int64_t *n,
+                         ab_error *err);
+
 #endif

@@ -82,16 +82,6 @@ static void s_pack_org(msgpack_packer *pk, const s_org *o)
     ab_pack_kv_int(pk, "user_count", o->user_count);
 }
 
-static bool s_all_digits(const char *s, size_t len)
-{
-    if (len == 0 || len > 10)
-        return false;
-    for (size_t i = 0; i < len; i++)
-        if (!isdigit((unsigned char)s[i]))
-            return false;
-    return true;
-}
-
 /* Find the organisation the "org" argument names: an id, a uuid, or a name. */
 static int s_find(ab_ctx *ctx, bool for_update, s_org *out, ab_error *err)
 {
@@ -101,7 +91,7 @@ static int s_find(ab_ctx *ctx, bool for_update, s_org *out, ab_error *err)
     ab_params p;
     ab_params_init(&p);
     const char *sql;
-    if (s_all_digits(ref, len)) {
+    if (ab_ref_is_id(ref, len)) {
         ab_param_int(&p, strtoll(ref, NULL, 10));
         sql = for_update ? "SELECT " ORG_COLS " FROM organisations o WHERE o.id = ? FOR UPDATE"
                          : "SELECT " ORG_COLS " FROM organisations o WHERE o.id = ?";

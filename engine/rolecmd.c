@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "handlers.h"
+#include "identity.h"
 
 enum { L_ADD, L_MODIFY, L_MODIFY_ORG, L_PUBLISH, L_COUNT };
 static const char *const s_level_col[L_COUNT] = {"perm_add", "perm_modify", "perm_modify_org",
@@ -134,16 +135,6 @@ static void s_pack_role(msgpack_packer *pk, const s_role *r)
     ab_pack_kv_int(pk, "modified", r->modified);
 }
 
-static bool s_all_digits(const char *s, size_t len)
-{
-    if (len == 0)
-        return false;
-    for (size_t i = 0; i < len; i++)
-        if (!isdigit((unsigned char)s[i]))
-            return false;
-    return true;
-}
-
 /* Find the role the "role" argument names: an id (digits) or a name. */
 static int s_find(ab_ctx *ctx, bool for_update, s_role *out, ab_error *err)
 {
@@ -153,7 +144,7 @@ static int s_find(ab_ctx *ctx, bool for_update, s_role *out, ab_error *err)
     s_select_cols(cols, sizeof cols);
     ab_params p;
     ab_params_init(&p);
-    bool by_id = s_all_digits(ref, len) && len <= 10;
+    bool by_id = ab_ref_is_id(ref, len);
     if (by_id)
         ab_param_int(&p, strtoll(ref, NULL, 10));
     else
@@ -183,7 +174,7 @@ static void s_title(char *out, size_t len, int64_t id, const char *name)
 /* A name that is only digits would read as an id in every other command. */
 static int s_check_name(const char *name, size_t len, ab_error *err)
 {
-    if (s_all_digits(name, len))
+    if (ab_all_digits(name, len))
         return ab_fail(err, AB_E_INVALID, "name",
                        "a role name cannot be only digits ('%.*s' would read as an id)", (int)len,
                        name);
@@ -322,20 +313,6 @@ int ab_role_add(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
     return 0;
 }
 
-/* Enabled users, in roles other than skip, whose role makes them site administrators
- * able to use a key: those left to run the instance. */
-static int s_other_site_admins(ab_ctx *ctx, int64_t skip, int64_t *n, ab_error *err)
-{
-    ab_params p;
-    ab_params_init(&p);
-    ab_param_int(&p, skip);
-    return ab_db_scalar(ctx->db,
-                        "SELECT COUNT(*) FROM users u JOIN roles r ON r.id = u.role_id "
-                        "WHERE r.perm_site_admin = 1 AND r.perm_auth = 1 AND u.disabled = 0 "
-                        "AND r.id <> ?",
-                        &p, n, err);
-}
-
 /* Refuse an edit that would leave no enabled site administrator with a usable key. */
 static int s_check_lockout(ab_ctx *ctx, const s_role *old, const s_role *now, ab_error *err)
 {
@@ -344,7 +321,7 @@ static int s_check_lockout(ab_ctx *ctx, const s_role *old, const s_role *now, ab
     if (!was || is || old->user_count == 0)
         return 0;
     int64_t others = 0;
-    if (s_other_site_admins(ctx, old->id, &others, err) < 0)
+    if (ab_other_site_admins(ctx->db, old->id, 0, &others, err) < 0)
         return -1;
     if (others > 0)
         return 0;

@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "handlers.h"
+#include "identity.h"
 #include "password.h"
 #include "secret.h"
 
@@ -103,16 +104,6 @@ static void s_pack_user(msgpack_packer *pk, const s_user *u, uint32_t extra)
     ab_pack_kv_int(pk, "modified", u->modified);
 }
 
-static bool s_all_digits(const char *s, size_t len)
-{
-    if (len == 0 || len > 10)
-        return false;
-    for (size_t i = 0; i < len; i++)
-        if (!isdigit((unsigned char)s[i]))
-            return false;
-    return true;
-}
-
 static int s_clip(size_t len)
 {
     return (int)(len > 100 ? 100 : len);
@@ -125,7 +116,7 @@ static int s_find(ab_ctx *ctx, bool for_update, s_user *out, ab_error *err)
     const char *ref = ab_arg_str(ctx, "user", &len);
     ab_params p;
     ab_params_init(&p);
-    bool by_id = s_all_digits(ref, len);
+    bool by_id = ab_ref_is_id(ref, len);
     if (by_id)
         ab_param_int(&p, strtoll(ref, NULL, 10));
     else
@@ -155,7 +146,7 @@ static int s_find_org(ab_ctx *ctx, int64_t *id, char *name, size_t cap, ab_error
     const char *ref = ab_arg_str(ctx, "org", &len);
     ab_params p;
     ab_params_init(&p);
-    bool by_id = s_all_digits(ref, len);
+    bool by_id = ab_ref_is_id(ref, len);
     if (by_id)
         ab_param_int(&p, strtoll(ref, NULL, 10));
     else
@@ -190,7 +181,7 @@ static int s_find_role(ab_ctx *ctx, int64_t *id, char *name, size_t cap, bool *a
     ab_params_init(&p);
     const char *sql = "SELECT id, name, perm_site_admin = 1 AND perm_auth = 1 FROM roles "
                       "WHERE default_role = 1 ORDER BY id LIMIT 1 LOCK IN SHARE MODE";
-    if (ref && s_all_digits(ref, len)) {
+    if (ref && ab_ref_is_id(ref, len)) {
         ab_param_int(&p, strtoll(ref, NULL, 10));
         sql = "SELECT id, name, perm_site_admin = 1 AND perm_auth = 1 FROM roles WHERE id = ? "
               "LOCK IN SHARE MODE";
@@ -375,20 +366,6 @@ static int s_write_failed(ab_ctx *ctx, const char *email, ab_error *err)
     return -1;
 }
 
-/* Enabled users other than skip whose role makes them site administrators able to use a
- * key: those left to run the instance. */
-static int s_other_admins(ab_ctx *ctx, int64_t skip, int64_t *n, ab_error *err)
-{
-    ab_params p;
-    ab_params_init(&p);
-    ab_param_int(&p, skip);
-    return ab_db_scalar(ctx->db,
-                        "SELECT COUNT(*) FROM users u JOIN roles r ON r.id = u.role_id "
-                        "WHERE r.perm_site_admin = 1 AND r.perm_auth = 1 AND u.disabled = 0 "
-                        "AND u.id <> ?",
-                        &p, n, err);
-}
-
 /* Refuse what would leave no enabled site administrator with a usable key (what: "disable",
  * "delete", "change the role of"). */
 static int s_check_last_admin(ab_ctx *ctx, const s_user *u, const char *what, ab_error *err)
@@ -396,7 +373,7 @@ static int s_check_last_admin(ab_ctx *ctx, const s_user *u, const char *what, ab
     if (!u->admin || u->disabled)
         return 0;
     int64_t others = 0;
-    if (s_other_admins(ctx, u->id, &others, err) < 0)
+    if (ab_other_site_admins(ctx->db, 0, u->id, &others, err) < 0)
         return -1;
     if (others > 0)
         return 0;
@@ -509,7 +486,7 @@ int ab_user_list(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
         if (!ref)
             continue;
         size_t n = strlen(where);
-        if (s_all_digits(ref, len)) {
+        if (ab_ref_is_id(ref, len)) {
             snprintf(where + n, sizeof where - n, " AND %s.id = ?", alias[i]);
             ab_param_int(&p, strtoll(ref, NULL, 10));
         } else {
