@@ -14,6 +14,29 @@
 #include "events.h"
 #include "secret.h"
 
+/* Role flags (roles.perm_<name>) as bits, in the order of ab_role_perms. */
+enum {
+    AB_RF_DELEGATE = 1u << 0,
+    AB_RF_SYNC = 1u << 1,
+    AB_RF_ADMIN = 1u << 2,
+    AB_RF_AUDIT = 1u << 3,
+    AB_RF_AUTH = 1u << 4,
+    AB_RF_SITE_ADMIN = 1u << 5,
+    AB_RF_REGEXP_ACCESS = 1u << 6,
+    AB_RF_TAGGER = 1u << 7,
+    AB_RF_TEMPLATE = 1u << 8,
+    AB_RF_SHARING_GROUP = 1u << 9,
+    AB_RF_TAG_EDITOR = 1u << 10,
+};
+
+/* How the caller proved who they are. */
+typedef enum {
+    AB_VIA_KEY,     /* an authkey in the envelope's auth */
+    AB_VIA_SESSION, /* a session from auth.login */
+    AB_VIA_LOCAL,   /* adminctl --local on the host: no key, audited as local */
+    AB_VIA_NONE,    /* nobody (a public command such as auth.login) */
+} ab_auth_via;
+
 /* The authenticated caller. */
 typedef struct {
     uint32_t user_id;
@@ -24,6 +47,11 @@ typedef struct {
     uint32_t role_id;
     char role_name[101];
     bool site_admin;
+    int perm_level;     /* 0 read_only … 3 publish (ab_role_levels) */
+    uint32_t flags;     /* AB_RF_* */
+    ab_auth_via via;
+    uint32_t key_id;    /* auth_keys.id when via a key, else 0 */
+    bool key_read_only; /* the key may only run commands that change nothing */
 } ab_identity;
 
 /* Process-wide facts handlers may report (whoami) or need (db.update). */

@@ -55,7 +55,8 @@ int ab_authenticate(ab_db *db, const ab_secret *secret, const char *key, size_t 
     if (ab_db_query(db,
                     "SELECT u.id, u.email, u.org_id, o.name, o.uuid, r.id, r.name, "
                     "r.perm_site_admin, r.perm_auth, u.disabled, "
-                    "k.expiration IS NOT NULL AND k.expiration < UTC_TIMESTAMP(3) "
+                    "k.expiration IS NOT NULL AND k.expiration < UTC_TIMESTAMP(3), "
+                    "k.id, k.read_only, " AB_ROLE_LEVEL_SQL ", " AB_ROLE_FLAGS_SQL " "
                     "FROM auth_keys k JOIN users u ON u.id = k.user_id "
                     "JOIN organisations o ON o.id = u.org_id JOIN roles r ON r.id = u.role_id "
                     "WHERE k.digest = ?",
@@ -76,6 +77,11 @@ int ab_authenticate(ab_db *db, const ab_secret *secret, const char *key, size_t 
         who->role_id = (uint32_t)ab_rows_int(&rows, 5);
         s_copy(who->role_name, sizeof who->role_name, ab_rows_str(&rows, 6, NULL));
         who->site_admin = ab_rows_int(&rows, 7) != 0;
+        who->via = AB_VIA_KEY;
+        who->key_id = (uint32_t)ab_rows_int(&rows, 11);
+        who->key_read_only = ab_rows_int(&rows, 12) != 0;
+        who->perm_level = (int)ab_rows_int(&rows, 13);
+        who->flags = (uint32_t)ab_rows_int(&rows, 14);
         bool perm_auth = ab_rows_int(&rows, 8) != 0;
         bool disabled = ab_rows_int(&rows, 9) != 0;
         bool expired = ab_rows_int(&rows, 10) != 0;
@@ -92,12 +98,56 @@ int ab_authenticate(ab_db *db, const ab_secret *secret, const char *key, size_t 
     return rc;
 }
 
+static uint32_t s_flag_needed(ab_permission perm)
+{
+    switch (perm) {
+    case AB_PERM_AUTH:
+        return AB_RF_AUTH;
+    case AB_PERM_AUDIT:
+        return AB_RF_AUDIT;
+    case AB_PERM_ORG_ADMIN:
+        return AB_RF_ADMIN;
+    case AB_PERM_SITE_ADMIN:
+        return AB_RF_SITE_ADMIN;
+    default:
+        return 0;
+    }
+}
+
 int ab_authorise(const ab_command *cmd, const ab_identity *who, ab_error *err)
 {
-    if (cmd->permission == AB_PERM_NONE || who->site_admin)
+    if (who->key_read_only && cmd->writes)
+        return ab_fail(err, AB_E_FORBIDDEN, "auth",
+                       "%s's authkey is read-only and %s changes state; use a "
+                       "read-write key",
+                       who->email, cmd->type);
+    uint32_t need = s_flag_needed(cmd->permission);
+    if (need == 0 || who->site_admin || (who->flags & need) == need)
         return 0;
     return ab_fail(err, AB_E_FORBIDDEN, NULL, "%s needs the %s permission; %s has role %s",
                    cmd->type, ab_permission_name(cmd->permission), who->email, who->role_name);
+}
+
+int ab_may_act_on_user(const ab_command *cmd, const ab_identity *who, uint32_t user_id,
+                       uint32_t org_id, bool target_site_admin, ab_error *err)
+{
+    if (who->site_admin)
+        return 0;
+    bool self_ok = cmd->permission == AB_PERM_SELF || cmd->permission == AB_PERM_AUTH;
+    if (self_ok && user_id == who->user_id)
+        return 0;
+    if ((who->flags & AB_RF_ADMIN) && org_id == who->org_id && !target_site_admin)
+        return 0;
+    if ((who->flags & AB_RF_ADMIN) && org_id == who->org_id)
+        return ab_fail(err, AB_E_FORBIDDEN, "user",
+                       "%s: user %u is a site administrator; only a site administrator may "
+                       "do that",
+                       cmd->type, user_id);
+    return ab_fail(err, AB_E_FORBIDDEN, "user",
+                   "%s: user %u is outside what %s (role %s) may manage: %s", cmd->type, user_id,
+                   who->email, who->role_name,
+                   (who->flags & AB_RF_ADMIN) ? "org admins manage their own organisation only"
+                                               : "only your own account");
 }
 
 int ab_other_site_admins(ab_db *db, int64_t skip_role, int64_t skip_user, int64_t *n, ab_error *err)

@@ -15,10 +15,28 @@ int ab_authenticate(ab_db *db, const ab_secret *secret, const char *key, size_t 
                     ab_identity *who, char *fail_title, size_t title_len, uint32_t *fail_user,
                     ab_error *err);
 
-/* The authorisation hook: may who run cmd? Returns 0, or -1 with *err = forbidden.
- * Until roles arrive (issue 5), site administrators may run everything and other users
- * only the commands that need no permission. */
+/* The authorisation hook, the one place every command passes through: may who run cmd
+ * at all? The catalog's permission column is the table (catalog.h): site admins pass
+ * everything; others need the role flag the permission names; a read-only key runs only
+ * commands that change nothing. Returns 0, or -1 with *err = forbidden. */
 int ab_authorise(const ab_command *cmd, const ab_identity *who, ab_error *err);
+
+/* The second half for commands on one user: may who run cmd on user user_id of
+ * organisation org_id? Site admins: anyone. Org admins: users of their own organisation
+ * who are not site admins. Anyone, for a "self" or "auth" command: themselves. Returns 0,
+ * or -1 with *err = forbidden (field "user"). */
+int ab_may_act_on_user(const ab_command *cmd, const ab_identity *who, uint32_t user_id,
+                       uint32_t org_id, bool target_site_admin, ab_error *err);
+
+/* SQL expressions over roles r: the permission level 0..3 and the AB_RF_* flags. */
+#define AB_ROLE_LEVEL_SQL                                                                          \
+    "CASE WHEN r.perm_add AND r.perm_modify AND r.perm_publish THEN 3 "                            \
+    "WHEN r.perm_add AND r.perm_modify_org THEN 2 WHEN r.perm_add THEN 1 ELSE 0 END"
+#define AB_ROLE_FLAGS_SQL                                                                          \
+    "(r.perm_delegate | r.perm_sync << 1 | r.perm_admin << 2 | r.perm_audit << 3 | "               \
+    "r.perm_auth << 4 | r.perm_site_admin << 5 | r.perm_regexp_access << 6 | "                     \
+    "r.perm_tagger << 7 | r.perm_template << 8 | r.perm_sharing_group << 9 | "                     \
+    "r.perm_tag_editor << 10)"
 
 /* *n = the enabled users whose role makes them site administrators able to use a key —
  * those left to run the instance — leaving out the role skip_role and the user skip_user

@@ -312,10 +312,10 @@ const ab_command ab_catalog[] = {
      true, AB_PERM_SITE_ADMIN, s_org_one, COUNT(s_org_one)},
     {"org.view", "org view", "Show one organisation",
      "Shows every field of an organisation, with the number of its users.", false,
-     AB_PERM_SITE_ADMIN, s_org_one, COUNT(s_org_one)},
+     AB_PERM_NONE, s_org_one, COUNT(s_org_one)},
     {"org.list", "org list", "List organisations",
      "Lists organisations, local ones by default, ordered by name, with their user counts.", false,
-     AB_PERM_SITE_ADMIN, s_org_list, COUNT(s_org_list)},
+     AB_PERM_NONE, s_org_list, COUNT(s_org_list)},
     {"role.add", "role add", "Add a role",
      "Creates a role with a permission level (default read_only) and extra permissions. "
      "Names are unique (conflict, field name). A role giving site_admin without admin, or "
@@ -336,11 +336,11 @@ const ab_command ab_catalog[] = {
     {"role.view", "role view", "Show one role",
      "Shows a role: permission level, extra permissions, whether it is the default, and the "
      "number of its users.",
-     false, AB_PERM_SITE_ADMIN, s_role_one, COUNT(s_role_one)},
+     false, AB_PERM_NONE, s_role_one, COUNT(s_role_one)},
     {"role.list", "role list", "List roles",
      "Lists the roles by id with their permission level, extra permissions, default flag and "
      "user counts.",
-     false, AB_PERM_SITE_ADMIN, s_role_list, COUNT(s_role_list)},
+     false, AB_PERM_NONE, s_role_list, COUNT(s_role_list)},
     {"role.set_default", "role set-default", "Make a role the default",
      "Makes a role the one new users get (MISP's setDefaultRole); the previous default loses "
      "the flag in the same transaction, so exactly one role is the default. Both changes are "
@@ -589,7 +589,23 @@ const char *ab_arg_type_name(ab_arg_type type)
 
 const char *ab_permission_name(ab_permission perm)
 {
-    return perm == AB_PERM_SITE_ADMIN ? "site_admin" : "any";
+    switch (perm) {
+    case AB_PERM_PUBLIC:
+        return "public";
+    case AB_PERM_NONE:
+        return "any";
+    case AB_PERM_SELF:
+        return "self";
+    case AB_PERM_AUTH:
+        return "auth";
+    case AB_PERM_AUDIT:
+        return "audit";
+    case AB_PERM_ORG_ADMIN:
+        return "admin";
+    case AB_PERM_SITE_ADMIN:
+        return "site_admin";
+    }
+    return "?";
 }
 
 static size_t s_utf8_chars(const char *s, size_t len)

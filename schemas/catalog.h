@@ -42,8 +42,18 @@ typedef struct {
     const char *help;           /* one line */
 } ab_arg;
 
+/* What a command needs, from least to most. The authorisation table is the catalog's
+ * permission column (docs/commands.md shows it); ab_authorise applies it and handlers
+ * that act on one user or organisation narrow it with ab_may_act_on_user (identity.h):
+ * site admins act everywhere, org admins (perm_admin) only inside their organisation,
+ * a "self" command also on the caller's own account. */
 typedef enum {
+    AB_PERM_PUBLIC,     /* no authentication (auth.login: it is how one gets a session) */
     AB_PERM_NONE,       /* any authenticated user (e.g. whoami) */
+    AB_PERM_SELF,       /* any user on their own account; admins on others (see above) */
+    AB_PERM_AUTH,       /* perm_auth: authkeys (own; admins also others') */
+    AB_PERM_AUDIT,      /* perm_audit: the logs (own organisation's unless site admin) */
+    AB_PERM_ORG_ADMIN,  /* perm_admin: inside the caller's own organisation */
     AB_PERM_SITE_ADMIN, /* site administrators only */
 } ab_permission;
 

@@ -262,12 +262,15 @@ def test_site_admin_role_may_lose_powers_only_while_another_admin_remains(stack)
     assert role_row(stack, "Chief")["perm_site_admin"] == 0
 
 
-def test_only_site_admins(stack):
+def test_only_site_admins_change_roles(stack):
     key = add_user(stack, "user@roles.test", 3, with_key=True)  # the seeded role User
     assert stack.ok("auth.whoami", auth=key)["role"]["site_admin"] is False
+    # Anyone may read the roles (MISP shows them to every user) ...
+    assert stack.ok("role.list", {}, auth=key)["total"] == 6
+    assert stack.ok("role.view", {"role": "User"}, auth=key)["name"] == "User"
     before = state(stack)
-    for type_, args in (("role.list", {}), ("role.view", {"role": "User"}),
-                        ("role.add", {"name": "Mine"}),
+    # ... but only site admins change them.
+    for type_, args in (("role.add", {"name": "Mine"}),
                         ("role.edit", {"role": "User", "perms": ["site_admin", "admin"]}),
                         ("role.delete", {"role": "Read Only"}),
                         ("role.set_default", {"role": "admin"})):
