@@ -70,6 +70,11 @@ static const ab_setting_choice s_proxy_methods[] = {
     {"Basic", "HTTP Basic authentication"}, {"Digest", "HTTP Digest authentication"}, {NULL, NULL}};
 static const ab_setting_choice s_tls_versions[] = {
     {"tlsv1_2", "TLS 1.2"}, {"tlsv1_3", "TLS 1.3"}, {NULL, NULL}};
+static const ab_setting_choice s_smtp_tls[] = {
+    {"none", "Plain SMTP (loopback or a trusted network only)"},
+    {"starttls", "STARTTLS, required"},
+    {"tls", "Implicit TLS (SMTPS)"},
+    {NULL, NULL}};
 static const ab_setting_choice s_debug_levels[] = {
     {"0", "Off (production)"},
     {"1", "Debug messages in the logs of engines and workers"},
@@ -276,6 +281,27 @@ const ab_setting ab_settings[] = {
     {"SimpleBackgroundJobs.supervisor_password", AB_TAB_MISP, AB_SET_STRING, NULL,
      AB_PRIO_DEPRECATED, SECRET, 0, 255, NULL, NULL, AB_HOOK_NONE,
      "MISP's supervisord password; not used by adminbus."},
+
+    /* --- Email: the SMTP connection (MISP keeps it in app/Config/email.php, CakeEmail's
+     * smtp transport: host, port, username, password, tls, timeout) ------------------- */
+    {"Email.host", AB_TAB_MISP, AB_SET_STRING, "localhost", AB_PRIO_CRITICAL, 0, 1, 253, NULL,
+     s_check_hostname, AB_HOOK_NONE,
+     "The SMTP server e-mail is submitted to (the email workers connect to it)."},
+    NUM("Email.port", MISP, "25", CRITICAL, 0, 1, 65535,
+        "TCP port of the SMTP server: 25 or 587 for plain and STARTTLS, 465 for implicit TLS."),
+    ENUM("Email.tls", MISP, "none", RECOMMENDED, 0, s_smtp_tls,
+         "How the connection to the SMTP server is protected: none, starttls (required: the "
+         "message is not sent if the server does not offer it) or tls (implicit TLS, port 465)."),
+    BOOL("Email.tls_verify", MISP, "true", RECOMMENDED, AB_SETF_PREFER_TRUE,
+         "Checks the SMTP server's certificate and name (with starttls and tls)."),
+    STR("Email.username", MISP, NULL, OPTIONAL, NULL_OK, 0, 255,
+        "User name for SMTP authentication; empty means none."),
+    {"Email.password", AB_TAB_MISP, AB_SET_STRING, NULL, AB_PRIO_OPTIONAL, NULL_OK | SECRET, 0,
+     1024, NULL, NULL, AB_HOOK_NONE,
+     "Password for SMTP authentication. Stored encrypted, never shown or logged."},
+    NUM("Email.timeout", MISP, "30", OPTIONAL, 0, 1, 600,
+        "Seconds to wait for the SMTP server (to connect, and for each reply) before the "
+        "attempt counts as a temporary failure."),
 
     /* --- GnuPG and S/MIME ------------------------------------------------------------- */
     TYPED(EMAIL, "GnuPG.email", GNUPG, NULL, CRITICAL, 0,
