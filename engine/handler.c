@@ -63,6 +63,9 @@ static const struct {
     {"diagnostics.run", ab_diagnostics_run_cmd, AB_WRITES_ONE},
     {"db.update", ab_db_update, AB_WRITES_ONE}, /* its DDL runs on its own connection */
     {"backup.run", ab_backup_run, AB_WRITES_MANY},
+    {"mail.contact", ab_contact, AB_WRITES_MANY}, /* the job, then its recipients */
+    {"mail.test", ab_mail_test, AB_WRITES_ONE},   /* writes nothing but its audit row */
+    {"mail.status", ab_mail_status, AB_WRITES_ONE},
 };
 
 ab_handler ab_handler_for(const char *type, ab_write_shape *shape)

@@ -61,6 +61,11 @@ int ab_task_run(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 
 /* Backups (backupcmd.c). */
 int ab_backup_run(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
+/* Mail (mailcmd.c; the sending is mail.c). */
+int ab_contact(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
+int ab_mail_test(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
+int ab_mail_status(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
+
 /* Server settings (settingcmd.c) and the health report (diagnostics.c). */
 int ab_setting_list(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 int ab_setting_get(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);

@@ -11,6 +11,7 @@
 #include "idempotency.h"
 #include "jobs.h"
 #include "log.h"
+#include "mail.h"
 #include "secret.h"
 #include "settings_cache.h"
 
@@ -209,6 +210,10 @@ const ab_job_type ab_job_types[] = {
      s_commands_purge_args, COUNT(s_commands_purge_args), s_commands_purge, 3, 5000},
     {"backup", "default", "Back up the database, settings, secrets and files (adminctl backup)",
      ab_backup_args, AB_BACKUP_NARGS, ab_backup_job, 3, 60000},
+    /* Temporary SMTP failures: retried after ~2 s, 4 s, 8 s … (about 8.5 minutes in all)
+     * before the recipients still waiting are failed with the server's last reply. */
+    {"email", "email", "Send a mail-out to its recipients (adminctl contact)", ab_mail_job_args,
+     AB_MAIL_JOB_NARGS, ab_mail_job, 9, 2000},
 };
 
 const size_t ab_job_types_len = COUNT(ab_job_types);

@@ -263,6 +263,27 @@ static const ab_arg s_backup_run[] = {
      "Encrypt the archive to this GnuPG key: fingerprint, long key id or e-mail address"},
 };
 
+static const char *const s_mail_states[] = {"queued",   "sending", "sent",
+                                            "retrying", "failed",  NULL};
+
+static const ab_arg s_contact[] = {
+    {"user", AB_ARG_STR, false, false, 1, 255, NULL, "The user to write to: e-mail address or id"},
+    {"all", AB_ARG_BOOL, false, false, 0, 0, NULL, "Write to every enabled user"},
+    {"subject", AB_ARG_STR, true, false, 1, 200, NULL,
+     "The subject (one line; [ORG MISP] is put in front)"},
+    {"message", AB_ARG_STR, true, false, 1, TEXT_MAX, NULL, "The text of the message"},
+};
+
+static const ab_arg s_mail_test[] = {
+    {"to", AB_ARG_STR, true, true, 3, 254, NULL, "The address to send the test message to"},
+};
+
+static const ab_arg s_mail_status[] = {
+    {"job", AB_ARG_INT, true, true, 1, INT64_MAX, NULL, "The mail-out job's id"},
+    {"state", AB_ARG_ENUM, false, false, 0, 0, s_mail_states, "Only recipients in this state"},
+    PAGING_ARGS,
+};
+
 static const char *const s_setting_tabs[] = {"misp", "gnupg", "proxy", "security", "misc", NULL};
 
 #define SETTING_NAME(help)                                                                         \
@@ -311,8 +332,8 @@ const ab_command ab_catalog[] = {
      "organisation that still has users.",
      true, AB_PERM_SITE_ADMIN, s_org_one, COUNT(s_org_one)},
     {"org.view", "org view", "Show one organisation",
-     "Shows every field of an organisation, with the number of its users.", false,
-     AB_PERM_NONE, s_org_one, COUNT(s_org_one)},
+     "Shows every field of an organisation, with the number of its users.", false, AB_PERM_NONE,
+     s_org_one, COUNT(s_org_one)},
     {"org.list", "org list", "List organisations",
      "Lists organisations, local ones by default, ordered by name, with their user counts.", false,
      AB_PERM_NONE, s_org_list, COUNT(s_org_list)},
@@ -542,6 +563,28 @@ const ab_command ab_catalog[] = {
      "which must be in the worker's keyring (else the job fails saying so). Restore with "
      "ops/restore. A malformed encrypt_to is invalid (field encrypt_to).",
      true, AB_PERM_SITE_ADMIN, s_backup_run, COUNT(s_backup_run)},
+    {"mail.contact", "contact", "Write to one user or to all users (a mail-out job)",
+     "Enqueues an email job on the email queue that sends the message to the user (user) or to "
+     "every enabled user (all), one message each, signed with the instance's GnuPG key and "
+     "encrypted to the user's key when the user has one; returns the job (adminctl job track "
+     "ID, adminctl mail status ID). A subject with a line break or control character is "
+     "invalid (field subject); user and all together or neither is invalid; an unknown user "
+     "is not_found (field user).",
+     true, AB_PERM_SITE_ADMIN, s_contact, COUNT(s_contact)},
+    {"mail.test", "mail test", "Send one signed test message now",
+     "Composes a signed test message (encrypted when the address is a user's with a GnuPG key) "
+     "and submits it to the SMTP server (settings Email.*) at once, waiting at most 10 "
+     "seconds, and returns the server's reply: sent, code and text. A refusal or an "
+     "unreachable server is unavailable (temporary) or invalid (permanent), with the reply in "
+     "the message. Audited as email.",
+     true, AB_PERM_SITE_ADMIN, s_mail_test, COUNT(s_mail_test)},
+    {"mail.status", "mail status", "Show a mail-out's recipients",
+     "Lists the recipients of an email job with their state (queued, sending, sent, retrying, "
+     "failed), attempts, whether the message was encrypted, its Message-ID, the SMTP server's "
+     "reply code and the error (the server's reply or GnuPG's reason); the job's message has "
+     "the counts. "
+     "An unknown job, or one that is not an email job, is not_found (field job).",
+     false, AB_PERM_SITE_ADMIN, s_mail_status, COUNT(s_mail_status)},
 };
 
 const size_t ab_catalog_len = COUNT(ab_catalog);

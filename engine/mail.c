@@ -1,0 +1,488 @@
+/* mail.c — the sending configuration, message composition and the `email` job (mail.h). */
+#include "mail.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "audit.h"
+#include "config.h"
+#include "envelope.h"
+#include "log.h"
+#include "settings_cache.h"
+
+#define CHUNK         64 /* recipients read at a time */
+#define ERROR_MAX     1000
+#define MSGID_MAX     300
+#define TEST_TIMEOUT  10 /* seconds: mail.test runs inside an apply loop */
+#define EMAIL_ADDRMAX 255
+
+/* --- configuration ---------------------------------------------------------------------- */
+
+static void s_wipe_free(char *s)
+{
+    if (s) {
+        memset(s, 0, strlen(s));
+        free(s);
+    }
+}
+
+void ab_mail_conf_free(ab_mail_conf *c)
+{
+    free(c->from);
+    free(c->from_name);
+    free(c->org);
+    free(c->contact);
+    free(c->baseurl);
+    free(c->gpg_home);
+    free(c->gpg_email);
+    free(c->gpg_binary);
+    s_wipe_free(c->gpg_password);
+    free(c->smtp_host);
+    free(c->smtp_user);
+    s_wipe_free(c->smtp_password);
+    *c = (ab_mail_conf){0};
+}
+
+int ab_mail_conf_load(ab_mail_conf *c, const ab_secret *key, ab_error *err)
+{
+    *c = (ab_mail_conf){0};
+    c->from = ab_settings_get("MISP.email");
+    c->from_name = ab_settings_get("MISP.email_from_name");
+    c->org = ab_settings_get("MISP.org");
+    c->contact = ab_settings_get("MISP.contact");
+    c->baseurl = ab_settings_get("MISP.baseurl");
+    c->gpg_home = ab_settings_get("GnuPG.homedir");
+    c->gpg_email = ab_settings_get("GnuPG.email");
+    c->gpg_binary = ab_settings_get("GnuPG.binary");
+    c->disabled = ab_settings_bool("MISP.disable_emailing");
+    c->only_encrypted = ab_settings_bool("GnuPG.onlyencrypted");
+    c->smtp_host = ab_settings_get("Email.host");
+    c->smtp_user = ab_settings_get("Email.username");
+    char *tls = ab_settings_get("Email.tls");
+    int mode = ab_smtp_tls_from_name(tls);
+    free(tls);
+    c->smtp = (ab_smtp_conf){
+        .host = c->smtp_host ? c->smtp_host : "localhost",
+        .port = (int)ab_settings_int("Email.port", 25),
+        .tls = mode < 0 ? AB_SMTP_TLS_STARTTLS : (ab_smtp_tls)mode,
+        .tls_verify = ab_settings_bool("Email.tls_verify"),
+        .username = c->smtp_user,
+        .timeout_s = (long)ab_settings_int("Email.timeout", 30),
+    };
+    if (!key || ab_settings_secret("GnuPG.password", key, &c->gpg_password) < 0 ||
+        ab_settings_secret("Email.password", key, &c->smtp_password) < 0) {
+        ab_mail_conf_free(c);
+        return ab_fail(err, AB_E_INVALID, "GnuPG.password",
+                       "GnuPG.password or Email.password cannot be opened with this server's "
+                       "secret: set them again (adminctl setting set NAME VALUE)");
+    }
+    c->smtp.password = c->smtp_password;
+    if (!c->from || !ab_mime_address_ok(c->from)) {
+        ab_mail_conf_free(c);
+        return ab_fail(err, AB_E_INVALID, "MISP.email",
+                       "MISP.email (the sender of every e-mail) is not set to an address we can "
+                       "send from: adminctl setting set MISP.email ADDRESS");
+    }
+    c->smtp.helo_domain = strchr(c->from, '@') + 1;
+    return 0;
+}
+
+int ab_mail_gpg_from_conf(const ab_mail_conf *c, ab_mail_gpg **g, ab_error *err)
+{
+    return ab_mail_gpg_open(g, c->gpg_binary, c->gpg_home, c->gpg_email, c->gpg_password, err);
+}
+
+/* --- composition ------------------------------------------------------------------------ */
+
+/* The text as sent: the message, then the host organisation's signature. */
+static void s_body(const ab_mail_conf *c, const char *body, ab_mime_buf *out)
+{
+    ab_mime_buf_adds(out, body);
+    ab_mime_buf_adds(out, "\n\n-- \n");
+    ab_mime_buf_printf(out, "%s\n", c->org && *c->org ? c->org : "MISP");
+    if (c->baseurl && *c->baseurl)
+        ab_mime_buf_printf(out, "%s\n", c->baseurl);
+    if (c->contact && *c->contact)
+        ab_mime_buf_printf(out, "Support: %s\n", c->contact);
+}
+
+static void s_headers(const ab_mail_conf *c, const ab_mail_msg *m, const char *msgid,
+                      ab_mime_buf *out, ab_error *err, int *rc)
+{
+    *rc = ab_mime_header_address(out, "From", c->from_name, c->from, "MISP.email", err);
+    if (*rc == 0)
+        *rc = ab_mime_header_address(out, "To", NULL, m->to, "to", err);
+    if (*rc < 0)
+        return;
+    ab_mime_buf subject = {0};
+    if (c->org && *c->org)
+        ab_mime_buf_printf(&subject, "[%s MISP] %s", c->org, m->subject);
+    else
+        ab_mime_buf_printf(&subject, "[MISP] %s", m->subject);
+    ab_mime_header_text(out, "Subject", subject.data ? subject.data : "", subject.len);
+    ab_mime_buf_free(&subject);
+    char date[64];
+    ab_mime_date(m->now_ms, date, sizeof date);
+    ab_mime_buf_printf(out, "Date: %s\r\nMessage-ID: %s\r\nMIME-Version: 1.0\r\n", date, msgid);
+}
+
+int ab_mail_compose(const ab_mail_conf *c, ab_mail_gpg *g, const ab_mail_msg *m, ab_mime_buf *out,
+                    char *message_id, size_t idlen, ab_error *err)
+{
+    ab_mime_message_id(m->job_id, m->id_key ? m->id_key : m->to, strchr(c->from, '@') + 1,
+                       message_id, idlen);
+    ab_mime_buf text = {0}, part = {0}, body = {0};
+    s_body(c, m->body, &text);
+    ab_mime_text_part(&part, text.data, text.len);
+    int rc = m->gpgkey ? ab_mail_gpg_sign_encrypt(g, NULL, m->gpgkey, m->gpgkey_len, part.data,
+                                                  part.len, &body, err)
+                       : ab_mail_gpg_sign(g, part.data, part.len, &body, err);
+    if (rc == 0)
+        s_headers(c, m, message_id, out, err, &rc);
+    if (rc == 0)
+        ab_mime_buf_add(out, body.data, body.len);
+    ab_mime_buf_free(&text);
+    ab_mime_buf_free(&part);
+    ab_mime_buf_free(&body);
+    if (rc == 0 && out->oom)
+        return ab_fail(err, AB_E_INTERNAL, NULL, "out of memory");
+    return rc;
+}
+
+/* --- the email job ---------------------------------------------------------------------- */
+
+static const char *const s_kinds[] = {"contact", NULL};
+
+const ab_arg ab_mail_job_args[AB_MAIL_JOB_NARGS] = {
+    {"kind", AB_ARG_ENUM, true, false, 0, 0, s_kinds,
+     "What the mail-out is (contact: adminctl contact); decides the audit action"},
+    {"subject", AB_ARG_STR, true, false, 1, 255, NULL, "The subject, without line breaks"},
+    {"message", AB_ARG_STR, true, false, 1, 65535, NULL, "The text of the message"},
+};
+
+typedef struct {
+    ab_job_run *run;
+    ab_db *db;
+    ab_mail_conf conf;
+    ab_mail_gpg *gpg;
+    char *subject, *message;
+    bool last_attempt;
+    ab_actor actor; /* who asked for the mail-out, for the audit rows */
+    char actor_email[EMAIL_ADDRMAX + 1], actor_org[256];
+    int64_t total, finished, sent, failed, retrying;
+} s_job;
+
+typedef struct {
+    uint64_t id;
+    uint32_t user_id;
+    char email[EMAIL_ADDRMAX + 1];
+    char *gpgkey;
+    size_t gpgkey_len;
+} s_rcpt;
+
+static char *s_arg_dup(const msgpack_object *args, const char *name)
+{
+    const msgpack_object *v = ab_map_get(args, name);
+    if (!v || v->type != MSGPACK_OBJECT_STR)
+        return NULL;
+    return strndup(v->via.str.ptr, v->via.str.size);
+}
+
+/* The server secret of this home (the job does not see the worker's flags: home comes from
+ * the environment and adminbus.conf, as for the backup job). */
+static int s_secret(ab_secret *key, ab_error *err)
+{
+    ab_config cfg;
+    char msg[256], name[] = "adminbus-worker", *argv[] = {name, NULL};
+    int argc = 1, rc = ab_config_load(&cfg, &argc, argv, msg, sizeof msg);
+    if (rc == 0)
+        rc = ab_secret_load(cfg.home, key, msg, sizeof msg);
+    ab_config_free(&cfg);
+    if (rc < 0)
+        return ab_fail(err, AB_E_INTERNAL, NULL, "cannot read the server secret: %s", msg);
+    return 0;
+}
+
+/* Who enqueued the job: the actor of the audit rows of the messages. */
+static int s_load_actor(s_job *j, ab_error *err)
+{
+    ab_params p;
+    ab_params_init(&p);
+    ab_param_int(&p, (int64_t)ab_job_id(j->run));
+    ab_rows rows = {0};
+    if (ab_db_query(j->db,
+                    "SELECT u.id, u.email, o.name FROM jobs j JOIN users u ON u.id = j.created_by "
+                    "LEFT JOIN organisations o ON o.id = u.org_id WHERE j.id = ?",
+                    &p, &rows, err) < 0)
+        return -1;
+    if (ab_rows_next(&rows) == 1) {
+        const char *e = ab_rows_str(&rows, 1, NULL), *o = ab_rows_str(&rows, 2, NULL);
+        j->actor.user_id = (uint32_t)ab_rows_int(&rows, 0);
+        snprintf(j->actor_email, sizeof j->actor_email, "%s", e ? e : "");
+        snprintf(j->actor_org, sizeof j->actor_org, "%s", o ? o : "");
+    } else {
+        snprintf(j->actor_org, sizeof j->actor_org, "SYSTEM");
+    }
+    ab_rows_close(&rows);
+    j->actor.email = j->actor_email;
+    j->actor.org = j->actor_org;
+    return 0;
+}
+
+static int s_count(s_job *j, const char *states, int64_t *out, ab_error *err)
+{
+    char sql[256];
+    snprintf(sql, sizeof sql, "SELECT COUNT(*) FROM email_recipients WHERE job_id = ?%s", states);
+    ab_params p;
+    ab_params_init(&p);
+    ab_param_int(&p, (int64_t)ab_job_id(j->run));
+    return ab_db_scalar(j->db, sql, &p, out, err);
+}
+
+static int s_counts(s_job *j, ab_error *err)
+{
+    if (s_count(j, "", &j->total, err) < 0 ||
+        s_count(j, " AND state = 'sent'", &j->sent, err) < 0 ||
+        s_count(j, " AND state = 'failed'", &j->failed, err) < 0 ||
+        s_count(j, " AND state = 'retrying'", &j->retrying, err) < 0)
+        return -1;
+    j->finished = j->sent + j->failed;
+    return 0;
+}
+
+static int s_progress(s_job *j)
+{
+    char msg[160];
+    snprintf(msg, sizeof msg, "Sent %lld of %lld (%lld failed, %lld to retry)", (long long)j->sent,
+             (long long)j->total, (long long)j->failed, (long long)j->retrying);
+    int pct = j->total ? (int)(j->finished * 100 / j->total) : 100;
+    return ab_job_progress(j->run, pct > 99 && j->finished < j->total ? 99 : pct, msg);
+}
+
+/* Up to CHUNK unfinished recipients after id `after`, with their users' keys. */
+static int s_next_chunk(s_job *j, uint64_t after, s_rcpt *out, int *n, ab_error *err)
+{
+    ab_params p;
+    ab_params_init(&p);
+    ab_param_int(&p, (int64_t)ab_job_id(j->run));
+    ab_param_int(&p, (int64_t)after);
+    ab_param_int(&p, CHUNK);
+    ab_rows rows = {0};
+    *n = 0;
+    if (ab_db_query(j->db,
+                    "SELECT r.id, r.user_id, r.email, u.gpgkey FROM email_recipients r "
+                    "LEFT JOIN users u ON u.id = r.user_id WHERE r.job_id = ? AND r.id > ? AND "
+                    "r.state IN ('queued', 'sending', 'retrying') ORDER BY r.id LIMIT ?",
+                    &p, &rows, err) < 0)
+        return -1;
+    while (*n < CHUNK && ab_rows_next(&rows) == 1) {
+        s_rcpt *r = &out[(*n)++];
+        size_t klen = 0;
+        const char *email = ab_rows_str(&rows, 2, NULL), *key = ab_rows_str(&rows, 3, &klen);
+        r->id = (uint64_t)ab_rows_int(&rows, 0);
+        r->user_id = (uint32_t)ab_rows_int(&rows, 1);
+        snprintf(r->email, sizeof r->email, "%s", email ? email : "");
+        r->gpgkey = key && klen ? strndup(key, klen) : NULL;
+        r->gpgkey_len = r->gpgkey ? klen : 0;
+    }
+    ab_rows_close(&rows);
+    return 0;
+}
+
+/* Record the recipient's new state (and commit it with the audit row, if any). */
+static int s_record(s_job *j, const s_rcpt *r, const char *state, const char *msgid, bool enc,
+                    int code, const char *error, ab_audit *audit, ab_error *err)
+{
+    ab_params p;
+    ab_params_init(&p);
+    ab_param_cstr(&p, state);
+    ab_param_cstr(&p, msgid);
+    ab_param_int(&p, enc);
+    if (code > 0)
+        ab_param_int(&p, code);
+    else
+        ab_param_str(&p, NULL, 0);
+    ab_param_str(&p, error, error ? strnlen(error, ERROR_MAX) : 0);
+    ab_param_cstr(&p, state);
+    ab_param_int(&p, (int64_t)r->id);
+    if (ab_db_run(j->db,
+                  "UPDATE email_recipients SET state = ?, message_id = COALESCE(?, message_id), "
+                  "encrypted = ?, smtp_code = ?, error = ?, date_modified = UTC_TIMESTAMP(3), "
+                  "date_sent = IF(? = 'sent', UTC_TIMESTAMP(3), date_sent) WHERE id = ?",
+                  &p, NULL, NULL, err) < 0 ||
+        (audit && ab_audit_flush(audit, j->db, err) < 0))
+        return -1;
+    return ab_db_exec(j->db, "COMMIT", err);
+}
+
+/* Mark the recipient as being sent (attempt counted) before the message leaves: a crash
+ * after this leaves 'sending', and the next run sends again with the same Message-ID. */
+static int s_mark_sending(s_job *j, const s_rcpt *r, const char *msgid, ab_error *err)
+{
+    ab_params p;
+    ab_params_init(&p);
+    ab_param_cstr(&p, msgid);
+    ab_param_int(&p, (int64_t)r->id);
+    if (ab_db_run(j->db,
+                  "UPDATE email_recipients SET state = 'sending', attempts = attempts + 1, "
+                  "message_id = ?, date_modified = UTC_TIMESTAMP(3) WHERE id = ?",
+                  &p, NULL, NULL, err) < 0)
+        return -1;
+    return ab_db_exec(j->db, "COMMIT", err);
+}
+
+/* The audit row of a message that left: to whom, the Message-ID, the SMTP reply; never the
+ * text. */
+static int s_audit_sent(s_job *j, const s_rcpt *r, const char *msgid, bool enc,
+                        const ab_smtp_result *res, ab_audit *audit)
+{
+    char title[512], change[1024];
+    snprintf(title, sizeof title, "Email to %s sent (job %llu)%s", r->email,
+             (unsigned long long)ab_job_id(j->run), enc ? ", encrypted" : "");
+    snprintf(change, sizeof change,
+             "subject () => (%.200s), message_id () => (%s), smtp () => (%d %.200s)", j->subject,
+             msgid, res->code, res->text);
+    return ab_audit_add(audit, &j->actor, "User", r->user_id, "admin_email", title, change);
+}
+
+/* Compose and send to one recipient, recording the outcome. Returns 0 (whatever the
+ * outcome for that recipient), -1 when the job itself must stop (database error). */
+static int s_send_one(s_job *j, const s_rcpt *r, ab_error *err)
+{
+    char msgid[MSGID_MAX];
+    ab_mime_message_id(ab_job_id(j->run), r->email, strchr(j->conf.from, '@') + 1, msgid,
+                       sizeof msgid);
+    if (j->conf.only_encrypted && !r->gpgkey)
+        return s_record(j, r, "failed", msgid, false, 0,
+                        "not sent: GnuPG.onlyencrypted is on and the user has no GnuPG key", NULL,
+                        err);
+    if (s_mark_sending(j, r, msgid, err) < 0)
+        return -1;
+    ab_mail_msg m = {ab_job_id(j->run), r->email,  NULL,          j->subject,
+                     j->message,        r->gpgkey, r->gpgkey_len, (int64_t)time(NULL) * 1000};
+    ab_mime_buf msg = {0};
+    ab_error cerr;
+    if (ab_mail_compose(&j->conf, j->gpg, &m, &msg, msgid, sizeof msgid, &cerr) < 0) {
+        ab_mime_buf_free(&msg);
+        bool recipients_own = cerr.code == AB_E_INVALID &&
+                              (strcmp(cerr.field, "gpgkey") == 0 || strcmp(cerr.field, "to") == 0);
+        if (!recipients_own) /* the instance's key or settings: the whole job stops */
+            return ab_fail(err, cerr.code, cerr.field, "%s", cerr.message);
+        return s_record(j, r, "failed", NULL, false, 0, cerr.message, NULL, err);
+    }
+    ab_smtp_result res;
+    ab_smtp_send(&j->conf.smtp, j->conf.from, r->email, msg.data, msg.len, &res);
+    ab_mime_buf_free(&msg);
+    bool enc = r->gpgkey != NULL;
+    if (res.outcome == AB_SMTP_SENT) {
+        ab_audit *audit = ab_audit_new();
+        int rc = audit && s_audit_sent(j, r, msgid, enc, &res, audit) == 0
+                     ? s_record(j, r, "sent", NULL, enc, res.code, NULL, audit, err)
+                     : ab_fail(err, AB_E_INTERNAL, NULL, "out of memory");
+        ab_audit_destroy(&audit);
+        return rc;
+    }
+    char error[ERROR_MAX];
+    bool give_up = res.outcome == AB_SMTP_PERMANENT || j->last_attempt;
+    snprintf(error, sizeof error, "%s%s",
+             res.outcome == AB_SMTP_TEMPORARY && give_up ? "gave up after the last attempt: " : "",
+             res.text);
+    AB_INFO("email job %llu: %s: %s", (unsigned long long)ab_job_id(j->run), r->email, error);
+    return s_record(j, r, give_up ? "failed" : "retrying", NULL, enc, res.code, error, NULL, err);
+}
+
+static int s_run(s_job *j, ab_error *err)
+{
+    s_rcpt chunk[CHUNK];
+    uint64_t after = 0;
+    for (;;) {
+        int n = 0;
+        if (s_next_chunk(j, after, chunk, &n, err) < 0)
+            return -1;
+        if (n == 0)
+            return 0;
+        int rc = 0;
+        for (int i = 0; i < n; i++) {
+            if (rc == 0 && ab_job_should_stop(j->run))
+                rc = ab_fail(err, AB_E_UNAVAILABLE, NULL, "stopped; the rest is sent later");
+            if (rc == 0)
+                rc = s_send_one(j, &chunk[i], err);
+            if (rc == 0 && s_counts(j, err) == 0 && s_progress(j) < 0)
+                rc = ab_fail(err, AB_E_UNAVAILABLE, NULL, "stopped; the rest is sent later");
+            after = chunk[i].id;
+            free(chunk[i].gpgkey);
+        }
+        if (rc < 0)
+            return -1;
+    }
+}
+
+/* MISP.disable_emailing: every recipient still to send is recorded as not sent. */
+static int s_disabled(s_job *j, ab_error *err)
+{
+    ab_params p;
+    ab_params_init(&p);
+    ab_param_int(&p, (int64_t)ab_job_id(j->run));
+    if (ab_db_run(j->db,
+                  "UPDATE email_recipients SET state = 'failed', error = 'not sent: "
+                  "MISP.disable_emailing is on', date_modified = UTC_TIMESTAMP(3) WHERE job_id = "
+                  "? AND state IN ('queued', 'sending', 'retrying')",
+                  &p, NULL, NULL, err) < 0)
+        return -1;
+    return ab_db_exec(j->db, "COMMIT", err);
+}
+
+static int s_finish(s_job *j, ab_error *err)
+{
+    if (s_counts(j, err) < 0)
+        return -1;
+    if (j->retrying > 0)
+        return ab_fail(err, AB_E_UNAVAILABLE, NULL,
+                       "%lld of %lld recipients wait for a retry (temporary failures; adminctl "
+                       "mail status %llu)",
+                       (long long)j->retrying, (long long)j->total,
+                       (unsigned long long)ab_job_id(j->run));
+    char msg[200];
+    snprintf(msg, sizeof msg, "Sent %lld of %lld; %lld failed%s", (long long)j->sent,
+             (long long)j->total, (long long)j->failed,
+             j->failed ? " (adminctl mail status shows why)" : "");
+    ab_job_progress(j->run, 100, msg);
+    return 0;
+}
+
+int ab_mail_job(ab_job_run *run, const msgpack_object *args, ab_error *err)
+{
+    s_job j = {.run = run, .db = ab_job_db(run)};
+    const ab_job_type *t = ab_job_type_find("email", 5);
+    j.last_attempt = t && ab_job_attempt(run) >= t->max_attempts;
+    j.subject = s_arg_dup(args, "subject");
+    j.message = s_arg_dup(args, "message");
+    ab_secret key;
+    int rc = !j.subject || !j.message
+                 ? ab_fail(err, AB_E_INVALID, "args", "the job has no subject or message")
+                 : 0;
+    if (rc == 0)
+        rc = ab_settings_sync(j.db, err);
+    if (rc == 0)
+        rc = s_secret(&key, err);
+    if (rc == 0)
+        rc = ab_mail_conf_load(&j.conf, &key, err);
+    if (rc == 0)
+        rc = s_load_actor(&j, err);
+    if (rc == 0 && j.conf.disabled)
+        rc = s_disabled(&j, err);
+    else if (rc == 0)
+        rc = ab_mail_gpg_from_conf(&j.conf, &j.gpg, err);
+    if (rc == 0 && !j.conf.disabled)
+        rc = s_run(&j, err);
+    if (rc == 0)
+        rc = s_finish(&j, err);
+    memset(&key, 0, sizeof key);
+    ab_mail_gpg_close(&j.gpg);
+    ab_mail_conf_free(&j.conf);
+    free(j.subject);
+    s_wipe_free(j.message);
+    return rc;
+}

@@ -1,0 +1,297 @@
+/* mailcmd.c — the mail commands (issue 6): `contact` enqueues a mail-out job with its
+ * recipients, `mail.test` sends one signed message at once, `mail.status` shows a
+ * mail-out's recipients. The sending itself is engine/mail.c. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine.h"
+#include "handlers.h"
+#include "jobs.h"
+#include "mail.h"
+#include "settings_cache.h"
+
+#define ADDR_MAX 255
+
+/* --- contact ---------------------------------------------------------------------------- */
+
+static int s_subject(ab_ctx *ctx, const char **subject, size_t *len, ab_error *err)
+{
+    *subject = ab_arg_str(ctx, "subject", len);
+    if (!*subject || !ab_mime_header_text_ok(*subject, *len))
+        return ab_fail(err, AB_E_INVALID, "subject",
+                       "the subject must be one line of text: no line breaks or control "
+                       "characters");
+    return 0;
+}
+
+/* The one user of --user: id and address, by e-mail address or id. */
+static int s_find_user(ab_ctx *ctx, const char *ref, size_t len, uint32_t *id, char *email,
+                       ab_error *err)
+{
+    ab_params p;
+    ab_params_init(&p);
+    ab_param_str(&p, ref, len);
+    ab_rows rows = {0};
+    const char *sql = ab_ref_is_id(ref, len) ? "SELECT id, email FROM users WHERE id = ?"
+                                             : "SELECT id, email FROM users WHERE email = ?";
+    if (ab_db_query(ctx->db, sql, &p, &rows, err) < 0)
+        return -1;
+    int found = ab_rows_next(&rows);
+    if (found == 1) {
+        *id = (uint32_t)ab_rows_int(&rows, 0);
+        snprintf(email, ADDR_MAX + 1, "%s", ab_rows_str(&rows, 1, NULL));
+    }
+    ab_rows_close(&rows);
+    if (found != 1)
+        return ab_fail(err, AB_E_NOT_FOUND, "user", "no user %.*s", (int)(len > 100 ? 100 : len),
+                       ref);
+    if (!ab_mime_address_ok(email))
+        return ab_fail(err, AB_E_INVALID, "user",
+                       "the address of user %u (%s) cannot be mailed: correct it with adminctl "
+                       "user edit",
+                       *id, email);
+    return 0;
+}
+
+/* The job's payload {kind, subject, message}; the caller destroys it. */
+static void s_payload(msgpack_sbuffer *sb, const char *subject, size_t slen, const char *message,
+                      size_t mlen)
+{
+    msgpack_sbuffer_init(sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 3);
+    ab_pack_kv_cstr(&pk, "kind", "contact");
+    ab_pack_kv_str(&pk, "subject", subject, slen);
+    ab_pack_kv_str(&pk, "message", message, mlen);
+}
+
+/* The recipients rows of job id: the one user, or every enabled user. */
+static int s_add_recipients(ab_ctx *ctx, uint64_t job, uint32_t user, const char *email,
+                            uint64_t *count, ab_error *err)
+{
+    ab_params p;
+    ab_params_init(&p);
+    ab_param_int(&p, (int64_t)job);
+    if (email) {
+        ab_param_int(&p, user);
+        ab_param_cstr(&p, email);
+        return ab_db_run(ctx->db,
+                         "INSERT INTO email_recipients (job_id, user_id, email, date_created, "
+                         "date_modified) VALUES (?, ?, ?, UTC_TIMESTAMP(3), UTC_TIMESTAMP(3))",
+                         &p, NULL, count, err);
+    }
+    return ab_db_run(ctx->db,
+                     "INSERT INTO email_recipients (job_id, user_id, email, date_created, "
+                     "date_modified) SELECT ?, id, email, UTC_TIMESTAMP(3), UTC_TIMESTAMP(3) "
+                     "FROM users WHERE disabled = 0 ORDER BY id",
+                     &p, NULL, count, err);
+}
+
+int ab_contact(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
+{
+    size_t slen = 0, mlen = 0, ulen = 0;
+    const char *subject = NULL, *message = ab_arg_str(ctx, "message", &mlen);
+    const char *user = ab_arg_str(ctx, "user", &ulen);
+    bool all = ab_arg_bool(ctx, "all", false);
+    if (s_subject(ctx, &subject, &slen, err) < 0)
+        return -1;
+    if (all == (user != NULL))
+        return ab_fail(err, AB_E_INVALID, all ? "all" : "user",
+                       "give either user (one user) or all (every enabled user)");
+    uint32_t user_id = 0;
+    char email[ADDR_MAX + 1] = "";
+    if (user && s_find_user(ctx, user, ulen, &user_id, email, err) < 0)
+        return -1;
+    const ab_job_type *t = ab_job_type_find("email", 5);
+    if (!t)
+        return ab_fail(err, AB_E_INTERNAL, NULL, "no job type email in this build");
+    msgpack_sbuffer payload;
+    s_payload(&payload, subject, slen, message, mlen);
+    char input[300];
+    snprintf(input, sizeof input, "subject=%.*s to=%s", (int)(slen > 200 ? 200 : slen), subject,
+             user ? email : "all users");
+    ab_job_spec spec = {.type = t,
+                        .payload = payload.data,
+                        .payload_len = payload.size,
+                        .input = input,
+                        .org_id = ctx->who->org_id,
+                        .created_by = ctx->who->user_id};
+    uint64_t id = 0, count = 0;
+    bool existed = false;
+    int rc = ab_job_enqueue(ctx->db, &spec, ctx->now_ms, &id, &existed, err);
+    msgpack_sbuffer_destroy(&payload);
+    if (rc < 0 || s_add_recipients(ctx, id, user_id, user ? email : NULL, &count, err) < 0)
+        return -1;
+    char title[96], change[600];
+    snprintf(title, sizeof title, "Job (%llu): email", (unsigned long long)id);
+    snprintf(change, sizeof change,
+             "job_type () => (email), worker () => (email), job_input () => (%s), recipients () "
+             "=> (%llu)",
+             input, (unsigned long long)count);
+    if (ab_ctx_audit(ctx, "Job", id, "add", title, change) < 0 ||
+        ab_job_events_queue(ctx->events, ctx->now_ms, id, "queued", t->queue, t->type, "queued",
+                            true) < 0)
+        return ab_fail(err, AB_E_INTERNAL, NULL, "out of memory");
+    msgpack_pack_map(pk, 5);
+    ab_pack_kv_int(pk, "id", (int64_t)id);
+    ab_pack_kv_cstr(pk, "queue", t->queue);
+    ab_pack_kv_cstr(pk, "type", t->type);
+    ab_pack_kv_cstr(pk, "state", "queued");
+    ab_pack_kv_int(pk, "recipients", (int64_t)count);
+    return 0;
+}
+
+/* --- mail.test -------------------------------------------------------------------------- */
+
+/* The gpgkey of the user with address to, if there is one (caller frees). */
+static int s_user_key(ab_ctx *ctx, const char *to, uint32_t *user_id, char **key, size_t *klen,
+                      ab_error *err)
+{
+    ab_params p;
+    ab_params_init(&p);
+    ab_param_cstr(&p, to);
+    ab_rows rows = {0};
+    *key = NULL;
+    *user_id = 0;
+    if (ab_db_query(ctx->db, "SELECT id, gpgkey FROM users WHERE email = ?", &p, &rows, err) < 0)
+        return -1;
+    if (ab_rows_next(&rows) == 1) {
+        const char *k = ab_rows_str(&rows, 1, klen);
+        *user_id = (uint32_t)ab_rows_int(&rows, 0);
+        *key = k && *klen ? strndup(k, *klen) : NULL;
+    }
+    ab_rows_close(&rows);
+    return 0;
+}
+
+/* Send the composed test message and describe the outcome in the reply or *err. */
+static int s_test_send(ab_ctx *ctx, ab_mail_conf *conf, const char *to, uint32_t user_id,
+                       const ab_mime_buf *msg, const char *msgid, bool enc, msgpack_packer *pk,
+                       ab_error *err)
+{
+    if (conf->smtp.timeout_s > 10)
+        conf->smtp.timeout_s = 10; /* this runs inside an apply loop */
+    ab_smtp_result res;
+    ab_smtp_send(&conf->smtp, conf->from, to, msg->data, msg->len, &res);
+    if (res.outcome != AB_SMTP_SENT)
+        return ab_fail(err, res.outcome == AB_SMTP_TEMPORARY ? AB_E_UNAVAILABLE : AB_E_INVALID,
+                       res.outcome == AB_SMTP_TEMPORARY ? "Email.host" : "to",
+                       "the SMTP server %s:%d did not take the message: %d %.160s", conf->smtp.host,
+                       conf->smtp.port, res.code, res.text);
+    char title[400], change[600];
+    snprintf(title, sizeof title, "Test email to %s sent%s", to, enc ? ", encrypted" : "");
+    snprintf(change, sizeof change, "message_id () => (%s), smtp () => (%d %.200s)", msgid,
+             res.code, res.text);
+    if (ab_ctx_audit(ctx, "User", user_id, "email", title, change) < 0)
+        return ab_fail(err, AB_E_INTERNAL, NULL, "out of memory");
+    msgpack_pack_map(pk, 6);
+    ab_pack_kv_cstr(pk, "to", to);
+    ab_pack_kv_bool(pk, "sent", true);
+    ab_pack_kv_int(pk, "code", res.code);
+    ab_pack_kv_cstr(pk, "reply", res.text);
+    ab_pack_kv_cstr(pk, "message_id", msgid);
+    ab_pack_kv_bool(pk, "encrypted", enc);
+    return 0;
+}
+
+int ab_mail_test(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
+{
+    size_t len = 0;
+    const char *arg = ab_arg_str(ctx, "to", &len);
+    char to[ADDR_MAX + 1];
+    snprintf(to, sizeof to, "%.*s", (int)(len > ADDR_MAX ? ADDR_MAX : len), arg);
+    if (len > ADDR_MAX || !ab_mime_address_ok(to))
+        return ab_fail(err, AB_E_INVALID, "to",
+                       "not an address we can send to: local@domain, without spaces, quotes or "
+                       "line breaks");
+    ab_mail_conf conf;
+    if (ab_mail_conf_load(&conf, ctx->engine->secret, err) < 0)
+        return -1;
+    ab_mail_gpg *gpg = NULL;
+    uint32_t user_id = 0;
+    char *key = NULL, msgid[300];
+    size_t klen = 0;
+    ab_mime_buf msg = {0};
+    int rc = conf.disabled ? ab_fail(err, AB_E_CONFLICT, "MISP.disable_emailing",
+                                     "e-mail is turned off (MISP.disable_emailing is true)")
+                           : 0;
+    if (rc == 0)
+        rc = s_user_key(ctx, to, &user_id, &key, &klen, err);
+    if (rc == 0)
+        rc = ab_mail_gpg_from_conf(&conf, &gpg, err);
+    if (rc == 0) {
+        char body[200];
+        snprintf(body, sizeof body,
+                 "This is a test message from adminbus (adminctl mail test), signed with the "
+                 "instance's GnuPG key%s.",
+                 key ? " and encrypted to your key" : "");
+        /* job 0 and the time: each test message has its own Message-ID */
+        char id_key[ADDR_MAX + 40];
+        snprintf(id_key, sizeof id_key, "test:%lld:%s", (long long)ctx->now_ms, to);
+        ab_mail_msg m = {0, to, id_key, "Test message", body, key, klen, ctx->now_ms};
+        rc = ab_mail_compose(&conf, gpg, &m, &msg, msgid, sizeof msgid, err);
+    }
+    if (rc == 0)
+        rc = s_test_send(ctx, &conf, to, user_id, &msg, msgid, key != NULL, pk, err);
+    ab_mime_buf_free(&msg);
+    free(key);
+    ab_mail_gpg_close(&gpg);
+    ab_mail_conf_free(&conf);
+    return rc;
+}
+
+/* --- mail.status ------------------------------------------------------------------------ */
+
+static void s_pack_recipient(msgpack_packer *pk, const ab_rows *rows, const void *arg)
+{
+    (void)arg;
+    static const char *const names[] = {"email",      "state",     "attempts", "encrypted",
+                                        "message_id", "smtp_code", "error",    "date_sent"};
+    msgpack_pack_map(pk, 8);
+    for (int c = 0; c < 8; c++) {
+        size_t len = 0;
+        const char *v = ab_rows_str(rows, c, &len);
+        if (c == 2 || c == 3 || (c == 5 && v))
+            ab_pack_kv_int(pk, names[c], ab_rows_int(rows, c));
+        else
+            ab_pack_kv_str(pk, names[c], v, len);
+    }
+}
+
+int ab_mail_status(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
+{
+    int64_t job = ab_arg_int(ctx, "job", 0), limit = ab_arg_int(ctx, "limit", 100);
+    int64_t page = ab_arg_int(ctx, "page", 1), is_email = 0, total = 0;
+    size_t slen = 0;
+    const char *state = ab_arg_str(ctx, "state", &slen);
+    ab_params p;
+    ab_params_init(&p);
+    ab_param_int(&p, job);
+    if (ab_db_scalar(ctx->db, "SELECT COUNT(*) FROM jobs WHERE id = ? AND job_type = 'email'", &p,
+                     &is_email, err) < 0)
+        return -1;
+    if (!is_email)
+        return ab_fail(err, AB_E_NOT_FOUND, "job", "no email job %lld", (long long)job);
+    ab_params_init(&p);
+    ab_param_int(&p, job);
+    ab_param_str(&p, state, slen);
+    ab_param_str(&p, state, slen);
+    if (ab_db_scalar(ctx->db,
+                     "SELECT COUNT(*) FROM email_recipients WHERE job_id = ? AND (? IS NULL OR "
+                     "state = ?)",
+                     &p, &total, err) < 0)
+        return -1;
+    ab_param_int(&p, limit);
+    ab_param_int(&p, (page - 1) * limit);
+    ab_rows rows = {0};
+    if (ab_db_query(ctx->db,
+                    "SELECT email, state, attempts, encrypted, message_id, smtp_code, error, "
+                    "DATE_FORMAT(date_sent, '%Y-%m-%dT%H:%i:%s.%fZ') FROM email_recipients "
+                    "WHERE job_id = ? AND (? IS NULL OR state = ?) ORDER BY id LIMIT ? OFFSET ?",
+                    &p, &rows, err) < 0)
+        return -1;
+    ab_pack_page(pk, &rows, s_pack_recipient, NULL, total, page, limit);
+    return 0;
+}

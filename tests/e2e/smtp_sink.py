@@ -1,0 +1,89 @@
+#!/usr/bin/python3
+"""An SMTP sink on loopback for the e-mail tests (Debian's python3-aiosmtpd).
+
+    smtp_sink.py --port PORT --dir DIR
+
+Every accepted message is written to DIR as NNNNNN.eml (the bytes exactly as received, CRLF
+line ends) with NNNNNN.json beside it ({mail_from, rcpt_tos}). Replies can be scripted
+per recipient in DIR/plan.json, read at every command:
+
+    {"rcpt": {"bob@example.org": "550 5.1.1 No such user"},
+     "data": {"ana@example.org": ["451 4.7.1 Greylisted, try later"]}}
+
+"rcpt" refuses that recipient at RCPT TO every time; "data" answers the DATA of a message
+to that recipient with the next reply of the list (a reply is used up; once the list is
+empty the message is accepted). Prints "ready PORT" when it listens; stops on SIGTERM.
+"""
+
+import argparse
+import json
+import os
+import signal
+import threading
+
+from aiosmtpd.controller import Controller
+
+
+class Sink:
+    def __init__(self, folder):
+        self.folder = folder
+        self.lock = threading.Lock()
+        self.n = 0
+
+    def _plan(self):
+        try:
+            with open(os.path.join(self.folder, "plan.json")) as f:
+                return json.load(f)
+        except FileNotFoundError:
+            return {}
+
+    def _save_plan(self, plan):
+        tmp = os.path.join(self.folder, "plan.json.tmp")
+        with open(tmp, "w") as f:
+            json.dump(plan, f)
+        os.replace(tmp, os.path.join(self.folder, "plan.json"))
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        refusal = self._plan().get("rcpt", {}).get(address.lower())
+        if refusal:
+            return refusal
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        with self.lock:
+            plan = self._plan()
+            for rcpt in envelope.rcpt_tos:
+                replies = plan.get("data", {}).get(rcpt.lower())
+                if replies:
+                    reply = replies.pop(0)
+                    self._save_plan(plan)
+                    return reply
+            self.n += 1
+            base = os.path.join(self.folder, "%06d" % self.n)
+            with open(base + ".eml.tmp", "wb") as f:
+                f.write(envelope.original_content)
+            with open(base + ".json", "w") as f:
+                json.dump({"mail_from": envelope.mail_from, "rcpt_tos": envelope.rcpt_tos}, f)
+            os.replace(base + ".eml.tmp", base + ".eml")
+        return "250 2.0.0 Message accepted for delivery"
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--dir", required=True)
+    a = ap.parse_args()
+    controller = Controller(Sink(a.dir), hostname="127.0.0.1", port=a.port,
+                            decode_data=False, enable_SMTPUTF8=True)
+    controller.start()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    print("ready", a.port, flush=True)
+    stop.wait()
+    controller.stop()
+
+
+if __name__ == "__main__":
+    main()
