@@ -128,26 +128,49 @@ static void s_headers(const ab_mail_conf *c, const ab_mail_msg *m, const char *m
     ab_mime_buf_printf(out, "Date: %s\r\nMessage-ID: %s\r\nMIME-Version: 1.0\r\n", date, msgid);
 }
 
-int ab_mail_compose(const ab_mail_conf *c, ab_mail_gpg *g, const ab_mail_msg *m, ab_mime_buf *out,
-                    char *message_id, size_t idlen, ab_error *err)
+int ab_mail_sign_text(const ab_mail_conf *c, ab_mail_gpg *g, const char *body, ab_mime_buf *out,
+                      ab_error *err)
+{
+    ab_mime_buf text = {0}, part = {0};
+    s_body(c, body, &text);
+    ab_mime_text_part(&part, text.data, text.len);
+    int rc = text.oom || part.oom ? ab_fail(err, AB_E_INTERNAL, NULL, "out of memory")
+                                  : ab_mail_gpg_sign(g, part.data, part.len, out, err);
+    ab_mime_buf_free(&text);
+    ab_mime_buf_free(&part);
+    return rc;
+}
+
+int ab_mail_assemble(const ab_mail_conf *c, ab_mail_gpg *g, const ab_mail_msg *m,
+                     const ab_mime_buf *signed_entity, ab_mime_buf *out, char *message_id,
+                     size_t idlen, ab_error *err)
 {
     ab_mime_message_id(m->job_id, m->id_key ? m->id_key : m->to, strchr(c->from, '@') + 1,
                        message_id, idlen);
-    ab_mime_buf text = {0}, part = {0}, body = {0};
-    s_body(c, m->body, &text);
-    ab_mime_text_part(&part, text.data, text.len);
-    int rc = m->gpgkey ? ab_mail_gpg_sign_encrypt(g, NULL, m->gpgkey, m->gpgkey_len, part.data,
-                                                  part.len, &body, err)
-                       : ab_mail_gpg_sign(g, part.data, part.len, &body, err);
+    ab_mime_buf encrypted = {0};
+    int rc = m->gpgkey ? ab_mail_gpg_encrypt(g, NULL, m->gpgkey, m->gpgkey_len, signed_entity->data,
+                                             signed_entity->len, &encrypted, err)
+                       : 0;
     if (rc == 0)
         s_headers(c, m, message_id, out, err, &rc);
-    if (rc == 0)
-        ab_mime_buf_add(out, body.data, body.len);
-    ab_mime_buf_free(&text);
-    ab_mime_buf_free(&part);
-    ab_mime_buf_free(&body);
+    if (rc == 0 && m->gpgkey)
+        ab_mime_buf_add(out, encrypted.data, encrypted.len);
+    else if (rc == 0)
+        ab_mime_buf_add(out, signed_entity->data, signed_entity->len);
+    ab_mime_buf_free(&encrypted);
     if (rc == 0 && out->oom)
         return ab_fail(err, AB_E_INTERNAL, NULL, "out of memory");
+    return rc;
+}
+
+int ab_mail_compose(const ab_mail_conf *c, ab_mail_gpg *g, const ab_mail_msg *m, ab_mime_buf *out,
+                    char *message_id, size_t idlen, ab_error *err)
+{
+    ab_mime_buf entity = {0};
+    int rc = ab_mail_sign_text(c, g, m->body, &entity, err);
+    if (rc == 0)
+        rc = ab_mail_assemble(c, g, m, &entity, out, message_id, idlen, err);
+    ab_mime_buf_free(&entity);
     return rc;
 }
 
@@ -168,6 +191,7 @@ typedef struct {
     ab_mail_conf conf;
     ab_mail_gpg *gpg;
     char *subject, *message;
+    ab_mime_buf signed_entity; /* the text, signed once for every recipient of this run */
     bool last_attempt;
     ab_actor actor; /* who asked for the mail-out, for the audit rows */
     char actor_email[EMAIL_ADDRMAX + 1], actor_org[256];
@@ -176,6 +200,7 @@ typedef struct {
 
 typedef struct {
     uint64_t id;
+    bool was_retrying; /* its state when read: the counts move as it changes */
     uint32_t user_id;
     char email[EMAIL_ADDRMAX + 1];
     char *gpgkey;
@@ -272,7 +297,8 @@ static int s_next_chunk(s_job *j, uint64_t after, s_rcpt *out, int *n, ab_error 
     ab_rows rows = {0};
     *n = 0;
     if (ab_db_query(j->db,
-                    "SELECT r.id, r.user_id, r.email, u.gpgkey FROM email_recipients r "
+                    "SELECT r.id, r.user_id, r.email, u.gpgkey, r.state = 'retrying' FROM "
+                    "email_recipients r "
                     "LEFT JOIN users u ON u.id = r.user_id WHERE r.job_id = ? AND r.id > ? AND "
                     "r.state IN ('queued', 'sending', 'retrying') ORDER BY r.id LIMIT ?",
                     &p, &rows, err) < 0)
@@ -286,6 +312,7 @@ static int s_next_chunk(s_job *j, uint64_t after, s_rcpt *out, int *n, ab_error 
         snprintf(r->email, sizeof r->email, "%s", email ? email : "");
         r->gpgkey = key && klen ? strndup(key, klen) : NULL;
         r->gpgkey_len = r->gpgkey ? klen : 0;
+        r->was_retrying = ab_rows_int(&rows, 4) != 0;
     }
     ab_rows_close(&rows);
     return 0;
@@ -312,9 +339,14 @@ static int s_record(s_job *j, const s_rcpt *r, const char *state, const char *ms
                   "encrypted = ?, smtp_code = ?, error = ?, date_modified = UTC_TIMESTAMP(3), "
                   "date_sent = IF(? = 'sent', UTC_TIMESTAMP(3), date_sent) WHERE id = ?",
                   &p, NULL, NULL, err) < 0 ||
-        (audit && ab_audit_flush(audit, j->db, err) < 0))
+        (audit && ab_audit_flush(audit, j->db, err) < 0) || ab_db_exec(j->db, "COMMIT", err) < 0)
         return -1;
-    return ab_db_exec(j->db, "COMMIT", err);
+    /* The counts of the progress message, kept here rather than counted per recipient. */
+    j->retrying += (strcmp(state, "retrying") == 0) - r->was_retrying;
+    j->sent += strcmp(state, "sent") == 0;
+    j->failed += strcmp(state, "failed") == 0;
+    j->finished = j->sent + j->failed;
+    return 0;
 }
 
 /* Mark the recipient as being sent (attempt counted) before the message leaves: a crash
@@ -364,7 +396,8 @@ static int s_send_one(s_job *j, const s_rcpt *r, ab_error *err)
                      j->message,        r->gpgkey, r->gpgkey_len, (int64_t)time(NULL) * 1000};
     ab_mime_buf msg = {0};
     ab_error cerr;
-    if (ab_mail_compose(&j->conf, j->gpg, &m, &msg, msgid, sizeof msgid, &cerr) < 0) {
+    if (ab_mail_assemble(&j->conf, j->gpg, &m, &j->signed_entity, &msg, msgid, sizeof msgid,
+                         &cerr) < 0) {
         ab_mime_buf_free(&msg);
         bool recipients_own = cerr.code == AB_E_INVALID &&
                               (strcmp(cerr.field, "gpgkey") == 0 || strcmp(cerr.field, "to") == 0);
@@ -409,7 +442,7 @@ static int s_run(s_job *j, ab_error *err)
                 rc = ab_fail(err, AB_E_UNAVAILABLE, NULL, "stopped; the rest is sent later");
             if (rc == 0)
                 rc = s_send_one(j, &chunk[i], err);
-            if (rc == 0 && s_counts(j, err) == 0 && s_progress(j) < 0)
+            if (rc == 0 && s_progress(j) < 0)
                 rc = ab_fail(err, AB_E_UNAVAILABLE, NULL, "stopped; the rest is sent later");
             after = chunk[i].id;
             free(chunk[i].gpgkey);
@@ -476,12 +509,17 @@ int ab_mail_job(ab_job_run *run, const msgpack_object *args, ab_error *err)
     else if (rc == 0)
         rc = ab_mail_gpg_from_conf(&j.conf, &j.gpg, err);
     if (rc == 0 && !j.conf.disabled)
+        rc = s_counts(&j, err);
+    if (rc == 0 && !j.conf.disabled)
+        rc = ab_mail_sign_text(&j.conf, j.gpg, j.message, &j.signed_entity, err);
+    if (rc == 0 && !j.conf.disabled)
         rc = s_run(&j, err);
     if (rc == 0)
         rc = s_finish(&j, err);
     memset(&key, 0, sizeof key);
     ab_mail_gpg_close(&j.gpg);
     ab_mail_conf_free(&j.conf);
+    ab_mime_buf_free(&j.signed_entity);
     free(j.subject);
     s_wipe_free(j.message);
     return rc;

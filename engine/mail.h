@@ -58,6 +58,16 @@ typedef struct {
 int ab_mail_compose(const ab_mail_conf *c, ab_mail_gpg *g, const ab_mail_msg *m, ab_mime_buf *out,
                     char *message_id, size_t idlen, ab_error *err);
 
+/* The two halves of ab_mail_compose, so that a mail-out signs its text once: the
+ * multipart/signed entity of body (with the host organisation's signature below it), and
+ * a whole message from it (headers, then the entity, or the entity encrypted to m->gpgkey;
+ * m->body is not used). Return 0 or -1 with *err as ab_mail_compose. */
+int ab_mail_sign_text(const ab_mail_conf *c, ab_mail_gpg *g, const char *body, ab_mime_buf *out,
+                      ab_error *err);
+int ab_mail_assemble(const ab_mail_conf *c, ab_mail_gpg *g, const ab_mail_msg *m,
+                     const ab_mime_buf *signed_entity, ab_mime_buf *out, char *message_id,
+                     size_t idlen, ab_error *err);
+
 /* Open the instance's signing key as c says. Returns 0 or -1 with *err. */
 int ab_mail_gpg_from_conf(const ab_mail_conf *c, ab_mail_gpg **g, ab_error *err);
 

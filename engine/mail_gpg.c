@@ -326,24 +326,32 @@ done:
     return rc;
 }
 
+int ab_mail_gpg_encrypt(ab_mail_gpg *g, const char *tmp_root, const char *armour, size_t armour_len,
+                        const char *entity, size_t entity_len, ab_mime_buf *out, ab_error *err)
+{
+    ab_mime_buf cipher = {0};
+    char boundary[40];
+    int rc = s_encrypt(g, tmp_root, armour, armour_len, entity, entity_len, &cipher, err);
+    if (rc == 0 && ab_mime_boundary(boundary) < 0)
+        rc = ab_fail(err, AB_E_INTERNAL, NULL, "no randomness for a MIME boundary");
+    if (rc == 0)
+        ab_mime_encrypted(out, boundary, cipher.data, cipher.len);
+    ab_mime_buf_free(&cipher);
+    if (rc == 0 && out->oom)
+        return ab_fail(err, AB_E_INTERNAL, NULL, "out of memory");
+    return rc;
+}
+
 int ab_mail_gpg_sign_encrypt(ab_mail_gpg *g, const char *tmp_root, const char *armour,
                              size_t armour_len, const char *part, size_t part_len, ab_mime_buf *out,
                              ab_error *err)
 {
     /* The signed entity: its own Content-Type header, then the parts (RFC 3156 §6.1). */
-    ab_mime_buf signed_entity = {0}, cipher = {0};
+    ab_mime_buf signed_entity = {0};
     int rc = ab_mail_gpg_sign(g, part, part_len, &signed_entity, err);
     if (rc == 0)
-        rc = s_encrypt(g, tmp_root, armour, armour_len, signed_entity.data, signed_entity.len,
-                       &cipher, err);
-    char boundary[40];
-    if (rc == 0 && ab_mime_boundary(boundary) < 0)
-        rc = ab_fail(err, AB_E_INTERNAL, NULL, "no randomness for a MIME boundary");
-    if (rc == 0)
-        ab_mime_encrypted(out, boundary, cipher.data, cipher.len);
+        rc = ab_mail_gpg_encrypt(g, tmp_root, armour, armour_len, signed_entity.data,
+                                 signed_entity.len, out, err);
     ab_mime_buf_free(&signed_entity);
-    ab_mime_buf_free(&cipher);
-    if (rc == 0 && out->oom)
-        return ab_fail(err, AB_E_INTERNAL, NULL, "out of memory");
     return rc;
 }

@@ -39,6 +39,13 @@ const char *ab_mail_gpg_signer(const ab_mail_gpg *g);
 int ab_mail_gpg_sign(ab_mail_gpg *g, const char *part, size_t part_len, ab_mime_buf *out,
                      ab_error *err);
 
+/* Append to out the body of an encrypted message: entity (a whole MIME entity, headers
+ * included, such as what ab_mail_gpg_sign appends) encrypted to the single public key in
+ * armour and wrapped as multipart/encrypted. The signing key is not used, so a mail-out
+ * signs its text once and encrypts that for each recipient with a key. Errors as below. */
+int ab_mail_gpg_encrypt(ab_mail_gpg *g, const char *tmp_root, const char *armour, size_t armour_len,
+                        const char *entity, size_t entity_len, ab_mime_buf *out, ab_error *err);
+
 /* Append to out the body of a signed and encrypted message: the part is signed as by
  * ab_mail_gpg_sign, and that multipart/signed entity is encrypted to the single public key
  * in armour (a user's gpgkey), wrapped as multipart/encrypted. tmp_root is where the

@@ -12,10 +12,13 @@ per recipient in DIR/plan.json, read at every command:
 
 "rcpt" refuses that recipient at RCPT TO every time; "data" answers the DATA of a message
 to that recipient with the next reply of the list (a reply is used up; once the list is
-empty the message is accepted). Prints "ready PORT" when it listens; stops on SIGTERM.
+empty the message is accepted). "hold": {"carol@example.org": 5} stores the next message
+to that recipient, then waits 5 seconds before its 250 (used up too): a client killed in
+those seconds has had its message taken without hearing so. Prints "ready PORT" when it listens; stops on SIGTERM.
 """
 
 import argparse
+import asyncio
 import json
 import os
 import signal
@@ -66,6 +69,13 @@ class Sink:
             with open(base + ".json", "w") as f:
                 json.dump({"mail_from": envelope.mail_from, "rcpt_tos": envelope.rcpt_tos}, f)
             os.replace(base + ".eml.tmp", base + ".eml")
+            hold = 0
+            for rcpt in envelope.rcpt_tos:
+                hold = max(hold, plan.get("hold", {}).pop(rcpt.lower(), 0))
+            if hold:
+                self._save_plan(plan)
+        if hold:
+            await asyncio.sleep(hold)
         return "250 2.0.0 Message accepted for delivery"
 
 

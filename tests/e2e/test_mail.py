@@ -114,8 +114,9 @@ class SmtpSink:
         line = self.proc.stdout.readline().decode()
         assert line.startswith("ready"), f"smtp sink did not start: {line!r}"
 
-    def plan(self, rcpt=None, data=None):
-        (self.dir / "plan.json").write_text(json.dumps({"rcpt": rcpt or {}, "data": data or {}}))
+    def plan(self, rcpt=None, data=None, hold=None):
+        (self.dir / "plan.json").write_text(json.dumps({"rcpt": rcpt or {}, "data": data or {},
+                                                        "hold": hold or {}}))
 
     def messages(self, to=None):
         """[(envelope, bytes)] in arrival order, optionally only those to `to`."""
@@ -388,35 +389,71 @@ def test_contact_refusals(stack, sink, keys):
     assert_error(stack.cmd("mail.status", {"job": 999999}), "not_found", "job")
 
 
-def test_worker_killed_mid_mailout_skips_nobody(stack, sink, keys):
-    """kill -9 the worker half-way through 60 recipients: after recovery every recipient
-    has a message; one sent twice (the crash fell between the server's 250 and our
-    record) has the same Message-ID both times."""
-    configure(stack, sink, keys)
-    n = 60
+def add_many_users(stack, n):
     with stack.db.cursor() as c:
         c.executemany("INSERT INTO users (email, org_id, role_id, date_created, date_modified) "
                       "VALUES (%s, 1, 3, UTC_TIMESTAMP(3), UTC_TIMESTAMP(3))",
                       [(f"user{i:03d}@mail.test",) for i in range(n)])
-    w = stack.start_worker("email", job_lease_s=3)
-    r = stack.ok("mail.contact", {"all": True, "subject": "Many", "message": "To all"})
-    deadline = time.monotonic() + 60
-    while len(sink.messages()) < n // 3:
-        assert time.monotonic() < deadline, "the mail-out does not progress"
-        time.sleep(0.05)
-    w.kill9()
-    sent_before = len(sink.messages())
-    assert sent_before < n + 1, "the worker finished before it was killed"
-    stack.start_worker("email", job_lease_s=3)
-    job = wait_job(stack, r["id"], timeout=120)
-    assert job["state"] == "done", job
-    st = status_of(stack, r["id"])  # n + 1 recipients: one page
-    assert all(x["state"] == "sent" for x in st.values()), st
+
+
+def messages_by_recipient(sink):
     by_rcpt = {}
     for env, raw in sink.messages():
         for to in env["rcpt_tos"]:
             by_rcpt.setdefault(to, []).append(header(raw, "Message-ID"))
+    return by_rcpt
+
+
+def test_worker_killed_mid_mailout_skips_nobody(stack, sink, keys):
+    """Acceptance 3: kill -9 the worker during a 500-recipient mail-out; after recovery
+    every recipient has its message, and any recipient with two has two with the same
+    Message-ID."""
+    configure(stack, sink, keys)
+    n = 500
+    add_many_users(stack, n)
+    w = stack.start_worker("email", job_lease_s=3)
+    r = stack.ok("mail.contact", {"all": True, "subject": "Many", "message": "To all"})
+    deadline = time.monotonic() + 120
+    while len(sink.messages()) < n // 3:
+        assert time.monotonic() < deadline, "the mail-out does not progress"
+        time.sleep(0.05)
+    w.kill9()
+    assert len(sink.messages()) < n + 1, "the worker finished before it was killed"
+    stack.start_worker("email", job_lease_s=3)
+    job = wait_job(stack, r["id"], timeout=300)
+    assert job["state"] == "done" and job["message"] == f"Sent {n + 1} of {n + 1}; 0 failed", job
+    st = {}
+    for page in (1, 2):
+        st.update({x["email"]: x for x in stack.ok("mail.status", {"job": r["id"], "page": page,
+                                                                  "limit": 1000})["items"]})
+    assert len(st) == n + 1 and all(x["state"] == "sent" for x in st.values())
+    by_rcpt = messages_by_recipient(sink)
     assert set(by_rcpt) == set(st), set(st) ^ set(by_rcpt)
     for to, ids in by_rcpt.items():
-        assert len(set(ids)) == 1, (to, ids)  # a duplicate carries the same Message-ID
-        assert ids[0] == st[to]["message_id"]
+        assert len(set(ids)) == 1 and ids[0] == st[to]["message_id"], (to, ids)
+
+
+def test_kill_between_acceptance_and_record_resends_with_the_same_message_id(stack, sink, keys):
+    """The window SMTP cannot close: the server has taken the message, the worker dies
+    before it records that. The recipient is sent again, with the same Message-ID."""
+    configure(stack, sink, keys)
+    add_many_users(stack, 5)
+    victim = "user002@mail.test"
+    sink.plan(hold={victim: 30})  # stored at once, answered 30 s later
+    w = stack.start_worker("email", job_lease_s=3)
+    r = stack.ok("mail.contact", {"all": True, "subject": "Window", "message": "Twice?"})
+    deadline = time.monotonic() + 60
+    while victim not in messages_by_recipient(sink):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert status_of(stack, r["id"])[victim]["state"] == "sending"
+    w.kill9()  # inside the window: the sink has it, our record says 'sending'
+    stack.start_worker("email", job_lease_s=3)
+    job = wait_job(stack, r["id"], timeout=120)
+    assert job["state"] == "done", job
+    st = status_of(stack, r["id"])
+    by_rcpt = messages_by_recipient(sink)
+    assert len(by_rcpt[victim]) == 2, by_rcpt[victim]
+    assert by_rcpt[victim][0] == by_rcpt[victim][1] == st[victim]["message_id"]
+    assert st[victim]["attempts"] == 2 and st[victim]["state"] == "sent"
+    assert all(len(ids) == 1 for to, ids in by_rcpt.items() if to != victim)
