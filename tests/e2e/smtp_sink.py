@@ -1,7 +1,10 @@
 #!/usr/bin/python3
 """An SMTP sink on loopback for the e-mail tests (Debian's python3-aiosmtpd).
 
-    smtp_sink.py --port PORT --dir DIR
+    smtp_sink.py --port PORT --dir DIR [--cert PEM --key PEM [--implicit-tls]]
+
+With a certificate it offers STARTTLS (or, with --implicit-tls, speaks TLS from the first
+byte, as on port 465).
 
 Every accepted message is written to DIR as NNNNNN.eml (the bytes exactly as received, CRLF
 line ends) with NNNNNN.json beside it ({mail_from, rcpt_tos}). Replies can be scripted
@@ -14,7 +17,9 @@ per recipient in DIR/plan.json, read at every command:
 to that recipient with the next reply of the list (a reply is used up; once the list is
 empty the message is accepted). "hold": {"carol@example.org": 5} stores the next message
 to that recipient, then waits 5 seconds before its 250 (used up too): a client killed in
-those seconds has had its message taken without hearing so. Prints "ready PORT" when it listens; stops on SIGTERM.
+those seconds has had its message taken without hearing so. "delay_rcpt":
+{"dave@example.org": [4]} answers the next RCPT TO for that recipient after 4 seconds (a
+slow server; used up). The sidecar JSON also says whether the session was under TLS. Prints "ready PORT" when it listens; stops on SIGTERM.
 """
 
 import argparse
@@ -22,6 +27,7 @@ import asyncio
 import json
 import os
 import signal
+import ssl
 import threading
 
 from aiosmtpd.controller import Controller
@@ -47,11 +53,25 @@ class Sink:
         os.replace(tmp, os.path.join(self.folder, "plan.json"))
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        delay = 0
+        with self.lock:
+            plan = self._plan()
+            delays = plan.get("delay_rcpt", {}).get(address.lower())
+            if delays:
+                delay = delays.pop(0)
+                self._save_plan(plan)
+        if delay:
+            await asyncio.sleep(delay)
         refusal = self._plan().get("rcpt", {}).get(address.lower())
         if refusal:
             return refusal
         envelope.rcpt_tos.append(address)
         return "250 OK"
+
+    @staticmethod
+    def _tls(server, session):
+        """After STARTTLS aiosmtpd sets session.ssl; implicit TLS is the transport's."""
+        return bool(session.ssl) or server.transport.get_extra_info("ssl_object") is not None
 
     async def handle_DATA(self, server, session, envelope):
         with self.lock:
@@ -67,7 +87,8 @@ class Sink:
             with open(base + ".eml.tmp", "wb") as f:
                 f.write(envelope.original_content)
             with open(base + ".json", "w") as f:
-                json.dump({"mail_from": envelope.mail_from, "rcpt_tos": envelope.rcpt_tos}, f)
+                json.dump({"mail_from": envelope.mail_from, "rcpt_tos": envelope.rcpt_tos,
+                           "tls": self._tls(server, session)}, f)
             os.replace(base + ".eml.tmp", base + ".eml")
             hold = 0
             for rcpt in envelope.rcpt_tos:
@@ -83,9 +104,17 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--dir", required=True)
+    ap.add_argument("--cert")
+    ap.add_argument("--key")
+    ap.add_argument("--implicit-tls", action="store_true")
     a = ap.parse_args()
+    tls = {}
+    if a.cert:
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(a.cert, a.key)
+        tls = {"ssl_context": ctx} if a.implicit_tls else {"tls_context": ctx}
     controller = Controller(Sink(a.dir), hostname="127.0.0.1", port=a.port,
-                            decode_data=False, enable_SMTPUTF8=True)
+                            decode_data=False, enable_SMTPUTF8=True, **tls)
     controller.start()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -103,20 +103,25 @@ def keys():
 class SmtpSink:
     """tests/e2e/smtp_sink.py on a free loopback port, stopped by its pid."""
 
-    def __init__(self, folder):
+    def __init__(self, folder, cert=None, implicit_tls=False):
         self.dir = Path(folder)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.port = free_ports(1)[0]
         self.log = open(self.dir.parent / "smtp-sink.log", "ab")
-        self.proc = subprocess.Popen(["/usr/bin/python3", str(SINK), "--port", str(self.port),
-                                      "--dir", str(self.dir)], stdout=subprocess.PIPE,
-                                     stderr=self.log, stdin=subprocess.DEVNULL)
+        argv = ["/usr/bin/python3", str(SINK), "--port", str(self.port), "--dir", str(self.dir)]
+        if cert:
+            argv += ["--cert", cert[0], "--key", cert[1]]
+        if implicit_tls:
+            argv += ["--implicit-tls"]
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=self.log,
+                                     stdin=subprocess.DEVNULL)
         line = self.proc.stdout.readline().decode()
         assert line.startswith("ready"), f"smtp sink did not start: {line!r}"
 
-    def plan(self, rcpt=None, data=None, hold=None):
+    def plan(self, rcpt=None, data=None, hold=None, delay_rcpt=None):
         (self.dir / "plan.json").write_text(json.dumps({"rcpt": rcpt or {}, "data": data or {},
-                                                        "hold": hold or {}}))
+                                                        "hold": hold or {},
+                                                        "delay_rcpt": delay_rcpt or {}}))
 
     def messages(self, to=None):
         """[(envelope, bytes)] in arrival order, optionally only those to `to`."""
@@ -144,6 +149,16 @@ def sink(tmp_path):
         yield s
     finally:
         s.stop()
+
+
+@pytest.fixture
+def cert(tmp_path):
+    """A self-signed certificate for 127.0.0.1: (cert.pem, key.pem)."""
+    c, k = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", k,
+                    "-out", c, "-days", "2", "-subj", "/CN=127.0.0.1", "-addext",
+                    "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True, timeout=60)
+    return str(c), str(k)
 
 
 def configure(stack, sink, keys, **extra):
@@ -346,6 +361,54 @@ def test_server_down_then_up_finishes_the_job(stack, sink, keys):
     job = wait_job(stack, r["id"], timeout=90)
     assert job["state"] == "done", job
     assert len(sink.messages("admin@admin.test")) == 1
+
+
+def test_a_slow_server_times_out_and_the_retry_delivers_once(stack, sink, keys):
+    configure(stack, sink, keys, **{"Email.timeout": 2})
+    sink.plan(delay_rcpt={"admin@admin.test": [5]})  # once: the retry is answered at once
+    stack.start_worker("email")
+    r = stack.ok("mail.contact", {"user": "admin@admin.test", "subject": "S", "message": "M"})
+    job = wait_job(stack, r["id"], timeout=90)
+    assert job["state"] == "done" and job["attempts"] == 2, job
+    row = status_of(stack, r["id"])["admin@admin.test"]
+    assert row["state"] == "sent" and row["attempts"] == 2, row
+    assert len(sink.messages("admin@admin.test")) == 1
+    rc, out, err = stack.adminctl("mail", "status", r["id"])
+    assert rc == 0 and "admin@admin.test" in out and "sent" in out, out + err
+
+
+def test_starttls_is_used_and_required(stack, keys, cert, tmp_path):
+    tls_sink = SmtpSink(tmp_path / "tls-sink", cert=cert)
+    plain_sink = SmtpSink(tmp_path / "plain-sink")
+    try:
+        configure(stack, tls_sink, keys, **{"Email.tls": "starttls"})
+        # The certificate is self-signed: checked, it is refused, and nothing is sent.
+        err = assert_error(stack.cmd("mail.test", {"to": "ops@mail.test"}), "unavailable",
+                           "Email.host")
+        assert "certificate" in err["message"].lower() or "SSL" in err["message"], err
+        stack.ok("setting.set", {"name": "Email.tls_verify", "value": False})
+        stack.ok("mail.test", {"to": "ops@mail.test"})
+        [(env, _)] = tls_sink.messages()
+        assert env["tls"] is True
+        # A server without STARTTLS gets nothing, not even in clear text.
+        stack.ok("setting.set", {"name": "Email.port", "value": plain_sink.port})
+        assert_error(stack.cmd("mail.test", {"to": "ops@mail.test"}), "unavailable", "Email.host")
+        assert plain_sink.messages() == []
+    finally:
+        tls_sink.stop()
+        plain_sink.stop()
+
+
+def test_implicit_tls(stack, keys, cert, tmp_path):
+    s = SmtpSink(tmp_path / "smtps-sink", cert=cert, implicit_tls=True)
+    try:
+        configure(stack, s, keys, **{"Email.tls": "tls", "Email.tls_verify": False})
+        r = stack.ok("mail.test", {"to": "ops@mail.test"})
+        assert r["code"] == 250
+        [(env, _)] = s.messages()
+        assert env["tls"] is True
+    finally:
+        s.stop()
 
 
 def test_headers_cannot_be_injected(stack, sink, keys):
