@@ -66,6 +66,7 @@ static const struct {
     {"mail.contact", ab_contact, AB_WRITES_MANY}, /* the job, then its recipients */
     {"mail.test", ab_mail_test, AB_WRITES_ONE},   /* writes nothing but its audit row */
     {"mail.status", ab_mail_status, AB_WRITES_ONE},
+    {"user.reset_password", ab_user_reset_password, AB_WRITES_MANY}, /* job and recipient */
 };
 
 ab_handler ab_handler_for(const char *type, ab_write_shape *shape)

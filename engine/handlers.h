@@ -65,6 +65,7 @@ int ab_backup_run(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 int ab_contact(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 int ab_mail_test(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 int ab_mail_status(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
+int ab_user_reset_password(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 
 /* Server settings (settingcmd.c) and the health report (diagnostics.c). */
 int ab_setting_list(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);

@@ -10,6 +10,8 @@
 #include "config.h"
 #include "envelope.h"
 #include "log.h"
+#include "password.h"
+#include "seal.h"
 #include "settings_cache.h"
 
 #define CHUNK         64 /* recipients read at a time */
@@ -176,13 +178,16 @@ int ab_mail_compose(const ab_mail_conf *c, ab_mail_gpg *g, const ab_mail_msg *m,
 
 /* --- the email job ---------------------------------------------------------------------- */
 
-static const char *const s_kinds[] = {"contact", NULL};
+static const char *const s_kinds[] = {"contact", "password_reset", "welcome", NULL};
 
 const ab_arg ab_mail_job_args[AB_MAIL_JOB_NARGS] = {
     {"kind", AB_ARG_ENUM, true, false, 0, 0, s_kinds,
-     "What the mail-out is (contact: adminctl contact); decides the audit action"},
+     "What the mail-out is: contact (adminctl contact), password_reset or welcome (adminctl "
+     "user reset-password: a new temporary password set when the message is sent)"},
     {"subject", AB_ARG_STR, true, false, 1, 255, NULL, "The subject, without line breaks"},
-    {"message", AB_ARG_STR, true, false, 1, 65535, NULL, "The text of the message"},
+    {"message", AB_ARG_STR, true, false, 1, 65535, NULL,
+     "The text of the message (password_reset, welcome: with $password, $username, $misp, "
+     "$org, $contact)"},
 };
 
 typedef struct {
@@ -191,7 +196,10 @@ typedef struct {
     ab_mail_conf conf;
     ab_mail_gpg *gpg;
     char *subject, *message;
-    ab_mime_buf signed_entity; /* the text, signed once for every recipient of this run */
+    bool with_password;        /* password_reset, welcome: a temporary password each */
+    bool welcome;              /* (for the audit title) */
+    ab_secret key;             /* seals the temporary passwords of messages in flight */
+    ab_mime_buf signed_entity; /* contact: the text, signed once for every recipient */
     bool last_attempt;
     ab_actor actor; /* who asked for the mail-out, for the audit rows */
     char actor_email[EMAIL_ADDRMAX + 1], actor_org[256];
@@ -205,6 +213,8 @@ typedef struct {
     char email[EMAIL_ADDRMAX + 1];
     char *gpgkey;
     size_t gpgkey_len;
+    char *sealed;     /* the temporary password of an earlier attempt, sealed; or NULL */
+    bool user_exists; /* the user is still there */
 } s_rcpt;
 
 static char *s_arg_dup(const msgpack_object *args, const char *name)
@@ -297,8 +307,8 @@ static int s_next_chunk(s_job *j, uint64_t after, s_rcpt *out, int *n, ab_error 
     ab_rows rows = {0};
     *n = 0;
     if (ab_db_query(j->db,
-                    "SELECT r.id, r.user_id, r.email, u.gpgkey, r.state = 'retrying' FROM "
-                    "email_recipients r "
+                    "SELECT r.id, r.user_id, r.email, u.gpgkey, r.state = 'retrying', "
+                    "r.secret_sealed, u.id IS NOT NULL FROM email_recipients r "
                     "LEFT JOIN users u ON u.id = r.user_id WHERE r.job_id = ? AND r.id > ? AND "
                     "r.state IN ('queued', 'sending', 'retrying') ORDER BY r.id LIMIT ?",
                     &p, &rows, err) < 0)
@@ -313,14 +323,33 @@ static int s_next_chunk(s_job *j, uint64_t after, s_rcpt *out, int *n, ab_error 
         r->gpgkey = key && klen ? strndup(key, klen) : NULL;
         r->gpgkey_len = r->gpgkey ? klen : 0;
         r->was_retrying = ab_rows_int(&rows, 4) != 0;
+        const char *sealed = ab_rows_str(&rows, 5, NULL);
+        r->sealed = sealed ? strdup(sealed) : NULL;
+        r->user_exists = ab_rows_int(&rows, 6) != 0;
     }
     ab_rows_close(&rows);
     return 0;
 }
 
 /* Record the recipient's new state (and commit it with the audit row, if any). */
+static int s_set_password(s_job *j, const s_rcpt *r, const char *hash, ab_error *err)
+{
+    ab_params p;
+    ab_params_init(&p);
+    ab_param_cstr(&p, hash);
+    ab_param_int(&p, r->user_id);
+    return ab_db_run(j->db,
+                     "UPDATE users SET password = ?, change_pw = 1, date_modified = "
+                     "UTC_TIMESTAMP(3) WHERE id = ?",
+                     &p, NULL, NULL, err);
+}
+
+/* Record the recipient's new state and commit it with the audit row (audit, if any) and
+ * the user's new password (pw_hash, if any: a password message that was sent). A finished
+ * row forgets its sealed password. */
 static int s_record(s_job *j, const s_rcpt *r, const char *state, const char *msgid, bool enc,
-                    int code, const char *error, ab_audit *audit, ab_error *err)
+                    int code, const char *error, ab_audit *audit, const char *pw_hash,
+                    ab_error *err)
 {
     ab_params p;
     ab_params_init(&p);
@@ -337,8 +366,10 @@ static int s_record(s_job *j, const s_rcpt *r, const char *state, const char *ms
     if (ab_db_run(j->db,
                   "UPDATE email_recipients SET state = ?, message_id = COALESCE(?, message_id), "
                   "encrypted = ?, smtp_code = ?, error = ?, date_modified = UTC_TIMESTAMP(3), "
-                  "date_sent = IF(? = 'sent', UTC_TIMESTAMP(3), date_sent) WHERE id = ?",
+                  "date_sent = IF(? = 'sent', UTC_TIMESTAMP(3), date_sent), secret_sealed = "
+                  "IF(state IN ('sent', 'failed'), NULL, secret_sealed) WHERE id = ?",
                   &p, NULL, NULL, err) < 0 ||
+        (pw_hash && s_set_password(j, r, pw_hash, err) < 0) ||
         (audit && ab_audit_flush(audit, j->db, err) < 0) || ab_db_exec(j->db, "COMMIT", err) < 0)
         return -1;
     /* The counts of the progress message, kept here rather than counted per recipient. */
@@ -351,15 +382,18 @@ static int s_record(s_job *j, const s_rcpt *r, const char *state, const char *ms
 
 /* Mark the recipient as being sent (attempt counted) before the message leaves: a crash
  * after this leaves 'sending', and the next run sends again with the same Message-ID. */
-static int s_mark_sending(s_job *j, const s_rcpt *r, const char *msgid, ab_error *err)
+static int s_mark_sending(s_job *j, const s_rcpt *r, const char *msgid, const char *sealed,
+                          ab_error *err)
 {
     ab_params p;
     ab_params_init(&p);
     ab_param_cstr(&p, msgid);
+    ab_param_cstr(&p, sealed);
     ab_param_int(&p, (int64_t)r->id);
     if (ab_db_run(j->db,
                   "UPDATE email_recipients SET state = 'sending', attempts = attempts + 1, "
-                  "message_id = ?, date_modified = UTC_TIMESTAMP(3) WHERE id = ?",
+                  "message_id = ?, secret_sealed = COALESCE(?, secret_sealed), date_modified = "
+                  "UTC_TIMESTAMP(3) WHERE id = ?",
                   &p, NULL, NULL, err) < 0)
         return -1;
     return ab_db_exec(j->db, "COMMIT", err);
@@ -376,54 +410,183 @@ static int s_audit_sent(s_job *j, const s_rcpt *r, const char *msgid, bool enc,
     snprintf(change, sizeof change,
              "subject () => (%.200s), message_id () => (%s), smtp () => (%d %.200s)", j->subject,
              msgid, res->code, res->text);
-    return ab_audit_add(audit, &j->actor, "User", r->user_id, "admin_email", title, change);
+    if (!j->with_password)
+        return ab_audit_add(audit, &j->actor, "User", r->user_id, "admin_email", title, change);
+    snprintf(title, sizeof title, "%s e-mail sent to %s (job %llu)%s",
+             j->welcome ? "Welcome" : "Password reset", r->email,
+             (unsigned long long)ab_job_id(j->run), enc ? ", encrypted" : "");
+    snprintf(change, sizeof change,
+             "password (*****) => (*****), change_pw () => (1), message_id () => (%s), smtp () "
+             "=> (%d %.200s)",
+             msgid, res->code, res->text);
+    return ab_audit_add(audit, &j->actor, "User", r->user_id, "password_reset", title, change);
 }
 
-/* Compose and send to one recipient, recording the outcome. Returns 0 (whatever the
- * outcome for that recipient), -1 when the job itself must stop (database error). */
-static int s_send_one(s_job *j, const s_rcpt *r, ab_error *err)
+/* --- temporary passwords (password_reset, welcome) ------------------------------------ */
+
+#define SEAL_PURPOSE "adminbus mail v1"
+
+static int s_aad(const s_rcpt *r, char *aad, size_t len)
 {
-    char msgid[MSGID_MAX];
-    ab_mime_message_id(ab_job_id(j->run), r->email, strchr(j->conf.from, '@') + 1, msgid,
-                       sizeof msgid);
-    if (j->conf.only_encrypted && !r->gpgkey)
-        return s_record(j, r, "failed", msgid, false, 0,
-                        "not sent: GnuPG.onlyencrypted is on and the user has no GnuPG key", NULL,
-                        err);
-    if (s_mark_sending(j, r, msgid, err) < 0)
-        return -1;
+    return snprintf(aad, len, "email_recipient:%llu", (unsigned long long)r->id);
+}
+
+/* The temporary password of this recipient: the one sealed by an earlier attempt (a
+ * re-send carries the same password), else a new one, sealed into *sealed for
+ * s_mark_sending. Returns 0 with *pw (free with ab_password_free), or -1 with *err. */
+static int s_password(s_job *j, const s_rcpt *r, char **pw, char **sealed, ab_error *err)
+{
+    char aad[64];
+    int alen = s_aad(r, aad, sizeof aad);
+    *pw = NULL;
+    *sealed = NULL;
+    if (r->sealed) {
+        size_t n = 0;
+        uint8_t *clear = ab_unseal(&j->key, SEAL_PURPOSE, aad, (size_t)alen, r->sealed, &n);
+        if (clear) {
+            *pw = strndup((const char *)clear, n);
+            ab_seal_free(clear, n);
+            return *pw ? 0 : ab_fail(err, AB_E_INTERNAL, NULL, "out of memory");
+        }
+        /* another server key: a new password (the old one never took effect) */
+    }
+    ab_password_policy policy;
+    if (ab_password_policy_from_settings(&policy) < 0)
+        return ab_fail(err, AB_E_INTERNAL, NULL, "out of memory");
+    int rc = ab_password_generate(&policy, pw);
+    ab_password_policy_clear(&policy);
+    if (rc < 0)
+        return ab_fail(err, AB_E_INVALID, "Security.password_policy_complexity",
+                       "no temporary password satisfies the password policy: check "
+                       "Security.password_policy_complexity");
+    *sealed = ab_seal(&j->key, SEAL_PURPOSE, aad, (size_t)alen, *pw, strlen(*pw));
+    if (!*sealed) {
+        ab_password_free(*pw);
+        *pw = NULL;
+        return ab_fail(err, AB_E_INTERNAL, NULL, "cannot seal the temporary password");
+    }
+    return 0;
+}
+
+/* The text of a password message: the template with its placeholders filled in, and MISP's
+ * literal "\n" as line breaks (the settings' texts are written that way). */
+static void s_expand(const s_job *j, const s_rcpt *r, const char *pw, ab_mime_buf *out)
+{
+    const struct {
+        const char *name, *value;
+    } vars[] = {{"$password", pw},
+                {"$username", r->email},
+                {"$misp", j->conf.baseurl ? j->conf.baseurl : ""},
+                {"$org", j->conf.org ? j->conf.org : ""},
+                {"$contact", j->conf.contact ? j->conf.contact : ""}};
+    for (const char *p = j->message; *p;) {
+        size_t i = 0, n = sizeof vars / sizeof vars[0];
+        while (i < n && strncmp(p, vars[i].name, strlen(vars[i].name)) != 0)
+            i++;
+        if (i < n) {
+            ab_mime_buf_adds(out, vars[i].value);
+            p += strlen(vars[i].name);
+        } else if (p[0] == '\\' && p[1] == 'n') {
+            ab_mime_buf_adds(out, "\n");
+            p += 2;
+        } else {
+            ab_mime_buf_add(out, p++, 1);
+        }
+    }
+}
+
+/* The whole message to r: contact messages reuse the job's signed text; password
+ * messages are filled in and signed for each recipient. *err as ab_mail_assemble. */
+static int s_build(s_job *j, const s_rcpt *r, const char *pw, ab_mime_buf *msg, char *msgid,
+                   size_t idlen, ab_error *err)
+{
     ab_mail_msg m = {ab_job_id(j->run), r->email,  NULL,          j->subject,
                      j->message,        r->gpgkey, r->gpgkey_len, (int64_t)time(NULL) * 1000};
-    ab_mime_buf msg = {0};
-    ab_error cerr;
-    if (ab_mail_assemble(&j->conf, j->gpg, &m, &j->signed_entity, &msg, msgid, sizeof msgid,
-                         &cerr) < 0) {
-        ab_mime_buf_free(&msg);
-        bool recipients_own = cerr.code == AB_E_INVALID &&
-                              (strcmp(cerr.field, "gpgkey") == 0 || strcmp(cerr.field, "to") == 0);
-        if (!recipients_own) /* the instance's key or settings: the whole job stops */
-            return ab_fail(err, cerr.code, cerr.field, "%s", cerr.message);
-        return s_record(j, r, "failed", NULL, false, 0, cerr.message, NULL, err);
-    }
-    ab_smtp_result res;
-    ab_smtp_send(&j->conf.smtp, j->conf.from, r->email, msg.data, msg.len, &res);
-    ab_mime_buf_free(&msg);
+    if (!pw)
+        return ab_mail_assemble(&j->conf, j->gpg, &m, &j->signed_entity, msg, msgid, idlen, err);
+    ab_mime_buf text = {0}, entity = {0};
+    s_expand(j, r, pw, &text);
+    int rc = text.oom ? ab_fail(err, AB_E_INTERNAL, NULL, "out of memory")
+                      : ab_mail_sign_text(&j->conf, j->gpg, text.data, &entity, err);
+    if (rc == 0)
+        rc = ab_mail_assemble(&j->conf, j->gpg, &m, &entity, msg, msgid, idlen, err);
+    ab_mime_buf_free(&text);
+    ab_mime_buf_free(&entity);
+    return rc;
+}
+
+/* Record what the server said: sent (with the audit row and, for a password message, the
+ * new password's hash in the same transaction), failed or retrying. */
+static int s_outcome(s_job *j, const s_rcpt *r, const char *pw, const char *msgid,
+                     const ab_smtp_result *res, ab_error *err)
+{
     bool enc = r->gpgkey != NULL;
-    if (res.outcome == AB_SMTP_SENT) {
+    if (res->outcome == AB_SMTP_SENT) {
+        char *hash = NULL;
         ab_audit *audit = ab_audit_new();
-        int rc = audit && s_audit_sent(j, r, msgid, enc, &res, audit) == 0
-                     ? s_record(j, r, "sent", NULL, enc, res.code, NULL, audit, err)
-                     : ab_fail(err, AB_E_INTERNAL, NULL, "out of memory");
+        int rc = !audit || s_audit_sent(j, r, msgid, enc, res, audit) < 0 ||
+                         (pw && ab_password_hash(pw, 0, &hash) < 0)
+                     ? ab_fail(err, AB_E_INTERNAL, NULL, "cannot hash the password or audit")
+                     : s_record(j, r, "sent", NULL, enc, res->code, NULL, audit, hash, err);
         ab_audit_destroy(&audit);
+        free(hash);
         return rc;
     }
     char error[ERROR_MAX];
-    bool give_up = res.outcome == AB_SMTP_PERMANENT || j->last_attempt;
+    bool give_up = res->outcome == AB_SMTP_PERMANENT || j->last_attempt;
     snprintf(error, sizeof error, "%s%s",
-             res.outcome == AB_SMTP_TEMPORARY && give_up ? "gave up after the last attempt: " : "",
-             res.text);
+             res->outcome == AB_SMTP_TEMPORARY && give_up ? "gave up after the last attempt: " : "",
+             res->text);
     AB_INFO("email job %llu: %s: %s", (unsigned long long)ab_job_id(j->run), r->email, error);
-    return s_record(j, r, give_up ? "failed" : "retrying", NULL, enc, res.code, error, NULL, err);
+    return s_record(j, r, give_up ? "failed" : "retrying", NULL, enc, res->code, error, NULL, NULL,
+                    err);
+}
+
+/* A recipient that cannot get this message at all: why, or NULL. */
+static const char *s_cannot_send(const s_job *j, const s_rcpt *r)
+{
+    if (j->with_password && !r->user_exists)
+        return "not sent: the user no longer exists";
+    if (j->conf.only_encrypted && !r->gpgkey)
+        return "not sent: GnuPG.onlyencrypted is on and the user has no GnuPG key";
+    return NULL;
+}
+
+/* Compose and send to one recipient, recording the outcome. Returns 0 (whatever the
+ * outcome for that recipient), -1 when the job itself must stop (the instance's key or
+ * settings, the database). */
+static int s_send_one(s_job *j, const s_rcpt *r, ab_error *err)
+{
+    char msgid[MSGID_MAX], *pw = NULL, *sealed = NULL;
+    ab_mime_message_id(ab_job_id(j->run), r->email, strchr(j->conf.from, '@') + 1, msgid,
+                       sizeof msgid);
+    const char *why = s_cannot_send(j, r);
+    if (why)
+        return s_record(j, r, "failed", msgid, false, 0, why, NULL, NULL, err);
+    if ((j->with_password && s_password(j, r, &pw, &sealed, err) < 0) ||
+        s_mark_sending(j, r, msgid, sealed, err) < 0) {
+        ab_password_free(pw);
+        free(sealed);
+        return -1;
+    }
+    free(sealed);
+    ab_mime_buf msg = {0};
+    ab_error cerr;
+    int rc = 0;
+    if (s_build(j, r, pw, &msg, msgid, sizeof msgid, &cerr) < 0) {
+        bool recipients_own = cerr.code == AB_E_INVALID &&
+                              (strcmp(cerr.field, "gpgkey") == 0 || strcmp(cerr.field, "to") == 0);
+        rc = recipients_own /* else the instance's key or settings: the whole job stops */
+                 ? s_record(j, r, "failed", NULL, false, 0, cerr.message, NULL, NULL, err)
+                 : ab_fail(err, cerr.code, cerr.field, "%s", cerr.message);
+    } else {
+        ab_smtp_result res;
+        ab_smtp_send(&j->conf.smtp, j->conf.from, r->email, msg.data, msg.len, &res);
+        rc = s_outcome(j, r, pw, msgid, &res, err);
+    }
+    ab_mime_buf_free(&msg);
+    ab_password_free(pw);
+    return rc;
 }
 
 static int s_run(s_job *j, ab_error *err)
@@ -446,6 +609,7 @@ static int s_run(s_job *j, ab_error *err)
                 rc = ab_fail(err, AB_E_UNAVAILABLE, NULL, "stopped; the rest is sent later");
             after = chunk[i].id;
             free(chunk[i].gpgkey);
+            free(chunk[i].sealed);
         }
         if (rc < 0)
             return -1;
@@ -492,16 +656,19 @@ int ab_mail_job(ab_job_run *run, const msgpack_object *args, ab_error *err)
     j.last_attempt = t && ab_job_attempt(run) >= t->max_attempts;
     j.subject = s_arg_dup(args, "subject");
     j.message = s_arg_dup(args, "message");
-    ab_secret key;
+    char *kind = s_arg_dup(args, "kind");
+    j.with_password = kind && strcmp(kind, "contact") != 0;
+    j.welcome = kind && strcmp(kind, "welcome") == 0;
+    free(kind);
     int rc = !j.subject || !j.message
                  ? ab_fail(err, AB_E_INVALID, "args", "the job has no subject or message")
                  : 0;
     if (rc == 0)
         rc = ab_settings_sync(j.db, err);
     if (rc == 0)
-        rc = s_secret(&key, err);
+        rc = s_secret(&j.key, err);
     if (rc == 0)
-        rc = ab_mail_conf_load(&j.conf, &key, err);
+        rc = ab_mail_conf_load(&j.conf, &j.key, err);
     if (rc == 0)
         rc = s_load_actor(&j, err);
     if (rc == 0 && j.conf.disabled)
@@ -510,13 +677,13 @@ int ab_mail_job(ab_job_run *run, const msgpack_object *args, ab_error *err)
         rc = ab_mail_gpg_from_conf(&j.conf, &j.gpg, err);
     if (rc == 0 && !j.conf.disabled)
         rc = s_counts(&j, err);
-    if (rc == 0 && !j.conf.disabled)
+    if (rc == 0 && !j.conf.disabled && !j.with_password)
         rc = ab_mail_sign_text(&j.conf, j.gpg, j.message, &j.signed_entity, err);
     if (rc == 0 && !j.conf.disabled)
         rc = s_run(&j, err);
     if (rc == 0)
         rc = s_finish(&j, err);
-    memset(&key, 0, sizeof key);
+    memset(&j.key, 0, sizeof j.key);
     ab_mail_gpg_close(&j.gpg);
     ab_mail_conf_free(&j.conf);
     ab_mime_buf_free(&j.signed_entity);

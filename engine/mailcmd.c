@@ -7,6 +7,7 @@
 
 #include "engine.h"
 #include "handlers.h"
+#include "identity.h"
 #include "jobs.h"
 #include "mail.h"
 #include "settings_cache.h"
@@ -26,21 +27,26 @@ static int s_subject(ab_ctx *ctx, const char **subject, size_t *len, ab_error *e
 }
 
 /* The one user of --user: id and address, by e-mail address or id. */
-static int s_find_user(ab_ctx *ctx, const char *ref, size_t len, uint32_t *id, char *email,
-                       ab_error *err)
+static int s_find_user(ab_ctx *ctx, const char *ref, size_t len, uint32_t *id, uint32_t *org,
+                       bool *site_admin, char *email, ab_error *err)
 {
     ab_params p;
     ab_params_init(&p);
     ab_param_str(&p, ref, len);
     ab_rows rows = {0};
-    const char *sql = ab_ref_is_id(ref, len) ? "SELECT id, email FROM users WHERE id = ?"
-                                             : "SELECT id, email FROM users WHERE email = ?";
+    const char *sql = ab_ref_is_id(ref, len)
+                          ? "SELECT u.id, u.email, u.org_id, r.perm_site_admin FROM users u "
+                            "JOIN roles r ON r.id = u.role_id WHERE u.id = ?"
+                          : "SELECT u.id, u.email, u.org_id, r.perm_site_admin FROM users u "
+                            "JOIN roles r ON r.id = u.role_id WHERE u.email = ?";
     if (ab_db_query(ctx->db, sql, &p, &rows, err) < 0)
         return -1;
     int found = ab_rows_next(&rows);
     if (found == 1) {
         *id = (uint32_t)ab_rows_int(&rows, 0);
         snprintf(email, ADDR_MAX + 1, "%s", ab_rows_str(&rows, 1, NULL));
+        *org = (uint32_t)ab_rows_int(&rows, 2);
+        *site_admin = ab_rows_int(&rows, 3) != 0;
     }
     ab_rows_close(&rows);
     if (found != 1)
@@ -55,14 +61,14 @@ static int s_find_user(ab_ctx *ctx, const char *ref, size_t len, uint32_t *id, c
 }
 
 /* The job's payload {kind, subject, message}; the caller destroys it. */
-static void s_payload(msgpack_sbuffer *sb, const char *subject, size_t slen, const char *message,
-                      size_t mlen)
+static void s_payload(msgpack_sbuffer *sb, const char *kind, const char *subject, size_t slen,
+                      const char *message, size_t mlen)
 {
     msgpack_sbuffer_init(sb);
     msgpack_packer pk;
     msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
     msgpack_pack_map(&pk, 3);
-    ab_pack_kv_cstr(&pk, "kind", "contact");
+    ab_pack_kv_cstr(&pk, "kind", kind);
     ab_pack_kv_str(&pk, "subject", subject, slen);
     ab_pack_kv_str(&pk, "message", message, mlen);
 }
@@ -89,29 +95,20 @@ static int s_add_recipients(ab_ctx *ctx, uint64_t job, uint32_t user, const char
                      &p, NULL, count, err);
 }
 
-int ab_contact(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
+/* Enqueue an email job of kind (payload {kind, subject, message}) for the one user (email)
+ * or every enabled user (email NULL), audited and announced; the reply names the job. */
+static int s_enqueue(ab_ctx *ctx, const char *kind, const char *subject, size_t slen,
+                     const char *message, size_t mlen, uint32_t user_id, const char *email,
+                     msgpack_packer *pk, ab_error *err)
 {
-    size_t slen = 0, mlen = 0, ulen = 0;
-    const char *subject = NULL, *message = ab_arg_str(ctx, "message", &mlen);
-    const char *user = ab_arg_str(ctx, "user", &ulen);
-    bool all = ab_arg_bool(ctx, "all", false);
-    if (s_subject(ctx, &subject, &slen, err) < 0)
-        return -1;
-    if (all == (user != NULL))
-        return ab_fail(err, AB_E_INVALID, all ? "all" : "user",
-                       "give either user (one user) or all (every enabled user)");
-    uint32_t user_id = 0;
-    char email[ADDR_MAX + 1] = "";
-    if (user && s_find_user(ctx, user, ulen, &user_id, email, err) < 0)
-        return -1;
     const ab_job_type *t = ab_job_type_find("email", 5);
     if (!t)
         return ab_fail(err, AB_E_INTERNAL, NULL, "no job type email in this build");
     msgpack_sbuffer payload;
-    s_payload(&payload, subject, slen, message, mlen);
+    s_payload(&payload, kind, subject, slen, message, mlen);
     char input[300];
-    snprintf(input, sizeof input, "subject=%.*s to=%s", (int)(slen > 200 ? 200 : slen), subject,
-             user ? email : "all users");
+    snprintf(input, sizeof input, "%s subject=%.*s to=%s", kind, (int)(slen > 200 ? 200 : slen),
+             subject, email ? email : "all users");
     ab_job_spec spec = {.type = t,
                         .payload = payload.data,
                         .payload_len = payload.size,
@@ -122,7 +119,7 @@ int ab_contact(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
     bool existed = false;
     int rc = ab_job_enqueue(ctx->db, &spec, ctx->now_ms, &id, &existed, err);
     msgpack_sbuffer_destroy(&payload);
-    if (rc < 0 || s_add_recipients(ctx, id, user_id, user ? email : NULL, &count, err) < 0)
+    if (rc < 0 || s_add_recipients(ctx, id, user_id, email, &count, err) < 0)
         return -1;
     char title[96], change[600];
     snprintf(title, sizeof title, "Job (%llu): email", (unsigned long long)id);
@@ -141,6 +138,56 @@ int ab_contact(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
     ab_pack_kv_cstr(pk, "state", "queued");
     ab_pack_kv_int(pk, "recipients", (int64_t)count);
     return 0;
+}
+
+int ab_contact(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
+{
+    size_t slen = 0, mlen = 0, ulen = 0;
+    const char *subject = NULL, *message = ab_arg_str(ctx, "message", &mlen);
+    const char *user = ab_arg_str(ctx, "user", &ulen);
+    bool all = ab_arg_bool(ctx, "all", false);
+    if (s_subject(ctx, &subject, &slen, err) < 0)
+        return -1;
+    if (all == (user != NULL))
+        return ab_fail(err, AB_E_INVALID, all ? "all" : "user",
+                       "give either user (one user) or all (every enabled user)");
+    uint32_t user_id = 0, org_id = 0;
+    bool site_admin = false;
+    char email[ADDR_MAX + 1] = "";
+    if (user && s_find_user(ctx, user, ulen, &user_id, &org_id, &site_admin, email, err) < 0)
+        return -1;
+    return s_enqueue(ctx, "contact", subject, slen, message, mlen, user_id, user ? email : NULL, pk,
+                     err);
+}
+
+/* --- user.reset_password ------------------------------------------------------------------ */
+
+int ab_user_reset_password(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
+{
+    size_t ulen = 0, mlen = 0;
+    const char *user = ab_arg_str(ctx, "user", &ulen), *message = ab_arg_str(ctx, "message", &mlen);
+    bool first = ab_arg_bool(ctx, "first_time", false);
+    uint32_t user_id = 0, org_id = 0;
+    bool site_admin = false;
+    char email[ADDR_MAX + 1] = "";
+    if (s_find_user(ctx, user, ulen, &user_id, &org_id, &site_admin, email, err) < 0 ||
+        ab_may_act_on_user(ctx->cmd, ctx->who, user_id, org_id, site_admin, err) < 0)
+        return -1;
+    char *text = NULL;
+    if (!message) { /* the setting's text, as it is now; the job fills in the placeholders */
+        text = ab_settings_get(first ? "MISP.newUserText" : "MISP.passwordResetText");
+        if (!text)
+            return ab_fail(err, AB_E_INVALID, first ? "first_time" : "message",
+                           "%s is not set: set it, or give message",
+                           first ? "MISP.newUserText" : "MISP.passwordResetText");
+        message = text;
+        mlen = strlen(text);
+    }
+    const char *subject = first ? "New user registration" : "Password reset";
+    int rc = s_enqueue(ctx, first ? "welcome" : "password_reset", subject, strlen(subject), message,
+                       mlen, user_id, email, pk, err);
+    free(text);
+    return rc;
 }
 
 /* --- mail.test -------------------------------------------------------------------------- */

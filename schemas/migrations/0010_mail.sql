@@ -8,8 +8,11 @@
 -- state: queued (not tried), sending (handed to the SMTP server, outcome not yet recorded),
 -- sent, retrying (a temporary failure: the job retries with back-off), failed (a permanent
 -- failure, or the last attempt failed; error says why: the server's reply or GnuPG's).
--- Nothing secret is kept here: the message text is in the job's payload, keys stay with the
--- users.
+-- The message text is in the job's payload, keys stay with the users. The one secret is
+-- the temporary password of a password-reset or welcome message: from 'sending' until the
+-- outcome is recorded it is kept sealed (AES-256-GCM under the server key, purpose
+-- "adminbus mail v1", bound to the row's id) in secret_sealed, so a message re-sent after a
+-- crash carries the same password; it is cleared when the row is sent or failed.
 
 CREATE TABLE IF NOT EXISTS email_recipients (
   id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
@@ -22,6 +25,7 @@ CREATE TABLE IF NOT EXISTS email_recipients (
   message_id VARCHAR(255) NULL,
   smtp_code SMALLINT UNSIGNED NULL,
   error TEXT NULL,
+  secret_sealed TEXT NULL,
   date_created DATETIME(3) NOT NULL,
   date_modified DATETIME(3) NOT NULL,
   date_sent DATETIME(3) NULL,

@@ -411,6 +411,88 @@ def test_implicit_tls(stack, keys, cert, tmp_path):
         s.stop()
 
 
+def password_ok(password, hashed):
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import crypt  # libxcrypt: yescrypt, as the engine writes it
+    return crypt.crypt(password, hashed) == hashed
+
+
+def nowhere_in_clear(stack, secret):
+    for table, cols in (("jobs", "payload, message, job_input, last_error"),
+                        ("email_recipients", "error, secret_sealed, message_id"),
+                        ("logs", "title, `change`"), ("command_ids", "reply")):
+        for row in stack.rows(f"SELECT {cols} FROM {table}"):
+            for v in row.values():
+                v = v.decode(errors="replace") if isinstance(v, bytes) else str(v)
+                assert secret not in v, (table, row)
+
+
+def test_password_reset_sets_the_password_when_the_message_is_sent(stack, sink, keys, tmp_path):
+    configure(stack, sink, keys)
+    ana = add_user(stack, "ana@mail.test", keys["ana_pub"])
+    stack.start_worker("email")
+    r = stack.ok("user.reset_password", {"user": "ana@mail.test"})
+    assert r["type"] == "email" and r["recipients"] == 1
+    assert wait_job(stack, r["id"])["state"] == "done"
+    [(_, raw)] = sink.messages("ana@mail.test")
+    assert header(raw, "Subject") == "[CIRCL MISP] Password reset"
+    head = raw.split(b"\r\n\r\n", 1)[0]
+    assert b"multipart/encrypted" in head  # she has a key: the password travels encrypted
+    _, cipher = split_multipart(raw, head)
+    (tmp_path / "msg.asc").write_bytes(cipher.split(b"\r\n\r\n", 1)[1])
+    inner = gpg(keys["ana"], "--decrypt", str(tmp_path / "msg.asc")).stdout
+    text = text_of(verify_signed(keys, inner, tmp_path))
+    m = re.search(r"temporary password (\S+);", text)
+    assert m and "Log in as ana@mail.test" in text and "https://misp.mail.test" in text, text
+    assert "\\n" not in text and "\r\n\r\n" in text  # MISP's literal \n: line breaks
+    password = m.group(1)
+    user = stack.rows("SELECT password, change_pw FROM users WHERE id = %s", ana)[0]
+    assert user["change_pw"] == 1 and password_ok(password, user["password"])
+    [row] = audit_rows(stack, action="password_reset")
+    assert row["model_id"] == ana and "password (*****) => (*****)" in row["change"]
+    assert stack.rows("SELECT secret_sealed FROM email_recipients")[0]["secret_sealed"] is None
+    nowhere_in_clear(stack, password)
+    # A contact message is not a password message: no password in it, none changed.
+    r = stack.ok("mail.contact", {"user": "ana@mail.test", "subject": "x", "message": "$password"})
+    assert wait_job(stack, r["id"])["state"] == "done"
+    assert stack.rows("SELECT password FROM users WHERE id = %s", ana)[0]["password"] == \
+        user["password"]
+
+
+def test_welcome_with_own_text_and_a_refused_message_changes_nothing(stack, sink, keys,
+                                                                     tmp_path):
+    configure(stack, sink, keys)
+    dave = add_user(stack, "dave@mail.test")
+    before = stack.rows("SELECT password FROM users WHERE id = %s", dave)[0]["password"]
+    sink.plan(rcpt={"dave@mail.test": "550 5.7.1 Mailbox disabled"})
+    stack.start_worker("email")
+    r = stack.ok("user.reset_password", {"user": "dave@mail.test", "first_time": True})
+    job = wait_job(stack, r["id"])
+    assert "1 failed" in job["message"], job
+    st = status_of(stack, r["id"])["dave@mail.test"]
+    assert st["state"] == "failed" and "Mailbox disabled" in st["error"]
+    assert st["smtp_code"] == 550
+    assert stack.rows("SELECT password FROM users WHERE id = %s", dave)[0]["password"] == before
+    assert len(audit_rows(stack, action="password_reset")) == 0
+    sink.plan()
+    r = stack.ok("user.reset_password", {"user": str(dave), "first_time": True,
+                                         "message": "Welcome $username!\nPassword: $password\n"})
+    assert wait_job(stack, r["id"])["state"] == "done"
+    [(_, raw)] = sink.messages("dave@mail.test")
+    assert header(raw, "Subject") == "[CIRCL MISP] New user registration"
+    text = text_of(verify_signed(keys, raw, tmp_path))
+    password = re.search(r"Password: (\S+)", text).group(1)
+    assert text.startswith("Welcome dave@mail.test!")
+    assert password_ok(password, stack.rows("SELECT password FROM users WHERE id = %s",
+                                             dave)[0]["password"])
+    [row] = audit_rows(stack, action="password_reset")
+    assert row["title"].startswith("Welcome e-mail sent to dave@mail.test")
+    assert_error(stack.cmd("user.reset_password", {"user": "nobody@mail.test"}), "not_found",
+                 "user")
+
+
 def test_headers_cannot_be_injected(stack, sink, keys):
     configure(stack, sink, keys)
     before = stack.count("jobs")
@@ -520,3 +602,32 @@ def test_kill_between_acceptance_and_record_resends_with_the_same_message_id(sta
     assert by_rcpt[victim][0] == by_rcpt[victim][1] == st[victim]["message_id"]
     assert st[victim]["attempts"] == 2 and st[victim]["state"] == "sent"
     assert all(len(ids) == 1 for to, ids in by_rcpt.items() if to != victim)
+
+
+def test_a_password_message_resent_after_a_crash_carries_the_same_password(stack, sink, keys,
+                                                                           tmp_path):
+    """Killed between the server's acceptance and our record: the re-sent copy has the same
+    Message-ID and the same temporary password (kept sealed meanwhile), and it works."""
+    configure(stack, sink, keys)
+    dave = add_user(stack, "dave@mail.test")
+    sink.plan(hold={"dave@mail.test": 30})
+    w = stack.start_worker("email", job_lease_s=3)
+    r = stack.ok("user.reset_password", {"user": "dave@mail.test"})
+    deadline = time.monotonic() + 60
+    while not sink.messages("dave@mail.test"):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    row = stack.rows("SELECT state, secret_sealed FROM email_recipients")[0]
+    assert row["state"] == "sending" and row["secret_sealed"].startswith("enc:v1:")
+    w.kill9()
+    stack.start_worker("email", job_lease_s=3)
+    assert wait_job(stack, r["id"], timeout=120)["state"] == "done"
+    copies = sink.messages("dave@mail.test")
+    assert len(copies) == 2
+    assert header(copies[0][1], "Message-ID") == header(copies[1][1], "Message-ID")
+    passwords = {re.search(r"temporary password (\S+);",
+                           text_of(verify_signed(keys, raw, tmp_path))).group(1)
+                 for _, raw in copies}
+    assert len(passwords) == 1
+    hashed = stack.rows("SELECT password FROM users WHERE id = %s", dave)[0]["password"]
+    assert password_ok(passwords.pop(), hashed)
