@@ -522,6 +522,21 @@ def test_headers_cannot_be_injected(stack, sink, keys):
     assert name == "Ops\r\nBcc: evil@mail.test"
 
 
+def test_an_unusable_instance_key_fails_the_job_and_a_retry_resumes(stack, sink, keys):
+    configure(stack, sink, keys, **{"GnuPG.email": "nobody@mail.test"})
+    stack.start_worker("email")
+    r = stack.ok("mail.contact", {"all": True, "subject": "S", "message": "M"})
+    job = wait_job(stack, r["id"])
+    assert job["state"] == "failed" and "no secret key for nobody@mail.test" in \
+        stack.rows("SELECT last_error FROM jobs WHERE id = %s", r["id"])[0]["last_error"]
+    assert sink.messages() == []
+    assert status_of(stack, r["id"])["admin@admin.test"]["state"] == "queued"
+    stack.ok("setting.set", {"name": "GnuPG.email", "value": INSTANCE_EMAIL})
+    stack.ok("job.retry", {"job": r["id"]})
+    assert wait_job(stack, r["id"])["state"] == "done"
+    assert len(sink.messages("admin@admin.test")) == 1
+
+
 def test_contact_refusals(stack, sink, keys):
     configure(stack, sink, keys)
     before = stack.count("jobs")
