@@ -3,7 +3,8 @@
  * client-side verb `events`, a monitor of the event stream. See adminctl --help.
  *
  * Exit codes: 0 done, 1 refused (an error reply), 2 usage error, 3 engine unreachable
- * or timed out. */
+ * or timed out. With --local (control/local.c): 2 also when $ADMINBUS_HOME has no
+ * configuration or server secret, 3 when its database is unreachable. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -150,11 +151,19 @@ int main(int argc, char **argv)
     case CTL_HELP:
         return s_help(&cli);
     case CTL_EVENTS:
+        if (cli.local)
+            return s_usage_error("--local runs commands; events come from the broker");
         return s_events(&cli);
     case CTL_RUN:
         break;
     }
-    int rc = s_run(&cli, track);
+    int rc;
+    if (cli.local && (track || cli.url || cli.key))
+        rc = s_usage_error(track ? "--local runs one command; job track needs the engine"
+                                 : "--local talks to the database itself: --url and --key do "
+                                   "not apply");
+    else
+        rc = cli.local ? ctl_local(&cli) : s_run(&cli, track);
     ctl_release(&cli);
     return rc;
 }

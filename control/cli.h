@@ -57,6 +57,7 @@ typedef struct {
 typedef struct {
     ctl_action action;
     bool json;                          /* --json */
+    bool local;                         /* --local: break-glass, straight to the database */
     const char *url;                    /* --url; NULL when not given */
     const char *key;                    /* --key; NULL when not given */
     const char *id;                     /* --id; NULL when not given */
@@ -172,6 +173,14 @@ void ctl_reply_release(ctl_reply *reply);
  * err holds the message for a non-zero code. */
 int ctl_events(const char *url, const char *const *topics, size_t n, long count, int timeout_ms,
                FILE *out, char *err, size_t errlen);
+
+/* --- local.c (linked into adminctl only: it needs the engine library) ---------------- */
+
+/* adminctl --local: run cli's command (a CTL_RUN) as the local site administrator straight
+ * against $ADMINBUS_HOME's database (engine/local.h), render the reply, publish its events
+ * when a broker carries them. Returns the exit code: 0, 1 refused, 2 the home has no
+ * configuration or secret, 3 the database is unreachable. */
+int ctl_local(const ctl_cli *cli);
 
 /* --- render.c --------------------------------------------------------------------- */
 

@@ -362,6 +362,10 @@ static int s_global(ctl_cli *cli, const s_flag *f, int left, char *const *av, ch
         cli->json = true;
         return 1;
     }
+    if (strcmp(f->name, "local") == 0 && !f->inline_value) {
+        cli->local = true;
+        return 1;
+    }
     return s_global_value(cli, f, left, av, err, errlen);
 }
 

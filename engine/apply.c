@@ -47,6 +47,7 @@ typedef struct {
 typedef struct {
     const char *auth;
     size_t len;
+    const char *ip; /* a key limited to allowed_ips is judged per caller address */
     ab_identity who;
     ab_error err; /* code AB_OK when authenticated */
 } s_auth;
@@ -196,7 +197,8 @@ static s_auth *s_authenticate(ab_applier *a, const s_slot *s, int *index, ab_err
 {
     for (int i = 0; i < a->nauth; i++)
         if (a->auth[i].len == s->msg.auth_len &&
-            memcmp(a->auth[i].auth, s->msg.auth, s->msg.auth_len) == 0) {
+            memcmp(a->auth[i].auth, s->msg.auth, s->msg.auth_len) == 0 &&
+            strcmp(a->auth[i].ip, s->msg.ip) == 0) {
             *index = i;
             return &a->auth[i];
         }
@@ -204,10 +206,11 @@ static s_auth *s_authenticate(ab_applier *a, const s_slot *s, int *index, ab_err
     memset(c, 0, sizeof *c);
     c->auth = s->msg.auth;
     c->len = s->msg.auth_len;
+    c->ip = s->msg.ip;
     char title[200];
     uint32_t fail_user = 0;
-    if (ab_authenticate(a->db, a->secret, c->auth, c->len, &c->who, title, sizeof title, &fail_user,
-                        &c->err) < 0) {
+    if (ab_authenticate(a->db, a->secret, c->auth, c->len, c->ip, &c->who, title, sizeof title,
+                        &fail_user, &c->err) < 0) {
         if (c->err.code != AB_E_UNAUTHENTICATED) {
             *fault = c->err;
             return NULL;

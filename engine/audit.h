@@ -40,6 +40,11 @@ void ab_audit_destroy(ab_audit **a);
 int ab_audit_add(ab_audit *a, const ab_actor *who, const char *model, uint64_t model_id,
                  const char *action, const char *title, const char *change);
 
+/* Give every row queued from now on this description (logs.description; NULL: none).
+ * adminctl --local sets it so that each of its rows says it was done on the host. The
+ * text is copied. Returns 0 or -1 (out of memory). */
+int ab_audit_set_description(ab_audit *a, const char *description);
+
 /* Number of rows queued; rows past a mark can be dropped with ab_audit_rewind (used
  * when a command's savepoint is rolled back). */
 size_t ab_audit_count(const ab_audit *a);

@@ -32,6 +32,12 @@ static const struct {
     {"user.enable", ab_user_enable, AB_WRITES_ONE},
     {"user.delete", ab_user_delete, AB_WRITES_MANY}, /* its authkeys, then the user */
     {"user.change_pw", ab_user_change_pw, AB_WRITES_ONE},
+    {"user.authkey", ab_user_authkey, AB_WRITES_MANY}, /* revoke, then the new key */
+    {"authkey.add", ab_authkey_add, AB_WRITES_ONE},
+    {"authkey.list", ab_authkey_list, AB_WRITES_ONE},
+    {"authkey.view", ab_authkey_view, AB_WRITES_ONE},
+    {"authkey.edit", ab_authkey_edit, AB_WRITES_ONE},
+    {"authkey.delete", ab_authkey_delete, AB_WRITES_ONE},
     {"log.search", ab_log_search, AB_WRITES_ONE},
     {"auth.whoami", ab_auth_whoami, AB_WRITES_ONE},
     {"job.enqueue", ab_job_enqueue_cmd, AB_WRITES_MANY},

@@ -30,6 +30,14 @@ int ab_user_enable(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 int ab_user_delete(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 int ab_user_change_pw(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 
+/* Authkeys (authkeycmd.c). */
+int ab_user_authkey(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
+int ab_authkey_add(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
+int ab_authkey_list(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
+int ab_authkey_view(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
+int ab_authkey_edit(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
+int ab_authkey_delete(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
+
 /* The audit log (logsearch.c). */
 int ab_log_search(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 

@@ -6,12 +6,13 @@
 #include "engine.h"
 #include "secret.h"
 
-/* Look up the user an authkey belongs to, by its keyed digest (one indexed read).
- * Returns 0 with *who filled; or -1 with *err: unauthenticated (unknown, malformed,
- * expired key, disabled user, role without the auth permission) — in that case
- * *fail_title receives the audit title naming the key tried, never the key itself — or
- * unavailable/internal for database faults. */
-int ab_authenticate(ab_db *db, const ab_secret *secret, const char *key, size_t len,
+/* Look up the user an authkey belongs to, by its keyed digest (one indexed read), for a
+ * caller at address ip ("" when unknown). Returns 0 with *who filled; or -1 with *err:
+ * unauthenticated (unknown, malformed, expired key, a key whose allowed_ips exclude ip,
+ * disabled user, role without the auth permission) — in that case *fail_title receives
+ * the audit title naming the key tried (first and last four characters, never the key)
+ * and why it was refused — or unavailable/internal for database faults. */
+int ab_authenticate(ab_db *db, const ab_secret *secret, const char *key, size_t len, const char *ip,
                     ab_identity *who, char *fail_title, size_t title_len, uint32_t *fail_user,
                     ab_error *err);
 

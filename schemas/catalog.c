@@ -115,6 +115,61 @@ static const ab_arg s_user_change_pw[] = {
     USER_NO_PASSWORD_CHANGE,
 };
 
+/* Authkeys (engine/authkeycmd.c). */
+#define AUTHKEY_ID(help)                                                                           \
+    {                                                                                              \
+        "authkey_id", AB_ARG_INT, true, true, 1, 4294967295LL, NULL, help " (its id)"              \
+    }
+#define AUTHKEY_EXPIRATION                                                                         \
+    {                                                                                              \
+        "expiration", AB_ARG_STR, false, false, 1, 32, NULL,                                       \
+            "When it stops working: a number of days from now (1-36500), a date YYYY-MM-DD "       \
+            "(00:00 UTC that day), a time YYYY-MM-DDTHH:MM[:SS]Z (UTC), or never"                  \
+    }
+#define AUTHKEY_ALLOWED_IPS                                                                        \
+    {                                                                                              \
+        "allowed_ips", AB_ARG_STRS, false, false, 1, 32, NULL,                                     \
+            "Only callers from these addresses or ranges (IPv4/IPv6, CIDR: 10.0.0.0/8, "           \
+            "2001:db8::/32, 192.0.2.7); repeat --allowed-ip"                                       \
+    }
+#define AUTHKEY_COMMENT                                                                            \
+    {                                                                                              \
+        "comment", AB_ARG_STR, false, false, 0, 1000, NULL, "What the key is for"                  \
+    }
+
+static const ab_arg s_user_authkey[] = {
+    USER_REF("The user"),
+    {"reset", AB_ARG_BOOL, false, false, 0, 0, NULL,
+     "Revoke every key of the user and return one new key (shown once)"},
+};
+
+static const ab_arg s_authkey_add[] = {
+    {"user", AB_ARG_STR, true, false, 1, 255, NULL, "The key's owner (id or e-mail)"},
+    AUTHKEY_EXPIRATION,
+    {"read_only", AB_ARG_BOOL, false, false, 0, 0, NULL,
+     "The key may only run commands that change nothing"},
+    AUTHKEY_ALLOWED_IPS,
+    AUTHKEY_COMMENT,
+};
+
+static const ab_arg s_authkey_edit[] = {
+    AUTHKEY_ID("The key to change"),
+    AUTHKEY_EXPIRATION,
+    {"read_only", AB_ARG_BOOL, false, false, 0, 0, NULL, "Read-only (true) or read-write (false)"},
+    AUTHKEY_ALLOWED_IPS,
+    {"any_ip", AB_ARG_BOOL, false, false, 0, 0, NULL,
+     "Remove the address limit (allowed_ips): the key works from anywhere"},
+    AUTHKEY_COMMENT,
+};
+
+static const ab_arg s_authkey_one[] = {AUTHKEY_ID("The key")};
+
+static const ab_arg s_authkey_list[] = {
+    {"user", AB_ARG_STR, false, false, 1, 255, NULL,
+     "Only this user's keys (id or e-mail; default: every key you may manage)"},
+    PAGING_ARGS,
+};
+
 static const ab_arg s_log_search[] = {
     {"email", AB_ARG_STR, false, false, 1, 255, NULL, "Sub-string of the acting user's e-mail"},
     {"org", AB_ARG_STR, false, false, 1, 255, NULL, "Sub-string of the acting user's org"},
@@ -311,8 +366,8 @@ const ab_command ab_catalog[] = {
      "organisation that still has users.",
      true, AB_PERM_SITE_ADMIN, s_org_one, COUNT(s_org_one)},
     {"org.view", "org view", "Show one organisation",
-     "Shows every field of an organisation, with the number of its users.", false,
-     AB_PERM_NONE, s_org_one, COUNT(s_org_one)},
+     "Shows every field of an organisation, with the number of its users.", false, AB_PERM_NONE,
+     s_org_one, COUNT(s_org_one)},
     {"org.list", "org list", "List organisations",
      "Lists organisations, local ones by default, ordered by name, with their user counts.", false,
      AB_PERM_NONE, s_org_list, COUNT(s_org_list)},
@@ -384,6 +439,41 @@ const ab_command ab_catalog[] = {
      "as password. The user must change it at the next login unless no_password_change. "
      "Audited as change_pw with the password shown as *****.",
      true, AB_PERM_SITE_ADMIN, s_user_change_pw, COUNT(s_user_change_pw)},
+    {"user.authkey", "user authkey", "Get or reset a user's authkey",
+     "MISP's getAuthkey and Authkey. Raw keys are never stored (only a keyed digest and the "
+     "first and last four characters), so they cannot be shown again. Without reset: a user "
+     "with no key gets one, returned once as authkey; a user with keys gets the list of them "
+     "(start...end, expiry, read-only, allowed_ips) and a message to use reset. With reset: "
+     "every key of the user is revoked and one new key is returned once, in the same "
+     "transaction, so the old keys stop working for every engine at the next command. "
+     "Audited as reset_auth_key (never the key). Your own keys, or, for an org admin, those "
+     "of the organisation's users, or any for a site admin.",
+     true, AB_PERM_AUTH, s_user_authkey, COUNT(s_user_authkey)},
+    {"authkey.add", "authkey add", "Add an authkey",
+     "Creates an authkey for a user: 40 random letters and digits, returned once as authkey "
+     "in this reply only (a repeat of the command id gets it masked). Optional expiry, "
+     "read-only flag, address ranges (allowed_ips) and comment. A role without the auth "
+     "permission makes the key unusable (warning in the reply). Your own keys, or, for an "
+     "org admin, those of the organisation's users, or any for a site admin.",
+     true, AB_PERM_AUTH, s_authkey_add, COUNT(s_authkey_add)},
+    {"authkey.list", "authkey list", "List authkeys",
+     "Lists the authkeys you may manage (yours; an org admin's organisation's; every key for "
+     "a site admin), or one user's: id, owner, first and last four characters, expiry, "
+     "read-only, allowed_ips, comment, created. Never the key.",
+     false, AB_PERM_AUTH, s_authkey_list, COUNT(s_authkey_list)},
+    {"authkey.view", "authkey view", "Show one authkey", "Shows one authkey as authkey list does.",
+     false, AB_PERM_AUTH, s_authkey_one, COUNT(s_authkey_one)},
+    {"authkey.edit", "authkey edit", "Change an authkey",
+     "Changes a key's expiry (never removes it), read-only flag, allowed_ips (replaced "
+     "whole; any_ip removes the limit) or comment; the audit row lists each change. The key "
+     "itself never changes: to replace it, add a new one and delete the old.",
+     true, AB_PERM_AUTH, s_authkey_edit, COUNT(s_authkey_edit)},
+    {"authkey.delete", "authkey delete", "Revoke an authkey",
+     "Deletes (revokes) a key: the next command that presents it is refused, on every engine. "
+     "Revoking the last usable key of the last enabled site administrator is allowed (a "
+     "warning in the reply says so): adminctl --local user authkey EMAIL --reset on the host "
+     "gives a new one.",
+     true, AB_PERM_AUTH, s_authkey_one, COUNT(s_authkey_one)},
     {"log.search", "log search", "Search the audit log",
      "Lists audit rows, newest first. Text filters are sub-string matches; action and model "
      "match exactly. Filters combine with AND.",
