@@ -63,13 +63,16 @@ typedef struct {
     char comment[COMMENT_MAX_BYTES]; /* "" = none */
 } s_opts;
 
+/* Unix milliseconds into DATETIME(3) without FROM_UNIXTIME, and expirations read as the
+ * DATETIME's text (s_datetime_ms): MariaDB 10.11's FROM_UNIXTIME and UNIX_TIMESTAMP stop at
+ * 2038, and an expiry may lie beyond. The session runs in UTC. */
+#define FROM_MS "TIMESTAMPADD(MICROSECOND, ? * 1000, '1970-01-01')"
+
 #define KEY_COLS                                                                                   \
     "k.id, k.user_id, u.email, u.org_id, r.perm_site_admin, u.disabled, r.perm_auth, r.name, "     \
-    "k.authkey_start, k.authkey_end, " AB_SQL_MS(                                                  \
-        "k.expiration") ", k.expiration IS NOT NULL, "                                             \
-                        "k.expiration IS NOT NULL AND k.expiration < UTC_TIMESTAMP(3), "           \
-                        "k.read_only, "                                                            \
-                        "k.allowed_ips, k.comment, " AB_SQL_MS("k.created")
+    "k.authkey_start, k.authkey_end, k.expiration, k.expiration IS NOT NULL, "                     \
+    "k.expiration IS NOT NULL AND k.expiration < UTC_TIMESTAMP(3), k.read_only, "                  \
+    "k.allowed_ips, k.comment, " AB_SQL_MS("k.created")
 #define KEY_FROM                                                                                   \
     " FROM auth_keys k JOIN users u ON u.id = k.user_id JOIN roles r ON r.id = u.role_id"
 
@@ -90,6 +93,21 @@ static int s_oom(ab_error *err)
 
 /* --- reading -------------------------------------------------------------------------- */
 
+/* A DATETIME(3) as the connector gives it ("2099-12-31 00:00:00.000", UTC) in unix ms; 0
+ * for NULL or a value that does not read. */
+static int64_t s_datetime_ms(const char *text)
+{
+    struct tm tm;
+    memset(&tm, 0, sizeof tm);
+    int ms = 0;
+    if (!text || sscanf(text, "%d-%d-%d %d:%d:%d.%d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+                        &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms) < 6)
+        return 0;
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    return (int64_t)timegm(&tm) * 1000 + ms;
+}
+
 static void s_key_from_row(const ab_rows *rows, s_key *k)
 {
     memset(k, 0, sizeof *k);
@@ -103,7 +121,7 @@ static void s_key_from_row(const ab_rows *rows, s_key *k)
     s_copy(k->owner.role, sizeof k->owner.role, ab_rows_str(rows, 7, NULL));
     s_copy(k->start, sizeof k->start, ab_rows_str(rows, 8, NULL));
     s_copy(k->end, sizeof k->end, ab_rows_str(rows, 9, NULL));
-    k->expiration = ab_rows_int(rows, 10);
+    k->expiration = s_datetime_ms(ab_rows_str(rows, 10, NULL));
     k->has_expiration = ab_rows_int(rows, 11) != 0;
     k->expired = ab_rows_int(rows, 12) != 0;
     k->read_only = ab_rows_int(rows, 13) != 0;
@@ -486,8 +504,8 @@ static int s_insert(ab_ctx *ctx, const s_owner *o, const s_opts *opts, char raw[
     uint64_t id = 0;
     if (ab_db_run(ctx->db,
                   "INSERT INTO auth_keys (user_id, digest, authkey_start, authkey_end, expiration, "
-                  "read_only, allowed_ips, comment, created) VALUES (?, ?, ?, ?, "
-                  "FROM_UNIXTIME(? / 1000), ?, ?, ?, FROM_UNIXTIME(? / 1000))",
+                  "read_only, allowed_ips, comment, created) VALUES (?, ?, ?, ?, " FROM_MS
+                  ", ?, ?, ?, " FROM_MS ")",
                   &p, &id, NULL, err) < 0)
         return -1;
     k->id = (int64_t)id;
@@ -626,7 +644,7 @@ int ab_authkey_edit(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
         ab_param_cstr(&p, k.has_comment ? k.comment : NULL);
         ab_param_int(&p, k.id);
         rc = ab_db_run(ctx->db,
-                       "UPDATE auth_keys SET expiration = FROM_UNIXTIME(? / 1000), read_only = ?, "
+                       "UPDATE auth_keys SET expiration = " FROM_MS ", read_only = ?, "
                        "allowed_ips = ?, comment = ? WHERE id = ?",
                        &p, NULL, NULL, err);
         if (rc == 0)
