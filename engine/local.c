@@ -274,12 +274,20 @@ int ab_local_run(ab_local *l, const char *type, const char *args, size_t len, co
         ab_authorise(cmd, &l->who, &err);
     msgpack_sbuffer result;
     msgpack_sbuffer_init(&result);
-    int rc = -1;
-    for (int attempt = 0; cmd && err.code == AB_OK && attempt < TRIES && rc < 0; attempt++)
-        rc = s_try(l, cmd, argobj, &result, &err);
-    if (rc < 0 && cmd && err.code != AB_E_FORBIDDEN)
-        ab_fail(&err, AB_E_UNAVAILABLE, NULL,
-                "the database could not apply the command; try again");
+    int rc = 1; /* refused, unless the command runs and commits */
+    if (cmd && err.code == AB_OK) {
+        rc = -1;
+        for (int attempt = 0; attempt < TRIES && rc < 0; attempt++) { /* deadlocks: again */
+            ab_error_clear(&err);
+            rc = s_try(l, cmd, argobj, &result, &err);
+        }
+        if (rc < 0) {
+            char why[sizeof err.message];
+            snprintf(why, sizeof why, "%s", err.message);
+            ab_fail(&err, AB_E_UNAVAILABLE, NULL,
+                    "the database could not apply the command (%s); try again", why);
+        }
+    }
     msgpack_packer pk;
     msgpack_packer_init(&pk, reply, msgpack_sbuffer_write);
     if (rc == 0) {
