@@ -15,7 +15,7 @@ import time
 import uuid
 from datetime import datetime, timedelta, timezone
 
-from conftest import BIN, clean_env, free_ports
+from conftest import BIN, Daemon, clean_env, free_ports
 from helpers import admin, assert_error, audit_rows, ctl_json
 from test_events import next_event, subscriber
 
@@ -278,6 +278,15 @@ def test_local_break_glass_with_the_engine_stopped(stack):
         assert r["user_id"] == 0 and r["org"] == me["org_name"]
         assert "via adminctl --local" in r["description"] and LOCAL_ACTOR in r["description"]
     assert stack.count("command_ids") == 0  # --local records no command id
+    # with no broker either: the change is committed, its events skipped with a note
+    assert stack.broker.stop() in (0, -15)
+    rc, out, err = local_ctl(stack, "--json", "authkey", "add", "--user", me["email"],
+                             "--comment", "made without a broker")
+    assert rc == 0, err
+    assert "no broker carries events" in err and "not published" in err
+    assert stack.count("auth_keys", "comment = 'made without a broker'") == 1
+    stack.broker = Daemon("broker", [str(BIN / "adminbus-broker")], stack.env,
+                          stack.home / "broker.log")
     stack.key = new
     stack.start_engine()
     works(stack, new, me["email"])
