@@ -129,6 +129,13 @@ def test_every_org_column_of_the_schema_is_covered(stack):
     assert stack.count("organisations", "id = %s", a["id"]) == 0
     assert stack.count("organisations", "id = %s", b["id"]) == 1
 
+    # adminctl's plain rendering of the reply
+    c = stack.ok("org.add", {"name": "C"})
+    rc, out, err = stack.adminctl("org", "merge", "C", "--into", "B")
+    assert rc == 0, (out, err)
+    assert "users.org_id" in out and "merged" in out, out
+    assert stack.count("organisations", "id = %s", c["id"]) == 0
+
 
 def test_refusals_change_nothing(stack):
     old, new = two_orgs(stack)
