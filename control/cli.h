@@ -77,6 +77,12 @@ typedef struct {
  * Returns 0, or -1 with a one-line usage error in err (the caller exits 2). */
 int ctl_parse(int argc, char *const *argv, ctl_cli *cli, char *err, size_t errlen);
 
+/* Load the value of text argument a from the file path ("-": standard input) into v
+ * (owned: ctl_release frees it): at most a->max characters, valid UTF-8 without NUL.
+ * Returns 0, or -1 with a usage error naming flag. */
+int ctl_text_load(const ab_arg *a, const char *flag, const char *path, ctl_value *v, char *err,
+                  size_t errlen);
+
 /* Free what ctl_parse allocated (list values). */
 void ctl_release(ctl_cli *cli);
 

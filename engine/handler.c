@@ -16,6 +16,7 @@ static const struct {
     {"org.add", ab_org_add, AB_WRITES_ONE},
     {"org.edit", ab_org_edit, AB_WRITES_ONE},
     {"org.delete", ab_org_delete, AB_WRITES_ONE},
+    {"org.merge", ab_org_merge, AB_WRITES_MANY}, /* every org column, then the delete */
     {"org.view", ab_org_view, AB_WRITES_ONE},
     {"org.list", ab_org_list, AB_WRITES_ONE},
     {"role.add", ab_role_add, AB_WRITES_ONE},

@@ -11,6 +11,8 @@ int ab_org_edit(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 int ab_org_delete(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 int ab_org_view(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 int ab_org_list(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
+/* org.merge (orgmerge.c). */
+int ab_org_merge(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 
 /* Roles (rolecmd.c). */
 int ab_role_add(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);

@@ -43,6 +43,12 @@ static const ab_arg s_org_edit[] = {
 
 static const ab_arg s_org_one[] = {ORG_REF("The organisation")};
 
+static const ab_arg s_org_merge[] = {
+    ORG_REF("The organisation merged away (deleted)"),
+    {"into", AB_ARG_STR, true, false, 1, 255, NULL,
+     "The organisation that receives its users and rows (id, uuid or name)"},
+};
+
 #define PAGING_ARGS                                                                                \
     {"limit", AB_ARG_INT, false, false, 1, 1000, NULL, "Rows per page (default 100)"},             \
     {                                                                                              \
@@ -72,6 +78,14 @@ static const ab_arg s_role_list[] = {PAGING_ARGS};
             "Do not make the user change the password at the next login"                           \
     }
 
+#define USER_GPGKEY                                                                                \
+    {                                                                                              \
+        "gpgkey", AB_ARG_STR, false, false, 0, TEXT_MAX, NULL,                                     \
+            "ASCII-armoured GnuPG public key that can encrypt (adminctl: --gpgkey-file FILE "      \
+            "reads "                                                                               \
+            "it from a file; empty: none)"                                                         \
+    }
+
 static const ab_arg s_user_add[] = {
     {"email", AB_ARG_STR, true, false, 3, 255, NULL, "E-mail address and login name (unique)"},
     {"org", AB_ARG_STR, true, false, 1, 255, NULL, "Organisation (id or name)"},
@@ -86,6 +100,7 @@ static const ab_arg s_user_add[] = {
      "Receive alerts from \"contact reporter\" requests (default false)"},
     {"disabled", AB_ARG_BOOL, false, false, 0, 0, NULL, "Create the account disabled"},
     USER_NO_PASSWORD_CHANGE,
+    USER_GPGKEY,
 };
 
 static const ab_arg s_user_edit[] = {
@@ -97,6 +112,7 @@ static const ab_arg s_user_edit[] = {
     {"contactalert", AB_ARG_BOOL, false, false, 0, 0, NULL, "Receive contact-reporter alerts"},
     USER_NIDS_SID,
     {"termsaccepted", AB_ARG_BOOL, false, false, 0, 0, NULL, "The terms of use are accepted"},
+    USER_GPGKEY,
 };
 
 static const ab_arg s_user_one[] = {USER_REF("The user")};
@@ -310,9 +326,17 @@ const ab_command ab_catalog[] = {
      "Deletes an organisation. Refused (conflict) for the host organisation and for an "
      "organisation that still has users.",
      true, AB_PERM_SITE_ADMIN, s_org_one, COUNT(s_org_one)},
+    {"org.merge", "org merge", "Merge an organisation into another",
+     "Moves every user and every row that belongs to org (users, jobs, and the audit rows "
+     "that name it as the acting organisation) to into, then deletes org: all in one "
+     "transaction, so an interruption leaves either nothing or everything done. One audit row "
+     "(action merge) records what moved. Refused: org and into the same (invalid, field "
+     "into), either missing (not_found), org the host organisation (conflict, field org). "
+     "Returns both organisations and the rows moved per table and column.",
+     true, AB_PERM_SITE_ADMIN, s_org_merge, COUNT(s_org_merge)},
     {"org.view", "org view", "Show one organisation",
-     "Shows every field of an organisation, with the number of its users.", false,
-     AB_PERM_NONE, s_org_one, COUNT(s_org_one)},
+     "Shows every field of an organisation, with the number of its users.", false, AB_PERM_NONE,
+     s_org_one, COUNT(s_org_one)},
     {"org.list", "org list", "List organisations",
      "Lists organisations, local ones by default, ordered by name, with their user counts.", false,
      AB_PERM_NONE, s_org_list, COUNT(s_org_list)},
@@ -353,6 +377,9 @@ const ab_command ab_catalog[] = {
      "without one a temporary password is generated and returned once, as password, in this "
      "reply only. Either way the user must change it at the next login unless "
      "no_password_change. Only the yescrypt hash is stored; the audit shows password as *****. "
+     "A gpgkey must be exactly one OpenPGP public key with an encryption (sub)key that is "
+     "neither expired nor revoked (invalid, field gpgkey, saying what is wrong); its "
+     "fingerprint is stored with it. "
      "Site administrators only for now (org admins come with the authorisation table).",
      true, AB_PERM_SITE_ADMIN, s_user_add, COUNT(s_user_add)},
     {"user.list", "user list", "List users",
@@ -366,7 +393,8 @@ const ab_command ab_catalog[] = {
     {"user.edit", "user edit", "Change a user",
      "Changes the given fields of a user; the audit row lists each change as field (old) => "
      "(new). Giving the last enabled site administrator a role that is not one is a conflict "
-     "(field user). Returns the user as it is now.",
+     "(field user). A gpgkey is checked as on add; an empty one removes the key. Returns the "
+     "user as it is now.",
      true, AB_PERM_SITE_ADMIN, s_user_edit, COUNT(s_user_edit)},
     {"user.disable", "user disable", "Disable a user",
      "Disables a user (preferred to deleting): its authkeys stop working at once. Disabling "
