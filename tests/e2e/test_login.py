@@ -362,3 +362,34 @@ def test_adminctl_auth_login_reads_the_password_never_from_argv(stack):
     finally:
         del stack.env["ADMINBUS_SESSION"]
     assert_error(with_session(stack, token, "auth.whoami"), "unauthenticated")
+
+
+def test_an_outdated_hash_is_replaced_at_login(stack):
+    """A hash carried over in an older scheme (sha512crypt here, of GOOD_PW; MISP's bcrypt
+    takes the same path) logs in and is replaced by a yescrypt hash of the same password."""
+    old = ("$6$abcdefgh$6OTZANfX71XApKhv8AlIiTd8Ncqw6Ro/TcMD.GJxbimCEnOqol/qpYVHeIifo.ruR1xWxhH9"
+           "/oqr7goHT/mB30")
+    noa = make_user(stack, "noa@circl.lu")
+    stack.rows("UPDATE users SET password = %s WHERE id = %s", old, noa["id"])
+    assert login_ok(stack, "noa@circl.lu")
+    new = stack.rows("SELECT password FROM users WHERE id = %s", noa["id"])[0]["password"]
+    assert new.startswith("$y$") and new != old
+    assert login_ok(stack, "noa@circl.lu")
+    assert stack.rows("SELECT password FROM users WHERE id = %s", noa["id"])[0]["password"] == new
+
+
+def test_login_audit_carries_the_address_only_with_log_client_ip(stack):
+    make_user(stack, "ola@circl.lu")
+    login(stack, "ola@circl.lu", password="Bad-Guess-1-xyz")
+    assert audit_rows(stack, action="login_fail")[-1]["ip"] is None
+    set_setting(stack, "MISP.log_client_ip", True)
+    login(stack, "ola@circl.lu", password="Bad-Guess-2-xyz")
+    token = login_ok(stack, "ola@circl.lu")["session"]
+    assert audit_rows(stack, action="login_fail")[-1]["ip"] == "127.0.0.1"
+    assert audit_rows(stack, action="login")[-1]["ip"] == "127.0.0.1"
+    # MISP.log_auth: one auth row per command, naming the session by id, never the token
+    set_setting(stack, "MISP.log_auth", True)
+    assert with_session(stack, token, "auth.whoami")["ok"] is True
+    row = audit_rows(stack, action="auth")[-1]
+    assert "using session" in row["title"] and token not in row["title"]
+    assert row["email"] == "ola@circl.lu"
