@@ -410,7 +410,8 @@ const ab_command ab_catalog[] = {
      true, AB_PERM_SITE_ADMIN, s_user_one, COUNT(s_user_one)},
     {"user.change_pw", "user change-pw", "Set a user's password",
      "Sets a new password, given (checked against the policy) or generated and returned once "
-     "as password. The user must change it at the next login unless no_password_change. "
+     "as password. The user must change it at the next login unless no_password_change, or "
+     "unless users set their own (which lifts a must-change-password session's restriction). "
      "Audited as change_pw with the password shown as *****.",
      true, AB_PERM_SITE_ADMIN, s_user_change_pw, COUNT(s_user_change_pw)},
     {"log.search", "log search", "Search the audit log",
