@@ -680,7 +680,13 @@ void ctl_pack_args(const ctl_cli *cli, msgpack_packer *pk)
 
 void ctl_pack_command(const ctl_cli *cli, const char *id, const char *auth, msgpack_packer *pk)
 {
-    msgpack_pack_map(pk, 5);
+    ctl_pack_command_as(cli, id, "auth", auth, pk);
+}
+
+void ctl_pack_command_as(const ctl_cli *cli, const char *id, const char *cred_name,
+                         const char *cred, msgpack_packer *pk)
+{
+    msgpack_pack_map(pk, cred ? 5 : 4);
     ab_pack_cstr(pk, "v");
     msgpack_pack_int(pk, AB_WIRE_VERSION);
     ab_pack_cstr(pk, "id");
@@ -689,6 +695,8 @@ void ctl_pack_command(const ctl_cli *cli, const char *id, const char *auth, msgp
     ab_pack_cstr(pk, cli->cmd->type);
     ab_pack_cstr(pk, "args");
     ctl_pack_args(cli, pk);
-    ab_pack_cstr(pk, "auth");
-    ab_pack_cstr(pk, auth);
+    if (cred) {
+        ab_pack_cstr(pk, cred_name);
+        ab_pack_cstr(pk, cred);
+    }
 }

@@ -33,6 +33,13 @@ static const struct {
     {"user.enable", ab_user_enable, AB_WRITES_ONE},
     {"user.delete", ab_user_delete, AB_WRITES_MANY}, /* its authkeys, then the user */
     {"user.change_pw", ab_user_change_pw, AB_WRITES_ONE},
+    {"auth.login", ab_auth_login, AB_WRITES_MANY}, /* its failure hook writes after rollback */
+    {"auth.logout", ab_auth_logout, AB_WRITES_ONE},
+    {"bruteforce.clear", ab_bruteforce_clear, AB_WRITES_ONE},
+    {"user.ips", ab_user_ips, AB_WRITES_ONE},
+    {"user.by_ip", ab_user_by_ip, AB_WRITES_ONE},
+    {"otp.enrol", ab_otp_enrol, AB_WRITES_ONE},
+    {"otp.delete", ab_otp_delete, AB_WRITES_ONE},
     {"log.search", ab_log_search, AB_WRITES_ONE},
     {"auth.whoami", ab_auth_whoami, AB_WRITES_ONE},
     {"job.enqueue", ab_job_enqueue_cmd, AB_WRITES_MANY},

@@ -32,6 +32,15 @@ int ab_user_enable(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 int ab_user_delete(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 int ab_user_change_pw(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 
+/* Logins, sessions, brute force, login addresses (logincmd.c) and OTP (otpcmd.c). */
+int ab_auth_login(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
+int ab_auth_logout(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
+int ab_bruteforce_clear(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
+int ab_user_ips(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
+int ab_user_by_ip(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
+int ab_otp_enrol(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
+int ab_otp_delete(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
+
 /* The audit log (logsearch.c). */
 int ab_log_search(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 

@@ -697,7 +697,8 @@ int ab_user_change_pw(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
     s_user u;
     if (s_find(ctx, true, &u, err) < 0)
         return -1;
-    bool change_pw = !ab_arg_bool(ctx, "no_password_change", false);
+    /* Users who set their own password (a session that had to change it) are done. */
+    bool change_pw = !ab_arg_bool(ctx, "no_password_change", false) && u.id != ctx->who->user_id;
     char *plain = NULL, *hash = NULL;
     bool generated = false;
     if (s_new_password(ctx, &plain, &hash, &generated, err) < 0)
