@@ -183,6 +183,23 @@ int ab_audit_set_description(ab_audit *a, const char *description)
     return description && !a->description ? -1 : 0;
 }
 
+long ab_audit_rename_org(ab_audit *a, const char *from, const char *to)
+{
+    long n = 0;
+    for (size_t i = 0; i < a->n; i++) {
+        char **org = &a->rows[i].str[C_ORG];
+        if (!*org || strcmp(*org, from) != 0)
+            continue;
+        char *copy = strdup(to);
+        if (!copy)
+            return -1;
+        free(*org);
+        *org = copy;
+        n++;
+    }
+    return n;
+}
+
 int ab_audit_flush(ab_audit *a, ab_db *db, ab_error *err)
 {
     static const ab_col_type types[NCOLS] = {AB_COL_STR, AB_COL_STR, AB_COL_INT, AB_COL_STR,

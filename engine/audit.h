@@ -50,6 +50,11 @@ int ab_audit_set_description(ab_audit *a, const char *description);
 size_t ab_audit_count(const ab_audit *a);
 void ab_audit_rewind(ab_audit *a, size_t mark);
 
+/* Rows queued so far whose acting organisation is from (exactly, as stored) take the name
+ * to instead (org.merge: the batch's rows are inserted after its UPDATE of logs). Returns
+ * how many changed, or -1 (out of memory; nothing half-changed in any row). */
+long ab_audit_rename_org(ab_audit *a, const char *from, const char *to);
+
 /* Insert every queued row (one round trip) and empty the queue. */
 int ab_audit_flush(ab_audit *a, ab_db *db, ab_error *err);
 

@@ -214,7 +214,15 @@ static int s_try(ab_local *l, const ab_command *cmd, const msgpack_object *args,
     ab_audit_rewind(l->audit, 0);
     ab_events_clear(l->events);
     msgpack_sbuffer_clear(result);
-    ab_ctx ctx = {&l->info, l->db, &l->who, "", cmd, args, s_now_ms(), l->audit, l->events, 0, 0};
+    ab_ctx ctx = {.engine = &l->info,
+                  .db = l->db,
+                  .who = &l->who,
+                  .ip = "",
+                  .cmd = cmd,
+                  .args = args,
+                  .now_ms = s_now_ms(),
+                  .audit = l->audit,
+                  .events = l->events};
     msgpack_packer pk;
     msgpack_packer_init(&pk, result, msgpack_sbuffer_write);
     ab_write_shape shape;

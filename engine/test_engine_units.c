@@ -47,6 +47,25 @@ static void test_change_value_cut_keeps_utf8_whole(void **state)
     ab_change_free(&c);
 }
 
+/* org.merge renames the acting organisation of the rows its batch queued: exactly those
+ * of the old name, once. */
+static void test_audit_rename_org(void **state)
+{
+    ab_audit *a = ab_audit_new();
+    assert_non_null(a);
+    ab_actor old = {1, "a@old", "Old Org", ""}, other = {2, "b@x", "Old Org 2", ""};
+    assert_int_equal(ab_audit_add(a, &old, "User", 1, "edit", "t", ""), 0);
+    assert_int_equal(ab_audit_add(a, &other, "User", 2, "edit", "t", ""), 0);
+    assert_int_equal(ab_audit_add(a, &old, "Organisation", 3, "merge", "t", ""), 0);
+    assert_int_equal(ab_audit_add(a, NULL, "Job", 4, "add", "t", ""), 0); /* SYSTEM */
+    assert_int_equal(ab_audit_rename_org(a, "Old Org", "New Org"), 2);
+    assert_int_equal(ab_audit_rename_org(a, "Old Org", "New Org"), 0);
+    assert_int_equal(ab_audit_rename_org(a, "New Org", "Third"), 2);
+    assert_int_equal(ab_audit_rename_org(a, "SYSTEM", "SYSTEM"), 1);
+    assert_int_equal(ab_audit_count(a), 4);
+    ab_audit_destroy(&a);
+}
+
 static void test_every_catalog_command_has_a_handler(void **state)
 {
     for (size_t i = 0; i < ab_catalog_len; i++) {
@@ -202,6 +221,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_change_text_has_misp_shape),
         cmocka_unit_test(test_change_value_cut_keeps_utf8_whole),
+        cmocka_unit_test(test_audit_rename_org),
         cmocka_unit_test(test_every_catalog_command_has_a_handler),
         cmocka_unit_test(test_authkeys_and_uuids_have_their_shape),
         cmocka_unit_test(test_digest_depends_on_secret_and_key),

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gpgkey.h"
 #include "handlers.h"
 #include "identity.h"
 #include "password.h"
@@ -40,6 +41,7 @@ typedef struct {
     char email[EMAIL_MAX_BYTES];
     char org[NAME_MAX_BYTES];
     char role[NAME_MAX_BYTES];
+    char gpg_fpr[AB_GPGKEY_FPR_MAX]; /* "" when the user has no GnuPG key */
 } s_user;
 
 #define LAST_LOGIN_MS AB_SQL_MS("u.last_login")
@@ -49,7 +51,7 @@ typedef struct {
     "u.id, u.email, u.org_id, o.name, u.role_id, r.name, u.autoalert, u.contactalert, "            \
     "u.nids_sid, u.termsaccepted, u.change_pw, u.disabled, " LAST_LOGIN_MS                         \
     ", u.last_login IS NOT NULL, " CREATED_MS ", " MODIFIED_MS                                     \
-    ", r.perm_site_admin = 1 AND r.perm_auth = 1"
+    ", r.perm_site_admin = 1 AND r.perm_auth = 1, u.gpgkey_fingerprint"
 #define USER_FROM                                                                                  \
     " FROM users u JOIN organisations o ON o.id = u.org_id JOIN roles r ON r.id = u.role_id"
 
@@ -78,12 +80,13 @@ static void s_user_from_row(const ab_rows *rows, s_user *u)
     u->created = ab_rows_int(rows, 14);
     u->modified = ab_rows_int(rows, 15);
     u->admin = ab_rows_int(rows, 16) != 0;
+    s_copy(u->gpg_fpr, sizeof u->gpg_fpr, ab_rows_str(rows, 17, NULL));
 }
 
 /* The user record; extra map entries (the one-time password) follow when extra > 0. */
 static void s_pack_user(msgpack_packer *pk, const s_user *u, uint32_t extra)
 {
-    msgpack_pack_map(pk, 15 + extra);
+    msgpack_pack_map(pk, 16 + extra);
     ab_pack_kv_int(pk, "id", u->id);
     ab_pack_kv_cstr(pk, "email", u->email);
     ab_pack_kv_int(pk, "org_id", u->org_id);
@@ -102,6 +105,7 @@ static void s_pack_user(msgpack_packer *pk, const s_user *u, uint32_t extra)
         ab_pack_kv_cstr(pk, "last_login", NULL);
     ab_pack_kv_int(pk, "created", u->created);
     ab_pack_kv_int(pk, "modified", u->modified);
+    ab_pack_kv_cstr(pk, "gpgkey_fingerprint", u->gpg_fpr[0] ? u->gpg_fpr : NULL);
 }
 
 static int s_clip(size_t len)
@@ -400,6 +404,10 @@ int ab_user_add(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
     u.disabled = ab_arg_bool(ctx, "disabled", false);
     u.nids_sid = ab_arg_has(ctx, "nids_sid") ? ab_arg_int(ctx, "nids_sid", 0) : s_random_sid();
     u.change_pw = !ab_arg_bool(ctx, "no_password_change", false);
+    ab_gpgkey_arg key;
+    if (ab_gpgkey_from_args(ctx, &key, err) < 0)
+        return -1;
+    s_copy(u.gpg_fpr, sizeof u.gpg_fpr, key.fpr);
     char *plain = NULL, *hash = NULL;
     bool generated = false;
     if (s_new_password(ctx, &plain, &hash, &generated, err) < 0)
@@ -415,14 +423,16 @@ int ab_user_add(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
     ab_param_int(&p, u.contactalert);
     ab_param_int(&p, u.change_pw);
     ab_param_int(&p, u.nids_sid);
+    ab_param_str(&p, key.armour, key.len);
+    ab_param_cstr(&p, key.armour ? key.fpr : NULL);
     ab_param_int(&p, ctx->now_ms);
     ab_param_int(&p, ctx->now_ms);
     uint64_t id = 0;
     int rc = ab_db_run(ctx->db,
                        "INSERT INTO users (email, org_id, role_id, password, disabled, autoalert, "
-                       "contactalert, change_pw, nids_sid, termsaccepted, date_created, "
-                       "date_modified) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, "
-                       "FROM_UNIXTIME(? / 1000), FROM_UNIXTIME(? / 1000))",
+                       "contactalert, change_pw, nids_sid, gpgkey, gpgkey_fingerprint, "
+                       "termsaccepted, date_created, date_modified) VALUES (?, ?, ?, ?, ?, ?, ?, "
+                       "?, ?, ?, ?, 0, FROM_UNIXTIME(? / 1000), FROM_UNIXTIME(? / 1000))",
                        &p, &id, NULL, err);
     ab_password_free(hash);
     if (rc < 0) {
@@ -444,6 +454,8 @@ int ab_user_add(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
     s_change_int(&c, "nids_sid", NULL, u.nids_sid);
     s_change_int(&c, "change_pw", NULL, u.change_pw);
     s_change_int(&c, "disabled", NULL, u.disabled);
+    if (key.armour) /* the key is named by its fingerprint */
+        ab_change_add(&c, "gpgkey", NULL, 0, key.fpr, strlen(key.fpr));
     rc = s_audit(ctx, &u, "add", &c, err);
     ab_change_free(&c);
     if (rc == 0) {
@@ -541,6 +553,13 @@ int ab_user_edit(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
     u.contactalert = ab_arg_bool(ctx, "contactalert", u.contactalert);
     u.termsaccepted = ab_arg_bool(ctx, "termsaccepted", u.termsaccepted);
     u.nids_sid = ab_arg_int(ctx, "nids_sid", u.nids_sid);
+    ab_gpgkey_arg key;
+    bool same_key = true;
+    if (ab_gpgkey_from_args(ctx, &key, err) < 0 ||
+        (key.given && ab_gpgkey_same(ctx->db, u.id, &key, &same_key, err) < 0))
+        return -1;
+    if (!same_key)
+        s_copy(u.gpg_fpr, sizeof u.gpg_fpr, key.fpr);
 
     ab_change c;
     ab_change_init(&c);
@@ -555,6 +574,8 @@ int ab_user_edit(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (was[i] != now[i])
             s_change_int(&c, names[i], &was[i], now[i]);
+    if (!same_key) /* keys are named by their fingerprints */
+        ab_change_add(&c, "gpgkey", old.gpg_fpr, strlen(old.gpg_fpr), u.gpg_fpr, strlen(u.gpg_fpr));
     int rc = 0;
     if (c.len > 0) { /* nothing changed: no write, no audit row */
         ab_params p;
@@ -566,12 +587,17 @@ int ab_user_edit(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
         ab_param_int(&p, u.contactalert);
         ab_param_int(&p, u.termsaccepted);
         ab_param_int(&p, u.nids_sid);
+        ab_param_int(&p, !same_key);
+        ab_param_str(&p, key.armour, key.len);
+        ab_param_int(&p, !same_key);
+        ab_param_cstr(&p, key.armour ? key.fpr : NULL);
         ab_param_int(&p, ctx->now_ms);
         ab_param_int(&p, u.id);
         rc = ab_db_run(ctx->db,
                        "UPDATE users SET email = ?, org_id = ?, role_id = ?, autoalert = ?, "
                        "contactalert = ?, termsaccepted = ?, nids_sid = ?, "
-                       "date_modified = FROM_UNIXTIME(? / 1000) WHERE id = ?",
+                       "gpgkey = IF(?, ?, gpgkey), gpgkey_fingerprint = IF(?, ?, "
+                       "gpgkey_fingerprint), date_modified = FROM_UNIXTIME(? / 1000) WHERE id = ?",
                        &p, NULL, NULL, err);
         if (rc < 0) {
             s_write_failed(ctx, u.email, err);
@@ -671,7 +697,8 @@ int ab_user_change_pw(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
     s_user u;
     if (s_find(ctx, true, &u, err) < 0)
         return -1;
-    bool change_pw = !ab_arg_bool(ctx, "no_password_change", false);
+    /* Users who set their own password (a session that had to change it) are done. */
+    bool change_pw = !ab_arg_bool(ctx, "no_password_change", false) && u.id != ctx->who->user_id;
     char *plain = NULL, *hash = NULL;
     bool generated = false;
     if (s_new_password(ctx, &plain, &hash, &generated, err) < 0)

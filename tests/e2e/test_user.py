@@ -13,7 +13,7 @@ from test_role import add_user
 
 USER_FIELDS = {"id", "email", "org_id", "org", "role_id", "role", "autoalert", "contactalert",
                "nids_sid", "termsaccepted", "change_pw", "disabled", "last_login", "created",
-               "modified"}
+               "modified", "gpgkey_fingerprint"}
 GOOD_PW = "Correct-Horse-42-battery"
 
 
