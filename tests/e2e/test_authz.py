@@ -1,0 +1,387 @@
+"""Authorisation everywhere, from one table (issue 5, acceptance 1).
+
+The engine's table is the catalog's permission column (schemas/catalog.c), applied by
+ab_authorise and narrowed per target by ab_may_act_on_user / ab_may_act_in_org /
+ab_may_grant_role (engine/identity.c). TABLE below is what a reader expects of it: one row
+per command, one column per persona, checked cell by cell against the real engine on one
+stack. Every command of the real catalog (`adminbus-catalog --json`) must have a row, so a
+new command cannot slip through; rows for commands this build does not have are skipped
+(they belong to slices merged in parallel) and counted.
+
+Personas (columns):
+  A  site admin (host organisation)
+  O  org admin of Alpha acting inside Alpha (targets: Alpha's users, Alpha)
+  o  the same org admin acting on another organisation (targets: Beta's users, Beta)
+  P  publisher of Alpha, U  user of Alpha, R  read-only role of Alpha — acting on another
+     user of Alpha (not themselves)
+  S  a user (role User) acting on their own account
+  D  a disabled user (site admin role)          E  a site admin's expired key
+  K  a site admin's read-only key (auth_keys.read_only = 1)
+  N  no key at all
+Cells:
+  +  allowed: authorisation passed (ok, or not_found, conflict, unavailable, … from the
+     handler)
+  -  forbidden (error code forbidden)
+  x  unauthenticated (disabled user, expired key, no key)
+  r  + when the command only reads, - when it writes (rows written for commands of other
+     slices, whose writes flag comes from the catalog)
+An invalid or internal reply fails the test whatever the cell says: the row's arguments are
+wrong (validation runs before authorisation) or the engine is. A refused writing command
+must leave every table but logs exactly as it was, and add no audit row but auth_fail.
+"""
+
+import hashlib
+import hmac
+import itertools
+import json
+import secrets
+import string
+import subprocess
+import time
+import uuid
+
+from conftest import BIN
+from helpers import assert_error
+
+PERSONAS = "A O o P U R S D E K N".split()
+GOOD_PW = "Correct-Horse-42-battery"
+NO_WORKER = "nohost:1:default"
+
+# type: (expected cells in PERSONAS order, arguments for a cell)
+TABLE = {
+    # organisations: everyone reads them (MISP shows them to every user), site admins change
+    "org.add":          ("+ - - - - - - x x - x", lambda c: {"name": c.fresh("org")}),
+    "org.edit":         ("+ - - - - - - x x - x", lambda c: {"org": c.new_org(),
+                                                             "description": "edited"}),
+    "org.delete":       ("+ - - - - - - x x - x", lambda c: {"org": c.new_org()}),
+    "org.view":         ("+ + + + + + + x x + x", lambda c: {"org": c.org}),
+    "org.list":         ("+ + + + + + + x x + x", lambda c: {}),
+    "org.merge":        ("+ - - - - - - x x r x", lambda c: {"org": c.new_org(),
+                                                             "into": c.new_org()}),
+    # roles: the same
+    "role.add":         ("+ - - - - - - x x - x", lambda c: {"name": c.fresh("role")}),
+    "role.edit":        ("+ - - - - - - x x - x", lambda c: {"role": c.new_role(),
+                                                             "perms": ["tagger"]}),
+    "role.delete":      ("+ - - - - - - x x - x", lambda c: {"role": c.new_role()}),
+    "role.view":        ("+ + + + + + + x x + x", lambda c: {"role": "User"}),
+    "role.list":        ("+ + + + + + + x x + x", lambda c: {}),
+    "role.set_default": ("+ - - - - - - x x - x", lambda c: {"role": "User"}),
+    # users: org admins inside their own organisation, change-pw also on one's own account
+    "user.add":         ("+ + - - - - - x x - x", lambda c: {"email": c.fresh("u") + "@x.test",
+                                                             "org": c.org}),
+    "user.list":        ("+ + - - - - - x x + x", lambda c: {"org": c.org}),
+    "user.view":        ("+ + - - - - - x x + x", lambda c: {"user": c.user()}),
+    "user.edit":        ("+ + - - - - - x x - x", lambda c: {"user": c.new_user(),
+                                                             "autoalert": False}),
+    "user.disable":     ("+ + - - - - - x x - x", lambda c: {"user": c.new_user()}),
+    "user.enable":      ("+ + - - - - - x x - x", lambda c: {"user": c.new_user()}),
+    "user.delete":      ("+ + - - - - - x x - x", lambda c: {"user": c.new_user()}),
+    "user.change_pw":   ("+ + - - - - + x x - x", lambda c: {"user": c.new_user(),
+                                                             "password": GOOD_PW}),
+    "user.ips":         ("+ - - - - - - x x r x", lambda c: {"user": c.user()}),
+    "user.by_ip":       ("+ - - - - - - x x r x", lambda c: {"ip": "10.0.0.7"}),
+    # authkeys: one's own, an org admin's organisation's users', a site admin's any
+    "user.authkey":     ("+ + - - - - + x x r x", lambda c: {"user": c.new_user()}),
+    "authkey.add":      ("+ + - - - - + x x r x", lambda c: {"user": c.new_user()}),
+    "authkey.list":     ("+ + - - - - + x x r x", lambda c: {"user": c.user()}),
+    "authkey.view":     ("+ + - - - - + x x r x", lambda c: {"authkey_id": c.new_key()}),
+    "authkey.edit":     ("+ + - - - - + x x r x", lambda c: {"authkey_id": c.new_key(),
+                                                             "comment": "edited"}),
+    "authkey.delete":   ("+ + - - - - + x x r x", lambda c: {"authkey_id": c.new_key()}),
+    # logins and OTP: logging in needs no key (a stale one in the environment is ignored)
+    "auth.login":       ("+ + + + + + + + + + +", lambda c: {"email": c.fx.login_email,
+                                                             "user": c.fx.login_email,
+                                                             "password": GOOD_PW}),
+    "auth.logout":      ("+ + + + + + + x x r x", lambda c: {}),
+    "auth.whoami":      ("+ + + + + + + x x + x", lambda c: {}),
+    "otp.enrol":        ("+ + - - - - + x x r x", lambda c: {"user": c.new_user()}),
+    "otp.delete":       ("+ + - - - - + x x r x", lambda c: {"user": c.new_user()}),
+    "bruteforce.clear": ("+ - - - - - - x x r x", lambda c: {}),
+    # the audit log: perm_audit, own organisation's rows unless site admin (Publisher and
+    # Read Only have perm_audit in MISP's seeded roles, User has not)
+    "log.search":       ("+ + + + - + - x x + x", lambda c: {"org": c.org}),
+    # jobs, workers, queues, tasks: site admins (MISP's jobs and workers pages)
+    "job.enqueue":      ("+ - - - - - - x x - x", lambda c: {"type": "noop"}),
+    "job.enqueue_many": ("+ - - - - - - x x - x", lambda c: {"jobs": [{"type": "noop"}]}),
+    "job.list":         ("+ - - - - - - x x + x", lambda c: {}),
+    "job.view":         ("+ - - - - - - x x + x", lambda c: {"job": 999999}),
+    "job.retry":        ("+ - - - - - - x x - x", lambda c: {"job": 999999}),
+    "job.cancel":       ("+ - - - - - - x x - x", lambda c: {"job": 999999}),
+    "job.purge":        ("+ - - - - - - x x - x", lambda c: {}),
+    "worker.list":      ("+ - - - - - - x x + x", lambda c: {}),
+    "worker.start":     ("+ - - - - - - x x - x", lambda c: {"queue": "email"}),
+    "worker.pause":     ("+ - - - - - - x x - x", lambda c: {"worker": NO_WORKER}),
+    "worker.resume":    ("+ - - - - - - x x - x", lambda c: {"worker": NO_WORKER}),
+    "worker.stop":      ("+ - - - - - - x x - x", lambda c: {"worker": NO_WORKER}),
+    "worker.restart":   ("+ - - - - - - x x - x", lambda c: {"worker": NO_WORKER}),
+    "worker.kill":      ("+ - - - - - - x x - x", lambda c: {"worker": NO_WORKER}),
+    "worker.cleanup":   ("+ - - - - - - x x - x", lambda c: {"worker": NO_WORKER}),
+    "queue.clear":      ("+ - - - - - - x x - x", lambda c: {"queue": "email"}),
+    "queue.stats":      ("+ - - - - - - x x + x", lambda c: {}),
+    "task.list":        ("+ - - - - - - x x + x", lambda c: {}),
+    "task.set":         ("+ - - - - - - x x - x", lambda c: {"task": 1,
+                                                             "description": c.fresh("task")}),
+    "task.run":         ("+ - - - - - - x x - x", lambda c: {"task": 999999}),
+    # settings, diagnostics, the database, backups: site admins (MISP's server settings)
+    "setting.list":     ("+ - - - - - - x x + x", lambda c: {}),
+    "setting.get":      ("+ - - - - - - x x + x", lambda c: {"name": "MISP.baseurl"}),
+    "setting.set":      ("+ - - - - - - x x - x", lambda c: {"name": "MISP.footermidleft",
+                                                             "value": c.fresh("footer")}),
+    "setting.reset":    ("+ - - - - - - x x - x", lambda c: {"name": "MISP.footermidleft"}),
+    "setting.baseurl":  ("+ - - - - - - x x - x", lambda c: {"baseurl":
+                                                             "https://misp.example.org"}),
+    "setting.report":   ("+ - - - - - - x x + x", lambda c: {}),
+    "diagnostics.run":  ("+ - - - - - - x x + x", lambda c: {}),
+    "db.update":        ("+ - - - - - - x x - x", lambda c: {}),
+    "backup.run":       ("+ - - - - - - x x - x", lambda c: {}),
+}
+
+# Rows written for commands other slices of issue 5 add in parallel: their arguments are a
+# best guess, fitted to the catalog's (unknown ones dropped) when they are exercised.
+GUESSED = {"org.merge", "user.ips", "user.by_ip", "user.authkey", "authkey.add",
+           "authkey.list", "authkey.view", "authkey.edit", "authkey.delete", "auth.login",
+           "auth.logout", "otp.enrol", "otp.delete", "bruteforce.clear"}
+
+# Tables authentication itself may write (a refused command's auth_fail row): left out of
+# the digest of what a refused command must leave alone.
+NOT_DIGESTED = ("logs",)
+
+
+def catalog():
+    """The real catalog: {type: its entry (permission, writes, args)}."""
+    out = subprocess.run([str(BIN / "adminbus-catalog"), "--json"], check=True,
+                         capture_output=True, text=True).stdout
+    return {c["type"]: c for c in json.loads(out)}
+
+
+def random_key():
+    return "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(40))
+
+
+class Fixture:
+    """The personas and their organisations, made by SQL on one stack."""
+
+    ROLE = {"admin": 1, "Org Admin": 2, "User": 3, "Publisher": 4, "Read Only": 6}
+
+    def __init__(self, stack):
+        self.stack = stack
+        self.secret = bytes.fromhex((stack.home / "secrets" / "server.key").read_text().strip())
+        self.counter = itertools.count(1)
+        self.org_id = {"Alpha": self.add_org("Alpha"), "Beta": self.add_org("Beta")}
+        self.keys = {"A": stack.key, "N": None}
+        self.keys["O"] = self.keys["o"] = self.add_user("orgadmin@alpha.test", "Alpha",
+                                                        "Org Admin", key=True)[1]
+        self.keys["P"] = self.add_user("publisher@alpha.test", "Alpha", "Publisher", key=True)[1]
+        self.keys["U"] = self.add_user("user@alpha.test", "Alpha", "User", key=True)[1]
+        self.keys["R"] = self.add_user("readonly@alpha.test", "Alpha", "Read Only", key=True)[1]
+        self.self_email = "self@alpha.test"
+        self.keys["S"] = self.add_user(self.self_email, "Alpha", "User", key=True)[1]
+        host = stack.rows("SELECT org_id FROM users ORDER BY id LIMIT 1")[0]["org_id"]
+        self.keys["D"] = self.add_user("disabled@host.test", host, "admin", key=True,
+                                       disabled=True)[1]
+        self.keys["E"] = self.add_user("expired@host.test", host, "admin", key=True,
+                                       expired=True)[1]
+        self.keys["K"] = self.add_user("readkey@host.test", host, "admin", key=True,
+                                       read_only=True)[1]
+        self.target = {"Alpha": self.add_user("target@alpha.test", "Alpha", "User")[0],
+                       "Beta": self.add_user("target@beta.test", "Beta", "User")[0]}
+        # someone to log in as (auth.login): a real password, no change required
+        self.login_email = "login@alpha.test"
+        stack.ok("user.add", {"email": self.login_email, "org": "Alpha", "password": GOOD_PW,
+                              "no_password_change": True})
+
+    def fresh(self, prefix):
+        return f"{prefix}-{next(self.counter)}"
+
+    def add_org(self, name):
+        self.stack.rows("INSERT INTO organisations (name, uuid, date_created, date_modified) "
+                        "VALUES (%s, %s, UTC_TIMESTAMP(3), UTC_TIMESTAMP(3))",
+                        name, str(uuid.uuid4()))
+        return self.stack.rows("SELECT id FROM organisations WHERE name = %s", name)[0]["id"]
+
+    def add_user(self, email, org, role, key=False, disabled=False, expired=False,
+                 read_only=False):
+        """A user (org: a name of self.org_id or an id); with key, an authkey for it.
+        Returns (email, raw key or None)."""
+        org_id = self.org_id.get(org, org)
+        self.stack.rows("INSERT INTO users (email, org_id, role_id, disabled, date_created, "
+                        "date_modified) VALUES (%s, %s, %s, %s, UTC_TIMESTAMP(3), "
+                        "UTC_TIMESTAMP(3))", email, org_id, self.ROLE[role], int(disabled))
+        if not key:
+            return email, None
+        raw = random_key()
+        self.add_key(email, raw, expired=expired, read_only=read_only)
+        return email, raw
+
+    def add_key(self, email, raw=None, expired=False, read_only=False):
+        """An authkey for the user email; returns its id."""
+        raw = raw or random_key()
+        uid = self.stack.rows("SELECT id FROM users WHERE email = %s", email)[0]["id"]
+        self.stack.rows(
+            "INSERT INTO auth_keys (user_id, digest, authkey_start, authkey_end, expiration, "
+            "read_only, created) VALUES (%s, %s, %s, %s, "
+            "IF(%s, UTC_TIMESTAMP(3) - INTERVAL 1 DAY, NULL), %s, UTC_TIMESTAMP(3))",
+            uid, hmac.new(self.secret, raw.encode(), hashlib.sha256).digest(), raw[:4],
+            raw[-4:], int(expired), int(read_only))
+        return self.stack.rows("SELECT MAX(id) AS id FROM auth_keys WHERE user_id = %s",
+                               uid)[0]["id"]
+
+    def add_role(self, name):
+        self.stack.rows("INSERT INTO roles (name, perm_auth, created, modified) "
+                        "VALUES (%s, 1, UTC_TIMESTAMP(3), UTC_TIMESTAMP(3))", name)
+        return name
+
+    def digest(self):
+        """What a refused command must leave alone: every table's checksum but logs', and
+        the audit rows other than failed authentications."""
+        tables = [r["t"] for r in self.stack.rows(
+            "SELECT table_name AS t FROM information_schema.tables "
+            "WHERE table_schema = DATABASE() AND table_type = 'BASE TABLE'")
+            if r["t"] not in NOT_DIGESTED]
+        sums = self.stack.rows("CHECKSUM TABLE " + ", ".join(f"`{t}`" for t in tables))
+        assert sums and all(r["Checksum"] is not None for r in sums), sums
+        audit = self.stack.count("logs", "action <> 'auth_fail'")
+        return sorted((r["Table"], r["Checksum"]) for r in sums), audit
+
+
+class Cell:
+    """One persona running one command: its key and the targets its arguments name."""
+
+    def __init__(self, fx, persona):
+        self.fx = fx
+        self.persona = persona
+        self.key = fx.keys[persona]
+        self.org = "Beta" if persona == "o" else "Alpha"
+        self._user = None
+
+    def fresh(self, prefix):
+        return self.fx.fresh(prefix)
+
+    def user(self):
+        """A user the persona may read about: itself for S, else its organisation's target
+        (another org's for o)."""
+        return self.fx.self_email if self.persona == "S" else self.fx.target[self.org]
+
+    def new_user(self):
+        """A fresh user for a command that changes it: for S a fresh self (its key becomes
+        the cell's key), else a fresh user of the target organisation."""
+        if self._user is None:
+            email = self.fresh(self.persona.lower() + "-target") + "@" + self.org.lower() + ".test"
+            email, key = self.fx.add_user(email, self.org, "User", key=self.persona == "S")
+            if key:
+                self.key = key
+            self._user = email
+        return self._user
+
+    def new_key(self):
+        """A fresh authkey of new_user(): its id."""
+        return self.fx.add_key(self.new_user())
+
+    def new_org(self):
+        name = self.fx.fresh("org")
+        self.fx.org_id[name] = self.fx.add_org(name)
+        return name
+
+    def new_role(self):
+        return self.fx.add_role(self.fx.fresh("role"))
+
+
+def fit_args(spec, args, cell):
+    """A guessed row's arguments fitted to the catalog's: unknown ones dropped, missing
+    required ones filled by name."""
+    known = {a["name"]: a for a in spec["args"]}
+    out = {k: v for k, v in args.items() if k in known}
+    for a in spec["args"]:
+        if not a["required"] or a["name"] in out:
+            continue
+        name, kind = a["name"], a["type"]
+        if name in ("user", "email"):
+            out[name] = cell.new_user()
+        elif name in ("org", "into"):
+            out[name] = cell.new_org()
+        elif "key" in name and kind == "integer":
+            out[name] = cell.new_key()
+        elif name == "ip":
+            out[name] = "10.0.0.7"
+        elif name == "password":
+            out[name] = GOOD_PW
+        elif kind == "enum":
+            out[name] = a["choices"][0]
+        elif kind == "boolean":
+            out[name] = False
+        elif kind == "integer":
+            out[name] = max(a["min"], 1)
+        else:
+            out[name] = cell.fresh(name)
+    return out
+
+
+def outcome(reply):
+    """The cell a reply shows: +, -, x, or ! (invalid or internal: a wrong row or a bug)."""
+    if reply.get("ok") is True:
+        return "+"
+    code = reply["error"]["code"]
+    return {"forbidden": "-", "unauthenticated": "x", "invalid": "!", "internal": "!"}.get(
+        code, "+")
+
+
+def expected(cell_char, spec):
+    if cell_char == "r":
+        return "-" if spec["writes"] else "+"
+    return cell_char
+
+
+def send(stack, type_, args, key):
+    body = {"v": 1, "id": str(uuid.uuid4()), "type": type_, "args": args}
+    if key is not None:
+        body["auth"] = key
+    return stack.send(body)
+
+
+def test_table_covers_the_catalog_and_is_well_formed():
+    cat = catalog()
+    missing = sorted(set(cat) - set(TABLE))
+    assert not missing, (f"commands without a row in test_authz.TABLE: {missing}; add one "
+                         "saying who may run each")
+    for type_, (cells, _) in TABLE.items():
+        chars = cells.split()
+        assert len(chars) == len(PERSONAS) and set(chars) <= set("+-xr"), (type_, cells)
+        assert chars[0] == "+", f"{type_}: site admins may run every command"
+        if type_ in cat and type_ not in GUESSED:
+            assert "r" not in chars, f"{type_}: spell the read-only key's cell out"
+            if cat[type_]["writes"]:
+                assert chars[PERSONAS.index("K")] != "+", f"{type_} writes: a read-only key"
+        if type_ in cat and cat[type_]["permission"] != "public":
+            assert [chars[PERSONAS.index(p)] for p in "DEN"] == ["x"] * 3, type_
+
+
+def test_every_command_for_every_persona(stack):
+    cat = catalog()
+    assert not set(cat) - set(TABLE), "see test_table_covers_the_catalog_and_is_well_formed"
+    fx = Fixture(stack)
+    started = time.monotonic()
+    wrong, cells = [], 0
+    for type_, (row, make_args) in TABLE.items():
+        spec = cat.get(type_)
+        if spec is None:
+            continue
+        for persona, want in zip(PERSONAS, row.split()):
+            cell = Cell(fx, persona)
+            args = make_args(cell)
+            if type_ in GUESSED:
+                args = fit_args(spec, args, cell)
+            want = expected(want, spec)
+            before = fx.digest() if spec["writes"] and want in "-x" else None
+            reply = send(stack, type_, args, cell.key)
+            got = outcome(reply)
+            cells += 1
+            if got != want:
+                wrong.append(f"{type_:18} {persona}: expected {want}, got {got}: {reply!r} "
+                             f"(args {args!r})")
+            elif before is not None and fx.digest() != before:
+                wrong.append(f"{type_:18} {persona}: refused, yet something changed")
+    exercised = sum(1 for t in TABLE if t in cat)
+    print(f"\nauthorisation table: {exercised} rows exercised ({cells} cells, "
+          f"{time.monotonic() - started:.1f} s); {len(TABLE) - exercised} rows for commands "
+          f"not in this build: {sorted(set(TABLE) - set(cat))}")
+    assert not wrong, "cells that differ from the table:\n" + "\n".join(wrong)
