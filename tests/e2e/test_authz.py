@@ -158,16 +158,68 @@ def random_key():
     return "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(40))
 
 
-class Fixture:
-    """The personas and their organisations, made by SQL on one stack."""
+class People:
+    """Organisations, users and authkeys made by SQL (fast, and independent of the
+    commands under test)."""
 
-    ROLE = {"admin": 1, "Org Admin": 2, "User": 3, "Publisher": 4, "Read Only": 6}
+    ROLE = {"admin": 1, "Org Admin": 2, "User": 3, "Publisher": 4, "Sync user": 5,
+            "Read Only": 6}
 
-    def __init__(self, stack):
+    def __init__(self, stack, *orgs):
         self.stack = stack
         self.secret = bytes.fromhex((stack.home / "secrets" / "server.key").read_text().strip())
         self.counter = itertools.count(1)
-        self.org_id = {"Alpha": self.add_org("Alpha"), "Beta": self.add_org("Beta")}
+        self.org_id = {name: self.add_org(name) for name in orgs}
+
+    def fresh(self, prefix):
+        return f"{prefix}-{next(self.counter)}"
+
+    def add_org(self, name):
+        self.stack.rows("INSERT INTO organisations (name, uuid, date_created, date_modified) "
+                        "VALUES (%s, %s, UTC_TIMESTAMP(3), UTC_TIMESTAMP(3))",
+                        name, str(uuid.uuid4()))
+        return self.stack.rows("SELECT id FROM organisations WHERE name = %s", name)[0]["id"]
+
+    def add_user(self, email, org, role, key=False, disabled=False, expired=False,
+                 read_only=False):
+        """A user (org: a name of self.org_id or an id); with key, an authkey for it.
+        Returns (email, raw key or None)."""
+        org_id = self.org_id.get(org, org)
+        role_id = self.ROLE.get(role, role)
+        self.stack.rows("INSERT INTO users (email, org_id, role_id, disabled, date_created, "
+                        "date_modified) VALUES (%s, %s, %s, %s, UTC_TIMESTAMP(3), "
+                        "UTC_TIMESTAMP(3))", email, org_id, role_id, int(disabled))
+        if not key:
+            return email, None
+        raw = random_key()
+        self.add_key(email, raw, expired=expired, read_only=read_only)
+        return email, raw
+
+    def add_key(self, email, raw=None, expired=False, read_only=False):
+        """An authkey for the user email; returns its id."""
+        raw = raw or random_key()
+        uid = self.stack.rows("SELECT id FROM users WHERE email = %s", email)[0]["id"]
+        self.stack.rows(
+            "INSERT INTO auth_keys (user_id, digest, authkey_start, authkey_end, expiration, "
+            "read_only, created) VALUES (%s, %s, %s, %s, "
+            "IF(%s, UTC_TIMESTAMP(3) - INTERVAL 1 DAY, NULL), %s, UTC_TIMESTAMP(3))",
+            uid, hmac.new(self.secret, raw.encode(), hashlib.sha256).digest(), raw[:4],
+            raw[-4:], int(expired), int(read_only))
+        return self.stack.rows("SELECT MAX(id) AS id FROM auth_keys WHERE user_id = %s",
+                               uid)[0]["id"]
+
+    def add_role(self, name):
+        """A role with perm_auth only (level read_only)."""
+        self.stack.rows("INSERT INTO roles (name, perm_auth, created, modified) "
+                        "VALUES (%s, 1, UTC_TIMESTAMP(3), UTC_TIMESTAMP(3))", name)
+        return name
+
+
+class Fixture(People):
+    """The personas of TABLE and their organisations, on one stack."""
+
+    def __init__(self, stack):
+        super().__init__(stack, "Alpha", "Beta")
         self.keys = {"A": stack.key, "N": None}
         self.keys["O"] = self.keys["o"] = self.add_user("orgadmin@alpha.test", "Alpha",
                                                         "Org Admin", key=True)[1]
@@ -189,47 +241,6 @@ class Fixture:
         self.login_email = "login@alpha.test"
         stack.ok("user.add", {"email": self.login_email, "org": "Alpha", "password": GOOD_PW,
                               "no_password_change": True})
-
-    def fresh(self, prefix):
-        return f"{prefix}-{next(self.counter)}"
-
-    def add_org(self, name):
-        self.stack.rows("INSERT INTO organisations (name, uuid, date_created, date_modified) "
-                        "VALUES (%s, %s, UTC_TIMESTAMP(3), UTC_TIMESTAMP(3))",
-                        name, str(uuid.uuid4()))
-        return self.stack.rows("SELECT id FROM organisations WHERE name = %s", name)[0]["id"]
-
-    def add_user(self, email, org, role, key=False, disabled=False, expired=False,
-                 read_only=False):
-        """A user (org: a name of self.org_id or an id); with key, an authkey for it.
-        Returns (email, raw key or None)."""
-        org_id = self.org_id.get(org, org)
-        self.stack.rows("INSERT INTO users (email, org_id, role_id, disabled, date_created, "
-                        "date_modified) VALUES (%s, %s, %s, %s, UTC_TIMESTAMP(3), "
-                        "UTC_TIMESTAMP(3))", email, org_id, self.ROLE[role], int(disabled))
-        if not key:
-            return email, None
-        raw = random_key()
-        self.add_key(email, raw, expired=expired, read_only=read_only)
-        return email, raw
-
-    def add_key(self, email, raw=None, expired=False, read_only=False):
-        """An authkey for the user email; returns its id."""
-        raw = raw or random_key()
-        uid = self.stack.rows("SELECT id FROM users WHERE email = %s", email)[0]["id"]
-        self.stack.rows(
-            "INSERT INTO auth_keys (user_id, digest, authkey_start, authkey_end, expiration, "
-            "read_only, created) VALUES (%s, %s, %s, %s, "
-            "IF(%s, UTC_TIMESTAMP(3) - INTERVAL 1 DAY, NULL), %s, UTC_TIMESTAMP(3))",
-            uid, hmac.new(self.secret, raw.encode(), hashlib.sha256).digest(), raw[:4],
-            raw[-4:], int(expired), int(read_only))
-        return self.stack.rows("SELECT MAX(id) AS id FROM auth_keys WHERE user_id = %s",
-                               uid)[0]["id"]
-
-    def add_role(self, name):
-        self.stack.rows("INSERT INTO roles (name, perm_auth, created, modified) "
-                        "VALUES (%s, 1, UTC_TIMESTAMP(3), UTC_TIMESTAMP(3))", name)
-        return name
 
     def digest(self):
         """What a refused command must leave alone: every table's checksum but logs', and
@@ -385,3 +396,132 @@ def test_every_command_for_every_persona(stack):
           f"{time.monotonic() - started:.1f} s); {len(TABLE) - exercised} rows for commands "
           f"not in this build: {sorted(set(TABLE) - set(cat))}")
     assert not wrong, "cells that differ from the table:\n" + "\n".join(wrong)
+
+
+# --- the scoping rules themselves -----------------------------------------------------------
+
+
+def user_state(stack):
+    """What a refused user command must leave as it was."""
+    return (stack.rows("SELECT * FROM users ORDER BY id"), stack.count("logs"),
+            stack.count("auth_keys"))
+
+
+def emails(page):
+    return sorted(u["email"] for u in page["items"])
+
+
+def test_org_admin_manages_only_their_own_organisation(stack):
+    pp = People(stack, "Alpha", "Beta")
+    key = pp.add_user("boss@alpha.test", "Alpha", "Org Admin", key=True)[1]
+    pp.add_user("ana@alpha.test", "Alpha", "User")
+    pp.add_user("root@alpha.test", "Alpha", "admin")  # a site admin inside Alpha
+    pp.add_user("bob@beta.test", "Beta", "User")
+
+    def as_boss(type_, args):
+        return stack.cmd(type_, args, auth=key)
+
+    # the list: Alpha's users only (all of them, as MISP's admin index), whatever the filter
+    alpha = ["ana@alpha.test", "boss@alpha.test", "root@alpha.test"]
+    assert emails(stack.ok("user.list", {}, auth=key)) == alpha
+    assert emails(stack.ok("user.list", {"org": "alpha"}, auth=key)) == alpha
+    assert stack.ok("user.list", {"role": "User"}, auth=key)["total"] == 1
+    before = user_state(stack)
+    for org in ("Beta", str(pp.org_id["Beta"])):
+        err = assert_error(as_boss("user.list", {"org": org}), "forbidden", "org")
+        assert "Alpha" in err["message"]
+    assert_error(as_boss("user.list", {"org": "Nowhere"}), "not_found", "org")
+
+    # one user: Alpha's non-site-admins only
+    assert stack.ok("user.view", {"user": "ana@alpha.test"}, auth=key)["org"] == "Alpha"
+    for type_, args in (("user.view", {"user": "bob@beta.test"}),
+                        ("user.edit", {"user": "bob@beta.test", "autoalert": True}),
+                        ("user.disable", {"user": "bob@beta.test"}),
+                        ("user.delete", {"user": "bob@beta.test"}),
+                        ("user.change_pw", {"user": "bob@beta.test", "password": GOOD_PW})):
+        err = assert_error(as_boss(type_, args), "forbidden", "user")
+        assert "own organisation" in err["message"]
+    for type_, args in (("user.view", {"user": "root@alpha.test"}),
+                        ("user.edit", {"user": "root@alpha.test", "autoalert": True}),
+                        ("user.disable", {"user": "root@alpha.test"}),
+                        ("user.change_pw", {"user": "root@alpha.test", "password": GOOD_PW})):
+        err = assert_error(as_boss(type_, args), "forbidden", "user")
+        assert "site administrator" in err["message"]
+    # no move out of Alpha, no site admin role, no role with a permission boss lacks
+    assert_error(as_boss("user.edit", {"user": "ana@alpha.test", "org": "Beta"}),
+                 "forbidden", "org")
+    err = assert_error(as_boss("user.edit", {"user": "ana@alpha.test", "role": "admin"}),
+                       "forbidden", "role")
+    assert "site administrator" in err["message"]
+    err = assert_error(as_boss("user.edit", {"user": "ana@alpha.test", "role": "Sync user"}),
+                       "forbidden", "role")
+    assert "sync" in err["message"]
+    assert_error(as_boss("user.add", {"email": "new@beta.test", "org": "Beta"}),
+                 "forbidden", "org")
+    assert_error(as_boss("user.add", {"email": "new@alpha.test", "org": "Alpha",
+                                      "role": "admin"}), "forbidden", "role")
+    assert user_state(stack) == before
+
+    # inside Alpha it all works, and is audited as boss of Alpha
+    new = stack.ok("user.add", {"email": "new@alpha.test", "org": "Alpha"}, auth=key)
+    assert new["org"] == "Alpha" and new["role"] == "User"
+    ed = stack.ok("user.edit", {"user": "ana@alpha.test", "role": "Publisher", "org": "Alpha",
+                                "autoalert": True}, auth=key)
+    assert ed["role"] == "Publisher" and ed["autoalert"] is True
+    assert stack.ok("user.disable", {"user": "ana@alpha.test"}, auth=key)["disabled"] is True
+    assert stack.ok("user.enable", {"user": "ana@alpha.test"}, auth=key)["disabled"] is False
+    assert "password" in stack.ok("user.change_pw", {"user": "ana@alpha.test"}, auth=key)
+    assert stack.ok("user.delete", {"user": "new@alpha.test"}, auth=key)["id"] == new["id"]
+    rows = stack.rows("SELECT action, email, org FROM logs WHERE model = 'User' AND user_id > 0 "
+                      "ORDER BY id")
+    assert [r["action"] for r in rows] == ["add", "edit", "edit", "edit", "change_pw", "delete"], rows
+    assert {(r["email"], r["org"]) for r in rows} == {("boss@alpha.test", "Alpha")}
+
+
+def test_org_admin_gives_no_role_above_their_own(stack):
+    """A lesser admin role (manage_org, admin and auth only) may give User, but neither the
+    publish level nor a permission it lacks."""
+    pp = People(stack, "Alpha")
+    stack.ok("role.add", {"name": "Small Admin", "permission": "manage_org",
+                          "perms": ["admin", "auth"]})
+    role_id = stack.rows("SELECT id FROM roles WHERE name = 'Small Admin'")[0]["id"]
+    key = pp.add_user("small@alpha.test", "Alpha", role_id, key=True)[1]
+    stack.ok("role.add", {"name": "Tagger", "perms": ["auth", "tagger"]})
+    before = user_state(stack)
+    err = assert_error(stack.cmd("user.add", {"email": "p@alpha.test", "org": "Alpha",
+                                              "role": "Publisher"}, auth=key), "forbidden", "role")
+    assert "level" in err["message"]
+    err = assert_error(stack.cmd("user.add", {"email": "t@alpha.test", "org": "Alpha",
+                                              "role": "Tagger"}, auth=key), "forbidden", "role")
+    assert "tagger" in err["message"]
+    assert user_state(stack) == before
+    assert stack.ok("user.add", {"email": "u@alpha.test", "org": "Alpha", "role": "User"},
+                    auth=key)["role"] == "User"
+
+
+def test_audit_permission_sees_only_own_organisation_logs(stack):
+    pp = People(stack, "Alpha", "Beta")
+    alpha_admin = pp.add_user("boss@alpha.test", "Alpha", "Org Admin", key=True)[1]
+    alpha_auditor = pp.add_user("ro@alpha.test", "Alpha", "Read Only", key=True)[1]
+    beta_admin = pp.add_user("boss@beta.test", "Beta", "Org Admin", key=True)[1]
+    plain = pp.add_user("plain@alpha.test", "Alpha", "User", key=True)[1]
+    stack.ok("org.add", {"name": "Gamma"})  # by the site admin: org ORGNAME
+    stack.ok("user.add", {"email": "a1@alpha.test", "org": "Alpha"}, auth=alpha_admin)
+    stack.ok("user.add", {"email": "a2@alpha.test", "org": "Alpha"}, auth=alpha_admin)
+    stack.ok("user.add", {"email": "b1@beta.test", "org": "Beta"}, auth=beta_admin)
+    stack.cmd("auth.whoami", auth="z" * 40)  # an auth_fail row (org SYSTEM)
+    orgs = {r["org"] for r in stack.rows("SELECT DISTINCT org FROM logs")}
+    assert {"ORGNAME", "Alpha", "Beta", "SYSTEM"} <= orgs
+
+    for key in (alpha_auditor, alpha_admin):
+        seen = stack.ok("log.search", {"limit": 1000}, auth=key)
+        assert seen["total"] == stack.count("logs", "org = 'Alpha'") == 2
+        assert {r["org"] for r in seen["items"]} == {"Alpha"}
+        # a filter narrows the view further, never widens it
+        assert stack.ok("log.search", {"org": "Beta"}, auth=key)["total"] == 0
+        assert stack.ok("log.search", {"action": "add"}, auth=key)["total"] == 2
+    beta = stack.ok("log.search", {}, auth=beta_admin)
+    assert beta["total"] == 1 and beta["items"][0]["email"] == "boss@beta.test"
+    # the site admin sees every row; a role without perm_audit none
+    assert stack.ok("log.search", {"limit": 1000})["total"] == stack.count("logs")
+    assert_error(stack.cmd("log.search", {}, auth=plain), "forbidden")
