@@ -173,9 +173,10 @@ int ab_may_act_on_user(const ab_command *cmd, const ab_identity *who, uint32_t u
     bool self_ok = cmd->permission == AB_PERM_SELF || cmd->permission == AB_PERM_AUTH;
     if (self_ok && user_id == who->user_id)
         return 0;
-    if ((who->flags & AB_RF_ADMIN) && org_id == who->org_id && !target_site_admin)
+    bool org_admin = (who->flags & AB_RF_ADMIN) != 0;
+    if (org_admin && org_id == who->org_id && !target_site_admin)
         return 0;
-    if ((who->flags & AB_RF_ADMIN) && org_id == who->org_id)
+    if (org_admin && org_id == who->org_id)
         return ab_fail(err, AB_E_FORBIDDEN, "user",
                        "%s: user %u is a site administrator; only a site administrator may "
                        "do that",
@@ -183,8 +184,50 @@ int ab_may_act_on_user(const ab_command *cmd, const ab_identity *who, uint32_t u
     return ab_fail(err, AB_E_FORBIDDEN, "user",
                    "%s: user %u is outside what %s (role %s) may manage: %s", cmd->type, user_id,
                    who->email, who->role_name,
-                   (who->flags & AB_RF_ADMIN) ? "org admins manage their own organisation only"
-                                              : "only your own account");
+                   org_admin ? "org admins manage the users of their own organisation only"
+                             : "only your own account");
+}
+
+int ab_may_act_in_org(const ab_command *cmd, const ab_identity *who, uint32_t org_id,
+                      const char *field, ab_error *err)
+{
+    if (who->site_admin || ((who->flags & AB_RF_ADMIN) && org_id == who->org_id))
+        return 0;
+    return ab_fail(err, AB_E_FORBIDDEN, field,
+                   "%s: organisation %u is not yours; %s (role %s) manages the users of %s "
+                   "only",
+                   cmd->type, org_id, who->email, who->role_name, who->org_name);
+}
+
+/* The name of the lowest AB_RF_* bit set in flags (ab_role_perms is in bit order). */
+static const char *s_flag_name(uint32_t flags)
+{
+    for (int i = 0; ab_role_perms[i]; i++)
+        if (flags & (1u << i))
+            return ab_role_perms[i];
+    return "?";
+}
+
+int ab_may_grant_role(const ab_command *cmd, const ab_identity *who, const char *role, int level,
+                      uint32_t flags, ab_error *err)
+{
+    if (who->site_admin)
+        return 0;
+    const char *why = NULL;
+    if (flags & AB_RF_SITE_ADMIN)
+        why = "it makes a site administrator";
+    else if (level > who->perm_level)
+        why = "its permission level is above yours";
+    if (why)
+        return ab_fail(err, AB_E_FORBIDDEN, "role", "%s: you may not give the role %s: %s",
+                       cmd->type, role, why);
+    uint32_t lacking = flags & ~who->flags;
+    if (lacking)
+        return ab_fail(err, AB_E_FORBIDDEN, "role",
+                       "%s: you may not give the role %s: it has the permission %s, which your "
+                       "role (%s) lacks",
+                       cmd->type, role, s_flag_name(lacking), who->role_name);
+    return 0;
 }
 
 int ab_other_site_admins(ab_db *db, int64_t skip_role, int64_t skip_user, int64_t *n, ab_error *err)

@@ -1,6 +1,12 @@
 /* usercmd.c — users (the manual's "Users"): add, list, view, edit, disable, enable, delete,
- * change-pw. Site administrators only for now (org admins come with the authorisation
- * table of issue 5).
+ * change-pw.
+ *
+ * Who may (the catalog's permission column, then the scoping here): site administrators act
+ * on anyone; org admins (perm_admin) only inside their own organisation — they list its
+ * users, add users to it, act on its users who are not site admins (ab_may_act_on_user),
+ * never move a user out of it, and never give a role that makes a site admin or has a
+ * permission their own role lacks (ab_may_grant_role); change-pw is also open to every user
+ * for their own account.
  *
  * A user has an e-mail (unique, case-insensitively through the column's collation), an
  * organisation, a role (the default role when none is given, read with a shared lock (MariaDB: LOCK
@@ -37,7 +43,8 @@
 typedef struct {
     int64_t id, org_id, role_id, nids_sid, last_login, created, modified;
     bool has_last_login, autoalert, contactalert, termsaccepted, change_pw, disabled;
-    bool admin; /* the role is site admin and may use authkeys */
+    bool admin;      /* the role is site admin and may use authkeys */
+    bool site_admin; /* the role is site admin (org admins may not act on the user) */
     char email[EMAIL_MAX_BYTES];
     char org[NAME_MAX_BYTES];
     char role[NAME_MAX_BYTES];
@@ -51,9 +58,13 @@ typedef struct {
     "u.id, u.email, u.org_id, o.name, u.role_id, r.name, u.autoalert, u.contactalert, "            \
     "u.nids_sid, u.termsaccepted, u.change_pw, u.disabled, " LAST_LOGIN_MS                         \
     ", u.last_login IS NOT NULL, " CREATED_MS ", " MODIFIED_MS                                     \
-    ", r.perm_site_admin = 1 AND r.perm_auth = 1, u.gpgkey_fingerprint"
+    ", r.perm_site_admin = 1 AND r.perm_auth = 1, r.perm_site_admin = 1, u.gpgkey_fingerprint"
 #define USER_FROM                                                                                  \
     " FROM users u JOIN organisations o ON o.id = u.org_id JOIN roles r ON r.id = u.role_id"
+/* A role to give: id, name, site admin with authkeys, level, flags (s_find_role). */
+#define ROLE_SELECT                                                                                \
+    "SELECT r.id, r.name, r.perm_site_admin = 1 AND r.perm_auth = 1, " AB_ROLE_LEVEL_SQL           \
+    ", " AB_ROLE_FLAGS_SQL " FROM roles r "
 
 static void s_copy(char *dst, size_t cap, const char *src)
 {
@@ -80,7 +91,8 @@ static void s_user_from_row(const ab_rows *rows, s_user *u)
     u->created = ab_rows_int(rows, 14);
     u->modified = ab_rows_int(rows, 15);
     u->admin = ab_rows_int(rows, 16) != 0;
-    s_copy(u->gpg_fpr, sizeof u->gpg_fpr, ab_rows_str(rows, 17, NULL));
+    u->site_admin = ab_rows_int(rows, 17) != 0;
+    s_copy(u->gpg_fpr, sizeof u->gpg_fpr, ab_rows_str(rows, 18, NULL));
 }
 
 /* The user record; extra map entries (the one-time password) follow when extra > 0. */
@@ -143,6 +155,15 @@ static int s_find(ab_ctx *ctx, bool for_update, s_user *out, ab_error *err)
     return 0;
 }
 
+/* s_find, then whether the caller may run this command on that user (ab_may_act_on_user). */
+static int s_find_allowed(ab_ctx *ctx, bool for_update, s_user *out, ab_error *err)
+{
+    if (s_find(ctx, for_update, out, err) < 0)
+        return -1;
+    return ab_may_act_on_user(ctx->cmd, ctx->who, (uint32_t)out->id, (uint32_t)out->org_id,
+                              out->site_admin, err);
+}
+
 /* Resolve the organisation (arg "org", id or name; shared lock) into *id and name. */
 static int s_find_org(ab_ctx *ctx, int64_t *id, char *name, size_t cap, ab_error *err)
 {
@@ -172,36 +193,41 @@ static int s_find_org(ab_ctx *ctx, int64_t *id, char *name, size_t cap, ab_error
     if (rc == 0)
         return ab_fail(err, AB_E_NOT_FOUND, "org", "no organisation has the id or name '%.*s'",
                        s_clip(len), ref);
-    return 0;
+    /* Every use puts a user in, or looks for users of, the organisation: org admins only
+     * their own. */
+    return ab_may_act_in_org(ctx->cmd, ctx->who, (uint32_t)*id, "org", err);
 }
 
-/* Resolve the role (arg "role", id or name; or the default role when absent) with a shared
- * lock: role.delete locks it FOR UPDATE before it counts members. */
+/* Resolve the role to give (arg "role", id or name; or the default role when absent) with a
+ * shared lock: role.delete locks it FOR UPDATE before it counts members. The caller must be
+ * allowed to give it (ab_may_grant_role). */
 static int s_find_role(ab_ctx *ctx, int64_t *id, char *name, size_t cap, bool *admin, ab_error *err)
 {
     size_t len = 0;
     const char *ref = ab_arg_str(ctx, "role", &len);
     ab_params p;
     ab_params_init(&p);
-    const char *sql = "SELECT id, name, perm_site_admin = 1 AND perm_auth = 1 FROM roles "
-                      "WHERE default_role = 1 ORDER BY id LIMIT 1 LOCK IN SHARE MODE";
+    const char *sql = ROLE_SELECT "WHERE r.default_role = 1 ORDER BY r.id LIMIT 1 "
+                                  "LOCK IN SHARE MODE";
     if (ref && ab_ref_is_id(ref, len)) {
         ab_param_int(&p, strtoll(ref, NULL, 10));
-        sql = "SELECT id, name, perm_site_admin = 1 AND perm_auth = 1 FROM roles WHERE id = ? "
-              "LOCK IN SHARE MODE";
+        sql = ROLE_SELECT "WHERE r.id = ? LOCK IN SHARE MODE";
     } else if (ref) {
         ab_param_str(&p, ref, len);
-        sql = "SELECT id, name, perm_site_admin = 1 AND perm_auth = 1 FROM roles WHERE name = ? "
-              "LOCK IN SHARE MODE";
+        sql = ROLE_SELECT "WHERE r.name = ? LOCK IN SHARE MODE";
     }
     ab_rows rows;
     if (ab_db_query(ctx->db, sql, &p, &rows, err) < 0)
         return -1;
     int rc = ab_rows_next(&rows);
+    int level = 0;
+    uint32_t flags = 0;
     if (rc == 1) {
         *id = ab_rows_int(&rows, 0);
         s_copy(name, cap, ab_rows_str(&rows, 1, NULL));
         *admin = ab_rows_int(&rows, 2) != 0;
+        level = (int)ab_rows_int(&rows, 3);
+        flags = (uint32_t)ab_rows_int(&rows, 4);
     }
     ab_rows_close(&rows);
     if (rc < 0)
@@ -212,7 +238,7 @@ static int s_find_role(ab_ctx *ctx, int64_t *id, char *name, size_t cap, bool *a
     if (rc == 0)
         return ab_fail(err, AB_E_CONFLICT, "role",
                        "no role is the default: give a role or set one (role set-default)");
-    return 0;
+    return ab_may_grant_role(ctx->cmd, ctx->who, name, level, flags, err);
 }
 
 /* A reasonable address check: one '@', a local part of 1..64 printable characters without
@@ -470,7 +496,7 @@ int ab_user_add(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
 int ab_user_view(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
 {
     s_user u;
-    if (s_find(ctx, false, &u, err) < 0)
+    if (s_find_allowed(ctx, false, &u, err) < 0)
         return -1;
     s_pack_user(pk, &u, 0);
     return 0;
@@ -490,6 +516,16 @@ int ab_user_list(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
     char where[512] = " WHERE 1 = 1";
     ab_params p;
     ab_params_init(&p);
+    /* Org admins see their own organisation's users (all of them, as MISP's admin index);
+     * an org filter naming another organisation is refused rather than answered empty. */
+    if (!ctx->who->site_admin) {
+        int64_t org_id = 0;
+        char org_name[NAME_MAX_BYTES];
+        if (ab_arg_has(ctx, "org") && s_find_org(ctx, &org_id, org_name, sizeof org_name, err) < 0)
+            return -1;
+        strcat(where, " AND u.org_id = ?");
+        ab_param_int(&p, ctx->who->org_id);
+    }
     static const char *const refs[] = {"org", "role"};
     static const char *const alias[] = {"o", "r"};
     for (int i = 0; i < 2; i++) {
@@ -531,7 +567,7 @@ int ab_user_list(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
 int ab_user_edit(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
 {
     s_user old;
-    if (s_find(ctx, true, &old, err) < 0)
+    if (s_find_allowed(ctx, true, &old, err) < 0)
         return -1;
     s_user u = old;
     size_t len = 0;
@@ -615,7 +651,7 @@ int ab_user_edit(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
 static int s_set_disabled(ab_ctx *ctx, msgpack_packer *pk, bool disabled, ab_error *err)
 {
     s_user u;
-    if (s_find(ctx, true, &u, err) < 0)
+    if (s_find_allowed(ctx, true, &u, err) < 0)
         return -1;
     if (u.disabled == disabled) { /* already so: nothing to write or audit */
         s_pack_user(pk, &u, 0);
@@ -658,7 +694,7 @@ int ab_user_enable(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
 int ab_user_delete(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
 {
     s_user u;
-    if (s_find(ctx, true, &u, err) < 0)
+    if (s_find_allowed(ctx, true, &u, err) < 0)
         return -1;
     if (ctx->who && (int64_t)ctx->who->user_id == u.id)
         return ab_fail(err, AB_E_CONFLICT, "user",
@@ -695,7 +731,7 @@ int ab_user_delete(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
 int ab_user_change_pw(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
 {
     s_user u;
-    if (s_find(ctx, true, &u, err) < 0)
+    if (s_find_allowed(ctx, true, &u, err) < 0)
         return -1;
     /* Users who set their own password (a session that had to change it) are done. */
     bool change_pw = !ab_arg_bool(ctx, "no_password_change", false) && u.id != ctx->who->user_id;

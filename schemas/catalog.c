@@ -464,39 +464,44 @@ const ab_command ab_catalog[] = {
      "A gpgkey must be exactly one OpenPGP public key with an encryption (sub)key that is "
      "neither expired nor revoked (invalid, field gpgkey, saying what is wrong); its "
      "fingerprint is stored with it. "
-     "Site administrators only for now (org admins come with the authorisation table).",
-     true, AB_PERM_SITE_ADMIN, s_user_add, COUNT(s_user_add)},
+     "An org admin adds users to their own organisation only, and may give neither a site "
+     "admin role nor a role with a permission they lack (forbidden).",
+     true, AB_PERM_ORG_ADMIN, s_user_add, COUNT(s_user_add)},
     {"user.list", "user list", "List users",
      "Lists users by id with the manual's columns (id, org, role, email, autoalert, "
      "contactalert, nids_sid, termsaccepted, last_login, disabled, created), optionally only "
-     "those of an organisation or role, or only disabled or enabled ones.",
-     false, AB_PERM_SITE_ADMIN, s_user_list, COUNT(s_user_list)},
+     "those of an organisation or role, or only disabled or enabled ones. An org admin sees "
+     "the users of their own organisation only (org naming another is forbidden).",
+     false, AB_PERM_ORG_ADMIN, s_user_list, COUNT(s_user_list)},
     {"user.view", "user view", "Show one user",
-     "Shows every field of a user except the password hash.", false, AB_PERM_SITE_ADMIN, s_user_one,
-     COUNT(s_user_one)},
+     "Shows every field of a user except the password hash. Org admins: users of their own "
+     "organisation who are not site admins (forbidden otherwise), as for every user command.",
+     false, AB_PERM_ORG_ADMIN, s_user_one, COUNT(s_user_one)},
     {"user.edit", "user edit", "Change a user",
      "Changes the given fields of a user; the audit row lists each change as field (old) => "
      "(new). Giving the last enabled site administrator a role that is not one is a conflict "
-     "(field user). A gpgkey is checked as on add; an empty one removes the key. Returns the "
-     "user as it is now.",
-     true, AB_PERM_SITE_ADMIN, s_user_edit, COUNT(s_user_edit)},
+     "(field user). A gpgkey is checked as on add; an empty one removes the key. An org admin "
+     "may not move a user to another organisation nor give a site admin role or a role with a "
+     "permission they lack (forbidden). Returns the user as it is now.",
+     true, AB_PERM_ORG_ADMIN, s_user_edit, COUNT(s_user_edit)},
     {"user.disable", "user disable", "Disable a user",
      "Disables a user (preferred to deleting): its authkeys stop working at once. Disabling "
      "the last enabled site administrator who can use an authkey is a conflict (field user).",
-     true, AB_PERM_SITE_ADMIN, s_user_one, COUNT(s_user_one)},
+     true, AB_PERM_ORG_ADMIN, s_user_one, COUNT(s_user_one)},
     {"user.enable", "user enable", "Enable a user", "Enables a disabled user again.", true,
-     AB_PERM_SITE_ADMIN, s_user_one, COUNT(s_user_one)},
+     AB_PERM_ORG_ADMIN, s_user_one, COUNT(s_user_one)},
     {"user.delete", "user delete", "Delete a user",
      "Deletes a user and its authkeys; its audit rows stay, with its e-mail. Deleting "
      "yourself, or the last enabled site administrator who can use an authkey, is a conflict "
      "(field user). Disabling is preferred.",
-     true, AB_PERM_SITE_ADMIN, s_user_one, COUNT(s_user_one)},
+     true, AB_PERM_ORG_ADMIN, s_user_one, COUNT(s_user_one)},
     {"user.change_pw", "user change-pw", "Set a user's password",
      "Sets a new password, given (checked against the policy) or generated and returned once "
      "as password. The user must change it at the next login unless no_password_change, or "
      "unless users set their own (which lifts a must-change-password session's restriction). "
-     "Audited as change_pw with the password shown as *****.",
-     true, AB_PERM_SITE_ADMIN, s_user_change_pw, COUNT(s_user_change_pw)},
+     "Audited as change_pw with the password shown as *****. Any user may set their own "
+     "password; org admins also those of their organisation's users who are not site admins.",
+     true, AB_PERM_SELF, s_user_change_pw, COUNT(s_user_change_pw)},
     {"user.authkey", "user authkey", "Get or reset a user's authkey",
      "MISP's getAuthkey and Authkey. Raw keys are never stored (only a keyed digest and the "
      "first and last four characters), so they cannot be shown again. Without reset: a user "
@@ -534,8 +539,9 @@ const ab_command ab_catalog[] = {
      true, AB_PERM_AUTH, s_authkey_one, COUNT(s_authkey_one)},
     {"log.search", "log search", "Search the audit log",
      "Lists audit rows, newest first. Text filters are sub-string matches; action and model "
-     "match exactly. Filters combine with AND.",
-     false, AB_PERM_SITE_ADMIN, s_log_search, COUNT(s_log_search)},
+     "match exactly. Filters combine with AND. Needs the audit permission; anyone but a site "
+     "admin sees only the rows of their own organisation (the acting user's org, as MISP).",
+     false, AB_PERM_AUDIT, s_log_search, COUNT(s_log_search)},
     {"auth.login", "auth login", "Log in with e-mail and password (and OTP)",
      "Checks e-mail and password (and the one-time code when the account has TOTP or HOTP) and "
      "returns a session token, once, as session: send it as the envelope's session instead of "
