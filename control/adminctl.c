@@ -3,7 +3,8 @@
  * client-side verb `events`, a monitor of the event stream. See adminctl --help.
  *
  * Exit codes: 0 done, 1 refused (an error reply), 2 usage error, 3 engine unreachable
- * or timed out. */
+ * or timed out. With --local (control/local.c): 2 also when $ADMINBUS_HOME has no
+ * configuration or server secret, 3 when its database is unreachable. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,19 +48,30 @@ static int s_missing(const ctl_conn *conn, bool url, bool key)
     return CTL_EXIT_USAGE;
 }
 
-/* Pack the command for cli with id and auth into *sbuf. */
-static void s_pack(const ctl_cli *cli, const char *id, const char *auth, msgpack_sbuffer *sbuf)
+/* The credential a command goes with: none for a public one (auth login), the session of
+ * ADMINBUS_SESSION when set (from auth login), else the authkey. */
+static const char *s_credential(const ctl_cli *cli, const ctl_conn *conn, const char **name)
 {
-    msgpack_packer pk;
-    msgpack_sbuffer_init(sbuf);
-    msgpack_packer_init(&pk, sbuf, msgpack_sbuffer_write);
-    ctl_pack_command(cli, id, auth, &pk);
+    const char *session = getenv("ADMINBUS_SESSION");
+    *name = "auth";
+    if (cli->cmd->permission == AB_PERM_PUBLIC)
+        return NULL;
+    if (session && *session) {
+        *name = "session";
+        return session;
+    }
+    return conn->authkey;
 }
 
 static int s_send(const ctl_cli *cli, const ctl_conn *conn, const char *id)
 {
     msgpack_sbuffer sbuf;
-    s_pack(cli, id, conn->authkey, &sbuf);
+    const char *cred_name;
+    const char *cred = s_credential(cli, conn, &cred_name);
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sbuf);
+    msgpack_packer_init(&pk, &sbuf, msgpack_sbuffer_write);
+    ctl_pack_command_as(cli, id, cred_name, cred, &pk);
     ctl_reply reply;
     char err[ERR_LEN];
     int rc =
@@ -86,8 +98,10 @@ static int s_run(const ctl_cli *cli, bool track)
     ctl_conn_fill(&conn);
     int rc;
     char id[37];
-    if (!conn.url || !conn.authkey)
-        rc = s_missing(&conn, !conn.url, !conn.authkey);
+    const char *session = getenv("ADMINBUS_SESSION");
+    bool need_key = cli->cmd->permission != AB_PERM_PUBLIC && !(session && *session);
+    if (!conn.url || (need_key && !conn.authkey))
+        rc = s_missing(&conn, !conn.url, need_key && !conn.authkey);
     else if (track)
         rc = ctl_track(cli, &conn, cli->values[0].num);
     else if (!cli->id && ctl_uuid_v4(id) < 0)
@@ -139,7 +153,14 @@ int main(int argc, char **argv)
     ctl_cli cli;
     char err[ERR_LEN];
     bool track = s_track_verb(argc, argv);
+    bool pw_stdin = ctl_login_take_flags(&argc, argv);
+    static char password[512];
     if (ctl_parse(argc, argv, &cli, err, sizeof err) < 0) {
+        ctl_release(&cli);
+        return s_usage_error(err);
+    }
+    if (cli.action == CTL_RUN && !strcmp(cli.cmd->type, "auth.login") &&
+        ctl_login_password(&cli, pw_stdin, password, sizeof password, err, sizeof err) < 0) {
         ctl_release(&cli);
         return s_usage_error(err);
     }
@@ -150,11 +171,20 @@ int main(int argc, char **argv)
     case CTL_HELP:
         return s_help(&cli);
     case CTL_EVENTS:
+        if (cli.local)
+            return s_usage_error("--local runs commands; events come from the broker");
         return s_events(&cli);
     case CTL_RUN:
         break;
     }
-    int rc = s_run(&cli, track);
+    int rc;
+    if (cli.local && (track || cli.url || cli.key))
+        rc = s_usage_error(track ? "--local runs one command; job track needs the engine"
+                                 : "--local talks to the database itself: --url and --key do "
+                                   "not apply");
+    else
+        rc = cli.local ? ctl_local(&cli) : s_run(&cli, track);
     ctl_release(&cli);
+    memset(password, 0, sizeof password);
     return rc;
 }

@@ -57,6 +57,7 @@ typedef struct {
 typedef struct {
     ctl_action action;
     bool json;                          /* --json */
+    bool local;                         /* --local: break-glass, straight to the database */
     const char *url;                    /* --url; NULL when not given */
     const char *key;                    /* --key; NULL when not given */
     const char *id;                     /* --id; NULL when not given */
@@ -77,6 +78,12 @@ typedef struct {
  * Returns 0, or -1 with a one-line usage error in err (the caller exits 2). */
 int ctl_parse(int argc, char *const *argv, ctl_cli *cli, char *err, size_t errlen);
 
+/* Load the value of text argument a from the file path ("-": standard input) into v
+ * (owned: ctl_release frees it): at most a->max characters, valid UTF-8 without NUL.
+ * Returns 0, or -1 with a usage error naming flag. */
+int ctl_text_load(const ab_arg *a, const char *flag, const char *path, ctl_value *v, char *err,
+                  size_t errlen);
+
 /* Free what ctl_parse allocated (list values). */
 void ctl_release(ctl_cli *cli);
 
@@ -93,9 +100,25 @@ void ctl_pack_args(const ctl_cli *cli, msgpack_packer *pk);
 
 /* Pack the whole v1 command {v, id, type, args, auth} for cli (a CTL_RUN). */
 void ctl_pack_command(const ctl_cli *cli, const char *id, const char *auth, msgpack_packer *pk);
+/* The same with the credential under cred_name ("auth" or "session"); cred NULL: none (a
+ * public command such as auth.login). */
+void ctl_pack_command_as(const ctl_cli *cli, const char *id, const char *cred_name,
+                         const char *cred, msgpack_packer *pk);
 
 /* The CLI flag for an argument name: "--" then name with '_' written '-'. */
 void ctl_flag_name(const char *name, char *out, size_t outlen);
+
+/* --- login.c ---------------------------------------------------------------------- */
+
+/* For `auth login`: remove --password-stdin from argv (not a catalog argument) and say
+ * whether it was there. Other command lines are left alone (false). */
+bool ctl_login_take_flags(int *argc, char **argv);
+
+/* Fill the password argument of a parsed auth.login: from standard input's first line
+ * (from_stdin) or from the terminal with echo off; buf (cap bytes) holds it. A password
+ * given on the command line is refused. Returns 0, or -1 with a usage error in err. */
+int ctl_login_password(ctl_cli *cli, bool from_stdin, char *buf, size_t cap, char *err,
+                       size_t errlen);
 
 /* --- help.c ----------------------------------------------------------------------- */
 
@@ -172,6 +195,14 @@ void ctl_reply_release(ctl_reply *reply);
  * err holds the message for a non-zero code. */
 int ctl_events(const char *url, const char *const *topics, size_t n, long count, int timeout_ms,
                FILE *out, char *err, size_t errlen);
+
+/* --- local.c (linked into adminctl only: it needs the engine library) ---------------- */
+
+/* adminctl --local: run cli's command (a CTL_RUN) as the local site administrator straight
+ * against $ADMINBUS_HOME's database (engine/local.h), render the reply, publish its events
+ * when a broker carries them. Returns the exit code: 0, 1 refused, 2 the home has no
+ * configuration or secret, 3 the database is unreachable. */
+int ctl_local(const ctl_cli *cli);
 
 /* --- render.c --------------------------------------------------------------------- */
 

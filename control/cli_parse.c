@@ -268,6 +268,30 @@ static int s_take_value(const s_flag *f, int left, char *const *av, const char *
     return 2;
 }
 
+/* --NAME-file PATH: the value of the text argument NAME is the content of a file ("-":
+ * standard input), for values too long or too awkward to type (user add --gpgkey-file).
+ * Returns words consumed, 0 when f is not such a flag, -1 on error. */
+static int s_file_flag(ctl_cli *cli, const s_flag *f, int left, char *const *av, char *err,
+                       size_t errlen)
+{
+    size_t n = strlen(f->name);
+    if (n <= 5 || strcmp(f->name + n - 5, "_file") != 0)
+        return 0;
+    const ab_arg *a = ab_command_arg(cli->cmd, f->name, n - 5);
+    if (!a || a->type != AB_ARG_STR)
+        return 0;
+    char flag[CTL_WORDS_MAX + 2];
+    ctl_flag_name(a->name, flag, sizeof flag);
+    ctl_value *v = &cli->values[a - cli->cmd->args];
+    if (v->given)
+        return s_fail(err, errlen, "%s is given twice (or with %s-file)", flag, flag);
+    const char *path = NULL;
+    int used = s_take_value(f, left, av, &path, err, errlen);
+    if (used < 0 || ctl_text_load(a, f->text, path, v, err, errlen) < 0)
+        return -1;
+    return used;
+}
+
 /* A command argument flag; returns words consumed, 0 when f is not one, -1 on error. */
 static int s_arg_flag(ctl_cli *cli, const s_flag *f, int left, char *const *av, char *err,
                       size_t errlen)
@@ -288,7 +312,7 @@ static int s_arg_flag(ctl_cli *cli, const s_flag *f, int left, char *const *av, 
         a = a && (a->type == AB_ARG_MAP || a->type == AB_ARG_STRS) ? a : NULL;
     }
     if (!a)
-        return 0;
+        return s_file_flag(cli, f, left, av, err, errlen);
     char flag[CTL_WORDS_MAX + 2];
     ctl_flag_name(a->name, flag, sizeof flag);
     if (a->type == AB_ARG_STRS) /* messages use the flag as written: --perm, or --perms */
@@ -360,6 +384,10 @@ static int s_global(ctl_cli *cli, const s_flag *f, int left, char *const *av, ch
 {
     if (strcmp(f->name, "json") == 0 && !f->inline_value) {
         cli->json = true;
+        return 1;
+    }
+    if (strcmp(f->name, "local") == 0 && !f->inline_value) {
+        cli->local = true;
         return 1;
     }
     return s_global_value(cli, f, left, av, err, errlen);
@@ -656,7 +684,13 @@ void ctl_pack_args(const ctl_cli *cli, msgpack_packer *pk)
 
 void ctl_pack_command(const ctl_cli *cli, const char *id, const char *auth, msgpack_packer *pk)
 {
-    msgpack_pack_map(pk, 5);
+    ctl_pack_command_as(cli, id, "auth", auth, pk);
+}
+
+void ctl_pack_command_as(const ctl_cli *cli, const char *id, const char *cred_name,
+                         const char *cred, msgpack_packer *pk)
+{
+    msgpack_pack_map(pk, cred ? 5 : 4);
     ab_pack_cstr(pk, "v");
     msgpack_pack_int(pk, AB_WIRE_VERSION);
     ab_pack_cstr(pk, "id");
@@ -665,6 +699,8 @@ void ctl_pack_command(const ctl_cli *cli, const char *id, const char *auth, msgp
     ab_pack_cstr(pk, cli->cmd->type);
     ab_pack_cstr(pk, "args");
     ctl_pack_args(cli, pk);
-    ab_pack_cstr(pk, "auth");
-    ab_pack_cstr(pk, auth);
+    if (cred) {
+        ab_pack_cstr(pk, cred_name);
+        ab_pack_cstr(pk, cred);
+    }
 }

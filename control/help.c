@@ -13,6 +13,9 @@ static const char *const s_global_options[][2] = {
     {"--key AUTHKEY", "authkey to present (default: $ADMINBUS_AUTHKEY, else $ADMINBUS_HOME/env)"},
     {"--timeout SECONDS", "wait this long for a reply, then resend once (default 10)"},
     {"--id UUID", "command id to send (default: a fresh random one); reuse it to retry safely"},
+    {"--local", "break-glass on the host: run the command straight against the database of "
+                "$ADMINBUS_HOME (its adminbus.conf and secrets/server.key), no authkey, no "
+                "engine needed; audited as local:<unix user>@<host>"},
     {"-h, --help", "this help; adminctl NOUN --help and adminctl NOUN VERB --help for more"},
     {"--version", "print the version"},
 };

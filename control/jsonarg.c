@@ -1,6 +1,8 @@
-/* jsonarg.c — the value of a list argument on the command line: a JSON array given
- * inline, in a file (@FILE) or on standard input (-), checked and turned into msgpack
- * before anything is sent. */
+/* jsonarg.c — argument values read from elsewhere than the command line itself: a list
+ * argument's JSON array given inline, in a file (@FILE) or on standard input (-), checked
+ * and turned into msgpack before anything is sent; a text argument's value from a file
+ * (--NAME-file PATH). */
+#include <errno.h>
 #include <jansson.h>
 #include <msgpack.h>
 #include <stdio.h>
@@ -104,6 +106,64 @@ int ctl_list_load(const ab_arg *a, const char *flag, const char *source, ctl_val
     }
     json_decref(j);
     return rc;
+}
+
+/* Characters in s (len bytes) if it is valid UTF-8 without NUL, else -1. */
+static long long s_utf8_chars(const char *s, size_t len)
+{
+    long long chars = 0;
+    for (size_t i = 0; i < len; chars++) {
+        unsigned char c = (unsigned char)s[i];
+        size_t n = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+        if (c == 0 || n == 0 || i + n > len)
+            return -1;
+        for (size_t k = 1; k < n; k++)
+            if (((unsigned char)s[i + k] & 0xC0) != 0x80)
+                return -1;
+        i += n;
+    }
+    return chars;
+}
+
+int ctl_text_load(const ab_arg *a, const char *flag, const char *path, ctl_value *v, char *err,
+                  size_t errlen)
+{
+    bool from_stdin = strcmp(path, "-") == 0;
+    FILE *in = from_stdin ? stdin : fopen(path, "rb");
+    if (!in) {
+        snprintf(err, errlen, "%s: cannot open %s: %s", flag, path, strerror(errno));
+        return -1;
+    }
+    size_t cap = (size_t)a->max * 4 + 1, len = 0; /* max characters of up to 4 bytes */
+    char *buf = malloc(cap + 1);
+    if (buf)
+        len = fread(buf, 1, cap, in);
+    bool failed = !buf || ferror(in);
+    if (!from_stdin)
+        fclose(in);
+    long long chars = buf ? s_utf8_chars(buf, len) : -1;
+    const char *what = from_stdin ? "standard input" : path;
+    if (failed)
+        snprintf(err, errlen, "%s: cannot read %s", flag, what);
+    else if (chars < 0)
+        snprintf(err, errlen, "%s: %s is not UTF-8 text", flag, what);
+    else if (chars > a->max || len == cap)
+        snprintf(err, errlen, "%s: %s is longer than %lld characters", flag, what,
+                 (long long)a->max);
+    else if (chars < a->min)
+        snprintf(err, errlen, "%s: %s is shorter than %lld characters", flag, what,
+                 (long long)a->min);
+    if (failed || chars < 0 || chars > a->max || len == cap || chars < a->min) {
+        free(buf);
+        return -1;
+    }
+    buf[len] = '\0';
+    free(v->packed);
+    v->packed = buf;
+    v->packed_len = len;
+    v->str = buf;
+    v->given = true;
+    return 0;
 }
 
 void ctl_release(ctl_cli *cli)

@@ -14,8 +14,8 @@
 #define COLUMNS_MAX      16 /* most columns of a table */
 
 static const char *const s_time_keys[] = {
-    "created", "date_created", "date_modified", "date_finished",  "last_login",
-    "ts",      "run_at",       "started",       "last_heartbeat", NULL};
+    "created", "date_created", "date_modified",  "date_finished", "last_login", "ts",
+    "run_at",  "started",      "last_heartbeat", "expiration",    NULL};
 
 static const char *const s_org_columns[] = {"id",   "name",  "uuid",       "nationality", "sector",
                                             "type", "local", "user_count", NULL};
@@ -30,15 +30,20 @@ static const char *const s_worker_columns[] = {
     "id",           "queue",          "status", "current_job", "done_count",
     "failed_count", "last_heartbeat", "alive",  NULL};
 
+static const char *const s_authkey_columns[] = {
+    "id",        "email",       "authkey_start", "authkey_end", "expiration", "expired",
+    "read_only", "allowed_ips", "comment",       "created",     NULL};
+
 static const char *const s_setting_columns[] = {"priority", "name",        "value",
                                                 "error",    "description", NULL};
 
 static const struct {
     const char *type;
     const char *const *columns;
-} s_tables[] = {{"org.list", s_org_columns},       {"role.list", s_role_columns},
-                {"log.search", s_log_columns},     {"job.list", s_job_columns},
-                {"worker.list", s_worker_columns}, {"setting.list", s_setting_columns}};
+} s_tables[] = {{"org.list", s_org_columns},        {"role.list", s_role_columns},
+                {"log.search", s_log_columns},      {"job.list", s_job_columns},
+                {"worker.list", s_worker_columns},  {"setting.list", s_setting_columns},
+                {"authkey.list", s_authkey_columns}};
 
 /* Commands whose result is a document to keep (MISP's "download report"): JSON always. */
 static const char *const s_json_types[] = {"setting.report", NULL};

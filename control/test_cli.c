@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -225,7 +226,7 @@ static void test_command_words(void **state)
     assert_int_equal(s_parse(&cli, "org", "fly", NULL), -1);
     assert_non_null(strstr(s_err, "unknown command 'org fly'"));
     assert_int_equal(s_parse(&cli, "org", NULL), -1);
-    assert_non_null(strstr(s_err, "'org' needs one of: add, edit, delete, view, list"));
+    assert_non_null(strstr(s_err, "'org' needs one of: add, edit, delete, merge, view, list"));
 }
 
 static void test_help_and_version(void **state)
@@ -323,6 +324,43 @@ static void test_envfile(void **state)
     assert_int_equal(ctl_envfile_get(path, "ADMINBUS_HOME", &v), 0);
     unlink(path);
     assert_int_equal(ctl_envfile_get(path, "ADMINBUS_URL", &v), -1);
+}
+
+/* --NAME-file PATH reads a text argument from a file: whole, checked, and only for text
+ * arguments; given twice (inline and from a file) is a usage error. */
+static void test_text_from_file(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/test_cli_keyXXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    const char *key = "-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nmQINBGé\n=abcd\n"
+                      "-----END PGP PUBLIC KEY BLOCK-----\n";
+    assert_int_equal(write(fd, key, strlen(key)), (ssize_t)strlen(key));
+    close(fd);
+    ctl_cli cli;
+    assert_int_equal(
+        s_parse(&cli, "user", "add", "--email", "a@b.c", "--org", "X", "--gpgkey-file", path, NULL),
+        0);
+    assert_true(s_value(&cli, "gpgkey")->given);
+    assert_string_equal(s_value(&cli, "gpgkey")->str, key);
+    ctl_release(&cli);
+    assert_int_equal(s_parse(&cli, "user", "edit", "5", "--gpgkey=x", "--gpgkey-file", path, NULL),
+                     -1);
+    assert_non_null(strstr(s_err, "given twice"));
+    ctl_release(&cli);
+    assert_int_equal(s_parse(&cli, "user", "add", "--email-file", path, "--org", "X", NULL), 0);
+    ctl_release(&cli);
+    assert_int_equal(s_parse(&cli, "user", "add", "--autoalert-file", path, NULL), -1);
+    assert_non_null(strstr(s_err, "unknown option --autoalert-file"));
+    fd = open(path, O_WRONLY | O_TRUNC);
+    assert_int_equal(write(fd, "a\0b", 3), 3);
+    close(fd);
+    assert_int_equal(s_parse(&cli, "user", "edit", "5", "--gpgkey-file", path, NULL), -1);
+    assert_non_null(strstr(s_err, "is not UTF-8 text"));
+    unlink(path);
+    assert_int_equal(s_parse(&cli, "user", "edit", "5", "--gpgkey-file", path, NULL), -1);
+    assert_non_null(strstr(s_err, "cannot open"));
 }
 
 static void test_conn_precedence(void **state)
@@ -666,6 +704,7 @@ int main(void)
         cmocka_unit_test(test_events),
         cmocka_unit_test(test_pack_decodes),
         cmocka_unit_test(test_envfile),
+        cmocka_unit_test(test_text_from_file),
         cmocka_unit_test(test_conn_precedence),
         cmocka_unit_test(test_uuid_and_home),
         cmocka_unit_test(test_format_time),

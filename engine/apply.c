@@ -17,6 +17,7 @@
 #include "idempotency.h"
 #include "identity.h"
 #include "log.h"
+#include "session.h"
 #include "settings_cache.h"
 
 #define TRIES 3
@@ -37,16 +38,25 @@ typedef struct {
     int who;     /* index into the batch's identities, -1 = none */
     int leader;  /* an earlier slot with the same (user, id), -1 = none */
     bool record; /* store the reply under its command id */
-    /* A one-time secret in reply (ab_ctx's secret_at/len, shifted to reply's bytes): the
-     * stored copy and repeats of the id get it masked. secret_len 0: none. */
-    size_t secret_at, secret_len;
+    /* One-time secrets in reply (ab_ctx's secret_at/len and secret2_at/len, shifted to
+     * reply's bytes): the stored copy and repeats of the id get them masked. len 0: none. */
+    size_t secret_at[2], secret_len[2];
     ab_cmdkey key;
     msgpack_sbuffer reply;
 } s_slot;
 
+/* How a command proves who sends it. */
+typedef enum {
+    CRED_NONE,    /* a public command (auth.login): nobody yet */
+    CRED_KEY,     /* auth: an authkey */
+    CRED_SESSION, /* session: a token from auth.login */
+} s_cred;
+
 typedef struct {
-    const char *auth;
+    s_cred kind;
+    const char *auth; /* the credential's bytes */
     size_t len;
+    const char *ip; /* a key limited to allowed_ips is judged per caller address */
     ab_identity who;
     ab_error err; /* code AB_OK when authenticated */
 } s_auth;
@@ -179,10 +189,13 @@ static void s_check(ab_applier *a, s_slot *s)
     s->cmd = ab_catalog_find(s->msg.type, strlen(s->msg.type));
     if (!s->cmd) {
         ab_fail(&err, AB_E_INVALID, "type", "unknown command type '%s'", s->msg.type);
-    } else if (ab_catalog_validate(s->cmd, s->msg.args, &err) == 0 && !s->msg.auth) {
-        ab_fail(&err, AB_E_UNAUTHENTICATED, "auth",
-                s->msg.session ? "sessions are not accepted on this transport yet; send auth"
-                               : "auth (an authkey) is required");
+    } else if (ab_catalog_validate(s->cmd, s->msg.args, &err) == 0 &&
+               s->cmd->permission != AB_PERM_PUBLIC) {
+        if (!s->msg.auth && !s->msg.session)
+            ab_fail(&err, AB_E_UNAUTHENTICATED, "auth",
+                    "auth (an authkey) or session (from auth login) is required");
+        else if (s->msg.auth && s->msg.session)
+            ab_fail(&err, AB_E_INVALID, "session", "send auth or session, not both");
     }
     if (err.code != AB_OK)
         s_set_error(s, &err);
@@ -192,22 +205,58 @@ static void s_check(ab_applier *a, s_slot *s)
 
 /* --- phase two: inside the transaction ------------------------------------------------ */
 
+/* A public command ignores any credential it carries: it runs as nobody. */
+static s_cred s_cred_of(const s_slot *s, const char **cred, size_t *len)
+{
+    *cred = "";
+    *len = 0;
+    if (s->cmd->permission == AB_PERM_PUBLIC)
+        return CRED_NONE;
+    if (s->msg.session) {
+        *cred = s->msg.session;
+        *len = s->msg.session_len;
+        return CRED_SESSION;
+    }
+    *cred = s->msg.auth;
+    *len = s->msg.auth_len;
+    return CRED_KEY;
+}
+
+static int s_check_cred(ab_applier *a, s_auth *c, char *title, size_t tlen, uint32_t *fail_user)
+{
+    switch (c->kind) {
+    case CRED_NONE:
+        c->who.via = AB_VIA_NONE;
+        return 0;
+    case CRED_SESSION:
+        return ab_session_authenticate(a->db, a->secret, c->auth, c->len, &c->who, title, tlen,
+                                       fail_user, &c->err);
+    default:
+        return ab_authenticate(a->db, a->secret, c->auth, c->len, c->ip, &c->who, title, tlen,
+                               fail_user, &c->err);
+    }
+}
+
 static s_auth *s_authenticate(ab_applier *a, const s_slot *s, int *index, ab_error *fault)
 {
+    const char *cred;
+    size_t len;
+    s_cred kind = s_cred_of(s, &cred, &len);
     for (int i = 0; i < a->nauth; i++)
-        if (a->auth[i].len == s->msg.auth_len &&
-            memcmp(a->auth[i].auth, s->msg.auth, s->msg.auth_len) == 0) {
+        if (a->auth[i].kind == kind && a->auth[i].len == len &&
+            memcmp(a->auth[i].auth, cred, len) == 0 && strcmp(a->auth[i].ip, s->msg.ip) == 0) {
             *index = i;
             return &a->auth[i];
         }
     s_auth *c = &a->auth[a->nauth];
     memset(c, 0, sizeof *c);
-    c->auth = s->msg.auth;
-    c->len = s->msg.auth_len;
+    c->kind = kind;
+    c->auth = cred;
+    c->len = len;
+    c->ip = s->msg.ip;
     char title[200];
     uint32_t fail_user = 0;
-    if (ab_authenticate(a->db, a->secret, c->auth, c->len, &c->who, title, sizeof title, &fail_user,
-                        &c->err) < 0) {
+    if (s_check_cred(a, c, title, sizeof title, &fail_user) < 0) {
         if (c->err.code != AB_E_UNAUTHENTICATED) {
             *fault = c->err;
             return NULL;
@@ -220,12 +269,16 @@ static s_auth *s_authenticate(ab_applier *a, const s_slot *s, int *index, ab_err
 }
 
 /* MISP.log_auth: an audit row for each command authenticated by an authkey, naming the key
- * by its first and last four characters (never the key). */
+ * by its first and last four characters (never the key), or by a session (by its id). */
 static void s_log_auth(ab_applier *a, const s_slot *s, const ab_identity *who)
 {
     char title[160];
-    snprintf(title, sizeof title, "Successful authentication using authkey %.4s…%.4s (%s)",
-             s->msg.auth, s->msg.auth + s->msg.auth_len - 4, s->msg.type);
+    if (who->via == AB_VIA_SESSION)
+        snprintf(title, sizeof title, "Successful authentication using session %llu (%s)",
+                 (unsigned long long)who->session_id, s->msg.type);
+    else
+        snprintf(title, sizeof title, "Successful authentication using authkey %.4s…%.4s (%s)",
+                 s->msg.auth, s->msg.auth + s->msg.auth_len - 4, s->msg.type);
     ab_actor actor = {who->user_id, who->email, who->org_name, s->msg.ip};
     ab_audit_add(a->audit, &actor, "User", who->user_id, "auth", title, NULL);
 }
@@ -242,11 +295,12 @@ static int s_admit(ab_applier *a, ab_error *fault)
         if (!c)
             return -1;
         ab_error err;
-        if (c->err.code == AB_OK && ab_settings_bool("MISP.log_auth"))
+        if (c->err.code == AB_OK && c->kind != CRED_NONE && ab_settings_bool("MISP.log_auth"))
             s_log_auth(a, s, &c->who);
         if (c->err.code != AB_OK) {
             s_set_error(s, &c->err);
-        } else if (ab_authorise(s->cmd, &c->who, &err) < 0) {
+        } else if (ab_authorise(s->cmd, &c->who, &err) < 0 ||
+                   ab_session_may_run(s->cmd, s->msg.args, &c->who, &err) < 0) {
             s_set_error(s, &err);
         } else if (s->cmd->writes) {
             s->key.user_id = c->who.user_id;
@@ -293,7 +347,7 @@ static int s_replay(ab_applier *a, ab_error *fault)
     for (int i = 0; i < a->n; i++) {
         s_slot *s = &a->slots[i];
         s->leader = -1;
-        s->secret_len = 0;
+        s->secret_len[0] = s->secret_len[1] = 0;
         if (s->state != S_VALID || !s->cmd->writes)
             continue;
         int l = s_find_leader(a, i);
@@ -329,12 +383,38 @@ static bool s_recordable(ab_code code)
     return code == AB_OK || code == AB_E_CONFLICT;
 }
 
+/* Note where the handler's one-time secrets are in the reply (see s_slot). */
+static void s_keep_secrets(s_slot *s, const ab_ctx *ctx, const msgpack_sbuffer *result)
+{
+    size_t at[2] = {ctx->secret_at, ctx->secret2_at}, len[2] = {ctx->secret_len, ctx->secret2_len};
+    for (int i = 0; i < 2; i++)
+        if (len[i] > 0 && at[i] + len[i] <= result->size) {
+            s->secret_len[i] = len[i];
+            s->secret_at[i] = s->reply.size - result->size + at[i];
+        }
+}
+
+/* Mask the one-time secrets of s in buf (a copy of its reply). */
+static void s_mask_secrets(const s_slot *s, char *buf)
+{
+    for (int i = 0; i < 2; i++)
+        if (s->secret_len[i] > 0)
+            memset(buf + s->secret_at[i], '*', s->secret_len[i]);
+}
+
 /* Run one command. Returns -1 only when the transaction itself broke. */
 static int s_run(ab_applier *a, s_slot *s, msgpack_sbuffer *result, ab_error *fault)
 {
     const ab_identity *who = &a->auth[s->who].who;
-    ab_ctx ctx = {a->info,    a->db,    who,       s->msg.ip, s->cmd, s->msg.args,
-                  s_now_ms(), a->audit, a->events, 0,         0};
+    ab_ctx ctx = {.engine = a->info,
+                  .db = a->db,
+                  .who = who,
+                  .ip = s->msg.ip,
+                  .cmd = s->cmd,
+                  .args = s->msg.args,
+                  .now_ms = s_now_ms(),
+                  .audit = a->audit,
+                  .events = a->events};
     ab_write_shape shape = AB_WRITES_MANY;
     ab_handler h = ab_handler_for(s->cmd->type, &shape);
     bool savepoint = s->cmd->writes && shape == AB_WRITES_MANY;
@@ -352,10 +432,7 @@ static int s_run(ab_applier *a, s_slot *s, msgpack_sbuffer *result, ab_error *fa
     if (rc == 0) {
         s_set_ok(s, result);
         s->record = s->cmd->writes;
-        if (ctx.secret_len > 0 && ctx.secret_at + ctx.secret_len <= result->size) {
-            s->secret_len = ctx.secret_len;
-            s->secret_at = s->reply.size - result->size + ctx.secret_at;
-        }
+        s_keep_secrets(s, &ctx, result);
         return 0;
     }
     if (ab_db_batch_broken(a->db)) {
@@ -372,6 +449,9 @@ static int s_run(ab_applier *a, s_slot *s, msgpack_sbuffer *result, ab_error *fa
     ab_audit_rewind(a->audit, audit_mark);
     ab_events_rewind(a->events, event_mark);
     if (savepoint && ab_db_exec(a->db, "ROLLBACK TO SAVEPOINT cmd", fault) < 0)
+        return -1;
+    /* What the failure itself must leave (a failed login's traces), outside the savepoint. */
+    if (savepoint && ctx.after_failure && ctx.after_failure(&ctx, &err, fault) < 0)
         return -1;
     s_set_error(s, &err);
     s->record = s->cmd->writes && s_recordable(err.code);
@@ -394,8 +474,7 @@ static int s_run_all(ab_applier *a, ab_error *fault)
         if (s->state == S_VALID && s->leader >= 0) {
             const s_slot *l = &a->slots[s->leader];
             s_set_stored(s, l->reply.data, l->reply.size);
-            if (l->secret_len > 0) /* the secret was for the first only */
-                memset(s->reply.data + l->secret_at, '*', l->secret_len);
+            s_mask_secrets(l, s->reply.data); /* the secret was for the first only */
         }
     }
     return rc;
@@ -416,14 +495,14 @@ static int s_record_ids(ab_applier *a, ab_error *fault)
         keys[nk] = s->key;
         bodies[nk] = s->reply.data;
         masked[nk] = NULL;
-        if (s->secret_len > 0) { /* store the reply with its one-time secret masked */
+        if (s->secret_len[0] > 0 || s->secret_len[1] > 0) { /* store it with them masked */
             masked[nk] = malloc(s->reply.size);
             if (!masked[nk]) {
                 rc = ab_fail(fault, AB_E_INTERNAL, NULL, "out of memory");
                 break;
             }
             memcpy(masked[nk], s->reply.data, s->reply.size);
-            memset(masked[nk] + s->secret_at, '*', s->secret_len);
+            s_mask_secrets(s, masked[nk]);
             bodies[nk] = masked[nk];
         }
         lens[nk++] = s->reply.size;
@@ -441,7 +520,7 @@ static void s_reset_phase_two(ab_applier *a, const s_state *before)
     for (int i = 0; i < a->n; i++) {
         a->slots[i].state = before[i];
         a->slots[i].record = false;
-        a->slots[i].secret_len = 0;
+        a->slots[i].secret_len[0] = a->slots[i].secret_len[1] = 0;
     }
     ab_audit_rewind(a->audit, 0);
     ab_events_clear(a->events);

@@ -85,7 +85,19 @@ void ab_change_free(ab_change *c)
     memset(c, 0, sizeof *c);
 }
 
-enum { C_TITLE, C_MODEL, C_MODEL_ID, C_ACTION, C_USER_ID, C_CHANGE, C_EMAIL, C_ORG, C_IP, NCOLS };
+enum {
+    C_TITLE,
+    C_MODEL,
+    C_MODEL_ID,
+    C_ACTION,
+    C_USER_ID,
+    C_CHANGE,
+    C_EMAIL,
+    C_ORG,
+    C_IP,
+    C_DESCRIPTION,
+    NCOLS
+};
 
 typedef struct {
     char *str[NCOLS];
@@ -95,6 +107,7 @@ typedef struct {
 struct ab_audit {
     s_row *rows;
     size_t n, cap;
+    char *description; /* for every row queued while set (ab_audit_set_description) */
 };
 
 ab_audit *ab_audit_new(void)
@@ -119,6 +132,7 @@ void ab_audit_destroy(ab_audit **ap)
     if (!ap || !*ap)
         return;
     ab_audit_rewind(*ap, 0);
+    free((*ap)->description);
     free((*ap)->rows);
     free(*ap);
     *ap = NULL;
@@ -158,14 +172,39 @@ int ab_audit_add(ab_audit *a, const ab_actor *who, const char *model, uint64_t m
     r->str[C_ORG] = strdup(who && who->org && *who->org ? who->org : "SYSTEM");
     /* MISP keeps the client's address only when MISP.log_client_ip is on. */
     r->str[C_IP] = who && ab_settings_bool("MISP.log_client_ip") ? s_dup(who->ip) : NULL;
+    r->str[C_DESCRIPTION] = s_dup(a->description);
     return 0;
+}
+
+int ab_audit_set_description(ab_audit *a, const char *description)
+{
+    free(a->description);
+    a->description = description ? strdup(description) : NULL;
+    return description && !a->description ? -1 : 0;
+}
+
+long ab_audit_rename_org(ab_audit *a, const char *from, const char *to)
+{
+    long n = 0;
+    for (size_t i = 0; i < a->n; i++) {
+        char **org = &a->rows[i].str[C_ORG];
+        if (!*org || strcmp(*org, from) != 0)
+            continue;
+        char *copy = strdup(to);
+        if (!copy)
+            return -1;
+        free(*org);
+        *org = copy;
+        n++;
+    }
+    return n;
 }
 
 int ab_audit_flush(ab_audit *a, ab_db *db, ab_error *err)
 {
-    static const ab_col_type types[NCOLS] = {AB_COL_STR, AB_COL_STR, AB_COL_INT,
-                                             AB_COL_STR, AB_COL_INT, AB_COL_STR,
-                                             AB_COL_STR, AB_COL_STR, AB_COL_STR};
+    static const ab_col_type types[NCOLS] = {AB_COL_STR, AB_COL_STR, AB_COL_INT, AB_COL_STR,
+                                             AB_COL_INT, AB_COL_STR, AB_COL_STR, AB_COL_STR,
+                                             AB_COL_STR, AB_COL_STR};
     size_t n = a->n;
     if (n == 0)
         return 0;
@@ -189,8 +228,8 @@ int ab_audit_flush(ab_audit *a, ab_db *db, ab_error *err)
     }
     int rc = ab_db_bulk(db,
                         "INSERT INTO logs (title, created, model, model_id, action, user_id, "
-                        "`change`, email, org, ip) "
-                        "VALUES (?, UTC_TIMESTAMP(3), ?, ?, ?, ?, ?, ?, ?, ?)",
+                        "`change`, email, org, ip, description) "
+                        "VALUES (?, UTC_TIMESTAMP(3), ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         NCOLS, types, cols, lens, (unsigned)n, err);
     for (int c = 0; c < NCOLS; c++) {
         free(cols[c]);

@@ -40,10 +40,20 @@ void ab_audit_destroy(ab_audit **a);
 int ab_audit_add(ab_audit *a, const ab_actor *who, const char *model, uint64_t model_id,
                  const char *action, const char *title, const char *change);
 
+/* Give every row queued from now on this description (logs.description; NULL: none).
+ * adminctl --local sets it so that each of its rows says it was done on the host. The
+ * text is copied. Returns 0 or -1 (out of memory). */
+int ab_audit_set_description(ab_audit *a, const char *description);
+
 /* Number of rows queued; rows past a mark can be dropped with ab_audit_rewind (used
  * when a command's savepoint is rolled back). */
 size_t ab_audit_count(const ab_audit *a);
 void ab_audit_rewind(ab_audit *a, size_t mark);
+
+/* Rows queued so far whose acting organisation is from (exactly, as stored) take the name
+ * to instead (org.merge: the batch's rows are inserted after its UPDATE of logs). Returns
+ * how many changed, or -1 (out of memory; nothing half-changed in any row). */
+long ab_audit_rename_org(ab_audit *a, const char *from, const char *to);
 
 /* Insert every queued row (one round trip) and empty the queue. */
 int ab_audit_flush(ab_audit *a, ab_db *db, ab_error *err);

@@ -47,11 +47,15 @@ typedef struct {
     uint32_t role_id;
     char role_name[101];
     bool site_admin;
-    int perm_level;     /* 0 read_only … 3 publish (ab_role_levels) */
-    uint32_t flags;     /* AB_RF_* */
+    int perm_level; /* 0 read_only … 3 publish (ab_role_levels) */
+    uint32_t flags; /* AB_RF_* */
     ab_auth_via via;
-    uint32_t key_id;    /* auth_keys.id when via a key, else 0 */
-    bool key_read_only; /* the key may only run commands that change nothing */
+    uint32_t key_id;     /* auth_keys.id when via a key, else 0 */
+    bool key_read_only;  /* the key may only run commands that change nothing */
+    uint64_t session_id; /* sessions.id when via a session, else 0 */
+    /* A session of a user who must change their password (users.change_pw) or set up an
+     * OTP (Security.otp_required) runs only what does that (session.h). */
+    bool must_change_pw, must_enrol_otp;
 } ab_identity;
 
 /* Process-wide facts handlers may report (whoami) or need (db.update). */
@@ -70,7 +74,7 @@ typedef struct {
     const void *bus_ctx;
 } ab_engine_info;
 
-typedef struct {
+typedef struct ab_ctx {
     const ab_engine_info *engine;
     ab_db *db;
     const ab_identity *who;
@@ -85,6 +89,16 @@ typedef struct {
      * sends the reply as it is but stores it for its command id (and answers repeats of
      * the id) with those bytes masked as '*'. 0 / 0: none. */
     size_t secret_at, secret_len;
+    /* A second one (otp.enrol: the base32 secret and the otpauth:// URI that holds it). */
+    size_t secret2_at, secret2_len;
+    /* Work a FAILED command must still commit (a failed login's audit row and brute-force
+     * row): the handler sets it before failing; the apply loop calls it after rolling the
+     * command's savepoint back, inside the batch's transaction, with the handler's error;
+     * what it writes and audits commits with the batch. note carries what the handler knew
+     * (auth.login: the user id and the reason). Returns 0, or -1 with *err when the
+     * transaction broke. NULL: nothing to keep. */
+    int (*after_failure)(struct ab_ctx *ctx, const ab_error *failed, ab_error *err);
+    int64_t note[2];
 } ab_ctx;
 
 /* A handler runs one command inside the batch transaction (its writes inside a SAVEPOINT

@@ -16,6 +16,7 @@ static const struct {
     {"org.add", ab_org_add, AB_WRITES_ONE},
     {"org.edit", ab_org_edit, AB_WRITES_ONE},
     {"org.delete", ab_org_delete, AB_WRITES_ONE},
+    {"org.merge", ab_org_merge, AB_WRITES_MANY}, /* every org column, then the delete */
     {"org.view", ab_org_view, AB_WRITES_ONE},
     {"org.list", ab_org_list, AB_WRITES_ONE},
     {"role.add", ab_role_add, AB_WRITES_ONE},
@@ -32,6 +33,19 @@ static const struct {
     {"user.enable", ab_user_enable, AB_WRITES_ONE},
     {"user.delete", ab_user_delete, AB_WRITES_MANY}, /* its authkeys, then the user */
     {"user.change_pw", ab_user_change_pw, AB_WRITES_ONE},
+    {"user.authkey", ab_user_authkey, AB_WRITES_MANY}, /* revoke, then the new key */
+    {"authkey.add", ab_authkey_add, AB_WRITES_ONE},
+    {"authkey.list", ab_authkey_list, AB_WRITES_ONE},
+    {"authkey.view", ab_authkey_view, AB_WRITES_ONE},
+    {"authkey.edit", ab_authkey_edit, AB_WRITES_ONE},
+    {"authkey.delete", ab_authkey_delete, AB_WRITES_ONE},
+    {"auth.login", ab_auth_login, AB_WRITES_MANY}, /* its failure hook writes after rollback */
+    {"auth.logout", ab_auth_logout, AB_WRITES_ONE},
+    {"bruteforce.clear", ab_bruteforce_clear, AB_WRITES_ONE},
+    {"user.ips", ab_user_ips, AB_WRITES_ONE},
+    {"user.by_ip", ab_user_by_ip, AB_WRITES_ONE},
+    {"otp.enrol", ab_otp_enrol, AB_WRITES_ONE},
+    {"otp.delete", ab_otp_delete, AB_WRITES_ONE},
     {"log.search", ab_log_search, AB_WRITES_ONE},
     {"auth.whoami", ab_auth_whoami, AB_WRITES_ONE},
     {"job.enqueue", ab_job_enqueue_cmd, AB_WRITES_MANY},

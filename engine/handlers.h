@@ -11,6 +11,8 @@ int ab_org_edit(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 int ab_org_delete(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 int ab_org_view(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 int ab_org_list(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
+/* org.merge (orgmerge.c). */
+int ab_org_merge(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 
 /* Roles (rolecmd.c). */
 int ab_role_add(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
@@ -29,6 +31,22 @@ int ab_user_disable(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 int ab_user_enable(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 int ab_user_delete(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 int ab_user_change_pw(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
+
+/* Authkeys (authkeycmd.c). */
+int ab_user_authkey(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
+int ab_authkey_add(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
+int ab_authkey_list(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
+int ab_authkey_view(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
+int ab_authkey_edit(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
+int ab_authkey_delete(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
+/* Logins, sessions, brute force, login addresses (logincmd.c) and OTP (otpcmd.c). */
+int ab_auth_login(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
+int ab_auth_logout(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
+int ab_bruteforce_clear(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
+int ab_user_ips(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
+int ab_user_by_ip(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
+int ab_otp_enrol(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
+int ab_otp_delete(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 
 /* The audit log (logsearch.c). */
 int ab_log_search(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);

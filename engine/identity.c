@@ -2,6 +2,8 @@
 #include "identity.h"
 
 #include <stdio.h>
+
+#include "iprange.h"
 #include <string.h>
 
 static bool s_key_shape_ok(const char *key, size_t len)
@@ -37,7 +39,61 @@ static void s_copy(char *dst, size_t cap, const char *src)
     snprintf(dst, cap, "%s", src ? src : "");
 }
 
-int ab_authenticate(ab_db *db, const ab_secret *secret, const char *key, size_t len,
+/* Append ": reason" to the audit title of a refused key. */
+static void s_title_reason(char *title, size_t title_len, const char *reason)
+{
+    size_t used = strlen(title);
+    snprintf(title + used, title_len - used, ": %s", reason);
+}
+
+/* Refuse a key that was found but may not be used now: *err says why (for the client),
+ * and the audit title gets the reason appended (for the log). Returns 0 when it may be
+ * used, -1 otherwise. */
+static int s_refuse(const ab_rows *rows, const ab_identity *who, const char *ip, char *title,
+                    size_t title_len, ab_error *err)
+{
+    const char *reason = NULL;
+    if (ab_rows_int(rows, 9) != 0)
+        reason = "the key's user is disabled";
+    else if (ab_rows_int(rows, 10) != 0)
+        reason = "the authkey has expired";
+    if (reason) {
+        s_title_reason(title, title_len, reason);
+        return ab_fail(err, AB_E_UNAUTHENTICATED, "auth", "%s", reason);
+    }
+    if (!ab_ip_allowed(ab_rows_str(rows, 15, NULL), ip)) {
+        s_title_reason(title, title_len, "used from an address outside its allowed_ips");
+        return ab_fail(err, AB_E_UNAUTHENTICATED, "auth",
+                       "the authkey may not be used from %s: it is limited to its allowed_ips",
+                       ip && *ip ? ip : "an unknown address");
+    }
+    if (ab_rows_int(rows, 8) == 0) {
+        s_title_reason(title, title_len, "the user's role may not use authkeys");
+        return ab_fail(err, AB_E_UNAUTHENTICATED, "auth",
+                       "the user's role (%s) may not use authkeys", who->role_name);
+    }
+    return 0;
+}
+
+static void s_fill_identity(const ab_rows *rows, ab_identity *who)
+{
+    memset(who, 0, sizeof *who);
+    who->user_id = (uint32_t)ab_rows_int(rows, 0);
+    s_copy(who->email, sizeof who->email, ab_rows_str(rows, 1, NULL));
+    who->org_id = (uint32_t)ab_rows_int(rows, 2);
+    s_copy(who->org_name, sizeof who->org_name, ab_rows_str(rows, 3, NULL));
+    s_copy(who->org_uuid, sizeof who->org_uuid, ab_rows_str(rows, 4, NULL));
+    who->role_id = (uint32_t)ab_rows_int(rows, 5);
+    s_copy(who->role_name, sizeof who->role_name, ab_rows_str(rows, 6, NULL));
+    who->site_admin = ab_rows_int(rows, 7) != 0;
+    who->via = AB_VIA_KEY;
+    who->key_id = (uint32_t)ab_rows_int(rows, 11);
+    who->key_read_only = ab_rows_int(rows, 12) != 0;
+    who->perm_level = (int)ab_rows_int(rows, 13);
+    who->flags = (uint32_t)ab_rows_int(rows, 14);
+}
+
+int ab_authenticate(ab_db *db, const ab_secret *secret, const char *key, size_t len, const char *ip,
                     ab_identity *who, char *fail_title, size_t title_len, uint32_t *fail_user,
                     ab_error *err)
 {
@@ -52,11 +108,14 @@ int ab_authenticate(ab_db *db, const ab_secret *secret, const char *key, size_t 
     ab_params_init(&p);
     ab_param_blob(&p, digest, sizeof digest);
     ab_rows rows;
+    /* One indexed read (auth_keys_digest): expiry, allowed_ips and the role come with the
+     * key, so a revoked, expired or narrowed key is refused by the very next batch. */
     if (ab_db_query(db,
                     "SELECT u.id, u.email, u.org_id, o.name, o.uuid, r.id, r.name, "
                     "r.perm_site_admin, r.perm_auth, u.disabled, "
                     "k.expiration IS NOT NULL AND k.expiration < UTC_TIMESTAMP(3), "
-                    "k.id, k.read_only, " AB_ROLE_LEVEL_SQL ", " AB_ROLE_FLAGS_SQL " "
+                    "k.id, k.read_only, " AB_ROLE_LEVEL_SQL ", " AB_ROLE_FLAGS_SQL ", "
+                    "k.allowed_ips "
                     "FROM auth_keys k JOIN users u ON u.id = k.user_id "
                     "JOIN organisations o ON o.id = u.org_id JOIN roles r ON r.id = u.role_id "
                     "WHERE k.digest = ?",
@@ -68,31 +127,9 @@ int ab_authenticate(ab_db *db, const ab_secret *secret, const char *key, size_t 
         rc = found < 0 ? ab_fail(err, AB_E_INTERNAL, NULL, "database read failed")
                        : ab_fail(err, AB_E_UNAUTHENTICATED, "auth", "the authkey is not valid");
     } else {
-        memset(who, 0, sizeof *who);
-        who->user_id = (uint32_t)ab_rows_int(&rows, 0);
-        s_copy(who->email, sizeof who->email, ab_rows_str(&rows, 1, NULL));
-        who->org_id = (uint32_t)ab_rows_int(&rows, 2);
-        s_copy(who->org_name, sizeof who->org_name, ab_rows_str(&rows, 3, NULL));
-        s_copy(who->org_uuid, sizeof who->org_uuid, ab_rows_str(&rows, 4, NULL));
-        who->role_id = (uint32_t)ab_rows_int(&rows, 5);
-        s_copy(who->role_name, sizeof who->role_name, ab_rows_str(&rows, 6, NULL));
-        who->site_admin = ab_rows_int(&rows, 7) != 0;
-        who->via = AB_VIA_KEY;
-        who->key_id = (uint32_t)ab_rows_int(&rows, 11);
-        who->key_read_only = ab_rows_int(&rows, 12) != 0;
-        who->perm_level = (int)ab_rows_int(&rows, 13);
-        who->flags = (uint32_t)ab_rows_int(&rows, 14);
-        bool perm_auth = ab_rows_int(&rows, 8) != 0;
-        bool disabled = ab_rows_int(&rows, 9) != 0;
-        bool expired = ab_rows_int(&rows, 10) != 0;
+        s_fill_identity(&rows, who);
         *fail_user = who->user_id;
-        if (disabled)
-            rc = ab_fail(err, AB_E_UNAUTHENTICATED, "auth", "the key's user is disabled");
-        else if (expired)
-            rc = ab_fail(err, AB_E_UNAUTHENTICATED, "auth", "the authkey has expired");
-        else if (!perm_auth)
-            rc = ab_fail(err, AB_E_UNAUTHENTICATED, "auth",
-                         "the user's role (%s) may not use authkeys", who->role_name);
+        rc = s_refuse(&rows, who, ip, fail_title, title_len, err);
     }
     ab_rows_close(&rows);
     return rc;
@@ -136,9 +173,10 @@ int ab_may_act_on_user(const ab_command *cmd, const ab_identity *who, uint32_t u
     bool self_ok = cmd->permission == AB_PERM_SELF || cmd->permission == AB_PERM_AUTH;
     if (self_ok && user_id == who->user_id)
         return 0;
-    if ((who->flags & AB_RF_ADMIN) && org_id == who->org_id && !target_site_admin)
+    bool org_admin = (who->flags & AB_RF_ADMIN) != 0;
+    if (org_admin && org_id == who->org_id && !target_site_admin)
         return 0;
-    if ((who->flags & AB_RF_ADMIN) && org_id == who->org_id)
+    if (org_admin && org_id == who->org_id)
         return ab_fail(err, AB_E_FORBIDDEN, "user",
                        "%s: user %u is a site administrator; only a site administrator may "
                        "do that",
@@ -146,8 +184,50 @@ int ab_may_act_on_user(const ab_command *cmd, const ab_identity *who, uint32_t u
     return ab_fail(err, AB_E_FORBIDDEN, "user",
                    "%s: user %u is outside what %s (role %s) may manage: %s", cmd->type, user_id,
                    who->email, who->role_name,
-                   (who->flags & AB_RF_ADMIN) ? "org admins manage their own organisation only"
-                                               : "only your own account");
+                   org_admin ? "org admins manage the users of their own organisation only"
+                             : "only your own account");
+}
+
+int ab_may_act_in_org(const ab_command *cmd, const ab_identity *who, uint32_t org_id,
+                      const char *field, ab_error *err)
+{
+    if (who->site_admin || ((who->flags & AB_RF_ADMIN) && org_id == who->org_id))
+        return 0;
+    return ab_fail(err, AB_E_FORBIDDEN, field,
+                   "%s: organisation %u is not yours; %s (role %s) manages the users of %s "
+                   "only",
+                   cmd->type, org_id, who->email, who->role_name, who->org_name);
+}
+
+/* The name of the lowest AB_RF_* bit set in flags (ab_role_perms is in bit order). */
+static const char *s_flag_name(uint32_t flags)
+{
+    for (int i = 0; ab_role_perms[i]; i++)
+        if (flags & (1u << i))
+            return ab_role_perms[i];
+    return "?";
+}
+
+int ab_may_grant_role(const ab_command *cmd, const ab_identity *who, const char *role, int level,
+                      uint32_t flags, ab_error *err)
+{
+    if (who->site_admin)
+        return 0;
+    const char *why = NULL;
+    if (flags & AB_RF_SITE_ADMIN)
+        why = "it makes a site administrator";
+    else if (level > who->perm_level)
+        why = "its permission level is above yours";
+    if (why)
+        return ab_fail(err, AB_E_FORBIDDEN, "role", "%s: you may not give the role %s: %s",
+                       cmd->type, role, why);
+    uint32_t lacking = flags & ~who->flags;
+    if (lacking)
+        return ab_fail(err, AB_E_FORBIDDEN, "role",
+                       "%s: you may not give the role %s: it has the permission %s, which your "
+                       "role (%s) lacks",
+                       cmd->type, role, s_flag_name(lacking), who->role_name);
+    return 0;
 }
 
 int ab_other_site_admins(ab_db *db, int64_t skip_role, int64_t skip_user, int64_t *n, ab_error *err)

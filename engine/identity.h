@@ -6,12 +6,13 @@
 #include "engine.h"
 #include "secret.h"
 
-/* Look up the user an authkey belongs to, by its keyed digest (one indexed read).
- * Returns 0 with *who filled; or -1 with *err: unauthenticated (unknown, malformed,
- * expired key, disabled user, role without the auth permission) — in that case
- * *fail_title receives the audit title naming the key tried, never the key itself — or
- * unavailable/internal for database faults. */
-int ab_authenticate(ab_db *db, const ab_secret *secret, const char *key, size_t len,
+/* Look up the user an authkey belongs to, by its keyed digest (one indexed read), for a
+ * caller at address ip ("" when unknown). Returns 0 with *who filled; or -1 with *err:
+ * unauthenticated (unknown, malformed, expired key, a key whose allowed_ips exclude ip,
+ * disabled user, role without the auth permission) — in that case *fail_title receives
+ * the audit title naming the key tried (first and last four characters, never the key)
+ * and why it was refused — or unavailable/internal for database faults. */
+int ab_authenticate(ab_db *db, const ab_secret *secret, const char *key, size_t len, const char *ip,
                     ab_identity *who, char *fail_title, size_t title_len, uint32_t *fail_user,
                     ab_error *err);
 
@@ -27,6 +28,20 @@ int ab_authorise(const ab_command *cmd, const ab_identity *who, ab_error *err);
  * or -1 with *err = forbidden (field "user"). */
 int ab_may_act_on_user(const ab_command *cmd, const ab_identity *who, uint32_t user_id,
                        uint32_t org_id, bool target_site_admin, ab_error *err);
+
+/* For commands that place a user in an organisation (user.add, user.edit's org, user.list's
+ * org): may who act in organisation org_id? Site admins: any; org admins: their own. Returns
+ * 0, or -1 with *err = forbidden naming field. */
+int ab_may_act_in_org(const ab_command *cmd, const ab_identity *who, uint32_t org_id,
+                      const char *field, ab_error *err);
+
+/* May who give a user the role called role, of permission level level (0..3) and AB_RF_*
+ * flags? Site admins: any role. Anyone else (org admins): not a site admin role, nor one
+ * with a higher level or a flag their own role lacks — a stricter form of MISP's rule (no
+ * site_admin, sync or regexp_access role from an org admin). Returns 0, or -1 with *err =
+ * forbidden (field "role"). */
+int ab_may_grant_role(const ab_command *cmd, const ab_identity *who, const char *role, int level,
+                      uint32_t flags, ab_error *err);
 
 /* SQL expressions over roles r: the permission level 0..3 and the AB_RF_* flags. */
 #define AB_ROLE_LEVEL_SQL                                                                          \

@@ -13,6 +13,7 @@
 #include "log.h"
 #include "mail.h"
 #include "secret.h"
+#include "session.h"
 #include "settings_cache.h"
 
 #define COUNT(a)       (sizeof(a) / sizeof((a)[0]))
@@ -208,6 +209,8 @@ const ab_job_type ab_job_types[] = {
      s_jobs_purge_args, COUNT(s_jobs_purge_args), s_jobs_purge, 3, 5000},
     {"commands.purge", "default", "Delete stored command ids older than N days (retention)",
      s_commands_purge_args, COUNT(s_commands_purge_args), s_commands_purge, 3, 5000},
+    {"logins.purge", "default", "Delete ended sessions and expired brute-force rows (hourly)", NULL,
+     0, ab_logins_purge_job, 3, 5000},
     {"backup", "default", "Back up the database, settings, secrets and files (adminctl backup)",
      ab_backup_args, AB_BACKUP_NARGS, ab_backup_job, 3, 60000},
     /* Temporary SMTP failures: retried after ~2 s, 4 s, 8 s … (about 8.5 minutes in all)

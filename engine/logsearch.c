@@ -1,7 +1,10 @@
 /* logsearch.c — log.search: the manual's "Searching Logs". email, org, title and change
  * match as sub-strings; action, model and model_id exactly; filters combine with AND;
- * newest first, paged. The WHERE clause is assembled from fixed fragments only; every
- * value is a bound parameter. */
+ * newest first, paged. Anyone but a site admin (the command needs perm_audit) sees only the
+ * rows of their own organisation: those whose org, the acting user's organisation name as
+ * the row was written (audit.c), is theirs, as MISP's log index does. Rows written before
+ * an organisation was renamed keep the old name and drop out of its view. The WHERE clause is
+ * assembled from fixed fragments only; every value is a bound parameter. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -62,6 +65,10 @@ static void s_where(ab_ctx *ctx, char *where, size_t cap, ab_params *p, char **p
     if (ab_arg_has(ctx, "model_id")) {
         strncat(where, " AND model_id = ?", cap - strlen(where) - 1);
         ab_param_int(p, ab_arg_int(ctx, "model_id", 0));
+    }
+    if (!ctx->who->site_admin) {
+        strncat(where, " AND org = ?", cap - strlen(where) - 1);
+        ab_param_cstr(p, ctx->who->org_name);
     }
 }
 

@@ -243,6 +243,15 @@ static int s_test_send(ab_ctx *ctx, ab_mail_conf *conf, const char *to, uint32_t
     return 0;
 }
 
+/* A setting stands in the way (MISP.email unset, no instance key …): the instance's state,
+ * not the command, is at fault — conflict, the field naming the setting to fix. */
+static int s_setting_conflict(ab_error *err)
+{
+    if (err->code == AB_E_INVALID && strchr(err->field, '.'))
+        err->code = AB_E_CONFLICT;
+    return -1;
+}
+
 int ab_mail_test(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
 {
     size_t len = 0;
@@ -255,7 +264,7 @@ int ab_mail_test(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
                        "line breaks");
     ab_mail_conf conf;
     if (ab_mail_conf_load(&conf, ctx->engine->secret, err) < 0)
-        return -1;
+        return s_setting_conflict(err);
     ab_mail_gpg *gpg = NULL;
     uint32_t user_id = 0;
     char *key = NULL, msgid[300];
@@ -266,8 +275,8 @@ int ab_mail_test(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
                            : 0;
     if (rc == 0)
         rc = s_user_key(ctx, to, &user_id, &key, &klen, err);
-    if (rc == 0)
-        rc = ab_mail_gpg_from_conf(&conf, &gpg, err);
+    if (rc == 0 && ab_mail_gpg_from_conf(&conf, &gpg, err) < 0)
+        rc = s_setting_conflict(err);
     if (rc == 0) {
         char body[200];
         snprintf(body, sizeof body,

@@ -1,6 +1,6 @@
 /* test_engine_units — engine pieces that need no database: the audit change text, cuts
  * at character boundaries, handler coverage of the catalog, secrets and identifiers, the
- * supervisor's `workers` option. */
+ * supervisor's `workers` option, the authorisation rules. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,6 +14,7 @@
 #include "catalog.h"
 #include "engine.h"
 #include "envelope.h"
+#include "identity.h"
 #include "idempotency.h"
 #include "jobs.h"
 #include "scheduler.h"
@@ -45,6 +46,25 @@ static void test_change_value_cut_keeps_utf8_whole(void **state)
     assert_true(ab_utf8_valid(t, strlen(t)));
     assert_true(strlen(t) < 1100);
     ab_change_free(&c);
+}
+
+/* org.merge renames the acting organisation of the rows its batch queued: exactly those
+ * of the old name, once. */
+static void test_audit_rename_org(void **state)
+{
+    ab_audit *a = ab_audit_new();
+    assert_non_null(a);
+    ab_actor old = {1, "a@old", "Old Org", ""}, other = {2, "b@x", "Old Org 2", ""};
+    assert_int_equal(ab_audit_add(a, &old, "User", 1, "edit", "t", ""), 0);
+    assert_int_equal(ab_audit_add(a, &other, "User", 2, "edit", "t", ""), 0);
+    assert_int_equal(ab_audit_add(a, &old, "Organisation", 3, "merge", "t", ""), 0);
+    assert_int_equal(ab_audit_add(a, NULL, "Job", 4, "add", "t", ""), 0); /* SYSTEM */
+    assert_int_equal(ab_audit_rename_org(a, "Old Org", "New Org"), 2);
+    assert_int_equal(ab_audit_rename_org(a, "Old Org", "New Org"), 0);
+    assert_int_equal(ab_audit_rename_org(a, "New Org", "Third"), 2);
+    assert_int_equal(ab_audit_rename_org(a, "SYSTEM", "SYSTEM"), 1);
+    assert_int_equal(ab_audit_count(a), 4);
+    ab_audit_destroy(&a);
 }
 
 static void test_every_catalog_command_has_a_handler(void **state)
@@ -197,11 +217,64 @@ static void test_supervisor_workers_option(void **state)
     assert_non_null(strstr(err, "more than 64"));
 }
 
+/* The authorisation rules of identity.c on identities made here (no database). */
+static void test_authorisation_rules(void **state)
+{
+    const ab_command *view = ab_catalog_find("user.view", 9);
+    const ab_command *pw = ab_catalog_find("user.change_pw", 14);
+    const ab_command *logs = ab_catalog_find("log.search", 10);
+    const ab_command *org_add = ab_catalog_find("org.add", 7);
+    ab_identity site = {.user_id = 1,
+                        .org_id = 1,
+                        .site_admin = true,
+                        .perm_level = 3,
+                        .flags = AB_RF_SITE_ADMIN | AB_RF_ADMIN | AB_RF_AUTH | AB_RF_AUDIT};
+    ab_identity boss = {.user_id = 2,
+                        .org_id = 5,
+                        .perm_level = 3,
+                        .flags = AB_RF_ADMIN | AB_RF_AUTH | AB_RF_AUDIT | AB_RF_TAGGER};
+    ab_identity plain = {.user_id = 3, .org_id = 5, .perm_level = 2, .flags = AB_RF_AUTH};
+    ab_error err;
+    /* the command level: the catalog's permission, a read-only key runs reads only */
+    assert_int_equal(ab_authorise(view, &boss, &err), 0);
+    assert_int_equal(ab_authorise(view, &plain, &err), -1);
+    assert_int_equal(err.code, AB_E_FORBIDDEN);
+    assert_int_equal(ab_authorise(pw, &plain, &err), 0);
+    assert_int_equal(ab_authorise(logs, &plain, &err), -1);
+    assert_int_equal(ab_authorise(org_add, &boss, &err), -1);
+    ab_identity ro = site;
+    ro.key_read_only = true;
+    assert_int_equal(ab_authorise(view, &ro, &err), 0);
+    assert_int_equal(ab_authorise(org_add, &ro, &err), -1);
+    assert_string_equal(err.field, "auth");
+    /* one user: site admins anyone, org admins their org's non-site-admins, self for self */
+    assert_int_equal(ab_may_act_on_user(view, &site, 9, 7, true, &err), 0);
+    assert_int_equal(ab_may_act_on_user(view, &boss, 9, 5, false, &err), 0);
+    assert_int_equal(ab_may_act_on_user(view, &boss, 9, 5, true, &err), -1);
+    assert_non_null(strstr(err.message, "site administrator"));
+    assert_int_equal(ab_may_act_on_user(view, &boss, 9, 7, false, &err), -1);
+    assert_int_equal(ab_may_act_on_user(pw, &plain, 3, 5, false, &err), 0);
+    assert_int_equal(ab_may_act_on_user(pw, &plain, 9, 5, false, &err), -1);
+    assert_string_equal(err.field, "user");
+    /* organisations and roles an org admin may use */
+    assert_int_equal(ab_may_act_in_org(view, &boss, 5, "org", &err), 0);
+    assert_int_equal(ab_may_act_in_org(view, &boss, 7, "org", &err), -1);
+    assert_int_equal(ab_may_act_in_org(view, &site, 7, "org", &err), 0);
+    assert_int_equal(ab_may_grant_role(view, &boss, "User", 2, AB_RF_AUTH, &err), 0);
+    assert_int_equal(ab_may_grant_role(view, &boss, "admin", 3, site.flags, &err), -1);
+    assert_int_equal(ab_may_grant_role(view, &boss, "Sync", 3, AB_RF_AUTH | AB_RF_SYNC, &err), -1);
+    assert_non_null(strstr(err.message, "sync"));
+    assert_int_equal(ab_may_grant_role(view, &plain, "Pub", 3, AB_RF_AUTH, &err), -1);
+    assert_non_null(strstr(err.message, "level"));
+    assert_int_equal(ab_may_grant_role(view, &site, "admin", 3, site.flags, &err), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_change_text_has_misp_shape),
         cmocka_unit_test(test_change_value_cut_keeps_utf8_whole),
+        cmocka_unit_test(test_audit_rename_org),
         cmocka_unit_test(test_every_catalog_command_has_a_handler),
         cmocka_unit_test(test_authkeys_and_uuids_have_their_shape),
         cmocka_unit_test(test_digest_depends_on_secret_and_key),
@@ -211,6 +284,7 @@ int main(void)
         cmocka_unit_test(test_job_arguments_are_checked_against_the_type),
         cmocka_unit_test(test_task_next_run_skips_missed_periods),
         cmocka_unit_test(test_supervisor_workers_option),
+        cmocka_unit_test(test_authorisation_rules),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,6 +1,12 @@
 /* usercmd.c — users (the manual's "Users"): add, list, view, edit, disable, enable, delete,
- * change-pw. Site administrators only for now (org admins come with the authorisation
- * table of issue 5).
+ * change-pw.
+ *
+ * Who may (the catalog's permission column, then the scoping here): site administrators act
+ * on anyone; org admins (perm_admin) only inside their own organisation — they list its
+ * users, add users to it, act on its users who are not site admins (ab_may_act_on_user),
+ * never move a user out of it, and never give a role that makes a site admin or has a
+ * permission their own role lacks (ab_may_grant_role); change-pw is also open to every user
+ * for their own account.
  *
  * A user has an e-mail (unique, case-insensitively through the column's collation), an
  * organisation, a role (the default role when none is given, read with a shared lock (MariaDB: LOCK
@@ -22,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gpgkey.h"
 #include "handlers.h"
 #include "identity.h"
 #include "password.h"
@@ -36,10 +43,12 @@
 typedef struct {
     int64_t id, org_id, role_id, nids_sid, last_login, created, modified;
     bool has_last_login, autoalert, contactalert, termsaccepted, change_pw, disabled;
-    bool admin; /* the role is site admin and may use authkeys */
+    bool admin;      /* the role is site admin and may use authkeys */
+    bool site_admin; /* the role is site admin (org admins may not act on the user) */
     char email[EMAIL_MAX_BYTES];
     char org[NAME_MAX_BYTES];
     char role[NAME_MAX_BYTES];
+    char gpg_fpr[AB_GPGKEY_FPR_MAX]; /* "" when the user has no GnuPG key */
 } s_user;
 
 #define LAST_LOGIN_MS AB_SQL_MS("u.last_login")
@@ -49,9 +58,13 @@ typedef struct {
     "u.id, u.email, u.org_id, o.name, u.role_id, r.name, u.autoalert, u.contactalert, "            \
     "u.nids_sid, u.termsaccepted, u.change_pw, u.disabled, " LAST_LOGIN_MS                         \
     ", u.last_login IS NOT NULL, " CREATED_MS ", " MODIFIED_MS                                     \
-    ", r.perm_site_admin = 1 AND r.perm_auth = 1"
+    ", r.perm_site_admin = 1 AND r.perm_auth = 1, r.perm_site_admin = 1, u.gpgkey_fingerprint"
 #define USER_FROM                                                                                  \
     " FROM users u JOIN organisations o ON o.id = u.org_id JOIN roles r ON r.id = u.role_id"
+/* A role to give: id, name, site admin with authkeys, level, flags (s_find_role). */
+#define ROLE_SELECT                                                                                \
+    "SELECT r.id, r.name, r.perm_site_admin = 1 AND r.perm_auth = 1, " AB_ROLE_LEVEL_SQL           \
+    ", " AB_ROLE_FLAGS_SQL " FROM roles r "
 
 static void s_copy(char *dst, size_t cap, const char *src)
 {
@@ -78,12 +91,14 @@ static void s_user_from_row(const ab_rows *rows, s_user *u)
     u->created = ab_rows_int(rows, 14);
     u->modified = ab_rows_int(rows, 15);
     u->admin = ab_rows_int(rows, 16) != 0;
+    u->site_admin = ab_rows_int(rows, 17) != 0;
+    s_copy(u->gpg_fpr, sizeof u->gpg_fpr, ab_rows_str(rows, 18, NULL));
 }
 
 /* The user record; extra map entries (the one-time password) follow when extra > 0. */
 static void s_pack_user(msgpack_packer *pk, const s_user *u, uint32_t extra)
 {
-    msgpack_pack_map(pk, 15 + extra);
+    msgpack_pack_map(pk, 16 + extra);
     ab_pack_kv_int(pk, "id", u->id);
     ab_pack_kv_cstr(pk, "email", u->email);
     ab_pack_kv_int(pk, "org_id", u->org_id);
@@ -102,6 +117,7 @@ static void s_pack_user(msgpack_packer *pk, const s_user *u, uint32_t extra)
         ab_pack_kv_cstr(pk, "last_login", NULL);
     ab_pack_kv_int(pk, "created", u->created);
     ab_pack_kv_int(pk, "modified", u->modified);
+    ab_pack_kv_cstr(pk, "gpgkey_fingerprint", u->gpg_fpr[0] ? u->gpg_fpr : NULL);
 }
 
 static int s_clip(size_t len)
@@ -139,6 +155,15 @@ static int s_find(ab_ctx *ctx, bool for_update, s_user *out, ab_error *err)
     return 0;
 }
 
+/* s_find, then whether the caller may run this command on that user (ab_may_act_on_user). */
+static int s_find_allowed(ab_ctx *ctx, bool for_update, s_user *out, ab_error *err)
+{
+    if (s_find(ctx, for_update, out, err) < 0)
+        return -1;
+    return ab_may_act_on_user(ctx->cmd, ctx->who, (uint32_t)out->id, (uint32_t)out->org_id,
+                              out->site_admin, err);
+}
+
 /* Resolve the organisation (arg "org", id or name; shared lock) into *id and name. */
 static int s_find_org(ab_ctx *ctx, int64_t *id, char *name, size_t cap, ab_error *err)
 {
@@ -168,36 +193,41 @@ static int s_find_org(ab_ctx *ctx, int64_t *id, char *name, size_t cap, ab_error
     if (rc == 0)
         return ab_fail(err, AB_E_NOT_FOUND, "org", "no organisation has the id or name '%.*s'",
                        s_clip(len), ref);
-    return 0;
+    /* Every use puts a user in, or looks for users of, the organisation: org admins only
+     * their own. */
+    return ab_may_act_in_org(ctx->cmd, ctx->who, (uint32_t)*id, "org", err);
 }
 
-/* Resolve the role (arg "role", id or name; or the default role when absent) with a shared
- * lock: role.delete locks it FOR UPDATE before it counts members. */
+/* Resolve the role to give (arg "role", id or name; or the default role when absent) with a
+ * shared lock: role.delete locks it FOR UPDATE before it counts members. The caller must be
+ * allowed to give it (ab_may_grant_role). */
 static int s_find_role(ab_ctx *ctx, int64_t *id, char *name, size_t cap, bool *admin, ab_error *err)
 {
     size_t len = 0;
     const char *ref = ab_arg_str(ctx, "role", &len);
     ab_params p;
     ab_params_init(&p);
-    const char *sql = "SELECT id, name, perm_site_admin = 1 AND perm_auth = 1 FROM roles "
-                      "WHERE default_role = 1 ORDER BY id LIMIT 1 LOCK IN SHARE MODE";
+    const char *sql = ROLE_SELECT "WHERE r.default_role = 1 ORDER BY r.id LIMIT 1 "
+                                  "LOCK IN SHARE MODE";
     if (ref && ab_ref_is_id(ref, len)) {
         ab_param_int(&p, strtoll(ref, NULL, 10));
-        sql = "SELECT id, name, perm_site_admin = 1 AND perm_auth = 1 FROM roles WHERE id = ? "
-              "LOCK IN SHARE MODE";
+        sql = ROLE_SELECT "WHERE r.id = ? LOCK IN SHARE MODE";
     } else if (ref) {
         ab_param_str(&p, ref, len);
-        sql = "SELECT id, name, perm_site_admin = 1 AND perm_auth = 1 FROM roles WHERE name = ? "
-              "LOCK IN SHARE MODE";
+        sql = ROLE_SELECT "WHERE r.name = ? LOCK IN SHARE MODE";
     }
     ab_rows rows;
     if (ab_db_query(ctx->db, sql, &p, &rows, err) < 0)
         return -1;
     int rc = ab_rows_next(&rows);
+    int level = 0;
+    uint32_t flags = 0;
     if (rc == 1) {
         *id = ab_rows_int(&rows, 0);
         s_copy(name, cap, ab_rows_str(&rows, 1, NULL));
         *admin = ab_rows_int(&rows, 2) != 0;
+        level = (int)ab_rows_int(&rows, 3);
+        flags = (uint32_t)ab_rows_int(&rows, 4);
     }
     ab_rows_close(&rows);
     if (rc < 0)
@@ -208,7 +238,7 @@ static int s_find_role(ab_ctx *ctx, int64_t *id, char *name, size_t cap, bool *a
     if (rc == 0)
         return ab_fail(err, AB_E_CONFLICT, "role",
                        "no role is the default: give a role or set one (role set-default)");
-    return 0;
+    return ab_may_grant_role(ctx->cmd, ctx->who, name, level, flags, err);
 }
 
 /* A reasonable address check: one '@', a local part of 1..64 printable characters without
@@ -400,6 +430,10 @@ int ab_user_add(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
     u.disabled = ab_arg_bool(ctx, "disabled", false);
     u.nids_sid = ab_arg_has(ctx, "nids_sid") ? ab_arg_int(ctx, "nids_sid", 0) : s_random_sid();
     u.change_pw = !ab_arg_bool(ctx, "no_password_change", false);
+    ab_gpgkey_arg key;
+    if (ab_gpgkey_from_args(ctx, &key, err) < 0)
+        return -1;
+    s_copy(u.gpg_fpr, sizeof u.gpg_fpr, key.fpr);
     char *plain = NULL, *hash = NULL;
     bool generated = false;
     if (s_new_password(ctx, &plain, &hash, &generated, err) < 0)
@@ -415,14 +449,16 @@ int ab_user_add(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
     ab_param_int(&p, u.contactalert);
     ab_param_int(&p, u.change_pw);
     ab_param_int(&p, u.nids_sid);
+    ab_param_str(&p, key.armour, key.len);
+    ab_param_cstr(&p, key.armour ? key.fpr : NULL);
     ab_param_int(&p, ctx->now_ms);
     ab_param_int(&p, ctx->now_ms);
     uint64_t id = 0;
     int rc = ab_db_run(ctx->db,
                        "INSERT INTO users (email, org_id, role_id, password, disabled, autoalert, "
-                       "contactalert, change_pw, nids_sid, termsaccepted, date_created, "
-                       "date_modified) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, "
-                       "FROM_UNIXTIME(? / 1000), FROM_UNIXTIME(? / 1000))",
+                       "contactalert, change_pw, nids_sid, gpgkey, gpgkey_fingerprint, "
+                       "termsaccepted, date_created, date_modified) VALUES (?, ?, ?, ?, ?, ?, ?, "
+                       "?, ?, ?, ?, 0, FROM_UNIXTIME(? / 1000), FROM_UNIXTIME(? / 1000))",
                        &p, &id, NULL, err);
     ab_password_free(hash);
     if (rc < 0) {
@@ -444,6 +480,8 @@ int ab_user_add(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
     s_change_int(&c, "nids_sid", NULL, u.nids_sid);
     s_change_int(&c, "change_pw", NULL, u.change_pw);
     s_change_int(&c, "disabled", NULL, u.disabled);
+    if (key.armour) /* the key is named by its fingerprint */
+        ab_change_add(&c, "gpgkey", NULL, 0, key.fpr, strlen(key.fpr));
     rc = s_audit(ctx, &u, "add", &c, err);
     ab_change_free(&c);
     if (rc == 0) {
@@ -458,7 +496,7 @@ int ab_user_add(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
 int ab_user_view(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
 {
     s_user u;
-    if (s_find(ctx, false, &u, err) < 0)
+    if (s_find_allowed(ctx, false, &u, err) < 0)
         return -1;
     s_pack_user(pk, &u, 0);
     return 0;
@@ -478,6 +516,16 @@ int ab_user_list(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
     char where[512] = " WHERE 1 = 1";
     ab_params p;
     ab_params_init(&p);
+    /* Org admins see their own organisation's users (all of them, as MISP's admin index);
+     * an org filter naming another organisation is refused rather than answered empty. */
+    if (!ctx->who->site_admin) {
+        int64_t org_id = 0;
+        char org_name[NAME_MAX_BYTES];
+        if (ab_arg_has(ctx, "org") && s_find_org(ctx, &org_id, org_name, sizeof org_name, err) < 0)
+            return -1;
+        strcat(where, " AND u.org_id = ?");
+        ab_param_int(&p, ctx->who->org_id);
+    }
     static const char *const refs[] = {"org", "role"};
     static const char *const alias[] = {"o", "r"};
     for (int i = 0; i < 2; i++) {
@@ -519,7 +567,7 @@ int ab_user_list(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
 int ab_user_edit(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
 {
     s_user old;
-    if (s_find(ctx, true, &old, err) < 0)
+    if (s_find_allowed(ctx, true, &old, err) < 0)
         return -1;
     s_user u = old;
     size_t len = 0;
@@ -541,6 +589,13 @@ int ab_user_edit(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
     u.contactalert = ab_arg_bool(ctx, "contactalert", u.contactalert);
     u.termsaccepted = ab_arg_bool(ctx, "termsaccepted", u.termsaccepted);
     u.nids_sid = ab_arg_int(ctx, "nids_sid", u.nids_sid);
+    ab_gpgkey_arg key;
+    bool same_key = true;
+    if (ab_gpgkey_from_args(ctx, &key, err) < 0 ||
+        (key.given && ab_gpgkey_same(ctx->db, u.id, &key, &same_key, err) < 0))
+        return -1;
+    if (!same_key)
+        s_copy(u.gpg_fpr, sizeof u.gpg_fpr, key.fpr);
 
     ab_change c;
     ab_change_init(&c);
@@ -555,6 +610,8 @@ int ab_user_edit(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (was[i] != now[i])
             s_change_int(&c, names[i], &was[i], now[i]);
+    if (!same_key) /* keys are named by their fingerprints */
+        ab_change_add(&c, "gpgkey", old.gpg_fpr, strlen(old.gpg_fpr), u.gpg_fpr, strlen(u.gpg_fpr));
     int rc = 0;
     if (c.len > 0) { /* nothing changed: no write, no audit row */
         ab_params p;
@@ -566,12 +623,17 @@ int ab_user_edit(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
         ab_param_int(&p, u.contactalert);
         ab_param_int(&p, u.termsaccepted);
         ab_param_int(&p, u.nids_sid);
+        ab_param_int(&p, !same_key);
+        ab_param_str(&p, key.armour, key.len);
+        ab_param_int(&p, !same_key);
+        ab_param_cstr(&p, key.armour ? key.fpr : NULL);
         ab_param_int(&p, ctx->now_ms);
         ab_param_int(&p, u.id);
         rc = ab_db_run(ctx->db,
                        "UPDATE users SET email = ?, org_id = ?, role_id = ?, autoalert = ?, "
                        "contactalert = ?, termsaccepted = ?, nids_sid = ?, "
-                       "date_modified = FROM_UNIXTIME(? / 1000) WHERE id = ?",
+                       "gpgkey = IF(?, ?, gpgkey), gpgkey_fingerprint = IF(?, ?, "
+                       "gpgkey_fingerprint), date_modified = FROM_UNIXTIME(? / 1000) WHERE id = ?",
                        &p, NULL, NULL, err);
         if (rc < 0) {
             s_write_failed(ctx, u.email, err);
@@ -589,7 +651,7 @@ int ab_user_edit(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
 static int s_set_disabled(ab_ctx *ctx, msgpack_packer *pk, bool disabled, ab_error *err)
 {
     s_user u;
-    if (s_find(ctx, true, &u, err) < 0)
+    if (s_find_allowed(ctx, true, &u, err) < 0)
         return -1;
     if (u.disabled == disabled) { /* already so: nothing to write or audit */
         s_pack_user(pk, &u, 0);
@@ -632,7 +694,7 @@ int ab_user_enable(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
 int ab_user_delete(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
 {
     s_user u;
-    if (s_find(ctx, true, &u, err) < 0)
+    if (s_find_allowed(ctx, true, &u, err) < 0)
         return -1;
     if (ctx->who && (int64_t)ctx->who->user_id == u.id)
         return ab_fail(err, AB_E_CONFLICT, "user",
@@ -669,9 +731,10 @@ int ab_user_delete(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
 int ab_user_change_pw(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
 {
     s_user u;
-    if (s_find(ctx, true, &u, err) < 0)
+    if (s_find_allowed(ctx, true, &u, err) < 0)
         return -1;
-    bool change_pw = !ab_arg_bool(ctx, "no_password_change", false);
+    /* Users who set their own password (a session that had to change it) are done. */
+    bool change_pw = !ab_arg_bool(ctx, "no_password_change", false) && u.id != ctx->who->user_id;
     char *plain = NULL, *hash = NULL;
     bool generated = false;
     if (s_new_password(ctx, &plain, &hash, &generated, err) < 0)

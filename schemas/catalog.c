@@ -43,6 +43,12 @@ static const ab_arg s_org_edit[] = {
 
 static const ab_arg s_org_one[] = {ORG_REF("The organisation")};
 
+static const ab_arg s_org_merge[] = {
+    ORG_REF("The organisation merged away (deleted)"),
+    {"into", AB_ARG_STR, true, false, 1, 255, NULL,
+     "The organisation that receives its users and rows (id, uuid or name)"},
+};
+
 #define PAGING_ARGS                                                                                \
     {"limit", AB_ARG_INT, false, false, 1, 1000, NULL, "Rows per page (default 100)"},             \
     {                                                                                              \
@@ -72,6 +78,14 @@ static const ab_arg s_role_list[] = {PAGING_ARGS};
             "Do not make the user change the password at the next login"                           \
     }
 
+#define USER_GPGKEY                                                                                \
+    {                                                                                              \
+        "gpgkey", AB_ARG_STR, false, false, 0, TEXT_MAX, NULL,                                     \
+            "ASCII-armoured GnuPG public key that can encrypt (adminctl: --gpgkey-file FILE "      \
+            "reads "                                                                               \
+            "it from a file; empty: none)"                                                         \
+    }
+
 static const ab_arg s_user_add[] = {
     {"email", AB_ARG_STR, true, false, 3, 255, NULL, "E-mail address and login name (unique)"},
     {"org", AB_ARG_STR, true, false, 1, 255, NULL, "Organisation (id or name)"},
@@ -86,6 +100,7 @@ static const ab_arg s_user_add[] = {
      "Receive alerts from \"contact reporter\" requests (default false)"},
     {"disabled", AB_ARG_BOOL, false, false, 0, 0, NULL, "Create the account disabled"},
     USER_NO_PASSWORD_CHANGE,
+    USER_GPGKEY,
 };
 
 static const ab_arg s_user_edit[] = {
@@ -97,6 +112,7 @@ static const ab_arg s_user_edit[] = {
     {"contactalert", AB_ARG_BOOL, false, false, 0, 0, NULL, "Receive contact-reporter alerts"},
     USER_NIDS_SID,
     {"termsaccepted", AB_ARG_BOOL, false, false, 0, 0, NULL, "The terms of use are accepted"},
+    USER_GPGKEY,
 };
 
 static const ab_arg s_user_one[] = {USER_REF("The user")};
@@ -113,6 +129,90 @@ static const ab_arg s_user_change_pw[] = {
     {"password", AB_ARG_STR, false, false, 1, 256, NULL,
      "New password (checked against the policy; generated and shown once when absent)"},
     USER_NO_PASSWORD_CHANGE,
+};
+
+/* Authkeys (engine/authkeycmd.c). */
+#define AUTHKEY_ID(help)                                                                           \
+    {                                                                                              \
+        "authkey_id", AB_ARG_INT, true, true, 1, 4294967295LL, NULL, help " (its id)"              \
+    }
+#define AUTHKEY_EXPIRATION                                                                         \
+    {                                                                                              \
+        "expiration", AB_ARG_STR, false, false, 1, 32, NULL,                                       \
+            "When it stops working: a number of days from now (1-36500), a date YYYY-MM-DD "       \
+            "(00:00 UTC that day), a time YYYY-MM-DDTHH:MM[:SS]Z (UTC), or never"                  \
+    }
+#define AUTHKEY_ALLOWED_IPS                                                                        \
+    {                                                                                              \
+        "allowed_ips", AB_ARG_STRS, false, false, 1, 32, NULL,                                     \
+            "Only callers from these addresses or ranges (IPv4/IPv6, CIDR: 10.0.0.0/8, "           \
+            "2001:db8::/32, 192.0.2.7); repeat --allowed-ip"                                       \
+    }
+#define AUTHKEY_COMMENT                                                                            \
+    {                                                                                              \
+        "comment", AB_ARG_STR, false, false, 0, 1000, NULL, "What the key is for"                  \
+    }
+
+static const ab_arg s_user_authkey[] = {
+    USER_REF("The user"),
+    {"reset", AB_ARG_BOOL, false, false, 0, 0, NULL,
+     "Revoke every key of the user and return one new key (shown once)"},
+};
+
+static const ab_arg s_authkey_add[] = {
+    {"user", AB_ARG_STR, true, false, 1, 255, NULL, "The key's owner (id or e-mail)"},
+    AUTHKEY_EXPIRATION,
+    {"read_only", AB_ARG_BOOL, false, false, 0, 0, NULL,
+     "The key may only run commands that change nothing"},
+    AUTHKEY_ALLOWED_IPS,
+    AUTHKEY_COMMENT,
+};
+
+static const ab_arg s_authkey_edit[] = {
+    AUTHKEY_ID("The key to change"),
+    AUTHKEY_EXPIRATION,
+    {"read_only", AB_ARG_BOOL, false, false, 0, 0, NULL, "Read-only (true) or read-write (false)"},
+    AUTHKEY_ALLOWED_IPS,
+    {"any_ip", AB_ARG_BOOL, false, false, 0, 0, NULL,
+     "Remove the address limit (allowed_ips): the key works from anywhere"},
+    AUTHKEY_COMMENT,
+};
+
+static const ab_arg s_authkey_one[] = {AUTHKEY_ID("The key")};
+
+static const ab_arg s_authkey_list[] = {
+    {"user", AB_ARG_STR, false, false, 1, 255, NULL,
+     "Only this user's keys (id or e-mail; default: every key you may manage)"},
+    PAGING_ARGS,
+};
+
+static const ab_arg s_auth_login[] = {
+    {"email", AB_ARG_STR, true, true, 3, 255, NULL, "E-mail address (the login name)"},
+    {"password", AB_ARG_STR, false, false, 1, 256, NULL,
+     "The password; required (adminctl reads it from the terminal, or from standard input "
+     "with --password-stdin, never from the command line)"},
+    {"otp", AB_ARG_STR, false, false, 1, 10, NULL,
+     "One-time code (TOTP or HOTP) when the account has one"},
+};
+
+static const ab_arg s_auth_logout[] = {
+    {"all", AB_ARG_BOOL, false, false, 0, 0, NULL,
+     "End every session of the caller, not only the one this command came with"},
+};
+
+static const ab_arg s_bruteforce_clear[] = {
+    {"email", AB_ARG_STR, false, true, 1, 255, NULL,
+     "Only the entries of this e-mail (default: all entries)"},
+};
+
+static const ab_arg s_user_by_ip[] = {
+    {"ip", AB_ARG_STR, true, true, 2, 45, NULL, "IPv4 or IPv6 address"},
+};
+
+static const ab_arg s_otp_enrol[] = {
+    USER_REF("The user"),
+    {"hotp", AB_ARG_BOOL, false, false, 0, 0, NULL,
+     "Counter-based HOTP instead of time-based TOTP"},
 };
 
 static const ab_arg s_log_search[] = {
@@ -271,7 +371,8 @@ static const ab_arg s_contact[] = {
     {"all", AB_ARG_BOOL, false, false, 0, 0, NULL, "Write to every enabled user"},
     {"subject", AB_ARG_STR, true, false, 1, 200, NULL,
      "The subject (one line; [ORG MISP] is put in front)"},
-    {"message", AB_ARG_STR, true, false, 1, TEXT_MAX, NULL, "The text of the message"},
+    {"message", AB_ARG_STR, true, false, 1, TEXT_MAX, NULL,
+     "The text of the message (adminctl: --message-file FILE, or - for standard input)"},
 };
 
 static const ab_arg s_user_reset_password[] = {
@@ -280,7 +381,7 @@ static const ab_arg s_user_reset_password[] = {
      "A welcome message (MISP.newUserText) rather than a reset (MISP.passwordResetText)"},
     {"message", AB_ARG_STR, false, false, 1, TEXT_MAX, NULL,
      "Your own text instead of the setting's, with the same placeholders ($password, "
-     "$username, $misp, $org, $contact)"},
+     "$username, $misp, $org, $contact; adminctl: --message-file FILE)"},
 };
 
 static const ab_arg s_mail_test[] = {
@@ -340,6 +441,14 @@ const ab_command ab_catalog[] = {
      "Deletes an organisation. Refused (conflict) for the host organisation and for an "
      "organisation that still has users.",
      true, AB_PERM_SITE_ADMIN, s_org_one, COUNT(s_org_one)},
+    {"org.merge", "org merge", "Merge an organisation into another",
+     "Moves every user and every row that belongs to org (users, jobs, and the audit rows "
+     "that name it as the acting organisation) to into, then deletes org: all in one "
+     "transaction, so an interruption leaves either nothing or everything done. One audit row "
+     "(action merge) records what moved. Refused: org and into the same (invalid, field "
+     "into), either missing (not_found), org the host organisation (conflict, field org). "
+     "Returns both organisations and the rows moved per table and column.",
+     true, AB_PERM_SITE_ADMIN, s_org_merge, COUNT(s_org_merge)},
     {"org.view", "org view", "Show one organisation",
      "Shows every field of an organisation, with the number of its users.", false, AB_PERM_NONE,
      s_org_one, COUNT(s_org_one)},
@@ -383,41 +492,127 @@ const ab_command ab_catalog[] = {
      "without one a temporary password is generated and returned once, as password, in this "
      "reply only. Either way the user must change it at the next login unless "
      "no_password_change. Only the yescrypt hash is stored; the audit shows password as *****. "
-     "Site administrators only for now (org admins come with the authorisation table).",
-     true, AB_PERM_SITE_ADMIN, s_user_add, COUNT(s_user_add)},
+     "A gpgkey must be exactly one OpenPGP public key with an encryption (sub)key that is "
+     "neither expired nor revoked (invalid, field gpgkey, saying what is wrong); its "
+     "fingerprint is stored with it. "
+     "An org admin adds users to their own organisation only, and may give neither a site "
+     "admin role nor a role with a permission they lack (forbidden).",
+     true, AB_PERM_ORG_ADMIN, s_user_add, COUNT(s_user_add)},
     {"user.list", "user list", "List users",
      "Lists users by id with the manual's columns (id, org, role, email, autoalert, "
      "contactalert, nids_sid, termsaccepted, last_login, disabled, created), optionally only "
-     "those of an organisation or role, or only disabled or enabled ones.",
-     false, AB_PERM_SITE_ADMIN, s_user_list, COUNT(s_user_list)},
+     "those of an organisation or role, or only disabled or enabled ones. An org admin sees "
+     "the users of their own organisation only (org naming another is forbidden).",
+     false, AB_PERM_ORG_ADMIN, s_user_list, COUNT(s_user_list)},
     {"user.view", "user view", "Show one user",
-     "Shows every field of a user except the password hash.", false, AB_PERM_SITE_ADMIN, s_user_one,
-     COUNT(s_user_one)},
+     "Shows every field of a user except the password hash. Org admins: users of their own "
+     "organisation who are not site admins (forbidden otherwise), as for every user command.",
+     false, AB_PERM_ORG_ADMIN, s_user_one, COUNT(s_user_one)},
     {"user.edit", "user edit", "Change a user",
      "Changes the given fields of a user; the audit row lists each change as field (old) => "
      "(new). Giving the last enabled site administrator a role that is not one is a conflict "
-     "(field user). Returns the user as it is now.",
-     true, AB_PERM_SITE_ADMIN, s_user_edit, COUNT(s_user_edit)},
+     "(field user). A gpgkey is checked as on add; an empty one removes the key. An org admin "
+     "may not move a user to another organisation nor give a site admin role or a role with a "
+     "permission they lack (forbidden). Returns the user as it is now.",
+     true, AB_PERM_ORG_ADMIN, s_user_edit, COUNT(s_user_edit)},
     {"user.disable", "user disable", "Disable a user",
      "Disables a user (preferred to deleting): its authkeys stop working at once. Disabling "
      "the last enabled site administrator who can use an authkey is a conflict (field user).",
-     true, AB_PERM_SITE_ADMIN, s_user_one, COUNT(s_user_one)},
+     true, AB_PERM_ORG_ADMIN, s_user_one, COUNT(s_user_one)},
     {"user.enable", "user enable", "Enable a user", "Enables a disabled user again.", true,
-     AB_PERM_SITE_ADMIN, s_user_one, COUNT(s_user_one)},
+     AB_PERM_ORG_ADMIN, s_user_one, COUNT(s_user_one)},
     {"user.delete", "user delete", "Delete a user",
      "Deletes a user and its authkeys; its audit rows stay, with its e-mail. Deleting "
      "yourself, or the last enabled site administrator who can use an authkey, is a conflict "
      "(field user). Disabling is preferred.",
-     true, AB_PERM_SITE_ADMIN, s_user_one, COUNT(s_user_one)},
+     true, AB_PERM_ORG_ADMIN, s_user_one, COUNT(s_user_one)},
     {"user.change_pw", "user change-pw", "Set a user's password",
      "Sets a new password, given (checked against the policy) or generated and returned once "
-     "as password. The user must change it at the next login unless no_password_change. "
-     "Audited as change_pw with the password shown as *****.",
-     true, AB_PERM_SITE_ADMIN, s_user_change_pw, COUNT(s_user_change_pw)},
+     "as password. The user must change it at the next login unless no_password_change, or "
+     "unless users set their own (which lifts a must-change-password session's restriction). "
+     "Audited as change_pw with the password shown as *****. Any user may set their own "
+     "password; org admins also those of their organisation's users who are not site admins.",
+     true, AB_PERM_SELF, s_user_change_pw, COUNT(s_user_change_pw)},
+    {"user.authkey", "user authkey", "Get or reset a user's authkey",
+     "MISP's getAuthkey and Authkey. Raw keys are never stored (only a keyed digest and the "
+     "first and last four characters), so they cannot be shown again. Without reset: a user "
+     "with no key gets one, returned once as authkey; a user with keys gets the list of them "
+     "(start...end, expiry, read-only, allowed_ips) and a message to use reset. With reset: "
+     "every key of the user is revoked and one new key is returned once, in the same "
+     "transaction, so the old keys stop working for every engine at the next command. "
+     "Audited as reset_auth_key (never the key). Your own keys, or, for an org admin, those "
+     "of the organisation's users, or any for a site admin.",
+     true, AB_PERM_AUTH, s_user_authkey, COUNT(s_user_authkey)},
+    {"authkey.add", "authkey add", "Add an authkey",
+     "Creates an authkey for a user: 40 random letters and digits, returned once as authkey "
+     "in this reply only (a repeat of the command id gets it masked). Optional expiry, "
+     "read-only flag, address ranges (allowed_ips) and comment. A role without the auth "
+     "permission makes the key unusable (warning in the reply). Your own keys, or, for an "
+     "org admin, those of the organisation's users, or any for a site admin.",
+     true, AB_PERM_AUTH, s_authkey_add, COUNT(s_authkey_add)},
+    {"authkey.list", "authkey list", "List authkeys",
+     "Lists the authkeys you may manage (yours; an org admin's organisation's; every key for "
+     "a site admin), or one user's: id, owner, first and last four characters, expiry, "
+     "read-only, allowed_ips, comment, created. Never the key.",
+     false, AB_PERM_AUTH, s_authkey_list, COUNT(s_authkey_list)},
+    {"authkey.view", "authkey view", "Show one authkey", "Shows one authkey as authkey list does.",
+     false, AB_PERM_AUTH, s_authkey_one, COUNT(s_authkey_one)},
+    {"authkey.edit", "authkey edit", "Change an authkey",
+     "Changes a key's expiry (never removes it), read-only flag, allowed_ips (replaced "
+     "whole; any_ip removes the limit) or comment; the audit row lists each change. The key "
+     "itself never changes: to replace it, add a new one and delete the old.",
+     true, AB_PERM_AUTH, s_authkey_edit, COUNT(s_authkey_edit)},
+    {"authkey.delete", "authkey delete", "Revoke an authkey",
+     "Deletes (revokes) a key: the next command that presents it is refused, on every engine. "
+     "Revoking the last usable key of the last enabled site administrator is allowed (a "
+     "warning in the reply says so): adminctl --local user authkey EMAIL --reset on the host "
+     "gives a new one.",
+     true, AB_PERM_AUTH, s_authkey_one, COUNT(s_authkey_one)},
     {"log.search", "log search", "Search the audit log",
      "Lists audit rows, newest first. Text filters are sub-string matches; action and model "
-     "match exactly. Filters combine with AND.",
-     false, AB_PERM_SITE_ADMIN, s_log_search, COUNT(s_log_search)},
+     "match exactly. Filters combine with AND. Needs the audit permission; anyone but a site "
+     "admin sees only the rows of their own organisation (the acting user's org, as MISP).",
+     false, AB_PERM_AUDIT, s_log_search, COUNT(s_log_search)},
+    {"auth.login", "auth login", "Log in with e-mail and password (and OTP)",
+     "Checks e-mail and password (and the one-time code when the account has TOTP or HOTP) and "
+     "returns a session token, once, as session: send it as the envelope's session instead of "
+     "auth. It expires after Session.cookieTimeout minutes, or after Session.timeout minutes "
+     "without use. An unknown e-mail and a wrong password get the same answer "
+     "(unauthenticated). Every failure is audited as login_fail; after SecureAuth.amount "
+     "failures for one e-mail from one address within SecureAuth.expire seconds the login is "
+     "refused, even with the right password, and the message says how long to wait "
+     "(bruteforce clear lifts it). A disabled user cannot log in. A user who must change the "
+     "password gets a session that runs only user.change_pw on itself, whoami and logout; "
+     "with Security.otp_required and no OTP yet, only otp.enrol on itself, whoami and logout. "
+     "Needs no credential.",
+     true, AB_PERM_PUBLIC, s_auth_login, COUNT(s_auth_login)},
+    {"auth.logout", "auth logout", "End the session",
+     "Ends the session this command came with, or with all every session of the caller. "
+     "Audited as logout.",
+     true, AB_PERM_NONE, s_auth_logout, COUNT(s_auth_logout)},
+    {"bruteforce.clear", "bruteforce clear", "Clear brute-force entries",
+     "Deletes the failed-login entries of one e-mail (all entries without one), so a "
+     "blocked login works again at once (MISP's clearBruteforce). Audited.",
+     true, AB_PERM_SITE_ADMIN, s_bruteforce_clear, COUNT(s_bruteforce_clear)},
+    {"user.ips", "user ips", "Addresses a user logged in from",
+     "Lists the addresses of a user's successful logins, most recent first, with first and "
+     "last time and count (MISP's UserIP).",
+     false, AB_PERM_SITE_ADMIN, s_user_one, COUNT(s_user_one)},
+    {"user.by_ip", "user by-ip", "Users who logged in from an address",
+     "Lists the users who logged in from an address, most recent first (MISP's IPUser).", false,
+     AB_PERM_SITE_ADMIN, s_user_by_ip, COUNT(s_user_by_ip)},
+    {"otp.enrol", "otp enrol", "Set up TOTP or HOTP for a user",
+     "Makes a new OTP seed for the user (TOTP, or HOTP with hotp) and returns it once as "
+     "secret (base32) and uri (otpauth://, for a QR code); the stored reply has both masked "
+     "and the database keeps the seed only sealed. From then on auth.login needs a code. A "
+     "user with an OTP must have it deleted first (conflict). Users enrol themselves; "
+     "admins may enrol users they manage. Audited as otp_enrol.",
+     true, AB_PERM_SELF, s_otp_enrol, COUNT(s_otp_enrol)},
+    {"otp.delete", "otp delete", "Remove a user's TOTP or HOTP",
+     "Deletes a user's OTP seed, so the login needs only the password until the user enrols "
+     "again. Site administrators, and org admins for their organisation's users; as in MISP, "
+     "users cannot remove their own. Audited as otp_delete.",
+     true, AB_PERM_ORG_ADMIN, s_user_one, COUNT(s_user_one)},
     {"auth.whoami", "whoami", "Show who a key belongs to",
      "Shows the user, organisation and role the presented key belongs to, and which engine "
      "answered with its version and schema version.",
@@ -593,8 +788,9 @@ const ab_command ab_catalog[] = {
      "Composes a signed test message (encrypted when the address is a user's with a GnuPG key) "
      "and submits it to the SMTP server (settings Email.*) at once, waiting at most 10 "
      "seconds, and returns the server's reply: sent, code and text. A refusal or an "
-     "unreachable server is unavailable (temporary) or invalid (permanent), with the reply in "
-     "the message. Audited as email.",
+     "unreachable server is unavailable (temporary) or invalid (permanent, field to), with "
+     "the reply in the message; a setting in the way (MISP.email unset, no usable instance "
+     "key, MISP.disable_emailing) is a conflict naming it. Audited as email.",
      true, AB_PERM_SITE_ADMIN, s_mail_test, COUNT(s_mail_test)},
     {"mail.status", "mail status", "Show a mail-out's recipients",
      "Lists the recipients of an email job with their state (queued, sending, sent, retrying, "

@@ -44,7 +44,8 @@ typedef struct {
 
 /* What a command needs, from least to most. The authorisation table is the catalog's
  * permission column (docs/commands.md shows it); ab_authorise applies it and handlers
- * that act on one user or organisation narrow it with ab_may_act_on_user (identity.h):
+ * that act on one user or organisation narrow it with ab_may_act_on_user,
+ * ab_may_act_in_org and ab_may_grant_role (identity.h):
  * site admins act everywhere, org admins (perm_admin) only inside their organisation,
  * a "self" command also on the caller's own account. */
 typedef enum {

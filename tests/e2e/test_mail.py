@@ -171,11 +171,16 @@ def configure(stack, sink, keys, **extra):
         stack.ok("setting.set", {"name": name, "value": value})
 
 
-def add_user(stack, email_addr, gpgkey=None):
-    """A user row (org and role of the administrator). The user commands set gpgkey only
-    once issue 5's key check is merged; here the key is stored as user.edit will store it."""
+def add_user(stack, email_addr, gpgkey=None, expired_key=False):
+    """A user of the host organisation with role User; its GnuPG key set with user.edit
+    (which checks it), or, for a key that has expired since it was set (user.edit refuses
+    it now, rightly), written as user.edit would have written it then."""
     stack.ok("user.add", {"email": email_addr, "org": "1", "role": "3"})
-    if gpgkey is not None:
+    if gpgkey is not None and not expired_key:
+        stack.ok("user.edit", {"user": email_addr, "gpgkey": gpgkey})
+    elif gpgkey is not None:
+        assert_error(stack.cmd("user.edit", {"user": email_addr, "gpgkey": gpgkey}), "invalid",
+                     "gpgkey")
         with stack.db.cursor() as c:
             c.execute("UPDATE users SET gpgkey = %s WHERE email = %s", (gpgkey, email_addr))
     return stack.rows("SELECT id FROM users WHERE email = %s", email_addr)[0]["id"]
@@ -283,7 +288,7 @@ def test_mail_test_refusals(stack, sink, keys):
 def test_contact_signs_encrypts_and_refuses_expired_keys(stack, sink, keys, tmp_path):
     configure(stack, sink, keys)
     add_user(stack, "ana@mail.test", keys["ana_pub"])
-    add_user(stack, "carol@mail.test", keys["carol_pub"])
+    add_user(stack, "carol@mail.test", keys["carol_pub"], expired_key=True)
     add_user(stack, "dave@mail.test")
     w = stack.start_worker("email")
     r = stack.ok("mail.contact", {"all": True, "subject": "Maintenance window",
@@ -535,6 +540,20 @@ def test_an_unusable_instance_key_fails_the_job_and_a_retry_resumes(stack, sink,
     stack.ok("job.retry", {"job": r["id"]})
     assert wait_job(stack, r["id"])["state"] == "done"
     assert len(sink.messages("admin@admin.test")) == 1
+
+
+def test_adminctl_contact_with_a_message_file(stack, sink, keys, tmp_path):
+    configure(stack, sink, keys)
+    stack.start_worker("email")
+    text = "Dear users,\n\nthe instance moves on Sunday. Caf\u00e9 at 10:00 = on us.\n"
+    (tmp_path / "notice.txt").write_text(text)
+    r = json.loads(stack.adminctl("--json", "contact", "--user", "admin@admin.test",
+                                  "--subject", "Maintenance window", "--message-file",
+                                  tmp_path / "notice.txt")[1])
+    assert wait_job(stack, r["id"])["state"] == "done"
+    [(_, raw)] = sink.messages()
+    body = text_of(verify_signed(keys, raw, tmp_path)).replace("\r\n", "\n")
+    assert body.startswith(text), body
 
 
 def test_contact_refusals(stack, sink, keys):

@@ -13,7 +13,7 @@ from test_role import add_user
 
 USER_FIELDS = {"id", "email", "org_id", "org", "role_id", "role", "autoalert", "contactalert",
                "nids_sid", "termsaccepted", "change_pw", "disabled", "last_login", "created",
-               "modified"}
+               "modified", "gpgkey_fingerprint"}
 GOOD_PW = "Correct-Horse-42-battery"
 
 
@@ -228,12 +228,22 @@ def test_disabled_users_key_is_refused(stack):
     assert stack.ok("auth.whoami", auth=key)["user"]["email"] == "kim@x.test"
 
 
-def test_only_site_admins(stack):
+def test_plain_users_change_only_their_own_password(stack):
+    """A user without perm_admin manages no user but may set their own password (the rest
+    of the rules: tests/e2e/test_authz.py)."""
     key = add_user(stack, "plain@x.test", 3, with_key=True)  # role 3: User
+    add_user(stack, "other@x.test", 3)
+    before = state(stack)
     for type_, args in (("user.list", {}), ("user.view", {"user": "plain@x.test"}),
                         ("user.add", {"email": "n@x.test", "org": "1"}),
-                        ("user.change_pw", {"user": "plain@x.test"})):
+                        ("user.change_pw", {"user": "other@x.test", "password": GOOD_PW})):
         assert_error(stack.cmd(type_, args, auth=key), "forbidden")
+    assert state(stack) == before
+    mine = stack.ok("user.change_pw", {"user": "plain@x.test", "password": GOOD_PW,
+                                       "no_password_change": True}, auth=key)
+    assert mine["email"] == "plain@x.test" and "password" not in mine
+    log = audit_rows(stack, model="User", action="change_pw", model_id=mine["id"])[-1]
+    assert log["email"] == "plain@x.test" and log["org"] == "ORGNAME"
 
 
 def test_passwords_appear_nowhere(stack):
