@@ -240,25 +240,28 @@ static int s_secret(ab_secret *key, ab_error *err)
     return 0;
 }
 
-/* Who enqueued the job: the actor of the audit rows of the messages. */
-static int s_load_actor(s_job *j, ab_error *err)
+/* Who enqueued the job (the actor of the audit rows of the messages), and whether this is
+ * its last attempt (a temporary failure then fails the recipient). */
+static int s_load_job(s_job *j, ab_error *err)
 {
     ab_params p;
     ab_params_init(&p);
     ab_param_int(&p, (int64_t)ab_job_id(j->run));
     ab_rows rows = {0};
     if (ab_db_query(j->db,
-                    "SELECT u.id, u.email, o.name FROM jobs j JOIN users u ON u.id = j.created_by "
-                    "LEFT JOIN organisations o ON o.id = u.org_id WHERE j.id = ?",
+                    "SELECT j.max_attempts, u.id, u.email, o.name FROM jobs j LEFT JOIN users u ON "
+                    "u.id = j.created_by LEFT JOIN organisations o ON o.id = u.org_id WHERE "
+                    "j.id = ?",
                     &p, &rows, err) < 0)
         return -1;
+    snprintf(j->actor_org, sizeof j->actor_org, "SYSTEM");
     if (ab_rows_next(&rows) == 1) {
-        const char *e = ab_rows_str(&rows, 1, NULL), *o = ab_rows_str(&rows, 2, NULL);
-        j->actor.user_id = (uint32_t)ab_rows_int(&rows, 0);
+        const char *e = ab_rows_str(&rows, 2, NULL), *o = ab_rows_str(&rows, 3, NULL);
+        j->last_attempt = ab_job_attempt(j->run) >= ab_rows_int(&rows, 0);
+        j->actor.user_id = (uint32_t)ab_rows_int(&rows, 1);
         snprintf(j->actor_email, sizeof j->actor_email, "%s", e ? e : "");
-        snprintf(j->actor_org, sizeof j->actor_org, "%s", o ? o : "");
-    } else {
-        snprintf(j->actor_org, sizeof j->actor_org, "SYSTEM");
+        if (o)
+            snprintf(j->actor_org, sizeof j->actor_org, "%s", o);
     }
     ab_rows_close(&rows);
     j->actor.email = j->actor_email;
@@ -652,8 +655,6 @@ static int s_finish(s_job *j, ab_error *err)
 int ab_mail_job(ab_job_run *run, const msgpack_object *args, ab_error *err)
 {
     s_job j = {.run = run, .db = ab_job_db(run)};
-    const ab_job_type *t = ab_job_type_find("email", 5);
-    j.last_attempt = t && ab_job_attempt(run) >= t->max_attempts;
     j.subject = s_arg_dup(args, "subject");
     j.message = s_arg_dup(args, "message");
     char *kind = s_arg_dup(args, "kind");
@@ -670,7 +671,7 @@ int ab_mail_job(ab_job_run *run, const msgpack_object *args, ab_error *err)
     if (rc == 0)
         rc = ab_mail_conf_load(&j.conf, &j.key, err);
     if (rc == 0)
-        rc = s_load_actor(&j, err);
+        rc = s_load_job(&j, err);
     if (rc == 0 && j.conf.disabled)
         rc = s_disabled(&j, err);
     else if (rc == 0)

@@ -351,6 +351,22 @@ def test_temporary_failures_retry_and_permanent_ones_keep_the_reply(stack, sink,
     assert sink.messages("bob@mail.test") == []
 
 
+def test_temporary_failures_on_the_last_attempt_fail_the_recipient(stack, sink, keys):
+    configure(stack, sink, keys)
+    sink.plan(data={"admin@admin.test": ["451 4.3.0 Busy (1)", "451 4.3.0 Busy (2)",
+                                         "451 4.3.0 Busy (3)"]})
+    r = stack.ok("mail.contact", {"user": "admin@admin.test", "subject": "S", "message": "M"})
+    with stack.db.cursor() as c:  # fewer attempts than the type's nine, before any worker
+        c.execute("UPDATE jobs SET max_attempts = 2 WHERE id = %s", (r["id"],))
+    stack.start_worker("email")
+    job = wait_job(stack, r["id"], timeout=90)
+    assert job["state"] == "done" and job["attempts"] == 2, job
+    row = status_of(stack, r["id"])["admin@admin.test"]
+    assert row["state"] == "failed" and row["smtp_code"] == 451, row
+    assert row["error"] == "gave up after the last attempt: 451 4.3.0 Busy (2)", row
+    assert sink.messages() == []
+
+
 def test_server_down_then_up_finishes_the_job(stack, sink, keys):
     configure(stack, sink, keys)
     stack.ok("setting.set", {"name": "Email.port", "value": free_ports(1)[0]})
