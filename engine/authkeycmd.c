@@ -170,10 +170,7 @@ static int s_find_owner(ab_ctx *ctx, const char *lock, s_owner *o, ab_error *err
     ab_params p;
     ab_params_init(&p);
     bool by_id = ab_ref_is_id(ref, len);
-    if (by_id)
-        ab_param_int(&p, strtoll(ref, NULL, 10));
-    else
-        ab_param_str(&p, ref, len);
+    ab_param_ref(&p, ref, len);
     char sql[512];
     snprintf(sql, sizeof sql,
              "SELECT u.id, u.email, u.org_id, r.perm_site_admin, u.disabled, r.perm_auth, r.name "

@@ -132,6 +132,10 @@ bool ab_all_digits(const char *s, size_t len);
  * 1 to 10 digits (an UNSIGNED INT); anything else is a name, an e-mail or a uuid. */
 bool ab_ref_is_id(const char *s, size_t len);
 
+/* Bind a reference that is an id or a name (ab_ref_is_id says which) to p: an integer or a
+ * string. Returns true for an id, so the caller picks its "… WHERE id = ?" query. */
+bool ab_param_ref(ab_params *p, const char *ref, size_t len);
+
 /* --- packing helpers ----------------------------------------------------------------- */
 void ab_pack_kv_str(msgpack_packer *pk, const char *key, const char *val, size_t len);
 void ab_pack_kv_cstr(msgpack_packer *pk, const char *key, const char *val); /* NULL → nil */

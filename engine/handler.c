@@ -185,6 +185,16 @@ void ab_pack_page(msgpack_packer *pk, ab_rows *rows, ab_row_packer pack_row, con
     ab_pack_kv_int(pk, "limit", limit);
 }
 
+bool ab_param_ref(ab_params *p, const char *ref, size_t len)
+{
+    bool by_id = ab_ref_is_id(ref, len);
+    if (by_id)
+        ab_param_int(p, strtoll(ref, NULL, 10));
+    else
+        ab_param_str(p, ref, len);
+    return by_id;
+}
+
 int ab_pack_list(ab_ctx *ctx, msgpack_packer *pk, const ab_list_query *q, ab_error *err)
 {
     int64_t limit = ab_arg_int(ctx, "limit", 100), page = ab_arg_int(ctx, "page", 1), total = 0;

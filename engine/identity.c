@@ -75,7 +75,7 @@ static int s_refuse(const ab_rows *rows, const ab_identity *who, const char *ip,
     return 0;
 }
 
-static void s_fill_identity(const ab_rows *rows, ab_identity *who)
+void ab_identity_from_row(const ab_rows *rows, ab_identity *who)
 {
     memset(who, 0, sizeof *who);
     who->user_id = (uint32_t)ab_rows_int(rows, 0);
@@ -86,6 +86,11 @@ static void s_fill_identity(const ab_rows *rows, ab_identity *who)
     who->role_id = (uint32_t)ab_rows_int(rows, 5);
     s_copy(who->role_name, sizeof who->role_name, ab_rows_str(rows, 6, NULL));
     who->site_admin = ab_rows_int(rows, 7) != 0;
+}
+
+static void s_fill_identity(const ab_rows *rows, ab_identity *who)
+{
+    ab_identity_from_row(rows, who);
     who->via = AB_VIA_KEY;
     who->key_id = (uint32_t)ab_rows_int(rows, 11);
     who->key_read_only = ab_rows_int(rows, 12) != 0;
@@ -111,8 +116,7 @@ int ab_authenticate(ab_db *db, const ab_secret *secret, const char *key, size_t 
     /* One indexed read (auth_keys_digest): expiry, allowed_ips and the role come with the
      * key, so a revoked, expired or narrowed key is refused by the very next batch. */
     if (ab_db_query(db,
-                    "SELECT u.id, u.email, u.org_id, o.name, o.uuid, r.id, r.name, "
-                    "r.perm_site_admin, r.perm_auth, u.disabled, "
+                    "SELECT " AB_IDENTITY_COLS ", r.perm_auth, u.disabled, "
                     "k.expiration IS NOT NULL AND k.expiration < UTC_TIMESTAMP(3), "
                     "k.id, k.read_only, " AB_ROLE_LEVEL_SQL ", " AB_ROLE_FLAGS_SQL ", "
                     "k.allowed_ips "

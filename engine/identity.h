@@ -43,6 +43,12 @@ int ab_may_act_in_org(const ab_command *cmd, const ab_identity *who, uint32_t or
 int ab_may_grant_role(const ab_command *cmd, const ab_identity *who, const char *role, int level,
                       uint32_t flags, ab_error *err);
 
+/* The columns every credential's look-up starts with (users u, organisations o, roles r),
+ * and what fills an identity from them: user, organisation, role, site admin. The caller
+ * sets the rest (how, key or session, level, flags) from its own further columns. */
+#define AB_IDENTITY_COLS "u.id, u.email, u.org_id, o.name, o.uuid, r.id, r.name, r.perm_site_admin"
+void ab_identity_from_row(const ab_rows *rows, ab_identity *who);
+
 /* SQL expressions over roles r: the permission level 0..3 and the AB_RF_* flags. */
 #define AB_ROLE_LEVEL_SQL                                                                          \
     "CASE WHEN r.perm_add AND r.perm_modify AND r.perm_publish THEN 3 "                            \

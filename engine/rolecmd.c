@@ -145,10 +145,7 @@ static int s_find(ab_ctx *ctx, bool for_update, s_role *out, ab_error *err)
     ab_params p;
     ab_params_init(&p);
     bool by_id = ab_ref_is_id(ref, len);
-    if (by_id)
-        ab_param_int(&p, strtoll(ref, NULL, 10));
-    else
-        ab_param_str(&p, ref, len);
+    ab_param_ref(&p, ref, len);
     snprintf(sql, sizeof sql, "SELECT %s FROM roles r WHERE r.%s = ?%s", cols,
              by_id ? "id" : "name", for_update ? " FOR UPDATE" : "");
     ab_rows rows;

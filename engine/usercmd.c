@@ -133,10 +133,7 @@ static int s_find(ab_ctx *ctx, bool for_update, s_user *out, ab_error *err)
     ab_params p;
     ab_params_init(&p);
     bool by_id = ab_ref_is_id(ref, len);
-    if (by_id)
-        ab_param_int(&p, strtoll(ref, NULL, 10));
-    else
-        ab_param_str(&p, ref, len);
+    ab_param_ref(&p, ref, len);
     char sql[1024];
     snprintf(sql, sizeof sql, "SELECT " USER_COLS USER_FROM " WHERE u.%s = ?%s",
              by_id ? "id" : "email", for_update ? " FOR UPDATE" : "");
@@ -172,10 +169,7 @@ static int s_find_org(ab_ctx *ctx, int64_t *id, char *name, size_t cap, ab_error
     ab_params p;
     ab_params_init(&p);
     bool by_id = ab_ref_is_id(ref, len);
-    if (by_id)
-        ab_param_int(&p, strtoll(ref, NULL, 10));
-    else
-        ab_param_str(&p, ref, len);
+    ab_param_ref(&p, ref, len);
     ab_rows rows;
     if (ab_db_query(ctx->db,
                     by_id ? "SELECT id, name FROM organisations WHERE id = ? LOCK IN SHARE MODE"
