@@ -72,6 +72,7 @@ struct ab_applier {
     int n;
     s_auth *auth; /* one per distinct key of the batch: at most batch_max */
     int nauth;
+    ab_key_batch *keys; /* the batch's authkeys, read ahead (s_read_keys) */
     ab_audit *audit;
     ab_events *events;
     uint64_t commands, batches;
@@ -117,6 +118,7 @@ void ab_applier_destroy(ab_applier **ap)
     free(a->inbound);
     free(a->slots);
     free(a->auth);
+    ab_key_batch_free(a->keys);
     free(a);
     *ap = NULL;
 }
@@ -232,8 +234,8 @@ static int s_check_cred(ab_applier *a, s_auth *c, char *title, size_t tlen, uint
         return ab_session_authenticate(a->db, a->secret, c->auth, c->len, &c->who, title, tlen,
                                        fail_user, &c->err);
     default:
-        return ab_authenticate(a->db, a->secret, c->auth, c->len, c->ip, &c->who, title, tlen,
-                               fail_user, &c->err);
+        return ab_authenticate(a->db, a->secret, a->keys, c->auth, c->len, c->ip, &c->who, title,
+                               tlen, fail_user, &c->err);
     }
 }
 
@@ -284,9 +286,36 @@ static void s_log_auth(ab_applier *a, const s_slot *s, const ab_identity *who)
 }
 
 /* Authenticate and authorise every valid slot; mark duplicates inside the batch. */
+/* Read the rows of every authkey the batch's valid commands carry in a few statements
+ * (a batch signed with many keys would otherwise cost a round trip per key). */
+static int s_read_keys(ab_applier *a, ab_error *fault)
+{
+    const char *keys[a->n > 0 ? a->n : 1];
+    size_t lens[a->n > 0 ? a->n : 1];
+    size_t n = 0;
+    for (int i = 0; i < a->n; i++) {
+        const char *cred;
+        size_t len;
+        if (a->slots[i].state != S_VALID || s_cred_of(&a->slots[i], &cred, &len) != CRED_KEY)
+            continue;
+        size_t j = 0;
+        while (j < n && !(lens[j] == len && memcmp(keys[j], cred, len) == 0))
+            j++;
+        if (j == n) {
+            keys[n] = cred;
+            lens[n++] = len;
+        }
+    }
+    ab_key_batch_free(a->keys);
+    a->keys = NULL;
+    return n > 1 ? ab_key_batch_read(a->db, a->secret, keys, lens, n, &a->keys, fault) : 0;
+}
+
 static int s_admit(ab_applier *a, ab_error *fault)
 {
     a->nauth = 0;
+    if (s_read_keys(a, fault) < 0)
+        return -1;
     for (int i = 0; i < a->n; i++) {
         s_slot *s = &a->slots[i];
         if (s->state != S_VALID)

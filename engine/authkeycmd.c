@@ -170,10 +170,7 @@ static int s_find_owner(ab_ctx *ctx, const char *lock, s_owner *o, ab_error *err
     ab_params p;
     ab_params_init(&p);
     bool by_id = ab_ref_is_id(ref, len);
-    if (by_id)
-        ab_param_int(&p, strtoll(ref, NULL, 10));
-    else
-        ab_param_str(&p, ref, len);
+    ab_param_ref(&p, ref, len);
     char sql[512];
     snprintf(sql, sizeof sql,
              "SELECT u.id, u.email, u.org_id, r.perm_site_admin, u.disabled, r.perm_auth, r.name "
@@ -544,7 +541,6 @@ int ab_authkey_add(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
 
 int ab_authkey_list(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
 {
-    int64_t limit = ab_arg_int(ctx, "limit", 100), page = ab_arg_int(ctx, "page", 1);
     const ab_identity *who = ctx->who;
     ab_params p;
     ab_params_init(&p);
@@ -565,21 +561,8 @@ int ab_authkey_list(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
         where = " WHERE k.user_id = ?";
         ab_param_int(&p, who->user_id);
     }
-    ab_params count_p = p;
-    char sql[2048];
-    snprintf(sql, sizeof sql, "SELECT COUNT(*)" KEY_FROM "%s", where);
-    int64_t total = 0;
-    if (ab_db_scalar(ctx->db, sql, &count_p, &total, err) < 0)
-        return -1;
-    snprintf(sql, sizeof sql, "SELECT " KEY_COLS KEY_FROM "%s ORDER BY k.id LIMIT ? OFFSET ?",
-             where);
-    ab_param_int(&p, limit);
-    ab_param_int(&p, (page - 1) * limit);
-    ab_rows rows;
-    if (ab_db_query(ctx->db, sql, &p, &rows, err) < 0)
-        return -1;
-    ab_pack_page(pk, &rows, s_pack_key_row, NULL, total, page, limit);
-    return 0;
+    ab_list_query q = {KEY_COLS, KEY_FROM, where, "k.id", &p, s_pack_key_row, NULL};
+    return ab_pack_list(ctx, pk, &q, err);
 }
 
 int ab_authkey_view(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)

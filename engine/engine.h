@@ -132,6 +132,10 @@ bool ab_all_digits(const char *s, size_t len);
  * 1 to 10 digits (an UNSIGNED INT); anything else is a name, an e-mail or a uuid. */
 bool ab_ref_is_id(const char *s, size_t len);
 
+/* Bind a reference that is an id or a name (ab_ref_is_id says which) to p: an integer or a
+ * string. Returns true for an id, so the caller picks its "… WHERE id = ?" query. */
+bool ab_param_ref(ab_params *p, const char *ref, size_t len);
+
 /* --- packing helpers ----------------------------------------------------------------- */
 void ab_pack_kv_str(msgpack_packer *pk, const char *key, const char *val, size_t len);
 void ab_pack_kv_cstr(msgpack_packer *pk, const char *key, const char *val); /* NULL → nil */
@@ -145,6 +149,21 @@ typedef void (*ab_row_packer)(msgpack_packer *pk, const ab_rows *row, const void
  * result (ab_db_query), each packed by pack_row. Closes rows. */
 void ab_pack_page(msgpack_packer *pk, ab_rows *rows, ab_row_packer pack_row, const void *arg,
                   int64_t total, int64_t page, int64_t limit);
+
+/* A page of a list, {items, total, page, limit}: one COUNT(*) and one SELECT of cols over
+ * from and where (where: "" or " WHERE …", its placeholders bound by params, which may be
+ * NULL), ordered by order; page and limit from the command's page and limit arguments
+ * (defaults 1 and 100). Each row is packed by pack_row(arg). */
+typedef struct {
+    const char *cols;  /* the SELECT list */
+    const char *from;  /* " FROM t [JOIN …]" */
+    const char *where; /* "" or " WHERE …" */
+    const char *order; /* the ORDER BY list */
+    const ab_params *params;
+    ab_row_packer pack_row;
+    const void *arg;
+} ab_list_query;
+int ab_pack_list(ab_ctx *ctx, msgpack_packer *pk, const ab_list_query *q, ab_error *err);
 
 /* Record a change made by the caller: queue its audit row (MISP's shape: title, model,
  * model id, action, the change text) and its audit.<model>.<action> event. */

@@ -189,6 +189,42 @@ void ab_pack_page(msgpack_packer *pk, ab_rows *rows, ab_row_packer pack_row, con
     ab_pack_kv_int(pk, "limit", limit);
 }
 
+bool ab_param_ref(ab_params *p, const char *ref, size_t len)
+{
+    bool by_id = ab_ref_is_id(ref, len);
+    if (by_id)
+        ab_param_int(p, strtoll(ref, NULL, 10));
+    else
+        ab_param_str(p, ref, len);
+    return by_id;
+}
+
+int ab_pack_list(ab_ctx *ctx, msgpack_packer *pk, const ab_list_query *q, ab_error *err)
+{
+    int64_t limit = ab_arg_int(ctx, "limit", 100), page = ab_arg_int(ctx, "page", 1), total = 0;
+    ab_params p;
+    if (q->params)
+        p = *q->params;
+    else
+        ab_params_init(&p);
+    char sql[4096];
+    snprintf(sql, sizeof sql, "SELECT COUNT(*)%s%s", q->from, q->where);
+    ab_params count_p = p; /* the count binds its own copy */
+    if (ab_db_scalar(ctx->db, sql, &count_p, &total, err) < 0)
+        return -1;
+    int n = snprintf(sql, sizeof sql, "SELECT %s%s%s ORDER BY %s LIMIT ? OFFSET ?", q->cols,
+                     q->from, q->where, q->order);
+    if (n < 0 || (size_t)n >= sizeof sql)
+        return ab_fail(err, AB_E_INTERNAL, NULL, "list query too long");
+    ab_param_int(&p, limit);
+    ab_param_int(&p, (page - 1) * limit);
+    ab_rows rows;
+    if (ab_db_query(ctx->db, sql, &p, &rows, err) < 0)
+        return -1;
+    ab_pack_page(pk, &rows, q->pack_row, q->arg, total, page, limit);
+    return 0;
+}
+
 int ab_ctx_audit(ab_ctx *ctx, const char *model, uint64_t model_id, const char *action,
                  const char *title, const char *change)
 {

@@ -2,6 +2,7 @@
 #include "identity.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "iprange.h"
 #include <string.h>
@@ -46,36 +47,51 @@ static void s_title_reason(char *title, size_t title_len, const char *reason)
     snprintf(title + used, title_len - used, ": %s", reason);
 }
 
+/* What authentication needs of one key's row: the identity, and what may refuse it. */
+typedef struct {
+    uint8_t digest[AB_DIGEST_LEN];
+    ab_identity who;
+    bool perm_auth, disabled, expired;
+    char *allowed_ips; /* NULL: from anywhere */
+} s_key_row;
+
+struct ab_key_batch {
+    s_key_row *rows;
+    size_t nrows;
+    uint8_t (*asked)[AB_DIGEST_LEN]; /* every digest read, found or not */
+    size_t nasked;
+};
+
 /* Refuse a key that was found but may not be used now: *err says why (for the client),
  * and the audit title gets the reason appended (for the log). Returns 0 when it may be
  * used, -1 otherwise. */
-static int s_refuse(const ab_rows *rows, const ab_identity *who, const char *ip, char *title,
-                    size_t title_len, ab_error *err)
+static int s_refuse(const s_key_row *k, const char *ip, char *title, size_t title_len,
+                    ab_error *err)
 {
     const char *reason = NULL;
-    if (ab_rows_int(rows, 9) != 0)
+    if (k->disabled)
         reason = "the key's user is disabled";
-    else if (ab_rows_int(rows, 10) != 0)
+    else if (k->expired)
         reason = "the authkey has expired";
     if (reason) {
         s_title_reason(title, title_len, reason);
         return ab_fail(err, AB_E_UNAUTHENTICATED, "auth", "%s", reason);
     }
-    if (!ab_ip_allowed(ab_rows_str(rows, 15, NULL), ip)) {
+    if (!ab_ip_allowed(k->allowed_ips, ip)) {
         s_title_reason(title, title_len, "used from an address outside its allowed_ips");
         return ab_fail(err, AB_E_UNAUTHENTICATED, "auth",
                        "the authkey may not be used from %s: it is limited to its allowed_ips",
                        ip && *ip ? ip : "an unknown address");
     }
-    if (ab_rows_int(rows, 8) == 0) {
+    if (!k->perm_auth) {
         s_title_reason(title, title_len, "the user's role may not use authkeys");
         return ab_fail(err, AB_E_UNAUTHENTICATED, "auth",
-                       "the user's role (%s) may not use authkeys", who->role_name);
+                       "the user's role (%s) may not use authkeys", k->who.role_name);
     }
     return 0;
 }
 
-static void s_fill_identity(const ab_rows *rows, ab_identity *who)
+void ab_identity_from_row(const ab_rows *rows, ab_identity *who)
 {
     memset(who, 0, sizeof *who);
     who->user_id = (uint32_t)ab_rows_int(rows, 0);
@@ -86,16 +102,148 @@ static void s_fill_identity(const ab_rows *rows, ab_identity *who)
     who->role_id = (uint32_t)ab_rows_int(rows, 5);
     s_copy(who->role_name, sizeof who->role_name, ab_rows_str(rows, 6, NULL));
     who->site_admin = ab_rows_int(rows, 7) != 0;
-    who->via = AB_VIA_KEY;
-    who->key_id = (uint32_t)ab_rows_int(rows, 11);
-    who->key_read_only = ab_rows_int(rows, 12) != 0;
-    who->perm_level = (int)ab_rows_int(rows, 13);
-    who->flags = (uint32_t)ab_rows_int(rows, 14);
 }
 
-int ab_authenticate(ab_db *db, const ab_secret *secret, const char *key, size_t len, const char *ip,
-                    ab_identity *who, char *fail_title, size_t title_len, uint32_t *fail_user,
-                    ab_error *err)
+/* The SELECT of key rows by digest; the WHERE clause follows. Columns: the identity's,
+ * then 8 perm_auth, 9 disabled, 10 expired, 11 key id, 12 read-only, 13 level, 14 flags,
+ * 15 allowed_ips, 16 digest. Expiry, allowed_ips and the role come with the key, so a
+ * revoked, expired or narrowed key is refused by the very next batch. */
+#define KEY_ROW_SELECT                                                                             \
+    "SELECT " AB_IDENTITY_COLS ", r.perm_auth, u.disabled, "                                       \
+    "k.expiration IS NOT NULL AND k.expiration < UTC_TIMESTAMP(3), "                               \
+    "k.id, k.read_only, " AB_ROLE_LEVEL_SQL ", " AB_ROLE_FLAGS_SQL ", k.allowed_ips, k.digest "    \
+    "FROM auth_keys k JOIN users u ON u.id = k.user_id "                                           \
+    "JOIN organisations o ON o.id = u.org_id JOIN roles r ON r.id = u.role_id "
+
+static int s_key_row_from(const ab_rows *rows, s_key_row *k)
+{
+    memset(k, 0, sizeof *k);
+    ab_identity_from_row(rows, &k->who);
+    k->who.via = AB_VIA_KEY;
+    k->perm_auth = ab_rows_int(rows, 8) != 0;
+    k->disabled = ab_rows_int(rows, 9) != 0;
+    k->expired = ab_rows_int(rows, 10) != 0;
+    k->who.key_id = (uint32_t)ab_rows_int(rows, 11);
+    k->who.key_read_only = ab_rows_int(rows, 12) != 0;
+    k->who.perm_level = (int)ab_rows_int(rows, 13);
+    k->who.flags = (uint32_t)ab_rows_int(rows, 14);
+    const char *ips = ab_rows_str(rows, 15, NULL);
+    if (ips && !(k->allowed_ips = strdup(ips)))
+        return -1;
+    size_t dlen = 0;
+    const char *d = ab_rows_str(rows, 16, &dlen);
+    if (d && dlen == AB_DIGEST_LEN)
+        memcpy(k->digest, d, AB_DIGEST_LEN);
+    return 0;
+}
+
+/* One chunk of a batch read: up to KEY_CHUNK digests in one statement. To keep the
+ * statement cache small the IN list has one of three sizes; the last digest fills the
+ * rest. */
+#define KEY_CHUNK 64
+static int s_read_chunk(ab_db *db, ab_key_batch *b, size_t from, size_t n, ab_error *err)
+{
+    static const size_t sizes[] = {1, 8, KEY_CHUNK};
+    size_t size = sizes[0];
+    for (size_t i = 0; size < n; i++)
+        size = sizes[i + 1];
+    char sql[sizeof KEY_ROW_SELECT + 32 + 2 * KEY_CHUNK];
+    int len = snprintf(sql, sizeof sql, "%sWHERE k.digest IN (?", KEY_ROW_SELECT);
+    for (size_t i = 1; i < size; i++)
+        len += snprintf(sql + len, sizeof sql - (size_t)len, ",?");
+    snprintf(sql + len, sizeof sql - (size_t)len, ")");
+    ab_params p;
+    ab_params_init(&p);
+    for (size_t i = 0; i < size; i++)
+        ab_param_blob(&p, b->asked[from + (i < n ? i : n - 1)], AB_DIGEST_LEN);
+    ab_rows rows;
+    if (ab_db_query(db, sql, &p, &rows, err) < 0)
+        return -1;
+    int rc = 0, more;
+    while (rc == 0 && (more = ab_rows_next(&rows)) == 1)
+        rc = s_key_row_from(&rows, &b->rows[b->nrows++]);
+    ab_rows_close(&rows);
+    if (rc < 0)
+        return ab_fail(err, AB_E_INTERNAL, NULL, "out of memory");
+    return more < 0 ? ab_fail(err, AB_E_INTERNAL, NULL, "database read failed") : 0;
+}
+
+int ab_key_batch_read(ab_db *db, const ab_secret *secret, const char *const *keys,
+                      const size_t *lens, size_t n, ab_key_batch **out, ab_error *err)
+{
+    ab_key_batch *b = calloc(1, sizeof *b);
+    if (b && n > 0) {
+        b->asked = calloc(n, sizeof *b->asked);
+        b->rows = calloc(n, sizeof *b->rows);
+    }
+    if (!b || (n > 0 && (!b->asked || !b->rows))) {
+        ab_key_batch_free(b);
+        return ab_fail(err, AB_E_INTERNAL, NULL, "out of memory");
+    }
+    for (size_t i = 0; i < n; i++)
+        if (s_key_shape_ok(keys[i], lens[i]))
+            ab_secret_digest(secret, keys[i], lens[i], b->asked[b->nasked++]);
+    for (size_t from = 0; from < b->nasked; from += KEY_CHUNK) {
+        size_t chunk = b->nasked - from < KEY_CHUNK ? b->nasked - from : KEY_CHUNK;
+        if (s_read_chunk(db, b, from, chunk, err) < 0) {
+            ab_key_batch_free(b);
+            return -1;
+        }
+    }
+    *out = b;
+    return 0;
+}
+
+void ab_key_batch_free(ab_key_batch *b)
+{
+    if (!b)
+        return;
+    for (size_t i = 0; i < b->nrows; i++)
+        free(b->rows[i].allowed_ips);
+    free(b->rows);
+    free(b->asked);
+    free(b);
+}
+
+/* In a batch read: 1 with *row (found), 0 (read, not found), -1 (not read). */
+static int s_batch_find(const ab_key_batch *b, const uint8_t digest[AB_DIGEST_LEN],
+                        const s_key_row **row)
+{
+    if (!b)
+        return -1;
+    for (size_t i = 0; i < b->nrows; i++)
+        if (memcmp(b->rows[i].digest, digest, AB_DIGEST_LEN) == 0) {
+            *row = &b->rows[i];
+            return 1;
+        }
+    for (size_t i = 0; i < b->nasked; i++)
+        if (memcmp(b->asked[i], digest, AB_DIGEST_LEN) == 0)
+            return 0;
+    return -1;
+}
+
+/* One key's row by its own query: 1 (found, *k filled), 0 (none), -1 (*err). */
+static int s_read_one(ab_db *db, const uint8_t digest[AB_DIGEST_LEN], s_key_row *k, ab_error *err)
+{
+    ab_params p;
+    ab_params_init(&p);
+    ab_param_blob(&p, digest, AB_DIGEST_LEN);
+    ab_rows rows;
+    if (ab_db_query(db, KEY_ROW_SELECT "WHERE k.digest = ?", &p, &rows, err) < 0)
+        return -1;
+    int found = ab_rows_next(&rows);
+    if (found == 1 && s_key_row_from(&rows, k) < 0)
+        found = -2;
+    ab_rows_close(&rows);
+    if (found < 0)
+        return ab_fail(err, AB_E_INTERNAL, NULL,
+                       found == -2 ? "out of memory" : "database read failed");
+    return found;
+}
+
+int ab_authenticate(ab_db *db, const ab_secret *secret, const ab_key_batch *pre, const char *key,
+                    size_t len, const char *ip, ab_identity *who, char *fail_title,
+                    size_t title_len, uint32_t *fail_user, ab_error *err)
 {
     uint8_t digest[AB_DIGEST_LEN];
     ab_secret_digest(secret, key, len, digest);
@@ -104,34 +252,25 @@ int ab_authenticate(ab_db *db, const ab_secret *secret, const char *key, size_t 
     if (!s_key_shape_ok(key, len))
         return ab_fail(err, AB_E_UNAUTHENTICATED, "auth",
                        "the authkey is malformed: 40 letters and digits expected");
-    ab_params p;
-    ab_params_init(&p);
-    ab_param_blob(&p, digest, sizeof digest);
-    ab_rows rows;
-    /* One indexed read (auth_keys_digest): expiry, allowed_ips and the role come with the
-     * key, so a revoked, expired or narrowed key is refused by the very next batch. */
-    if (ab_db_query(db,
-                    "SELECT u.id, u.email, u.org_id, o.name, o.uuid, r.id, r.name, "
-                    "r.perm_site_admin, r.perm_auth, u.disabled, "
-                    "k.expiration IS NOT NULL AND k.expiration < UTC_TIMESTAMP(3), "
-                    "k.id, k.read_only, " AB_ROLE_LEVEL_SQL ", " AB_ROLE_FLAGS_SQL ", "
-                    "k.allowed_ips "
-                    "FROM auth_keys k JOIN users u ON u.id = k.user_id "
-                    "JOIN organisations o ON o.id = u.org_id JOIN roles r ON r.id = u.role_id "
-                    "WHERE k.digest = ?",
-                    &p, &rows, err) < 0)
-        return -1;
-    int found = ab_rows_next(&rows);
-    int rc = 0;
-    if (found != 1) {
-        rc = found < 0 ? ab_fail(err, AB_E_INTERNAL, NULL, "database read failed")
-                       : ab_fail(err, AB_E_UNAUTHENTICATED, "auth", "the authkey is not valid");
-    } else {
-        s_fill_identity(&rows, who);
-        *fail_user = who->user_id;
-        rc = s_refuse(&rows, who, ip, fail_title, title_len, err);
+    const s_key_row *row = NULL;
+    s_key_row own;
+    memset(&own, 0, sizeof own);
+    int found = s_batch_find(pre, digest, &row);
+    if (found < 0) {
+        found = s_read_one(db, digest, &own, err);
+        if (found < 0)
+            return -1;
+        row = &own;
     }
-    ab_rows_close(&rows);
+    int rc;
+    if (found == 0) {
+        rc = ab_fail(err, AB_E_UNAUTHENTICATED, "auth", "the authkey is not valid");
+    } else {
+        *who = row->who;
+        *fail_user = who->user_id;
+        rc = s_refuse(row, ip, fail_title, title_len, err);
+    }
+    free(own.allowed_ips);
     return rc;
 }
 

@@ -6,15 +6,28 @@
 #include "engine.h"
 #include "secret.h"
 
-/* Look up the user an authkey belongs to, by its keyed digest (one indexed read), for a
- * caller at address ip ("" when unknown). Returns 0 with *who filled; or -1 with *err:
+/* Keys read ahead for a batch (ab_key_batch_read below). */
+typedef struct ab_key_batch ab_key_batch;
+
+/* Look up the user an authkey belongs to, by its keyed digest (one indexed read, or none
+ * when pre, which may be NULL, holds the key's row), for a caller at address ip ("" when
+ * unknown). Returns 0 with *who filled; or -1 with *err:
  * unauthenticated (unknown, malformed, expired key, a key whose allowed_ips exclude ip,
  * disabled user, role without the auth permission) — in that case *fail_title receives
  * the audit title naming the key tried (first and last four characters, never the key)
  * and why it was refused — or unavailable/internal for database faults. */
-int ab_authenticate(ab_db *db, const ab_secret *secret, const char *key, size_t len, const char *ip,
-                    ab_identity *who, char *fail_title, size_t title_len, uint32_t *fail_user,
-                    ab_error *err);
+int ab_authenticate(ab_db *db, const ab_secret *secret, const ab_key_batch *pre, const char *key,
+                    size_t len, const char *ip, ab_identity *who, char *fail_title,
+                    size_t title_len, uint32_t *fail_user, ab_error *err);
+
+/* The rows of many authkeys read ahead in a few statements (64 digests each), so a batch
+ * of commands signed with different keys costs a few round trips, not one per key; pass
+ * it to ab_authenticate, which reads a key it does not hold by itself. keys[i] are the raw
+ * keys (lens[i] bytes); malformed ones are left out. Returns 0 with *out (free it with
+ * ab_key_batch_free), or -1 with *err. */
+int ab_key_batch_read(ab_db *db, const ab_secret *secret, const char *const *keys,
+                      const size_t *lens, size_t n, ab_key_batch **out, ab_error *err);
+void ab_key_batch_free(ab_key_batch *b);
 
 /* The authorisation hook, the one place every command passes through: may who run cmd
  * at all? The catalog's permission column is the table (catalog.h): site admins pass
@@ -42,6 +55,12 @@ int ab_may_act_in_org(const ab_command *cmd, const ab_identity *who, uint32_t or
  * forbidden (field "role"). */
 int ab_may_grant_role(const ab_command *cmd, const ab_identity *who, const char *role, int level,
                       uint32_t flags, ab_error *err);
+
+/* The columns every credential's look-up starts with (users u, organisations o, roles r),
+ * and what fills an identity from them: user, organisation, role, site admin. The caller
+ * sets the rest (how, key or session, level, flags) from its own further columns. */
+#define AB_IDENTITY_COLS "u.id, u.email, u.org_id, o.name, o.uuid, r.id, r.name, r.perm_site_admin"
+void ab_identity_from_row(const ab_rows *rows, ab_identity *who);
 
 /* SQL expressions over roles r: the permission level 0..3 and the AB_RF_* flags. */
 #define AB_ROLE_LEVEL_SQL                                                                          \

@@ -570,10 +570,7 @@ int ab_user_ips(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
     bool by_id = ab_ref_is_id(ref, len);
     ab_params p;
     ab_params_init(&p);
-    if (by_id)
-        ab_param_int(&p, strtoll(ref, NULL, 10));
-    else
-        ab_param_str(&p, ref, len);
+    ab_param_ref(&p, ref, len);
     int64_t id = 0;
     if (ab_db_scalar(ctx->db,
                      by_id ? "SELECT id FROM users WHERE id = ?"

@@ -89,42 +89,16 @@ static void s_pack_log(msgpack_packer *pk, const ab_rows *r, const void *arg)
     }
 }
 
-static int s_count(ab_ctx *ctx, int64_t *total, ab_error *err)
+int ab_log_search(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
 {
     char *patterns[8] = {0};
     ab_params p;
     ab_params_init(&p);
-    char w[512];
-    s_where(ctx, w, sizeof w, &p, patterns);
-    char sql[700];
-    snprintf(sql, sizeof sql, "SELECT COUNT(*) FROM logs%s", w);
-    int rc = ab_db_scalar(ctx->db, sql, &p, total, err);
+    char where[512];
+    s_where(ctx, where, sizeof where, &p, patterns);
+    ab_list_query q = {LOG_COLS, " FROM logs", where, "id DESC", &p, s_pack_log, NULL};
+    int rc = ab_pack_list(ctx, pk, &q, err);
     for (int i = 0; i < 8; i++)
         free(patterns[i]);
     return rc;
-}
-
-int ab_log_search(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
-{
-    int64_t limit = ab_arg_int(ctx, "limit", 100), page = ab_arg_int(ctx, "page", 1);
-    int64_t total = 0;
-    if (s_count(ctx, &total, err) < 0)
-        return -1;
-    char *patterns[8] = {0};
-    ab_params p;
-    ab_params_init(&p);
-    char where[512], sql[900];
-    s_where(ctx, where, sizeof where, &p, patterns);
-    snprintf(sql, sizeof sql, "SELECT " LOG_COLS " FROM logs%s ORDER BY id DESC LIMIT ? OFFSET ?",
-             where);
-    ab_param_int(&p, limit);
-    ab_param_int(&p, (page - 1) * limit);
-    ab_rows rows;
-    int rc = ab_db_query(ctx->db, sql, &p, &rows, err);
-    for (int i = 0; i < 8; i++)
-        free(patterns[i]);
-    if (rc < 0)
-        return -1;
-    ab_pack_page(pk, &rows, s_pack_log, NULL, total, page, limit);
-    return 0;
 }

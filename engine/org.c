@@ -347,21 +347,7 @@ int ab_org_list(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
     size_t slen = 0;
     const char *scope = ab_arg_str(ctx, "scope", &slen);
     const char *where = s_scope_where(scope, slen);
-    int64_t limit = ab_arg_int(ctx, "limit", 100), page = ab_arg_int(ctx, "page", 1);
-    char sql[1024];
-    snprintf(sql, sizeof sql, "SELECT COUNT(*) FROM organisations o%s", where);
-    int64_t total = 0;
-    if (ab_db_scalar(ctx->db, sql, NULL, &total, err) < 0)
-        return -1;
-    snprintf(sql, sizeof sql, "SELECT %s FROM organisations o%s ORDER BY o.name LIMIT ? OFFSET ?",
-             ORG_COLS, where);
-    ab_params p;
-    ab_params_init(&p);
-    ab_param_int(&p, limit);
-    ab_param_int(&p, (page - 1) * limit);
-    ab_rows rows;
-    if (ab_db_query(ctx->db, sql, &p, &rows, err) < 0)
-        return -1;
-    ab_pack_page(pk, &rows, s_pack_org_row, NULL, total, page, limit);
-    return 0;
+    ab_list_query q = {ORG_COLS, " FROM organisations o", where, "o.name",
+                       NULL,     s_pack_org_row,          NULL};
+    return ab_pack_list(ctx, pk, &q, err);
 }

@@ -32,10 +32,7 @@ static int s_find(ab_ctx *ctx, s_target *t, ab_error *err)
     bool by_id = ab_ref_is_id(ref, len);
     ab_params p;
     ab_params_init(&p);
-    if (by_id)
-        ab_param_int(&p, strtoll(ref, NULL, 10));
-    else
-        ab_param_str(&p, ref, len);
+    ab_param_ref(&p, ref, len);
     ab_rows rows;
     if (ab_db_query(ctx->db,
                     by_id ? "SELECT u.id, u.org_id, r.perm_site_admin, u.totp IS NOT NULL, "

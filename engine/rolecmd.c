@@ -145,10 +145,7 @@ static int s_find(ab_ctx *ctx, bool for_update, s_role *out, ab_error *err)
     ab_params p;
     ab_params_init(&p);
     bool by_id = ab_ref_is_id(ref, len);
-    if (by_id)
-        ab_param_int(&p, strtoll(ref, NULL, 10));
-    else
-        ab_param_str(&p, ref, len);
+    ab_param_ref(&p, ref, len);
     snprintf(sql, sizeof sql, "SELECT %s FROM roles r WHERE r.%s = ?%s", cols,
              by_id ? "id" : "name", for_update ? " FOR UPDATE" : "");
     ab_rows rows;
@@ -460,22 +457,10 @@ static void s_pack_role_row(msgpack_packer *pk, const ab_rows *row, const void *
 
 int ab_role_list(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
 {
-    int64_t limit = ab_arg_int(ctx, "limit", 100), page = ab_arg_int(ctx, "page", 1);
-    int64_t total = 0;
-    if (ab_db_scalar(ctx->db, "SELECT COUNT(*) FROM roles", NULL, &total, err) < 0)
-        return -1;
-    char cols[1024], sql[1400];
+    char cols[1024];
     s_select_cols(cols, sizeof cols);
-    snprintf(sql, sizeof sql, "SELECT %s FROM roles r ORDER BY r.id LIMIT ? OFFSET ?", cols);
-    ab_params p;
-    ab_params_init(&p);
-    ab_param_int(&p, limit);
-    ab_param_int(&p, (page - 1) * limit);
-    ab_rows rows;
-    if (ab_db_query(ctx->db, sql, &p, &rows, err) < 0)
-        return -1;
-    ab_pack_page(pk, &rows, s_pack_role_row, NULL, total, page, limit);
-    return 0;
+    ab_list_query q = {cols, " FROM roles r", "", "r.id", NULL, s_pack_role_row, NULL};
+    return ab_pack_list(ctx, pk, &q, err);
 }
 
 int ab_role_set_default(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)

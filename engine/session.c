@@ -34,11 +34,6 @@ static bool s_token_shape_ok(const char *t, size_t len)
     return true;
 }
 
-static void s_copy(char *dst, size_t cap, const char *src)
-{
-    snprintf(dst, cap, "%s", src ? src : "");
-}
-
 /* Idle limit in seconds: Session.timeout is in minutes (MISP's unit). */
 static int64_t s_idle_s(void)
 {
@@ -46,8 +41,7 @@ static int64_t s_idle_s(void)
 }
 
 #define SESSION_SQL                                                                                \
-    "SELECT u.id, u.email, u.org_id, o.name, o.uuid, r.id, r.name, r.perm_site_admin, "            \
-    "u.disabled, s.expires < UTC_TIMESTAMP(3), "                                                   \
+    "SELECT " AB_IDENTITY_COLS ", u.disabled, s.expires < UTC_TIMESTAMP(3), "                      \
     "s.last_seen < UTC_TIMESTAMP(3) - INTERVAL ? SECOND, "                                         \
     "s.last_seen < UTC_TIMESTAMP(3) - INTERVAL ? SECOND, s.id, u.change_pw, "                      \
     "u.totp IS NULL, " AB_ROLE_LEVEL_SQL ", " AB_ROLE_FLAGS_SQL " "                                \
@@ -57,15 +51,7 @@ static int64_t s_idle_s(void)
 
 static void s_fill(const ab_rows *rows, ab_identity *who)
 {
-    memset(who, 0, sizeof *who);
-    who->user_id = (uint32_t)ab_rows_int(rows, 0);
-    s_copy(who->email, sizeof who->email, ab_rows_str(rows, 1, NULL));
-    who->org_id = (uint32_t)ab_rows_int(rows, 2);
-    s_copy(who->org_name, sizeof who->org_name, ab_rows_str(rows, 3, NULL));
-    s_copy(who->org_uuid, sizeof who->org_uuid, ab_rows_str(rows, 4, NULL));
-    who->role_id = (uint32_t)ab_rows_int(rows, 5);
-    s_copy(who->role_name, sizeof who->role_name, ab_rows_str(rows, 6, NULL));
-    who->site_admin = ab_rows_int(rows, 7) != 0;
+    ab_identity_from_row(rows, who);
     who->via = AB_VIA_SESSION;
     who->session_id = (uint64_t)ab_rows_int(rows, 12);
     who->must_change_pw = ab_rows_int(rows, 13) != 0;

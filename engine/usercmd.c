@@ -133,10 +133,7 @@ static int s_find(ab_ctx *ctx, bool for_update, s_user *out, ab_error *err)
     ab_params p;
     ab_params_init(&p);
     bool by_id = ab_ref_is_id(ref, len);
-    if (by_id)
-        ab_param_int(&p, strtoll(ref, NULL, 10));
-    else
-        ab_param_str(&p, ref, len);
+    ab_param_ref(&p, ref, len);
     char sql[1024];
     snprintf(sql, sizeof sql, "SELECT " USER_COLS USER_FROM " WHERE u.%s = ?%s",
              by_id ? "id" : "email", for_update ? " FOR UPDATE" : "");
@@ -172,10 +169,7 @@ static int s_find_org(ab_ctx *ctx, int64_t *id, char *name, size_t cap, ab_error
     ab_params p;
     ab_params_init(&p);
     bool by_id = ab_ref_is_id(ref, len);
-    if (by_id)
-        ab_param_int(&p, strtoll(ref, NULL, 10));
-    else
-        ab_param_str(&p, ref, len);
+    ab_param_ref(&p, ref, len);
     ab_rows rows;
     if (ab_db_query(ctx->db,
                     by_id ? "SELECT id, name FROM organisations WHERE id = ? LOCK IN SHARE MODE"
@@ -512,7 +506,6 @@ static void s_pack_row(msgpack_packer *pk, const ab_rows *row, const void *arg)
 
 int ab_user_list(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
 {
-    int64_t limit = ab_arg_int(ctx, "limit", 100), page = ab_arg_int(ctx, "page", 1);
     char where[512] = " WHERE 1 = 1";
     ab_params p;
     ab_params_init(&p);
@@ -547,21 +540,8 @@ int ab_user_list(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
         snprintf(where + n, sizeof where - n, " AND u.disabled = ?");
         ab_param_int(&p, ab_arg_bool(ctx, "disabled", false));
     }
-    ab_params count_p = p;
-    char sql[2048];
-    snprintf(sql, sizeof sql, "SELECT COUNT(*)" USER_FROM "%s", where);
-    int64_t total = 0;
-    if (ab_db_scalar(ctx->db, sql, &count_p, &total, err) < 0)
-        return -1;
-    snprintf(sql, sizeof sql, "SELECT " USER_COLS USER_FROM "%s ORDER BY u.id LIMIT ? OFFSET ?",
-             where);
-    ab_param_int(&p, limit);
-    ab_param_int(&p, (page - 1) * limit);
-    ab_rows rows;
-    if (ab_db_query(ctx->db, sql, &p, &rows, err) < 0)
-        return -1;
-    ab_pack_page(pk, &rows, s_pack_row, NULL, total, page, limit);
-    return 0;
+    ab_list_query q = {USER_COLS, USER_FROM, where, "u.id", &p, s_pack_row, NULL};
+    return ab_pack_list(ctx, pk, &q, err);
 }
 
 int ab_user_edit(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)

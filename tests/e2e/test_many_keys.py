@@ -52,3 +52,42 @@ def test_each_command_runs_as_its_own_key(stack):
             row = stack.rows("SELECT user_id FROM logs WHERE model = 'Organisation' "
                              "AND action = 'add' AND model_id = %s", r["result"]["id"])
             assert [x["user_id"] for x in row] == [uid]
+
+
+def test_refused_keys_inside_a_batch_read_ahead(stack):
+    """The engine reads a batch's keys ahead, 64 digests per statement: refusals (unknown,
+    expired, a disabled user's, a malformed key) must come out per key, right, and
+    audited, among accepted keys of the same batch, and past one chunk of 64."""
+    secret = bytes.fromhex((stack.home / "secrets" / "server.key").read_text().strip())
+    good = [add_key_user(stack, n, secret) for n in range(70)]
+    expired_uid, expired = add_key_user(stack, 100, secret)
+    stack.rows("UPDATE auth_keys SET expiration = UTC_TIMESTAMP(3) - INTERVAL 1 DAY "
+               "WHERE user_id = %s", expired_uid)
+    disabled_uid, disabled = add_key_user(stack, 101, secret)
+    stack.rows("UPDATE users SET disabled = 1 WHERE id = %s", disabled_uid)
+    unknown = "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(40))
+    fails_before = stack.count("logs", "action = 'auth_fail'")
+    wanted = {expired: "expired", disabled: "disabled", unknown: "not valid",
+              "short-key": "malformed"}
+    sock = stack.socket()
+    sent = {}
+    order = [k for _, k in good[:35]] + list(wanted) + [k for _, k in good[35:]]
+    for key in order:  # pipelined: they arrive together and share batches
+        cmd = stack.command("auth.whoami", {}, auth=key)
+        sent[cmd["id"]] = key
+        sock.send_multipart([b"", msgpack.packb(cmd)])
+    replies = {}
+    while len(replies) < len(sent) and sock.poll(10000):
+        r = msgpack.unpackb(sock.recv_multipart()[-1])
+        replies[r["id"]] = r
+    sock.close()
+    assert len(replies) == len(sent)
+    uid_of = {k: uid for uid, k in good}
+    for cid, key in sent.items():
+        r = replies[cid]
+        if key in wanted:
+            assert r["ok"] is False and r["error"]["code"] == "unauthenticated", r
+            assert wanted[key] in r["error"]["message"], r
+        else:
+            assert r["ok"] is True and r["result"]["user"]["id"] == uid_of[key], r
+    assert stack.count("logs", "action = 'auth_fail'") == fails_before + len(wanted)
