@@ -2,7 +2,7 @@
 
 One test makes every kind of secret the instance handles — given, generated and changed
 passwords, a wrong password guessed at login, authkeys (bootstrap, created, reset, added),
-TOTP and HOTP seeds, a session token, a secret setting — through the real engine, then looks
+TOTP and HOTP seeds, a session token, two secret settings — through the real engine, then looks
 for each of them, in several encodings, in:
 
 - every row of every table of the test's database (read back through SQL),
@@ -24,6 +24,7 @@ GIVEN_PW = "Given-Passw0rd-" + uuid.uuid4().hex[:12]
 CHANGED_PW = "Changed-Passw0rd-" + uuid.uuid4().hex[:12]
 GUESS_PW = "Wrong-Guess-" + uuid.uuid4().hex[:12]
 SETTING_SECRET = "gpg-passphrase-" + uuid.uuid4().hex[:16]
+SMTP_SECRET = "smtp-password-" + uuid.uuid4().hex[:16]
 
 
 def forms(secret):
@@ -76,6 +77,8 @@ def make_secrets(stack):
 
     stack.ok("setting.set", {"name": "GnuPG.password", "value": SETTING_SECRET})
     found["secret setting (GnuPG.password)"] = SETTING_SECRET
+    stack.ok("setting.set", {"name": "Email.password", "value": SMTP_SECRET})
+    found["secret setting (Email.password)"] = SMTP_SECRET
     # and every key works once more after all that: the secrets are real, not decoys
     for what in ("authkey (user.authkey reset)", "authkey (authkey.add)"):
         assert stack.cmd("auth.whoami", {}, auth=found[what])["ok"] is True, what
