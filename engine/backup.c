@@ -13,13 +13,13 @@
  *   4. fsync, rename to the final name, fsync the folder: never a half archive under the
  *      final name. */
 #include "backup.h"
+#include "gpgme_util.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <gpgme.h>
 #include <limits.h>
-#include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdarg.h>
@@ -149,13 +149,6 @@ int ab_backup_check_recipient(const char *s, size_t len, ab_error *err)
                    "(16 hex digits) or an e-mail address");
 }
 
-static pthread_once_t s_gpgme_once = PTHREAD_ONCE_INIT;
-
-static void s_gpgme_init(void)
-{
-    gpgme_check_version(NULL);
-}
-
 static const char *s_gnupg_home(void)
 {
     const char *h = getenv("GNUPGHOME");
@@ -170,7 +163,7 @@ static bool s_usable(gpgme_key_t k)
 /* Find exactly one usable public key for b->recipient in the worker's keyring. */
 static int s_find_key(s_backup *b, ab_error *err)
 {
-    pthread_once(&s_gpgme_once, s_gpgme_init);
+    ab_gpgme_init();
     if (gpgme_engine_check_version(GPGME_PROTOCOL_OpenPGP) != 0)
         return ab_fail(err, AB_E_INVALID, "encrypt_to",
                        "cannot encrypt: GnuPG (gpg) is not installed on the worker's host "

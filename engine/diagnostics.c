@@ -15,12 +15,11 @@
  * Settings are read through the settings cache, which the engine refreshed at the start of
  * this batch. The checks only read. */
 #include "diagnostics.h"
+#include "gpgme_util.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <gpgme.h>
-#include <locale.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -289,28 +288,6 @@ static void s_check_folders(ab_ctx *ctx, ab_diag_report *r, const char *datadir)
 
 /* --- GnuPG -------------------------------------------------------------------------------- */
 
-static pthread_once_t s_gpgme_once = PTHREAD_ONCE_INIT;
-
-static void s_gpgme_init(void)
-{
-    gpgme_check_version(NULL);
-    gpgme_set_locale(NULL, LC_CTYPE, setlocale(LC_CTYPE, NULL));
-}
-
-/* Hands GnuPG.password to gpg (loopback pinentry); a second ask means it was wrong. */
-static gpgme_error_t s_passphrase(void *hook, const char *uid_hint, const char *info, int bad,
-                                  int fd)
-{
-    (void)uid_hint;
-    (void)info;
-    const char *pw = hook ? hook : "";
-    if (bad)
-        return gpg_error(GPG_ERR_BAD_PASSPHRASE);
-    if (gpgme_io_writen(fd, pw, strlen(pw)) < 0 || gpgme_io_writen(fd, "\n", 1) < 0)
-        return gpg_error(GPG_ERR_CANCELED);
-    return 0;
-}
-
 /* Why a key cannot sign, or NULL when it can. */
 static const char *s_key_unusable(gpgme_key_t k)
 {
@@ -440,7 +417,7 @@ static void s_check_gnupg(ab_ctx *ctx, ab_diag_report *r)
                    "GnuPG.password cannot be opened with this server's secret (it was sealed "
                    "under another server.key)");
     } else {
-        pthread_once(&s_gpgme_once, s_gpgme_init);
+        ab_gpgme_init();
         gpgme_ctx_t c = NULL;
         gpgme_error_t e = gpgme_new(&c);
         if (!e)
@@ -454,7 +431,7 @@ static void s_check_gnupg(ab_ctx *ctx, ab_diag_report *r)
                      binary ? binary : "unset");
             s_gpg_fail(&g, action, "GnuPG cannot be used: %s", gpgme_strerror(e));
         } else {
-            gpgme_set_passphrase_cb(c, s_passphrase, pw);
+            gpgme_set_passphrase_cb(c, ab_gpgme_passphrase, pw);
             s_gpg_sign(c, home, email, &g);
         }
         gpgme_release(c);

@@ -6,11 +6,11 @@
  * engine user's own keyring (if any) must neither be read nor changed. Nothing is imported.
  * Messages never quote the key text. */
 #include "gpgkey.h"
+#include "gpgme_util.h"
 
 #include <errno.h>
 #include <ftw.h>
 #include <gpgme.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,13 +18,6 @@
 #include <time.h>
 
 #define FIELD "gpgkey"
-
-static pthread_once_t s_once = PTHREAD_ONCE_INIT;
-
-static void s_init(void)
-{
-    gpgme_check_version(NULL);
-}
 
 static int s_rm(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
@@ -153,7 +146,7 @@ int ab_gpgkey_check(const char *tmp_root, const char *armour, size_t len,
     fpr[0] = '\0';
     if (s_check_text(armour, len, err) < 0)
         return -1;
-    pthread_once(&s_once, s_init);
+    ab_gpgme_init();
     if (gpgme_engine_check_version(GPGME_PROTOCOL_OpenPGP) != 0)
         return ab_fail(err, AB_E_INTERNAL, FIELD,
                        "cannot check the key: GnuPG (gpg) is not installed on the engine's host "

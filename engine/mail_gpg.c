@@ -1,12 +1,11 @@
 /* mail_gpg.c — PGP/MIME signing and encryption of outgoing mail (see mail_gpg.h). */
 #include "mail_gpg.h"
+#include "gpgme_util.h"
 
 #include <ctype.h>
 #include <errno.h>
 #include <ftw.h>
 #include <gpgme.h>
-#include <locale.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,32 +18,10 @@ struct ab_mail_gpg {
     char *passphrase;
 };
 
-static pthread_once_t s_once = PTHREAD_ONCE_INIT;
-
-static void s_init(void)
-{
-    gpgme_check_version(NULL);
-    gpgme_set_locale(NULL, LC_CTYPE, setlocale(LC_CTYPE, NULL));
-}
-
-/* Hands the passphrase to gpg (loopback pinentry); a second ask means it was wrong. */
-static gpgme_error_t s_passphrase(void *hook, const char *uid_hint, const char *info, int bad,
-                                  int fd)
-{
-    (void)uid_hint;
-    (void)info;
-    const char *pw = hook ? hook : "";
-    if (bad)
-        return gpg_error(GPG_ERR_BAD_PASSPHRASE);
-    if (gpgme_io_writen(fd, pw, strlen(pw)) < 0 || gpgme_io_writen(fd, "\n", 1) < 0)
-        return gpg_error(GPG_ERR_CANCELED);
-    return 0;
-}
-
 /* A context on home with armoured output and (when pw) the loopback pinentry. */
 static gpgme_error_t s_ctx(gpgme_ctx_t *out, const char *binary, const char *home, char *pw)
 {
-    pthread_once(&s_once, s_init);
+    ab_gpgme_init();
     gpgme_ctx_t c = NULL;
     gpgme_error_t e = gpgme_new(&c);
     if (!e)
@@ -58,7 +35,7 @@ static gpgme_error_t s_ctx(gpgme_ctx_t *out, const char *binary, const char *hom
         return e;
     }
     gpgme_set_armor(c, 1);
-    gpgme_set_passphrase_cb(c, s_passphrase, pw);
+    gpgme_set_passphrase_cb(c, ab_gpgme_passphrase, pw);
     *out = c;
     return 0;
 }

@@ -1,0 +1,16 @@
+/* gpgme_util.h — what every GnuPG user in the engine shares (backups, diagnostics, users'
+ * keys, e-mail): gpgme's once-per-process start and the loopback pinentry callback. */
+#ifndef AB_GPGME_UTIL_H
+#define AB_GPGME_UTIL_H
+
+#include <gpgme.h>
+
+/* Start gpgme (version check, locale) once per process; safe from any thread. */
+void ab_gpgme_init(void);
+
+/* A passphrase callback for GPGME_PINENTRY_MODE_LOOPBACK: hands hook (a NUL-terminated
+ * passphrase, NULL: empty) to gpg; a second ask means it was wrong (bad passphrase). */
+gpgme_error_t ab_gpgme_passphrase(void *hook, const char *uid_hint, const char *info, int bad,
+                                  int fd);
+
+#endif
