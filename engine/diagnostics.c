@@ -417,24 +417,16 @@ static void s_check_gnupg(ab_ctx *ctx, ab_diag_report *r)
                    "GnuPG.password cannot be opened with this server's secret (it was sealed "
                    "under another server.key)");
     } else {
-        ab_gpgme_init();
         gpgme_ctx_t c = NULL;
-        gpgme_error_t e = gpgme_new(&c);
-        if (!e)
-            e = gpgme_set_protocol(c, GPGME_PROTOCOL_OpenPGP);
-        if (!e)
-            e = gpgme_ctx_set_engine_info(c, GPGME_PROTOCOL_OpenPGP, binary, home);
-        if (!e)
-            e = gpgme_set_pinentry_mode(c, GPGME_PINENTRY_MODE_LOOPBACK);
+        gpgme_error_t e = ab_gpgme_context(&c, binary, home, pw);
         if (e) {
             snprintf(action, sizeof action, "install GnuPG, or set GnuPG.binary (now %s)",
                      binary ? binary : "unset");
             s_gpg_fail(&g, action, "GnuPG cannot be used: %s", gpgme_strerror(e));
         } else {
-            gpgme_set_passphrase_cb(c, ab_gpgme_passphrase, pw);
             s_gpg_sign(c, home, email, &g);
+            gpgme_release(c);
         }
-        gpgme_release(c);
     }
     s_add(r, "gnupg", g.st, g.st == AB_DIAG_OK ? NULL : g.action, "%s", g.found);
     if (pw) {

@@ -30,3 +30,23 @@ gpgme_error_t ab_gpgme_passphrase(void *hook, const char *uid_hint, const char *
         return gpg_error(GPG_ERR_CANCELED);
     return 0;
 }
+
+gpgme_error_t ab_gpgme_context(gpgme_ctx_t *out, const char *binary, const char *home, char *pw)
+{
+    ab_gpgme_init();
+    gpgme_ctx_t c = NULL;
+    gpgme_error_t e = gpgme_new(&c);
+    if (!e)
+        e = gpgme_set_protocol(c, GPGME_PROTOCOL_OpenPGP);
+    if (!e)
+        e = gpgme_ctx_set_engine_info(c, GPGME_PROTOCOL_OpenPGP, binary, home);
+    if (!e)
+        e = gpgme_set_pinentry_mode(c, GPGME_PINENTRY_MODE_LOOPBACK);
+    if (e) {
+        gpgme_release(c);
+        return e;
+    }
+    gpgme_set_passphrase_cb(c, ab_gpgme_passphrase, pw);
+    *out = c;
+    return 0;
+}

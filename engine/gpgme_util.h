@@ -8,6 +8,11 @@
 /* Start gpgme (version check, locale) once per process; safe from any thread. */
 void ab_gpgme_init(void);
 
+/* A new OpenPGP context on GnuPG home home (NULL: GnuPG's default) run by binary (NULL: the
+ * default gpg), with the loopback pinentry and ab_gpgme_passphrase handing it pw (NULL: an
+ * empty passphrase). Starts gpgme if needed. Returns 0 with *out, or gpgme's error. */
+gpgme_error_t ab_gpgme_context(gpgme_ctx_t *out, const char *binary, const char *home, char *pw);
+
 /* A passphrase callback for GPGME_PINENTRY_MODE_LOOPBACK: hands hook (a NUL-terminated
  * passphrase, NULL: empty) to gpg; a second ask means it was wrong (bad passphrase). */
 gpgme_error_t ab_gpgme_passphrase(void *hook, const char *uid_hint, const char *info, int bad,

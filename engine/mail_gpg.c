@@ -18,26 +18,13 @@ struct ab_mail_gpg {
     char *passphrase;
 };
 
-/* A context on home with armoured output and (when pw) the loopback pinentry. */
+/* A context on home with armoured output and the loopback pinentry. */
 static gpgme_error_t s_ctx(gpgme_ctx_t *out, const char *binary, const char *home, char *pw)
 {
-    ab_gpgme_init();
-    gpgme_ctx_t c = NULL;
-    gpgme_error_t e = gpgme_new(&c);
+    gpgme_error_t e = ab_gpgme_context(out, binary, home, pw);
     if (!e)
-        e = gpgme_set_protocol(c, GPGME_PROTOCOL_OpenPGP);
-    if (!e)
-        e = gpgme_ctx_set_engine_info(c, GPGME_PROTOCOL_OpenPGP, binary, home);
-    if (!e)
-        e = gpgme_set_pinentry_mode(c, GPGME_PINENTRY_MODE_LOOPBACK);
-    if (e) {
-        gpgme_release(c);
-        return e;
-    }
-    gpgme_set_armor(c, 1);
-    gpgme_set_passphrase_cb(c, ab_gpgme_passphrase, pw);
-    *out = c;
-    return 0;
+        gpgme_set_armor(*out, 1);
+    return e;
 }
 
 /* Why a key cannot do what we need (sign, or encrypt), or NULL when it can. */
