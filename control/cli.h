@@ -120,6 +120,10 @@ bool ctl_login_take_flags(int *argc, char **argv);
 int ctl_login_password(ctl_cli *cli, bool from_stdin, char *buf, size_t cap, char *err,
                        size_t errlen);
 
+/* True for an argument the CLI never takes as a word but asks for (auth.login's password):
+ * help shows --password-stdin in its place. */
+bool ctl_login_prompted(const ab_command *cmd, const ab_arg *arg);
+
 /* --- help.c ----------------------------------------------------------------------- */
 
 /* Everything: usage, every command (cli words + summary), client-side verbs, options. */

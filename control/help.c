@@ -159,7 +159,9 @@ static void s_usage_line(FILE *f, const ab_command *c)
         char flag[CTL_WORDS_MAX + 2], meta[256], token[600];
         ctl_flag_name(a->name, flag, sizeof flag);
         s_metavar(a, meta, sizeof meta);
-        if (a->positional)
+        if (ctl_login_prompted(c, a))
+            snprintf(token, sizeof token, "[%s-stdin]", flag);
+        else if (a->positional)
             snprintf(token, sizeof token, a->required ? "%s" : "[%s]", meta);
         else if (a->type == AB_ARG_BOOL)
             snprintf(token, sizeof token, "[%s|--no-%s]", flag, flag + 2);
@@ -187,6 +189,20 @@ static void s_limits(const ab_arg *a, char *out, size_t outlen)
         snprintf(out, outlen, ", %lld..%lld", (long long)a->min, (long long)a->max);
     else if (a->type == AB_ARG_STRS)
         snprintf(out, outlen, ", repeatable, at most %lld", (long long)a->max);
+}
+
+/* An argument the CLI asks for instead of taking it as a word (auth.login's password). */
+static void s_prompted_argument(FILE *f, const ab_arg *a)
+{
+    char flag[CTL_WORDS_MAX + 2], text[3 * (CTL_WORDS_MAX + 2) + 256];
+    ctl_flag_name(a->name, flag, sizeof flag);
+    fprintf(f, "  %s-stdin\n", flag);
+    snprintf(text, sizeof text,
+             "Read the %s from standard input's first line; without %s-stdin adminctl asks on "
+             "the terminal with echo off. %s VALUE is refused: a command-line word can be read "
+             "by every user of the host.",
+             a->name, flag, flag);
+    s_wrap(f, text, 6);
 }
 
 static void s_argument(FILE *f, const ab_arg *a)
@@ -228,8 +244,12 @@ void ctl_help_command(FILE *f, const ab_command *c)
     s_wrap(f, c->help, 0);
     if (c->nargs) {
         fprintf(f, "\nArguments:\n");
-        for (size_t i = 0; i < c->nargs; i++)
-            s_argument(f, &c->args[i]);
+        for (size_t i = 0; i < c->nargs; i++) {
+            if (ctl_login_prompted(c, &c->args[i]))
+                s_prompted_argument(f, &c->args[i]);
+            else
+                s_argument(f, &c->args[i]);
+        }
     } else {
         fprintf(f, "\nNo arguments.\n");
     }

@@ -64,6 +64,11 @@ static int s_read_tty(char *buf, size_t cap)
     return rc;
 }
 
+bool ctl_login_prompted(const ab_command *cmd, const ab_arg *arg)
+{
+    return !strcmp(cmd->type, "auth.login") && !strcmp(arg->name, "password");
+}
+
 int ctl_login_password(ctl_cli *cli, bool from_stdin, char *buf, size_t cap, char *err,
                        size_t errlen)
 {

@@ -339,6 +339,9 @@ def test_adminctl_auth_login_reads_the_password_never_from_argv(stack):
     assert rc == 0, (out, err)
     token = json.loads(out)["session"]
     assert TOKEN.match(token)
+    # help shows the way that works, not a --password word
+    rc, out, err = stack.adminctl("auth", "login", "--help")
+    assert rc == 0 and "[--password-stdin]" in out and "--password PASSWORD" not in out, out
     # the password as a command-line word is refused before anything is sent
     before = stack.count("logs")
     rc, out, err = stack.adminctl("auth", "login", "max@circl.lu", "--password", GOOD_PW)
