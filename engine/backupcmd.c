@@ -40,19 +40,8 @@ int ab_backup_run(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
     msgpack_sbuffer_destroy(&payload);
     if (rc < 0)
         return -1;
-    char title[96], change[400];
-    snprintf(title, sizeof title, "Job (%llu): %s", (unsigned long long)id, t->type);
-    snprintf(change, sizeof change, "job_type () => (%s), worker () => (%s), job_input () => (%s)",
-             t->type, t->queue, input);
-    if (ab_ctx_audit(ctx, "Job", id, "add", title, change) < 0 ||
-        ab_job_events_queue(ctx->events, ctx->now_ms, id, "queued", t->queue, t->type, "queued",
-                            true) < 0)
-        return ab_fail(err, AB_E_INTERNAL, NULL, "out of memory");
-    msgpack_pack_map(pk, 5);
-    ab_pack_kv_int(pk, "id", (int64_t)id);
-    ab_pack_kv_cstr(pk, "queue", t->queue);
-    ab_pack_kv_cstr(pk, "type", t->type);
-    ab_pack_kv_cstr(pk, "state", "queued");
+    if (ab_job_queued_reply(ctx, pk, id, t, input, NULL, 1, err) < 0)
+        return -1;
     ab_pack_kv_str(pk, "encrypt_to", to, len); /* nil when absent */
     return 0;
 }

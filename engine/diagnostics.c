@@ -288,22 +288,6 @@ static void s_check_folders(ab_ctx *ctx, ab_diag_report *r, const char *datadir)
 
 /* --- GnuPG -------------------------------------------------------------------------------- */
 
-/* Why a key cannot sign, or NULL when it can. */
-static const char *s_key_unusable(gpgme_key_t k)
-{
-    if (k->revoked)
-        return "is revoked";
-    if (k->expired)
-        return "has expired";
-    if (k->disabled)
-        return "is disabled";
-    if (k->invalid)
-        return "is invalid";
-    if (!k->can_sign)
-        return "cannot sign";
-    return NULL;
-}
-
 typedef struct {
     char found[512], action[512];
     ab_diag_status st;
@@ -330,7 +314,7 @@ static void s_gpg_sign(gpgme_ctx_t c, const char *home, const char *email, s_gpg
     const char *why = NULL;
     gpgme_error_t e = gpgme_op_keylist_start(c, email, 1);
     while (!e && !(e = gpgme_op_keylist_next(c, &k))) {
-        const char *u = s_key_unusable(k);
+        const char *u = ab_gpgme_key_unusable(k, true);
         if (!u && !key) {
             key = k;
             continue;

@@ -50,3 +50,20 @@ gpgme_error_t ab_gpgme_context(gpgme_ctx_t *out, const char *binary, const char 
     *out = c;
     return 0;
 }
+
+const char *ab_gpgme_key_unusable(gpgme_key_t k, bool sign)
+{
+    if (k->revoked)
+        return "is revoked";
+    if (k->expired)
+        return "has expired";
+    if (k->disabled)
+        return "is disabled";
+    if (k->invalid)
+        return "is invalid";
+    if (sign && !k->can_sign)
+        return "cannot sign (no usable signing key: expired or revoked?)";
+    if (!sign && !k->can_encrypt)
+        return "has no usable encryption subkey (expired, revoked or missing)";
+    return NULL;
+}

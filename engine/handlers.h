@@ -4,6 +4,7 @@
 
 #include "engine.h"
 #include "envelope.h"
+#include "jobs.h"
 
 /* Organisations (org.c). */
 int ab_org_add(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
@@ -52,6 +53,12 @@ int ab_otp_delete(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 int ab_log_search(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 
 /* Jobs, workers, queues (jobcmd.c). */
+/* For a command that enqueued job id of type t (backup, mail): queue its audit row (MISP's
+ * "Job (id): type" with job_type, worker and job_input, then extra_change when not NULL)
+ * and its queued event, and pack the start of the reply: a map of 4 + extra entries, id,
+ * queue, type and state; the caller packs its extra entries. */
+int ab_job_queued_reply(ab_ctx *ctx, msgpack_packer *pk, uint64_t id, const ab_job_type *t,
+                        const char *input, const char *extra_change, uint32_t extra, ab_error *err);
 int ab_job_enqueue_cmd(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 int ab_job_enqueue_many(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 int ab_job_list(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);

@@ -188,6 +188,24 @@ static int s_audit_job(ab_ctx *ctx, uint64_t id, const char *action, const char 
     return ab_ctx_audit(ctx, "Job", id, action, title, change);
 }
 
+int ab_job_queued_reply(ab_ctx *ctx, msgpack_packer *pk, uint64_t id, const ab_job_type *t,
+                        const char *input, const char *extra_change, uint32_t extra, ab_error *err)
+{
+    char change[1000];
+    snprintf(change, sizeof change,
+             "job_type () => (%s), worker () => (%s), job_input () => (%s)%s%s", t->type, t->queue,
+             input, extra_change ? ", " : "", extra_change ? extra_change : "");
+    if (s_audit_job(ctx, id, "add", t->type, change) < 0 ||
+        s_job_events(ctx, id, "queued", t->queue, t->type, "queued", true) < 0)
+        return ab_fail(err, AB_E_INTERNAL, NULL, "out of memory");
+    msgpack_pack_map(pk, 4 + extra);
+    ab_pack_kv_int(pk, "id", (int64_t)id);
+    ab_pack_kv_cstr(pk, "queue", t->queue);
+    ab_pack_kv_cstr(pk, "type", t->type);
+    ab_pack_kv_cstr(pk, "state", "queued");
+    return 0;
+}
+
 /* --- job.enqueue ------------------------------------------------------------------------- */
 
 int ab_job_enqueue_cmd(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)

@@ -27,24 +27,6 @@ static gpgme_error_t s_ctx(gpgme_ctx_t *out, const char *binary, const char *hom
     return e;
 }
 
-/* Why a key cannot do what we need (sign, or encrypt), or NULL when it can. */
-static const char *s_unusable(gpgme_key_t k, bool sign)
-{
-    if (k->revoked)
-        return "is revoked";
-    if (k->expired)
-        return "has expired";
-    if (k->disabled)
-        return "is disabled";
-    if (k->invalid)
-        return "is invalid";
-    if (sign && !k->can_sign)
-        return "cannot sign (no usable signing key: expired or revoked?)";
-    if (!sign && !k->can_encrypt)
-        return "has no usable encryption subkey (expired, revoked or missing)";
-    return NULL;
-}
-
 /* The first secret key of email in the context's home that can sign. */
 static int s_find_signer(ab_mail_gpg *g, const char *home, const char *email, ab_error *err)
 {
@@ -52,7 +34,7 @@ static int s_find_signer(ab_mail_gpg *g, const char *home, const char *email, ab
     const char *why = NULL;
     gpgme_error_t e = gpgme_op_keylist_start(g->ctx, email, 1);
     while (!e && !(e = gpgme_op_keylist_next(g->ctx, &k))) {
-        const char *u = s_unusable(k, true);
+        const char *u = ab_gpgme_key_unusable(k, true);
         if (!u && !g->key) {
             g->key = k;
             continue;
@@ -255,7 +237,7 @@ static int s_encrypt(ab_mail_gpg *g, const char *tmp_root, const char *armour, s
     }
     if (s_import_one(c, armour, alen, &key, err) < 0)
         goto done;
-    const char *why = s_unusable(key, false);
+    const char *why = ab_gpgme_key_unusable(key, false);
     if (why) {
         ab_fail(err, AB_E_INVALID, "gpgkey",
                 "the user's GnuPG key %s %s: nothing was sent (never in clear text); the user "

@@ -121,21 +121,10 @@ static int s_enqueue(ab_ctx *ctx, const char *kind, const char *subject, size_t 
     msgpack_sbuffer_destroy(&payload);
     if (rc < 0 || s_add_recipients(ctx, id, user_id, email, &count, err) < 0)
         return -1;
-    char title[96], change[600];
-    snprintf(title, sizeof title, "Job (%llu): email", (unsigned long long)id);
-    snprintf(change, sizeof change,
-             "job_type () => (email), worker () => (email), job_input () => (%s), recipients () "
-             "=> (%llu)",
-             input, (unsigned long long)count);
-    if (ab_ctx_audit(ctx, "Job", id, "add", title, change) < 0 ||
-        ab_job_events_queue(ctx->events, ctx->now_ms, id, "queued", t->queue, t->type, "queued",
-                            true) < 0)
-        return ab_fail(err, AB_E_INTERNAL, NULL, "out of memory");
-    msgpack_pack_map(pk, 5);
-    ab_pack_kv_int(pk, "id", (int64_t)id);
-    ab_pack_kv_cstr(pk, "queue", t->queue);
-    ab_pack_kv_cstr(pk, "type", t->type);
-    ab_pack_kv_cstr(pk, "state", "queued");
+    char extra[64];
+    snprintf(extra, sizeof extra, "recipients () => (%llu)", (unsigned long long)count);
+    if (ab_job_queued_reply(ctx, pk, id, t, input, extra, 1, err) < 0)
+        return -1;
     ab_pack_kv_int(pk, "recipients", (int64_t)count);
     return 0;
 }
