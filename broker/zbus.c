@@ -11,6 +11,7 @@
 #include <zmq.h>
 
 #include "envelope.h"
+#include "stopsig.h"
 
 #include "zframes.h"
 
@@ -68,9 +69,13 @@ int ab_zbus_publish(void *bus, const char *topic, const void *body, size_t len)
 int ab_zbus_wait(void *bus, int timeout_ms)
 {
     ab_zbus *b = bus;
-    zmq_pollitem_t item = {b->sub, 0, ZMQ_POLLIN, 0};
-    if (zmq_poll(&item, 1, timeout_ms) < 0)
+    /* The stop pipe too: a stop signal ends the wait whichever thread it landed on. */
+    zmq_pollitem_t items[2] = {{b->sub, 0, ZMQ_POLLIN, 0}, {NULL, ab_stopsig_fd(), ZMQ_POLLIN, 0}};
+    int nitems = items[1].fd >= 0 ? 2 : 1;
+    if (zmq_poll(items, nitems, timeout_ms) < 0)
         return errno == EINTR ? 0 : -1; /* a signal: the caller looks at its stop flag */
+    if (nitems == 2 && (items[1].revents & ZMQ_POLLIN))
+        return 0;
     int got = 0;
     bool work_only = true, assign = false;
     for (;;) {

@@ -28,7 +28,8 @@ int ab_zbus_publish(void *bus, const char *topic, const void *body, size_t len);
 /* Wait up to timeout_ms for a notice and drain every waiting one (one look at the database
  * serves them all). Returns 2 when only wake-up notices ("wake.…") came, 3 when only those
  * and hand-over notices ("….assign") came, at least one of the latter, 1 when others came
- * too, 0 on timeout or a signal, -1 on a fault. */
+ * too, 0 on timeout or a signal (also one that came before the wait, see stopsig.h), -1
+ * on a fault. */
 int ab_zbus_wait(void *bus, int timeout_ms);
 
 /* Check the event path end to end: connect a fresh PUB and SUB, publish an event with a

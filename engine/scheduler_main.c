@@ -15,15 +15,13 @@
 #include "config.h"
 #include "log.h"
 #include "scheduler.h"
+#include "stopsig.h"
 #include "zbus.h"
 
 static ab_scheduler *volatile s_sched; /* for the signal handler */
-static volatile sig_atomic_t s_signalled;
 
-static void s_on_signal(int sig)
+static void s_on_stop(void)
 {
-    (void)sig;
-    s_signalled = 1;
     ab_scheduler_request_stop(s_sched);
 }
 
@@ -67,7 +65,7 @@ static int s_serve(const ab_config *cfg, ab_zbus *bus)
         return 1;
     }
     s_sched = s;
-    if (s_signalled) /* a signal before the scheduler existed */
+    if (ab_stopsig_raised()) /* a signal before the scheduler existed */
         ab_scheduler_request_stop(s);
     int rc = ab_scheduler_run(s);
     s_sched = NULL;
@@ -97,10 +95,11 @@ int main(int argc, char **argv)
     }
     if (ab_log_set_level(cfg.log_level) < 0)
         fprintf(stderr, "adminbus-scheduler: unknown log_level '%s'; using info\n", cfg.log_level);
-    struct sigaction sa = {.sa_handler = s_on_signal}; /* no SA_RESTART: interrupt the wait */
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    if (ab_stopsig_install(s_on_stop) < 0) {
+        fprintf(stderr, "adminbus-scheduler: cannot install the stop signal handlers\n");
+        ab_config_free(&cfg);
+        return 1;
+    }
     signal(SIGPIPE, SIG_IGN);
     char err[512];
     /* task.<id>.changed: a changed task is looked at at once */

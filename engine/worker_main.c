@@ -18,18 +18,16 @@
 #include "jobs.h"
 #include "log.h"
 #include "migrate.h"
+#include "stopsig.h"
 #include "worker.h"
 #include "zbus.h"
 
 #define DB_WAIT_S 30 /* MariaDB or the engine's migration may still be starting */
 
 static ab_worker *volatile s_worker; /* for the signal handler */
-static volatile sig_atomic_t s_signalled;
 
-static void s_on_signal(int sig)
+static void s_on_stop(void)
 {
-    (void)sig;
-    s_signalled = 1;
     ab_worker_request_stop(s_worker);
 }
 
@@ -152,7 +150,7 @@ static int s_bus_follow(ab_zbus *bus, const char *worker_id)
 static ab_db *s_open_db(const char *dsn)
 {
     char msg[512] = "";
-    for (int waited = 0; waited <= DB_WAIT_S && !s_signalled; waited++) {
+    for (int waited = 0; waited <= DB_WAIT_S && !ab_stopsig_raised(); waited++) {
         ab_error err;
         ab_db *db = ab_db_open(dsn, msg, sizeof msg);
         int version = db ? ab_schema_current(db, &err) : -1;
@@ -178,7 +176,7 @@ static int s_serve(const ab_worker_options *opt, ab_zbus *bus)
 {
     ab_db *db = s_open_db(opt->db_dsn);
     if (!db)
-        return s_signalled ? 0 : 1; /* told to stop while waiting: not a failure */
+        return ab_stopsig_raised() ? 0 : 1; /* told to stop while waiting: not a failure */
     ab_worker_bus wb = {bus, ab_zbus_publish, ab_zbus_wait};
     char msg[512];
     ab_worker *w = ab_worker_new(opt, &wb, db, msg, sizeof msg);
@@ -189,7 +187,7 @@ static int s_serve(const ab_worker_options *opt, ab_zbus *bus)
     s_worker = w;
     if (s_bus_follow(bus, ab_worker_id(w)) != 0)
         AB_WARN("worker: cannot subscribe to control notices");
-    if (s_signalled) /* a signal before the worker existed */
+    if (ab_stopsig_raised()) /* a signal before the worker existed */
         ab_worker_request_stop(w);
     int rc = ab_worker_run(w);
     s_worker = NULL;
@@ -216,10 +214,11 @@ int main(int argc, char **argv)
     }
     if (ab_log_set_level(cfg.log_level) < 0)
         fprintf(stderr, "adminbus-worker: unknown log_level '%s'; using info\n", cfg.log_level);
-    struct sigaction sa = {.sa_handler = s_on_signal}; /* no SA_RESTART: interrupt the wait */
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    if (ab_stopsig_install(s_on_stop) < 0) {
+        fprintf(stderr, "adminbus-worker: cannot install the stop signal handlers\n");
+        ab_config_free(&cfg);
+        return 1;
+    }
     signal(SIGPIPE, SIG_IGN);
     ab_zbus *bus = s_bus_open(&cfg, queue);
     int rc = bus ? s_serve(&opt, bus) : 1;
