@@ -19,6 +19,8 @@
 #include <zmq.h>
 
 #include "config.h"
+#include "curve.h"
+#include "curve_zap.h"
 #include "envelope.h"
 #include "zframes.h"
 #include "log.h"
@@ -35,6 +37,8 @@ typedef struct {
     bool tcp; /* clients come over TCP: Peer-Address is their IP address */
     uint64_t forwarded, unavailable, rejected; /* counters, logged at exit */
     time_t last_warn;                          /* rate limit for the unavailable warning */
+    ab_zap zap;                                /* CURVE authenticator; zap.sock NULL: none */
+    ab_curve_pair server;                      /* the broker's key pair, wiped once bound */
 } s_broker;
 
 /* --- signals: a self-pipe wakes zmq_poll without a race --------------------------- */
@@ -216,7 +220,20 @@ static int s_relay(void *from, void *to)
 
 /* --- set-up ----------------------------------------------------------------------- */
 
-static void *s_bind(s_broker *b, int type, const char *what, const char *endpoint)
+/* Make sock a CURVE server authenticated by the broker's ZAP handler. Options are taken
+ * at bind time, so this holds for this socket's endpoint. */
+static int s_curve_server(s_broker *b, void *sock)
+{
+    int one = 1;
+    if (zmq_setsockopt(sock, ZMQ_CURVE_SERVER, &one, sizeof one) != 0 ||
+        zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, b->server.sec, AB_CURVE_KEY_LEN + 1) != 0 ||
+        zmq_setsockopt(sock, ZMQ_ZAP_DOMAIN, AB_ZAP_DOMAIN, strlen(AB_ZAP_DOMAIN)) != 0)
+        return -1;
+    return 0;
+}
+
+static void *s_bind(s_broker *b, const ab_config *cfg, int type, const char *what,
+                    const char *endpoint)
 {
     void *sock = zmq_socket(b->ctx, type);
     if (!sock) {
@@ -239,6 +256,12 @@ static void *s_bind(s_broker *b, int type, const char *what, const char *endpoin
         zmq_setsockopt(sock, ZMQ_HEARTBEAT_IVL, &ivl, sizeof ivl);
         zmq_setsockopt(sock, ZMQ_HEARTBEAT_TIMEOUT, &timeout, sizeof timeout);
     }
+    if (ab_curve_wanted(cfg, endpoint) && s_curve_server(b, sock) < 0) {
+        fprintf(stderr, "adminbus-broker: cannot make the %s socket a CURVE server: %s\n", what,
+                zmq_strerror(errno));
+        zmq_close(sock);
+        return NULL;
+    }
     if (zmq_bind(sock, endpoint) < 0) {
         fprintf(stderr, "adminbus-broker: cannot bind the %s endpoint %s: %s\n", what, endpoint,
                 zmq_strerror(errno));
@@ -258,6 +281,8 @@ static void s_close(s_broker *b)
             zmq_close(socks[i]);
         }
     }
+    ab_zap_close(&b->zap);
+    ab_curve_pair_wipe(&b->server);
     if (b->ctx)
         zmq_ctx_term(b->ctx);
     memset(b, 0, sizeof *b);
@@ -271,6 +296,57 @@ static const char *s_endpoint(void *sock, char *buf, size_t size)
     return buf;
 }
 
+/* Write the server's public key to home/curve/server.pub (replacing it), for clients. */
+static int s_write_server_pub(const ab_config *cfg, const ab_curve_pair *server, char *err,
+                              size_t errlen)
+{
+    char path[4096], tmp[4200];
+    ab_curve_path(cfg->home, "server.pub", path, sizeof path);
+    snprintf(tmp, sizeof tmp, "%s.%ld.tmp", path, (long)getpid());
+    unlink(tmp);
+    if (ab_curve_pair_write(tmp, server, false, err, errlen) < 0)
+        return -1;
+    if (rename(tmp, path) < 0) {
+        snprintf(err, errlen, "cannot create %s: %s", path, strerror(errno));
+        unlink(tmp);
+        return -1;
+    }
+    return 0;
+}
+
+/* The server's pair (created on first use, its public part written to server.pub) and
+ * the internal pair's public key. Returns 0, or -1 with a message in err. */
+static int s_curve_keys(const ab_config *cfg, ab_curve_pair *server, char *internal_pub, char *err,
+                        size_t errlen)
+{
+    ab_curve_pair internal;
+    int rc = ab_curve_pair_ensure(cfg->home, "server.key", server, err, errlen);
+    if (rc == 0)
+        rc = s_write_server_pub(cfg, server, err, errlen);
+    if (rc == 0)
+        rc = ab_curve_pair_ensure(cfg->home, "internal.key", &internal, err, errlen);
+    if (rc == 0)
+        memcpy(internal_pub, internal.pub, AB_CURVE_KEY_LEN + 1);
+    ab_curve_pair_wipe(&internal); /* only its public key is needed here */
+    return rc;
+}
+
+/* Keys and the authenticator, before any CURVE socket binds. */
+static int s_curve_open(s_broker *b, const ab_config *cfg)
+{
+    char err[4400 + 512], allowed[4096], internal_pub[AB_CURVE_KEY_LEN + 1];
+    ab_curve_path(cfg->home, "allowed_clients", allowed, sizeof allowed);
+    int rc = s_curve_keys(cfg, &b->server, internal_pub, err, sizeof err);
+    if (rc == 0)
+        rc = ab_zap_open(&b->zap, b->ctx, allowed, internal_pub, err, sizeof err);
+    if (rc < 0) {
+        fprintf(stderr, "adminbus-broker: CURVE: %s\n", err);
+        return -1;
+    }
+    AB_INFO("CURVE: server public key %s; client keys allowed in %s", b->server.pub, allowed);
+    return 0;
+}
+
 static int s_open(s_broker *b, const ab_config *cfg)
 {
     b->ctx = zmq_ctx_new();
@@ -279,10 +355,13 @@ static int s_open(s_broker *b, const ab_config *cfg)
                 zmq_strerror(errno));
         return -1;
     }
-    b->frontend = s_bind(b, ZMQ_ROUTER, "commands", cfg->commands_endpoint);
-    b->backend = b->frontend ? s_bind(b, ZMQ_DEALER, "engine", cfg->engine_endpoint) : NULL;
-    b->xsub = b->backend ? s_bind(b, ZMQ_XSUB, "publish", cfg->publish_endpoint) : NULL;
-    b->xpub = b->xsub ? s_bind(b, ZMQ_XPUB, "events", cfg->events_endpoint) : NULL;
+    if (ab_curve_any(cfg) && s_curve_open(b, cfg) < 0)
+        return -1;
+    b->frontend = s_bind(b, cfg, ZMQ_ROUTER, "commands", cfg->commands_endpoint);
+    b->backend = b->frontend ? s_bind(b, cfg, ZMQ_DEALER, "engine", cfg->engine_endpoint) : NULL;
+    b->xsub = b->backend ? s_bind(b, cfg, ZMQ_XSUB, "publish", cfg->publish_endpoint) : NULL;
+    b->xpub = b->xsub ? s_bind(b, cfg, ZMQ_XPUB, "events", cfg->events_endpoint) : NULL;
+    ab_curve_pair_wipe(&b->server); /* each socket holds its copy */
     if (!b->xpub)
         return -1;
     char e[4][256];
@@ -318,10 +397,11 @@ static int s_run(s_broker *b)
     zmq_pollitem_t items[] = {
         {b->frontend, 0, ZMQ_POLLIN, 0},     {b->backend, 0, ZMQ_POLLIN, 0},
         {b->xsub, 0, ZMQ_POLLIN, 0},         {b->xpub, 0, ZMQ_POLLIN, 0},
-        {NULL, s_sigpipe[0], ZMQ_POLLIN, 0},
+        {NULL, s_sigpipe[0], ZMQ_POLLIN, 0}, {b->zap.sock, 0, ZMQ_POLLIN, 0},
     };
+    int nitems = b->zap.sock ? 6 : 5;
     while (!s_stop) {
-        if (zmq_poll(items, 5, -1) < 0) {
+        if (zmq_poll(items, nitems, -1) < 0) {
             if (errno == EINTR)
                 continue;
             AB_ERROR("poll: %s", zmq_strerror(errno));
@@ -333,6 +413,10 @@ static int s_run(s_broker *b)
                 return -1;
             }
         }
+        /* ZAP requests are answered at once: a handshake waits for them */
+        if (nitems == 6 && (items[5].revents & ZMQ_POLLIN))
+            while (ab_zap_handle(&b->zap) > 0)
+                ;
     }
     return 0;
 }
@@ -349,6 +433,8 @@ static void s_usage(FILE *f)
                "events at events_endpoint. Stops cleanly on SIGINT or SIGTERM.\n"
                "\n"
                "  -h, --help     show this help and exit\n"
+               "  --curve-init   when an endpoint uses CURVE, create the key pairs in\n"
+               "                 $ADMINBUS_HOME/curve/ and print ADMINBUS_CURVE_SERVERKEY=…\n"
                "  --version      show the version and exit\n"
                "\n");
     ab_config_usage(f);
@@ -389,6 +475,54 @@ static int s_distinct_ipc(const ab_config *cfg)
     return 0;
 }
 
+/* Why endpoint uses CURVE, for messages. */
+static const char *s_curve_reason(const ab_config *cfg, const char *endpoint)
+{
+    if (!ab_curve_loopback(endpoint))
+        return "it is bound beyond loopback, where CURVE is mandatory";
+    if (!strcmp(cfg->curve, "on"))
+        return "curve=on";
+    return "the clients' other endpoint is beyond loopback (commands and events use CURVE "
+           "together)";
+}
+
+/* CURVE is mandatory beyond loopback: with such an endpoint (or curve=on), the list of
+ * allowed client keys must exist and be well formed, or the broker does not start (and
+ * binds nothing). */
+static int s_curve_settings(const ab_config *cfg)
+{
+    char err[4400 + 512], allowed[4096];
+    if (ab_curve_mode_check(cfg->curve, err, sizeof err) < 0) {
+        fprintf(stderr, "adminbus-broker: %s\n", err);
+        return -1;
+    }
+    if (!ab_curve_any(cfg))
+        return 0;
+    ab_curve_path(cfg->home, "allowed_clients", allowed, sizeof allowed);
+    int nkeys = 0;
+    bool found;
+    if (ab_curve_allowed_scan(allowed, NULL, &nkeys, &found, err, sizeof err) == 0) {
+        if (nkeys == 0)
+            AB_WARN("CURVE: %s lists no client key: only the local daemons can connect", allowed);
+        return 0;
+    }
+    const char *names[] = {"commands_endpoint", "events_endpoint", "engine_endpoint",
+                           "publish_endpoint"};
+    for (int i = 0; i < 4; i++) {
+        const char *e = ab_config_get(cfg, names[i]);
+        if (ab_curve_wanted(cfg, e))
+            fprintf(stderr, "adminbus-broker: %s %s needs CURVE: %s\n", names[i], e,
+                    s_curve_reason(cfg, e));
+    }
+    fprintf(stderr,
+            "adminbus-broker: refusing to start without CURVE client keys: %s.\n"
+            "  Make a client key pair with 'adminctl curve keygen FILE' and allow its public key\n"
+            "  with 'adminctl curve allow KEY' (an empty file allows only the local daemons),\n"
+            "  or bind the endpoints to 127.0.0.1 or ipc:// instead.\n",
+            err);
+    return -1;
+}
+
 /* Check the values the broker uses. Returns 0, or -1 after printing why. */
 static int s_settings(const ab_config *cfg, s_broker *b)
 {
@@ -408,7 +542,24 @@ static int s_settings(const ab_config *cfg, s_broker *b)
                 cfg->log_level);
         return -1;
     }
-    return s_distinct_ipc(cfg);
+    return s_distinct_ipc(cfg) < 0 ? -1 : s_curve_settings(cfg);
+}
+
+/* --curve-init (for ops/run): when an endpoint uses CURVE, make the key pairs now and print
+ * ADMINBUS_CURVE_SERVERKEY=… for the clients' env file; print nothing otherwise. */
+static int s_curve_init(const ab_config *cfg)
+{
+    char err[4400 + 512], internal_pub[AB_CURVE_KEY_LEN + 1];
+    ab_curve_pair server;
+    if (ab_curve_mode_check(cfg->curve, err, sizeof err) < 0 ||
+        (ab_curve_any(cfg) && s_curve_keys(cfg, &server, internal_pub, err, sizeof err) < 0)) {
+        fprintf(stderr, "adminbus-broker: %s\n", err);
+        return 2;
+    }
+    if (ab_curve_any(cfg))
+        printf("ADMINBUS_CURVE_SERVERKEY=%s\n", server.pub);
+    ab_curve_pair_wipe(&server);
+    return 0;
 }
 
 int main(int argc, char **argv)
@@ -422,6 +573,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "adminbus-broker: %s\n", errbuf);
         ab_config_free(&cfg);
         return 2;
+    }
+    if (argc == 2 && !strcmp(argv[1], "--curve-init")) {
+        int rc = s_curve_init(&cfg);
+        ab_config_free(&cfg);
+        return rc;
     }
     s_broker b;
     memset(&b, 0, sizeof b);

@@ -178,6 +178,24 @@ static const char *s_peek_home(int argc, char **argv)
     return env && *env ? env : NULL;
 }
 
+static ab_config s_process;
+static bool s_process_set;
+
+const ab_config *ab_config_process(void)
+{
+    return s_process_set ? &s_process : NULL;
+}
+
+/* Keep a copy of the first configuration loaded (see ab_config_process). */
+static void s_remember(const ab_config *cfg)
+{
+    if (s_process_set)
+        return;
+    for (size_t i = 0; i < NKEYS; i++)
+        *s_slot(&s_process, i) = strdup(*s_slot((ab_config *)cfg, i));
+    s_process_set = true;
+}
+
 int ab_config_load(ab_config *cfg, int *argc, char **argv, char *errbuf, size_t errlen)
 {
     memset(cfg, 0, sizeof *cfg);
@@ -191,7 +209,10 @@ int ab_config_load(ab_config *cfg, int *argc, char **argv, char *errbuf, size_t 
     if (s_load_file(cfg, path, errbuf, errlen) < 0)
         return -1;
     s_load_env(cfg);
-    return s_load_flags(cfg, argc, argv, errbuf, errlen);
+    if (s_load_flags(cfg, argc, argv, errbuf, errlen) < 0)
+        return -1;
+    s_remember(cfg);
+    return 0;
 }
 
 void ab_config_free(ab_config *cfg)

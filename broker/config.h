@@ -28,7 +28,10 @@
       "one before worker cleanup may force it)")                                                   \
     X(workers, "default:1,prio:1,cache:1,email:1,update:1",                                        \
       "supervisor: the workers it keeps running, queue:count,…")                                   \
-    X(log_level, "info", "error, warn, info or debug")
+    X(log_level, "info", "error, warn, info or debug")                                             \
+    X(curve, "auto",                                                                               \
+      "ZeroMQ CURVE: auto (endpoints bound beyond loopback) or on (every tcp:// endpoint, "        \
+      "loopback too); keys in $ADMINBUS_HOME/curve/")
 
 typedef struct {
 #define AB_CONFIG_FIELD(name, def, help) char *name;
@@ -41,6 +44,11 @@ typedef struct {
  * Returns 0, or -1 with a message in errbuf (unknown --key is not an error: it is left
  * for the caller). Caller frees with ab_config_free. */
 int ab_config_load(ab_config *cfg, int *argc, char **argv, char *errbuf, size_t errlen);
+
+/* The configuration this process loaded first (its main's), kept for the parts that get
+ * only an endpoint but must know the home and the CURVE mode (broker/curve.h, the sockets
+ * daemons connect to the broker); NULL before any load succeeded. */
+const ab_config *ab_config_process(void);
 
 /* Free the strings of cfg; safe twice. */
 void ab_config_free(ab_config *cfg);

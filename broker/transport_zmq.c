@@ -13,6 +13,8 @@
 #include <string.h>
 #include <zmq.h>
 
+#include "curve.h"
+
 /* Long enough for replies queued at exit to get out, short enough not to hang a stop. */
 #define S_LINGER_MS 1000
 /* Generous queues: a burst of commands waits in memory rather than being dropped. */
@@ -171,6 +173,12 @@ static void *s_socket(void *ctx, int type, const char *endpoint)
     zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger);
     zmq_setsockopt(sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
     zmq_setsockopt(sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    char err[512];
+    if (ab_curve_daemon_set(sock, endpoint, err, sizeof err) < 0) {
+        fprintf(stderr, "adminbus: cannot connect to %s with CURVE: %s\n", endpoint, err);
+        zmq_close(sock);
+        return NULL;
+    }
     if (zmq_connect(sock, endpoint) < 0) {
         fprintf(stderr, "adminbus: cannot connect to %s: %s\n", endpoint, zmq_strerror(errno));
         zmq_close(sock);

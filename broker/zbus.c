@@ -10,6 +10,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "curve.h"
 #include "envelope.h"
 #include "stopsig.h"
 
@@ -45,8 +46,18 @@ ab_zbus *ab_zbus_open(const char *publish_endpoint, const char *events_endpoint,
     }
     if (!b || !b->pub || !b->sub ||
         zmq_setsockopt(b->pub, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
-        zmq_setsockopt(b->sub, ZMQ_LINGER, &none, sizeof none) != 0 ||
-        zmq_connect(b->pub, publish_endpoint) != 0 || ab_zbus_follow(b, topic) != 0 ||
+        zmq_setsockopt(b->sub, ZMQ_LINGER, &none, sizeof none) != 0) {
+        snprintf(err, errlen, "cannot open a socket: %s", zmq_strerror(errno));
+        ab_zbus_close(&b);
+        return NULL;
+    }
+    /* the daemons' CURVE keys, when the endpoints use CURVE (curve.h) */
+    if (ab_curve_daemon_set(b->pub, publish_endpoint, err, errlen) < 0 ||
+        ab_curve_daemon_set(b->sub, events_endpoint, err, errlen) < 0) {
+        ab_zbus_close(&b);
+        return NULL;
+    }
+    if (zmq_connect(b->pub, publish_endpoint) != 0 || ab_zbus_follow(b, topic) != 0 ||
         zmq_connect(b->sub, events_endpoint) != 0) {
         snprintf(err, errlen,
                  "cannot connect to the broker (publish_endpoint %s, events_endpoint %s): %s; "

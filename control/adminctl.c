@@ -152,6 +152,8 @@ int main(int argc, char **argv)
 {
     ctl_cli cli;
     char err[ERR_LEN];
+    if (argc > 1 && !strcmp(argv[1], "curve")) /* client-side key tool, no catalog command */
+        return ctl_curve_main(argc - 1, argv + 1);
     bool track = s_track_verb(argc, argv);
     bool pw_stdin = ctl_login_take_flags(&argc, argv);
     static char password[512];

@@ -200,6 +200,21 @@ void ctl_reply_release(ctl_reply *reply);
 int ctl_events(const char *url, const char *const *topics, size_t n, long count, int timeout_ms,
                FILE *out, char *err, size_t errlen);
 
+/* --- curve.c ----------------------------------------------------------------------- */
+
+/* Before zmq_connect: when ADMINBUS_CURVE_SERVERKEY is set (environment, then
+ * $ADMINBUS_HOME/env), make sock a CURVE client with the key pair of ADMINBUS_CURVE_KEYFILE
+ * or of ADMINBUS_CURVE_PUBLICKEY/SECRETKEY. Returns 0 (also when none is set), or -1 with
+ * a message in err. */
+int ctl_curve_apply(void *sock, char *err, size_t errlen);
+
+/* `adminctl curve …` (argv[0] is "curve"): keygen, allow, revoke, server-key. Returns the
+ * exit code. */
+int ctl_curve_main(int argc, char **argv);
+
+/* Help of `adminctl curve`. */
+void ctl_help_curve(FILE *f);
+
 /* --- local.c (linked into adminctl only: it needs the engine library) ---------------- */
 
 /* adminctl --local: run cli's command (a CTL_RUN) as the local site administrator straight

@@ -54,6 +54,10 @@ static void *s_socket(void *ctx, int type, const char *url, char *err, size_t er
     int64_t max = REPLY_MAX;
     zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
     zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &max, sizeof max);
+    if (ctl_curve_apply(s, err, errlen) < 0) {
+        zmq_close(s);
+        return NULL;
+    }
     if (zmq_connect(s, url) != 0) {
         s_fail(err, errlen, -2, "cannot use %s: %s", url, zmq_strerror(errno));
         zmq_close(s);

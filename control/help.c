@@ -84,10 +84,12 @@ void ctl_help_all(FILE *f)
     fprintf(f,
             "\nClient-side verbs (not commands of the engine):\n"
             "  %-*s  %s\n"
+            "  %-*s  %s\n"
             "  %-*s  %s\n\n",
             s_cli_width(""), "events", "Print the event stream as JSON lines (--topic, --count)",
             s_cli_width(""), "job track",
-            "Follow a job until it ends: a live progress bar (JSON lines with --json)");
+            "Follow a job until it ends: a live progress bar (JSON lines with --json)",
+            s_cli_width(""), "curve", "ZeroMQ CURVE keys: keygen, allow, revoke, server-key");
     s_list_options(f);
     fprintf(f, "\nPlural nouns are accepted: 'adminctl orgs list' is 'adminctl org list'.\n"
                "Connection: ADMINBUS_URL and ADMINBUS_AUTHKEY from the environment, else from\n"

@@ -109,7 +109,8 @@ static void *s_subscribe(void *zctx, const char *events, int64_t job)
     int linger = 0;
     zmq_setsockopt(sub, ZMQ_LINGER, &linger, sizeof linger);
     zmq_setsockopt(sub, ZMQ_SUBSCRIBE, prefix, strlen(prefix));
-    if (zmq_connect(sub, events) != 0) {
+    char err[512];
+    if (ctl_curve_apply(sub, err, sizeof err) < 0 || zmq_connect(sub, events) != 0) {
         zmq_close(sub);
         return NULL;
     }

@@ -371,6 +371,7 @@ class Stack:
         self.workers = []  # Worker handles, stopped at teardown
         self.schedulers = []  # Scheduler handles, stopped at teardown
         self.supervisors = []  # Supervisor handles, stopped (first) at teardown
+        self.extra_conf = ""  # more adminbus.conf lines (a subclass's: curve=on)
 
     def start(self):
         """Create the database, bootstrap it (engine --init), start broker and engine."""
@@ -390,7 +391,7 @@ class Stack:
             f"engine_endpoint=tcp://127.0.0.1:{ports[2]}\n"
             f"publish_endpoint=tcp://127.0.0.1:{ports[3]}\n"
             f"max_frame={self.max_frame}\n"
-            "log_level=info\n")
+            "log_level=info\n" + self.extra_conf)
         conf.chmod(0o600)
 
         init = subprocess.run([str(BIN / "adminbus-engine"), "--init"], env=self.env,
@@ -506,8 +507,16 @@ class Stack:
         """A fresh DEALER connected to the command endpoint (caller closes it)."""
         s = self.ctx.socket(zmq.DEALER)
         s.setsockopt(zmq.LINGER, 0)
+        self.client_options(s)
         s.connect(self.url)
         return s
+
+    def client_options(self, sock):
+        """Socket options a client sets before it connects (a subclass's CURVE keys)."""
+
+    def client_env(self):
+        """Environment a client process gets on top of self.env (a subclass's CURVE keys)."""
+        return {}
 
     def command(self, type, args=None, id=None, auth=None):
         """The v1 command map (not sent)."""
@@ -546,7 +555,7 @@ class Stack:
         """Run build/bin/adminctl (stdin: text for its standard input); returns (rc, stdout,
         stderr)."""
         env = dict(self.env, ADMINBUS_URL=url or self.url,
-                   ADMINBUS_AUTHKEY=self.key if key is None else key)
+                   ADMINBUS_AUTHKEY=self.key if key is None else key, **self.client_env())
         p = subprocess.run([str(BIN / "adminctl"), *map(str, args)], env=env,
                            capture_output=True, text=True, timeout=timeout,
                            input=stdin if stdin is not None else "")

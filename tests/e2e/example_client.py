@@ -9,6 +9,13 @@ It adds an organisation, lists the organisations and searches the audit log.
 Every command carries an id of our choosing. If no reply comes (engine restarting, network
 hiccup), we send the very same command again, same id, on a fresh socket: the engine
 applies it at most once and returns the stored reply.
+
+When the broker's endpoints use ZeroMQ CURVE (bound beyond loopback, or curve=on), the client
+connects with a key pair whose public key the broker's operator allowed
+(`adminctl curve allow KEY`): set ADMINBUS_CURVE_SERVERKEY (`adminctl curve server-key` on the
+broker's host) and ADMINBUS_CURVE_KEYFILE (a file from `adminctl curve keygen FILE`), or
+ADMINBUS_CURVE_PUBLICKEY and ADMINBUS_CURVE_SECRETKEY. ops/run puts them in var/env for its
+operator. Keys go in the environment or a file, never on the command line.
 """
 
 import os
@@ -17,9 +24,26 @@ import uuid
 
 import msgpack
 import zmq
+import zmq.auth
 
 URL = os.environ["ADMINBUS_URL"]  # e.g. tcp://127.0.0.1:7810
 AUTHKEY = os.environ["ADMINBUS_AUTHKEY"]
+
+
+def curve_options(sock):
+    """Make sock a CURVE client when ADMINBUS_CURVE_SERVERKEY is set (before connect)."""
+    server = os.environ.get("ADMINBUS_CURVE_SERVERKEY")
+    if not server:
+        return  # loopback or ipc:// without curve=on: plain
+    keyfile = os.environ.get("ADMINBUS_CURVE_KEYFILE")
+    if keyfile:
+        public, secret = zmq.auth.load_certificate(keyfile)  # the ZeroMQ certificate layout
+    else:
+        public = os.environ["ADMINBUS_CURVE_PUBLICKEY"].encode()
+        secret = os.environ["ADMINBUS_CURVE_SECRETKEY"].encode()
+    sock.curve_serverkey = server.encode()
+    sock.curve_publickey = public
+    sock.curve_secretkey = secret
 
 
 class CommandError(Exception):
@@ -36,6 +60,7 @@ def call(ctx, type, args, timeout_ms=5000, attempts=5):
     for _ in range(attempts):
         sock = ctx.socket(zmq.DEALER)  # DEALER: an empty frame, then the command
         sock.setsockopt(zmq.LINGER, 0)
+        curve_options(sock)
         sock.connect(URL)
         try:
             sock.send_multipart([b"", body])
