@@ -6,7 +6,9 @@
  * XSUB (publish_endpoint) ──▶ XPUB (events_endpoint) ──▶ subscribers' SUB (subscriptions travel the
  * other way) The broker knows the framing and nothing else: commands reach an engine as
  * [route…][peer ip][body]; it decodes a command only to echo its id when it must answer
- * for an engine (none connected). Limits on the body are the engine's business. */
+ * for an engine (none connected). Limits on the body are the engine's business.
+ * Endpoints beyond loopback (or all tcp:// ones with curve=on) are CURVE servers; the same
+ * loop answers their authentication requests (curve_zap.h). */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
