@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -255,8 +256,12 @@ static int s_create(const char *path, char *err, size_t errlen)
     ab_curve_pair pair;
     if (ab_curve_pair_generate(&pair) < 0)
         return s_fail(err, errlen, "cannot generate a CURVE key pair: %s", zmq_strerror(errno));
-    snprintf(tmp, sizeof tmp, "%s.%ld.tmp", path, (long)getpid());
-    unlink(tmp);
+    /* unique per call: an engine's apply threads may get here at once */
+    uint64_t nonce = 0;
+    if (getrandom(&nonce, sizeof nonce, 0) != (ssize_t)sizeof nonce)
+        nonce = (uint64_t)(uintptr_t)&pair ^ (uint64_t)time(NULL);
+    snprintf(tmp, sizeof tmp, "%s.%ld.%016llx.tmp", path, (long)getpid(),
+             (unsigned long long)nonce);
     int rc = ab_curve_pair_write(tmp, &pair, true, err, errlen);
     ab_curve_pair_wipe(&pair);
     if (rc < 0)
@@ -297,7 +302,7 @@ int ab_curve_allowed_scan(const char *path, const char *key, int *nkeys, bool *f
         while (isspace((unsigned char)*s))
             s++;
         s[strcspn(s, " \t\r\n")] = '\0'; /* the first word: Z85 keys may hold a '#' */
-        if (!*s || (*s == '#' && !ab_curve_key_valid(s)))
+        if (!*s || *s == '#')
             continue;
         if (!ab_curve_key_valid(s)) {
             rc = s_fail(err, errlen,

@@ -13,8 +13,8 @@
  *   internal.key     the pair of the local daemons (engine, workers, scheduler, supervisor,
  *                    adminctl --local), 0600, created on first use, always accepted
  *   allowed_clients  one Z85 public key per line, optionally followed by white space and
- *                    a comment; other lines starting with '#' are comments (a Z85 key
- *                    may itself start with '#': a line whose first word is a key is one)
+ *                    a comment; lines starting with '#' are comments (a key may contain
+ *                    '#', never as its first character: Z85's first digit stays below 83)
  * Key files use the ZeroMQ certificate layout (public-key = "…", secret-key = "…"), which
  * CZMQ and pyzmq's zmq.auth.load_certificate read too. */
 #ifndef AB_CURVE_H
