@@ -345,7 +345,16 @@ static int s_curve_open(s_broker *b, const ab_config *cfg)
         fprintf(stderr, "adminbus-broker: CURVE: %s\n", err);
         return -1;
     }
-    AB_INFO("CURVE: server public key %s; client keys allowed in %s", b->server.pub, allowed);
+    const char *names[] = {"commands", "events", "engine", "publish"};
+    const char *eps[] = {cfg->commands_endpoint, cfg->events_endpoint, cfg->engine_endpoint,
+                         cfg->publish_endpoint};
+    char which[64] = "";
+    for (int i = 0; i < 4; i++)
+        if (ab_curve_wanted(cfg, eps[i]))
+            snprintf(which + strlen(which), sizeof which - strlen(which), "%s%s",
+                     which[0] ? ", " : "", names[i]);
+    AB_INFO("CURVE on %s: server public key %s; client keys allowed in %s", which, b->server.pub,
+            allowed);
     return 0;
 }
 

@@ -122,7 +122,8 @@ def test_key_files_and_their_modes(cstack):
     assert pub == cstack.server_key() and sec and zmq.curve_public(sec) == pub
     rc, out, _ = curve_tool(cstack.env, "server-key")
     assert rc == 0 and out.strip().encode() == pub
-    assert f"server public key {pub.decode()}" in cstack.broker_log()
+    assert f"CURVE on commands, events, engine, publish: server public key {pub.decode()}" \
+        in cstack.broker_log()
     # the secret keys appear in no log
     secret = cstack.client_pair[1].decode()
     for log in home.glob("*.log"):
