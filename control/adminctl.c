@@ -81,6 +81,7 @@ static int s_send(const ctl_cli *cli, const ctl_conn *conn, const char *id)
         return s_usage_error(err);
     if (rc < 0) {
         fprintf(stderr, "adminctl: %s\n", err);
+        ctl_curve_hint(stderr);
         return CTL_EXIT_UNREACHABLE;
     }
     rc = ctl_render_reply(reply.root, cli->cmd->type, cli->json, stdout, stderr);

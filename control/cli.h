@@ -212,6 +212,10 @@ int ctl_curve_apply(void *sock, char *err, size_t errlen);
  * exit code. */
 int ctl_curve_main(int argc, char **argv);
 
+/* After no reply came: when CURVE is in use, say that a key the broker does not allow looks
+ * just like that, and which public key to allow (never the secret). */
+void ctl_curve_hint(FILE *f);
+
 /* Help of `adminctl curve`. */
 void ctl_help_curve(FILE *f);
 

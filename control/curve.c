@@ -90,6 +90,21 @@ int ctl_curve_apply(void *sock, char *err, size_t errlen)
     return rc;
 }
 
+void ctl_curve_hint(FILE *f)
+{
+    char *server = s_setting("ADMINBUS_CURVE_SERVERKEY");
+    ab_curve_pair pair;
+    char err[1024];
+    if (server && s_client_pair(&pair, err, sizeof err) == 0)
+        fprintf(f,
+                "adminctl: with CURVE, a key the broker does not allow gets no reply: if its log "
+                "says it refused %s, ask its operator to run: adminctl curve allow '%s'\n",
+                pair.pub, pair.pub);
+    if (server)
+        ab_curve_pair_wipe(&pair);
+    free(server);
+}
+
 /* --- adminctl curve ---------------------------------------------------------------------- */
 
 static char *s_home(void)

@@ -169,6 +169,8 @@ def test_no_key_or_unlisted_key_gets_nothing(cstack):
                                 ADMINBUS_CURVE_SERVERKEY=cstack.server_key().decode(),
                                 ADMINBUS_CURVE_KEYFILE=str(other)))
     assert p.returncode == 3, p.stderr
+    assert f"adminctl curve allow '{out.strip()}'" in p.stderr  # what to ask for, no secret
+    assert zmq.auth.load_certificate(other)[1].decode() not in p.stderr
     wait_log(cstack, f"refused client key {out.strip()}")
     # a key known to the server but with the wrong secret cannot complete the handshake
     assert ask(cstack, (cstack.server_key(), cstack.client_pair[0], secret)) is None
