@@ -126,6 +126,12 @@ void ab_curve_pair_wipe(ab_curve_pair *pair)
         p[i] = 0;
 }
 
+bool ab_curve_pair_matches(const ab_curve_pair *pair)
+{
+    char derived[AB_CURVE_KEY_LEN + 1];
+    return zmq_curve_public(derived, pair->sec) == 0 && !strcmp(derived, pair->pub);
+}
+
 int ab_curve_pair_generate(ab_curve_pair *pair)
 {
     memset(pair, 0, sizeof *pair);
@@ -188,6 +194,10 @@ int ab_curve_pair_read(const char *path, ab_curve_pair *pair, bool need_secret, 
     if (need_secret && !ab_curve_key_valid(pair->sec)) {
         ab_curve_pair_wipe(pair);
         return s_fail(err, errlen, "%s holds no valid secret-key line", path);
+    }
+    if (need_secret && !ab_curve_pair_matches(pair)) {
+        ab_curve_pair_wipe(pair);
+        return s_fail(err, errlen, "%s: its public key does not belong to its secret key", path);
     }
     if (!need_secret)
         ab_curve_pair_wipe(pair);

@@ -57,6 +57,9 @@ void ab_curve_path(const char *home, const char *file, char *out, size_t len);
 int ab_curve_pair_read(const char *path, ab_curve_pair *pair, bool need_secret, char *err,
                        size_t errlen);
 
+/* True when pair's public key is the one its secret key gives (zmq_curve_public). */
+bool ab_curve_pair_matches(const ab_curve_pair *pair);
+
 /* A fresh key pair (zmq_curve_keypair). Returns 0 or -1. */
 int ab_curve_pair_generate(ab_curve_pair *pair);
 

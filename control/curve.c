@@ -61,7 +61,11 @@ static int s_client_pair(ab_curve_pair *pair, char *err, size_t errlen)
     } else {
         memcpy(pair->pub, pub, sizeof pair->pub);
         memcpy(pair->sec, sec, sizeof pair->sec);
-        rc = 0;
+        rc = ab_curve_pair_matches(pair) ? 0 : -1;
+        if (rc < 0)
+            snprintf(err, errlen,
+                     "ADMINBUS_CURVE_PUBLICKEY is not the public key of "
+                     "ADMINBUS_CURVE_SECRETKEY");
     }
     if (sec)
         memset(sec, 0, strlen(sec));

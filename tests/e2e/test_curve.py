@@ -253,6 +253,14 @@ def test_client_settings_errors(cstack):
         p = subprocess.run([str(BIN / "adminctl"), "whoami"], env=dict(base, **extra),
                            capture_output=True, text=True, timeout=30)
         assert p.returncode == 2 and needle in p.stderr, (extra, p.stderr)
+    # a public key that is not the secret's
+    other_public = zmq.curve_keypair()[0].decode()
+    p = subprocess.run([str(BIN / "adminctl"), "whoami"], capture_output=True, text=True,
+                       env=dict(base, ADMINBUS_CURVE_SERVERKEY=cstack.server_key().decode(),
+                                ADMINBUS_CURVE_PUBLICKEY=other_public,
+                                ADMINBUS_CURVE_SECRETKEY=cstack.client_pair[1].decode()),
+                       timeout=30)
+    assert p.returncode == 2 and "is not the public key of" in p.stderr, p.stderr
     # a key file readable by others is refused (it holds a secret)
     loose = cstack.home / "loose.key"
     loose.write_bytes(cstack.client_keyfile.read_bytes())

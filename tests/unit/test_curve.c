@@ -127,6 +127,17 @@ static void test_pairs(void **state)
     chmod(path, 0640);
     assert_int_equal(ab_curve_pair_read(path, &c, true, err, sizeof err), -1);
     assert_non_null(strstr(err, "readable by others"));
+    /* a public key that is not the secret's is refused */
+    ab_curve_pair other, mixed;
+    assert_int_equal(ab_curve_pair_generate(&other), 0);
+    mixed = a;
+    memcpy(mixed.pub, other.pub, sizeof mixed.pub);
+    assert_false(ab_curve_pair_matches(&mixed));
+    assert_true(ab_curve_pair_matches(&a));
+    snprintf(path, sizeof path, "%s/mixed.key", t->dir);
+    assert_int_equal(ab_curve_pair_write(path, &mixed, true, err, sizeof err), 0);
+    assert_int_equal(ab_curve_pair_read(path, &c, true, err, sizeof err), -1);
+    assert_non_null(strstr(err, "does not belong to its secret key"));
     ab_curve_pair_wipe(&a);
     assert_string_equal(a.sec, "");
 }
