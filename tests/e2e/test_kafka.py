@@ -1,0 +1,213 @@
+"""The Kafka transport (issue 7, acceptance 1 and 2), against librdkafka's mock cluster
+(three brokers on loopback, in the adminbus-kafka-mock process; see kafka_stack.py).
+
+- Two engines in one consumer group consume a stream of org.add commands while the test
+  SIGKILLs one: every command is applied exactly once (organisations, audit rows and command
+  ids in MariaDB) and every command gets its ok reply on the replies topic.
+- A command produced with `kcat -P` from a msgpack file is applied and answered.
+- A broker of the cluster goes down and comes back while commands flow: every command is
+  applied once and answered, and the group's committed offsets reach the end of every
+  partition (no lag left).
+- adminctl over ADMINBUS_URL=kafka://…, and `adminctl events` over Kafka sees the events
+  the engine relayed from its outbox (left empty afterwards)."""
+
+import json
+import shutil
+import subprocess
+import threading
+import time
+import uuid
+
+import msgpack
+import pytest
+
+from kafka_stack import KafkaMock, KafkaStack
+
+
+@pytest.fixture(scope="module")
+def kafka_mock(tmp_path_factory):
+    mock = KafkaMock(tmp_path_factory.mktemp("kafka") / "mock.log")
+    yield mock
+    rc = mock.stop()
+    assert rc == 0, f"adminbus-kafka-mock exited with {rc}"
+
+
+def _kafka_stack(mariadb, tmp_path, kafka_mock, engines):
+    s = KafkaStack(mariadb, tmp_path / "home", kafka_mock)
+    try:
+        s.start(engines=engines)
+        yield s
+    finally:
+        s.close()
+    if s.problems:
+        pytest.fail("\n\n".join(s.problems), pytrace=False)
+
+
+@pytest.fixture
+def kstack(mariadb, tmp_path, kafka_mock):
+    """Two engines in one group."""
+    yield from _kafka_stack(mariadb, tmp_path, kafka_mock, engines=2)
+
+
+@pytest.fixture
+def kstack1(mariadb, tmp_path, kafka_mock):
+    """One engine."""
+    yield from _kafka_stack(mariadb, tmp_path, kafka_mock, engines=1)
+
+
+def org_adds(stack, prefix, n):
+    return [stack.command("org.add", {"name": f"{prefix}-{i}"}, id=str(uuid.uuid4()))
+            for i in range(n)]
+
+
+def assert_applied_once(stack, cmds, replies):
+    """Every command answered ok, and in MariaDB exactly one organisation, one audit row
+    and one command id each."""
+    for c in cmds:
+        rs = replies[c["id"]]
+        assert all(r["ok"] is True for r in rs), rs
+        # repeats (a command read again after a kill or a rebalance) answer the same
+        assert len({msgpack.packb(r) for r in rs}) == 1, rs
+    names = [c["args"]["name"] for c in cmds]
+    marks = ", ".join(["%s"] * len(names))
+    rows = stack.rows(f"SELECT name, COUNT(*) AS n FROM organisations WHERE name IN ({marks}) "
+                      "GROUP BY name", *names)
+    assert len(rows) == len(names) and all(r["n"] == 1 for r in rows), \
+        f"{len(rows)} of {len(names)} organisations, duplicates: " \
+        f"{[r for r in rows if r['n'] != 1][:5]}"
+    ids = [c["id"] for c in cmds]
+    marks = ", ".join(["%s"] * len(ids))
+    assert stack.count("command_ids", f"cmd_id IN ({marks})", *ids) == len(ids)
+    audits = stack.rows(f"SELECT title FROM logs WHERE model = 'Organisation' AND "
+                        f"action = 'add'")
+    for name in names:
+        assert sum(name in a["title"] for a in audits) >= 1
+    assert stack.count("logs", "model = 'Organisation' AND action = 'add'") >= len(names)
+
+
+def wait_no_lag(stack, timeout=30):
+    deadline = time.monotonic() + timeout
+    while True:
+        lag = stack.committed_lag()
+        if all(c == hi for c, hi in lag.values()):
+            return lag
+        assert time.monotonic() < deadline, f"committed offsets behind the end: {lag}"
+        time.sleep(0.3)
+
+
+def test_two_engines_one_killed_every_command_applied_once(kstack):
+    cmds = org_adds(kstack, "kill", 600)
+    c = kstack.consumer(kstack.topics["replies"])
+    result = {}
+
+    def client():
+        result["replies"] = kstack.send_many(cmds, "client-kill", timeout=180, consumer=c)
+
+    t = threading.Thread(target=client)
+    t.start()
+    # kill one engine once the stream is under way
+    deadline = time.monotonic() + 60
+    while kstack.count("command_ids") < 60 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert kstack.count("command_ids") < 600, "the stream ended before the kill"
+    victim = kstack.engines[0]
+    kstack.kill_engine(victim)
+    t.join(240)
+    c.close()
+    assert "replies" in result, "the client did not get every reply"
+    assert_applied_once(kstack, cmds, result["replies"])
+    survivor = kstack.engines[1]
+    assert survivor.alive()
+    wait_no_lag(kstack)
+    # the group lost a member: the survivor took its partitions over
+    log = open(survivor.log).read()
+    assert log.count("partition(s) assigned") >= 2, log[-3000:]
+
+
+def test_command_from_kcat_msgpack_file_is_applied(kstack1, tmp_path):
+    kcat = shutil.which("kcat")
+    assert kcat, "kcat is missing (ops/deps installs it)"
+    cmd = kstack1.command("org.add", {"name": "from-kcat"})
+    cmd["reply_to"] = "kcat-client"
+    path = tmp_path / "command.msgpack"
+    path.write_bytes(msgpack.packb(cmd, use_bin_type=True))
+    c = kstack1.consumer(kstack1.topics["replies"])
+    try:
+        p = subprocess.run([kcat, "-P", "-b", kstack1.mock.bootstrap,
+                            "-t", kstack1.topics["commands"], "-k", cmd["id"], str(path)],
+                           capture_output=True, text=True, timeout=60)
+        assert p.returncode == 0, p.stderr
+        replies = kstack1.collect(c, [cmd["id"]], "kcat-client", timeout=30)
+    finally:
+        c.close()
+    reply = replies[cmd["id"]][0]
+    assert reply["ok"] is True, reply
+    rows = kstack1.rows("SELECT id, name FROM organisations WHERE name = 'from-kcat'")
+    assert len(rows) == 1 and rows[0]["id"] == reply["result"]["id"]
+    # the reply is readable with kcat too: keyed by reply_to, on the replies topic
+    p = subprocess.run([kcat, "-C", "-b", kstack1.mock.bootstrap, "-t",
+                        kstack1.topics["replies"], "-o", "beginning", "-e", "-f", "%k\n"],
+                       capture_output=True, text=True, timeout=60)
+    assert "kcat-client" in p.stdout.split(), p.stdout + p.stderr
+
+
+def test_broker_down_and_up(kstack):
+    mock = kstack.mock
+    c = kstack.consumer(kstack.topics["replies"])
+    before = org_adds(kstack, "before", 100)
+    during = org_adds(kstack, "during", 100)
+    after = org_adds(kstack, "after", 100)
+    try:
+        got = kstack.send_many(before, "client-bd", consumer=c)
+        wait_no_lag(kstack)
+        mock.ask("down 2")
+        try:
+            for cmd in during:
+                kstack.produce(dict(cmd, reply_to="client-bd"), cmd["id"].encode())
+            kstack.producer.poll(0)
+            time.sleep(3)  # commands on broker 2's partitions wait while it is down
+        finally:
+            mock.ask("up 2")
+        kstack.producer.flush(60)
+        got.update(kstack.collect(c, [x["id"] for x in during], "client-bd", timeout=120))
+        got.update(kstack.send_many(after, "client-bd", consumer=c))
+    finally:
+        c.close()
+    assert_applied_once(kstack, before + during + after, got)
+    lag = wait_no_lag(kstack)
+    assert sum(hi for _, hi in lag.values()) >= 300 + 1  # + the readiness whoami(s)
+
+
+def test_adminctl_and_events_over_kafka(kstack1):
+    url = kstack1.kafka_url()
+    env_events = dict(kstack1.env, ADMINBUS_EVENTS=url)
+    mon = subprocess.Popen([str(kstack1_bin("adminctl")), "events", "--topic",
+                            "audit.Organisation.", "--count", "1", "--timeout", "60"],
+                           env=env_events, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True)
+    time.sleep(2)  # the monitor places itself at the end of the events topic
+    rc, out, err = kstack1.adminctl("--json", "org", "add", "--name", "via-adminctl")
+    assert rc == 0, out + err
+    org = json.loads(out)
+    assert org["name"] == "via-adminctl"
+    out, err = mon.communicate(timeout=90)
+    assert mon.returncode == 0, err
+    ev = json.loads(out.splitlines()[0])
+    assert ev["topic"] == "audit.Organisation.add" and ev["data"]["id"] == org["id"], ev
+    # relayed, then deleted from the outbox
+    deadline = time.monotonic() + 10
+    while kstack1.count("event_outbox") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert kstack1.count("event_outbox") == 0
+    # an error reply over Kafka: exit 1 with the engine's message
+    rc, out, err = kstack1.adminctl("org", "add", "--name", "via-adminctl")
+    assert rc == 1 and "conflict" in err, out + err
+    # a topic nobody serves: exit 3, precise message
+    rc, out, err = kstack1.adminctl("whoami", "--timeout", "3",
+                                    url=url.replace("replies=", "replies=nosuch"))
+    assert rc == 3 and "nosuch" in err, out + err
+
+
+def kstack1_bin(name):
+    from conftest import BIN
+    return BIN / name
