@@ -68,7 +68,11 @@ static void s_warn_throttled(s_kafka *self, const char *what, const char *why)
 static void s_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
     (void)rk;
-    if (level <= 3)
+    /* A pass-through property meant for the other client type (consumer or producer):
+     * expected, since both get every property. */
+    if (strcmp(fac, "CONFWARN") == 0)
+        AB_DEBUG("kafka: %s: %s", fac, buf);
+    else if (level <= 3)
         AB_ERROR("kafka: %s: %s", fac, buf);
     else if (level <= 4)
         AB_WARN("kafka: %s: %s", fac, buf);
@@ -313,7 +317,14 @@ static void s_destroy(ab_transport **tp)
         return;
     s_kafka *self = (s_kafka *)*tp;
     if (self->consumer) {
-        rd_kafka_consumer_close(self->consumer); /* commits the stored offsets, leaves */
+        /* Every command read has been finished (a batch ends before the loop stops): commit
+         * the positions now, before leaving starts a rebalance that could refuse it. */
+        rd_kafka_resp_err_t e = rd_kafka_commit(self->consumer, NULL, 0);
+        if (e && e != RD_KAFKA_RESP_ERR__NO_OFFSET)
+            AB_WARN("kafka: offsets not committed at exit (%s): the next owner reads those "
+                    "commands again and answers them from their stored replies",
+                    rd_kafka_err2str(e));
+        rd_kafka_consumer_close(self->consumer); /* leaves the group */
         rd_kafka_destroy(self->consumer);
     }
     if (self->producer) {
