@@ -215,6 +215,17 @@ class KafkaStack(Stack):
                 got.setdefault(reply["id"], []).append(reply)
         return got
 
+    @staticmethod
+    def collect_nowait(consumer, reply_to, wait=1.0):
+        """The replies to reply_to that come within wait seconds (a list)."""
+        out = []
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            m = consumer.poll(0.1)
+            if m is not None and not m.error() and m.key() == reply_to.encode():
+                out.append(msgpack.unpackb(m.value(), raw=False))
+        return out
+
     def send(self, body, timeout=10.0):
         if isinstance(body, (bytes, bytearray)):
             body = msgpack.unpackb(body, raw=False)
