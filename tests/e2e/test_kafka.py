@@ -8,6 +8,8 @@
 - A broker of the cluster goes down and comes back while commands flow: every command is
   applied once and answered, and the group's committed offsets reach the end of every
   partition (no lag left).
+- MariaDB killed while commands arrive: `unavailable` replies, the commands stay in the
+  topic and are applied once when it is back.
 - adminctl over ADMINBUS_URL=kafka://…, and `adminctl events` over Kafka sees the events
   the engine relayed from its outbox (left empty afterwards)."""
 
@@ -234,6 +236,47 @@ def test_broker_down_and_up(kstack):
     lag = wait_no_lag(kstack)
     assert sum(hi for _, hi in lag.values()) >= 300 + 1  # + the readiness whoami(s)
     wait_outbox_empty(kstack)
+
+
+def test_database_down_commands_stay_in_kafka(kstack1):
+    """MariaDB is killed while commands arrive: the engine answers `unavailable` and leaves
+    them in the topic (no offset committed, rewound); once the database is back every
+    command is applied exactly once and gets its ok reply."""
+    stack = kstack1
+    assert stack.mariadb.restartable(), "the session's MariaDB is not one ops/db runs"
+    cmds = org_adds(stack, "dbdown", 50)
+    ids = {x["id"] for x in cmds}
+    c = stack.consumer(stack.topics["replies"])
+    replies = {}
+    try:
+        stack.mariadb.kill9()
+        try:
+            for cmd in cmds:
+                stack.produce(dict(cmd, reply_to="client-db"), cmd["id"].encode())
+            stack.producer.flush(30)
+            deadline = time.monotonic() + 60
+            unavailable = []
+            while not unavailable and time.monotonic() < deadline:
+                unavailable = [r for r in stack.collect_nowait(c, "client-db", 0.5)
+                               if not r["ok"] and r["error"]["code"] == "unavailable"]
+            assert unavailable, "no unavailable reply while the database was down"
+            assert unavailable[0]["error"].get("retry_after") == 1, unavailable[0]
+        finally:
+            stack.mariadb.start()
+        deadline = time.monotonic() + 120
+        while ids - replies.keys() and time.monotonic() < deadline:
+            for r in stack.collect_nowait(c, "client-db", 0.5):
+                if r["ok"] and r.get("id") in ids:
+                    replies.setdefault(r["id"], []).append(r)
+        assert not ids - replies.keys(), f"{len(ids - replies.keys())} commands never applied"
+    finally:
+        c.close()
+    stack.db.close()
+    stack.db = stack.mariadb.connect(stack.database)
+    assert_applied_once(stack, cmds, replies)
+    wait_no_lag(stack)
+    wait_outbox_empty(stack)
+    assert "reading them again" in open(stack.engines[0].log).read()
 
 
 def test_adminctl_and_events_over_kafka(kstack1):
