@@ -91,6 +91,10 @@ class KafkaStack(Stack):
     def start(self, engines=2):
         for t in self.topics.values():
             self.mock.topic(t)
+        # The mock cluster never moves a group's coordinator off a broker that is down (a
+        # real cluster does, with the leadership of __consumer_offsets): keep the engines'
+        # coordinator on broker 1, which the tests never take down.
+        self.mock.ask(f"coordinator {self.group} 1")
         admin = self.mariadb.connect()
         with admin.cursor() as c:
             c.execute(f"CREATE DATABASE `{self.database}` "

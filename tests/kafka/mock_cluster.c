@@ -9,6 +9,8 @@
  *   down ID | up ID              take broker ID (1…N) down or bring it back
  *   topic NAME PARTITIONS         create a topic (replication: every broker)
  *   leader TOPIC PARTITION ID     move a partition's leadership
+ *   coordinator GROUP ID          make broker ID the coordinator of consumer group GROUP
+ *                                 (the mock never moves a coordinator off a down broker)
  * It stops on end of input, SIGTERM or SIGINT. */
 #include <errno.h>
 #include <librdkafka/rdkafka.h>
@@ -51,6 +53,8 @@ static void s_request(rd_kafka_mock_cluster_t *mc, int brokers, char *line)
         bad = s_topic(mc, name, a, brokers) < 0;
     else if (sscanf(line, "leader %249s %d %d", name, &a, &b) == 3)
         e = rd_kafka_mock_partition_set_leader(mc, name, a, b);
+    else if (sscanf(line, "coordinator %249s %d", name, &a) == 2)
+        e = rd_kafka_mock_coordinator_set(mc, "group", name, a);
     else
         bad = sscanf(line, "%15s", verb) >= 0;
     if (bad)
