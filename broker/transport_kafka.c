@@ -186,8 +186,11 @@ static int s_recv(ab_transport *t, ab_inbound *msgs, int max, int timeout_ms)
         nanosleep(&ts, NULL);
         return 0;
     }
-    if (rd_kafka_fatal_error(self->consumer, NULL, 0))
+    char why[512];
+    if (rd_kafka_fatal_error(self->consumer, why, sizeof why)) {
+        AB_ERROR("kafka: the consumer cannot go on: %s", why);
         return -1;
+    }
     int taken = 0;
     rd_kafka_message_t *m = rd_kafka_consumer_poll(self->consumer, timeout_ms);
     while (m) {

@@ -309,3 +309,17 @@ def test_adminctl_and_events_over_kafka(kstack1):
 
 def kstack1_bin(name):
     return BIN / name
+
+
+def test_engine_refuses_bad_kafka_configuration(kstack1):
+    """A wrong transport name, Kafka without brokers, an unknown librdkafka property: the
+    engine says which and exits non-zero (the running engine is not disturbed)."""
+    exe = str(BIN / "adminbus-engine")
+    cases = [(["--transport=carrier-pigeon"], 2, "transport must be zmq or kafka"),
+             (["--kafka-brokers="], 1, "needs kafka_brokers"),
+             (["--kafka.no.such.property=1"], 1, "no.such.property")]
+    for flags, rc, message in cases:
+        p = subprocess.run([exe, *flags], env=kstack1.env, capture_output=True, text=True,
+                           timeout=60)
+        assert p.returncode == rc and message in p.stderr, (flags, p.returncode, p.stderr)
+    assert kstack1.cmd("auth.whoami")["ok"] is True
