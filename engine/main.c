@@ -186,8 +186,11 @@ static void *s_run_loop(void *arg)
     const ab_config *cfg = l->cfg;
     l->rc = 1;
     ab_transport *t = s_transport(cfg);
-    if (!t)
+    if (!t) {
+        ab_db_close(&l->db);
+        s_stop = 1; /* a loop without a bus: stop the engine (its message is logged) */
         return NULL;
+    }
     ab_applier_options opt = {cfg->db_dsn, atoi(cfg->batch_max),
                               (size_t)strtoull(cfg->max_frame, NULL, 10)};
     if (opt.batch_max < 1)
