@@ -11,7 +11,6 @@ import secrets
 import subprocess
 import time
 import uuid
-from pathlib import Path
 
 import msgpack
 from confluent_kafka import Consumer, Producer, TopicPartition
@@ -282,7 +281,3 @@ class KafkaStack(Stack):
             with admin.cursor() as c:
                 c.execute(f"DROP DATABASE IF EXISTS `{self.database}`")
             admin.close()
-
-
-def mock_log_dir(tmp_path_factory):
-    return Path(tmp_path_factory.mktemp("kafka-mock"))

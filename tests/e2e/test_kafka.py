@@ -283,7 +283,7 @@ def test_database_down_commands_stay_in_kafka(kstack1):
 def test_adminctl_and_events_over_kafka(kstack1):
     url = kstack1.kafka_url()
     env_events = dict(kstack1.env, ADMINBUS_EVENTS=url)
-    mon = subprocess.Popen([str(kstack1_bin("adminctl")), "events", "--topic",
+    mon = subprocess.Popen([str(BIN / "adminctl"), "events", "--topic",
                             "audit.Organisation.", "--count", "1", "--timeout", "60"],
                            env=env_events, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                            text=True)
@@ -305,10 +305,6 @@ def test_adminctl_and_events_over_kafka(kstack1):
     rc, out, err = kstack1.adminctl("whoami", "--timeout", "3",
                                     url=url.replace("replies=", "replies=nosuch"))
     assert rc == 3 and "nosuch" in err, out + err
-
-
-def kstack1_bin(name):
-    return BIN / name
 
 
 def test_engine_refuses_bad_kafka_configuration(kstack1):
