@@ -675,14 +675,30 @@ static void s_publish(ab_applier *a, bool wake)
     ab_events_clear(a->events);
 }
 
+/* The next relay pass after a failed one: 1 s, doubling up to RELAY_BACKOFF_MAX. */
+static void s_relay_later(ab_applier *a, int64_t now)
+{
+    a->relay_backoff_ms = a->relay_backoff_ms ? a->relay_backoff_ms * 2 : RELAY_IDLE_MS;
+    if (a->relay_backoff_ms > RELAY_BACKOFF_MAX)
+        a->relay_backoff_ms = RELAY_BACKOFF_MAX;
+    a->relay_next_ms = now + a->relay_backoff_ms;
+}
+
 /* Durable events: relay the outbox after a batch that wrote to it, and now and then when
- * idle for rows a dead engine left. A failed pass leaves them for the next, which comes
- * after a growing back-off: each pass waits for the bus, and commands must go on. */
+ * idle for rows a dead engine left (reconnecting an idle loop that lost its database).
+ * A failed pass leaves them for the next, which comes after a growing back-off: each pass
+ * waits for the bus, and commands must go on. */
 static void s_relay(ab_applier *a)
 {
     int64_t now = s_now_ms();
-    if (!a->t->durable_events || !a->db || now < a->relay_next_ms)
+    if (!a->t->durable_events || now < a->relay_next_ms)
         return;
+    if (!a->db)
+        s_reconnect(a);
+    if (!a->db) {
+        s_relay_later(a, now);
+        return;
+    }
     ab_error err;
     int n;
     while ((n = ab_outbox_relay(a->db, a->t, RELAY_MAX, &err)) == RELAY_MAX)
@@ -692,10 +708,7 @@ static void s_relay(ab_applier *a)
         a->relay_next_ms = now + RELAY_IDLE_MS;
         return;
     }
-    a->relay_backoff_ms = a->relay_backoff_ms ? a->relay_backoff_ms * 2 : RELAY_IDLE_MS;
-    if (a->relay_backoff_ms > RELAY_BACKOFF_MAX)
-        a->relay_backoff_ms = RELAY_BACKOFF_MAX;
-    a->relay_next_ms = now + a->relay_backoff_ms;
+    s_relay_later(a, now);
     AB_WARN("engine: outbox relay: %s (the events stay in the outbox; next try in %lld ms)",
             err.message, (long long)a->relay_backoff_ms);
     if (ab_db_connection_lost(a->db))
