@@ -149,6 +149,53 @@ int ab_contact(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
                      err);
 }
 
+/* --- user.gpg_fetch --------------------------------------------------------------------- */
+
+/* Enqueue the gpgkey_fetch job (mail_keyfetch.c): the network is not waited on here, inside
+ * the command's transaction. */
+int ab_user_gpg_fetch(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
+{
+    size_t ulen = 0;
+    const char *user = ab_arg_str(ctx, "user", &ulen);
+    uint32_t user_id = 0, org_id = 0;
+    bool site_admin = false;
+    char email[ADDR_MAX + 1] = "";
+    if (s_find_user(ctx, user, ulen, &user_id, &org_id, &site_admin, email, err) < 0 ||
+        ab_may_act_on_user(ctx->cmd, ctx->who, user_id, org_id, site_admin, err) < 0)
+        return -1;
+    if (ab_settings_bool("GnuPG.key_fetching_disabled"))
+        return ab_fail(err, AB_E_CONFLICT, "GnuPG.key_fetching_disabled",
+                       "key fetching is turned off (GnuPG.key_fetching_disabled is true): give "
+                       "the key with adminctl user edit %s --gpgkey-file KEY.asc",
+                       email);
+    const ab_job_type *t = ab_job_type_find("gpgkey_fetch", 12);
+    if (!t)
+        return ab_fail(err, AB_E_INTERNAL, NULL, "no job type gpgkey_fetch in this build");
+    msgpack_sbuffer payload;
+    msgpack_sbuffer_init(&payload);
+    msgpack_packer ppk;
+    msgpack_packer_init(&ppk, &payload, msgpack_sbuffer_write);
+    msgpack_pack_map(&ppk, 2);
+    ab_pack_kv_int(&ppk, "user_id", user_id);
+    ab_pack_kv_cstr(&ppk, "email", email);
+    char input[300];
+    snprintf(input, sizeof input, "user=%u %s", user_id, email);
+    ab_job_spec spec = {.type = t,
+                        .payload = payload.data,
+                        .payload_len = payload.size,
+                        .input = input,
+                        .org_id = ctx->who->org_id,
+                        .created_by = ctx->who->user_id};
+    uint64_t id = 0;
+    bool existed = false;
+    int rc = ab_job_enqueue(ctx->db, &spec, ctx->now_ms, &id, &existed, err);
+    msgpack_sbuffer_destroy(&payload);
+    if (rc < 0 || ab_job_queued_reply(ctx, pk, id, t, input, NULL, 1, err) < 0)
+        return -1;
+    ab_pack_kv_cstr(pk, "user", email);
+    return 0;
+}
+
 /* --- user.reset_password ------------------------------------------------------------------ */
 
 int ab_user_reset_password(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)

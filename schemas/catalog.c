@@ -384,6 +384,10 @@ static const ab_arg s_user_reset_password[] = {
      "$username, $misp, $org, $contact; adminctl: --message-file FILE)"},
 };
 
+static const ab_arg s_user_gpg_fetch[] = {
+    {"user", AB_ARG_STR, true, true, 1, 255, NULL, "The user: e-mail address or id"},
+};
+
 static const ab_arg s_mail_test[] = {
     {"to", AB_ARG_STR, true, true, 3, 254, NULL, "The address to send the test message to"},
 };
@@ -784,6 +788,16 @@ const ab_command ab_catalog[] = {
      "here. Returns the job. Org admins may reset the users of their own organisation who "
      "are not site admins (forbidden, field user); an unknown user is not_found.",
      true, AB_PERM_ORG_ADMIN, s_user_reset_password, COUNT(s_user_reset_password)},
+    {"user.gpg_fetch", "user gpg fetch", "Fetch a user's GnuPG key (a job)",
+     "Enqueues a gpgkey_fetch job on the default queue and returns it (adminctl job track ID). "
+     "The worker looks the user's address up in the Web Key Directory of its domain "
+     "(GnuPG.wkd_url in its place when set), then on the key server GnuPG.keyserver (HKP "
+     "/pks/lookup?op=get), checks the key as user edit --gpgkey-file does and stores it, "
+     "audited as an edit of the user. No key anywhere, or a key that cannot be used, fails the "
+     "job saying why and changes nothing; a key server that does not answer is retried. "
+     "GnuPG.key_fetching_disabled makes it a conflict. Org admins fetch for the users of "
+     "their own organisation who are not site admins (forbidden, field user).",
+     true, AB_PERM_ORG_ADMIN, s_user_gpg_fetch, COUNT(s_user_gpg_fetch)},
     {"mail.test", "mail test", "Send one signed test message now",
      "Composes a signed test message (encrypted when the address is a user's with a GnuPG key) "
      "and submits it to the SMTP server (settings Email.*) at once, waiting at most 10 "
