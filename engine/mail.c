@@ -60,6 +60,8 @@ int ab_mail_conf_load(ab_mail_conf *c, const ab_secret *key, ab_error *err)
     c->gpg_binary = ab_settings_get("GnuPG.binary");
     c->disabled = ab_settings_bool("MISP.disable_emailing");
     c->only_encrypted = ab_settings_bool("GnuPG.onlyencrypted");
+    c->sign = ab_settings_bool("GnuPG.sign");
+    c->obscure = ab_settings_bool("GnuPG.obscure_subject");
     c->smtp_host = ab_settings_get("Email.host");
     c->smtp_user = ab_settings_get("Email.username");
     char *tls = ab_settings_get("Email.tls");
@@ -119,10 +121,13 @@ static void s_headers(const ab_mail_conf *c, const ab_mail_msg *m, const char *m
     if (*rc < 0)
         return;
     ab_mime_buf subject = {0};
+    /* GnuPG.obscure_subject: the subject travels in clear, so an encrypted message says
+     * nothing of its content there. */
+    const char *text = c->obscure && m->gpgkey ? AB_MAIL_OBSCURED_SUBJECT : m->subject;
     if (c->org && *c->org)
-        ab_mime_buf_printf(&subject, "[%s MISP] %s", c->org, m->subject);
+        ab_mime_buf_printf(&subject, "[%s MISP] %s", c->org, text);
     else
-        ab_mime_buf_printf(&subject, "[MISP] %s", m->subject);
+        ab_mime_buf_printf(&subject, "[MISP] %s", text);
     ab_mime_header_text(out, "Subject", subject.data ? subject.data : "", subject.len);
     ab_mime_buf_free(&subject);
     char date[64];
@@ -136,8 +141,13 @@ int ab_mail_sign_text(const ab_mail_conf *c, ab_mail_gpg *g, const char *body, a
     ab_mime_buf text = {0}, part = {0};
     s_body(c, body, &text);
     ab_mime_text_part(&part, text.data, text.len);
-    int rc = text.oom || part.oom ? ab_fail(err, AB_E_INTERNAL, NULL, "out of memory")
-                                  : ab_mail_gpg_sign(g, part.data, part.len, out, err);
+    int rc = 0;
+    if (text.oom || part.oom)
+        rc = ab_fail(err, AB_E_INTERNAL, NULL, "out of memory");
+    else if (c->sign)
+        rc = ab_mail_gpg_sign(g, part.data, part.len, out, err);
+    else /* GnuPG.sign false: the text part as it is (still encrypted to a user's key) */
+        ab_mime_buf_add(out, part.data, part.len);
     ab_mime_buf_free(&text);
     ab_mime_buf_free(&part);
     return rc;
