@@ -595,7 +595,12 @@ static int s_send_one(s_job *j, const s_rcpt *r, ab_error *err)
     } else {
         ab_smtp_result res;
         ab_smtp_send(&j->conf.smtp, j->conf.from, r->email, msg.data, msg.len, &res);
-        rc = s_outcome(j, r, pw, msgid, &res, err);
+        rc = res.outcome == AB_SMTP_LOGIN /* no message can go: the job stops (not retried) */
+                 ? ab_fail(err, AB_E_INVALID, "Email.password",
+                           "the SMTP server refused our login: %d %.120s; nothing more was "
+                           "sent: fix Email.username/Email.password, then adminctl job retry %llu",
+                           res.code, res.text, (unsigned long long)ab_job_id(j->run))
+                 : s_outcome(j, r, pw, msgid, &res, err);
     }
     ab_mime_buf_free(&msg);
     ab_password_free(pw);

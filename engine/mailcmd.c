@@ -258,6 +258,12 @@ static int s_test_send(ab_ctx *ctx, ab_mail_conf *conf, const char *to, uint32_t
         conf->smtp.timeout_s = 10; /* this runs inside an apply loop */
     ab_smtp_result res;
     ab_smtp_send(&conf->smtp, conf->from, to, msg->data, msg->len, &res);
+    if (res.outcome == AB_SMTP_LOGIN)
+        return ab_fail(err, AB_E_INVALID, "Email.password",
+                       "the SMTP server %s:%d refused our login as '%.60s': %d %.120s; check "
+                       "Email.username and Email.password",
+                       conf->smtp.host, conf->smtp.port,
+                       conf->smtp.username ? conf->smtp.username : "", res.code, res.text);
     if (res.outcome != AB_SMTP_SENT)
         return ab_fail(err, res.outcome == AB_SMTP_TEMPORARY ? AB_E_UNAVAILABLE : AB_E_INVALID,
                        res.outcome == AB_SMTP_TEMPORARY ? "Email.host" : "to",

@@ -103,7 +103,7 @@ def keys():
 class SmtpSink:
     """tests/e2e/smtp_sink.py on a free loopback port, stopped by its pid."""
 
-    def __init__(self, folder, cert=None, implicit_tls=False):
+    def __init__(self, folder, cert=None, implicit_tls=False, auth=None):
         self.dir = Path(folder)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.port = free_ports(1)[0]
@@ -113,6 +113,8 @@ class SmtpSink:
             argv += ["--cert", cert[0], "--key", cert[1]]
         if implicit_tls:
             argv += ["--implicit-tls"]
+        if auth:
+            argv += ["--auth", auth]
         self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=self.log,
                                      stdin=subprocess.DEVNULL)
         line = self.proc.stdout.readline().decode()
