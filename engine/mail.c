@@ -435,6 +435,33 @@ static int s_audit_sent(s_job *j, const s_rcpt *r, const char *msgid, bool enc,
     return ab_audit_add(audit, &j->actor, "User", r->user_id, "password_reset", title, change);
 }
 
+/* The admin's notice of a recipient that failed for good (the job goes on): an audit row
+ * email_failed with the reason, in the transaction that records the failure. */
+static ab_audit *s_audit_failed(s_job *j, const s_rcpt *r, const char *error)
+{
+    char title[512], change[1200];
+    snprintf(title, sizeof title, "Email to %s not sent (job %llu): it failed for good", r->email,
+             (unsigned long long)ab_job_id(j->run));
+    snprintf(change, sizeof change, "subject () => (%.200s), error () => (%.900s)", j->subject,
+             error);
+    ab_audit *audit = ab_audit_new();
+    if (audit &&
+        ab_audit_add(audit, &j->actor, "User", r->user_id, "email_failed", title, change) < 0)
+        ab_audit_destroy(&audit);
+    return audit;
+}
+
+/* Record a recipient as failed for good, with the admin's notice. */
+static int s_record_failed(s_job *j, const s_rcpt *r, const char *msgid, bool enc, int code,
+                           const char *error, ab_error *err)
+{
+    ab_audit *audit = s_audit_failed(j, r, error);
+    int rc = audit ? s_record(j, r, "failed", msgid, enc, code, error, audit, NULL, err)
+                   : ab_fail(err, AB_E_INTERNAL, NULL, "out of memory");
+    ab_audit_destroy(&audit);
+    return rc;
+}
+
 /* --- temporary passwords (password_reset, welcome) ------------------------------------ */
 
 #define SEAL_PURPOSE "adminbus mail v1"
@@ -551,8 +578,9 @@ static int s_outcome(s_job *j, const s_rcpt *r, const char *pw, const char *msgi
              res->outcome == AB_SMTP_TEMPORARY && give_up ? "gave up after the last attempt: " : "",
              res->text);
     AB_INFO("email job %llu: %s: %s", (unsigned long long)ab_job_id(j->run), r->email, error);
-    return s_record(j, r, give_up ? "failed" : "retrying", NULL, enc, res->code, error, NULL, NULL,
-                    err);
+    if (give_up)
+        return s_record_failed(j, r, NULL, enc, res->code, error, err);
+    return s_record(j, r, "retrying", NULL, enc, res->code, error, NULL, NULL, err);
 }
 
 /* A recipient that cannot get this message at all: why, or NULL. */
@@ -575,7 +603,7 @@ static int s_send_one(s_job *j, const s_rcpt *r, ab_error *err)
                        sizeof msgid);
     const char *why = s_cannot_send(j, r);
     if (why)
-        return s_record(j, r, "failed", msgid, false, 0, why, NULL, NULL, err);
+        return s_record_failed(j, r, msgid, false, 0, why, err);
     if ((j->with_password && s_password(j, r, &pw, &sealed, err) < 0) ||
         s_mark_sending(j, r, msgid, sealed, err) < 0) {
         ab_password_free(pw);
@@ -590,7 +618,7 @@ static int s_send_one(s_job *j, const s_rcpt *r, ab_error *err)
         bool recipients_own = cerr.code == AB_E_INVALID &&
                               (strcmp(cerr.field, "gpgkey") == 0 || strcmp(cerr.field, "to") == 0);
         rc = recipients_own /* else the instance's key or settings: the whole job stops */
-                 ? s_record(j, r, "failed", NULL, false, 0, cerr.message, NULL, NULL, err)
+                 ? s_record_failed(j, r, NULL, false, 0, cerr.message, err)
                  : ab_fail(err, cerr.code, cerr.field, "%s", cerr.message);
     } else {
         ab_smtp_result res;
@@ -649,6 +677,26 @@ static int s_disabled(s_job *j, ab_error *err)
     return ab_db_exec(j->db, "COMMIT", err);
 }
 
+/* "first carol@x: why" of the job's first failed recipient, for the job's last message. */
+static int s_first_failure(s_job *j, char *out, size_t len, ab_error *err)
+{
+    ab_params p;
+    ab_params_init(&p);
+    ab_param_int(&p, (int64_t)ab_job_id(j->run));
+    ab_rows rows = {0};
+    if (ab_db_query(j->db,
+                    "SELECT email, error FROM email_recipients WHERE job_id = ? AND state = "
+                    "'failed' ORDER BY id LIMIT 1",
+                    &p, &rows, err) < 0)
+        return -1;
+    if (ab_rows_next(&rows) == 1) {
+        const char *e = ab_rows_str(&rows, 0, NULL), *why = ab_rows_str(&rows, 1, NULL);
+        snprintf(out, len, "first %.100s: %.180s", e ? e : "?", why ? why : "?");
+    }
+    ab_rows_close(&rows);
+    return 0;
+}
+
 static int s_finish(s_job *j, ab_error *err)
 {
     if (s_counts(j, err) < 0)
@@ -659,10 +707,16 @@ static int s_finish(s_job *j, ab_error *err)
                        "mail status %llu)",
                        (long long)j->retrying, (long long)j->total,
                        (unsigned long long)ab_job_id(j->run));
-    char msg[200];
-    snprintf(msg, sizeof msg, "Sent %lld of %lld; %lld failed%s", (long long)j->sent,
-             (long long)j->total, (long long)j->failed,
-             j->failed ? " (adminctl mail status shows why)" : "");
+    /* The job's message is at most 255 bytes: the counts and where to look come first,
+     * then the first failure, cut if need be. */
+    char msg[400], first[300] = "";
+    if (j->failed && s_first_failure(j, first, sizeof first, err) < 0)
+        return -1;
+    int n = snprintf(msg, sizeof msg, "Sent %lld of %lld; %lld failed", (long long)j->sent,
+                     (long long)j->total, (long long)j->failed);
+    if (j->failed)
+        snprintf(msg + n, sizeof msg - (size_t)n, " (adminctl mail status %llu): %s",
+                 (unsigned long long)ab_job_id(j->run), first);
     ab_job_progress(j->run, 100, msg);
     return 0;
 }

@@ -358,6 +358,57 @@ static void s_pack_recipient(msgpack_packer *pk, const ab_rows *rows, const void
     }
 }
 
+/* "counts" {state: n}, "job" {state, message} and "notice": what an admin must know of
+ * the mail-out (recipients that failed for good), or nil. */
+static int s_pack_summary(ab_ctx *ctx, msgpack_packer *pk, int64_t job, ab_error *err)
+{
+    static const char *const states[] = {"queued", "sending", "sent", "retrying", "failed"};
+    int64_t count[5] = {0};
+    ab_params p;
+    ab_params_init(&p);
+    ab_param_int(&p, job);
+    ab_rows rows = {0};
+    if (ab_db_query(ctx->db,
+                    "SELECT state, COUNT(*) FROM email_recipients WHERE job_id = ? GROUP BY state",
+                    &p, &rows, err) < 0)
+        return -1;
+    while (ab_rows_next(&rows) == 1)
+        for (int i = 0; i < 5; i++)
+            if (strcmp(ab_rows_str(&rows, 0, NULL), states[i]) == 0)
+                count[i] = ab_rows_int(&rows, 1);
+    ab_rows_close(&rows);
+    ab_pack_cstr(pk, "counts");
+    msgpack_pack_map(pk, 5);
+    for (int i = 0; i < 5; i++)
+        ab_pack_kv_int(pk, states[i], count[i]);
+    if (ab_db_query(ctx->db, "SELECT state, message FROM jobs WHERE id = ?", &p, &rows, err) < 0)
+        return -1;
+    ab_pack_cstr(pk, "job");
+    msgpack_pack_map(pk, 2);
+    if (ab_rows_next(&rows) == 1) {
+        size_t ml = 0;
+        const char *st = ab_rows_str(&rows, 0, NULL), *m = ab_rows_str(&rows, 1, &ml);
+        ab_pack_kv_cstr(pk, "state", st ? st : "");
+        ab_pack_kv_str(pk, "message", m, ml);
+    } else {
+        ab_pack_kv_cstr(pk, "state", "");
+        ab_pack_kv_str(pk, "message", NULL, 0);
+    }
+    ab_rows_close(&rows);
+    ab_pack_cstr(pk, "notice");
+    if (count[4] == 0) {
+        msgpack_pack_nil(pk);
+        return 0;
+    }
+    char notice[300];
+    snprintf(notice, sizeof notice,
+             "%lld recipient(s) failed for good and were sent nothing (the error column says "
+             "why; audit: adminctl log search --action email_failed)",
+             (long long)count[4]);
+    ab_pack_cstr(pk, notice);
+    return 0;
+}
+
 int ab_mail_status(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
 {
     int64_t job = ab_arg_int(ctx, "job", 0), limit = ab_arg_int(ctx, "limit", 100);
@@ -390,6 +441,25 @@ int ab_mail_status(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
                     "WHERE job_id = ? AND (? IS NULL OR state = ?) ORDER BY id LIMIT ? OFFSET ?",
                     &p, &rows, err) < 0)
         return -1;
-    ab_pack_page(pk, &rows, s_pack_recipient, NULL, total, page, limit);
-    return 0;
+    /* The page, then the admin's notice: the counts per state, the job's state and last
+     * message, and a sentence when recipients failed for good. */
+    msgpack_sbuffer items;
+    msgpack_sbuffer_init(&items);
+    msgpack_packer ipk;
+    msgpack_packer_init(&ipk, &items, msgpack_sbuffer_write);
+    uint32_t n = 0;
+    while (ab_rows_next(&rows) == 1) {
+        s_pack_recipient(&ipk, &rows, NULL);
+        n++;
+    }
+    ab_rows_close(&rows);
+    msgpack_pack_map(pk, 7);
+    ab_pack_cstr(pk, "items");
+    msgpack_pack_array(pk, n);
+    pk->callback(pk->data, items.data, items.size);
+    msgpack_sbuffer_destroy(&items);
+    ab_pack_kv_int(pk, "total", total);
+    ab_pack_kv_int(pk, "page", page);
+    ab_pack_kv_int(pk, "limit", limit);
+    return s_pack_summary(ctx, pk, job, err);
 }
