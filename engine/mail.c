@@ -320,7 +320,8 @@ static int s_next_chunk(s_job *j, uint64_t after, s_rcpt *out, int *n, ab_error 
     ab_rows rows = {0};
     *n = 0;
     if (ab_db_query(j->db,
-                    "SELECT r.id, r.user_id, r.email, u.gpgkey, r.state = 'retrying', "
+                    "SELECT r.id, r.user_id, r.email, COALESCE(r.gpgkey, u.gpgkey), "
+                    "r.state = 'retrying', "
                     "r.secret_sealed, u.id IS NOT NULL FROM email_recipients r "
                     "LEFT JOIN users u ON u.id = r.user_id WHERE r.job_id = ? AND r.id > ? AND "
                     "r.state IN ('queued', 'sending', 'retrying') ORDER BY r.id LIMIT ?",
@@ -508,23 +509,21 @@ static int s_password(s_job *j, const s_rcpt *r, char **pw, char **sealed, ab_er
     return 0;
 }
 
-/* The text of a password message: the template with its placeholders filled in, and MISP's
- * literal "\n" as line breaks (the settings' texts are written that way). */
-static void s_expand(const s_job *j, const s_rcpt *r, const char *pw, ab_mime_buf *out)
+void ab_mail_fill_text(const char *tmpl, const ab_mail_fill *v, ab_mime_buf *out)
 {
     const struct {
         const char *name, *value;
-    } vars[] = {{"$password", pw},
-                {"$username", r->email},
-                {"$misp", j->conf.baseurl ? j->conf.baseurl : ""},
-                {"$org", j->conf.org ? j->conf.org : ""},
-                {"$contact", j->conf.contact ? j->conf.contact : ""}};
-    for (const char *p = j->message; *p;) {
+    } vars[] = {{"$password", v->password},
+                {"$username", v->username},
+                {"$misp", v->misp},
+                {"$org", v->org},
+                {"$contact", v->contact}};
+    for (const char *p = tmpl; *p;) {
         size_t i = 0, n = sizeof vars / sizeof vars[0];
         while (i < n && strncmp(p, vars[i].name, strlen(vars[i].name)) != 0)
             i++;
         if (i < n) {
-            ab_mime_buf_adds(out, vars[i].value);
+            ab_mime_buf_adds(out, vars[i].value ? vars[i].value : "");
             p += strlen(vars[i].name);
         } else if (p[0] == '\\' && p[1] == 'n') {
             ab_mime_buf_adds(out, "\n");
@@ -533,6 +532,13 @@ static void s_expand(const s_job *j, const s_rcpt *r, const char *pw, ab_mime_bu
             ab_mime_buf_add(out, p++, 1);
         }
     }
+}
+
+/* The text of a password message: the template with its placeholders filled in. */
+static void s_expand(const s_job *j, const s_rcpt *r, const char *pw, ab_mime_buf *out)
+{
+    ab_mail_fill v = {pw, r->email, j->conf.baseurl, j->conf.org, j->conf.contact};
+    ab_mail_fill_text(j->message, &v, out);
 }
 
 /* The whole message to r: contact messages reuse the job's signed text; password

@@ -74,6 +74,16 @@ int ab_mail_assemble(const ab_mail_conf *c, ab_mail_gpg *g, const ab_mail_msg *m
                      const ab_mime_buf *signed_entity, ab_mime_buf *out, char *message_id,
                      size_t idlen, ab_error *err);
 
+/* The placeholders of MISP's texts (MISP.passwordResetText, MISP.newUserText): NULL
+ * values become "". */
+typedef struct {
+    const char *password, *username, *misp, *org, *contact;
+} ab_mail_fill;
+
+/* Append tmpl to out with $password, $username, $misp, $org and $contact filled in and
+ * MISP's literal "\n" as line breaks (the settings' texts are written that way). */
+void ab_mail_fill_text(const char *tmpl, const ab_mail_fill *v, ab_mime_buf *out);
+
 /* Open the instance's signing key as c says. Returns 0 or -1 with *err. */
 int ab_mail_gpg_from_conf(const ab_mail_conf *c, ab_mail_gpg **g, ab_error *err);
 

@@ -369,10 +369,19 @@ static const char *const s_mail_states[] = {"queued",   "sending", "sent",
 static const ab_arg s_contact[] = {
     {"user", AB_ARG_STR, false, false, 1, 255, NULL, "The user to write to: e-mail address or id"},
     {"all", AB_ARG_BOOL, false, false, 0, 0, NULL, "Write to every enabled user"},
-    {"subject", AB_ARG_STR, true, false, 1, 200, NULL,
-     "The subject (one line; [ORG MISP] is put in front)"},
-    {"message", AB_ARG_STR, true, false, 1, TEXT_MAX, NULL,
-     "The text of the message (adminctl: --message-file FILE, or - for standard input)"},
+    {"future", AB_ARG_STR, false, false, 3, 254, NULL,
+     "Write to this address, of someone who is not a user (yet)"},
+    {"gpgkey", AB_ARG_STR, false, false, 1, TEXT_MAX, NULL,
+     "With future: the person's ASCII-armoured GnuPG public key, to encrypt to; checked as "
+     "user edit --gpgkey is (adminctl: --gpgkey-file FILE)"},
+    {"welcome", AB_ARG_BOOL, false, false, 0, 0, NULL,
+     "With future: the welcome text (MISP.newUserText, subject \"New user registration\") "
+     "when no message is given"},
+    {"subject", AB_ARG_STR, false, false, 1, 200, NULL,
+     "The subject (one line; [ORG MISP] is put in front); required unless welcome"},
+    {"message", AB_ARG_STR, false, false, 1, TEXT_MAX, NULL,
+     "The text of the message (adminctl: --message-file FILE, or - for standard input); "
+     "required unless welcome"},
 };
 
 static const ab_arg s_user_reset_password[] = {
@@ -771,13 +780,17 @@ const ab_command ab_catalog[] = {
      "which must be in the worker's keyring (else the job fails saying so). Restore with "
      "ops/restore. A malformed encrypt_to is invalid (field encrypt_to).",
      true, AB_PERM_SITE_ADMIN, s_backup_run, COUNT(s_backup_run)},
-    {"mail.contact", "contact", "Write to one user or to all users (a mail-out job)",
-     "Enqueues an email job on the email queue that sends the message to the user (user) or to "
-     "every enabled user (all), one message each, signed with the instance's GnuPG key and "
-     "encrypted to the user's key when the user has one; returns the job (adminctl job track "
-     "ID, adminctl mail status ID). A subject with a line break or control character is "
-     "invalid (field subject); user and all together or neither is invalid; an unknown user "
-     "is not_found (field user).",
+    {"mail.contact", "contact", "Write to one user, all users or a future user (a mail-out job)",
+     "Enqueues an email job on the email queue that sends the message to the user (user), to "
+     "every enabled user (all) or to an address that is not a user yet (future), one message "
+     "each, signed with the instance's GnuPG key and encrypted to the user's key when the "
+     "user has one (for future: to gpgkey when given); returns the job (adminctl job track "
+     "ID, adminctl mail status ID). With future, welcome sends MISP.newUserText (its "
+     "$password says that the password comes with the account). A subject with a line break "
+     "or control character is invalid (field subject); not exactly one of user, all and "
+     "future is invalid; gpgkey or welcome without future is invalid; an unknown user is "
+     "not_found (field user); a future address that is a user's is a conflict (field "
+     "future); a gpgkey that cannot encrypt is invalid (field gpgkey).",
      true, AB_PERM_SITE_ADMIN, s_contact, COUNT(s_contact)},
     {"user.reset_password", "user reset-password", "E-mail a user a new temporary password",
      "Enqueues an email job that, when the message is sent, sets a new temporary password "
