@@ -816,14 +816,16 @@ const ab_command ab_catalog[] = {
      "and submits it to the SMTP server (settings Email.*) at once, waiting at most 10 "
      "seconds, and returns the server's reply: sent, code and text. A refusal or an "
      "unreachable server is unavailable (temporary) or invalid (permanent, field to), with "
-     "the reply in the message; a setting in the way (MISP.email unset, no usable instance "
-     "key, MISP.disable_emailing) is a conflict naming it. Audited as email.",
+     "the reply in the message; a refused login is invalid (field Email.password); a setting "
+     "in the way (MISP.email unset, no usable instance key, MISP.disable_emailing) is a "
+     "conflict naming it. Audited as email.",
      true, AB_PERM_SITE_ADMIN, s_mail_test, COUNT(s_mail_test)},
     {"mail.status", "mail status", "Show a mail-out's recipients",
      "Lists the recipients of an email job with their state (queued, sending, sent, retrying, "
      "failed), attempts, whether the message was encrypted, its Message-ID, the SMTP server's "
-     "reply code and the error (the server's reply or GnuPG's reason); the job's message has "
-     "the counts. "
+     "reply code and the error (the server's reply or GnuPG's reason); then counts (per "
+     "state, the whole job), the job's state and message, and a notice when recipients "
+     "failed for good (each also has an audit row email_failed). "
      "An unknown job, or one that is not an email job, is not_found (field job).",
      false, AB_PERM_SITE_ADMIN, s_mail_status, COUNT(s_mail_status)},
 };

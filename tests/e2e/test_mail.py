@@ -1,4 +1,4 @@
-"""E-mail (issue 6, first part) end to end: a real SMTP server on loopback (Debian's
+"""E-mail (issue 6) end to end: a real SMTP server on loopback (Debian's
 python3-aiosmtpd, tests/e2e/smtp_sink.py), real GnuPG keys made in temporary homes, the
 engine (mail.test, mail.contact, mail.status) and an `email` worker.
 
