@@ -302,7 +302,7 @@ static int s_store(s_fetch_job *f, ab_error *err)
 {
     const ab_mime_buf *k = &f->found->armour;
     ab_error kerr;
-    if (ab_gpgkey_check(NULL, k->data, k->len, f->fpr, &kerr) < 0)
+    if (ab_gpgkey_check_for(NULL, k->data, k->len, f->email, f->fpr, &kerr) < 0)
         return ab_fail(err, kerr.code, kerr.field,
                        "the key %s returned for %s cannot be used: %s; nothing was changed",
                        f->found == &f->wkd ? "the Web Key Directory" : "the key server", f->email,

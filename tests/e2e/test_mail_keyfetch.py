@@ -1,7 +1,7 @@
 """`adminctl user gpg fetch USER` (issue 6): the gpgkey_fetch job fetches the user's GnuPG
 key from the Web Key Directory (GnuPG.wkd_url) or the key server (GnuPG.keyserver, HKP),
-both served on loopback by tests/e2e/keyserver.py, checks it as --gpgkey-file is checked,
-stores it and audits it. No key, a bad key, or fetching turned off: a precise error and
+both served on loopback by tests/e2e/keyserver.py, checks it as --gpgkey-file is checked
+(and that it names the user's address), stores it and audits it. No key, a bad key, or fetching turned off: a precise error and
 nothing changed; a server that answers 503 makes the job retry."""
 
 import hashlib
@@ -147,6 +147,11 @@ def test_no_key_or_a_bad_key_changes_nothing(stack, ks, keys):
     row = wait_job(stack, job)
     assert row["state"] == "failed" and "expired" in row["message"], row
     assert "cannot be used" in row["message"] and "the key server" in row["message"]
+    assert stored_key(stack, "dave@mail.test") == before
+
+    ks.hkp("dave@mail.test", keys["ana_pub"])  # a good key, but Ana's: anyone can upload
+    row = wait_job(stack, stack.ok("user.gpg_fetch", {"user": "dave@mail.test"})["id"])
+    assert row["state"] == "failed" and "is not dave@mail.test's" in row["message"], row
     assert stored_key(stack, "dave@mail.test") == before
 
     ks.hkp("dave@mail.test", "this is not a key\n")
