@@ -197,8 +197,9 @@ static void s_fetch(s_source *src, bool binary)
 }
 
 /* The WKD URL of email: under base (GnuPG.wkd_url) when set, else the advanced method's
- * https://openpgpkey.DOMAIN/.well-known/openpgpkey/DOMAIN/hu/HASH?l=LOCAL. */
-static int s_wkd_url(const char *base, const char *email, char *url, size_t cap)
+ * https://openpgpkey.DOMAIN/.well-known/openpgpkey/DOMAIN/hu/HASH?l=LOCAL, or with direct
+ * the direct method's https://DOMAIN/.well-known/openpgpkey/hu/HASH?l=LOCAL. */
+static int s_wkd_url(const char *base, bool direct, const char *email, char *url, size_t cap)
 {
     const char *at = strrchr(email, '@');
     char hash[33], local[3 * ADDR_MAX + 1], domain[ADDR_MAX + 1];
@@ -211,8 +212,10 @@ static int s_wkd_url(const char *base, const char *email, char *url, size_t cap)
     for (const char *p = at + 1; *p && i < ADDR_MAX; p++)
         domain[i++] = (char)tolower((unsigned char)*p);
     domain[i] = '\0';
-    int n = base && *base
-                ? snprintf(url, cap, "%s/.well-known/openpgpkey/%s/hu/%s?l=%s", base, domain, hash,
+    int n = base && *base ? snprintf(url, cap, "%s/.well-known/openpgpkey/%s/hu/%s?l=%s", base,
+                                     domain, hash, local)
+            : direct
+                ? snprintf(url, cap, "https://%s/.well-known/openpgpkey/hu/%s?l=%s", domain, hash,
                            local)
                 : snprintf(url, cap, "https://openpgpkey.%s/.well-known/openpgpkey/%s/hu/%s?l=%s",
                            domain, domain, hash, local);
@@ -264,12 +267,17 @@ static int s_check_user(s_fetch_job *f, ab_error *err)
  * key server that cannot be reached is temporary (the job is retried). */
 static int s_lookup(s_fetch_job *f, ab_error *err)
 {
-    if (s_wkd_url(f->wkd_base, f->email, f->wkd.url, sizeof f->wkd.url) == 0) {
+    snprintf(f->wkd.why, sizeof f->wkd.why, "nothing (the address has no WKD URL)");
+    if (s_wkd_url(f->wkd_base, false, f->email, f->wkd.url, sizeof f->wkd.url) == 0)
         s_fetch(&f->wkd, true);
-        if (f->wkd.status == 200) {
-            f->found = &f->wkd;
-            return 0;
-        }
+    /* No openpgpkey.DOMAIN (no answer at all): the direct method, as WKD clients do. */
+    bool own_domain = !f->wkd_base || !*f->wkd_base;
+    if (own_domain && f->wkd.status == 0 &&
+        s_wkd_url(NULL, true, f->email, f->wkd.url, sizeof f->wkd.url) == 0)
+        s_fetch(&f->wkd, true);
+    if (f->wkd.status == 200) {
+        f->found = &f->wkd;
+        return 0;
     }
     if (f->keyserver && *f->keyserver) {
         char q[3 * ADDR_MAX + 1];
