@@ -61,6 +61,18 @@ def test_the_instance_key_survives_backup_and_restore(stack, sink, keys, tmp_pat
         kill_agent(gnupg)
         shutil.rmtree(gnupg)
 
+        # A home whose gnupg/ holds keys already is not overwritten without --force.
+        os.makedirs(home + "/gnupg", mode=0o700)
+        Path(home + "/gnupg/pubring.kbx").write_bytes(b"someone else's keys")
+        r = restore(home, archive, "--dsn", stack.mariadb.dsn_for(fresh_db))
+        assert r.returncode == 1 and "gnupg is not empty" in r.stderr, r.stdout + r.stderr
+        assert "--force" in r.stderr
+        admin = stack.mariadb.connect()
+        with admin.cursor() as c:  # refused before anything was loaded
+            assert c.execute("SHOW DATABASES LIKE %s", (fresh_db,)) == 0
+        admin.close()
+        shutil.rmtree(home + "/gnupg")
+
         r = restore(home, archive, "--dsn", stack.mariadb.dsn_for(fresh_db))
         assert r.returncode == 0, r.stdout + r.stderr
         assert "GnuPG.homedir => " + home + "/gnupg" in r.stdout, r.stdout
