@@ -5,7 +5,6 @@ both served on loopback by tests/e2e/keyserver.py, checks it as --gpgkey-file is
 nothing changed; a server that answers 503 makes the job retry."""
 
 import hashlib
-import json
 import subprocess
 import time
 from pathlib import Path

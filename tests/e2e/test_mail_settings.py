@@ -6,7 +6,7 @@ mail-out records every recipient as not sent). GnuPG.bodyonlyencrypted concerns 
 notifications, which adminbus does not send (docs/architecture.md)."""
 
 from helpers import assert_error
-from test_mail import (FROM, add_user, configure, gpg, header, keys, sink,  # noqa: F401
+from test_mail import (add_user, configure, gpg, header, keys, sink,  # noqa: F401
                        split_multipart, status_of, text_of, verify_signed, wait_job)
 
 
