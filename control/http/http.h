@@ -14,6 +14,7 @@
 #define AB_HTTP_H
 
 #include <jansson.h>
+#include <microhttpd.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -87,9 +88,12 @@ typedef struct {
     bool streamed;     /* the handler queued its own response (/events) */
 } hs_req;
 
+typedef struct hs_guard hs_guard;
+
 struct hs_server {
     hs_options opt;
     hs_bus *bus;
+    hs_guard *guard;
     void *zctx;            /* ZeroMQ context for the event subscribers */
     volatile int stopping; /* set on SIGTERM: streams end */
     pthread_mutex_t lock;  /* guards the counters below */
@@ -108,6 +112,30 @@ void hs_error(hs_req *r, int status, const char *code, const char *name, const c
  * (write = true), invalid and conflict are MISP's failed save: 403 with saved:false and
  * errors. what names the thing in the message ("User", "Organisation"). */
 void hs_reply_error(hs_req *r, const hs_reply *rep, bool write, const char *what);
+
+/* --- guard.c: the whole-request deadline (slowloris) --------------------------------- */
+
+/* Where a connection's current request is. */
+enum {
+    HS_WAITING,   /* headers not complete yet: the deadline runs */
+    HS_RECEIVING, /* the body is coming: the deadline runs */
+    HS_HANDLED,   /* a handler has it (or a response is queued): never touched */
+    HS_EXPIRED,   /* the watchdog answered 408 and shut it down */
+};
+
+hs_guard *hs_guard_start(hs_server *srv);
+void hs_guard_stop(hs_guard *g);
+
+/* libmicrohttpd's connection notifier (MHD_OPTION_NOTIFY_CONNECTION; cls = the server). */
+void hs_guard_notify(void *cls, struct MHD_Connection *c, void **socket_context,
+                     enum MHD_ConnectionNotificationCode code);
+
+/* Move c's request to state; false when the watchdog has already expired it (the caller
+ * then gives the connection up: MHD_NO). */
+bool hs_guard_claim(struct MHD_Connection *c, int state);
+
+/* A response was sent: the next request on this connection gets a fresh deadline. */
+void hs_guard_rearm(struct MHD_Connection *c);
 
 /* --- stream.c --------------------------------------------------------------------------- */
 

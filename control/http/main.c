@@ -127,16 +127,9 @@ static enum MHD_Result s_refuse(hs_server *srv, struct MHD_Connection *c, const 
 typedef struct {
     char *body;
     size_t len;
-    int64_t start_ms;
+    bool too_big;  /* the body went over max_body: the rest is dropped, the answer is 413 */
     bool answered; /* a response is queued: ignore the rest */
 } s_conn;
-
-static int64_t s_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static enum MHD_Result s_sum_header(void *cls, enum MHD_ValueKind kind, const char *key,
                                     const char *value)
@@ -189,28 +182,22 @@ static enum MHD_Result s_first(hs_server *srv, struct MHD_Connection *c, const c
         return s_refuse(srv, c, url, 415, "invalid", "Unsupported Media Type", msg);
     }
     (void)method;
-    return MHD_YES;
+    bool body = declared > 0 || te;
+    return hs_guard_claim(c, body ? HS_RECEIVING : HS_HANDLED) ? MHD_YES : MHD_NO;
 }
 
-/* A piece of the body: within the time and size limits, or refused at once. */
-static enum MHD_Result s_upload(hs_server *srv, struct MHD_Connection *c, const char *url,
-                                s_conn *st, const char *data, size_t *size)
+/* A piece of the body. Past max_body the rest is read and dropped, and the final call
+ * answers 413: libmicrohttpd (0.9.75) cannot queue a response while a body is coming. The
+ * watchdog's deadline still bounds how long that can take. */
+static enum MHD_Result s_upload(hs_server *srv, s_conn *st, const char *data, size_t *size)
 {
     size_t n = *size;
     *size = 0;
-    if (st->answered)
+    if (st->answered || st->too_big)
         return MHD_YES;
-    char msg[256];
-    if (s_now_ms() - st->start_ms > (int64_t)srv->opt.request_s * 1000) {
-        st->answered = true;
-        snprintf(msg, sizeof msg, "the body did not arrive within %u s", srv->opt.request_s);
-        return s_refuse(srv, c, url, 408, "invalid", "Request Timeout", msg);
-    }
     if (st->len + n > srv->opt.max_body) {
-        st->answered = true;
-        snprintf(msg, sizeof msg, "the body is over %zu bytes, the most accepted",
-                 srv->opt.max_body);
-        return s_refuse(srv, c, url, 413, "invalid", "Payload Too Large", msg);
+        st->too_big = true;
+        return MHD_YES;
     }
     char *grown = realloc(st->body, st->len + n + 1);
     if (!grown)
@@ -302,18 +289,28 @@ static enum MHD_Result s_access(void *cls, struct MHD_Connection *c, const char 
     hs_server *srv = cls;
     s_conn *st = *con_cls;
     if (!st) {
+        /* a response may be queued below: the watchdog must leave the connection alone */
+        if (!hs_guard_claim(c, HS_HANDLED))
+            return MHD_NO;
         st = calloc(1, sizeof *st);
         if (!st)
             return MHD_NO;
-        st->start_ms = s_now_ms();
         *con_cls = st;
         return s_first(srv, c, url, method, st);
     }
     if (*upload_size)
-        return s_upload(srv, c, url, st, upload, upload_size);
+        return s_upload(srv, st, upload, upload_size);
     if (st->answered)
         return MHD_YES;
     st->answered = true;
+    if (!hs_guard_claim(c, HS_HANDLED))
+        return MHD_NO;
+    if (st->too_big) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "the body is over %zu bytes, the most accepted",
+                 srv->opt.max_body);
+        return s_refuse(srv, c, url, 413, "invalid", "Payload Too Large", msg);
+    }
     return s_dispatch(srv, c, url, method, st);
 }
 
@@ -321,8 +318,8 @@ static void s_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                         enum MHD_RequestTerminationCode toe)
 {
     (void)cls;
-    (void)c;
     (void)toe;
+    hs_guard_rearm(c);
     s_conn *st = *con_cls;
     if (st)
         free(st->body);
@@ -546,12 +543,12 @@ static struct MHD_Daemon *s_start(hs_server *srv, char **pem)
     struct MHD_OptionItem tls[] = {{pem[0] ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, 0, pem[0]},
                                    {pem[1] ? MHD_OPTION_HTTPS_MEM_KEY : MHD_OPTION_END, 0, pem[1]},
                                    {MHD_OPTION_END, 0, NULL}};
-    return MHD_start_daemon(flags, 0, NULL, NULL, s_access, srv, MHD_OPTION_SOCK_ADDR,
-                            (struct sockaddr *)&addr, MHD_OPTION_CONNECTION_LIMIT, o->max_conns,
-                            MHD_OPTION_PER_IP_CONNECTION_LIMIT, o->per_ip_conns,
-                            MHD_OPTION_CONNECTION_TIMEOUT, o->idle_s,
-                            MHD_OPTION_CONNECTION_MEMORY_LIMIT, memory, MHD_OPTION_NOTIFY_COMPLETED,
-                            s_completed, NULL, MHD_OPTION_ARRAY, tls, MHD_OPTION_END);
+    return MHD_start_daemon(
+        flags, 0, NULL, NULL, s_access, srv, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+        MHD_OPTION_CONNECTION_LIMIT, o->max_conns, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+        o->per_ip_conns, MHD_OPTION_CONNECTION_TIMEOUT, o->idle_s,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, memory, MHD_OPTION_NOTIFY_COMPLETED, s_completed, NULL,
+        MHD_OPTION_NOTIFY_CONNECTION, hs_guard_notify, srv, MHD_OPTION_ARRAY, tls, MHD_OPTION_END);
 }
 
 static void s_announce(hs_server *srv, struct MHD_Daemon *d)
@@ -608,7 +605,8 @@ int main(int argc, char **argv)
     srv.bus = hs_bus_new(srv.opt.url, srv.opt.bus_timeout_ms);
     srv.zctx = zmq_ctx_new();
     char *pem[2] = {NULL, NULL};
-    struct MHD_Daemon *d = srv.bus && srv.zctx ? s_start(&srv, pem) : NULL;
+    srv.guard = hs_guard_start(&srv);
+    struct MHD_Daemon *d = srv.bus && srv.zctx && srv.guard ? s_start(&srv, pem) : NULL;
     int rc = 1;
     if (d) {
         s_announce(&srv, d);
@@ -622,6 +620,7 @@ int main(int argc, char **argv)
         fprintf(stderr, S_NAME ": cannot start the HTTP server on %s:%d\n", srv.opt.listen,
                 srv.opt.port);
     }
+    hs_guard_stop(srv.guard);
     free(pem[0]);
     free(pem[1]);
     hs_bus_free(srv.bus);
