@@ -300,3 +300,22 @@ def test_metrics_and_health(stack, http):
     stack.kill_engine()
     st, body = curl(base, "GET", "/health")
     assert st == 503 and body["status"] == "unavailable" and body["engine"] is False, body
+
+
+def test_tls(stack, tmp_path):
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True, timeout=60)
+    h = stack.start_http(tls_cert=cert, tls_key=key)
+    base = h.base.replace("http://", "https://")
+    p = subprocess.run(["curl", "-sS", "--cacert", str(cert), "-w", "\n%{http_code}",
+                        "-H", f"Authorization: {stack.key}", base + "/users/view/me"],
+                       capture_output=True, text=True, timeout=30)
+    body, code = p.stdout.rsplit("\n", 1)
+    assert code == "200" and json.loads(body)["User"]["email"] == "admin@admin.test", p
+    # plain HTTP on the TLS port is refused at once, not left hanging
+    p = subprocess.run(["curl", "-sS", "-m", "10", h.base + "/health"],
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode not in (0, 28), p  # 28: curl's timeout
