@@ -332,7 +332,9 @@ static void s_users_me(hs_req *r)
     char id[32];
     snprintf(id, sizeof id, "%lld", (long long)json_integer_value(json_object_get(user, "id")));
     hs_reply rep;
-    hs_bus_call(r->srv->bus, "user.view", json_pack("{s:s}", "user", id), r->auth, &rep);
+    json_t *args = json_pack("{s:s}", "user", id);
+    hs_bus_call(r->srv->bus, "user.view", args, r->auth, &rep);
+    json_decref(args);
     json_t *rec = rep.ok ? s_user_record(rep.result)
                          : json_pack("{s:O, s:O, s:O, s:O}", "id", json_object_get(user, "id"),
                                      "email", json_object_get(user, "email"), "org_id",
