@@ -4,8 +4,9 @@
  * libmicrohttpd runs one thread per connection: a handler may block on the bus (and an
  * /events stream on its subscriber) without holding up anyone else; the connection limit
  * bounds the threads. Every refusal the shim makes itself is a JSON body with a precise
- * status: 400 malformed JSON, 404 unknown route, 405 wrong method, 408 a body still coming
- * after request_s, 413 oversize body, 415 a body that is not JSON, 431 oversize headers. */
+ * status: 400 malformed JSON, 404 unknown route, 405 wrong method, 408 a request not complete
+ * after request_s (guard.c), 413 oversize body, 415 a body that is not JSON, 431 oversize
+ * headers. */
 #include <errno.h>
 #include <getopt.h>
 #include <microhttpd.h>
@@ -45,8 +46,6 @@ void hs_reply_error(hs_req *r, const hs_reply *rep, bool write, const char *what
     ab_code code = ab_code_from_name(rep->code, strlen(rep->code));
     int status = ab_code_http_status(code);
     const char *name = rep->message;
-    if (code == AB_E_NOT_FOUND)
-        name = "Invalid";
     bool failed_save = write && (code == AB_E_INVALID || code == AB_E_CONFLICT);
     if (failed_save)
         status = 403; /* MISP answers a refused save with 403 and saved: false */
@@ -150,10 +149,10 @@ static bool s_is_json(const char *ctype)
            (ctype[n] == '\0' || ctype[n] == ';' || ctype[n] == ' ');
 }
 
-/* The checks that need only the headers. Returns MHD_YES with nothing queued when the
- * request may go on (c->answered false). */
+/* The checks that need only the headers: a refusal is queued at once (st->answered);
+ * otherwise the request goes on, its body (if any) under the watchdog's deadline. */
 static enum MHD_Result s_first(hs_server *srv, struct MHD_Connection *c, const char *url,
-                               const char *method, s_conn *st)
+                               s_conn *st)
 {
     size_t hsize = 0;
     MHD_get_connection_values(c, MHD_HEADER_KIND, s_sum_header, &hsize);
@@ -181,7 +180,6 @@ static enum MHD_Result s_first(hs_server *srv, struct MHD_Connection *c, const c
                  ctype ? ctype : "none");
         return s_refuse(srv, c, url, 415, "invalid", "Unsupported Media Type", msg);
     }
-    (void)method;
     bool body = declared > 0 || te;
     return hs_guard_claim(c, body ? HS_RECEIVING : HS_HANDLED) ? MHD_YES : MHD_NO;
 }
@@ -296,7 +294,7 @@ static enum MHD_Result s_access(void *cls, struct MHD_Connection *c, const char 
         if (!st)
             return MHD_NO;
         *con_cls = st;
-        return s_first(srv, c, url, method, st);
+        return s_first(srv, c, url, st);
     }
     if (*upload_size)
         return s_upload(srv, st, upload, upload_size);

@@ -272,8 +272,14 @@ def test_events_stream_ends_when_the_key_is_revoked(stack):
 
 def test_metrics_and_health(stack, http):
     base, key = http.base, stack.key
-    stack.start_worker("email")
-    job = stack.ok("job.enqueue", {"type": "noop"})  # default queue: no worker, stays queued
+    stack.start_worker("default")
+    job = stack.ok("job.enqueue", {"type": "noop"})
+    deadline = time.monotonic() + 20
+    while stack.rows("SELECT state FROM jobs WHERE id = %s", job["id"])[0]["state"] != "done":
+        assert time.monotonic() < deadline, "the noop job did not finish"
+        time.sleep(0.05)
+    later = int(time.time() * 1000) + 3600 * 1000
+    stack.ok("job.enqueue", {"type": "noop", "run_at": later})  # stays queued, not ready
     curl(base, "GET", "/admin/users/index", key)
     curl(base, "GET", "/admin/users/view/999", key)
     st, text = curl(base, "GET", "/metrics", key)
@@ -286,10 +292,14 @@ def test_metrics_and_health(stack, http):
     assert metrics['adminbus_http_commands_total{type="user.list",outcome="ok"}'] == 1
     assert metrics['adminbus_http_commands_total{type="user.view",outcome="not_found"}'] == 1
     assert metrics['adminbus_queue_jobs{queue="default",state="queued"}'] == 1
-    assert metrics['adminbus_queue_workers{queue="email"}'] == 1
-    assert metrics['adminbus_workers{queue="email",status="ok",alive="true"}'] == 1
+    assert metrics['adminbus_queue_jobs{queue="default",state="done"}'] == 1
+    assert 'adminbus_queue_ready{queue="default"}' in metrics
+    assert metrics['adminbus_queue_workers{queue="default"}'] == 1
+    assert metrics['adminbus_queue_workers{queue="email"}'] == 0
+    assert metrics['adminbus_workers{queue="default",status="ok",alive="true"}'] == 1
+    assert metrics['adminbus_job_duration_seconds_count{type="noop",state="done"}'] == 1
+    assert 0 <= metrics['adminbus_job_duration_seconds_sum{type="noop",state="done"}'] < 20
     assert metrics["adminbus_http_errors_total"] >= 1
-    assert job["state"] == "queued"
     # /metrics needs a key (its commands do); /health does not
     st, body = curl(base, "GET", "/metrics")
     assert st == 401 and body["code"] == "unauthenticated"
