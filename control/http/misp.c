@@ -255,6 +255,7 @@ static json_t *s_setting_record(json_t *s)
 static json_t *s_user_args(hs_req *r)
 {
     json_t *a = s_fields(r, "User");
+    json_object_del(a, "id"); /* the route names the user */
     s_rename(a, "org_id", "org");
     s_rename(a, "role_id", "role");
     json_t *cpw = json_object_get(a, "change_pw");
