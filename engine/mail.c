@@ -12,6 +12,7 @@
 #include "log.h"
 #include "password.h"
 #include "seal.h"
+#include "session.h"
 #include "settings_cache.h"
 
 #define CHUNK         64 /* recipients read at a time */
@@ -345,17 +346,21 @@ static int s_next_chunk(s_job *j, uint64_t after, s_rcpt *out, int *n, ab_error 
     return 0;
 }
 
-/* Record the recipient's new state (and commit it with the audit row, if any). */
+/* The reset's new password, which also ends every session of the user (whoever held one
+ * may be the reason for the reset). */
 static int s_set_password(s_job *j, const s_rcpt *r, const char *hash, ab_error *err)
 {
     ab_params p;
     ab_params_init(&p);
     ab_param_cstr(&p, hash);
     ab_param_int(&p, r->user_id);
+    uint64_t ended = 0;
     return ab_db_run(j->db,
                      "UPDATE users SET password = ?, change_pw = 1, date_modified = "
                      "UTC_TIMESTAMP(3) WHERE id = ?",
-                     &p, NULL, NULL, err);
+                     &p, NULL, NULL, err) < 0
+               ? -1
+               : ab_session_end_others(j->db, r->user_id, 0, &ended, err);
 }
 
 /* Record the recipient's new state and commit it with the audit row (audit, if any) and
