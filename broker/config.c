@@ -48,6 +48,32 @@ static void s_set(ab_config *cfg, size_t i, const char *value)
     *slot = strdup(value);
 }
 
+/* Add (or replace) a pass-through Kafka property; name without the "kafka." prefix. */
+static int s_add_prop(ab_config *cfg, const char *name, size_t len, const char *value)
+{
+    for (size_t i = 0; i < cfg->nkafka; i++)
+        if (strlen(cfg->kafka[i].name) == len && strncmp(cfg->kafka[i].name, name, len) == 0) {
+            free(cfg->kafka[i].value);
+            cfg->kafka[i].value = strdup(value);
+            return cfg->kafka[i].value ? 0 : -1;
+        }
+    ab_config_prop *more = realloc(cfg->kafka, (cfg->nkafka + 1) * sizeof *more);
+    if (!more)
+        return -1;
+    cfg->kafka = more;
+    cfg->kafka[cfg->nkafka].name = strndup(name, len);
+    cfg->kafka[cfg->nkafka].value = strdup(value);
+    cfg->nkafka++;
+    return 0;
+}
+
+/* True when name (len bytes) is "kafka.<property>" with a property name after the dot. */
+static bool s_is_prop(const char *name, size_t len)
+{
+    size_t plen = strlen(AB_KAFKA_PREFIX);
+    return len > plen && strncmp(name, AB_KAFKA_PREFIX, plen) == 0;
+}
+
 static char *s_trim(char *s)
 {
     while (isspace((unsigned char)*s))
@@ -79,6 +105,11 @@ static int s_load_file(ab_config *cfg, const char *path, char *errbuf, size_t er
         }
         *eq = '\0';
         char *key = s_trim(s);
+        if (s_is_prop(key, strlen(key))) {
+            size_t plen = strlen(AB_KAFKA_PREFIX);
+            s_add_prop(cfg, key + plen, strlen(key) - plen, s_trim(eq + 1));
+            continue;
+        }
         int k = s_find(key, strlen(key));
         if (k < 0) {
             snprintf(errbuf, errlen, "%s:%d: unknown key '%s'", path, lineno, key);
@@ -100,8 +131,27 @@ static void s_env_name(size_t i, char *env, size_t len)
     env[n] = '\0';
 }
 
+extern char **environ;
+
+/* ADMINBUS_KAFKA__SECURITY_PROTOCOL=SSL → security.protocol = SSL. */
+static void s_load_env_props(ab_config *cfg)
+{
+    size_t plen = strlen(AB_KAFKA_ENV_PREFIX);
+    for (char **e = environ; e && *e; e++) {
+        const char *eq = strchr(*e, '=');
+        if (strncmp(*e, AB_KAFKA_ENV_PREFIX, plen) != 0 || !eq || eq == *e + plen)
+            continue;
+        char name[256];
+        size_t n = 0;
+        for (const char *p = *e + plen; p < eq && n < sizeof name - 1; p++)
+            name[n++] = *p == '_' ? '.' : (char)tolower((unsigned char)*p);
+        s_add_prop(cfg, name, n, eq + 1);
+    }
+}
+
 static void s_load_env(ab_config *cfg)
 {
+    s_load_env_props(cfg);
     for (size_t i = 0; i < NKEYS; i++) {
         char env[64];
         s_env_name(i, env, sizeof env);
@@ -119,19 +169,32 @@ int ab_config_export(const ab_config *cfg)
         if (setenv(env, *s_slot((ab_config *)cfg, i), 1) != 0)
             return -1;
     }
+    for (size_t i = 0; i < cfg->nkafka; i++) {
+        char env[300];
+        size_t n = (size_t)snprintf(env, sizeof env, "%s", AB_KAFKA_ENV_PREFIX);
+        for (const char *p = cfg->kafka[i].name; *p && n < sizeof env - 1; p++)
+            env[n++] = *p == '.' ? '_' : (char)toupper((unsigned char)*p);
+        env[n] = '\0';
+        if (setenv(env, cfg->kafka[i].value, 1) != 0)
+            return -1;
+    }
     return 0;
 }
 
+#define S_PROP (-3) /* s_flag: a --kafka.<property> flag */
+
 /* Parse argv[*i] as a config flag: returns the key index and sets *value (advancing *i
- * past a separate value), -1 when it is not a config flag, -2 when its value is missing. */
+ * past a separate value), S_PROP for a --kafka.<property> flag, -1 when it is not a config
+ * flag, -2 when its value is missing. */
 static int s_flag(int argc, char **argv, int *i, const char **value)
 {
     const char *a = argv[*i];
     if (strncmp(a, "--", 2) != 0 || !a[2])
         return -1;
     const char *eq = strchr(a + 2, '=');
-    int k = s_find(a + 2, eq ? (size_t)(eq - a - 2) : strlen(a + 2));
-    if (k < 0)
+    size_t nlen = eq ? (size_t)(eq - a - 2) : strlen(a + 2);
+    int k = s_is_prop(a + 2, nlen) ? S_PROP : s_find(a + 2, nlen);
+    if (k == -1)
         return -1;
     if (eq) {
         *value = eq + 1;
@@ -155,10 +218,15 @@ static int s_load_flags(ab_config *cfg, int *argc, char **argv, char *errbuf, si
             snprintf(errbuf, errlen, "%s needs a value", argv[start]);
             return -1;
         }
-        if (k < 0)
+        if (k == S_PROP) {
+            const char *name = argv[start] + 2 + strlen(AB_KAFKA_PREFIX);
+            const char *eq = strchr(name, '=');
+            s_add_prop(cfg, name, eq ? (size_t)(eq - name) : strlen(name), value);
+        } else if (k < 0) {
             argv[out++] = argv[i];
-        else
+        } else {
             s_set(cfg, (size_t)k, value);
+        }
     }
     *argc = out;
     argv[out] = NULL;
@@ -221,6 +289,13 @@ void ab_config_free(ab_config *cfg)
         free(*s_slot(cfg, i));
         *s_slot(cfg, i) = NULL;
     }
+    for (size_t i = 0; i < cfg->nkafka; i++) {
+        free(cfg->kafka[i].name);
+        free(cfg->kafka[i].value);
+    }
+    free(cfg->kafka);
+    cfg->kafka = NULL;
+    cfg->nkafka = 0;
 }
 
 const char *ab_config_get(const ab_config *cfg, const char *key)
@@ -237,6 +312,8 @@ void ab_config_usage(void *file)
     for (size_t i = 0; i < NKEYS; i++)
         fprintf(f, "  --%-24s %s (default: %s)\n", s_keys[i].name, s_keys[i].help,
                 *s_keys[i].def ? s_keys[i].def : "none");
+    fprintf(f, "  --kafka.<property>         any librdkafka client property, passed through "
+               "(security.protocol, sasl.*, ssl.*; env ADMINBUS_KAFKA__<PROPERTY>)\n");
 }
 
 static char *s_dup_range(const char *s, size_t len)

@@ -31,12 +31,31 @@
     X(log_level, "info", "error, warn, info or debug")                                             \
     X(curve, "auto",                                                                               \
       "ZeroMQ CURVE: auto (endpoints bound beyond loopback) or on (every tcp:// endpoint, "        \
-      "loopback too); keys in $ADMINBUS_HOME/curve/")
+      "loopback too); keys in $ADMINBUS_HOME/curve/")                                              \
+    X(transport, "zmq", "engine: where commands come from: zmq (the broker) or kafka")             \
+    X(kafka_brokers, "", "kafka: bootstrap servers, host:port,…")                                  \
+    X(kafka_commands_topic, "adminbus.commands", "kafka: the topic engines consume commands from") \
+    X(kafka_replies_topic, "adminbus.replies",                                                     \
+      "kafka: the topic replies go to, keyed by reply_to")                                         \
+    X(kafka_events_topic, "adminbus.events", "kafka: the topic events go to (from the outbox)")    \
+    X(kafka_group, "adminbus-engines", "kafka: the consumer group all engines join")
+
+/* A librdkafka client property passed through unchanged: `kafka.<name> = value` in
+ * adminbus.conf, --kafka.<name>=value, or ADMINBUS_KAFKA__<NAME> in the environment (upper
+ * case, '.' written '_'), e.g. kafka.security.protocol = SASL_SSL. */
+typedef struct {
+    char *name, *value;
+} ab_config_prop;
+
+#define AB_KAFKA_PREFIX     "kafka."
+#define AB_KAFKA_ENV_PREFIX "ADMINBUS_KAFKA__"
 
 typedef struct {
 #define AB_CONFIG_FIELD(name, def, help) char *name;
     AB_CONFIG_X(AB_CONFIG_FIELD)
 #undef AB_CONFIG_FIELD
+    ab_config_prop *kafka; /* pass-through properties, in the order given (later wins) */
+    size_t nkafka;
 } ab_config;
 
 /* Load the configuration. argv flags that are config keys are consumed; other

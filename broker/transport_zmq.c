@@ -160,7 +160,9 @@ static void s_destroy(ab_transport **tp)
     *tp = NULL;
 }
 
-static const ab_transport_ops s_ops = {s_recv, s_reply, s_publish, s_release, s_destroy};
+/* No done (the broker holds nothing to commit) and no flush (events are at-most-once). */
+static const ab_transport_ops s_ops = {s_recv,    s_reply, s_publish, s_release,
+                                       s_destroy, NULL,    NULL};
 
 static void *s_socket(void *ctx, int type, const char *endpoint)
 {

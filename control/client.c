@@ -11,6 +11,7 @@
 #include <time.h>
 #include <zmq.h>
 
+#include "client_kafka.h"
 #include "envelope.h"
 
 #define REPLY_MAX (64 * 1024 * 1024) /* protects memory only */
@@ -178,6 +179,8 @@ static int s_attempt(void *ctx, const char *url, const char *body, size_t len, c
 int ctl_request(const char *url, const char *body, size_t len, const char *id, int timeout_ms,
                 ctl_reply *reply, char *err, size_t errlen)
 {
+    if (ctl_is_kafka(url))
+        return ctl_kafka_request(url, body, len, id, timeout_ms, reply, err, errlen);
     memset(reply, 0, sizeof *reply);
     void *ctx = zmq_ctx_new();
     if (!ctx)
@@ -197,7 +200,7 @@ int ctl_request(const char *url, const char *body, size_t len, const char *id, i
 /* --- the event monitor ------------------------------------------------------------ */
 
 /* One event body as a JSON line on out; frame_topic is used when the body has none. */
-static void s_print_event(const char *body, size_t len, const char *frame_topic, FILE *out)
+void ctl_print_event(const char *body, size_t len, const char *frame_topic, FILE *out)
 {
     msgpack_unpacked u;
     msgpack_unpacked_init(&u);
@@ -245,7 +248,7 @@ static int s_one_event(void *s, FILE *out)
         free(body);
         return 0;
     }
-    s_print_event(body, len, topic, out);
+    ctl_print_event(body, len, topic, out);
     free(body);
     return 1;
 }
@@ -297,6 +300,8 @@ static long s_monitor(void *s, long count, int64_t deadline, FILE *out)
 int ctl_events(const char *url, const char *const *topics, size_t n, long count, int timeout_ms,
                FILE *out, char *err, size_t errlen)
 {
+    if (ctl_is_kafka(url))
+        return ctl_kafka_events(url, topics, n, count, timeout_ms, out, err, errlen);
     void *ctx = zmq_ctx_new();
     if (!ctx)
         return s_fail(err, errlen, CTL_EXIT_UNREACHABLE, "cannot start ZeroMQ: %s",

@@ -17,10 +17,16 @@
 #include "idempotency.h"
 #include "identity.h"
 #include "log.h"
+#include "outbox.h"
 #include "session.h"
 #include "settings_cache.h"
 
 #define TRIES 3
+/* Durable events: most outbox rows one relay pass sends, and how often an idle loop looks
+ * for rows an engine left behind (it died between its COMMIT and its relay). */
+#define RELAY_MAX         512
+#define RELAY_IDLE_MS     1000
+#define RELAY_BACKOFF_MAX 30000 /* a bus that keeps failing: at most one try per 30 s */
 
 typedef enum {
     S_ANSWERED, /* reply is final (sent in phase one, or set in phase two) */
@@ -76,6 +82,8 @@ struct ab_applier {
     ab_audit *audit;
     ab_events *events;
     uint64_t commands, batches;
+    int64_t relay_next_ms;    /* durable events: when the next outbox relay pass is due */
+    int64_t relay_backoff_ms; /* 0, or the wait after the last failed pass */
 };
 
 static int64_t s_now_ms(void)
@@ -555,6 +563,26 @@ static void s_reset_phase_two(ab_applier *a, const s_state *before)
     ab_events_clear(a->events);
 }
 
+static bool s_is_wake(const ab_event *ev);
+
+/* Durable events (t->durable_events): the batch's events, but the notices for daemons,
+ * go to the outbox inside the transaction; ab_outbox_relay sends them after COMMIT. */
+static int s_write_outbox(ab_applier *a, ab_error *fault)
+{
+    size_t n = ab_events_count(a->events), k = 0;
+    if (!a->t->durable_events || n == 0)
+        return 0;
+    const ab_event **keep = malloc(n * sizeof *keep);
+    if (!keep)
+        return ab_fail(fault, AB_E_INTERNAL, NULL, "out of memory");
+    for (size_t i = 0; i < n; i++)
+        if (!s_is_wake(ab_events_at(a->events, i)))
+            keep[k++] = ab_events_at(a->events, i);
+    int rc = ab_outbox_write(a->db, keep, k, fault);
+    free(keep);
+    return rc;
+}
+
 static int s_transaction(ab_applier *a, ab_error *fault)
 {
     ab_error ignored;
@@ -563,7 +591,7 @@ static int s_transaction(ab_applier *a, ab_error *fault)
     if (ab_db_exec(a->db, "START TRANSACTION", fault) < 0 || ab_settings_sync(a->db, fault) < 0 ||
         s_admit(a, fault) < 0 || s_replay(a, fault) < 0 || s_run_all(a, fault) < 0 ||
         ab_audit_flush(a->audit, a->db, fault) < 0 || s_record_ids(a, fault) < 0 ||
-        ab_db_exec(a->db, "COMMIT", fault) < 0) {
+        s_write_outbox(a, fault) < 0 || ab_db_exec(a->db, "COMMIT", fault) < 0) {
         if (!ab_db_connection_lost(a->db))
             ab_db_exec(a->db, "ROLLBACK", &ignored);
         return -1;
@@ -582,7 +610,9 @@ static void s_reconnect(ab_applier *a)
         AB_INFO("engine: reconnected to the database");
 }
 
-static void s_phase_two(ab_applier *a)
+/* Apply the batch's waiting commands in one transaction; when it cannot commit, every
+ * waiting command is answered with the fault (*redeliver: a transient one, `unavailable`). */
+static void s_phase_two(ab_applier *a, bool *redeliver)
 {
     s_state before[a->n > 0 ? a->n : 1];
     for (int i = 0; i < a->n; i++)
@@ -611,6 +641,7 @@ static void s_phase_two(ab_applier *a)
     for (int i = 0; i < a->n; i++)
         if (a->slots[i].state == S_VALID)
             s_set_error(&a->slots[i], &fault);
+    *redeliver = fault.code == AB_E_UNAVAILABLE;
 }
 
 static bool s_ends_with(const char *s, const char *tail)
@@ -627,25 +658,73 @@ static bool s_is_wake(const ab_event *ev)
            s_ends_with(ev->topic, ".control");
 }
 
-/* Publish the batch's notices for daemons (wake = true) or its other events (false). */
+/* Publish the batch's notices for daemons (wake = true) or its other events (false; on a
+ * transport with durable events they are in the outbox: relay it). */
 static void s_publish(ab_applier *a, bool wake)
 {
-    for (size_t i = 0; i < ab_events_count(a->events); i++) {
+    bool durable = a->t->durable_events && !wake;
+    for (size_t i = 0; i < ab_events_count(a->events) && !durable; i++) {
         const ab_event *ev = ab_events_at(a->events, i);
         if (s_is_wake(ev) == wake)
             a->t->ops->publish(a->t, ev->topic, ev->body.data, ev->body.size);
     }
-    if (!wake)
-        ab_events_clear(a->events);
+    if (wake)
+        return;
+    if (durable && ab_events_count(a->events) > 0 && a->relay_backoff_ms == 0)
+        a->relay_next_ms = 0; /* relay now */
+    ab_events_clear(a->events);
+}
+
+/* The next relay pass after a failed one: 1 s, doubling up to RELAY_BACKOFF_MAX. */
+static void s_relay_later(ab_applier *a, int64_t now)
+{
+    a->relay_backoff_ms = a->relay_backoff_ms ? a->relay_backoff_ms * 2 : RELAY_IDLE_MS;
+    if (a->relay_backoff_ms > RELAY_BACKOFF_MAX)
+        a->relay_backoff_ms = RELAY_BACKOFF_MAX;
+    a->relay_next_ms = now + a->relay_backoff_ms;
+}
+
+/* Durable events: relay the outbox after a batch that wrote to it, and now and then when
+ * idle for rows a dead engine left (reconnecting an idle loop that lost its database).
+ * A failed pass leaves them for the next, which comes after a growing back-off: each pass
+ * waits for the bus, and commands must go on. */
+static void s_relay(ab_applier *a)
+{
+    int64_t now = s_now_ms();
+    if (!a->t->durable_events || now < a->relay_next_ms)
+        return;
+    if (!a->db)
+        s_reconnect(a);
+    if (!a->db) {
+        s_relay_later(a, now);
+        return;
+    }
+    ab_error err;
+    int n;
+    while ((n = ab_outbox_relay(a->db, a->t, RELAY_MAX, &err)) == RELAY_MAX)
+        ;
+    if (n >= 0) {
+        a->relay_backoff_ms = 0;
+        a->relay_next_ms = now + RELAY_IDLE_MS;
+        return;
+    }
+    s_relay_later(a, now);
+    AB_WARN("engine: outbox relay: %s (the events stay in the outbox; next try in %lld ms)",
+            err.message, (long long)a->relay_backoff_ms);
+    if (ab_db_connection_lost(a->db))
+        ab_db_close(&a->db);
 }
 
 int ab_applier_step(ab_applier *a, int timeout_ms)
 {
     int n = a->t->ops->recv(a->t, a->inbound, a->opt.batch_max, timeout_ms);
-    if (n <= 0)
+    if (n <= 0) {
+        if (n == 0)
+            s_relay(a);
         return n;
+    }
     a->n = n;
-    bool need_db = false;
+    bool need_db = false, redeliver = false;
     for (int i = 0; i < n; i++) {
         s_slot *s = &a->slots[i];
         memset(s, 0, sizeof *s);
@@ -660,7 +739,7 @@ int ab_applier_step(ab_applier *a, int timeout_ms)
             need_db = true;
     }
     if (need_db) {
-        s_phase_two(a);
+        s_phase_two(a, &redeliver);
         s_publish(a, true); /* workers first: their pick-up starts while replies go out */
         for (int i = 0; i < n; i++)
             if (!a->slots[i].sent)
@@ -672,6 +751,10 @@ int ab_applier_step(ab_applier *a, int timeout_ms)
             ab_command_msg_release(&a->slots[i].msg);
         msgpack_sbuffer_destroy(&a->slots[i].reply);
     }
+    /* Only now, with the batch committed, may a durable intake forget its commands. */
+    if (a->t->ops->done)
+        a->t->ops->done(a->t, a->inbound, n, redeliver);
+    s_relay(a);
     a->t->ops->release(a->t, a->inbound, n);
     a->commands += (uint64_t)n;
     a->batches++;

@@ -37,12 +37,14 @@
 #include "log.h"
 #include "migrate.h"
 #include "secret.h"
+#include "settings_cache.h"
 
 extern char **environ;
 
 #define DATA_DIR     "files"
 #define SECRETS_DIR  "secrets"
 #define SERVER_KEY   "secrets/server.key"
+#define GNUPG_PREFIX "home/gnupg" /* the instance's GnuPG home (GnuPG.homedir) in the archive */
 #define WALK_DEPTH   32
 #define POLL_MS      200
 #define REPORT_BYTES (4u << 20) /* report archive progress at least every 4 MiB */
@@ -78,7 +80,9 @@ typedef struct {
     uint64_t reported_bytes;
     size_t skipped;
     bool stopped;
-    ab_error read_err; /* why the producer failed inside GnuPG's read callback */
+    ab_error read_err;         /* why the producer failed inside GnuPG's read callback */
+    char gnupg_home[PATH_MAX]; /* GnuPG.homedir as archived, "" when none */
+    bool in_gnupg_home;        /* walking it: GnuPG's sockets and locks are not news */
 } s_backup;
 
 static int64_t s_mono_ms(void)
@@ -496,6 +500,15 @@ static int s_name_cmp(const struct dirent **x, const struct dirent **y)
     return strcmp((*x)->d_name, (*y)->d_name);
 }
 
+/* In the GnuPG home: what a running gpg-agent or gpg leaves beside the keys (sockets, lock
+ * files), which a restored home must not inherit (a stale lock makes gpg wait). */
+static bool s_gnupg_transient(const char *name, const struct stat *st)
+{
+    size_t n = strlen(name);
+    return S_ISSOCK(st->st_mode) || S_ISFIFO(st->st_mode) || strncmp(name, ".#lk", 4) == 0 ||
+           (n > 5 && strcmp(name + n - 5, ".lock") == 0);
+}
+
 /* Add every regular file under path (a folder) as prefix/…; other kinds and names a tar
  * member cannot have are skipped with a warning. */
 static int s_walk(s_backup *b, const char *path, const char *prefix, int depth, ab_error *err)
@@ -522,6 +535,8 @@ static int s_walk(s_backup *b, const char *path, const char *prefix, int depth, 
             } else if (lstat(full, &st) != 0) {
                 AB_WARN("backup: %s: %s: skipped", full, strerror(errno));
                 b->skipped++;
+            } else if (b->in_gnupg_home && s_gnupg_transient(e, &st)) {
+                /* gpg-agent's sockets and GnuPG's lock files: nothing to restore */
             } else if (S_ISDIR(st.st_mode)) {
                 rc = s_walk(b, full, name, depth + 1, err);
             } else if (!S_ISREG(st.st_mode) || !ab_archive_name_ok(name)) {
@@ -564,9 +579,11 @@ static char *s_manifest(const ab_archive *a, void *arg, size_t *len)
                          "schema_version: %d\n"
                          "database: %s\n"
                          "encrypted_to: %s\n"
+                         "gnupg_home: %s\n"
                          "members: %zu\n",
                          AB_BACKUP_FORMAT, created, b->host, (unsigned long long)ab_job_id(b->run),
-                         AB_VERSION, b->schema, b->database, *b->fpr ? b->fpr : "none", n);
+                         AB_VERSION, b->schema, b->database, *b->fpr ? b->fpr : "none",
+                         *b->gnupg_home ? b->gnupg_home : "none", n);
     for (size_t i = 0; i < n; i++) {
         ab_archive_member mb = ab_archive_member_at(a, i);
         char hex[65];
@@ -612,6 +629,35 @@ static int s_add_tree(s_backup *b, const char *rel, ab_error *err)
     return s_walk(b, full, prefix, 0, err);
 }
 
+/* The instance's GnuPG home (GnuPG.homedir: the key that signs every e-mail) as
+ * home/gnupg/…, wherever it lives: without it a restored instance could not sign
+ * (issue 6, acceptance 6). The secret key travels as GnuPG keeps it, protected by its
+ * passphrase (GnuPG.password, sealed in the settings table under the server secret); the
+ * archive is 0600 and holds the server secret anyway. ops/restore puts it back as
+ * $ADMINBUS_HOME/gnupg and points GnuPG.homedir there. */
+static int s_add_gnupg_home(s_backup *b, ab_error *err)
+{
+    if (ab_settings_sync(ab_job_db(b->run), err) < 0)
+        return -1;
+    char *home = ab_settings_get("GnuPG.homedir");
+    char real[PATH_MAX];
+    struct stat st;
+    bool usable = home && *home && realpath(home, real) && stat(real, &st) == 0 &&
+                  S_ISDIR(st.st_mode) && !strpbrk(real, "\r\n");
+    if (home && *home && !usable)
+        AB_WARN("backup: GnuPG.homedir %s is not a readable folder: the instance's GnuPG key is "
+                "not in this backup",
+                home);
+    free(home);
+    if (!usable)
+        return 0;
+    snprintf(b->gnupg_home, sizeof b->gnupg_home, "%s", real);
+    b->in_gnupg_home = true;
+    int rc = s_walk(b, real, GNUPG_PREFIX, 0, err);
+    b->in_gnupg_home = false;
+    return rc;
+}
+
 static int s_members(s_backup *b, int dump_fd, ab_error *err)
 {
     b->ar = ab_archive_new(6);
@@ -643,7 +689,7 @@ static int s_members(s_backup *b, int dump_fd, ab_error *err)
     }
     free(list);
     if (rc < 0 || s_add_file(b, "adminbus.conf", false, err) < 0 ||
-        s_add_tree(b, DATA_DIR, err) < 0)
+        s_add_tree(b, DATA_DIR, err) < 0 || s_add_gnupg_home(b, err) < 0)
         return -1;
     return 0;
 }

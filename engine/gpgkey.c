@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -140,8 +141,26 @@ static int s_check_text(const char *armour, size_t len, ab_error *err)
     return 0;
 }
 
+/* Does a valid user ID of k name address (case aside)? */
+static int s_names(gpgme_key_t k, const char *address, ab_error *err)
+{
+    for (gpgme_user_id_t u = k->uids; u; u = u->next)
+        if (!u->revoked && !u->invalid && u->email && strcasecmp(u->email, address) == 0)
+            return 0;
+    return ab_fail(err, AB_E_INVALID, FIELD,
+                   "the key %s is not %s's: none of its user IDs names that address (the first "
+                   "is %.80s)",
+                   k->fpr ? k->fpr : "?", address, k->uids && k->uids->uid ? k->uids->uid : "none");
+}
+
 int ab_gpgkey_check(const char *tmp_root, const char *armour, size_t len,
                     char fpr[AB_GPGKEY_FPR_MAX], ab_error *err)
+{
+    return ab_gpgkey_check_for(tmp_root, armour, len, NULL, fpr, err);
+}
+
+int ab_gpgkey_check_for(const char *tmp_root, const char *armour, size_t len, const char *address,
+                        char fpr[AB_GPGKEY_FPR_MAX], ab_error *err)
 {
     fpr[0] = '\0';
     if (s_check_text(armour, len, err) < 0)
@@ -173,6 +192,8 @@ int ab_gpgkey_check(const char *tmp_root, const char *armour, size_t len,
                      "this is a secret key: never hand it out; give the public key");
     else if (rc == 0)
         rc = s_judge(k, err);
+    if (rc == 0 && address)
+        rc = s_names(k, address, err);
     if (rc == 0)
         snprintf(fpr, AB_GPGKEY_FPR_MAX, "%s", k->fpr ? k->fpr : "");
     if (k)

@@ -20,6 +20,13 @@
 int ab_gpgkey_check(const char *tmp_root, const char *armour, size_t len,
                     char fpr[AB_GPGKEY_FPR_MAX], ab_error *err);
 
+/* ab_gpgkey_check, and then (address not NULL) that a valid user ID of the key names
+ * address, case aside: for keys fetched from a key server, which are anyone's word that
+ * the key is that person's. The error (invalid, field "gpgkey") names the key's first
+ * user ID. */
+int ab_gpgkey_check_for(const char *tmp_root, const char *armour, size_t len, const char *address,
+                        char fpr[AB_GPGKEY_FPR_MAX], ab_error *err);
+
 /* The gpgkey argument of a user command, checked. */
 typedef struct {
     bool given;                  /* the argument is present */

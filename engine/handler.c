@@ -77,8 +77,9 @@ static const struct {
     {"diagnostics.run", ab_diagnostics_run_cmd, AB_WRITES_ONE},
     {"db.update", ab_db_update, AB_WRITES_ONE}, /* its DDL runs on its own connection */
     {"backup.run", ab_backup_run, AB_WRITES_MANY},
-    {"mail.contact", ab_contact, AB_WRITES_MANY}, /* the job, then its recipients */
-    {"mail.test", ab_mail_test, AB_WRITES_ONE},   /* writes nothing but its audit row */
+    {"mail.contact", ab_contact, AB_WRITES_MANY},         /* the job, then its recipients */
+    {"mail.test", ab_mail_test, AB_WRITES_ONE},           /* writes nothing but its audit row */
+    {"user.gpg_fetch", ab_user_gpg_fetch, AB_WRITES_ONE}, /* the job */
     {"mail.status", ab_mail_status, AB_WRITES_ONE},
     {"user.reset_password", ab_user_reset_password, AB_WRITES_MANY}, /* job and recipient */
 };

@@ -89,6 +89,7 @@ int ab_backup_run(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 /* Mail (mailcmd.c; the sending is mail.c). */
 int ab_contact(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 int ab_mail_test(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
+int ab_user_gpg_fetch(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 int ab_mail_status(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 int ab_user_reset_password(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 

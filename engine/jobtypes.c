@@ -12,6 +12,7 @@
 #include "jobs.h"
 #include "log.h"
 #include "mail.h"
+#include "mail_keyfetch.h"
 #include "secret.h"
 #include "session.h"
 #include "settings_cache.h"
@@ -217,6 +218,10 @@ const ab_job_type ab_job_types[] = {
      * before the recipients still waiting are failed with the server's last reply. */
     {"email", "email", "Send a mail-out to its recipients (adminctl contact)", ab_mail_job_args,
      AB_MAIL_JOB_NARGS, ab_mail_job, 9, 2000},
+    /* A key server that does not answer: retried after ~5 s and ~10 s. */
+    {"gpgkey_fetch", "default",
+     "Fetch a user's GnuPG key (WKD, key server) (adminctl user gpg fetch)", ab_gpgkey_fetch_args,
+     AB_GPGKEY_FETCH_NARGS, ab_gpgkey_fetch_job, 3, 5000},
 };
 
 const size_t ab_job_types_len = COUNT(ab_job_types);

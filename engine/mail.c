@@ -12,6 +12,7 @@
 #include "log.h"
 #include "password.h"
 #include "seal.h"
+#include "session.h"
 #include "settings_cache.h"
 
 #define CHUNK         64 /* recipients read at a time */
@@ -60,6 +61,8 @@ int ab_mail_conf_load(ab_mail_conf *c, const ab_secret *key, ab_error *err)
     c->gpg_binary = ab_settings_get("GnuPG.binary");
     c->disabled = ab_settings_bool("MISP.disable_emailing");
     c->only_encrypted = ab_settings_bool("GnuPG.onlyencrypted");
+    c->sign = ab_settings_bool("GnuPG.sign");
+    c->obscure = ab_settings_bool("GnuPG.obscure_subject");
     c->smtp_host = ab_settings_get("Email.host");
     c->smtp_user = ab_settings_get("Email.username");
     char *tls = ab_settings_get("Email.tls");
@@ -119,10 +122,13 @@ static void s_headers(const ab_mail_conf *c, const ab_mail_msg *m, const char *m
     if (*rc < 0)
         return;
     ab_mime_buf subject = {0};
+    /* GnuPG.obscure_subject: the subject travels in clear, so an encrypted message says
+     * nothing of its content there. */
+    const char *text = c->obscure && m->gpgkey ? AB_MAIL_OBSCURED_SUBJECT : m->subject;
     if (c->org && *c->org)
-        ab_mime_buf_printf(&subject, "[%s MISP] %s", c->org, m->subject);
+        ab_mime_buf_printf(&subject, "[%s MISP] %s", c->org, text);
     else
-        ab_mime_buf_printf(&subject, "[MISP] %s", m->subject);
+        ab_mime_buf_printf(&subject, "[MISP] %s", text);
     ab_mime_header_text(out, "Subject", subject.data ? subject.data : "", subject.len);
     ab_mime_buf_free(&subject);
     char date[64];
@@ -136,8 +142,13 @@ int ab_mail_sign_text(const ab_mail_conf *c, ab_mail_gpg *g, const char *body, a
     ab_mime_buf text = {0}, part = {0};
     s_body(c, body, &text);
     ab_mime_text_part(&part, text.data, text.len);
-    int rc = text.oom || part.oom ? ab_fail(err, AB_E_INTERNAL, NULL, "out of memory")
-                                  : ab_mail_gpg_sign(g, part.data, part.len, out, err);
+    int rc = 0;
+    if (text.oom || part.oom)
+        rc = ab_fail(err, AB_E_INTERNAL, NULL, "out of memory");
+    else if (c->sign)
+        rc = ab_mail_gpg_sign(g, part.data, part.len, out, err);
+    else /* GnuPG.sign false: the text part as it is (still encrypted to a user's key) */
+        ab_mime_buf_add(out, part.data, part.len);
     ab_mime_buf_free(&text);
     ab_mime_buf_free(&part);
     return rc;
@@ -310,7 +321,8 @@ static int s_next_chunk(s_job *j, uint64_t after, s_rcpt *out, int *n, ab_error 
     ab_rows rows = {0};
     *n = 0;
     if (ab_db_query(j->db,
-                    "SELECT r.id, r.user_id, r.email, u.gpgkey, r.state = 'retrying', "
+                    "SELECT r.id, r.user_id, r.email, COALESCE(r.gpgkey, u.gpgkey), "
+                    "r.state = 'retrying', "
                     "r.secret_sealed, u.id IS NOT NULL FROM email_recipients r "
                     "LEFT JOIN users u ON u.id = r.user_id WHERE r.job_id = ? AND r.id > ? AND "
                     "r.state IN ('queued', 'sending', 'retrying') ORDER BY r.id LIMIT ?",
@@ -334,17 +346,21 @@ static int s_next_chunk(s_job *j, uint64_t after, s_rcpt *out, int *n, ab_error 
     return 0;
 }
 
-/* Record the recipient's new state (and commit it with the audit row, if any). */
+/* The reset's new password, which also ends every session of the user (whoever held one
+ * may be the reason for the reset). */
 static int s_set_password(s_job *j, const s_rcpt *r, const char *hash, ab_error *err)
 {
     ab_params p;
     ab_params_init(&p);
     ab_param_cstr(&p, hash);
     ab_param_int(&p, r->user_id);
+    uint64_t ended = 0;
     return ab_db_run(j->db,
                      "UPDATE users SET password = ?, change_pw = 1, date_modified = "
                      "UTC_TIMESTAMP(3) WHERE id = ?",
-                     &p, NULL, NULL, err);
+                     &p, NULL, NULL, err) < 0
+               ? -1
+               : ab_session_end_others(j->db, r->user_id, 0, &ended, err);
 }
 
 /* Record the recipient's new state and commit it with the audit row (audit, if any) and
@@ -425,6 +441,33 @@ static int s_audit_sent(s_job *j, const s_rcpt *r, const char *msgid, bool enc,
     return ab_audit_add(audit, &j->actor, "User", r->user_id, "password_reset", title, change);
 }
 
+/* The admin's notice of a recipient that failed for good (the job goes on): an audit row
+ * email_failed with the reason, in the transaction that records the failure. */
+static ab_audit *s_audit_failed(s_job *j, const s_rcpt *r, const char *error)
+{
+    char title[512], change[1200];
+    snprintf(title, sizeof title, "Email to %s not sent (job %llu): it failed for good", r->email,
+             (unsigned long long)ab_job_id(j->run));
+    snprintf(change, sizeof change, "subject () => (%.200s), error () => (%.900s)", j->subject,
+             error);
+    ab_audit *audit = ab_audit_new();
+    if (audit &&
+        ab_audit_add(audit, &j->actor, "User", r->user_id, "email_failed", title, change) < 0)
+        ab_audit_destroy(&audit);
+    return audit;
+}
+
+/* Record a recipient as failed for good, with the admin's notice. */
+static int s_record_failed(s_job *j, const s_rcpt *r, const char *msgid, bool enc, int code,
+                           const char *error, ab_error *err)
+{
+    ab_audit *audit = s_audit_failed(j, r, error);
+    int rc = audit ? s_record(j, r, "failed", msgid, enc, code, error, audit, NULL, err)
+                   : ab_fail(err, AB_E_INTERNAL, NULL, "out of memory");
+    ab_audit_destroy(&audit);
+    return rc;
+}
+
 /* --- temporary passwords (password_reset, welcome) ------------------------------------ */
 
 #define SEAL_PURPOSE "adminbus mail v1"
@@ -471,23 +514,21 @@ static int s_password(s_job *j, const s_rcpt *r, char **pw, char **sealed, ab_er
     return 0;
 }
 
-/* The text of a password message: the template with its placeholders filled in, and MISP's
- * literal "\n" as line breaks (the settings' texts are written that way). */
-static void s_expand(const s_job *j, const s_rcpt *r, const char *pw, ab_mime_buf *out)
+void ab_mail_fill_text(const char *tmpl, const ab_mail_fill *v, ab_mime_buf *out)
 {
     const struct {
         const char *name, *value;
-    } vars[] = {{"$password", pw},
-                {"$username", r->email},
-                {"$misp", j->conf.baseurl ? j->conf.baseurl : ""},
-                {"$org", j->conf.org ? j->conf.org : ""},
-                {"$contact", j->conf.contact ? j->conf.contact : ""}};
-    for (const char *p = j->message; *p;) {
+    } vars[] = {{"$password", v->password},
+                {"$username", v->username},
+                {"$misp", v->misp},
+                {"$org", v->org},
+                {"$contact", v->contact}};
+    for (const char *p = tmpl; *p;) {
         size_t i = 0, n = sizeof vars / sizeof vars[0];
         while (i < n && strncmp(p, vars[i].name, strlen(vars[i].name)) != 0)
             i++;
         if (i < n) {
-            ab_mime_buf_adds(out, vars[i].value);
+            ab_mime_buf_adds(out, vars[i].value ? vars[i].value : "");
             p += strlen(vars[i].name);
         } else if (p[0] == '\\' && p[1] == 'n') {
             ab_mime_buf_adds(out, "\n");
@@ -496,6 +537,13 @@ static void s_expand(const s_job *j, const s_rcpt *r, const char *pw, ab_mime_bu
             ab_mime_buf_add(out, p++, 1);
         }
     }
+}
+
+/* The text of a password message: the template with its placeholders filled in. */
+static void s_expand(const s_job *j, const s_rcpt *r, const char *pw, ab_mime_buf *out)
+{
+    ab_mail_fill v = {pw, r->email, j->conf.baseurl, j->conf.org, j->conf.contact};
+    ab_mail_fill_text(j->message, &v, out);
 }
 
 /* The whole message to r: contact messages reuse the job's signed text; password
@@ -541,8 +589,9 @@ static int s_outcome(s_job *j, const s_rcpt *r, const char *pw, const char *msgi
              res->outcome == AB_SMTP_TEMPORARY && give_up ? "gave up after the last attempt: " : "",
              res->text);
     AB_INFO("email job %llu: %s: %s", (unsigned long long)ab_job_id(j->run), r->email, error);
-    return s_record(j, r, give_up ? "failed" : "retrying", NULL, enc, res->code, error, NULL, NULL,
-                    err);
+    if (give_up)
+        return s_record_failed(j, r, NULL, enc, res->code, error, err);
+    return s_record(j, r, "retrying", NULL, enc, res->code, error, NULL, NULL, err);
 }
 
 /* A recipient that cannot get this message at all: why, or NULL. */
@@ -565,7 +614,7 @@ static int s_send_one(s_job *j, const s_rcpt *r, ab_error *err)
                        sizeof msgid);
     const char *why = s_cannot_send(j, r);
     if (why)
-        return s_record(j, r, "failed", msgid, false, 0, why, NULL, NULL, err);
+        return s_record_failed(j, r, msgid, false, 0, why, err);
     if ((j->with_password && s_password(j, r, &pw, &sealed, err) < 0) ||
         s_mark_sending(j, r, msgid, sealed, err) < 0) {
         ab_password_free(pw);
@@ -580,12 +629,17 @@ static int s_send_one(s_job *j, const s_rcpt *r, ab_error *err)
         bool recipients_own = cerr.code == AB_E_INVALID &&
                               (strcmp(cerr.field, "gpgkey") == 0 || strcmp(cerr.field, "to") == 0);
         rc = recipients_own /* else the instance's key or settings: the whole job stops */
-                 ? s_record(j, r, "failed", NULL, false, 0, cerr.message, NULL, NULL, err)
+                 ? s_record_failed(j, r, NULL, false, 0, cerr.message, err)
                  : ab_fail(err, cerr.code, cerr.field, "%s", cerr.message);
     } else {
         ab_smtp_result res;
         ab_smtp_send(&j->conf.smtp, j->conf.from, r->email, msg.data, msg.len, &res);
-        rc = s_outcome(j, r, pw, msgid, &res, err);
+        rc = res.outcome == AB_SMTP_LOGIN /* no message can go: the job stops (not retried) */
+                 ? ab_fail(err, AB_E_INVALID, "Email.password",
+                           "the SMTP server refused our login: %d %.120s; nothing more was "
+                           "sent: fix Email.username/Email.password, then adminctl job retry %llu",
+                           res.code, res.text, (unsigned long long)ab_job_id(j->run))
+                 : s_outcome(j, r, pw, msgid, &res, err);
     }
     ab_mime_buf_free(&msg);
     ab_password_free(pw);
@@ -634,6 +688,26 @@ static int s_disabled(s_job *j, ab_error *err)
     return ab_db_exec(j->db, "COMMIT", err);
 }
 
+/* "first carol@x: why" of the job's first failed recipient, for the job's last message. */
+static int s_first_failure(s_job *j, char *out, size_t len, ab_error *err)
+{
+    ab_params p;
+    ab_params_init(&p);
+    ab_param_int(&p, (int64_t)ab_job_id(j->run));
+    ab_rows rows = {0};
+    if (ab_db_query(j->db,
+                    "SELECT email, error FROM email_recipients WHERE job_id = ? AND state = "
+                    "'failed' ORDER BY id LIMIT 1",
+                    &p, &rows, err) < 0)
+        return -1;
+    if (ab_rows_next(&rows) == 1) {
+        const char *e = ab_rows_str(&rows, 0, NULL), *why = ab_rows_str(&rows, 1, NULL);
+        snprintf(out, len, "first %.100s: %.180s", e ? e : "?", why ? why : "?");
+    }
+    ab_rows_close(&rows);
+    return 0;
+}
+
 static int s_finish(s_job *j, ab_error *err)
 {
     if (s_counts(j, err) < 0)
@@ -644,10 +718,16 @@ static int s_finish(s_job *j, ab_error *err)
                        "mail status %llu)",
                        (long long)j->retrying, (long long)j->total,
                        (unsigned long long)ab_job_id(j->run));
-    char msg[200];
-    snprintf(msg, sizeof msg, "Sent %lld of %lld; %lld failed%s", (long long)j->sent,
-             (long long)j->total, (long long)j->failed,
-             j->failed ? " (adminctl mail status shows why)" : "");
+    /* The job's message is at most 255 bytes: the counts and where to look come first,
+     * then the first failure, cut if need be. */
+    char msg[400], first[300] = "";
+    if (j->failed && s_first_failure(j, first, sizeof first, err) < 0)
+        return -1;
+    int n = snprintf(msg, sizeof msg, "Sent %lld of %lld; %lld failed", (long long)j->sent,
+                     (long long)j->total, (long long)j->failed);
+    if (j->failed)
+        snprintf(msg + n, sizeof msg - (size_t)n, " (adminctl mail status %llu): %s",
+                 (unsigned long long)ab_job_id(j->run), first);
     ab_job_progress(j->run, 100, msg);
     return 0;
 }

@@ -29,6 +29,8 @@ typedef struct {
     char *gpg_home, *gpg_email, *gpg_binary, *gpg_password;
     bool disabled;       /* MISP.disable_emailing */
     bool only_encrypted; /* GnuPG.onlyencrypted */
+    bool sign;           /* GnuPG.sign: false sends the text part unsigned */
+    bool obscure;        /* GnuPG.obscure_subject: encrypted mail gets a neutral subject */
     char *smtp_host, *smtp_user, *smtp_password;
     ab_smtp_conf smtp; /* points into the strings above */
 } ab_mail_conf;
@@ -38,6 +40,9 @@ typedef struct {
  * a secret sealed under another server key). Free with ab_mail_conf_free. */
 int ab_mail_conf_load(ab_mail_conf *c, const ab_secret *key, ab_error *err);
 void ab_mail_conf_free(ab_mail_conf *c);
+
+/* The subject of encrypted messages under GnuPG.obscure_subject. */
+#define AB_MAIL_OBSCURED_SUBJECT "Encrypted message"
 
 /* One message to compose. */
 typedef struct {
@@ -59,7 +64,8 @@ int ab_mail_compose(const ab_mail_conf *c, ab_mail_gpg *g, const ab_mail_msg *m,
                     char *message_id, size_t idlen, ab_error *err);
 
 /* The two halves of ab_mail_compose, so that a mail-out signs its text once: the
- * multipart/signed entity of body (with the host organisation's signature below it), and
+ * multipart/signed entity of body (with the host organisation's signature below it; the
+ * bare text part when GnuPG.sign is false), and
  * a whole message from it (headers, then the entity, or the entity encrypted to m->gpgkey;
  * m->body is not used). Return 0 or -1 with *err as ab_mail_compose. */
 int ab_mail_sign_text(const ab_mail_conf *c, ab_mail_gpg *g, const char *body, ab_mime_buf *out,
@@ -67,6 +73,16 @@ int ab_mail_sign_text(const ab_mail_conf *c, ab_mail_gpg *g, const char *body, a
 int ab_mail_assemble(const ab_mail_conf *c, ab_mail_gpg *g, const ab_mail_msg *m,
                      const ab_mime_buf *signed_entity, ab_mime_buf *out, char *message_id,
                      size_t idlen, ab_error *err);
+
+/* The placeholders of MISP's texts (MISP.passwordResetText, MISP.newUserText): NULL
+ * values become "". */
+typedef struct {
+    const char *password, *username, *misp, *org, *contact;
+} ab_mail_fill;
+
+/* Append tmpl to out with $password, $username, $misp, $org and $contact filled in and
+ * MISP's literal "\n" as line breaks (the settings' texts are written that way). */
+void ab_mail_fill_text(const char *tmpl, const ab_mail_fill *v, ab_mime_buf *out);
 
 /* Open the instance's signing key as c says. Returns 0 or -1 with *err. */
 int ab_mail_gpg_from_conf(const ab_mail_conf *c, ab_mail_gpg **g, ab_error *err);

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "engine.h"
+#include "gpgkey.h"
 #include "handlers.h"
 #include "identity.h"
 #include "jobs.h"
@@ -19,7 +20,9 @@
 static int s_subject(ab_ctx *ctx, const char **subject, size_t *len, ab_error *err)
 {
     *subject = ab_arg_str(ctx, "subject", len);
-    if (!*subject || !ab_mime_header_text_ok(*subject, *len))
+    if (!*subject)
+        return ab_fail(err, AB_E_INVALID, "subject", "give the subject (one line of text)");
+    if (!ab_mime_header_text_ok(*subject, *len))
         return ab_fail(err, AB_E_INVALID, "subject",
                        "the subject must be one line of text: no line breaks or control "
                        "characters");
@@ -95,11 +98,27 @@ static int s_add_recipients(ab_ctx *ctx, uint64_t job, uint32_t user, const char
                      &p, NULL, count, err);
 }
 
-/* Enqueue an email job of kind (payload {kind, subject, message}) for the one user (email)
- * or every enabled user (email NULL), audited and announced; the reply names the job. */
-static int s_enqueue(ab_ctx *ctx, const char *kind, const char *subject, size_t slen,
-                     const char *message, size_t mlen, uint32_t user_id, const char *email,
-                     msgpack_packer *pk, ab_error *err)
+/* The one recipient row of a future user: no user id, the key given with the command. */
+static int s_add_future(ab_ctx *ctx, uint64_t job, const char *email, const ab_gpgkey_arg *key,
+                        uint64_t *count, ab_error *err)
+{
+    ab_params p;
+    ab_params_init(&p);
+    ab_param_int(&p, (int64_t)job);
+    ab_param_cstr(&p, email);
+    ab_param_str(&p, key->armour, key->armour ? key->len : 0);
+    return ab_db_run(ctx->db,
+                     "INSERT INTO email_recipients (job_id, user_id, email, gpgkey, date_created, "
+                     "date_modified) VALUES (?, NULL, ?, ?, UTC_TIMESTAMP(3), UTC_TIMESTAMP(3))",
+                     &p, NULL, count, err);
+}
+
+/* Enqueue an email job of kind (payload {kind, subject, message}) for the one user (email),
+ * every enabled user (email NULL) or a future user (future: email and the key given, if
+ * any), audited and announced; the reply names the job. */
+static int s_enqueue_to(ab_ctx *ctx, const char *kind, const char *subject, size_t slen,
+                        const char *message, size_t mlen, uint32_t user_id, const char *email,
+                        const ab_gpgkey_arg *future, msgpack_packer *pk, ab_error *err)
 {
     const ab_job_type *t = ab_job_type_find("email", 5);
     if (!t)
@@ -107,8 +126,11 @@ static int s_enqueue(ab_ctx *ctx, const char *kind, const char *subject, size_t 
     msgpack_sbuffer payload;
     s_payload(&payload, kind, subject, slen, message, mlen);
     char input[300];
-    snprintf(input, sizeof input, "%s subject=%.*s to=%s", kind, (int)(slen > 200 ? 200 : slen),
-             subject, email ? email : "all users");
+    snprintf(input, sizeof input, "%s subject=%.*s to=%s%s%s", kind, (int)(slen > 200 ? 200 : slen),
+             subject, email ? email : "all users", future ? " (not a user)" : "",
+             future && future->armour ? " key=" : "");
+    if (future && future->armour)
+        snprintf(input + strlen(input), sizeof input - strlen(input), "%s", future->fpr);
     ab_job_spec spec = {.type = t,
                         .payload = payload.data,
                         .payload_len = payload.size,
@@ -119,7 +141,8 @@ static int s_enqueue(ab_ctx *ctx, const char *kind, const char *subject, size_t 
     bool existed = false;
     int rc = ab_job_enqueue(ctx->db, &spec, ctx->now_ms, &id, &existed, err);
     msgpack_sbuffer_destroy(&payload);
-    if (rc < 0 || s_add_recipients(ctx, id, user_id, email, &count, err) < 0)
+    if (rc < 0 || (future ? s_add_future(ctx, id, email, future, &count, err)
+                          : s_add_recipients(ctx, id, user_id, email, &count, err)) < 0)
         return -1;
     char extra[64];
     snprintf(extra, sizeof extra, "recipients () => (%llu)", (unsigned long long)count);
@@ -129,17 +152,116 @@ static int s_enqueue(ab_ctx *ctx, const char *kind, const char *subject, size_t 
     return 0;
 }
 
+static int s_enqueue(ab_ctx *ctx, const char *kind, const char *subject, size_t slen,
+                     const char *message, size_t mlen, uint32_t user_id, const char *email,
+                     msgpack_packer *pk, ab_error *err)
+{
+    return s_enqueue_to(ctx, kind, subject, slen, message, mlen, user_id, email, NULL, pk, err);
+}
+
+/* --future ADDRESS: an address that can be mailed and is nobody's account yet. */
+static int s_future_address(ab_ctx *ctx, const char *a, size_t len, char *email, ab_error *err)
+{
+    snprintf(email, ADDR_MAX + 1, "%.*s", (int)(len > ADDR_MAX ? ADDR_MAX : len), a);
+    if (len > ADDR_MAX || strlen(email) != len || !ab_mime_address_ok(email))
+        return ab_fail(err, AB_E_INVALID, "future",
+                       "future must be one plain e-mail address (local@domain, no spaces, "
+                       "quotes, brackets or line breaks)");
+    ab_params p;
+    ab_params_init(&p);
+    ab_param_cstr(&p, email);
+    int64_t users = 0;
+    if (ab_db_scalar(ctx->db, "SELECT COUNT(*) FROM users WHERE email = ?", &p, &users, err) < 0)
+        return -1;
+    if (users)
+        return ab_fail(err, AB_E_CONFLICT, "future",
+                       "%s is a user already: write with adminctl contact --user %s (their own "
+                       "key is used)",
+                       email, email);
+    return 0;
+}
+
+/* The welcome text for a future user: MISP.newUserText filled in now (the job sends it as
+ * it is); there is no account, so no password: $password says so. Caller frees. */
+static char *s_future_welcome(const char *email, ab_error *err)
+{
+    char *tmpl = ab_settings_get("MISP.newUserText");
+    if (!tmpl) {
+        ab_fail(err, AB_E_INVALID, "welcome",
+                "MISP.newUserText is not set: set it, or give message");
+        return NULL;
+    }
+    char *misp = ab_settings_get("MISP.baseurl"), *org = ab_settings_get("MISP.org"),
+         *contact = ab_settings_get("MISP.contact");
+    ab_mail_fill v = {"(none yet: it comes with your account)", email, misp, org, contact};
+    ab_mime_buf out = {0};
+    ab_mail_fill_text(tmpl, &v, &out);
+    ab_mime_buf_add(&out, "", 1); /* the NUL */
+    free(tmpl);
+    free(misp);
+    free(org);
+    free(contact);
+    if (out.oom) {
+        ab_mime_buf_free(&out);
+        ab_fail(err, AB_E_INTERNAL, NULL, "out of memory");
+        return NULL;
+    }
+    return out.data; /* ab_mime_buf owns malloc'd memory */
+}
+
+/* contact --future ADDRESS [--gpgkey-file KEY.asc] [--welcome]. */
+static int s_contact_future(ab_ctx *ctx, const char *future, size_t flen, const char *subject,
+                            size_t slen, const char *message, size_t mlen, bool welcome,
+                            msgpack_packer *pk, ab_error *err)
+{
+    char email[ADDR_MAX + 1];
+    ab_gpgkey_arg key;
+    if (s_future_address(ctx, future, flen, email, err) < 0 ||
+        ab_gpgkey_from_args(ctx, &key, err) < 0)
+        return -1;
+    char *text = NULL;
+    if (!message && welcome) {
+        if (!(text = s_future_welcome(email, err)))
+            return -1;
+        message = text;
+        mlen = strlen(text);
+    }
+    if (!subject && welcome) {
+        subject = "New user registration";
+        slen = strlen(subject);
+    }
+    int rc = s_enqueue_to(ctx, "contact", subject, slen, message, mlen, 0, email, &key, pk, err);
+    free(text);
+    return rc;
+}
+
 int ab_contact(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
 {
-    size_t slen = 0, mlen = 0, ulen = 0;
-    const char *subject = NULL, *message = ab_arg_str(ctx, "message", &mlen);
-    const char *user = ab_arg_str(ctx, "user", &ulen);
-    bool all = ab_arg_bool(ctx, "all", false);
-    if (s_subject(ctx, &subject, &slen, err) < 0)
+    size_t slen = 0, mlen = 0, ulen = 0, flen = 0, klen = 0;
+    const char *subject = ab_arg_str(ctx, "subject", &slen);
+    const char *message = ab_arg_str(ctx, "message", &mlen);
+    const char *user = ab_arg_str(ctx, "user", &ulen), *future = ab_arg_str(ctx, "future", &flen);
+    bool all = ab_arg_bool(ctx, "all", false), welcome = ab_arg_bool(ctx, "welcome", false);
+    bool key = ab_arg_str(ctx, "gpgkey", &klen) != NULL;
+    if ((user != NULL) + (future != NULL) + all != 1)
+        return ab_fail(err, AB_E_INVALID,
+                       future ? "future"
+                       : all  ? "all"
+                              : "user",
+                       "give one of user (one user), all (every enabled user) or future (an "
+                       "address that is not a user yet)");
+    if (!future && (key || welcome))
+        return ab_fail(err, AB_E_INVALID, key ? "gpgkey" : "welcome",
+                       "%s goes with future only (users' keys are their own: adminctl user edit "
+                       "--gpgkey-file; a user's welcome: adminctl user reset-password "
+                       "--first-time)",
+                       key ? "gpgkey" : "welcome");
+    if ((subject || !welcome) && s_subject(ctx, &subject, &slen, err) < 0)
         return -1;
-    if (all == (user != NULL))
-        return ab_fail(err, AB_E_INVALID, all ? "all" : "user",
-                       "give either user (one user) or all (every enabled user)");
+    if (!message && !welcome)
+        return ab_fail(err, AB_E_INVALID, "message", "give the message (or, with future, welcome)");
+    if (future)
+        return s_contact_future(ctx, future, flen, subject, slen, message, mlen, welcome, pk, err);
     uint32_t user_id = 0, org_id = 0;
     bool site_admin = false;
     char email[ADDR_MAX + 1] = "";
@@ -147,6 +269,53 @@ int ab_contact(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
         return -1;
     return s_enqueue(ctx, "contact", subject, slen, message, mlen, user_id, user ? email : NULL, pk,
                      err);
+}
+
+/* --- user.gpg_fetch --------------------------------------------------------------------- */
+
+/* Enqueue the gpgkey_fetch job (mail_keyfetch.c): the network is not waited on here, inside
+ * the command's transaction. */
+int ab_user_gpg_fetch(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
+{
+    size_t ulen = 0;
+    const char *user = ab_arg_str(ctx, "user", &ulen);
+    uint32_t user_id = 0, org_id = 0;
+    bool site_admin = false;
+    char email[ADDR_MAX + 1] = "";
+    if (s_find_user(ctx, user, ulen, &user_id, &org_id, &site_admin, email, err) < 0 ||
+        ab_may_act_on_user(ctx->cmd, ctx->who, user_id, org_id, site_admin, err) < 0)
+        return -1;
+    if (ab_settings_bool("GnuPG.key_fetching_disabled"))
+        return ab_fail(err, AB_E_CONFLICT, "GnuPG.key_fetching_disabled",
+                       "key fetching is turned off (GnuPG.key_fetching_disabled is true): give "
+                       "the key with adminctl user edit %s --gpgkey-file KEY.asc",
+                       email);
+    const ab_job_type *t = ab_job_type_find("gpgkey_fetch", 12);
+    if (!t)
+        return ab_fail(err, AB_E_INTERNAL, NULL, "no job type gpgkey_fetch in this build");
+    msgpack_sbuffer payload;
+    msgpack_sbuffer_init(&payload);
+    msgpack_packer ppk;
+    msgpack_packer_init(&ppk, &payload, msgpack_sbuffer_write);
+    msgpack_pack_map(&ppk, 2);
+    ab_pack_kv_int(&ppk, "user_id", user_id);
+    ab_pack_kv_cstr(&ppk, "email", email);
+    char input[300];
+    snprintf(input, sizeof input, "user=%u %s", user_id, email);
+    ab_job_spec spec = {.type = t,
+                        .payload = payload.data,
+                        .payload_len = payload.size,
+                        .input = input,
+                        .org_id = ctx->who->org_id,
+                        .created_by = ctx->who->user_id};
+    uint64_t id = 0;
+    bool existed = false;
+    int rc = ab_job_enqueue(ctx->db, &spec, ctx->now_ms, &id, &existed, err);
+    msgpack_sbuffer_destroy(&payload);
+    if (rc < 0 || ab_job_queued_reply(ctx, pk, id, t, input, NULL, 1, err) < 0)
+        return -1;
+    ab_pack_kv_cstr(pk, "user", email);
+    return 0;
 }
 
 /* --- user.reset_password ------------------------------------------------------------------ */
@@ -211,6 +380,12 @@ static int s_test_send(ab_ctx *ctx, ab_mail_conf *conf, const char *to, uint32_t
         conf->smtp.timeout_s = 10; /* this runs inside an apply loop */
     ab_smtp_result res;
     ab_smtp_send(&conf->smtp, conf->from, to, msg->data, msg->len, &res);
+    if (res.outcome == AB_SMTP_LOGIN)
+        return ab_fail(err, AB_E_INVALID, "Email.password",
+                       "the SMTP server %s:%d refused our login as '%.60s': %d %.120s; check "
+                       "Email.username and Email.password",
+                       conf->smtp.host, conf->smtp.port,
+                       conf->smtp.username ? conf->smtp.username : "", res.code, res.text);
     if (res.outcome != AB_SMTP_SENT)
         return ab_fail(err, res.outcome == AB_SMTP_TEMPORARY ? AB_E_UNAVAILABLE : AB_E_INVALID,
                        res.outcome == AB_SMTP_TEMPORARY ? "Email.host" : "to",
@@ -305,6 +480,57 @@ static void s_pack_recipient(msgpack_packer *pk, const ab_rows *rows, const void
     }
 }
 
+/* "counts" {state: n}, "job" {state, message} and "notice": what an admin must know of
+ * the mail-out (recipients that failed for good), or nil. */
+static int s_pack_summary(ab_ctx *ctx, msgpack_packer *pk, int64_t job, ab_error *err)
+{
+    static const char *const states[] = {"queued", "sending", "sent", "retrying", "failed"};
+    int64_t count[5] = {0};
+    ab_params p;
+    ab_params_init(&p);
+    ab_param_int(&p, job);
+    ab_rows rows = {0};
+    if (ab_db_query(ctx->db,
+                    "SELECT state, COUNT(*) FROM email_recipients WHERE job_id = ? GROUP BY state",
+                    &p, &rows, err) < 0)
+        return -1;
+    while (ab_rows_next(&rows) == 1)
+        for (int i = 0; i < 5; i++)
+            if (strcmp(ab_rows_str(&rows, 0, NULL), states[i]) == 0)
+                count[i] = ab_rows_int(&rows, 1);
+    ab_rows_close(&rows);
+    ab_pack_cstr(pk, "counts");
+    msgpack_pack_map(pk, 5);
+    for (int i = 0; i < 5; i++)
+        ab_pack_kv_int(pk, states[i], count[i]);
+    if (ab_db_query(ctx->db, "SELECT state, message FROM jobs WHERE id = ?", &p, &rows, err) < 0)
+        return -1;
+    ab_pack_cstr(pk, "job");
+    msgpack_pack_map(pk, 2);
+    if (ab_rows_next(&rows) == 1) {
+        size_t ml = 0;
+        const char *st = ab_rows_str(&rows, 0, NULL), *m = ab_rows_str(&rows, 1, &ml);
+        ab_pack_kv_cstr(pk, "state", st ? st : "");
+        ab_pack_kv_str(pk, "message", m, ml);
+    } else {
+        ab_pack_kv_cstr(pk, "state", "");
+        ab_pack_kv_str(pk, "message", NULL, 0);
+    }
+    ab_rows_close(&rows);
+    ab_pack_cstr(pk, "notice");
+    if (count[4] == 0) {
+        msgpack_pack_nil(pk);
+        return 0;
+    }
+    char notice[300];
+    snprintf(notice, sizeof notice,
+             "%lld recipient(s) failed for good and were sent nothing (the error column says "
+             "why; audit: adminctl log search --action email_failed)",
+             (long long)count[4]);
+    ab_pack_cstr(pk, notice);
+    return 0;
+}
+
 int ab_mail_status(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
 {
     int64_t job = ab_arg_int(ctx, "job", 0), limit = ab_arg_int(ctx, "limit", 100);
@@ -337,6 +563,25 @@ int ab_mail_status(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
                     "WHERE job_id = ? AND (? IS NULL OR state = ?) ORDER BY id LIMIT ? OFFSET ?",
                     &p, &rows, err) < 0)
         return -1;
-    ab_pack_page(pk, &rows, s_pack_recipient, NULL, total, page, limit);
-    return 0;
+    /* The page, then the admin's notice: the counts per state, the job's state and last
+     * message, and a sentence when recipients failed for good. */
+    msgpack_sbuffer items;
+    msgpack_sbuffer_init(&items);
+    msgpack_packer ipk;
+    msgpack_packer_init(&ipk, &items, msgpack_sbuffer_write);
+    uint32_t n = 0;
+    while (ab_rows_next(&rows) == 1) {
+        s_pack_recipient(&ipk, &rows, NULL);
+        n++;
+    }
+    ab_rows_close(&rows);
+    msgpack_pack_map(pk, 7);
+    ab_pack_cstr(pk, "items");
+    msgpack_pack_array(pk, n);
+    pk->callback(pk->data, items.data, items.size);
+    msgpack_sbuffer_destroy(&items);
+    ab_pack_kv_int(pk, "total", total);
+    ab_pack_kv_int(pk, "page", page);
+    ab_pack_kv_int(pk, "limit", limit);
+    return s_pack_summary(ctx, pk, job, err);
 }

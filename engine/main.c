@@ -154,15 +154,43 @@ static void s_log_stats(const ab_applier *a, int index, uint64_t *last_cmds, uin
     *last_batches = batches;
 }
 
+/* The transport of one apply loop: the broker's sockets, or a member of the Kafka group. */
+static ab_transport *s_transport(const ab_config *cfg)
+{
+    if (strcmp(cfg->transport, "kafka") != 0)
+        return ab_transport_zmq_new(cfg->engine_endpoint, cfg->publish_endpoint);
+    const char *names[cfg->nkafka + 1], *values[cfg->nkafka + 1];
+    for (size_t i = 0; i < cfg->nkafka; i++) {
+        names[i] = cfg->kafka[i].name;
+        values[i] = cfg->kafka[i].value;
+    }
+    ab_kafka_options opt = {cfg->kafka_brokers,
+                            cfg->kafka_commands_topic,
+                            cfg->kafka_replies_topic,
+                            cfg->kafka_events_topic,
+                            cfg->kafka_group,
+                            names,
+                            values,
+                            cfg->nkafka};
+    char err[600];
+    ab_transport *t = ab_transport_kafka_new(&opt, err, sizeof err);
+    if (!t)
+        AB_ERROR("engine: %s", err);
+    return t;
+}
+
 /* One apply loop: its own bus sockets, its own database connection, its own batches. */
 static void *s_run_loop(void *arg)
 {
     s_loop *l = arg;
     const ab_config *cfg = l->cfg;
     l->rc = 1;
-    ab_transport *t = ab_transport_zmq_new(cfg->engine_endpoint, cfg->publish_endpoint);
-    if (!t)
+    ab_transport *t = s_transport(cfg);
+    if (!t) {
+        ab_db_close(&l->db);
+        s_stop = 1; /* a loop without a bus: stop the engine (its message is logged) */
         return NULL;
+    }
     ab_applier_options opt = {cfg->db_dsn, atoi(cfg->batch_max),
                               (size_t)strtoull(cfg->max_frame, NULL, 10)};
     if (opt.batch_max < 1)
@@ -215,7 +243,13 @@ static int s_serve(const ab_config *cfg, ab_db **db, const ab_secret *secret,
         }
         started++;
     }
-    if (started == n)
+    bool kafka = strcmp(cfg->transport, "kafka") == 0;
+    if (started == n && kafka)
+        AB_INFO("engine %s ready: %d apply loop(s) in Kafka group %s, commands from %s on %s, "
+                "events to %s, schema version %d",
+                info->name, n, cfg->kafka_group, cfg->kafka_commands_topic, cfg->kafka_brokers,
+                cfg->kafka_events_topic, ab_schema_latest());
+    else if (started == n)
         AB_INFO("engine %s ready: %d apply loop(s), commands from %s, events to %s, schema "
                 "version %d",
                 info->name, n, cfg->engine_endpoint, cfg->publish_endpoint, ab_schema_latest());
@@ -240,6 +274,12 @@ int main(int argc, char **argv)
     if (prc != 0) {
         ab_config_free(&cfg);
         return prc == 1 ? 0 : 2;
+    }
+    if (strcmp(cfg.transport, "zmq") != 0 && strcmp(cfg.transport, "kafka") != 0) {
+        fprintf(stderr, "adminbus-engine: transport must be zmq or kafka (got '%s')\n",
+                cfg.transport);
+        ab_config_free(&cfg);
+        return 2;
     }
     if (ab_log_set_level(cfg.log_level) < 0)
         fprintf(stderr, "adminbus-engine: unknown log_level '%s'; using info\n", cfg.log_level);

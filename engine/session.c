@@ -175,6 +175,16 @@ static int s_purge(ab_db *db, const char *sql, int64_t idle, uint64_t *n, ab_err
     return 0;
 }
 
+int ab_session_end_others(ab_db *db, uint32_t user_id, uint64_t keep_id, uint64_t *n, ab_error *err)
+{
+    ab_params p;
+    ab_params_init(&p);
+    ab_param_int(&p, user_id);
+    ab_param_int(&p, (int64_t)keep_id);
+    *n = 0;
+    return ab_db_run(db, "DELETE FROM sessions WHERE user_id = ? AND id <> ?", &p, NULL, n, err);
+}
+
 int ab_logins_purge_job(ab_job_run *run, const msgpack_object *args, ab_error *err)
 {
     (void)args;

@@ -39,6 +39,11 @@ int ab_session_authenticate(ab_db *db, const ab_secret *secret, const char *toke
 int ab_session_may_run(const ab_command *cmd, const msgpack_object *args, const ab_identity *who,
                        ab_error *err);
 
+/* End every session of user_id except keep_id (0 keeps none): a changed password must not
+ * leave a stolen session working. *n receives how many ended. Returns 0 or -1 with *err. */
+int ab_session_end_others(ab_db *db, uint32_t user_id, uint64_t keep_id, uint64_t *n,
+                          ab_error *err);
+
 /* Job type logins.purge (no arguments): delete sessions past their expiry or idle timeout
  * and brute-force rows past their expiry, in chunks that commit on their own. */
 int ab_logins_purge_job(ab_job_run *run, const msgpack_object *args, ab_error *err);

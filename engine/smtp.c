@@ -94,10 +94,12 @@ static void s_classify(CURLcode rc, long code, const char *curl_err, s_replies *
         snprintf(res->text, sizeof res->text, "%s", rep->last[0] ? rep->last : "accepted");
         return;
     }
-    /* A 5xx to our sender, recipient or data is the server's final word; 5xx to our
-     * login (535) means our settings are wrong: fixable, so it is retried. */
-    bool permanent = code >= 500 && code < 600 && rc != CURLE_LOGIN_DENIED;
-    res->outcome = permanent ? AB_SMTP_PERMANENT : AB_SMTP_TEMPORARY;
+    /* A 5xx to our sender, recipient or data is the server's final word about that
+     * message; a refused login (535) is about every message: our settings are wrong. */
+    bool permanent = code >= 500 && code < 600;
+    res->outcome = rc == CURLE_LOGIN_DENIED ? AB_SMTP_LOGIN
+                   : permanent              ? AB_SMTP_PERMANENT
+                                            : AB_SMTP_TEMPORARY;
     const char *said = rep->failure[0] ? rep->failure : rep->last;
     if (rep->failure[0])
         res->code = code = atoi(rep->failure); /* not the 221 of the QUIT that followed */

@@ -28,9 +28,11 @@ typedef struct {
 /* What happened. */
 typedef enum {
     AB_SMTP_SENT,      /* the server accepted the message (2xx after the data) */
-    AB_SMTP_TEMPORARY, /* try again later: a 4xx reply, no connection, a timeout, TLS or
-                        * authentication trouble (the configuration may be fixed) */
+    AB_SMTP_TEMPORARY, /* try again later: a 4xx reply, no connection, a timeout, TLS
+                        * trouble */
     AB_SMTP_PERMANENT, /* a 5xx reply to the sender, the recipient or the data */
+    AB_SMTP_LOGIN,     /* the server refused our login (Email.username, Email.password):
+                        * no message can go until the settings are fixed */
 } ab_smtp_outcome;
 
 typedef struct {

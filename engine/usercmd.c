@@ -32,6 +32,7 @@
 #include "handlers.h"
 #include "identity.h"
 #include "password.h"
+#include "session.h"
 #include "secret.h"
 
 #define EMAIL_MAX_BYTES 1024 /* 255 characters of up to 4 bytes, and the NUL */
@@ -730,10 +731,19 @@ int ab_user_change_pw(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
                        "date_modified = FROM_UNIXTIME(? / 1000) WHERE id = ?",
                        &p, NULL, NULL, err);
     ab_password_free(hash);
+    /* The caller's own session survives its own change; every other one of the user ends. */
+    uint64_t keep = u.id == ctx->who->user_id ? ctx->who->session_id : 0, ended = 0;
+    if (rc == 0)
+        rc = ab_session_end_others(ctx->db, u.id, keep, &ended, err);
     if (rc == 0) {
         ab_change c;
         ab_change_init(&c);
         ab_change_add(&c, "password", "*****", 5, "*****", 5);
+        if (ended > 0) {
+            char n[24];
+            int len = snprintf(n, sizeof n, "%llu", (unsigned long long)ended);
+            ab_change_add(&c, "sessions_ended", "0", 1, n, (size_t)len);
+        }
         if (u.change_pw != change_pw)
             ab_change_add(&c, "change_pw", u.change_pw ? "1" : "0", 1, change_pw ? "1" : "0", 1);
         u.change_pw = change_pw;

@@ -369,10 +369,19 @@ static const char *const s_mail_states[] = {"queued",   "sending", "sent",
 static const ab_arg s_contact[] = {
     {"user", AB_ARG_STR, false, false, 1, 255, NULL, "The user to write to: e-mail address or id"},
     {"all", AB_ARG_BOOL, false, false, 0, 0, NULL, "Write to every enabled user"},
-    {"subject", AB_ARG_STR, true, false, 1, 200, NULL,
-     "The subject (one line; [ORG MISP] is put in front)"},
-    {"message", AB_ARG_STR, true, false, 1, TEXT_MAX, NULL,
-     "The text of the message (adminctl: --message-file FILE, or - for standard input)"},
+    {"future", AB_ARG_STR, false, false, 3, 254, NULL,
+     "Write to this address, of someone who is not a user (yet)"},
+    {"gpgkey", AB_ARG_STR, false, false, 1, TEXT_MAX, NULL,
+     "With future: the person's ASCII-armoured GnuPG public key, to encrypt to; checked as "
+     "user edit --gpgkey is (adminctl: --gpgkey-file FILE)"},
+    {"welcome", AB_ARG_BOOL, false, false, 0, 0, NULL,
+     "With future: the welcome text (MISP.newUserText, subject \"New user registration\") "
+     "when no message is given"},
+    {"subject", AB_ARG_STR, false, false, 1, 200, NULL,
+     "The subject (one line; [ORG MISP] is put in front); required unless welcome"},
+    {"message", AB_ARG_STR, false, false, 1, TEXT_MAX, NULL,
+     "The text of the message (adminctl: --message-file FILE, or - for standard input); "
+     "required unless welcome"},
 };
 
 static const ab_arg s_user_reset_password[] = {
@@ -382,6 +391,10 @@ static const ab_arg s_user_reset_password[] = {
     {"message", AB_ARG_STR, false, false, 1, TEXT_MAX, NULL,
      "Your own text instead of the setting's, with the same placeholders ($password, "
      "$username, $misp, $org, $contact; adminctl: --message-file FILE)"},
+};
+
+static const ab_arg s_user_gpg_fetch[] = {
+    {"user", AB_ARG_STR, true, true, 1, 255, NULL, "The user: e-mail address or id"},
 };
 
 static const ab_arg s_mail_test[] = {
@@ -767,13 +780,17 @@ const ab_command ab_catalog[] = {
      "which must be in the worker's keyring (else the job fails saying so). Restore with "
      "ops/restore. A malformed encrypt_to is invalid (field encrypt_to).",
      true, AB_PERM_SITE_ADMIN, s_backup_run, COUNT(s_backup_run)},
-    {"mail.contact", "contact", "Write to one user or to all users (a mail-out job)",
-     "Enqueues an email job on the email queue that sends the message to the user (user) or to "
-     "every enabled user (all), one message each, signed with the instance's GnuPG key and "
-     "encrypted to the user's key when the user has one; returns the job (adminctl job track "
-     "ID, adminctl mail status ID). A subject with a line break or control character is "
-     "invalid (field subject); user and all together or neither is invalid; an unknown user "
-     "is not_found (field user).",
+    {"mail.contact", "contact", "Write to one user, all users or a future user (a mail-out job)",
+     "Enqueues an email job on the email queue that sends the message to the user (user), to "
+     "every enabled user (all) or to an address that is not a user yet (future), one message "
+     "each, signed with the instance's GnuPG key and encrypted to the user's key when the "
+     "user has one (for future: to gpgkey when given); returns the job (adminctl job track "
+     "ID, adminctl mail status ID). With future, welcome sends MISP.newUserText (its "
+     "$password says that the password comes with the account). A subject with a line break "
+     "or control character is invalid (field subject); not exactly one of user, all and "
+     "future is invalid; gpgkey or welcome without future is invalid; an unknown user is "
+     "not_found (field user); a future address that is a user's is a conflict (field "
+     "future); a gpgkey that cannot encrypt is invalid (field gpgkey).",
      true, AB_PERM_SITE_ADMIN, s_contact, COUNT(s_contact)},
     {"user.reset_password", "user reset-password", "E-mail a user a new temporary password",
      "Enqueues an email job that, when the message is sent, sets a new temporary password "
@@ -784,19 +801,32 @@ const ab_command ab_catalog[] = {
      "here. Returns the job. Org admins may reset the users of their own organisation who "
      "are not site admins (forbidden, field user); an unknown user is not_found.",
      true, AB_PERM_ORG_ADMIN, s_user_reset_password, COUNT(s_user_reset_password)},
+    {"user.gpg_fetch", "user gpg fetch", "Fetch a user's GnuPG key (a job)",
+     "Enqueues a gpgkey_fetch job on the default queue and returns it (adminctl job track ID). "
+     "The worker looks the user's address up in the Web Key Directory of its domain "
+     "(GnuPG.wkd_url in its place when set), then on the key server GnuPG.keyserver (HKP "
+     "/pks/lookup?op=get), checks the key as user edit --gpgkey-file does (and that a user "
+     "ID names the address) and stores it, "
+     "audited as an edit of the user. No key anywhere, or a key that cannot be used, fails the "
+     "job saying why and changes nothing; a key server that does not answer is retried. "
+     "GnuPG.key_fetching_disabled makes it a conflict. Org admins fetch for the users of "
+     "their own organisation who are not site admins (forbidden, field user).",
+     true, AB_PERM_ORG_ADMIN, s_user_gpg_fetch, COUNT(s_user_gpg_fetch)},
     {"mail.test", "mail test", "Send one signed test message now",
      "Composes a signed test message (encrypted when the address is a user's with a GnuPG key) "
      "and submits it to the SMTP server (settings Email.*) at once, waiting at most 10 "
      "seconds, and returns the server's reply: sent, code and text. A refusal or an "
      "unreachable server is unavailable (temporary) or invalid (permanent, field to), with "
-     "the reply in the message; a setting in the way (MISP.email unset, no usable instance "
-     "key, MISP.disable_emailing) is a conflict naming it. Audited as email.",
+     "the reply in the message; a refused login is invalid (field Email.password); a setting "
+     "in the way (MISP.email unset, no usable instance key, MISP.disable_emailing) is a "
+     "conflict naming it. Audited as email.",
      true, AB_PERM_SITE_ADMIN, s_mail_test, COUNT(s_mail_test)},
     {"mail.status", "mail status", "Show a mail-out's recipients",
      "Lists the recipients of an email job with their state (queued, sending, sent, retrying, "
      "failed), attempts, whether the message was encrypted, its Message-ID, the SMTP server's "
-     "reply code and the error (the server's reply or GnuPG's reason); the job's message has "
-     "the counts. "
+     "reply code and the error (the server's reply or GnuPG's reason); then counts (per "
+     "state, the whole job), the job's state and message, and a notice when recipients "
+     "failed for good (each also has an audit row email_failed). "
      "An unknown job, or one that is not an email job, is not_found (field job).",
      false, AB_PERM_SITE_ADMIN, s_mail_status, COUNT(s_mail_status)},
 };

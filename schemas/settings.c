@@ -326,6 +326,13 @@ const ab_setting ab_settings[] = {
          "Replaces the subject of encrypted e-mails by a neutral one."),
     BOOL("GnuPG.key_fetching_disabled", GNUPG, "false", OPTIONAL, 0,
          "Stops users from fetching their key from a public key server."),
+    STR("GnuPG.keyserver", GNUPG, "https://openpgp.circl.lu", OPTIONAL, NULL_OK, 0, 255,
+        "The HKP key server (http:// or https:// URL) adminctl user gpg fetch asks when the "
+        "address's Web Key Directory has no key; empty: none."),
+    STR("GnuPG.wkd_url", GNUPG, NULL, OPTIONAL, NULL_OK, 0, 255,
+        "Where Web Key Directory lookups go instead of https://openpgpkey.DOMAIN (a WKD proxy, "
+        "or a test server): URL/.well-known/openpgpkey/DOMAIN/hu/HASH?l=LOCAL; empty: the "
+        "address's domain."),
     BOOL("SMIME.enabled", GNUPG, "false", OPTIONAL, 0,
          "Encrypts e-mails with S/MIME for users who have a certificate; the GnuPG.onlyencrypted "
          "and GnuPG.bodyonlyencrypted rules apply to it too."),

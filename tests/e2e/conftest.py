@@ -349,6 +349,30 @@ class Supervisor(StartedDaemon):
                              f"{self.stack.tail(self.log)}")
 
 
+class HttpShim(StartedDaemon):
+    """One adminbus-http a test started (Stack.start_http)."""
+
+    def __init__(self, stack, argv, log, port_file):
+        super().__init__(stack, f"http #{len(stack.https) + 1}", argv, log)
+        self.port_file = port_file
+        self.base = None
+
+    def wait_listening(self, timeout=30):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.alive():
+                raise AssertionError(f"{self.name} exited with {self.proc.returncode} during "
+                                     f"start:\n{self.stack.tail(self.log)}")
+            try:
+                port = int(self.port_file.read_text().strip())
+                self.base = f"http://127.0.0.1:{port}"
+                return self
+            except (OSError, ValueError):
+                time.sleep(0.05)
+        raise AssertionError(f"{self.name} did not listen within {timeout}s:\n"
+                             f"{self.stack.tail(self.log)}")
+
+
 class Stack:
     """A broker and an engine on their own ports and database. See the `stack` fixture."""
 
@@ -372,6 +396,7 @@ class Stack:
         self.schedulers = []  # Scheduler handles, stopped at teardown
         self.supervisors = []  # Supervisor handles, stopped (first) at teardown
         self.extra_conf = ""  # more adminbus.conf lines (a subclass's: curve=on)
+        self.https = []  # HttpShim handles (adminbus-http), stopped at teardown
 
     def start(self):
         """Create the database, bootstrap it (engine --init), start broker and engine."""
@@ -461,6 +486,21 @@ class Stack:
         s = Supervisor(self, argv, log)
         self.supervisors.append(s)
         return s.wait_registered() if wait else s
+
+    def start_http(self, wait=True, **config):
+        """Start adminbus-http (the HTTP shim) on a free loopback port against this stack, with
+        extra flags (max_body=1024 → --max-body=1024). Returns an HttpShim: .base
+        (http://127.0.0.1:PORT), .stop(), .kill9()."""
+        exe = BIN / "adminbus-http"
+        assert exe.exists(), f"missing {exe} (build first)"
+        n = len(self.https) + 1
+        port_file = self.home / f"http-{n}.port"
+        argv = [str(exe), "--url", self.url, "--events", self.events, "--port", "0",
+                "--port-file", str(port_file)]
+        argv += [f"--{k.replace('_', '-')}={v}" for k, v in config.items()]
+        h = HttpShim(self, argv, self.home / f"http-{n}.log", port_file)
+        self.https.append(h)
+        return h.wait_listening() if wait else h
 
     def kill_engine(self):
         """kill -9 the engine (expected death: teardown will not report it)."""
@@ -579,7 +619,7 @@ class Stack:
 
     def close_workers(self):
         # Supervisors first: each stops exactly its own workers.
-        for w in self.supervisors + self.schedulers + self.workers:
+        for w in self.supervisors + self.schedulers + self.workers + self.https:
             if not w.expected_dead:
                 if not w.alive():
                     self.problems.append(f"{w.name} died unexpectedly (exit "

@@ -3,7 +3,9 @@
 
     smtp_sink.py --port PORT --dir DIR [--cert PEM --key PEM [--implicit-tls]]
 
-With a certificate it offers STARTTLS (or, with --implicit-tls, speaks TLS from the first
+With --auth USER:PASSWORD it offers AUTH PLAIN and LOGIN (without TLS: loopback only) and
+refuses mail before a successful login; attempts go to DIR/auth.log. With a certificate it
+offers STARTTLS (or, with --implicit-tls, speaks TLS from the first
 byte, as on port 465).
 
 Every accepted message is written to DIR as NNNNNN.eml (the bytes exactly as received, CRLF
@@ -31,6 +33,7 @@ import ssl
 import threading
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
 
 
 class Sink:
@@ -100,6 +103,23 @@ class Sink:
         return "250 2.0.0 Message accepted for delivery"
 
 
+class Authenticator:
+    """Accepts one login; every attempt (mechanism, login, whether it passed) is appended to
+    DIR/auth.log, never the password."""
+
+    def __init__(self, folder, login, password):
+        self.log = os.path.join(folder, "auth.log")
+        self.login, self.password = login.encode(), password.encode()
+
+    def __call__(self, server, session, envelope, mechanism, auth_data):
+        ok = (isinstance(auth_data, LoginPassword) and auth_data.login == self.login
+              and auth_data.password == self.password)
+        with open(self.log, "a") as f:
+            login = auth_data.login.decode() if isinstance(auth_data, LoginPassword) else "?"
+            f.write(f"{mechanism} {login} {'ok' if ok else 'refused'}\n")
+        return AuthResult(success=ok, handled=False)  # aiosmtpd then answers 235 or 535
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--port", type=int, required=True)
@@ -107,14 +127,19 @@ def main():
     ap.add_argument("--cert")
     ap.add_argument("--key")
     ap.add_argument("--implicit-tls", action="store_true")
+    ap.add_argument("--auth", help="USER:PASSWORD: offer AUTH PLAIN/LOGIN and require it")
     a = ap.parse_args()
     tls = {}
     if a.cert:
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ctx.load_cert_chain(a.cert, a.key)
         tls = {"ssl_context": ctx} if a.implicit_tls else {"tls_context": ctx}
+    auth = {}
+    if a.auth:
+        auth = {"authenticator": Authenticator(a.dir, *a.auth.split(":", 1)),
+                "auth_required": True, "auth_require_tls": False}
     controller = Controller(Sink(a.dir), hostname="127.0.0.1", port=a.port,
-                            decode_data=False, enable_SMTPUTF8=True, **tls)
+                            decode_data=False, enable_SMTPUTF8=True, **tls, **auth)
     controller.start()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -141,6 +141,7 @@ TABLE = {
     "mail.test":        ("+ - - - - - - x x - x", lambda c: {"to": "ops@example.org"}),
     "mail.status":      ("+ - - - - - - x x + x", lambda c: {"job": 1}),
     "user.reset_password": ("+ + - - - - - x x - x", lambda c: {"user": c.new_user()}),
+    "user.gpg_fetch":   ("+ + - - - - - x x - x", lambda c: {"user": c.new_user()}),
 }
 
 # Tables authentication itself may write (a refused command's auth_fail row): left out of

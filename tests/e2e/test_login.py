@@ -191,6 +191,24 @@ def test_must_change_password_session_runs_only_change_pw_on_itself(stack):
     assert login_ok(stack, "fay@circl.lu", password="Another-Good-Pass-77")
 
 
+def test_a_changed_password_ends_the_other_sessions(stack):
+    gil = make_user(stack, "gil@circl.lu")
+    mine = login_ok(stack, "gil@circl.lu")["session"]
+    stolen = login_ok(stack, "gil@circl.lu")["session"]
+    # changed by the user through one session: that one goes on, the other ends
+    r = with_session(stack, mine, "user.change_pw",
+                     {"user": str(gil["id"]), "password": "Another-Good-Pass-77"})
+    assert r["ok"] is True, r
+    assert with_session(stack, mine, "auth.whoami")["ok"] is True
+    assert_error(with_session(stack, stolen, "auth.whoami"), "unauthenticated")
+    rows = audit_rows(stack, action="change_pw")
+    assert "sessions_ended (0) => (1)" in rows[-1]["change"], rows[-1]
+    # changed by an admin: none survives
+    stack.ok("user.change_pw", {"user": "gil@circl.lu", "password": "Third-Good-Pass-88"})
+    assert_error(with_session(stack, mine, "auth.whoami"), "unauthenticated")
+    assert stack.count("sessions") == 0
+
+
 # --- failures and brute force (acceptance 3) ---------------------------------------------
 
 

@@ -1,4 +1,4 @@
-"""E-mail (issue 6, first part) end to end: a real SMTP server on loopback (Debian's
+"""E-mail (issue 6) end to end: a real SMTP server on loopback (Debian's
 python3-aiosmtpd, tests/e2e/smtp_sink.py), real GnuPG keys made in temporary homes, the
 engine (mail.test, mail.contact, mail.status) and an `email` worker.
 
@@ -103,7 +103,7 @@ def keys():
 class SmtpSink:
     """tests/e2e/smtp_sink.py on a free loopback port, stopped by its pid."""
 
-    def __init__(self, folder, cert=None, implicit_tls=False):
+    def __init__(self, folder, cert=None, implicit_tls=False, auth=None):
         self.dir = Path(folder)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.port = free_ports(1)[0]
@@ -113,6 +113,8 @@ class SmtpSink:
             argv += ["--cert", cert[0], "--key", cert[1]]
         if implicit_tls:
             argv += ["--implicit-tls"]
+        if auth:
+            argv += ["--auth", auth]
         self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=self.log,
                                      stdin=subprocess.DEVNULL)
         line = self.proc.stdout.readline().decode()
@@ -453,6 +455,10 @@ def nowhere_in_clear(stack, secret):
 def test_password_reset_sets_the_password_when_the_message_is_sent(stack, sink, keys, tmp_path):
     configure(stack, sink, keys)
     ana = add_user(stack, "ana@mail.test", keys["ana_pub"])
+    # a session someone holds: the reset ends it with the old password
+    stack.rows("INSERT INTO sessions (digest, user_id, created, expires, last_seen) "
+                  "VALUES (%s, %s, UTC_TIMESTAMP(3), UTC_TIMESTAMP(3) + INTERVAL 1 DAY, "
+                  "UTC_TIMESTAMP(3))", b"s" * 32, ana)
     stack.start_worker("email")
     r = stack.ok("user.reset_password", {"user": "ana@mail.test"})
     assert r["type"] == "email" and r["recipients"] == 1
@@ -471,6 +477,7 @@ def test_password_reset_sets_the_password_when_the_message_is_sent(stack, sink, 
     password = m.group(1)
     user = stack.rows("SELECT password, change_pw FROM users WHERE id = %s", ana)[0]
     assert user["change_pw"] == 1 and password_ok(password, user["password"])
+    assert stack.count("sessions") == 0
     [row] = audit_rows(stack, action="password_reset")
     assert row["model_id"] == ana and "password (*****) => (*****)" in row["change"]
     assert stack.rows("SELECT secret_sealed FROM email_recipients")[0]["secret_sealed"] is None

@@ -115,6 +115,50 @@ static void test_precedence(void **state)
     ab_config_free(&cfg);
 }
 
+/* Pass-through Kafka properties (issue 7): kafka.<property> in the file, then
+ * ADMINBUS_KAFKA__<PROPERTY>, then --kafka.<property>; ab_config_export writes them back. */
+static const char *prop(const ab_config *cfg, const char *name)
+{
+    for (size_t i = 0; i < cfg->nkafka; i++)
+        if (strcmp(cfg->kafka[i].name, name) == 0)
+            return cfg->kafka[i].value;
+    return NULL;
+}
+
+static void test_kafka_properties(void **state)
+{
+    fixture *fx = *state;
+    write_conf(fx, "transport = kafka\nkafka.security.protocol = SSL\n"
+                   "kafka.sasl.username = file\nkafka.ssl.ca.location = /ca.pem\n");
+    setenv("ADMINBUS_KAFKA__SASL_USERNAME", "env", 1);
+    setenv("ADMINBUS_KAFKA__SECURITY_PROTOCOL", "SASL_SSL", 1);
+    char *argv[] = {
+        "prog", "--kafka.security.protocol", "SASL_PLAINTEXT", "--kafka.linger.ms=7", "rest", NULL};
+    int argc = 5;
+    ab_config cfg;
+    char err[256];
+    assert_int_equal(load(&cfg, &argc, argv, err, sizeof err), 0);
+    unsetenv("ADMINBUS_KAFKA__SASL_USERNAME");
+    unsetenv("ADMINBUS_KAFKA__SECURITY_PROTOCOL");
+    assert_string_equal(cfg.transport, "kafka");
+    assert_string_equal(cfg.kafka_commands_topic, "adminbus.commands");
+    assert_string_equal(prop(&cfg, "security.protocol"), "SASL_PLAINTEXT"); /* flag wins */
+    assert_string_equal(prop(&cfg, "sasl.username"), "env");                /* env beats file */
+    assert_string_equal(prop(&cfg, "ssl.ca.location"), "/ca.pem");
+    assert_string_equal(prop(&cfg, "linger.ms"), "7");
+    assert_int_equal(cfg.nkafka, 4);
+    assert_int_equal(argc, 2);
+    assert_string_equal(argv[1], "rest");
+    assert_int_equal(ab_config_export(&cfg), 0);
+    assert_string_equal(getenv("ADMINBUS_KAFKA__LINGER_MS"), "7");
+    unsetenv("ADMINBUS_KAFKA__LINGER_MS");
+    unsetenv("ADMINBUS_KAFKA__SECURITY_PROTOCOL");
+    unsetenv("ADMINBUS_KAFKA__SASL_USERNAME");
+    unsetenv("ADMINBUS_KAFKA__SSL_CA_LOCATION");
+    ab_config_free(&cfg);
+    assert_int_equal(cfg.nkafka, 0);
+}
+
 static void test_home_flag_finds_file(void **state)
 {
     fixture *fx = *state;
@@ -255,6 +299,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_defaults, setup, teardown),
         cmocka_unit_test_setup_teardown(test_precedence, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_kafka_properties, setup, teardown),
         cmocka_unit_test_setup_teardown(test_home_flag_finds_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_file_unknown_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_file_bad_line, setup, teardown),

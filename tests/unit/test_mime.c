@@ -11,6 +11,7 @@
 
 #include <cmocka.h>
 
+#include "mail_keyfetch.h"
 #include "mime.h"
 
 /* --- small decoders, written independently of mime.c ----------------------------------- */
@@ -113,6 +114,18 @@ static char *s_qp_decode(const char *in)
 }
 
 /* --- header injection ------------------------------------------------------------------- */
+
+/* The Web Key Directory hash (key fetching): the example of the WKD draft
+ * (draft-koch-openpgp-webkey-service, "Joe.Doe" of Joe.Doe@Example.ORG), case folded. */
+static void test_wkd_hash(void **state)
+{
+    (void)state;
+    char h[33];
+    assert_int_equal(ab_wkd_hash("Joe.Doe", 7, h), 0);
+    assert_string_equal(h, "iy9q119eutrkn8s1mk4r39qejnbu3n5q");
+    assert_int_equal(ab_wkd_hash("joe.doe", 7, h), 0);
+    assert_string_equal(h, "iy9q119eutrkn8s1mk4r39qejnbu3n5q");
+}
 
 static void test_subject_crlf_cannot_add_a_header(void **state)
 {
@@ -330,6 +343,7 @@ static void test_text_part_and_wrappers_are_canonical(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_wkd_hash),
         cmocka_unit_test(test_subject_crlf_cannot_add_a_header),
         cmocka_unit_test(test_display_name_crlf_is_encoded),
         cmocka_unit_test(test_addresses),

@@ -1,0 +1,146 @@
+/* http.h — adminbus-http, the MISP-compatible HTTP shim (docs/architecture.md, "HTTP shim
+ * (issue 7)").
+ *
+ * It turns HTTP requests into v1 commands on the ZeroMQ bus and replies into MISP-shaped
+ * JSON. No business rule lives here: the engine authenticates (the authkey from
+ * Authorization or X-MISP-AUTH becomes the command's auth), authorises and validates.
+ * The shim only maps routes to commands, MISP field names to argument names, and results
+ * to MISP's records; and it enforces the HTTP limits (body, headers, time, connections).
+ *
+ * Parts: main.c (options, the libmicrohttpd daemon, limits and error bodies), bus.c (a pool
+ * of DEALER sockets: one command in flight per socket, many sockets), misp.c (the MISP
+ * routes), stream.c (/events as Server-Sent Events, /metrics, /health). */
+#ifndef AB_HTTP_H
+#define AB_HTTP_H
+
+#include <jansson.h>
+#include <microhttpd.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* --- options ------------------------------------------------------------------------- */
+
+typedef struct {
+    char *listen;           /* address to bind (default 127.0.0.1) */
+    int port;               /* 0: a free port, printed on stdout */
+    char *url;              /* the broker's command endpoint (ADMINBUS_URL) */
+    char *events;           /* the broker's event endpoint (ADMINBUS_EVENTS) */
+    size_t max_body;        /* bytes; larger bodies get 413 */
+    size_t max_header;      /* bytes of all request headers together; larger get 431 */
+    unsigned max_conns;     /* concurrent connections; more are refused at accept */
+    unsigned per_ip_conns;  /* concurrent connections per client address; 0 = no limit */
+    unsigned idle_s;        /* a connection silent this long is closed (slowloris) */
+    unsigned request_s;     /* a request whose body is still coming after this gets 408 */
+    int bus_timeout_ms;     /* wait for a reply (sent twice with the same id) */
+    unsigned sse_recheck_s; /* /events re-checks the caller's key this often */
+    char *tls_cert;         /* PEM paths: TLS when both are given */
+    char *tls_key;
+    char *port_file; /* write the bound port here once listening */
+} hs_options;
+
+/* --- bus.c ----------------------------------------------------------------------------- */
+
+typedef struct hs_bus hs_bus;
+
+hs_bus *hs_bus_new(const char *url, int timeout_ms);
+void hs_bus_free(hs_bus *bus);
+
+/* The outcome of one command. */
+typedef struct {
+    bool replied; /* false: no reply (unreachable, timed out) */
+    bool ok;
+    json_t *result;    /* ok: the result (owned) */
+    char code[32];     /* !ok: the error code ("invalid", …; "unavailable" with no reply) */
+    char field[64];    /* !ok: the offending field, "" when none */
+    char message[512]; /* !ok: the engine's message */
+    int retry_after;   /* seconds, 0 when not given */
+} hs_reply;
+
+/* Send command type with args (a JSON object, may be NULL; values are cast to the catalog's
+ * argument types where MISP sends another JSON type: "5" for an integer, 1 for a boolean)
+ * and the credential auth (NULL: none) and wait for its reply. Always fills *out
+ * (release with hs_reply_release). */
+void hs_bus_call(hs_bus *bus, const char *type, json_t *args, const char *auth, hs_reply *out);
+void hs_reply_release(hs_reply *r);
+
+/* Counters of what went over the bus, for /metrics: per command type, ok and each error. */
+void hs_bus_metrics(hs_bus *bus, char **text, size_t *len);
+
+/* --- the request, as the route handlers see it -------------------------------------- */
+
+typedef struct hs_server hs_server;
+
+typedef struct {
+    hs_server *srv;
+    const char *method;
+    const char *path;  /* without ".json" and a trailing slash */
+    const char *param; /* the {id} segment of the route, "" when none */
+    const char *auth;  /* the authkey from Authorization / X-MISP-AUTH, NULL when none */
+    json_t *body;      /* the JSON object sent (unwrapped later by the handler), or NULL */
+    void *conn;        /* struct MHD_Connection * */
+    /* the response, set by the handler */
+    int status;
+    json_t *json;      /* a JSON body (owned), or */
+    char *text;        /* a text body (owned, malloc'd) with content type: */
+    const char *ctype; /* text's content type */
+    bool streamed;     /* the handler queued its own response (/events) */
+} hs_req;
+
+typedef struct hs_guard hs_guard;
+
+struct hs_server {
+    hs_options opt;
+    hs_bus *bus;
+    hs_guard *guard;
+    void *zctx;            /* ZeroMQ context for the event subscribers */
+    volatile int stopping; /* set on SIGTERM: streams end */
+    pthread_mutex_t lock;  /* guards the counters below */
+    uint64_t requests, errors, streams;
+};
+
+/* Route one request (misp.c). Returns true when a route matched (the handler set the
+ * response), false for an unknown route. */
+bool hs_route(hs_req *r);
+
+/* Error responses (main.c): MISP's body {name, message, url} plus our code and field. */
+void hs_error(hs_req *r, int status, const char *code, const char *name, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+/* Turn an error reply into the response: MISP's statuses (main.c). On a save route
+ * (write = true), invalid and conflict are MISP's failed save: 403 with saved:false and
+ * errors. what names the thing in the message ("User", "Organisation"). */
+void hs_reply_error(hs_req *r, const hs_reply *rep, bool write, const char *what);
+
+/* --- guard.c: the whole-request deadline (slowloris) --------------------------------- */
+
+/* Where a connection's current request is. */
+enum {
+    HS_WAITING,   /* headers not complete yet: the deadline runs */
+    HS_RECEIVING, /* the body is coming: the deadline runs */
+    HS_HANDLED,   /* a handler has it (or a response is queued): never touched */
+    HS_EXPIRED,   /* the watchdog answered 408 and shut it down */
+};
+
+hs_guard *hs_guard_start(hs_server *srv);
+void hs_guard_stop(hs_guard *g);
+
+/* libmicrohttpd's connection notifier (MHD_OPTION_NOTIFY_CONNECTION; cls = the server). */
+void hs_guard_notify(void *cls, struct MHD_Connection *c, void **socket_context,
+                     enum MHD_ConnectionNotificationCode code);
+
+/* Move c's request to state; false when the watchdog has already expired it (the caller
+ * then gives the connection up: MHD_NO). */
+bool hs_guard_claim(struct MHD_Connection *c, int state);
+
+/* A response was sent: the next request on this connection gets a fresh deadline. */
+void hs_guard_rearm(struct MHD_Connection *c);
+
+/* --- stream.c --------------------------------------------------------------------------- */
+
+void hs_events(hs_req *r);  /* GET /events */
+void hs_metrics(hs_req *r); /* GET /metrics */
+void hs_health(hs_req *r);  /* GET /health */
+
+#endif

@@ -1,0 +1,630 @@
+/* main.c — adminbus-http: options, the libmicrohttpd daemon, the HTTP limits and the JSON
+ * error bodies (see http.h and docs/architecture.md, "HTTP shim (issue 7)").
+ *
+ * libmicrohttpd runs one thread per connection: a handler may block on the bus (and an
+ * /events stream on its subscriber) without holding up anyone else; the connection limit
+ * bounds the threads. Every refusal the shim makes itself is a JSON body with a precise
+ * status: 400 malformed JSON, 404 unknown route, 405 wrong method, 408 a request not complete
+ * after request_s (guard.c), 413 oversize body, 415 a body that is not JSON, 431 oversize
+ * headers. */
+#include <errno.h>
+#include <getopt.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <zmq.h>
+
+#include "cli.h"
+#include "http.h"
+
+#define S_NAME "adminbus-http"
+
+/* --- responses ------------------------------------------------------------------------------ */
+
+void hs_error(hs_req *r, int status, const char *code, const char *name, const char *fmt, ...)
+{
+    char msg[600];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    json_decref(r->json);
+    r->status = status;
+    r->json = json_pack("{s:s, s:s, s:s, s:s}", "name", name, "message", msg, "url",
+                        r->path ? r->path : "", "code", code);
+}
+
+void hs_reply_error(hs_req *r, const hs_reply *rep, bool write, const char *what)
+{
+    ab_code code = ab_code_from_name(rep->code, strlen(rep->code));
+    int status = ab_code_http_status(code);
+    const char *name = rep->message;
+    bool failed_save = write && (code == AB_E_INVALID || code == AB_E_CONFLICT);
+    if (failed_save)
+        status = 403; /* MISP answers a refused save with 403 and saved: false */
+    char title[128];
+    snprintf(title, sizeof title, "%s %s", code == AB_E_NOT_FOUND ? "Invalid" : "Could not save",
+             what);
+    if (code == AB_E_NOT_FOUND || failed_save)
+        name = title;
+    else if (code == AB_E_UNAUTHENTICATED) /* MISP's words */
+        name = "Authentication failed. Please make sure you pass the API key of an API enabled "
+               "user along in the Authorization header.";
+    else if (code == AB_E_FORBIDDEN)
+        name = "You do not have permission to use this functionality.";
+    hs_error(r, status, rep->code, name, "%s", rep->message);
+    if (rep->field[0])
+        json_object_set_new(r->json, "field", json_string(rep->field));
+    if (rep->retry_after)
+        json_object_set_new(r->json, "retry_after", json_integer(rep->retry_after));
+    if (failed_save) {
+        json_object_set_new(r->json, "saved", json_false());
+        json_t *errors = json_object();
+        json_object_set_new(errors, rep->field[0] ? rep->field : "error",
+                            json_pack("[s]", rep->message));
+        json_object_set_new(r->json, "errors", errors);
+    }
+}
+
+static enum MHD_Result s_send(struct MHD_Connection *c, int status, char *body, size_t len,
+                              const char *ctype)
+{
+    struct MHD_Response *resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+    if (!resp) {
+        free(body);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+    enum MHD_Result rc = MHD_queue_response(c, (unsigned)status, resp);
+    MHD_destroy_response(resp);
+    return rc;
+}
+
+static enum MHD_Result s_send_req(struct MHD_Connection *c, hs_req *r)
+{
+    if (r->text) {
+        char *text = r->text; /* libmicrohttpd frees it */
+        r->text = NULL;
+        return s_send(c, r->status, text, strlen(text), r->ctype);
+    }
+    char *body = r->json ? json_dumps(r->json, JSON_COMPACT | JSON_ENCODE_ANY) : strdup("null");
+    if (!body)
+        return MHD_NO;
+    size_t len = strlen(body);
+    char *nl = realloc(body, len + 2); /* a newline: nicer for curl */
+    if (nl) {
+        body = nl;
+        memcpy(body + len, "\n", 2);
+        len++;
+    }
+    return s_send(c, r->status, body, len, "application/json");
+}
+
+/* An error the shim makes before any route runs. */
+static enum MHD_Result s_refuse(hs_server *srv, struct MHD_Connection *c, const char *url,
+                                int status, const char *code, const char *name, const char *msg)
+{
+    hs_req r = {.srv = srv, .path = url};
+    hs_error(&r, status, code, name, "%s", msg);
+    pthread_mutex_lock(&srv->lock);
+    srv->errors++;
+    pthread_mutex_unlock(&srv->lock);
+    enum MHD_Result rc = s_send_req(c, &r);
+    json_decref(r.json);
+    return rc;
+}
+
+/* --- one connection's request ---------------------------------------------------------------- */
+
+typedef struct {
+    char *body;
+    size_t len;
+    bool too_big;  /* the body went over max_body: the rest is dropped, the answer is 413 */
+    bool answered; /* a response is queued: ignore the rest */
+} s_conn;
+
+static enum MHD_Result s_sum_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                    const char *value)
+{
+    (void)kind;
+    *(size_t *)cls += strlen(key) + (value ? strlen(value) : 0) + 4; /* ": " and CRLF */
+    return MHD_YES;
+}
+
+static bool s_is_json(const char *ctype)
+{
+    if (!ctype)
+        return false;
+    while (*ctype == ' ')
+        ctype++;
+    size_t n = strlen("application/json");
+    return strncasecmp(ctype, "application/json", n) == 0 &&
+           (ctype[n] == '\0' || ctype[n] == ';' || ctype[n] == ' ');
+}
+
+/* The checks that need only the headers: a refusal is queued at once (st->answered);
+ * otherwise the request goes on, its body (if any) under the watchdog's deadline. */
+static enum MHD_Result s_first(hs_server *srv, struct MHD_Connection *c, const char *url,
+                               s_conn *st)
+{
+    size_t hsize = 0;
+    MHD_get_connection_values(c, MHD_HEADER_KIND, s_sum_header, &hsize);
+    char msg[256];
+    if (hsize > srv->opt.max_header) {
+        st->answered = true;
+        snprintf(msg, sizeof msg, "the request headers are %zu bytes; at most %zu are accepted",
+                 hsize, srv->opt.max_header);
+        return s_refuse(srv, c, url, 431, "invalid", "Request Header Fields Too Large", msg);
+    }
+    const char *clen = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
+    const char *te = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Transfer-Encoding");
+    unsigned long long declared = clen ? strtoull(clen, NULL, 10) : 0;
+    if (declared > srv->opt.max_body) {
+        st->answered = true;
+        snprintf(msg, sizeof msg, "the body is %llu bytes; at most %zu are accepted", declared,
+                 srv->opt.max_body);
+        return s_refuse(srv, c, url, 413, "invalid", "Payload Too Large", msg);
+    }
+    const char *ctype = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
+    if ((declared > 0 || te) && !s_is_json(ctype)) {
+        st->answered = true;
+        snprintf(msg, sizeof msg,
+                 "the body must be JSON: send Content-Type: application/json (got %.100s)",
+                 ctype ? ctype : "none");
+        return s_refuse(srv, c, url, 415, "invalid", "Unsupported Media Type", msg);
+    }
+    bool body = declared > 0 || te;
+    return hs_guard_claim(c, body ? HS_RECEIVING : HS_HANDLED) ? MHD_YES : MHD_NO;
+}
+
+/* A piece of the body. Past max_body the rest is read and dropped, and the final call
+ * answers 413: libmicrohttpd (0.9.75) cannot queue a response while a body is coming. The
+ * watchdog's deadline still bounds how long that can take. */
+static enum MHD_Result s_upload(hs_server *srv, s_conn *st, const char *data, size_t *size)
+{
+    size_t n = *size;
+    *size = 0;
+    if (st->answered || st->too_big)
+        return MHD_YES;
+    if (st->len + n > srv->opt.max_body) {
+        st->too_big = true;
+        return MHD_YES;
+    }
+    char *grown = realloc(st->body, st->len + n + 1);
+    if (!grown)
+        return MHD_NO;
+    st->body = grown;
+    memcpy(st->body + st->len, data, n);
+    st->len += n;
+    st->body[st->len] = '\0';
+    return MHD_YES;
+}
+
+/* The path as routes see it: MISP's optional ".json" suffix and a trailing slash removed. */
+static char *s_route_path(const char *url)
+{
+    char *p = strdup(url);
+    if (!p)
+        return NULL;
+    size_t n = strlen(p);
+    if (n > 5 && strcmp(p + n - 5, ".json") == 0)
+        p[n -= 5] = '\0';
+    while (n > 1 && p[n - 1] == '/')
+        p[--n] = '\0';
+    return p;
+}
+
+static const char *s_authkey(struct MHD_Connection *c)
+{
+    const char *k = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+    if (!k || !*k)
+        k = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-MISP-AUTH");
+    if (!k)
+        return NULL;
+    while (*k == ' ')
+        k++;
+    return *k ? k : NULL;
+}
+
+static enum MHD_Result s_dispatch(hs_server *srv, struct MHD_Connection *c, const char *url,
+                                  const char *method, s_conn *st)
+{
+    hs_req r = {.srv = srv, .method = method, .conn = c, .status = 200};
+    char *path = s_route_path(url);
+    char auth[256];
+    const char *key = s_authkey(c);
+    if (!path)
+        return MHD_NO;
+    r.path = path;
+    if (key) {
+        snprintf(auth, sizeof auth, "%s", key);
+        auth[strcspn(auth, " \t\r\n")] = '\0';
+        r.auth = auth;
+    }
+    pthread_mutex_lock(&srv->lock);
+    srv->requests++;
+    pthread_mutex_unlock(&srv->lock);
+    if (st->len > 0) {
+        json_error_t jerr;
+        r.body = json_loadb(st->body, st->len, JSON_REJECT_DUPLICATES, &jerr);
+        if (!r.body)
+            hs_error(&r, 400, "invalid", "Malformed JSON",
+                     "the body is not valid JSON: %s (line %d, column %d)", jerr.text, jerr.line,
+                     jerr.column);
+        else if (!json_is_object(r.body))
+            hs_error(&r, 400, "invalid", "Malformed JSON", "the body must be a JSON object");
+    }
+    if (!r.json && !hs_route(&r))
+        hs_error(&r, 404, "not_found", "Not Found",
+                 "no route %s %s (docs/architecture.md lists the routes)", method, path);
+    enum MHD_Result rc = MHD_YES;
+    if (!r.streamed)
+        rc = s_send_req(c, &r);
+    if (r.status >= 400) {
+        pthread_mutex_lock(&srv->lock);
+        srv->errors++;
+        pthread_mutex_unlock(&srv->lock);
+    }
+    json_decref(r.json);
+    json_decref(r.body);
+    free(r.text);
+    free(path);
+    return rc;
+}
+
+static enum MHD_Result s_access(void *cls, struct MHD_Connection *c, const char *url,
+                                const char *method, const char *version, const char *upload,
+                                size_t *upload_size, void **con_cls)
+{
+    (void)version;
+    hs_server *srv = cls;
+    s_conn *st = *con_cls;
+    if (!st) {
+        /* a response may be queued below: the watchdog must leave the connection alone */
+        if (!hs_guard_claim(c, HS_HANDLED))
+            return MHD_NO;
+        st = calloc(1, sizeof *st);
+        if (!st)
+            return MHD_NO;
+        *con_cls = st;
+        return s_first(srv, c, url, st);
+    }
+    if (*upload_size)
+        return s_upload(srv, st, upload, upload_size);
+    if (st->answered)
+        return MHD_YES;
+    st->answered = true;
+    if (!hs_guard_claim(c, HS_HANDLED))
+        return MHD_NO;
+    if (st->too_big) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "the body is over %zu bytes, the most accepted",
+                 srv->opt.max_body);
+        return s_refuse(srv, c, url, 413, "invalid", "Payload Too Large", msg);
+    }
+    return s_dispatch(srv, c, url, method, st);
+}
+
+static void s_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                        enum MHD_RequestTerminationCode toe)
+{
+    (void)cls;
+    (void)toe;
+    hs_guard_rearm(c);
+    s_conn *st = *con_cls;
+    if (st)
+        free(st->body);
+    free(st);
+    *con_cls = NULL;
+}
+
+/* --- options ------------------------------------------------------------------------------ */
+
+static void s_usage(FILE *f)
+{
+    fprintf(f, "usage: " S_NAME " [options]\n"
+               "The MISP-compatible HTTP shim of adminbus: MISP's admin REST routes turned into\n"
+               "commands on the bus (docs/architecture.md, \"HTTP shim\"). Prints\n"
+               "ADMINBUS_HTTP=<base url> once listening; stops on SIGINT or SIGTERM.\n\n"
+               "  --listen ADDR           address to bind (default 127.0.0.1)\n"
+               "  --port N                port (default 0: a free one)\n"
+               "  --port-file PATH        write the bound port there\n"
+               "  --url URL               broker command endpoint (default ADMINBUS_URL, from\n"
+               "                          the environment or $ADMINBUS_HOME/env)\n"
+               "  --events URL            broker event endpoint (default ADMINBUS_EVENTS)\n"
+               "  --max-body BYTES        largest request body (default 1048576)\n"
+               "  --max-header BYTES      largest request headers, all together (default 16384)\n"
+               "  --max-connections N     concurrent connections (default 512)\n"
+               "  --per-ip-connections N  concurrent connections per address (default 0: any)\n"
+               "  --idle-timeout S        close a connection silent this long (default 10)\n"
+               "  --request-timeout S     408 for a body still coming after this (default 30)\n"
+               "  --bus-timeout-ms MS     wait this long for a reply, twice (default 10000)\n"
+               "  --sse-recheck S         /events re-checks the caller's key (default 30)\n"
+               "  --tls-cert PEM --tls-key PEM   serve HTTPS (GnuTLS)\n");
+}
+
+static int s_number(const char *flag, const char *v, long long min, long long max, long long *out)
+{
+    char *end;
+    errno = 0;
+    long long n = strtoll(v, &end, 10);
+    if (errno || *end || end == v || n < min || n > max) {
+        fprintf(stderr, S_NAME ": %s wants a number in %lld..%lld, not '%s'\n", flag, min, max, v);
+        return -1;
+    }
+    *out = n;
+    return 0;
+}
+
+static int s_parse(int argc, char **argv, hs_options *o)
+{
+    static const struct option longs[] = {{"listen", 1, 0, 'l'},
+                                          {"port", 1, 0, 'p'},
+                                          {"url", 1, 0, 'u'},
+                                          {"events", 1, 0, 'e'},
+                                          {"max-body", 1, 0, 'b'},
+                                          {"max-header", 1, 0, 'H'},
+                                          {"max-connections", 1, 0, 'c'},
+                                          {"per-ip-connections", 1, 0, 'I'},
+                                          {"idle-timeout", 1, 0, 'i'},
+                                          {"request-timeout", 1, 0, 'r'},
+                                          {"bus-timeout-ms", 1, 0, 't'},
+                                          {"sse-recheck", 1, 0, 's'},
+                                          {"tls-cert", 1, 0, 'C'},
+                                          {"tls-key", 1, 0, 'K'},
+                                          {"port-file", 1, 0, 'P'},
+                                          {"help", 0, 0, 'h'},
+                                          {0, 0, 0, 0}};
+    int ch;
+    long long n = 0;
+    while ((ch = getopt_long(argc, argv, "h", longs, NULL)) != -1) {
+        const char *flag = "option";
+        for (const struct option *l = longs; l->name; l++)
+            if (l->val == ch)
+                flag = l->name;
+        int rc = 0;
+        switch (ch) {
+        case 'l':
+            free(o->listen);
+            o->listen = strdup(optarg);
+            break;
+        case 'u':
+            free(o->url);
+            o->url = strdup(optarg);
+            break;
+        case 'e':
+            free(o->events);
+            o->events = strdup(optarg);
+            break;
+        case 'C':
+            o->tls_cert = strdup(optarg);
+            break;
+        case 'K':
+            o->tls_key = strdup(optarg);
+            break;
+        case 'P':
+            o->port_file = strdup(optarg);
+            break;
+        case 'p':
+            rc = s_number(flag, optarg, 0, 65535, &n);
+            o->port = (int)n;
+            break;
+        case 'b':
+            rc = s_number(flag, optarg, 1, 1LL << 30, &n);
+            o->max_body = (size_t)n;
+            break;
+        case 'H':
+            rc = s_number(flag, optarg, 256, 1 << 20, &n);
+            o->max_header = (size_t)n;
+            break;
+        case 'c':
+            rc = s_number(flag, optarg, 1, 100000, &n);
+            o->max_conns = (unsigned)n;
+            break;
+        case 'I':
+            rc = s_number(flag, optarg, 0, 100000, &n);
+            o->per_ip_conns = (unsigned)n;
+            break;
+        case 'i':
+            rc = s_number(flag, optarg, 1, 3600, &n);
+            o->idle_s = (unsigned)n;
+            break;
+        case 'r':
+            rc = s_number(flag, optarg, 1, 3600, &n);
+            o->request_s = (unsigned)n;
+            break;
+        case 't':
+            rc = s_number(flag, optarg, 100, 600000, &n);
+            o->bus_timeout_ms = (int)n;
+            break;
+        case 's':
+            rc = s_number(flag, optarg, 1, 3600, &n);
+            o->sse_recheck_s = (unsigned)n;
+            break;
+        case 'h':
+            s_usage(stdout);
+            exit(0);
+        default:
+            s_usage(stderr);
+            return -1;
+        }
+        if (rc)
+            return -1;
+    }
+    if (optind < argc) {
+        fprintf(stderr, S_NAME ": unexpected argument '%s' (see --help)\n", argv[optind]);
+        return -1;
+    }
+    return 0;
+}
+
+static int s_fill(hs_options *o)
+{
+    ctl_conn conn = {0};
+    conn.url = o->url;
+    conn.events = o->events;
+    conn.authkey = strdup("-"); /* not needed: callers bring their own key */
+    ctl_conn_fill(&conn);
+    o->url = conn.url;
+    o->events = conn.events;
+    conn.url = conn.events = NULL;
+    ctl_conn_free(&conn);
+    if (!o->url || !o->events) {
+        fprintf(stderr,
+                S_NAME ": no broker endpoint: give --url and --events, or set ADMINBUS_URL and "
+                       "ADMINBUS_EVENTS (or run ops/run, which writes $ADMINBUS_HOME/env)\n");
+        return -1;
+    }
+    if (!o->tls_cert != !o->tls_key) {
+        fprintf(stderr, S_NAME ": TLS needs both --tls-cert and --tls-key\n");
+        return -1;
+    }
+    return 0;
+}
+
+static char *s_slurp(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        fprintf(stderr, S_NAME ": cannot read %s: %s\n", path, strerror(errno));
+        return NULL;
+    }
+    char *buf = NULL;
+    size_t len = 0, cap = 0;
+    char chunk[4096];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
+        if (len + n + 1 > cap) {
+            cap = (len + n + 1) * 2;
+            char *g = realloc(buf, cap);
+            if (!g)
+                break;
+            buf = g;
+        }
+        memcpy(buf + len, chunk, n);
+        len += n;
+        buf[len] = '\0';
+    }
+    fclose(f);
+    return buf;
+}
+
+/* --- the daemon ------------------------------------------------------------------------------ */
+
+static struct MHD_Daemon *s_start(hs_server *srv, char **pem)
+{
+    hs_options *o = &srv->opt;
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)o->port)};
+    if (inet_pton(AF_INET, o->listen, &addr.sin_addr) != 1) {
+        fprintf(stderr, S_NAME ": --listen wants an IPv4 address, not '%s'\n", o->listen);
+        return NULL;
+    }
+    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
+                     MHD_USE_ERROR_LOG | MHD_USE_POLL;
+    if (o->tls_cert) {
+        pem[0] = s_slurp(o->tls_cert);
+        pem[1] = s_slurp(o->tls_key);
+        if (!pem[0] || !pem[1])
+            return NULL;
+        flags |= MHD_USE_TLS;
+    }
+    /* libmicrohttpd's own buffer must hold the headers we measure; it refuses larger ones
+     * itself (with its own body), which only protects memory. */
+    size_t memory = o->max_header + 32768;
+    struct MHD_OptionItem tls[] = {{pem[0] ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, 0, pem[0]},
+                                   {pem[1] ? MHD_OPTION_HTTPS_MEM_KEY : MHD_OPTION_END, 0, pem[1]},
+                                   {MHD_OPTION_END, 0, NULL}};
+    return MHD_start_daemon(
+        flags, 0, NULL, NULL, s_access, srv, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+        MHD_OPTION_CONNECTION_LIMIT, o->max_conns, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+        o->per_ip_conns, MHD_OPTION_CONNECTION_TIMEOUT, o->idle_s,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, memory, MHD_OPTION_NOTIFY_COMPLETED, s_completed, NULL,
+        MHD_OPTION_NOTIFY_CONNECTION, hs_guard_notify, srv, MHD_OPTION_ARRAY, tls, MHD_OPTION_END);
+}
+
+static void s_announce(hs_server *srv, struct MHD_Daemon *d)
+{
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
+    unsigned port = info ? info->port : (unsigned)srv->opt.port;
+    printf("ADMINBUS_HTTP=%s://%s:%u\n", srv->opt.tls_cert ? "https" : "http", srv->opt.listen,
+           port);
+    fflush(stdout);
+    fprintf(stderr, S_NAME ": listening on %s:%u (bus %s, events %s)\n", srv->opt.listen, port,
+            srv->opt.url, srv->opt.events);
+    if (srv->opt.port_file) {
+        FILE *f = fopen(srv->opt.port_file, "w");
+        if (f) {
+            fprintf(f, "%u\n", port);
+            fclose(f);
+        }
+    }
+}
+
+static void s_options_free(hs_options *o)
+{
+    free(o->listen);
+    free(o->url);
+    free(o->events);
+    free(o->tls_cert);
+    free(o->tls_key);
+    free(o->port_file);
+}
+
+int main(int argc, char **argv)
+{
+    static hs_server srv;
+    srv.opt = (hs_options){.listen = strdup("127.0.0.1"),
+                           .max_body = 1 << 20,
+                           .max_header = 16384,
+                           .max_conns = 512,
+                           .idle_s = 10,
+                           .request_s = 30,
+                           .bus_timeout_ms = 10000,
+                           .sse_recheck_s = 30};
+    if (s_parse(argc, argv, &srv.opt) < 0 || s_fill(&srv.opt) < 0) {
+        s_options_free(&srv.opt);
+        return 2;
+    }
+    /* SIGINT and SIGTERM are taken by sigwait below: block them before any thread starts. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    pthread_mutex_init(&srv.lock, NULL);
+    srv.bus = hs_bus_new(srv.opt.url, srv.opt.bus_timeout_ms);
+    srv.zctx = zmq_ctx_new();
+    char *pem[2] = {NULL, NULL};
+    srv.guard = hs_guard_start(&srv);
+    struct MHD_Daemon *d = srv.bus && srv.zctx && srv.guard ? s_start(&srv, pem) : NULL;
+    int rc = 1;
+    if (d) {
+        s_announce(&srv, d);
+        int sig = 0;
+        sigwait(&sigs, &sig);
+        fprintf(stderr, S_NAME ": stopping on signal %d\n", sig);
+        srv.stopping = 1;
+        MHD_stop_daemon(d);
+        rc = 0;
+    } else {
+        fprintf(stderr, S_NAME ": cannot start the HTTP server on %s:%d\n", srv.opt.listen,
+                srv.opt.port);
+    }
+    hs_guard_stop(srv.guard);
+    free(pem[0]);
+    free(pem[1]);
+    hs_bus_free(srv.bus);
+    if (srv.zctx)
+        zmq_ctx_term(srv.zctx);
+    pthread_mutex_destroy(&srv.lock);
+    s_options_free(&srv.opt);
+    return rc;
+}

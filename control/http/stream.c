@@ -1,0 +1,398 @@
+/* stream.c — the shim's own routes: GET /events (the event bus as Server-Sent Events),
+ * GET /metrics (Prometheus text) and GET /health.
+ *
+ * /events is for site administrators only: the raw stream names every organisation's jobs,
+ * every worker and every audited change (kinds and ids), which only a site admin may list
+ * through commands (job.list, worker.list and log.search across organisations). The key is
+ * checked when the stream opens and again every sse_recheck_s seconds: a revoked or
+ * disabled key ends its stream within that time. */
+#include <microhttpd.h>
+#include <msgpack.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <zmq.h>
+
+#include "cli.h"
+#include "http.h"
+
+#define S_TOPICS_MAX   16
+#define S_KEEPALIVE_MS 15000
+
+typedef struct {
+    hs_server *srv;
+    void *sub;
+    char auth[256];
+    int64_t next_check_ms, last_write_ms;
+    char *pending; /* text not yet handed to libmicrohttpd */
+    size_t plen, poff;
+    bool ending; /* send what is pending, then end */
+} s_stream;
+
+static int64_t s_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Is the key (still) a site administrator's? 0 yes; else the reply's error is in *rep. */
+static int s_check_admin(hs_server *srv, const char *auth, hs_reply *rep)
+{
+    hs_bus_call(srv->bus, "auth.whoami", NULL, auth[0] ? auth : NULL, rep);
+    if (!rep->ok)
+        return -1;
+    json_t *admin = json_object_get(json_object_get(rep->result, "role"), "site_admin");
+    if (json_is_true(admin))
+        return 0;
+    rep->ok = false;
+    snprintf(rep->code, sizeof rep->code, "forbidden");
+    snprintf(rep->field, sizeof rep->field, "auth");
+    snprintf(rep->message, sizeof rep->message,
+             "the event stream is for site administrators: it shows every organisation's jobs, "
+             "workers and audited changes; use a site administrator's key");
+    return -1;
+}
+
+static void s_set_pending(s_stream *st, char *text)
+{
+    free(st->pending);
+    st->pending = text;
+    st->plen = text ? strlen(text) : 0;
+    st->poff = 0;
+}
+
+/* One event from the subscriber as an SSE message: data: {"topic", "ts", "data"}. */
+static char *s_next_event(void *sub)
+{
+    zmq_msg_t topic, body;
+    zmq_msg_init(&topic);
+    zmq_msg_init(&body);
+    char *text = NULL;
+    if (zmq_msg_recv(&topic, sub, 0) >= 0 && zmq_msg_more(&topic) &&
+        zmq_msg_recv(&body, sub, 0) >= 0) {
+        msgpack_unpacked u;
+        msgpack_unpacked_init(&u);
+        size_t off = 0;
+        json_t *j = NULL;
+        if (msgpack_unpack_next(&u, zmq_msg_data(&body), zmq_msg_size(&body), &off) ==
+            MSGPACK_UNPACK_SUCCESS)
+            j = ctl_to_json(&u.data);
+        msgpack_unpacked_destroy(&u);
+        char *data = j ? json_dumps(j, JSON_COMPACT) : NULL;
+        if (data && asprintf(&text, "data: %s\n\n", data) < 0)
+            text = NULL;
+        free(data);
+        json_decref(j);
+    }
+    /* drop any further frames of a malformed message */
+    while (zmq_msg_more(&body) && zmq_msg_recv(&body, sub, 0) >= 0) {
+    }
+    zmq_msg_close(&topic);
+    zmq_msg_close(&body);
+    return text;
+}
+
+/* Wait (a second at a time) for the next thing to send: an event, a keep-alive comment, the
+ * end of the stream when the key no longer qualifies or the shim stops. */
+static void s_fill(s_stream *st)
+{
+    while (!st->pending && !st->ending) {
+        if (st->srv->stopping) {
+            st->ending = true;
+            return;
+        }
+        int64_t now = s_now_ms();
+        if (now >= st->next_check_ms) {
+            hs_reply rep;
+            int rc = s_check_admin(st->srv, st->auth, &rep);
+            hs_reply_release(&rep);
+            st->next_check_ms = now + (int64_t)st->srv->opt.sse_recheck_s * 1000;
+            if (rc < 0 && rep.replied) {
+                char *text = NULL;
+                if (asprintf(&text, "event: end\ndata: {\"code\":\"%s\",\"message\":\"%s\"}\n\n",
+                             rep.code, "the key no longer opens this stream") < 0)
+                    text = NULL;
+                s_set_pending(st, text);
+                st->ending = true;
+                return;
+            }
+        }
+        zmq_pollitem_t item = {st->sub, 0, ZMQ_POLLIN, 0};
+        if (zmq_poll(&item, 1, 1000) > 0) {
+            s_set_pending(st, s_next_event(st->sub));
+        } else if (s_now_ms() - st->last_write_ms >= S_KEEPALIVE_MS) {
+            s_set_pending(st, strdup(": keep-alive\n\n"));
+        }
+    }
+}
+
+static ssize_t s_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    (void)pos;
+    s_stream *st = cls;
+    s_fill(st);
+    if (!st->pending)
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    size_t n = st->plen - st->poff < max ? st->plen - st->poff : max;
+    memcpy(buf, st->pending + st->poff, n);
+    st->poff += n;
+    if (st->poff == st->plen)
+        s_set_pending(st, NULL);
+    st->last_write_ms = s_now_ms();
+    return (ssize_t)n;
+}
+
+static void s_free(void *cls)
+{
+    s_stream *st = cls;
+    if (st->sub)
+        zmq_close(st->sub);
+    pthread_mutex_lock(&st->srv->lock);
+    st->srv->streams--;
+    pthread_mutex_unlock(&st->srv->lock);
+    free(st->pending);
+    free(st);
+}
+
+typedef struct {
+    void *sub;
+    int n;
+} s_subs;
+
+static enum MHD_Result s_subscribe(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   const char *value)
+{
+    (void)kind;
+    s_subs *s = cls;
+    if (strcmp(key, "topic") != 0 || !value || s->n >= S_TOPICS_MAX)
+        return MHD_YES;
+    zmq_setsockopt(s->sub, ZMQ_SUBSCRIBE, value, strlen(value));
+    s->n++;
+    return MHD_YES;
+}
+
+void hs_events(hs_req *r)
+{
+    hs_reply rep;
+    int rc = s_check_admin(r->srv, r->auth ? r->auth : "", &rep);
+    if (rc < 0) {
+        hs_reply_error(r, &rep, false, "stream");
+        hs_reply_release(&rep);
+        return;
+    }
+    hs_reply_release(&rep);
+    s_stream *st = calloc(1, sizeof *st);
+    if (!st) {
+        hs_error(r, 500, "internal", "Internal Error", "out of memory");
+        return;
+    }
+    st->srv = r->srv;
+    snprintf(st->auth, sizeof st->auth, "%s", r->auth ? r->auth : "");
+    st->sub = zmq_socket(r->srv->zctx, ZMQ_SUB);
+    int zero = 0;
+    zmq_setsockopt(st->sub, ZMQ_LINGER, &zero, sizeof zero);
+    s_subs subs = {st->sub, 0};
+    MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, s_subscribe, &subs);
+    if (subs.n == 0)
+        zmq_setsockopt(st->sub, ZMQ_SUBSCRIBE, "", 0);
+    zmq_connect(st->sub, r->srv->opt.events);
+    st->next_check_ms = s_now_ms() + (int64_t)r->srv->opt.sse_recheck_s * 1000;
+    /* The first lines go out at once, so that a client knows the stream is open. */
+    s_set_pending(st, strdup(": adminbus event stream; one data: line per event\n\n"));
+    pthread_mutex_lock(&r->srv->lock);
+    r->srv->streams++;
+    pthread_mutex_unlock(&r->srv->lock);
+    struct MHD_Response *resp =
+        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, s_read, st, s_free);
+    if (!resp) {
+        s_free(st);
+        hs_error(r, 500, "internal", "Internal Error", "cannot create the stream");
+        return;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+    MHD_queue_response(r->conn, MHD_HTTP_OK, resp);
+    MHD_destroy_response(resp);
+    r->streamed = true;
+}
+
+/* --- /metrics ------------------------------------------------------------------------------ */
+
+static void s_queue_metrics(FILE *f, json_t *stats)
+{
+    static const char *const states[] = {"queued", "running", "retrying",
+                                         "done",   "failed",  "cancelled"};
+    fputs("# HELP adminbus_queue_jobs Jobs per queue and state.\n"
+          "# TYPE adminbus_queue_jobs gauge\n",
+          f);
+    size_t i;
+    json_t *q;
+    json_array_foreach(json_object_get(stats, "items"), i, q)
+    {
+        const char *name = json_string_value(json_object_get(q, "queue"));
+        for (size_t s = 0; s < sizeof states / sizeof states[0]; s++)
+            fprintf(f, "adminbus_queue_jobs{queue=\"%s\",state=\"%s\"} %lld\n", name, states[s],
+                    (long long)json_integer_value(json_object_get(q, states[s])));
+    }
+    fputs("# HELP adminbus_queue_ready Jobs that may run now, per queue.\n"
+          "# TYPE adminbus_queue_ready gauge\n",
+          f);
+    json_array_foreach(json_object_get(stats, "items"), i, q)
+        fprintf(f, "adminbus_queue_ready{queue=\"%s\"} %lld\n",
+                json_string_value(json_object_get(q, "queue")),
+                (long long)json_integer_value(json_object_get(q, "ready")));
+    fputs("# HELP adminbus_queue_workers Live workers per queue.\n"
+          "# TYPE adminbus_queue_workers gauge\n",
+          f);
+    json_array_foreach(json_object_get(stats, "items"), i, q)
+        fprintf(f, "adminbus_queue_workers{queue=\"%s\"} %lld\n",
+                json_string_value(json_object_get(q, "queue")),
+                (long long)json_integer_value(json_object_get(q, "workers")));
+}
+
+static void s_worker_metrics(FILE *f, json_t *workers)
+{
+    fputs("# HELP adminbus_workers Registered workers by queue, status and liveness.\n"
+          "# TYPE adminbus_workers gauge\n",
+          f);
+    json_t *counts = json_object();
+    size_t i;
+    json_t *w;
+    json_array_foreach(json_object_get(workers, "items"), i, w)
+    {
+        char key[256];
+        snprintf(key, sizeof key, "queue=\"%s\",status=\"%s\",alive=\"%s\"",
+                 json_string_value(json_object_get(w, "queue")) ?: "",
+                 json_string_value(json_object_get(w, "status")) ?: "",
+                 json_is_true(json_object_get(w, "alive")) ? "true" : "false");
+        json_int_t n = json_integer_value(json_object_get(counts, key));
+        json_object_set_new(counts, key, json_integer(n + 1));
+    }
+    const char *k;
+    json_t *v;
+    json_object_foreach(counts, k, v)
+        fprintf(f, "adminbus_workers{%s} %lld\n", k, (long long)json_integer_value(v));
+    json_decref(counts);
+}
+
+/* Durations of the latest finished jobs (at most one page of each end state), from when
+ * they were due (run_at) to when they finished, per type. */
+static void s_job_metrics(FILE *f, json_t *jobs)
+{
+    fputs("# HELP adminbus_job_duration_seconds From due to finished, over the latest "
+          "finished jobs (one page per end state), by type and state.\n"
+          "# TYPE adminbus_job_duration_seconds summary\n",
+          f);
+    json_t *sums = json_object();
+    size_t i;
+    json_t *j;
+    json_array_foreach(jobs, i, j)
+    {
+        json_t *fin = json_object_get(j, "date_finished"), *due = json_object_get(j, "run_at");
+        if (!json_is_integer(fin) || !json_is_integer(due))
+            continue;
+        char key[160];
+        snprintf(key, sizeof key, "type=\"%s\",state=\"%s\"",
+                 json_string_value(json_object_get(j, "type")) ?: "",
+                 json_string_value(json_object_get(j, "state")) ?: "");
+        json_t *acc = json_object_get(sums, key);
+        if (!acc) {
+            acc = json_pack("[f, i]", 0.0, 0);
+            json_object_set_new(sums, key, acc);
+        }
+        double s = (double)(json_integer_value(fin) - json_integer_value(due)) / 1000.0;
+        json_array_set_new(acc, 0, json_real(json_real_value(json_array_get(acc, 0)) + s));
+        json_array_set_new(acc, 1, json_integer(json_integer_value(json_array_get(acc, 1)) + 1));
+    }
+    const char *k;
+    json_t *acc;
+    json_object_foreach(sums, k, acc)
+    {
+        fprintf(f, "adminbus_job_duration_seconds_sum{%s} %.3f\n", k,
+                json_real_value(json_array_get(acc, 0)));
+        fprintf(f, "adminbus_job_duration_seconds_count{%s} %lld\n", k,
+                (long long)json_integer_value(json_array_get(acc, 1)));
+    }
+    json_decref(sums);
+}
+
+static json_t *s_call(hs_req *r, const char *type, json_t *args)
+{
+    hs_reply rep;
+    hs_bus_call(r->srv->bus, type, args, r->auth, &rep);
+    json_decref(args);
+    if (rep.ok)
+        return rep.result;
+    if (!r->json)
+        hs_reply_error(r, &rep, false, "metrics");
+    hs_reply_release(&rep);
+    return NULL;
+}
+
+void hs_metrics(hs_req *r)
+{
+    json_t *stats = s_call(r, "queue.stats", NULL);
+    json_t *workers = stats ? s_call(r, "worker.list", NULL) : NULL;
+    json_t *done = workers ? s_call(r, "job.list", json_pack("{s:s}", "state", "done")) : NULL;
+    json_t *failed = done ? s_call(r, "job.list", json_pack("{s:s}", "state", "failed")) : NULL;
+    if (failed) {
+        char *text = NULL, *bus = NULL;
+        size_t len = 0, blen = 0;
+        FILE *f = open_memstream(&text, &len);
+        if (f) {
+            pthread_mutex_lock(&r->srv->lock);
+            fprintf(f,
+                    "# HELP adminbus_http_requests_total Requests the HTTP shim routed.\n"
+                    "# TYPE adminbus_http_requests_total counter\n"
+                    "adminbus_http_requests_total %llu\n"
+                    "# HELP adminbus_http_errors_total Requests answered with a status >= 400.\n"
+                    "# TYPE adminbus_http_errors_total counter\n"
+                    "adminbus_http_errors_total %llu\n"
+                    "# HELP adminbus_http_streams Open /events streams.\n"
+                    "# TYPE adminbus_http_streams gauge\n"
+                    "adminbus_http_streams %llu\n",
+                    (unsigned long long)r->srv->requests, (unsigned long long)r->srv->errors,
+                    (unsigned long long)r->srv->streams);
+            pthread_mutex_unlock(&r->srv->lock);
+            hs_bus_metrics(r->srv->bus, &bus, &blen);
+            if (bus)
+                fputs(bus, f);
+            s_queue_metrics(f, stats);
+            s_worker_metrics(f, workers);
+            json_t *all = json_array();
+            json_array_extend(all, json_object_get(done, "items"));
+            json_array_extend(all, json_object_get(failed, "items"));
+            s_job_metrics(f, all);
+            json_decref(all);
+            fclose(f);
+        }
+        free(bus);
+        r->text = text;
+        r->ctype = "text/plain; version=0.0.4; charset=utf-8";
+    }
+    json_decref(stats);
+    json_decref(workers);
+    json_decref(done);
+    json_decref(failed);
+}
+
+/* --- /health --------------------------------------------------------------------------------- */
+
+/* Healthy when an engine answers through the broker. The probe is a command of a type no
+ * catalog has, without a credential: the engine refuses it as invalid (field type) before
+ * any authentication, so it writes nothing (no auth_fail row), while the broker answers
+ * unavailable itself when no engine is connected. */
+void hs_health(hs_req *r)
+{
+    hs_reply rep;
+    hs_bus_call(r->srv->bus, "health.probe", NULL, NULL, &rep);
+    bool engine = rep.replied && strcmp(rep.code, "unavailable") != 0;
+    r->status = engine ? 200 : 503;
+    r->json = json_pack("{s:s, s:b, s:b}", "status", engine ? "ok" : "unavailable", "bus",
+                        rep.replied, "engine", engine);
+    if (!engine)
+        json_object_set_new(r->json, "message", json_string(rep.message));
+    hs_reply_release(&rep);
+}

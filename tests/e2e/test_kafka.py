@@ -1,0 +1,321 @@
+"""The Kafka transport (issue 7, acceptance 1 and 2), against librdkafka's mock cluster
+(three brokers on loopback, in the adminbus-kafka-mock process; see kafka_stack.py).
+
+- Two engines in one consumer group consume a stream of org.add commands while the test
+  SIGKILLs one: every command is applied exactly once (organisations, audit rows and command
+  ids in MariaDB) and every command gets its ok reply on the replies topic.
+- A command produced with `kcat -P` from a msgpack file is applied and answered.
+- A broker of the cluster goes down and comes back while commands flow: every command is
+  applied once and answered, and the group's committed offsets reach the end of every
+  partition (no lag left).
+- MariaDB killed while commands arrive: `unavailable` replies, the commands stay in the
+  topic and are applied once when it is back.
+- adminctl over ADMINBUS_URL=kafka://…, and `adminctl events` over Kafka sees the events
+  the engine relayed from its outbox (left empty afterwards)."""
+
+import json
+import shutil
+import subprocess
+import threading
+import time
+import uuid
+
+import msgpack
+import pytest
+from confluent_kafka import TopicPartition
+
+from conftest import BIN
+from kafka_stack import PARTITIONS, KafkaMock, KafkaStack
+
+
+@pytest.fixture(scope="module")
+def kafka_mock(tmp_path_factory):
+    mock = KafkaMock(tmp_path_factory.mktemp("kafka") / "mock.log")
+    yield mock
+    rc = mock.stop()
+    assert rc == 0, f"adminbus-kafka-mock exited with {rc}"
+
+
+def _kafka_stack(mariadb, tmp_path, kafka_mock, engines):
+    s = KafkaStack(mariadb, tmp_path / "home", kafka_mock)
+    try:
+        s.start(engines=engines)
+        yield s
+    finally:
+        s.close()
+    if s.problems:
+        pytest.fail("\n\n".join(s.problems), pytrace=False)
+
+
+@pytest.fixture
+def kstack(mariadb, tmp_path, kafka_mock):
+    """Two engines in one group."""
+    yield from _kafka_stack(mariadb, tmp_path, kafka_mock, engines=2)
+
+
+@pytest.fixture
+def kstack1(mariadb, tmp_path, kafka_mock):
+    """One engine."""
+    yield from _kafka_stack(mariadb, tmp_path, kafka_mock, engines=1)
+
+
+def org_adds(stack, prefix, n):
+    return [stack.command("org.add", {"name": f"{prefix}-{i}"}, id=str(uuid.uuid4()))
+            for i in range(n)]
+
+
+def assert_applied_once(stack, cmds, replies):
+    """Every command answered ok, and in MariaDB exactly one organisation, one audit row
+    and one command id each."""
+    for c in cmds:
+        rs = replies[c["id"]]
+        assert all(r["ok"] is True for r in rs), rs
+        # repeats (a command read again after a kill or a rebalance) answer the same
+        assert len({msgpack.packb(r) for r in rs}) == 1, rs
+    names = [c["args"]["name"] for c in cmds]
+    marks = ", ".join(["%s"] * len(names))
+    rows = stack.rows(f"SELECT name, COUNT(*) AS n FROM organisations WHERE name IN ({marks}) "
+                      "GROUP BY name", *names)
+    assert len(rows) == len(names) and all(r["n"] == 1 for r in rows), \
+        f"{len(rows)} of {len(names)} organisations, duplicates: " \
+        f"{[r for r in rows if r['n'] != 1][:5]}"
+    ids = [c["id"] for c in cmds]
+    marks = ", ".join(["%s"] * len(ids))
+    assert stack.count("command_ids", f"cmd_id IN ({marks})", *ids) == len(ids)
+    org_ids = [r["id"] for r in stack.rows(
+        f"SELECT id FROM organisations WHERE name IN ({', '.join(['%s'] * len(names))})",
+        *names)]
+    marks = ", ".join(["%s"] * len(org_ids))
+    audits = stack.rows(f"SELECT model_id, COUNT(*) AS n FROM logs WHERE model = "
+                        f"'Organisation' AND action = 'add' AND model_id IN ({marks}) "
+                        "GROUP BY model_id", *org_ids)
+    assert len(audits) == len(org_ids) and all(a["n"] == 1 for a in audits), \
+        "not one audit row per organisation"
+
+
+def events_on_topic(stack, topic_prefix):
+    """Every event record now on the events topic whose key starts with topic_prefix."""
+    c = stack.consumer(stack.topics["events"], from_end=False)
+    ends = {}
+    for p in range(PARTITIONS):
+        ends[p] = c.get_watermark_offsets(TopicPartition(stack.topics["events"], p),
+                                          timeout=10)[1]
+    seen, pos = [], {p: -1 for p in ends}
+    deadline = time.monotonic() + 30
+    while any(pos[p] + 1 < ends[p] for p in ends) and time.monotonic() < deadline:
+        m = c.poll(0.2)
+        if m is None or m.error():
+            continue
+        pos[m.partition()] = m.offset()
+        if m.key().decode().startswith(topic_prefix):
+            seen.append(msgpack.unpackb(m.value(), raw=False))
+    c.close()
+    return seen
+
+
+def wait_outbox_empty(stack, timeout=30):
+    deadline = time.monotonic() + timeout
+    while stack.count("event_outbox") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert stack.count("event_outbox") == 0, "events left in the outbox"
+
+
+def wait_no_lag(stack, timeout=30):
+    deadline = time.monotonic() + timeout
+    while True:
+        lag = stack.committed_lag()
+        if all(c == hi for c, hi in lag.values()):
+            return lag
+        assert time.monotonic() < deadline, f"committed offsets behind the end: {lag}"
+        time.sleep(0.3)
+
+
+def test_two_engines_one_killed_every_command_applied_once(kstack):
+    cmds = org_adds(kstack, "kill", 600)
+    c = kstack.consumer(kstack.topics["replies"])
+    result = {}
+
+    def client():
+        result["replies"] = kstack.send_many(cmds, "client-kill", timeout=180, consumer=c)
+
+    t = threading.Thread(target=client)
+    t.start()
+    # kill one engine once the stream is under way
+    deadline = time.monotonic() + 60
+    while kstack.count("command_ids") < 60 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert kstack.count("command_ids") < 600, "the stream ended before the kill"
+    victim = kstack.engines[0]
+    kstack.kill_engine(victim)
+    t.join(240)
+    c.close()
+    assert "replies" in result, "the client did not get every reply"
+    assert_applied_once(kstack, cmds, result["replies"])
+    survivor = kstack.engines[1]
+    assert survivor.alive()
+    wait_no_lag(kstack)
+    # no event lost: an audit.Organisation.add for every organisation, relayed from the
+    # outbox (by the survivor for what the killed engine committed but had not relayed)
+    wait_outbox_empty(kstack)
+    names = [c["args"]["name"] for c in cmds]
+    org_ids = {r["id"] for r in kstack.rows(
+        f"SELECT id FROM organisations WHERE name IN ({', '.join(['%s'] * len(names))})",
+        *names)}
+    seen = {e["data"]["id"] for e in events_on_topic(kstack, "audit.Organisation.add")}
+    assert org_ids <= seen, f"{len(org_ids - seen)} organisations without their event"
+    # the group lost a member: the survivor took its partitions over
+    log = open(survivor.log).read()
+    assert log.count("partition(s) assigned") >= 2, log[-3000:]
+
+
+def test_command_from_kcat_msgpack_file_is_applied(kstack1, tmp_path):
+    kcat = shutil.which("kcat")
+    assert kcat, "kcat is missing (ops/deps installs it)"
+    cmd = kstack1.command("org.add", {"name": "from-kcat"})
+    cmd["reply_to"] = "kcat-client"
+    path = tmp_path / "command.msgpack"
+    path.write_bytes(msgpack.packb(cmd, use_bin_type=True))
+    c = kstack1.consumer(kstack1.topics["replies"])
+    try:
+        p = subprocess.run([kcat, "-P", "-b", kstack1.mock.bootstrap,
+                            "-t", kstack1.topics["commands"], "-k", cmd["id"], str(path)],
+                           capture_output=True, text=True, timeout=60)
+        assert p.returncode == 0, p.stderr
+        replies = kstack1.collect(c, [cmd["id"]], "kcat-client", timeout=30)
+    finally:
+        c.close()
+    reply = replies[cmd["id"]][0]
+    assert reply["ok"] is True, reply
+    rows = kstack1.rows("SELECT id, name FROM organisations WHERE name = 'from-kcat'")
+    assert len(rows) == 1 and rows[0]["id"] == reply["result"]["id"]
+    # the reply is readable with kcat too: keyed by reply_to, on the replies topic
+    p = subprocess.run([kcat, "-C", "-b", kstack1.mock.bootstrap, "-t",
+                        kstack1.topics["replies"], "-o", "beginning", "-e", "-f", "%k\n"],
+                       capture_output=True, text=True, timeout=60)
+    assert "kcat-client" in p.stdout.split(), p.stdout + p.stderr
+
+
+def test_broker_down_and_up(kstack):
+    """Broker 2 leads commands partitions 0 and 1 and every replies partition; it goes down
+    while commands flow. The engines keep applying what is on the healthy partitions,
+    their replies wait, and once it is back everything is applied once and answered, and
+    the group's committed offsets reach the end."""
+    mock = kstack.mock
+    # the mock places leaders at random: say where each one is
+    for p, broker in enumerate((2, 2, 1, 3)):
+        mock.ask(f"leader {kstack.topics['commands']} {p} {broker}")
+    for p in range(PARTITIONS):
+        mock.ask(f"leader {kstack.topics['replies']} {p} 2")
+    c = kstack.consumer(kstack.topics["replies"])
+    before = org_adds(kstack, "before", 100)
+    during = org_adds(kstack, "during", 100)
+    after = org_adds(kstack, "after", 100)
+    try:
+        got = kstack.send_many(before, "client-bd", consumer=c)
+        wait_no_lag(kstack)
+        mock.ask("down 2")
+        try:
+            for cmd in during:
+                kstack.produce(dict(cmd, reply_to="client-bd"), cmd["id"].encode())
+            kstack.producer.poll(0)
+            # the healthy partitions' commands are applied while broker 2 is down
+            deadline = time.monotonic() + 30
+            while (kstack.count("organisations", "name LIKE 'during-%%'") == 0
+                   and time.monotonic() < deadline):
+                time.sleep(0.1)
+            applied = kstack.count("organisations", "name LIKE 'during-%%'")
+            assert 0 < applied < len(during), f"{applied} applied while a leader was down"
+            assert not kstack.collect_nowait(c, "client-bd"), "a reply while its leader was down"
+        finally:
+            mock.ask("up 2")
+        kstack.producer.flush(60)
+        got.update(kstack.collect(c, [x["id"] for x in during], "client-bd", timeout=120))
+        got.update(kstack.send_many(after, "client-bd", consumer=c))
+    finally:
+        c.close()
+    assert_applied_once(kstack, before + during + after, got)
+    lag = wait_no_lag(kstack)
+    assert sum(hi for _, hi in lag.values()) >= 300 + 1  # + the readiness whoami(s)
+    wait_outbox_empty(kstack)
+
+
+def test_database_down_commands_stay_in_kafka(kstack1):
+    """MariaDB is killed while commands arrive: the engine answers `unavailable` and leaves
+    them in the topic (no offset committed, rewound); once the database is back every
+    command is applied exactly once and gets its ok reply."""
+    stack = kstack1
+    assert stack.mariadb.restartable(), "the session's MariaDB is not one ops/db runs"
+    cmds = org_adds(stack, "dbdown", 50)
+    ids = {x["id"] for x in cmds}
+    c = stack.consumer(stack.topics["replies"])
+    replies = {}
+    try:
+        stack.mariadb.kill9()
+        try:
+            for cmd in cmds:
+                stack.produce(dict(cmd, reply_to="client-db"), cmd["id"].encode())
+            stack.producer.flush(30)
+            deadline = time.monotonic() + 60
+            unavailable = []
+            while not unavailable and time.monotonic() < deadline:
+                unavailable = [r for r in stack.collect_nowait(c, "client-db", 0.5)
+                               if not r["ok"] and r["error"]["code"] == "unavailable"]
+            assert unavailable, "no unavailable reply while the database was down"
+            assert unavailable[0]["error"].get("retry_after") == 1, unavailable[0]
+        finally:
+            stack.mariadb.start()
+        deadline = time.monotonic() + 120
+        while ids - replies.keys() and time.monotonic() < deadline:
+            for r in stack.collect_nowait(c, "client-db", 0.5):
+                if r["ok"] and r.get("id") in ids:
+                    replies.setdefault(r["id"], []).append(r)
+        assert not ids - replies.keys(), f"{len(ids - replies.keys())} commands never applied"
+    finally:
+        c.close()
+    stack.db.close()
+    stack.db = stack.mariadb.connect(stack.database)
+    assert_applied_once(stack, cmds, replies)
+    wait_no_lag(stack)
+    wait_outbox_empty(stack)
+    assert "reading them again" in open(stack.engines[0].log).read()
+
+
+def test_adminctl_and_events_over_kafka(kstack1):
+    url = kstack1.kafka_url()
+    env_events = dict(kstack1.env, ADMINBUS_EVENTS=url)
+    mon = subprocess.Popen([str(BIN / "adminctl"), "events", "--topic",
+                            "audit.Organisation.", "--count", "1", "--timeout", "60"],
+                           env=env_events, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True)
+    time.sleep(2)  # the monitor places itself at the end of the events topic
+    rc, out, err = kstack1.adminctl("--json", "org", "add", "--name", "via-adminctl")
+    assert rc == 0, out + err
+    org = json.loads(out)
+    assert org["name"] == "via-adminctl"
+    out, err = mon.communicate(timeout=90)
+    assert mon.returncode == 0, err
+    ev = json.loads(out.splitlines()[0])
+    assert ev["topic"] == "audit.Organisation.add" and ev["data"]["id"] == org["id"], ev
+    # relayed, then deleted from the outbox
+    wait_outbox_empty(kstack1)
+    # an error reply over Kafka: exit 1 with the engine's message
+    rc, out, err = kstack1.adminctl("org", "add", "--name", "via-adminctl")
+    assert rc == 1 and "conflict" in err, out + err
+    # a topic nobody serves: exit 3, precise message
+    rc, out, err = kstack1.adminctl("whoami", "--timeout", "3",
+                                    url=url.replace("replies=", "replies=nosuch"))
+    assert rc == 3 and "nosuch" in err, out + err
+
+
+def test_engine_refuses_bad_kafka_configuration(kstack1):
+    """A wrong transport name, Kafka without brokers, an unknown librdkafka property: the
+    engine says which and exits non-zero (the running engine is not disturbed)."""
+    exe = str(BIN / "adminbus-engine")
+    cases = [(["--transport=carrier-pigeon"], 2, "transport must be zmq or kafka"),
+             (["--kafka-brokers="], 1, "needs kafka_brokers"),
+             (["--kafka.no.such.property=1"], 1, "no.such.property")]
+    for flags, rc, message in cases:
+        p = subprocess.run([exe, *flags], env=kstack1.env, capture_output=True, text=True,
+                           timeout=60)
+        assert p.returncode == rc and message in p.stderr, (flags, p.returncode, p.stderr)
+    assert kstack1.cmd("auth.whoami")["ok"] is True
