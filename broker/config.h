@@ -20,6 +20,7 @@
     X(max_frame, "1048576", "largest command accepted, bytes (larger: invalid, field frame)")      \
     X(batch_max, "256", "most commands an engine applies in one transaction")                      \
     X(apply_threads, "2", "apply loops per engine, each with its own database connection")         \
+    X(stats_every_s, "5", "engine: seconds between its engine.<name>.stats events (0: none)")      \
     X(command_retention_days, "7", "days a command id and its reply are kept")                     \
     X(job_lease_s, "10", "worker: seconds a dead worker keeps its jobs (heartbeat: lease/10)")     \
     X(worker_poll_ms, "1000", "worker: longest idle wait without a wake-up notice, ms")            \

@@ -40,6 +40,7 @@ typedef struct {
     const ab_command *cmd;
     s_state state;
     bool sent;
+    int outcome; /* for the counters: the reply's ab_code, or AB_OUTCOME_REPLAYED */
     /* phase two */
     int who;     /* index into the batch's identities, -1 = none */
     int leader;  /* an earlier slot with the same (user, id), -1 = none */
@@ -82,6 +83,7 @@ struct ab_applier {
     ab_audit *audit;
     ab_events *events;
     uint64_t commands, batches;
+    int64_t received_us;      /* monotonic: when recv handed over the current batch */
     int64_t relay_next_ms;    /* durable events: when the next outbox relay pass is due */
     int64_t relay_backoff_ms; /* 0, or the wait after the last failed pass */
 };
@@ -91,6 +93,13 @@ static int64_t s_now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t s_monotonic_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 ab_applier *ab_applier_new(const ab_applier_options *opt, ab_transport *t, ab_db **db,
@@ -151,6 +160,7 @@ static void s_set_error(s_slot *s, const ab_error *err)
     msgpack_packer_init(&pk, &s->reply, msgpack_sbuffer_write);
     ab_reply_pack_error(&pk, s_id(s), err);
     s->state = S_ANSWERED;
+    s->outcome = (int)err->code;
     AB_DEBUG("reply %s %s: %s %s", s_id(s), s->msg.type, ab_code_name(err->code), err->message);
 }
 
@@ -162,6 +172,7 @@ static void s_set_ok(s_slot *s, const msgpack_sbuffer *result)
     ab_reply_begin_ok(&pk, s_id(s));
     msgpack_sbuffer_write(&s->reply, result->data, result->size);
     s->state = S_ANSWERED;
+    s->outcome = AB_OK;
 }
 
 static void s_set_stored(s_slot *s, char *stored, size_t len)
@@ -169,11 +180,14 @@ static void s_set_stored(s_slot *s, char *stored, size_t len)
     msgpack_sbuffer_clear(&s->reply);
     msgpack_sbuffer_write(&s->reply, stored, len);
     s->state = S_ANSWERED;
+    s->outcome = AB_OUTCOME_REPLAYED;
 }
 
+/* Every command is answered here exactly once: count it (per loop, no lock). */
 static void s_send(ab_applier *a, s_slot *s)
 {
     s->sent = true;
+    ab_metrics_count(a->opt.metrics, s->cmd, s->outcome, s_monotonic_us() - a->received_us);
     if (a->t->ops->reply(a->t, s->in, s->reply.data, s->reply.size) < 0)
         AB_WARN("reply to %s lost; the client will retry with the same id", s_id(s));
 }
@@ -724,6 +738,7 @@ int ab_applier_step(ab_applier *a, int timeout_ms)
         return n;
     }
     a->n = n;
+    a->received_us = s_monotonic_us();
     bool need_db = false, redeliver = false;
     for (int i = 0; i < n; i++) {
         s_slot *s = &a->slots[i];

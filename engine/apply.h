@@ -5,6 +5,7 @@
 #define AB_APPLY_H
 
 #include "engine.h"
+#include "metrics.h"
 #include "secret.h"
 #include "transport.h"
 
@@ -14,6 +15,7 @@ typedef struct {
     const char *db_dsn;
     int batch_max;
     size_t max_frame;
+    ab_metrics_loop *metrics; /* this loop's counters (metrics.h); NULL: not counted */
 } ab_applier_options;
 
 /* Create an applier over an open connection. It borrows t, secret and info (they must

@@ -19,6 +19,7 @@
 #include "bootstrap.h"
 #include "config.h"
 #include "log.h"
+#include "metrics.h"
 #include "migrate.h"
 #include "secret.h"
 #include "transport.h"
@@ -26,8 +27,10 @@
 
 #define DB_WAIT_S     30
 #define STATS_EVERY_S 10
+#define FINAL_WAIT_MS 3000 /* at exit, the publisher waits this long for the other loops */
 
-static atomic_int s_stop; /* set by signals and by a loop whose bus socket broke */
+static atomic_int s_stop;       /* set by signals and by a loop whose bus socket broke */
+static atomic_int s_loops_done; /* loops (but the publisher) that will count no more */
 
 static void s_on_signal(int sig)
 {
@@ -139,7 +142,47 @@ typedef struct {
     ab_db *db; /* handed to the loop */
     int index;
     int rc;
+    ab_metrics *metrics; /* shared by the loops; loop 0 publishes it */
+    int loops;
 } s_loop;
+
+static int64_t s_mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t s_unix_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Publish the engine's counters as engine.<name>.stats (metrics.h). Straight to the bus,
+ * never through the outbox: a lost stats event costs nothing, the next one has the totals. */
+static void s_publish_stats(ab_transport *t, ab_metrics *m, int period_ms)
+{
+    char topic[300];
+    msgpack_sbuffer body;
+    msgpack_sbuffer_init(&body);
+    if (ab_metrics_event(m, s_unix_ms(), period_ms, topic, sizeof topic, &body) == 0 &&
+        t->ops->publish(t, topic, body.data, body.size) < 0)
+        AB_WARN("engine: stats event %s not published; the next one carries the totals", topic);
+    msgpack_sbuffer_destroy(&body);
+}
+
+/* At a clean exit the publisher sends the final totals once the other loops stopped. */
+static void s_publish_final(const s_loop *l, ab_transport *t, int period_ms)
+{
+    int64_t until = s_mono_ms() + FINAL_WAIT_MS;
+    while (atomic_load(&s_loops_done) < l->loops - 1 && s_mono_ms() < until) {
+        struct timespec pause = {0, 10 * 1000000};
+        nanosleep(&pause, NULL);
+    }
+    s_publish_stats(t, l->metrics, period_ms);
+}
 
 static void s_log_stats(const ab_applier *a, int index, uint64_t *last_cmds, uint64_t *last_batches)
 {
@@ -192,7 +235,8 @@ static void *s_run_loop(void *arg)
         return NULL;
     }
     ab_applier_options opt = {cfg->db_dsn, atoi(cfg->batch_max),
-                              (size_t)strtoull(cfg->max_frame, NULL, 10)};
+                              (size_t)strtoull(cfg->max_frame, NULL, 10),
+                              ab_metrics_loop_at(l->metrics, l->index)};
     if (opt.batch_max < 1)
         opt.batch_max = 1;
     ab_applier *a = ab_applier_new(&opt, t, &l->db, l->secret, l->info);
@@ -203,6 +247,10 @@ static void *s_run_loop(void *arg)
     l->rc = 0;
     time_t last = time(NULL);
     uint64_t last_cmds = 0, last_batches = 0;
+    /* Loop 0 publishes the engine's stats event every stats_every_s (0: never). */
+    int every_s = l->index == 0 && l->metrics ? atoi(cfg->stats_every_s) : 0;
+    int period_ms = every_s > 0 ? (every_s < 86400 ? every_s : 86400) * 1000 : 0;
+    int64_t next_stats = s_mono_ms() + period_ms;
     while (!s_stop) {
         if (ab_applier_step(a, 200) < 0) {
             l->rc = 1;
@@ -213,7 +261,15 @@ static void *s_run_loop(void *arg)
             s_log_stats(a, l->index, &last_cmds, &last_batches);
             last = time(NULL);
         }
+        if (period_ms > 0 && s_mono_ms() >= next_stats) {
+            s_publish_stats(t, l->metrics, period_ms);
+            next_stats = s_mono_ms() + period_ms;
+        }
     }
+    if (l->index != 0)
+        atomic_fetch_add(&s_loops_done, 1);
+    else if (period_ms > 0 && l->rc == 0)
+        s_publish_final(l, t, period_ms);
     ab_applier_destroy(&a);
     t->ops->destroy(&t);
     return NULL;
@@ -230,8 +286,11 @@ static int s_serve(const ab_config *cfg, ab_db **db, const ab_secret *secret,
     s_loop loops[64];
     pthread_t threads[64];
     int started = 0, rc = 0;
+    ab_metrics *metrics = ab_metrics_new(n, info->name, s_unix_ms());
+    if (!metrics)
+        AB_WARN("engine: out of memory for the command counters; no stats events");
     for (int i = 0; i < n; i++) {
-        loops[i] = (s_loop){cfg, secret, info, NULL, i, 0};
+        loops[i] = (s_loop){cfg, secret, info, NULL, i, 0, metrics, n};
         loops[i].db = i == 0 ? *db : s_open_db(cfg->db_dsn);
         if (i == 0)
             *db = NULL;
@@ -258,6 +317,7 @@ static int s_serve(const ab_config *cfg, ab_db **db, const ab_secret *secret,
         rc |= loops[i].rc;
     }
     AB_INFO("engine %s stopped", info->name);
+    ab_metrics_free(&metrics);
     return rc;
 }
 

@@ -19,6 +19,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 /* --- options ------------------------------------------------------------------------- */
 
@@ -89,6 +90,7 @@ typedef struct {
 } hs_req;
 
 typedef struct hs_guard hs_guard;
+typedef struct hs_engine_stats hs_engine_stats;
 
 struct hs_server {
     hs_options opt;
@@ -98,6 +100,7 @@ struct hs_server {
     volatile int stopping; /* set on SIGTERM: streams end */
     pthread_mutex_t lock;  /* guards the counters below */
     uint64_t requests, errors, streams;
+    hs_engine_stats *stats; /* the engines' stats events (enginestats.c) */
 };
 
 /* Route one request (misp.c). Returns true when a route matched (the handler set the
@@ -136,6 +139,15 @@ bool hs_guard_claim(struct MHD_Connection *c, int state);
 
 /* A response was sent: the next request on this connection gets a fresh deadline. */
 void hs_guard_rearm(struct MHD_Connection *c);
+
+/* --- enginestats.c: the engines' engine.<name>.stats events, for /metrics ----------- */
+
+/* Subscribe (a thread) on srv->zctx to srv->opt.events; NULL when it cannot start. */
+hs_engine_stats *hs_engine_stats_start(hs_server *srv);
+void hs_engine_stats_stop(hs_engine_stats **s); /* before zmq_ctx_term */
+
+/* The latest totals of each engine heard from lately, as Prometheus text (s may be NULL). */
+void hs_engine_stats_render(hs_engine_stats *s, FILE *f);
 
 /* --- stream.c --------------------------------------------------------------------------- */
 

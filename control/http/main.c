@@ -604,6 +604,7 @@ int main(int argc, char **argv)
     srv.zctx = zmq_ctx_new();
     char *pem[2] = {NULL, NULL};
     srv.guard = hs_guard_start(&srv);
+    srv.stats = srv.zctx ? hs_engine_stats_start(&srv) : NULL;
     struct MHD_Daemon *d = srv.bus && srv.zctx && srv.guard ? s_start(&srv, pem) : NULL;
     int rc = 1;
     if (d) {
@@ -619,6 +620,7 @@ int main(int argc, char **argv)
                 srv.opt.port);
     }
     hs_guard_stop(srv.guard);
+    hs_engine_stats_stop(&srv.stats);
     free(pem[0]);
     free(pem[1]);
     hs_bus_free(srv.bus);

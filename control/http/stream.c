@@ -359,6 +359,7 @@ void hs_metrics(hs_req *r)
             hs_bus_metrics(r->srv->bus, &bus, &blen);
             if (bus)
                 fputs(bus, f);
+            hs_engine_stats_render(r->srv->stats, f);
             s_queue_metrics(f, stats);
             s_worker_metrics(f, workers);
             json_t *all = json_array();
