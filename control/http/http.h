@@ -9,7 +9,8 @@
  *
  * Parts: main.c (options, the libmicrohttpd daemon, limits and error bodies), bus.c (a pool
  * of DEALER sockets: one command in flight per socket, many sockets), misp.c (the MISP
- * routes), stream.c (/events as Server-Sent Events, /metrics, /health). */
+ * routes), stream.c (/events as Server-Sent Events, /metrics, /health), enginestats.c (the
+ * engines' stats events that /metrics renders). */
 #ifndef AB_HTTP_H
 #define AB_HTTP_H
 
