@@ -27,6 +27,7 @@ typedef struct {
     int port;               /* 0: a free port, printed on stdout */
     char *url;              /* the broker's command endpoint (ADMINBUS_URL) */
     char *events;           /* the broker's event endpoint (ADMINBUS_EVENTS) */
+    char *proxy;            /* the broker's proxy intake (proxy_endpoint); NULL: none */
     size_t max_body;        /* bytes; larger bodies get 413 */
     size_t max_header;      /* bytes of all request headers together; larger get 431 */
     unsigned max_conns;     /* concurrent connections; more are refused at accept */
@@ -44,7 +45,13 @@ typedef struct {
 
 typedef struct hs_bus hs_bus;
 
-hs_bus *hs_bus_new(const char *url, int timeout_ms);
+/* Commands go to url (the broker's commands endpoint), or, when proxy is not NULL, to the
+ * broker's proxy intake with the HTTP client's address (hs_bus_client_ip). */
+hs_bus *hs_bus_new(const char *url, const char *proxy, int timeout_ms);
+
+/* Name the HTTP client the calling thread serves (its address in text form, from the
+ * connection): the commands this thread sends carry it through the proxy intake. */
+void hs_bus_client_ip(const char *ip);
 void hs_bus_free(hs_bus *bus);
 
 /* The outcome of one command. */
