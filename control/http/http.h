@@ -20,6 +20,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "iprange.h"
+
 /* --- options ------------------------------------------------------------------------- */
 
 typedef struct {
@@ -39,7 +41,21 @@ typedef struct {
     char *tls_cert;         /* PEM paths: TLS when both are given */
     char *tls_key;
     char *port_file; /* write the bound port here once listening */
+#define HS_TRUSTED_MAX 16
+    ab_cidr trusted[HS_TRUSTED_MAX]; /* --trust-forwarded-for: reverse proxies believed */
+    int ntrusted;
 } hs_options;
+
+/* --- forwarded.c: the client's address ----------------------------------------------- */
+
+/* Add a --trust-forwarded-for range. Returns 0, or -1 after printing why. */
+int hs_trust_add(hs_options *o, const char *cidr);
+
+/* The address a request is from, into out: the connection's peer, unless the peer is a
+ * trusted reverse proxy, then the first address from the right of X-Forwarded-For that is
+ * not a trusted proxy (or the last trusted hop, when an entry is no address). */
+void hs_client_address(const hs_options *o, struct MHD_Connection *c, const char *peer, char *out,
+                       size_t outlen);
 
 /* --- bus.c ----------------------------------------------------------------------------- */
 

@@ -282,11 +282,11 @@ static enum MHD_Result s_dispatch(hs_server *srv, struct MHD_Connection *c, cons
     return rc;
 }
 
-/* The client's address as the connection reports it (never a header such as
- * X-Forwarded-For, which the client writes): the commands of this thread carry it. */
-static void s_client_ip(struct MHD_Connection *c)
+/* The client's address as the connection reports it (X-Forwarded-For, which the client
+ * writes, only from a --trust-forwarded-for proxy): the commands of this thread carry it. */
+static void s_client_ip(const hs_server *srv, struct MHD_Connection *c)
 {
-    char ip[INET6_ADDRSTRLEN] = "";
+    char ip[INET6_ADDRSTRLEN] = "", client[INET6_ADDRSTRLEN];
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     const struct sockaddr *sa = ci ? ci->client_addr : NULL;
@@ -294,7 +294,8 @@ static void s_client_ip(struct MHD_Connection *c)
         inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, ip, sizeof ip);
     else if (sa && sa->sa_family == AF_INET6)
         inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, ip, sizeof ip);
-    hs_bus_client_ip(ip);
+    hs_client_address(&srv->opt, c, ip, client, sizeof client);
+    hs_bus_client_ip(client);
 }
 
 static enum MHD_Result s_access(void *cls, struct MHD_Connection *c, const char *url,
@@ -304,7 +305,7 @@ static enum MHD_Result s_access(void *cls, struct MHD_Connection *c, const char 
     (void)version;
     hs_server *srv = cls;
     s_conn *st = *con_cls;
-    s_client_ip(c);
+    s_client_ip(srv, c);
     if (!st) {
         /* a response may be queued below: the watchdog must leave the connection alone */
         if (!hs_guard_claim(c, HS_HANDLED))
@@ -370,7 +371,9 @@ static void s_usage(FILE *f)
                "  --request-timeout S     408 for a body still coming after this (default 30)\n"
                "  --bus-timeout-ms MS     wait this long for a reply, twice (default 10000)\n"
                "  --sse-recheck S         /events re-checks the caller's key (default 30)\n"
-               "  --tls-cert PEM --tls-key PEM   serve HTTPS (GnuTLS)\n");
+               "  --tls-cert PEM --tls-key PEM   serve HTTPS (GnuTLS)\n"
+               "  --trust-forwarded-for CIDR     believe X-Forwarded-For from reverse proxies in\n"
+               "                          this range (repeatable; default: never believed)\n");
 }
 
 static int s_number(const char *flag, const char *v, long long min, long long max, long long *out)
@@ -403,6 +406,7 @@ static int s_parse(int argc, char **argv, hs_options *o)
                                           {"tls-cert", 1, 0, 'C'},
                                           {"tls-key", 1, 0, 'K'},
                                           {"port-file", 1, 0, 'P'},
+                                          {"trust-forwarded-for", 1, 0, 'F'},
                                           {"help", 0, 0, 'h'},
                                           {0, 0, 0, 0}};
     int ch;
@@ -434,6 +438,9 @@ static int s_parse(int argc, char **argv, hs_options *o)
             break;
         case 'P':
             o->port_file = strdup(optarg);
+            break;
+        case 'F':
+            rc = hs_trust_add(o, optarg);
             break;
         case 'p':
             rc = s_number(flag, optarg, 0, 65535, &n);

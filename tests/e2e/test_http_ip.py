@@ -245,3 +245,39 @@ def test_too_long_a_home_disables_the_proxy_intake_and_the_shim_falls_back(tmp_p
             shim.stop()
     finally:
         stop(broker)
+
+
+def test_forwarded_for_is_believed_only_from_trusted_proxies(stack):
+    http = stack.start_http(trust_forwarded_for="127.0.0.3/32")
+    key2 = restricted_key(stack, "127.0.0.2/32")
+
+    def whoami(source, xff=None):
+        headers = [f"X-Forwarded-For: {x}" for x in (xff if isinstance(xff, list) else
+                                                      [xff] if xff else [])]
+        return curl_from(source, http.base, "GET", "/users/view/me", key2, headers=headers)
+
+    # through the trusted proxy 127.0.0.3: the address it appended is the client
+    assert whoami("127.0.0.3", "127.0.0.2")[0] == 200
+    # a client-written entry on the left does not matter: the rightmost untrusted one counts
+    st, err = whoami("127.0.0.3", "127.0.0.2, 127.0.0.9")
+    assert st == 401 and "127.0.0.9" in err["message"], err
+    assert whoami("127.0.0.3", "127.0.0.9, 127.0.0.2")[0] == 200
+    # several headers are one list, in order
+    assert whoami("127.0.0.3", ["127.0.0.9", "127.0.0.2"])[0] == 200
+    # trusted hops are skipped
+    assert whoami("127.0.0.3", "127.0.0.2, 127.0.0.3")[0] == 200
+    # a garbled entry stops at the hop that appended it: the proxy's own address
+    for bad in ("127.0.0.2, junk", "127.0.0.2:8080", "", "127.0.0.2,"):
+        st, err = whoami("127.0.0.3", bad)
+        assert st == 401 and "127.0.0.3" in err["message"], (bad, st, err)
+    # from anyone else the header is ignored
+    st, err = whoami("127.0.0.4", "127.0.0.2")
+    assert st == 401 and "127.0.0.4" in err["message"], err
+
+
+def test_the_shim_refuses_a_bad_trusted_range(stack):
+    p = subprocess.run([str(BIN / "adminbus-http"), "--url", stack.url, "--events", stack.events,
+                        "--trust-forwarded-for", "127.0.0.300/8"], env=stack.env,
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode == 2 and "--trust-forwarded-for wants an address range" in p.stderr, \
+        p.stderr
