@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #include <zmq.h>
@@ -31,7 +32,6 @@
 #include "zframes.h"
 #include "log.h"
 #include "proxy.h"
-#include <sys/stat.h>
 
 #define S_HWM           100000
 #define S_BATCH         512         /* messages moved per socket per poll, for fairness */

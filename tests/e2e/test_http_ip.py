@@ -12,13 +12,14 @@ import socket
 import stat
 import subprocess
 import time
+import uuid
 from pathlib import Path
 
 import msgpack
 import zmq
 
 from conftest import BIN, Daemon, clean_env, free_ports
-from helpers import assert_error, audit_rows
+from helpers import admin, assert_error, audit_rows
 from test_http import curl
 
 MARKER = b"\0adminbus-proxy"
@@ -289,3 +290,24 @@ def test_the_shim_refuses_a_bad_trusted_range(stack):
                        capture_output=True, text=True, timeout=30)
     assert p.returncode == 2 and "--trust-forwarded-for wants an address range" in p.stderr, \
         p.stderr
+
+
+def test_logins_through_the_proxy_intake_count_the_client_address(stack):
+    """What the shim sends for a login: user.ips and the brute-force rows see the address
+    the proxy named, one per client rather than one for the shim."""
+    stack.ok("user.add", {"email": "kim@circl.lu", "org": admin(stack)["org_name"], "role": "User",
+                          "password": "Correct-Horse-42-battery", "no_password_change": True})
+
+    def login(ip, password):
+        cmd = {"v": 1, "id": str(uuid.uuid4()), "type": "auth.login",
+               "args": {"email": "kim@circl.lu", "password": password}}
+        return proxy_send(stack, [b"", ip, msgpack.packb(cmd, use_bin_type=True)])
+
+    ok = login(b"127.0.0.2", "Correct-Horse-42-battery")
+    assert ok["ok"] is True, ok
+    ips = stack.ok("user.ips", {"user": "kim@circl.lu"})["items"]
+    assert [x["ip"] for x in ips] == ["127.0.0.2"], ips
+    bad = login(b"2001:db8::9", "wrong password")
+    assert bad["ok"] is False, bad
+    rows = stack.rows("SELECT ip FROM bruteforces")
+    assert [r["ip"] for r in rows] == ["2001:db8::9"], rows
