@@ -311,3 +311,25 @@ def test_logins_through_the_proxy_intake_count_the_client_address(stack):
     assert bad["ok"] is False, bad
     rows = stack.rows("SELECT ip FROM bruteforces")
     assert [r["ip"] for r in rows] == ["2001:db8::9"], rows
+
+
+def test_no_engine_is_answered_on_the_proxy_intake(tmp_path):
+    rc, err, broker, ports = broker_alone(tmp_path)
+    try:
+        assert rc is None, err
+        ctx = zmq.Context.instance()
+        s = ctx.socket(zmq.DEALER)
+        s.setsockopt(zmq.LINGER, 0)
+        s.connect(f"ipc://{(tmp_path / 'proxy.sock').resolve()}")
+        try:
+            cmd = {"v": 1, "id": "5c1f6c54-6f0e-4a4e-9a3e-0d6c1c1b2a01", "type": "auth.whoami",
+                   "args": {}}
+            s.send_multipart([b"", b"127.0.0.2", msgpack.packb(cmd, use_bin_type=True)])
+            assert s.poll(10000), "no answer"
+            r = reply(s.recv_multipart())
+            assert_error(r, "unavailable")
+            assert r["id"] == cmd["id"] and r["error"]["retry_after"] == 1, r
+        finally:
+            s.close()
+    finally:
+        stop(broker)
