@@ -31,6 +31,7 @@
 #include "envelope.h"
 #include "zframes.h"
 #include "log.h"
+#include "stopsig.h"
 #include "proxy.h"
 
 #define S_HWM           100000
@@ -51,36 +52,12 @@ typedef struct {
     ab_curve_pair server; /* the broker's key pair, wiped once bound */
 } s_broker;
 
-/* --- signals: a self-pipe wakes zmq_poll without a race --------------------------- */
-
-static volatile sig_atomic_t s_stop;
-static int s_sigpipe[2] = {-1, -1};
-
-static void s_on_signal(int sig)
-{
-    (void)sig;
-    int saved = errno;
-    s_stop = 1;
-    if (s_sigpipe[1] >= 0 && write(s_sigpipe[1], "x", 1) < 0) {
-        /* the pipe is full: a wake-up is already pending */
-    }
-    errno = saved;
-}
+/* --- signals: stopsig's pipe wakes zmq_poll without a race ------------------------ */
 
 static int s_signals_init(void)
 {
-    if (pipe(s_sigpipe) < 0)
-        return -1;
-    for (int i = 0; i < 2; i++)
-        fcntl(s_sigpipe[i], F_SETFL, fcntl(s_sigpipe[i], F_GETFL) | O_NONBLOCK);
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = s_on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
-    return 0;
+    return ab_stopsig_install(NULL);
 }
 
 /* --- frames ----------------------------------------------------------------------- */
@@ -513,11 +490,11 @@ static int s_run(s_broker *b)
     if (b->proxy)
         items[nsocks++] = (zmq_pollitem_t){b->proxy, 0, ZMQ_POLLIN, 0};
     int nitems = nsocks;
-    items[nitems++] = (zmq_pollitem_t){NULL, s_sigpipe[0], ZMQ_POLLIN, 0};
+    items[nitems++] = (zmq_pollitem_t){NULL, ab_stopsig_fd(), ZMQ_POLLIN, 0};
     int zap = b->zap.sock ? nitems : -1;
     if (b->zap.sock)
         items[nitems++] = (zmq_pollitem_t){b->zap.sock, 0, ZMQ_POLLIN, 0};
-    while (!s_stop) {
+    while (!ab_stopsig_raised()) {
         if (zmq_poll(items, nitems, -1) < 0) {
             if (errno == EINTR)
                 continue;
