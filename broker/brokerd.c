@@ -8,7 +8,11 @@
  * [route…][peer ip][body]; it decodes a command only to echo its id when it must answer
  * for an engine (none connected). Limits on the body are the engine's business.
  * Endpoints beyond loopback (or all tcp:// ones with curve=on) are CURVE servers; the same
- * loop answers their authentication requests (curve_zap.h). */
+ * loop answers their authentication requests (curve_zap.h).
+ * A fifth socket, the proxy intake (proxy.h, proxy_endpoint, ipc:// only), takes commands
+ * from the HTTP shim with its client's address: [empty][client ip][command]. They reach an
+ * engine as [AB_PROXY_MARKER][route…][ip][body]; a reply whose first frame is the marker
+ * goes back out on the proxy intake, every other one on the commands endpoint. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -16,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #include <zmq.h>
@@ -26,6 +31,8 @@
 #include "envelope.h"
 #include "zframes.h"
 #include "log.h"
+#include "stopsig.h"
+#include "proxy.h"
 
 #define S_HWM           100000
 #define S_BATCH         512         /* messages moved per socket per poll, for fairness */
@@ -35,44 +42,22 @@
 typedef struct {
     void *ctx;
     void *frontend, *backend, *xsub, *xpub;
+    void *proxy;                                 /* the proxy intake; NULL when there is none */
+    char proxy_endpoint[AB_PROXY_PATH_MAX + 16]; /* resolved; "" when there is none */
     size_t max_frame;
     bool tcp; /* clients come over TCP: Peer-Address is their IP address */
-    uint64_t forwarded, unavailable, rejected; /* counters, logged at exit */
-    time_t last_warn;                          /* rate limit for the unavailable warning */
-    ab_zap zap;                                /* CURVE authenticator; zap.sock NULL: none */
-    ab_curve_pair server;                      /* the broker's key pair, wiped once bound */
+    uint64_t forwarded, unavailable, rejected, proxied; /* counters, logged at exit */
+    time_t last_warn;                                   /* rate limit for the unavailable warning */
+    ab_zap zap;           /* CURVE authenticator; zap.sock NULL: none */
+    ab_curve_pair server; /* the broker's key pair, wiped once bound */
 } s_broker;
 
-/* --- signals: a self-pipe wakes zmq_poll without a race --------------------------- */
-
-static volatile sig_atomic_t s_stop;
-static int s_sigpipe[2] = {-1, -1};
-
-static void s_on_signal(int sig)
-{
-    (void)sig;
-    int saved = errno;
-    s_stop = 1;
-    if (s_sigpipe[1] >= 0 && write(s_sigpipe[1], "x", 1) < 0) {
-        /* the pipe is full: a wake-up is already pending */
-    }
-    errno = saved;
-}
+/* --- signals: stopsig's pipe wakes zmq_poll without a race ------------------------ */
 
 static int s_signals_init(void)
 {
-    if (pipe(s_sigpipe) < 0)
-        return -1;
-    for (int i = 0; i < 2; i++)
-        fcntl(s_sigpipe[i], F_SETFL, fcntl(s_sigpipe[i], F_GETFL) | O_NONBLOCK);
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = s_on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
-    return 0;
+    return ab_stopsig_install(NULL);
 }
 
 /* --- frames ----------------------------------------------------------------------- */
@@ -94,8 +79,9 @@ static int s_route_len(zmq_msg_t *frames, int n)
     return 1;
 }
 
-/* Send a reply the broker writes itself: copies of the route frames, then body. */
-static void s_answer(s_broker *b, zmq_msg_t *route, int nroute, const char *id, const ab_error *err)
+/* Send a reply the broker writes itself on sock (where the command came in): copies of the
+ * route frames, then body. */
+static void s_answer(void *sock, zmq_msg_t *route, int nroute, const char *id, const ab_error *err)
 {
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
@@ -107,12 +93,12 @@ static void s_answer(s_broker *b, zmq_msg_t *route, int nroute, const char *id, 
         zmq_msg_t copy;
         zmq_msg_init(&copy);
         zmq_msg_copy(&copy, &route[i]);
-        ok = zmq_msg_send(&copy, b->frontend, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0;
+        ok = zmq_msg_send(&copy, sock, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0;
         if (!ok)
             zmq_msg_close(&copy);
     }
     if (ok)
-        zmq_send(b->frontend, sb.data, sb.size, ZMQ_DONTWAIT);
+        zmq_send(sock, sb.data, sb.size, ZMQ_DONTWAIT);
     msgpack_sbuffer_destroy(&sb);
 }
 
@@ -130,14 +116,15 @@ static void s_command_id(const s_broker *b, zmq_msg_t *body, char *id)
     ab_command_msg_release(&cmd);
 }
 
-static void s_answer_unavailable(s_broker *b, zmq_msg_t *frames, int nroute)
+static void s_answer_unavailable(s_broker *b, void *sock, zmq_msg_t *frames, int nroute,
+                                 zmq_msg_t *body)
 {
     char id[AB_ID_LEN + 1];
     ab_error err;
-    s_command_id(b, &frames[nroute], id);
+    s_command_id(b, body, id);
     ab_fail(&err, AB_E_UNAVAILABLE, NULL, "no engine is connected; retry with the same id");
     err.retry_after = 1;
-    s_answer(b, frames, nroute, id, &err);
+    s_answer(sock, frames, nroute, id, &err);
     b->unavailable++;
     time_t now = time(NULL);
     if (now != b->last_warn) {
@@ -147,31 +134,50 @@ static void s_answer_unavailable(s_broker *b, zmq_msg_t *frames, int nroute)
     }
 }
 
-/* Forward [route…][ip][body] to an engine; on EAGAIN (no engine, or all queues full)
- * answer the client instead. Consumes frames[0..n). */
-static void s_forward(s_broker *b, zmq_msg_t *frames, int nroute)
+/* Forward [route…][ip][body] to an engine (with the proxy marker first when the command
+ * came in on the proxy intake, from); on EAGAIN (no engine, or all queues full) answer
+ * on from instead. The caller closes the frames (a no-op for the ones sent). */
+static void s_forward(s_broker *b, void *from, zmq_msg_t *frames, int nroute, const char *ip,
+                      zmq_msg_t *body)
 {
-    char ip[AB_IP_MAX + 1] = "";
-    /* Over ipc:// libzmq still reports a Peer-Address, but it is no IP address. */
-    const char *peer = b->tcp ? zmq_msg_gets(&frames[nroute], "Peer-Address") : NULL;
-    if (peer)
-        snprintf(ip, sizeof ip, "%s", peer);
+    bool proxied = from == b->proxy;
     /* The first frame is the only one that can be refused: ZeroMQ queues whole messages,
      * so once it is accepted the rest follow. */
-    if (zmq_msg_send(&frames[0], b->backend, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
+    int rc = proxied ? zmq_send(b->backend, AB_PROXY_MARKER, AB_PROXY_MARKER_LEN,
+                                ZMQ_SNDMORE | ZMQ_DONTWAIT)
+                     : zmq_msg_send(&frames[0], b->backend, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+    if (rc < 0) {
         if (errno == EAGAIN)
-            s_answer_unavailable(b, frames, nroute);
+            s_answer_unavailable(b, from, frames, nroute, body);
         else
             AB_ERROR("forwarding to the engines: %s", zmq_strerror(errno));
-        s_close_frames(frames, 0, nroute + 1);
         return;
     }
-    for (int i = 1; i < nroute; i++)
+    for (int i = proxied ? 0 : 1; i < nroute; i++)
         zmq_msg_send(&frames[i], b->backend, ZMQ_SNDMORE | ZMQ_DONTWAIT);
     zmq_send(b->backend, ip, strlen(ip), ZMQ_SNDMORE | ZMQ_DONTWAIT);
-    zmq_msg_send(&frames[nroute], b->backend, ZMQ_DONTWAIT);
-    s_close_frames(frames, 0, nroute + 1); /* no-ops for the frames sent */
+    zmq_msg_send(body, b->backend, ZMQ_DONTWAIT);
     b->forwarded++;
+    b->proxied += proxied;
+}
+
+static bool s_is_marker(zmq_msg_t *m)
+{
+    return zmq_msg_size(m) == AB_PROXY_MARKER_LEN &&
+           memcmp(zmq_msg_data(m), AB_PROXY_MARKER, AB_PROXY_MARKER_LEN) == 0;
+}
+
+/* Refuse a message from sock (answering on it) and count it. */
+static void s_refuse(s_broker *b, void *sock, zmq_msg_t *frames, int nroute, zmq_msg_t *body,
+                     const char *field, const char *message)
+{
+    char id[AB_ID_LEN + 1] = "";
+    ab_error err;
+    if (body)
+        s_command_id(b, body, id);
+    ab_fail(&err, AB_E_INVALID, field, "%s", message);
+    s_answer(sock, frames, nroute, id[0] ? id : NULL, &err);
+    b->rejected++;
 }
 
 /* One message from a client. Returns 1 when one was handled, 0 when none waits, -1. */
@@ -184,23 +190,61 @@ static int s_from_client(s_broker *b)
         return n;
     int nroute = s_route_len(frames, n);
     if (n - nroute + extra != 1) {
-        ab_error err;
-        ab_fail(&err, AB_E_INVALID, "frame", "a command is one frame");
-        s_answer(b, frames, nroute, NULL, &err);
-        b->rejected++;
+        s_refuse(b, b->frontend, frames, nroute, NULL, "frame", "a command is one frame");
         AB_DEBUG("rejected a message of %d frame(s)", n + extra);
-        s_close_frames(frames, 0, n);
-        return 1;
+    } else if (s_is_marker(&frames[0])) {
+        /* Its replies would go out on the proxy intake: refuse it, on its own connection. */
+        s_refuse(b, b->frontend, frames, nroute, &frames[nroute], "frame",
+                 "this routing id is reserved for the broker's proxy intake: connect without "
+                 "setting ZMQ_ROUTING_ID, or choose another one");
+    } else {
+        char ip[AB_IP_MAX + 1] = "";
+        /* Over ipc:// libzmq still reports a Peer-Address, but it is no IP address. */
+        const char *peer = b->tcp ? zmq_msg_gets(&frames[nroute], "Peer-Address") : NULL;
+        if (peer)
+            snprintf(ip, sizeof ip, "%s", peer);
+        s_forward(b, b->frontend, frames, nroute, ip, &frames[nroute]);
     }
-    s_forward(b, frames, nroute);
+    s_close_frames(frames, 0, n);
     return 1;
 }
 
-/* Move one whole message from one socket to another, frame by frame. Returns 1 when one
- * was moved (or dropped by the far side), 0 when none waits, -1 on a fault. */
-static int s_relay(void *from, void *to)
+/* One message from a proxy: [identity][empty][client ip][command]. The address is
+ * believed (only local processes can reach this ipc:// socket) once it is one. Returns 1
+ * when one was handled, 0 when none waits, -1. */
+static int s_from_proxy(s_broker *b)
 {
-    bool more = true, first = true, drop = false;
+    zmq_msg_t frames[AB_FRAMES_MAX];
+    int extra;
+    int n = ab_zframes_recv(b->proxy, frames, &extra);
+    if (n <= 0)
+        return n;
+    int nroute = n > 1 && zmq_msg_size(&frames[1]) == 0 ? 2 : 1;
+    if (nroute != 2 || n + extra != 4) {
+        s_refuse(b, b->proxy, frames, nroute, NULL, "frame",
+                 "a proxy sends [empty][client ip][command]: three frames");
+    } else if (!ab_proxy_ip_valid(zmq_msg_data(&frames[2]), zmq_msg_size(&frames[2]))) {
+        s_refuse(b, b->proxy, frames, nroute, &frames[3], "ip",
+                 "the client address must be an IPv4 or IPv6 address in text form (at most 45 "
+                 "characters)");
+    } else {
+        char ip[AB_IP_MAX + 1];
+        memcpy(ip, zmq_msg_data(&frames[2]), zmq_msg_size(&frames[2]));
+        ip[zmq_msg_size(&frames[2])] = '\0';
+        s_forward(b, b->proxy, frames, nroute, ip, &frames[3]);
+    }
+    s_close_frames(frames, 0, n);
+    return 1;
+}
+
+/* Move one whole message from one socket to another, frame by frame (to NULL: drop it).
+ * Returns 1 when one was moved (or dropped by the far side), 0 when none waits, -1 on a
+ * fault. With a reply router, a reply from the engines: one whose first frame is the
+ * proxy marker goes, without it, to the proxy intake; every other one to the commands
+ * endpoint. */
+static int s_relay(void *from, void *to, const s_broker *reply_router)
+{
+    bool more = true, first = true, drop = to == NULL;
     while (more) {
         zmq_msg_t m;
         zmq_msg_init(&m);
@@ -209,6 +253,13 @@ static int s_relay(void *from, void *to)
             return first && (errno == EAGAIN || errno == EINTR) ? 0 : -1;
         }
         more = zmq_msg_more(&m);
+        if (first && reply_router && s_is_marker(&m)) {
+            to = reply_router->proxy;
+            drop = to == NULL;
+            zmq_msg_close(&m);
+            first = false;
+            continue;
+        }
         /* ROUTER drops replies to clients that are gone; XPUB drops at its queue limit.
          * A refused first frame means nothing was sent: drop the rest of the message. */
         if (drop || zmq_msg_send(&m, to, (more ? ZMQ_SNDMORE : 0) | ZMQ_DONTWAIT) < 0) {
@@ -273,9 +324,25 @@ static void *s_bind(s_broker *b, const ab_config *cfg, int type, const char *wha
     return sock;
 }
 
+/* The proxy intake: its socket file is created with mode 0600 (umask around the bind,
+ * then chmod), so only this user's processes can connect and name a client address. */
+static int s_bind_proxy(s_broker *b, const ab_config *cfg)
+{
+    const char *path = b->proxy_endpoint + strlen("ipc://");
+    mode_t old = umask(077);
+    b->proxy = s_bind(b, cfg, ZMQ_ROUTER, "proxy", b->proxy_endpoint);
+    umask(old);
+    if (b->proxy && chmod(path, 0600) < 0) {
+        fprintf(stderr, "adminbus-broker: cannot make %s private (mode 0600): %s\n", path,
+                strerror(errno));
+        return -1;
+    }
+    return b->proxy ? 0 : -1;
+}
+
 static void s_close(s_broker *b)
 {
-    void *socks[] = {b->frontend, b->backend, b->xsub, b->xpub};
+    void *socks[] = {b->frontend, b->backend, b->xsub, b->xpub, b->proxy};
     int zero = 0;
     for (size_t i = 0; i < sizeof socks / sizeof socks[0]; i++) {
         if (socks[i]) {
@@ -369,6 +436,10 @@ static int s_open(s_broker *b, const ab_config *cfg)
     if (ab_curve_any(cfg) && s_curve_open(b, cfg) < 0)
         return -1;
     b->frontend = s_bind(b, cfg, ZMQ_ROUTER, "commands", cfg->commands_endpoint);
+    if (b->frontend && b->proxy_endpoint[0] && s_bind_proxy(b, cfg) < 0) {
+        ab_curve_pair_wipe(&b->server);
+        return -1;
+    }
     b->backend = b->frontend ? s_bind(b, cfg, ZMQ_DEALER, "engine", cfg->engine_endpoint) : NULL;
     b->xsub = b->backend ? s_bind(b, cfg, ZMQ_XSUB, "publish", cfg->publish_endpoint) : NULL;
     b->xpub = b->xsub ? s_bind(b, cfg, ZMQ_XPUB, "events", cfg->events_endpoint) : NULL;
@@ -376,9 +447,10 @@ static int s_open(s_broker *b, const ab_config *cfg)
     if (!b->xpub)
         return -1;
     char e[4][256];
-    fprintf(stderr, "adminbus-broker: commands %s events %s engines %s publish %s\n",
+    fprintf(stderr, "adminbus-broker: commands %s events %s engines %s publish %s proxy %s\n",
             s_endpoint(b->frontend, e[0], sizeof e[0]), s_endpoint(b->xpub, e[1], sizeof e[1]),
-            s_endpoint(b->backend, e[2], sizeof e[2]), s_endpoint(b->xsub, e[3], sizeof e[3]));
+            s_endpoint(b->backend, e[2], sizeof e[2]), s_endpoint(b->xsub, e[3], sizeof e[3]),
+            b->proxy ? b->proxy_endpoint : "off");
     return 0;
 }
 
@@ -392,11 +464,13 @@ static int s_drain(s_broker *b, int which)
         if (which == 0)
             rc = s_from_client(b);
         else if (which == 1)
-            rc = s_relay(b->backend, b->frontend);
+            rc = s_relay(b->backend, b->frontend, b);
         else if (which == 2)
-            rc = s_relay(b->xsub, b->xpub);
+            rc = s_relay(b->xsub, b->xpub, NULL);
+        else if (which == 3)
+            rc = s_relay(b->xpub, b->xsub, NULL);
         else
-            rc = s_relay(b->xpub, b->xsub);
+            rc = s_from_proxy(b);
         if (rc <= 0)
             return rc;
     }
@@ -405,27 +479,36 @@ static int s_drain(s_broker *b, int which)
 
 static int s_run(s_broker *b)
 {
-    zmq_pollitem_t items[] = {
-        {b->frontend, 0, ZMQ_POLLIN, 0},     {b->backend, 0, ZMQ_POLLIN, 0},
-        {b->xsub, 0, ZMQ_POLLIN, 0},         {b->xpub, 0, ZMQ_POLLIN, 0},
-        {NULL, s_sigpipe[0], ZMQ_POLLIN, 0}, {b->zap.sock, 0, ZMQ_POLLIN, 0},
+    /* sockets first (their index is s_drain's which), then the signal pipe, then ZAP */
+    zmq_pollitem_t items[7] = {
+        {b->frontend, 0, ZMQ_POLLIN, 0},
+        {b->backend, 0, ZMQ_POLLIN, 0},
+        {b->xsub, 0, ZMQ_POLLIN, 0},
+        {b->xpub, 0, ZMQ_POLLIN, 0},
     };
-    int nitems = b->zap.sock ? 6 : 5;
-    while (!s_stop) {
+    int nsocks = 4;
+    if (b->proxy)
+        items[nsocks++] = (zmq_pollitem_t){b->proxy, 0, ZMQ_POLLIN, 0};
+    int nitems = nsocks;
+    items[nitems++] = (zmq_pollitem_t){NULL, ab_stopsig_fd(), ZMQ_POLLIN, 0};
+    int zap = b->zap.sock ? nitems : -1;
+    if (b->zap.sock)
+        items[nitems++] = (zmq_pollitem_t){b->zap.sock, 0, ZMQ_POLLIN, 0};
+    while (!ab_stopsig_raised()) {
         if (zmq_poll(items, nitems, -1) < 0) {
             if (errno == EINTR)
                 continue;
             AB_ERROR("poll: %s", zmq_strerror(errno));
             return -1;
         }
-        for (int i = 0; i < 4; i++) {
+        for (int i = 0; i < nsocks; i++) {
             if ((items[i].revents & ZMQ_POLLIN) && s_drain(b, i) < 0 && errno != EINTR) {
                 AB_ERROR("receive: %s", zmq_strerror(errno));
                 return -1;
             }
         }
         /* ZAP requests are answered at once: a handshake waits for them */
-        if (nitems == 6 && (items[5].revents & ZMQ_POLLIN))
+        if (zap >= 0 && (items[zap].revents & ZMQ_POLLIN))
             while (ab_zap_handle(&b->zap) > 0)
                 ;
     }
@@ -470,13 +553,15 @@ static int s_early_flags(int argc, char **argv)
 
 /* Two sockets bound to one ipc path would not fail: the second bind silently takes the
  * path over from the first. Refuse that configuration instead. */
-static int s_distinct_ipc(const ab_config *cfg)
+static int s_distinct_ipc(const ab_config *cfg, const char *proxy)
 {
     const char *names[] = {"commands_endpoint", "events_endpoint", "engine_endpoint",
-                           "publish_endpoint"};
-    for (int i = 0; i < 4; i++) {
+                           "publish_endpoint", "proxy_endpoint"};
+    const char *eps[] = {cfg->commands_endpoint, cfg->events_endpoint, cfg->engine_endpoint,
+                         cfg->publish_endpoint, proxy};
+    for (int i = 0; i < 5; i++) {
         for (int j = 0; j < i; j++) {
-            const char *a = ab_config_get(cfg, names[i]), *b = ab_config_get(cfg, names[j]);
+            const char *a = eps[i], *b = eps[j];
             if (strncmp(a, "ipc://", 6) == 0 && strcmp(a, b) == 0) {
                 fprintf(stderr, "adminbus-broker: %s and %s are both %s\n", names[j], names[i], a);
                 return -1;
@@ -534,6 +619,24 @@ static int s_curve_settings(const ab_config *cfg)
     return -1;
 }
 
+/* Resolve proxy_endpoint: refused unless ipc:// (before anything binds); without a usable
+ * path (auto with too long a home), no proxy intake, and the HTTP shim falls back. */
+static int s_proxy_settings(const ab_config *cfg, s_broker *b)
+{
+    char why[1024];
+    int rc = ab_proxy_endpoint(cfg->proxy_endpoint, cfg->home, b->proxy_endpoint,
+                               sizeof b->proxy_endpoint, why, sizeof why);
+    if (rc < 0) {
+        fprintf(stderr, "adminbus-broker: %s\n", why);
+        return -1;
+    }
+    if (rc == 0 && strcmp(cfg->proxy_endpoint, "off") != 0)
+        AB_WARN("no proxy intake: %s; the HTTP shim then sends on the commands endpoint and "
+                "every HTTP client's command carries the shim's address",
+                why);
+    return 0;
+}
+
 /* Check the values the broker uses. Returns 0, or -1 after printing why. */
 static int s_settings(const ab_config *cfg, s_broker *b)
 {
@@ -553,7 +656,9 @@ static int s_settings(const ab_config *cfg, s_broker *b)
                 cfg->log_level);
         return -1;
     }
-    return s_distinct_ipc(cfg) < 0 ? -1 : s_curve_settings(cfg);
+    if (s_proxy_settings(cfg, b) < 0)
+        return -1;
+    return s_distinct_ipc(cfg, b->proxy_endpoint) < 0 ? -1 : s_curve_settings(cfg);
 }
 
 /* --curve-init (for ops/run): when an endpoint uses CURVE, make the key pairs now and print
@@ -606,9 +711,9 @@ int main(int argc, char **argv)
     }
     ab_config_free(&cfg);
     int rc = s_run(&b);
-    AB_INFO("stopping: %" PRIu64 " command(s) forwarded, %" PRIu64 " answered unavailable, %" PRIu64
-            " rejected",
-            b.forwarded, b.unavailable, b.rejected);
+    AB_INFO("stopping: %" PRIu64 " command(s) forwarded (%" PRIu64 " from a proxy), %" PRIu64
+            " answered unavailable, %" PRIu64 " rejected",
+            b.forwarded, b.proxied, b.unavailable, b.rejected);
     s_close(&b);
     return rc < 0 ? 1 : 0;
 }

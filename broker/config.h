@@ -17,6 +17,10 @@
     X(events_endpoint, "tcp://127.0.0.1:7811", "broker: where subscribers receive events")         \
     X(engine_endpoint, "tcp://127.0.0.1:7812", "broker: where engines fetch commands")             \
     X(publish_endpoint, "tcp://127.0.0.1:7813", "broker: where engines publish events")            \
+    X(proxy_endpoint, "auto",                                                                      \
+      "broker: the HTTP shim's intake, which passes on its clients' addresses: auto "              \
+      "($ADMINBUS_HOME/proxy.sock), off, or ipc:///PATH (never tcp://: the address is "            \
+      "believed)")                                                                                 \
     X(max_frame, "1048576", "largest command accepted, bytes (larger: invalid, field frame)")      \
     X(batch_max, "256", "most commands an engine applies in one transaction")                      \
     X(apply_threads, "2", "apply loops per engine, each with its own database connection")         \

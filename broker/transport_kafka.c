@@ -4,10 +4,10 @@
  * Commands come from a consumer in the engines' group, subscribed to the commands topic.
  * Offsets are never committed for what was merely read: enable.auto.offset.store is off,
  * and done() stores a batch's offsets only once the engine has committed the batch's
- * transaction (librdkafka's auto-commit then sends the stored offsets, and on a rebalance
- * or close). A command read again after a crash or a rebalance is answered from the
- * stored reply of its id (engine/idempotency.c). Replies and events go out through one
- * producer: replies to the replies topic keyed by the command's reply_to (else its id),
+ * transaction and the cluster has the batch's replies (librdkafka's auto-commit then sends the
+ * stored offsets, and on a rebalance or close). A command read again after a crash or a rebalance
+ * is answered from the stored reply of its id (engine/idempotency.c). Replies and events go out
+ * through one producer: replies to the replies topic keyed by the command's reply_to (else its id),
  * events to the events topic keyed by their topic. */
 #include "transport.h"
 
@@ -20,6 +20,9 @@
 #include "kafka_conf.h"
 #include "log.h"
 
+/* How long the end of a batch waits for its replies to reach the cluster before it stores
+ * the batch's offsets. */
+#define S_REPLY_FLUSH_MS 2000
 /* Back-off before commands the database could not apply are handed out again. */
 #define S_REDELIVER_MS 1000
 /* How long a produce call waits for room in a full local queue, in 10 ms steps. */
@@ -280,6 +283,15 @@ static void s_done(ab_transport *t, const ab_inbound *msgs, int n, bool redelive
         return;
     }
     if (!redeliver) {
+        /* The replies first: an offset committed while a reply still waits in the producer's
+         * queue would lose that reply with the process (a kill -9), and the command, never
+         * read again, would leave its client unanswered. A flush that times out (a replies
+         * broker down) stores nothing now: the next batch's flush waits for these replies
+         * too, and its offsets cover these commands. */
+        if (rd_kafka_flush(self->producer, S_REPLY_FLUSH_MS) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            rd_kafka_topic_partition_list_destroy(list);
+            return;
+        }
         rd_kafka_resp_err_t e = rd_kafka_offsets_store(self->consumer, list);
         if (e)
             /* The partitions went to another engine meanwhile: it reads these commands

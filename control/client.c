@@ -12,43 +12,17 @@
 #include <zmq.h>
 
 #include "client_kafka.h"
+#include "clientutil.h"
 #include "envelope.h"
 
 #define REPLY_MAX (64 * 1024 * 1024) /* protects memory only */
-
-static volatile sig_atomic_t s_interrupted;
-
-static void s_on_signal(int sig)
-{
-    (void)sig;
-    s_interrupted = 1;
-}
-
-static int s_fail(char *err, size_t len, int rc, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int s_fail(char *err, size_t len, int rc, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, len, fmt, ap);
-    va_end(ap);
-    return rc;
-}
-
-static int64_t s_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* A socket of type with LINGER 0, connected to url; NULL with err set. */
 static void *s_socket(void *ctx, int type, const char *url, char *err, size_t errlen)
 {
     void *s = zmq_socket(ctx, type);
     if (!s) {
-        s_fail(err, errlen, -2, "cannot open a socket: %s", zmq_strerror(errno));
+        ctl_fail(err, errlen, -2, "cannot open a socket: %s", zmq_strerror(errno));
         return NULL;
     }
     int zero = 0;
@@ -60,7 +34,7 @@ static void *s_socket(void *ctx, int type, const char *url, char *err, size_t er
         return NULL;
     }
     if (zmq_connect(s, url) != 0) {
-        s_fail(err, errlen, -2, "cannot use %s: %s", url, zmq_strerror(errno));
+        ctl_fail(err, errlen, -2, "cannot use %s: %s", url, zmq_strerror(errno));
         zmq_close(s);
         return NULL;
     }
@@ -106,9 +80,7 @@ void ctl_reply_release(ctl_reply *reply)
     memset(reply, 0, sizeof *reply);
 }
 
-/* Take body (ownership passes) as the reply when it is a map whose id is ours or
- * absent. Returns true when taken; otherwise body is freed. */
-static bool s_accept(char *body, size_t len, const char *id, ctl_reply *reply)
+bool ctl_reply_accept(char *body, size_t len, const char *id, ctl_reply *reply)
 {
     msgpack_unpacked_init(&reply->msg);
     size_t off = 0;
@@ -131,9 +103,9 @@ static bool s_accept(char *body, size_t len, const char *id, ctl_reply *reply)
 /* Wait up to timeout_ms for our reply on s. Returns 0 with *reply, -1 on timeout. */
 static int s_wait_reply(void *s, const char *id, int timeout_ms, ctl_reply *reply)
 {
-    int64_t deadline = s_now_ms() + timeout_ms;
+    int64_t deadline = ctl_now_ms() + timeout_ms;
     for (;;) {
-        int64_t left = deadline - s_now_ms();
+        int64_t left = deadline - ctl_now_ms();
         if (left <= 0)
             return -1;
         zmq_pollitem_t item = {s, 0, ZMQ_POLLIN, 0};
@@ -146,7 +118,7 @@ static int s_wait_reply(void *s, const char *id, int timeout_ms, ctl_reply *repl
         size_t len = 0;
         bool empty = false;
         int frames = s_recv_message(s, &body, &len, &empty);
-        if (frames == 2 && empty && s_accept(body, len, id, reply))
+        if (frames == 2 && empty && ctl_reply_accept(body, len, id, reply))
             return 0;
         if (frames != 2 || !empty)
             free(body);
@@ -168,10 +140,10 @@ static int s_attempt(void *ctx, const char *url, const char *body, size_t len, c
     void *s = s_socket(ctx, ZMQ_DEALER, url, err, errlen);
     if (!s)
         return -2;
-    int64_t start = s_now_ms();
+    int64_t start = ctl_now_ms();
     int rc = s_send(s, body, len, timeout_ms);
     if (rc == 0)
-        rc = s_wait_reply(s, id, timeout_ms - (int)(s_now_ms() - start), reply);
+        rc = s_wait_reply(s, id, timeout_ms - (int)(ctl_now_ms() - start), reply);
     zmq_close(s);
     return rc;
 }
@@ -184,16 +156,16 @@ int ctl_request(const char *url, const char *body, size_t len, const char *id, i
     memset(reply, 0, sizeof *reply);
     void *ctx = zmq_ctx_new();
     if (!ctx)
-        return s_fail(err, errlen, -2, "cannot start ZeroMQ: %s", zmq_strerror(errno));
+        return ctl_fail(err, errlen, -2, "cannot start ZeroMQ: %s", zmq_strerror(errno));
     int rc = -1;
     for (int attempt = 0; attempt < 2 && rc == -1; attempt++)
         rc = s_attempt(ctx, url, body, len, id, timeout_ms, reply, err, errlen);
     zmq_ctx_term(ctx);
     if (rc == -1)
-        s_fail(err, errlen, -1,
-               "no reply from %s within %g s (sent twice): is the stack running? (ops/run); "
-               "retry safely with --id %s",
-               url, timeout_ms / 1000.0, id);
+        ctl_fail(err, errlen, -1,
+                 "no reply from %s within %g s (sent twice): is the stack running? (ops/run); "
+                 "retry safely with --id %s",
+                 url, timeout_ms / 1000.0, id);
     return rc;
 }
 
@@ -253,16 +225,6 @@ static int s_one_event(void *s, FILE *out)
     return 1;
 }
 
-static void s_catch_signals(void)
-{
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = s_on_signal; /* no SA_RESTART: zmq_poll returns EINTR */
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-}
-
 static void *s_subscriber(void *ctx, const char *url, const char *const *topics, size_t n,
                           char *err, size_t errlen)
 {
@@ -280,10 +242,10 @@ static void *s_subscriber(void *ctx, const char *url, const char *const *topics,
 static long s_monitor(void *s, long count, int64_t deadline, FILE *out)
 {
     long seen = 0;
-    while (!s_interrupted && (count == 0 || seen < count)) {
+    while (!ctl_interrupted() && (count == 0 || seen < count)) {
         long wait = -1;
         if (deadline >= 0) {
-            wait = (long)(deadline - s_now_ms());
+            wait = (long)(deadline - ctl_now_ms());
             if (wait <= 0)
                 break;
         }
@@ -304,20 +266,20 @@ int ctl_events(const char *url, const char *const *topics, size_t n, long count,
         return ctl_kafka_events(url, topics, n, count, timeout_ms, out, err, errlen);
     void *ctx = zmq_ctx_new();
     if (!ctx)
-        return s_fail(err, errlen, CTL_EXIT_UNREACHABLE, "cannot start ZeroMQ: %s",
-                      zmq_strerror(errno));
+        return ctl_fail(err, errlen, CTL_EXIT_UNREACHABLE, "cannot start ZeroMQ: %s",
+                        zmq_strerror(errno));
     void *s = s_subscriber(ctx, url, topics, n, err, errlen);
     if (!s) {
         zmq_ctx_term(ctx);
         return CTL_EXIT_USAGE;
     }
-    s_catch_signals();
-    int64_t deadline = timeout_ms < 0 ? -1 : s_now_ms() + timeout_ms;
+    ctl_catch_interrupts();
+    int64_t deadline = timeout_ms < 0 ? -1 : ctl_now_ms() + timeout_ms;
     long seen = s_monitor(s, count, deadline, out);
     zmq_close(s);
     zmq_ctx_term(ctx);
-    if (count > 0 && seen < count && !s_interrupted)
-        return s_fail(err, errlen, CTL_EXIT_UNREACHABLE, "%ld of %ld events from %s within %g s",
-                      seen, count, url, timeout_ms / 1000.0);
+    if (count > 0 && seen < count && !ctl_interrupted())
+        return ctl_fail(err, errlen, CTL_EXIT_UNREACHABLE, "%ld of %ld events from %s within %g s",
+                        seen, count, url, timeout_ms / 1000.0);
     return CTL_EXIT_OK;
 }

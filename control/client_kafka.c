@@ -10,6 +10,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "clientutil.h"
 #include "envelope.h"
 #include "kafka_conf.h"
 
@@ -24,33 +25,6 @@ typedef struct {
     const char *names[S_PROPS_MAX], *values[S_PROPS_MAX];
     size_t nprops;
 } s_url;
-
-static volatile sig_atomic_t s_interrupted;
-
-static void s_on_signal(int sig)
-{
-    (void)sig;
-    s_interrupted = 1;
-}
-
-static int s_fail(char *err, size_t len, int rc, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int s_fail(char *err, size_t len, int rc, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, len, fmt, ap);
-    va_end(ap);
-    return rc;
-}
-
-static int64_t s_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 bool ctl_is_kafka(const char *url)
 {
@@ -87,10 +61,10 @@ static int s_param(s_url *u, char *name, char *value, char *err, size_t errlen)
         u->names[u->nprops] = name;
         u->values[u->nprops++] = value;
     } else
-        return s_fail(err, errlen, -2,
-                      "kafka URL: unknown parameter '%s' (commands, replies, events, or a "
-                      "librdkafka property such as security.protocol)",
-                      name);
+        return ctl_fail(err, errlen, -2,
+                        "kafka URL: unknown parameter '%s' (commands, replies, events, or a "
+                        "librdkafka property such as security.protocol)",
+                        name);
     return 0;
 }
 
@@ -103,7 +77,7 @@ static int s_parse(const char *url, s_url *u, char *err, size_t errlen)
     u->events = "adminbus.events";
     u->buf = strdup(url + strlen(CTL_KAFKA_SCHEME));
     if (!u->buf)
-        return s_fail(err, errlen, -2, "out of memory");
+        return ctl_fail(err, errlen, -2, "out of memory");
     char *query = strchr(u->buf, '?');
     if (query)
         *query++ = '\0';
@@ -112,12 +86,12 @@ static int s_parse(const char *url, s_url *u, char *err, size_t errlen)
         *slash = '\0';
     u->brokers = u->buf;
     if (!*u->brokers)
-        return s_fail(err, errlen, -2, "kafka URL names no broker: kafka://HOST:PORT[,…]/");
+        return ctl_fail(err, errlen, -2, "kafka URL names no broker: kafka://HOST:PORT[,…]/");
     for (char *save = NULL, *kv = query ? strtok_r(query, "&", &save) : NULL; kv;
          kv = strtok_r(NULL, "&", &save)) {
         char *eq = strchr(kv, '=');
         if (!eq)
-            return s_fail(err, errlen, -2, "kafka URL: parameter '%s' has no value", kv);
+            return ctl_fail(err, errlen, -2, "kafka URL: parameter '%s' has no value", kv);
         *eq = '\0';
         if (s_param(u, kv, eq + 1, err, errlen) < 0)
             return -2;
@@ -147,7 +121,7 @@ static rd_kafka_t *s_client(const s_url *u, rd_kafka_type_t type, char *err, siz
     }
     rd_kafka_t *rk = rd_kafka_new(type, conf, why, sizeof why);
     if (!rk) {
-        s_fail(err, errlen, -2, "kafka: %s", why);
+        ctl_fail(err, errlen, -2, "kafka: %s", why);
         rd_kafka_conf_destroy(conf);
     }
     return rk;
@@ -159,7 +133,7 @@ static int s_assign_end(rd_kafka_t *rk, const char *topic, char *err, size_t err
     int32_t parts[S_PARTS_MAX];
     int n = ab_kafka_partitions(rk, topic, parts, S_PARTS_MAX, S_META_MS, err, errlen);
     if (n <= 0)
-        return n == 0 ? s_fail(err, errlen, -1, "topic %s has no partitions", topic) : -1;
+        return n == 0 ? ctl_fail(err, errlen, -1, "topic %s has no partitions", topic) : -1;
     rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(n);
     int rc = 0;
     for (int i = 0; i < n && rc == 0; i++) {
@@ -167,13 +141,13 @@ static int s_assign_end(rd_kafka_t *rk, const char *topic, char *err, size_t err
         rd_kafka_resp_err_t e =
             rd_kafka_query_watermark_offsets(rk, topic, parts[i], &lo, &hi, S_META_MS);
         if (e)
-            rc = s_fail(err, errlen, -1, "topic %s partition %d: %s", topic, (int)parts[i],
-                        rd_kafka_err2str(e));
+            rc = ctl_fail(err, errlen, -1, "topic %s partition %d: %s", topic, (int)parts[i],
+                          rd_kafka_err2str(e));
         else
             rd_kafka_topic_partition_list_add(list, topic, parts[i])->offset = hi;
     }
     if (rc == 0 && rd_kafka_assign(rk, list) != RD_KAFKA_RESP_ERR_NO_ERROR)
-        rc = s_fail(err, errlen, -1, "cannot read topic %s", topic);
+        rc = ctl_fail(err, errlen, -1, "cannot read topic %s", topic);
     rd_kafka_topic_partition_list_destroy(list);
     return rc;
 }
@@ -215,22 +189,7 @@ static bool s_accept(const rd_kafka_message_t *m, const char *reply_to, const ch
     if (!buf)
         return false;
     memcpy(buf, m->payload, m->len);
-    msgpack_unpacked_init(&reply->msg);
-    size_t off = 0;
-    bool ok = msgpack_unpack_next(&reply->msg, buf, m->len, &off) == MSGPACK_UNPACK_SUCCESS &&
-              reply->msg.data.type == MSGPACK_OBJECT_MAP;
-    const msgpack_object *rid = ok ? ab_map_get(&reply->msg.data, "id") : NULL;
-    if (rid && rid->type == MSGPACK_OBJECT_STR && rid->via.str.size > 0)
-        ok = rid->via.str.size == strlen(id) && strncasecmp(rid->via.str.ptr, id, strlen(id)) == 0;
-    if (!ok) {
-        msgpack_unpacked_destroy(&reply->msg);
-        free(buf);
-        return false;
-    }
-    reply->buf = buf;
-    reply->len = m->len;
-    reply->root = &reply->msg.data;
-    return true;
+    return ctl_reply_accept(buf, m->len, id, reply);
 }
 
 static int s_produce(rd_kafka_t *p, const char *topic, const char *id, const msgpack_sbuffer *cmd,
@@ -243,8 +202,8 @@ static int s_produce(rd_kafka_t *p, const char *topic, const char *id, const msg
     if (!e)
         e = rd_kafka_flush(p, timeout_ms);
     if (e)
-        return s_fail(err, errlen, -1, "cannot send the command to topic %s: %s", topic,
-                      rd_kafka_err2str(e));
+        return ctl_fail(err, errlen, -1, "cannot send the command to topic %s: %s", topic,
+                        rd_kafka_err2str(e));
     return 0;
 }
 
@@ -252,7 +211,7 @@ static int s_wait_reply(rd_kafka_t *c, const char *reply_to, const char *id, int
                         ctl_reply *reply)
 {
     for (;;) {
-        int64_t left = deadline - s_now_ms();
+        int64_t left = deadline - ctl_now_ms();
         if (left <= 0)
             return -1;
         rd_kafka_message_t *m = rd_kafka_consumer_poll(c, (int)(left < 200 ? left : 200));
@@ -268,16 +227,16 @@ static int s_wait_reply(rd_kafka_t *c, const char *reply_to, const char *id, int
 static int s_request(const s_url *u, const char *body, size_t len, const char *id, int timeout_ms,
                      ctl_reply *reply, char *err, size_t errlen)
 {
-    int64_t deadline = s_now_ms() + timeout_ms;
+    int64_t deadline = ctl_now_ms() + timeout_ms;
     char uuid[37], reply_to[48];
     if (ctl_uuid_v4(uuid) < 0)
-        return s_fail(err, errlen, -2, "no randomness for a reply address");
+        return ctl_fail(err, errlen, -2, "no randomness for a reply address");
     snprintf(reply_to, sizeof reply_to, "adminctl-%s", uuid);
     msgpack_sbuffer cmd;
     msgpack_sbuffer_init(&cmd);
     if (s_with_reply_to(body, len, reply_to, &cmd) < 0) {
         msgpack_sbuffer_destroy(&cmd);
-        return s_fail(err, errlen, -2, "the command is not a msgpack map");
+        return ctl_fail(err, errlen, -2, "the command is not a msgpack map");
     }
     rd_kafka_t *c = s_client(u, RD_KAFKA_CONSUMER, err, errlen);
     rd_kafka_t *p = c ? s_client(u, RD_KAFKA_PRODUCER, err, errlen) : NULL;
@@ -287,10 +246,10 @@ static int s_request(const s_url *u, const char *body, size_t len, const char *i
     if (rc == 0)
         rc = s_produce(p, u->commands, id, &cmd, timeout_ms, err, errlen);
     if (rc == 0 && s_wait_reply(c, reply_to, id, deadline, reply) < 0)
-        rc = s_fail(err, errlen, -1,
-                    "no reply on %s within %g s (the command is in %s: an engine applies it "
-                    "when one runs); retry safely with --id %s",
-                    u->replies, timeout_ms / 1000.0, u->commands, id);
+        rc = ctl_fail(err, errlen, -1,
+                      "no reply on %s within %g s (the command is in %s: an engine applies it "
+                      "when one runs); retry safely with --id %s",
+                      u->replies, timeout_ms / 1000.0, u->commands, id);
     if (p)
         rd_kafka_destroy(p);
     if (c) {
@@ -331,10 +290,10 @@ static long s_monitor(rd_kafka_t *c, const char *const *topics, size_t n, long c
                       int64_t deadline, FILE *out)
 {
     long seen = 0;
-    while (!s_interrupted && (count == 0 || seen < count)) {
+    while (!ctl_interrupted() && (count == 0 || seen < count)) {
         int wait = 200;
         if (deadline >= 0) {
-            int64_t left = deadline - s_now_ms();
+            int64_t left = deadline - ctl_now_ms();
             if (left <= 0)
                 break;
             wait = left < wait ? (int)left : wait;
@@ -364,17 +323,13 @@ int ctl_kafka_events(const char *url, const char *const *topics, size_t n, long 
     if (rc == CTL_EXIT_OK && s_assign_end(c, u.events, err, errlen) < 0)
         rc = CTL_EXIT_UNREACHABLE;
     if (rc == CTL_EXIT_OK) {
-        struct sigaction sa;
-        memset(&sa, 0, sizeof sa);
-        sa.sa_handler = s_on_signal;
-        sigemptyset(&sa.sa_mask);
-        sigaction(SIGINT, &sa, NULL);
-        sigaction(SIGTERM, &sa, NULL);
-        int64_t deadline = timeout_ms < 0 ? -1 : s_now_ms() + timeout_ms;
+        ctl_catch_interrupts();
+        int64_t deadline = timeout_ms < 0 ? -1 : ctl_now_ms() + timeout_ms;
         long seen = s_monitor(c, topics, n, count, deadline, out);
-        if (count > 0 && seen < count && !s_interrupted)
-            rc = s_fail(err, errlen, CTL_EXIT_UNREACHABLE, "%ld of %ld events from %s within %g s",
-                        seen, count, url, timeout_ms / 1000.0);
+        if (count > 0 && seen < count && !ctl_interrupted())
+            rc =
+                ctl_fail(err, errlen, CTL_EXIT_UNREACHABLE, "%ld of %ld events from %s within %g s",
+                         seen, count, url, timeout_ms / 1000.0);
     }
     if (c) {
         rd_kafka_consumer_close(c);

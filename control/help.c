@@ -94,6 +94,11 @@ void ctl_help_all(FILE *f)
     fprintf(f, "\nPlural nouns are accepted: 'adminctl orgs list' is 'adminctl org list'.\n"
                "Connection: ADMINBUS_URL and ADMINBUS_AUTHKEY from the environment, else from\n"
                "$ADMINBUS_HOME/env (default: the checkout's var/), as ops/run writes them.\n"
+               "ADMINBUS_URL is tcp://host:port or ipc://path for the ZeroMQ broker, or\n"
+               "kafka://host:port[,host:port]/[?commands=T&replies=T&events=T&PROPERTY=V]\n"
+               "for a Kafka cluster (librdkafka properties such as security.protocol).\n"
+               "With CURVE (docs/architecture.md): ADMINBUS_CURVE_SERVERKEY and\n"
+               "ADMINBUS_CURVE_KEYFILE (or ADMINBUS_CURVE_PUBLICKEY/SECRETKEY), never argv.\n"
                "Exit status: 0 done, 1 refused (an error reply), 2 usage error,\n"
                "3 engine unreachable or timed out, 4 done but something critical was reported\n"
                "(diagnostics).\n");

@@ -7,7 +7,7 @@
  *   2. dump the database with `mariadb-dump --single-transaction` (one consistent snapshot
  *      of our InnoDB tables) into an unlinked temporary file; the credentials go in a 0600
  *      option file, never on a command line;
- *   3. stream a tar.gz of the dump, adminbus.conf, secrets/ and files/ (manifest last) into
+ *   3. stream a tar.gz of the dump, adminbus.conf, secrets/, files/ and curve/ (manifest last) into
  *      a 0600 temporary file in backups/, through GnuPG when encrypting (nothing plain is
  *      staged on disk but the dump);
  *   4. fsync, rename to the final name, fsync the folder: never a half archive under the
@@ -41,7 +41,11 @@
 
 extern char **environ;
 
-#define DATA_DIR     "files"
+#define DATA_DIR "files"
+/* The broker's CURVE keys (server pair, the daemons' internal pair, allowed clients):
+ * without them a restored broker would have a new server key and every client's
+ * ADMINBUS_CURVE_SERVERKEY would stop matching. */
+#define CURVE_DIR    "curve"
 #define SECRETS_DIR  "secrets"
 #define SERVER_KEY   "secrets/server.key"
 #define GNUPG_PREFIX "home/gnupg" /* the instance's GnuPG home (GnuPG.homedir) in the archive */
@@ -689,7 +693,8 @@ static int s_members(s_backup *b, int dump_fd, ab_error *err)
     }
     free(list);
     if (rc < 0 || s_add_file(b, "adminbus.conf", false, err) < 0 ||
-        s_add_tree(b, DATA_DIR, err) < 0 || s_add_gnupg_home(b, err) < 0)
+        s_add_tree(b, DATA_DIR, err) < 0 || s_add_tree(b, CURVE_DIR, err) < 0 ||
+        s_add_gnupg_home(b, err) < 0)
         return -1;
     return 0;
 }

@@ -28,16 +28,8 @@ int ab_backup_run(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
         ab_pack_kv_str(&ppk, "encrypt_to", to, len);
         snprintf(input, sizeof input, "encrypt_to=%.*s", (int)len, to);
     }
-    ab_job_spec spec = {.type = t,
-                        .payload = payload.data,
-                        .payload_len = payload.size,
-                        .input = input,
-                        .org_id = ctx->who->org_id,
-                        .created_by = ctx->who->user_id};
     uint64_t id = 0;
-    bool existed = false;
-    int rc = ab_job_enqueue(ctx->db, &spec, ctx->now_ms, &id, &existed, err);
-    msgpack_sbuffer_destroy(&payload);
+    int rc = ab_job_enqueue_for(ctx, t, &payload, input, &id, err);
     if (rc < 0)
         return -1;
     if (ab_job_queued_reply(ctx, pk, id, t, input, NULL, 1, err) < 0)

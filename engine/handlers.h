@@ -53,6 +53,11 @@ int ab_otp_delete(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 int ab_log_search(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 
 /* Jobs, workers, queues (jobcmd.c). */
+/* Enqueue one job of type t for the caller's organisation and user, with payload (the job's
+ * msgpack arguments; destroyed here, whatever happens) and input (MISP's job_input text).
+ * Returns 0 with *id, or -1 with *err. */
+int ab_job_enqueue_for(ab_ctx *ctx, const ab_job_type *t, msgpack_sbuffer *payload,
+                       const char *input, uint64_t *id, ab_error *err);
 /* For a command that enqueued job id of type t (backup, mail): queue its audit row (MISP's
  * "Job (id): type" with job_type, worker and job_input, then extra_change when not NULL)
  * and its queued event, and pack the start of the reply: a map of 4 + extra entries, id,

@@ -188,6 +188,22 @@ static int s_audit_job(ab_ctx *ctx, uint64_t id, const char *action, const char 
     return ab_ctx_audit(ctx, "Job", id, action, title, change);
 }
 
+int ab_job_enqueue_for(ab_ctx *ctx, const ab_job_type *t, msgpack_sbuffer *payload,
+                       const char *input, uint64_t *id, ab_error *err)
+{
+    ab_job_spec spec = {.type = t,
+                        .payload = payload->data,
+                        .payload_len = payload->size,
+                        .input = input,
+                        .org_id = ctx->who->org_id,
+                        .created_by = ctx->who->user_id};
+    bool existed = false;
+    *id = 0;
+    int rc = ab_job_enqueue(ctx->db, &spec, ctx->now_ms, id, &existed, err);
+    msgpack_sbuffer_destroy(payload);
+    return rc;
+}
+
 int ab_job_queued_reply(ab_ctx *ctx, msgpack_packer *pk, uint64_t id, const ab_job_type *t,
                         const char *input, const char *extra_change, uint32_t extra, ab_error *err)
 {

@@ -131,16 +131,8 @@ static int s_enqueue_to(ab_ctx *ctx, const char *kind, const char *subject, size
              future && future->armour ? " key=" : "");
     if (future && future->armour)
         snprintf(input + strlen(input), sizeof input - strlen(input), "%s", future->fpr);
-    ab_job_spec spec = {.type = t,
-                        .payload = payload.data,
-                        .payload_len = payload.size,
-                        .input = input,
-                        .org_id = ctx->who->org_id,
-                        .created_by = ctx->who->user_id};
     uint64_t id = 0, count = 0;
-    bool existed = false;
-    int rc = ab_job_enqueue(ctx->db, &spec, ctx->now_ms, &id, &existed, err);
-    msgpack_sbuffer_destroy(&payload);
+    int rc = ab_job_enqueue_for(ctx, t, &payload, input, &id, err);
     if (rc < 0 || (future ? s_add_future(ctx, id, email, future, &count, err)
                           : s_add_recipients(ctx, id, user_id, email, &count, err)) < 0)
         return -1;
@@ -302,16 +294,8 @@ int ab_user_gpg_fetch(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
     ab_pack_kv_cstr(&ppk, "email", email);
     char input[300];
     snprintf(input, sizeof input, "user=%u %s", user_id, email);
-    ab_job_spec spec = {.type = t,
-                        .payload = payload.data,
-                        .payload_len = payload.size,
-                        .input = input,
-                        .org_id = ctx->who->org_id,
-                        .created_by = ctx->who->user_id};
     uint64_t id = 0;
-    bool existed = false;
-    int rc = ab_job_enqueue(ctx->db, &spec, ctx->now_ms, &id, &existed, err);
-    msgpack_sbuffer_destroy(&payload);
+    int rc = ab_job_enqueue_for(ctx, t, &payload, input, &id, err);
     if (rc < 0 || ab_job_queued_reply(ctx, pk, id, t, input, NULL, 1, err) < 0)
         return -1;
     ab_pack_kv_cstr(pk, "user", email);

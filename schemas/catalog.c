@@ -275,8 +275,11 @@ static const ab_arg s_job_enqueue[] = {
     {"args", AB_ARG_MAP, false, false, 0, 32, NULL,
      "The job's arguments, checked against its type (CLI: --arg key=value, repeatable)"},
     {"priority", AB_ARG_INT, false, false, -100, 100, NULL, "Higher runs first (default 0)"},
-    {"run_at", AB_ARG_INT, false, false, 0, INT64_MAX, NULL,
-     "Not before this time, unix milliseconds UTC (default now)"},
+    /* MariaDB 10.11's FROM_UNIXTIME ends at 2038-01-19 03:14:07 UTC: later is refused here,
+     * precisely, instead of failing in the database. */
+    {"run_at", AB_ARG_INT, false, false, 0, 2147483647000LL, NULL,
+     "Not before this time, unix milliseconds UTC (default now; at most 2147483647000, "
+     "2038-01-19)"},
     {"max_attempts", AB_ARG_INT, false, false, 1, 100, NULL,
      "Attempts before the job fails (default: the type's policy)"},
     {"unique_key", AB_ARG_STR, false, false, 1, 191, NULL,

@@ -8,10 +8,15 @@
  * memory barrier ZeroMQ asks for when a socket moves between threads. A socket whose
  * reply did not come is closed, never returned (a late reply must not reach the next
  * request), and the command is re-sent once with the same id on a fresh socket, as
- * adminctl does: the engine answers a repeated id from its stored result. */
+ * adminctl does: the engine answers a repeated id from its stored result.
+ *
+ * With the broker's proxy intake (proxy_endpoint, broker/proxy.h) the sockets connect there
+ * and send [empty][client ip][command]: the engine then checks allowed_ips against, and
+ * audits, the HTTP client's address instead of the shim's. */
 #include "http.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <msgpack.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +35,7 @@
 struct hs_bus {
     void *ctx;
     char *url;
+    bool proxied; /* url is the proxy intake: each command carries its client's address */
     int timeout_ms;
     pthread_mutex_t lock;
     void *idle[S_POOL_MAX];
@@ -37,13 +43,23 @@ struct hs_bus {
     uint64_t *counts; /* [catalog index][outcome] */
 };
 
-hs_bus *hs_bus_new(const char *url, int timeout_ms)
+/* The address of the HTTP client this thread serves: libmicrohttpd runs one thread per
+ * connection, and main.c sets it on every callback before any command is sent. */
+static _Thread_local char s_client_ip[AB_IP_MAX + 1];
+
+void hs_bus_client_ip(const char *ip)
+{
+    snprintf(s_client_ip, sizeof s_client_ip, "%s", ip ? ip : "");
+}
+
+hs_bus *hs_bus_new(const char *url, const char *proxy, int timeout_ms)
 {
     hs_bus *bus = calloc(1, sizeof *bus);
     if (!bus)
         return NULL;
     bus->ctx = zmq_ctx_new();
-    bus->url = strdup(url);
+    bus->proxied = proxy != NULL;
+    bus->url = strdup(proxy ? proxy : url);
     bus->timeout_ms = timeout_ms;
     bus->counts = calloc(ab_catalog_len * S_OUTCOMES, sizeof *bus->counts);
     pthread_mutex_init(&bus->lock, NULL);
@@ -277,12 +293,14 @@ static bool s_id_matches(const char *buf, size_t len, const char *id)
     return ok;
 }
 
-/* Send body on s and wait for the reply to id. Returns the reply bytes or NULL. */
-static char *s_exchange(void *s, const char *body, size_t blen, const char *id, int timeout_ms,
-                        size_t *len)
+/* Send body on s (after the client's address ip when not NULL: the proxy intake) and wait
+ * for the reply to id. Returns the reply bytes or NULL. */
+static char *s_exchange(void *s, const char *ip, const char *body, size_t blen, const char *id,
+                        int timeout_ms, size_t *len)
 {
     zmq_setsockopt(s, ZMQ_SNDTIMEO, &timeout_ms, sizeof timeout_ms);
-    if (zmq_send(s, "", 0, ZMQ_SNDMORE) < 0 || zmq_send(s, body, blen, 0) < 0)
+    if (zmq_send(s, "", 0, ZMQ_SNDMORE) < 0 ||
+        (ip && zmq_send(s, ip, strlen(ip), ZMQ_SNDMORE) < 0) || zmq_send(s, body, blen, 0) < 0)
         return NULL;
     int64_t deadline = s_now_ms() + timeout_ms;
     for (;;) {
@@ -375,7 +393,8 @@ void hs_bus_call(hs_bus *bus, const char *type, json_t *args, const char *auth, 
         void *s = s_take(bus);
         if (!s)
             break;
-        reply = s_exchange(s, sb.data, sb.size, id, bus->timeout_ms, &len);
+        reply = s_exchange(s, bus->proxied ? s_client_ip : NULL, sb.data, sb.size, id,
+                           bus->timeout_ms, &len);
         if (reply)
             s_give_back(bus, s);
         else

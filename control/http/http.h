@@ -22,6 +22,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "iprange.h"
+
 /* --- options ------------------------------------------------------------------------- */
 
 typedef struct {
@@ -29,6 +31,7 @@ typedef struct {
     int port;               /* 0: a free port, printed on stdout */
     char *url;              /* the broker's command endpoint (ADMINBUS_URL) */
     char *events;           /* the broker's event endpoint (ADMINBUS_EVENTS) */
+    char *proxy;            /* the broker's proxy intake (proxy_endpoint); NULL: none */
     size_t max_body;        /* bytes; larger bodies get 413 */
     size_t max_header;      /* bytes of all request headers together; larger get 431 */
     unsigned max_conns;     /* concurrent connections; more are refused at accept */
@@ -40,13 +43,33 @@ typedef struct {
     char *tls_cert;         /* PEM paths: TLS when both are given */
     char *tls_key;
     char *port_file; /* write the bound port here once listening */
+#define HS_TRUSTED_MAX 16
+    ab_cidr trusted[HS_TRUSTED_MAX]; /* --trust-forwarded-for: reverse proxies believed */
+    int ntrusted;
 } hs_options;
+
+/* --- forwarded.c: the client's address ----------------------------------------------- */
+
+/* Add a --trust-forwarded-for range. Returns 0, or -1 after printing why. */
+int hs_trust_add(hs_options *o, const char *cidr);
+
+/* The address a request is from, into out: the connection's peer, unless the peer is a
+ * trusted reverse proxy, then the first address from the right of X-Forwarded-For that is
+ * not a trusted proxy (or the last trusted hop, when an entry is no address). */
+void hs_client_address(const hs_options *o, struct MHD_Connection *c, const char *peer, char *out,
+                       size_t outlen);
 
 /* --- bus.c ----------------------------------------------------------------------------- */
 
 typedef struct hs_bus hs_bus;
 
-hs_bus *hs_bus_new(const char *url, int timeout_ms);
+/* Commands go to url (the broker's commands endpoint), or, when proxy is not NULL, to the
+ * broker's proxy intake with the HTTP client's address (hs_bus_client_ip). */
+hs_bus *hs_bus_new(const char *url, const char *proxy, int timeout_ms);
+
+/* Name the HTTP client the calling thread serves (its address in text form, from the
+ * connection): the commands this thread sends carry it through the proxy intake. */
+void hs_bus_client_ip(const char *ip);
 void hs_bus_free(hs_bus *bus);
 
 /* The outcome of one command. */

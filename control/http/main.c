@@ -19,10 +19,13 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 #include <zmq.h>
 
 #include "cli.h"
+#include "config.h"
 #include "http.h"
+#include "proxy.h"
 
 #define S_NAME "adminbus-http"
 
@@ -279,6 +282,22 @@ static enum MHD_Result s_dispatch(hs_server *srv, struct MHD_Connection *c, cons
     return rc;
 }
 
+/* The client's address as the connection reports it (X-Forwarded-For, which the client
+ * writes, only from a --trust-forwarded-for proxy): the commands of this thread carry it. */
+static void s_client_ip(const hs_server *srv, struct MHD_Connection *c)
+{
+    char ip[INET6_ADDRSTRLEN] = "", client[INET6_ADDRSTRLEN];
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+    if (sa && sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, ip, sizeof ip);
+    else if (sa && sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, ip, sizeof ip);
+    hs_client_address(&srv->opt, c, ip, client, sizeof client);
+    hs_bus_client_ip(client);
+}
+
 static enum MHD_Result s_access(void *cls, struct MHD_Connection *c, const char *url,
                                 const char *method, const char *version, const char *upload,
                                 size_t *upload_size, void **con_cls)
@@ -286,6 +305,7 @@ static enum MHD_Result s_access(void *cls, struct MHD_Connection *c, const char 
     (void)version;
     hs_server *srv = cls;
     s_conn *st = *con_cls;
+    s_client_ip(srv, c);
     if (!st) {
         /* a response may be queued below: the watchdog must leave the connection alone */
         if (!hs_guard_claim(c, HS_HANDLED))
@@ -339,6 +359,10 @@ static void s_usage(FILE *f)
                "  --url URL               broker command endpoint (default ADMINBUS_URL, from\n"
                "                          the environment or $ADMINBUS_HOME/env)\n"
                "  --events URL            broker event endpoint (default ADMINBUS_EVENTS)\n"
+               "  --proxy-endpoint EP     the broker's proxy intake, where commands carry the\n"
+               "                          HTTP client's address: auto (default, as the broker:\n"
+               "                          $ADMINBUS_HOME/proxy.sock), off, or ipc:///PATH; also\n"
+               "                          proxy_endpoint in adminbus.conf\n"
                "  --max-body BYTES        largest request body (default 1048576)\n"
                "  --max-header BYTES      largest request headers, all together (default 16384)\n"
                "  --max-connections N     concurrent connections (default 512)\n"
@@ -347,7 +371,9 @@ static void s_usage(FILE *f)
                "  --request-timeout S     408 for a body still coming after this (default 30)\n"
                "  --bus-timeout-ms MS     wait this long for a reply, twice (default 10000)\n"
                "  --sse-recheck S         /events re-checks the caller's key (default 30)\n"
-               "  --tls-cert PEM --tls-key PEM   serve HTTPS (GnuTLS)\n");
+               "  --tls-cert PEM --tls-key PEM   serve HTTPS (GnuTLS)\n"
+               "  --trust-forwarded-for CIDR     believe X-Forwarded-For from reverse proxies in\n"
+               "                          this range (repeatable; default: never believed)\n");
 }
 
 static int s_number(const char *flag, const char *v, long long min, long long max, long long *out)
@@ -380,6 +406,7 @@ static int s_parse(int argc, char **argv, hs_options *o)
                                           {"tls-cert", 1, 0, 'C'},
                                           {"tls-key", 1, 0, 'K'},
                                           {"port-file", 1, 0, 'P'},
+                                          {"trust-forwarded-for", 1, 0, 'F'},
                                           {"help", 0, 0, 'h'},
                                           {0, 0, 0, 0}};
     int ch;
@@ -411,6 +438,9 @@ static int s_parse(int argc, char **argv, hs_options *o)
             break;
         case 'P':
             o->port_file = strdup(optarg);
+            break;
+        case 'F':
+            rc = hs_trust_add(o, optarg);
             break;
         case 'p':
             rc = s_number(flag, optarg, 0, 65535, &n);
@@ -489,6 +519,32 @@ static int s_fill(hs_options *o)
     return 0;
 }
 
+/* The broker's proxy intake, from the configuration the broker reads too (adminbus.conf,
+ * ADMINBUS_PROXY_ENDPOINT, --proxy-endpoint, which this consumes from argv), so both
+ * resolve auto to the same path. Without one the shim still works, with the old
+ * behaviour: every command carries the shim's own address, and it says so. */
+static int s_load_proxy(int *argc, char **argv, hs_options *o)
+{
+    ab_config cfg;
+    char err[1024], ep[AB_PROXY_PATH_MAX + 16];
+    int rc = ab_config_load(&cfg, argc, argv, err, sizeof err);
+    if (rc == 0)
+        rc = ab_proxy_endpoint(cfg.proxy_endpoint, cfg.home, ep, sizeof ep, err, sizeof err);
+    if (rc < 0)
+        fprintf(stderr, S_NAME ": %s\n", err);
+    else if (rc == 0 && strcmp(cfg.proxy_endpoint, "off") != 0)
+        fprintf(stderr,
+                S_NAME ": warning: no proxy intake (%s): commands go to the commands endpoint and "
+                       "carry this shim's address, not the HTTP client's (allowed_ips and the "
+                       "audit trail see the shim)\n",
+                err);
+    else if (rc == 1 && access(ep + strlen("ipc://"), F_OK) != 0)
+        fprintf(stderr, S_NAME ": note: %s does not exist yet (is the broker started?)\n", ep);
+    o->proxy = rc == 1 ? strdup(ep) : NULL;
+    ab_config_free(&cfg);
+    return rc < 0 ? -1 : 0;
+}
+
 static char *s_slurp(const char *path)
 {
     FILE *f = fopen(path, "rb");
@@ -557,7 +613,7 @@ static void s_announce(hs_server *srv, struct MHD_Daemon *d)
            port);
     fflush(stdout);
     fprintf(stderr, S_NAME ": listening on %s:%u (bus %s, events %s)\n", srv->opt.listen, port,
-            srv->opt.url, srv->opt.events);
+            srv->opt.proxy ? srv->opt.proxy : srv->opt.url, srv->opt.events);
     if (srv->opt.port_file) {
         FILE *f = fopen(srv->opt.port_file, "w");
         if (f) {
@@ -572,6 +628,7 @@ static void s_options_free(hs_options *o)
     free(o->listen);
     free(o->url);
     free(o->events);
+    free(o->proxy);
     free(o->tls_cert);
     free(o->tls_key);
     free(o->port_file);
@@ -588,7 +645,8 @@ int main(int argc, char **argv)
                            .request_s = 30,
                            .bus_timeout_ms = 10000,
                            .sse_recheck_s = 30};
-    if (s_parse(argc, argv, &srv.opt) < 0 || s_fill(&srv.opt) < 0) {
+    if (s_load_proxy(&argc, argv, &srv.opt) < 0 || s_parse(argc, argv, &srv.opt) < 0 ||
+        s_fill(&srv.opt) < 0) {
         s_options_free(&srv.opt);
         return 2;
     }
@@ -600,7 +658,7 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
     pthread_mutex_init(&srv.lock, NULL);
-    srv.bus = hs_bus_new(srv.opt.url, srv.opt.bus_timeout_ms);
+    srv.bus = hs_bus_new(srv.opt.url, srv.opt.proxy, srv.opt.bus_timeout_ms);
     srv.zctx = zmq_ctx_new();
     char *pem[2] = {NULL, NULL};
     srv.guard = hs_guard_start(&srv);

@@ -44,6 +44,12 @@ def test_enqueue_refuses_bad_types_and_arguments_and_writes_nothing(stack):
                  "invalid", "args")
     assert_error(stack.cmd("job.enqueue", {"type": "noop", "priority": 1000}),
                  "invalid", "priority")
+    # past what MariaDB's FROM_UNIXTIME holds (2038-01-19): refused precisely, not internal
+    year_2100 = 4102444800000
+    assert_error(stack.cmd("job.enqueue", {"type": "noop", "run_at": year_2100}),
+                 "invalid", "run_at")
+    assert_error(stack.cmd("job.enqueue_many", {"jobs": [{"type": "noop", "run_at": year_2100}]}),
+                 "invalid", "jobs[0].run_at")
     assert stack.counts() == before and stack.count("jobs") == jobs_before
 
 
