@@ -95,6 +95,11 @@ void ctl_release(ctl_cli *cli);
 int ctl_list_load(const ab_arg *a, const char *flag, const char *source, ctl_value *v, char *err,
                   size_t errlen);
 
+/* Pack a JSON value as msgpack: objects as maps, arrays, strings, integers, reals,
+ * booleans and null as themselves (adminctl's list arguments, the HTTP shim's bodies). */
+struct json_t;
+void ctl_pack_json(msgpack_packer *pk, const struct json_t *j);
+
 /* Pack the arguments of a CTL_RUN command line as one msgpack map (in catalog order). */
 void ctl_pack_args(const ctl_cli *cli, msgpack_packer *pk);
 

@@ -11,7 +11,7 @@
 
 #include "cli.h"
 
-static void s_pack_json(msgpack_packer *pk, const json_t *j)
+void ctl_pack_json(msgpack_packer *pk, const json_t *j)
 {
     switch (json_typeof(j)) {
     case JSON_OBJECT: {
@@ -22,14 +22,14 @@ static void s_pack_json(msgpack_packer *pk, const json_t *j)
         {
             msgpack_pack_str(pk, strlen(k));
             msgpack_pack_str_body(pk, k, strlen(k));
-            s_pack_json(pk, v);
+            ctl_pack_json(pk, v);
         }
         break;
     }
     case JSON_ARRAY:
         msgpack_pack_array(pk, (uint32_t)json_array_size(j));
         for (size_t i = 0; i < json_array_size(j); i++)
-            s_pack_json(pk, json_array_get(j, i));
+            ctl_pack_json(pk, json_array_get(j, i));
         break;
     case JSON_STRING:
         msgpack_pack_str(pk, json_string_length(j));
@@ -99,7 +99,7 @@ int ctl_list_load(const ab_arg *a, const char *flag, const char *source, ctl_val
         msgpack_sbuffer_init(&sb);
         msgpack_packer pk;
         msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-        s_pack_json(&pk, j);
+        ctl_pack_json(&pk, j);
         free(v->packed);
         v->packed_len = sb.size;
         v->packed = msgpack_sbuffer_release(&sb);

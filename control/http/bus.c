@@ -129,8 +129,6 @@ static void s_give_back(hs_bus *bus, void *s)
 
 /* --- JSON → msgpack, with MISP's loose scalars cast to the catalog's types ------------- */
 
-static void s_pack_json(msgpack_packer *pk, const json_t *v);
-
 static bool s_digits(const char *s)
 {
     if (*s == '-')
@@ -173,48 +171,7 @@ static void s_pack_arg(msgpack_packer *pk, const ab_arg *a, const json_t *v)
         ab_pack_cstr(pk, num);
         return;
     }
-    s_pack_json(pk, v);
-}
-
-static void s_pack_json(msgpack_packer *pk, const json_t *v)
-{
-    switch (json_typeof(v)) {
-    case JSON_OBJECT: {
-        msgpack_pack_map(pk, json_object_size(v));
-        const char *k;
-        json_t *x;
-        json_object_foreach((json_t *)v, k, x)
-        {
-            ab_pack_cstr(pk, k);
-            s_pack_json(pk, x);
-        }
-        break;
-    }
-    case JSON_ARRAY: {
-        msgpack_pack_array(pk, json_array_size(v));
-        size_t i;
-        json_t *x;
-        json_array_foreach(v, i, x) s_pack_json(pk, x);
-        break;
-    }
-    case JSON_STRING:
-        ab_pack_str(pk, json_string_value(v), json_string_length(v));
-        break;
-    case JSON_INTEGER:
-        msgpack_pack_int64(pk, json_integer_value(v));
-        break;
-    case JSON_REAL:
-        msgpack_pack_double(pk, json_real_value(v));
-        break;
-    case JSON_TRUE:
-        msgpack_pack_true(pk);
-        break;
-    case JSON_FALSE:
-        msgpack_pack_false(pk);
-        break;
-    default:
-        msgpack_pack_nil(pk);
-    }
+    ctl_pack_json(pk, v);
 }
 
 static void s_pack_command(msgpack_packer *pk, const char *id, const char *type, json_t *args,
