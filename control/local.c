@@ -3,10 +3,12 @@
  *
  * It names the caller after the Unix account and host (local:<user>@<host>), runs the
  * command line's command through ab_local_run, renders the reply like any other, and
- * publishes the command's events when a broker carries them — checked end to end with a
- * probe first, because a ZeroMQ PUB silently drops what it sends before it is connected.
- * Without a broker the events are skipped with a note: the change is committed, and events
- * are only notifications (subscribers and workers re-read the database). */
+ * publishes the command's events when the daemon bus carries them (daemonbus.h: the broker,
+ * or the Kafka events topic when transport = kafka) — checked end to end with a probe
+ * first, because a ZeroMQ PUB silently drops what it sends before it is connected (on
+ * Kafka the probe shows the cluster and the topic answer). Without a bus the events are
+ * skipped with a note: the change is committed, and events are only notifications
+ * (subscribers and workers re-read the database). */
 #include <errno.h>
 #include <pwd.h>
 #include <stdio.h>
@@ -16,9 +18,9 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "daemonbus.h"
 #include "envelope.h"
 #include "local.h"
-#include "zbus.h"
 
 #define PROBE_MS 1500
 
@@ -37,12 +39,14 @@ static void s_actor(char *out, size_t len)
 static int s_bus_probe(const void *ctx, char *found, size_t len)
 {
     const ab_config *cfg = ctx;
-    return ab_zbus_probe(cfg->publish_endpoint, cfg->events_endpoint, 2000, found, len);
+    return ab_daemon_bus_probe(cfg, 2000, found, len);
 }
 
-/* Publish a probe until it comes back through the broker: then the PUB is connected and
- * the subscriptions have reached it. Returns 0, or -1 when no broker answered. */
-static int s_bus_ready(ab_zbus *bus, const char *topic)
+/* Publish a probe until it comes back through the bus: then a ZeroMQ PUB is connected and
+ * the subscriptions have reached the broker (it drops what it sends before: publish again
+ * every 50 ms); Kafka keeps what it accepted, so there one record is enough. Returns 0, or
+ * -1 when nothing answered. */
+static int s_bus_ready(const ab_daemon_bus *bus, const char *topic)
 {
     msgpack_sbuffer body;
     msgpack_sbuffer_init(&body);
@@ -54,8 +58,9 @@ static int s_bus_ready(ab_zbus *bus, const char *topic)
     msgpack_pack_true(&pk);
     int got = 0;
     for (int waited = 0; got <= 0 && waited < PROBE_MS; waited += 50) {
-        ab_zbus_publish(bus, topic, body.data, body.size);
-        got = ab_zbus_wait(bus, 50);
+        if (waited == 0 || !bus->kafka)
+            bus->publish(bus->ctx, topic, body.data, body.size);
+        got = bus->wait(bus->ctx, 50);
     }
     msgpack_sbuffer_destroy(&body);
     return got > 0 ? 0 : -1;
@@ -66,23 +71,24 @@ static void s_publish(const ab_config *cfg, const ab_events *events)
     size_t n = ab_events_count(events);
     if (n == 0)
         return;
-    char topic[96], err[256] = "";
+    char topic[96], err[1024] = "";
     snprintf(topic, sizeof topic, "diagnostics.probe.local-%d.", (int)getpid());
-    ab_zbus *bus =
-        ab_zbus_open(cfg->publish_endpoint, cfg->events_endpoint, topic, err, sizeof err);
-    if (!bus || s_bus_ready(bus, topic) < 0) {
+    ab_daemon_bus bus;
+    if (ab_daemon_bus_open(cfg, "adminctl-local", topic, PROBE_MS, &bus, err, sizeof err) < 0 ||
+        s_bus_ready(&bus, topic) < 0) {
         fprintf(stderr,
-                "adminctl: note: no broker carries events at %s: %zu event(s) not published "
+                "adminctl: note: no %s carries events at %s: %zu event(s) not published "
                 "(the change is committed; subscribers see it when they next read)\n",
-                cfg->publish_endpoint, n);
-        ab_zbus_close(&bus);
+                bus.kafka ? "Kafka cluster" : "broker",
+                bus.where[0] ? bus.where : cfg->publish_endpoint, n);
+        ab_daemon_bus_close(&bus);
         return;
     }
     for (size_t i = 0; i < n; i++) {
         const ab_event *ev = ab_events_at(events, i);
-        ab_zbus_publish(bus, ev->topic, ev->body.data, ev->body.size);
+        bus.publish(bus.ctx, ev->topic, ev->body.data, ev->body.size);
     }
-    ab_zbus_close(&bus);
+    ab_daemon_bus_close(&bus);
 }
 
 static char *s_home(void)

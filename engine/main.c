@@ -18,12 +18,12 @@
 #include "apply.h"
 #include "bootstrap.h"
 #include "config.h"
+#include "daemonbus.h"
 #include "log.h"
 #include "metrics.h"
 #include "migrate.h"
 #include "secret.h"
 #include "transport.h"
-#include "zbus.h"
 
 #define DB_WAIT_S     30
 #define STATS_EVERY_S 10
@@ -110,11 +110,12 @@ static ab_db *s_open_db(const char *dsn)
     }
 }
 
-/* Diagnostics' look at the event bus (ab_engine_info.bus_probe): bus_ctx is the config. */
+/* Diagnostics' look at the event bus (ab_engine_info.bus_probe): bus_ctx is the config.
+ * The daemons' bus: the broker's, or the Kafka events topic in a Kafka deployment. */
 static int s_bus_probe(const void *bus_ctx, char *found, size_t len)
 {
     const ab_config *cfg = bus_ctx;
-    return ab_zbus_probe(cfg->publish_endpoint, cfg->events_endpoint, 2000, found, len);
+    return ab_daemon_bus_probe(cfg, 2000, found, len);
 }
 
 static int s_init(ab_db *db, const ab_secret *secret, const s_opts *o)

@@ -3,9 +3,9 @@
  *   adminbus-scheduler [config flags]     serve until SIGINT/SIGTERM
  *
  * Run as many as you like: the one holding the MariaDB lock `adminbus.scheduler` leads,
- * the others take over within a second when it goes. This file owns the bus sockets: a PUB
- * to the broker's event intake (job.<id>.queued, wake.<queue> after each firing) and a SUB
- * on the fan-out for task.<id>.changed, so a changed task is looked at at once. */
+ * the others take over within a second when it goes. This file owns the bus (daemonbus.h:
+ * the broker's, or the Kafka events topic): it publishes job.<id>.queued and wake.<queue>
+ * after each firing and follows task.<id>.changed, so a changed task is looked at at once. */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -13,10 +13,10 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "daemonbus.h"
 #include "log.h"
 #include "scheduler.h"
 #include "stopsig.h"
-#include "zbus.h"
 
 static ab_scheduler *volatile s_sched; /* for the signal handler */
 
@@ -52,13 +52,13 @@ static int s_parse(int argc, char **argv)
 
 /* --- main -------------------------------------------------------------------------------- */
 
-static int s_serve(const ab_config *cfg, ab_zbus *bus)
+static int s_serve(const ab_config *cfg, const ab_daemon_bus *bus)
 {
     char name[300], host[256] = "localhost";
     gethostname(host, sizeof host - 1);
     snprintf(name, sizeof name, "%s:%d", host, (int)getpid());
     ab_scheduler_options opt = {.db_dsn = cfg->db_dsn, .name = name, .tick_ms = 1000};
-    ab_scheduler_bus sb = {bus, ab_zbus_publish, ab_zbus_wait};
+    ab_scheduler_bus sb = {bus->ctx, bus->publish, bus->wait};
     ab_scheduler *s = ab_scheduler_new(&opt, &sb);
     if (!s) {
         AB_ERROR("scheduler: out of memory");
@@ -101,16 +101,17 @@ int main(int argc, char **argv)
         return 1;
     }
     signal(SIGPIPE, SIG_IGN);
-    char err[512];
+    char err[1024];
+    ab_daemon_bus bus;
+    int rc = 1;
     /* task.<id>.changed: a changed task is looked at at once */
-    ab_zbus *bus =
-        ab_zbus_open(cfg.publish_endpoint, cfg.events_endpoint, "task.", err, sizeof err);
-    if (!bus)
+    if (ab_daemon_bus_open(&cfg, "scheduler", "task.", 0, &bus, err, sizeof err) < 0) {
         fprintf(stderr, "adminbus-scheduler: %s\n", err);
-    else
-        ab_zbus_settle();
-    int rc = bus ? s_serve(&cfg, bus) : 1;
-    ab_zbus_close(&bus);
+    } else {
+        bus.settle();
+        rc = s_serve(&cfg, &bus);
+    }
+    ab_daemon_bus_close(&bus);
     ab_config_free(&cfg);
     return rc;
 }

@@ -2,8 +2,8 @@
  *
  *   adminbus-supervisor [--worker-exe PATH] [config flags]     serve until SIGINT/SIGTERM
  *
- * This file owns the bus sockets (a PUB to the broker's event intake for worker, job and
- * supervisor events; a SUB on the fan-out for supervisor.<host>.request notices), the signal
+ * This file owns the bus (daemonbus.h: the broker's, or the Kafka events topic; it publishes
+ * worker, job and supervisor events and follows supervisor.<host>.request notices), the signal
  * handlers (SIGTERM/SIGINT stop; SIGCHLD only interrupts the wait) and the environment the
  * workers inherit: every configuration key, exported as ADMINBUS_<KEY>, so a worker runs with
  * exactly the supervisor's configuration, flags included. */
@@ -16,10 +16,10 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "daemonbus.h"
 #include "log.h"
 #include "supervisor.h"
 #include "workerctl.h"
-#include "zbus.h"
 
 static ab_supervisor *volatile s_sup; /* for the signal handler */
 static volatile sig_atomic_t s_signalled;
@@ -107,8 +107,8 @@ static int s_grace(const ab_config *cfg, int *out)
 
 static int s_serve(const ab_supervisor_options *opt, const ab_config *cfg)
 {
-    char err[512], topic[160];
-    ab_supervisor_bus sb = {NULL, ab_zbus_publish, ab_zbus_wait};
+    char err[1024], topic[160];
+    ab_supervisor_bus sb = {NULL, NULL, NULL};
     ab_supervisor *s = ab_supervisor_new(opt, &sb, err, sizeof err);
     if (!s) {
         fprintf(stderr, "adminbus-supervisor: %s\n", err);
@@ -119,22 +119,23 @@ static int s_serve(const ab_supervisor_options *opt, const ab_config *cfg)
     char *dot = strrchr(topic, '.');
     if (dot)
         dot[1] = '\0';
-    ab_zbus *bus =
-        ab_zbus_open(cfg->publish_endpoint, cfg->events_endpoint, topic, err, sizeof err);
-    if (!bus) {
+    ab_daemon_bus bus;
+    if (ab_daemon_bus_open(cfg, "supervisor", topic, 0, &bus, err, sizeof err) < 0) {
         fprintf(stderr, "adminbus-supervisor: %s\n", err);
         ab_supervisor_destroy(&s);
         return 1;
     }
-    ab_zbus_settle();
-    sb.ctx = bus;
+    bus.settle();
+    sb.ctx = bus.ctx;
+    sb.publish = bus.publish;
+    sb.wait = bus.wait;
     s_sup = s;
     if (s_signalled) /* a signal before the supervisor existed */
         ab_supervisor_request_stop(s);
     int rc = ab_supervisor_run(s);
     s_sup = NULL;
     ab_supervisor_destroy(&s);
-    ab_zbus_close(&bus);
+    ab_daemon_bus_close(&bus);
     return rc;
 }
 

@@ -3,10 +3,10 @@
  *   adminbus-worker --queue QUEUE [--supervisor ID] [config flags]
  *                                                    serve until SIGINT/SIGTERM or `stop`
  *
- * This file owns the worker's bus sockets: a PUB connected to the broker's event intake
- * (publish_endpoint) and a SUB on the broker's event fan-out (events_endpoint) subscribed
- * to the queue's wake-up notices and to the worker's control notices. The worker itself sees
- * them through ab_worker_bus. */
+ * This file owns the worker's bus (daemonbus.h: the broker's event intake and fan-out, or
+ * the Kafka events topic when transport = kafka), following the queue's wake-up notices
+ * and the worker's control and hand-over notices. The worker itself sees it through
+ * ab_worker_bus. */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -15,12 +15,12 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "daemonbus.h"
 #include "jobs.h"
 #include "log.h"
 #include "migrate.h"
 #include "stopsig.h"
 #include "worker.h"
-#include "zbus.h"
 
 #define DB_WAIT_S 30 /* MariaDB or the engine's migration may still be starting */
 
@@ -122,24 +122,23 @@ static int s_options(const ab_config *cfg, const char *queue, const char *superv
 
 /* The queue's wake-up notices, and the notice the engine publishes after changing the
  * worker's row (pause, resume, stop): it makes an idle worker look at its row now. */
-static ab_zbus *s_bus_open(const ab_config *cfg, const char *queue)
+static int s_bus_open(const ab_config *cfg, const char *queue, ab_daemon_bus *bus)
 {
-    char topic[48], err[512];
+    char topic[48], err[1024];
     ab_job_wake_topic(queue, topic, sizeof topic);
-    ab_zbus *bus =
-        ab_zbus_open(cfg->publish_endpoint, cfg->events_endpoint, topic, err, sizeof err);
-    if (!bus)
-        fprintf(stderr, "adminbus-worker: %s\n", err);
-    return bus;
+    if (ab_daemon_bus_open(cfg, "worker", topic, 0, bus, err, sizeof err) == 0)
+        return 0;
+    fprintf(stderr, "adminbus-worker: %s\n", err);
+    return -1;
 }
 
-static int s_bus_follow(ab_zbus *bus, const char *worker_id)
+static int s_bus_follow(const ab_daemon_bus *bus, const char *worker_id)
 {
     char control[160], assign[160];
     snprintf(control, sizeof control, "worker.%s.control", worker_id);
     snprintf(assign, sizeof assign, "worker.%s.assign", worker_id);
-    int rc = ab_zbus_follow(bus, control) < 0 || ab_zbus_follow(bus, assign) < 0 ? -1 : 0;
-    ab_zbus_settle();
+    int rc = bus->follow(bus->ctx, control) < 0 || bus->follow(bus->ctx, assign) < 0 ? -1 : 0;
+    bus->settle();
     return rc;
 }
 
@@ -172,12 +171,12 @@ static ab_db *s_open_db(const char *dsn)
     return NULL;
 }
 
-static int s_serve(const ab_worker_options *opt, ab_zbus *bus)
+static int s_serve(const ab_worker_options *opt, const ab_daemon_bus *bus)
 {
     ab_db *db = s_open_db(opt->db_dsn);
     if (!db)
         return ab_stopsig_raised() ? 0 : 1; /* told to stop while waiting: not a failure */
-    ab_worker_bus wb = {bus, ab_zbus_publish, ab_zbus_wait};
+    ab_worker_bus wb = {bus->ctx, bus->publish, bus->wait};
     char msg[512];
     ab_worker *w = ab_worker_new(opt, &wb, db, msg, sizeof msg);
     if (!w) {
@@ -220,9 +219,9 @@ int main(int argc, char **argv)
         return 1;
     }
     signal(SIGPIPE, SIG_IGN);
-    ab_zbus *bus = s_bus_open(&cfg, queue);
-    int rc = bus ? s_serve(&opt, bus) : 1;
-    ab_zbus_close(&bus);
+    ab_daemon_bus bus;
+    int rc = s_bus_open(&cfg, queue, &bus) == 0 ? s_serve(&opt, &bus) : 1;
+    ab_daemon_bus_close(&bus);
     ab_config_free(&cfg);
     return rc;
 }

@@ -255,9 +255,14 @@ class KafkaStack(Stack):
         finally:
             c.close()
 
+    def event_tail(self):
+        """A tail of the events topic from now on (KafkaEvents)."""
+        return KafkaEvents(self)
+
     # -- teardown --
 
     def close(self):
+        self.close_workers()  # workers, schedulers, supervisors a test started
         for d in self.engines:
             if d.expected_dead:
                 continue
@@ -281,3 +286,46 @@ class KafkaStack(Stack):
             with admin.cursor() as c:
                 c.execute(f"DROP DATABASE IF EXISTS `{self.database}`")
             admin.close()
+
+
+class KafkaEvents:
+    """A tail of the events topic from its end that keeps every record it saw: the Kafka
+    form of test_worker's Events (the record key is the event's bus topic)."""
+
+    def __init__(self, stack):
+        self.consumer = stack.consumer(stack.topics["events"])
+        self.seen = []  # (monotonic time, topic, event)
+
+    def _pump(self, timeout):
+        got = False
+        deadline = time.monotonic() + timeout
+        while True:
+            m = self.consumer.poll(max(0.0, min(0.05, deadline - time.monotonic())))
+            if m is not None and not m.error() and m.key() is not None:
+                self.seen.append((time.monotonic(), m.key().decode(),
+                                  msgpack.unpackb(m.value(), raw=False)))
+                got = True
+                continue
+            if time.monotonic() >= deadline:
+                return got
+
+    def wait(self, topic, timeout=10.0, where=lambda ev: True, after=0):
+        """The first event on topic (exact) satisfying where, seen after index `after`;
+        returns (index, time, event)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for i, (t, tp, ev) in enumerate(self.seen[after:], start=after):
+                if tp == topic and where(ev):
+                    return i, t, ev
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"no {topic} on the events topic within {timeout}s; "
+                                     f"saw {self.topics()}")
+            self._pump(min(left, 0.1))
+
+    def topics(self, prefix=""):
+        self._pump(0)
+        return [tp for _, tp, _ in self.seen if tp.startswith(prefix)]
+
+    def close(self):
+        self.consumer.close()

@@ -1,0 +1,236 @@
+"""Workers, the scheduler and the supervisor in a Kafka-only deployment (issue 7): no
+ZeroMQ broker at all, one engine with transport = kafka on librdkafka's mock cluster, and
+the daemons on the Kafka daemon bus (broker/kbus.c): they publish to the events topic and
+follow it for wake-ups, hand-overs and control notices.
+
+- A job enqueued over Kafka is picked up at once by an idle worker whose fallback poll is a
+  minute away (only a wake-up or hand-over notice read from Kafka explains it), and its
+  started, progress and done events arrive on the events topic.
+- worker.pause / worker.resume / worker.stop reach an idle worker at once (its poll and
+  heartbeat a minute or more apart).
+- The scheduler fires a due task; its job.<id>.queued and wake-up go through Kafka, and the
+  idle worker runs the job on that wake-up.
+- The supervisor starts its workers and one more on worker.start; their events arrive.
+- SIGTERM stops an idle worker, the scheduler and the supervisor at once, also a worker
+  signalled while it opens its bus (the stop-signal race of session 4)."""
+
+import json
+import subprocess
+import time
+from datetime import datetime, timezone
+
+import pytest
+
+from conftest import BIN, clean_env
+from kafka_stack import KafkaMock, KafkaStack
+
+JOBS_PURGE = 6
+PICKUP_S = 5.0  # a notice's pick-up; the fallback poll is 60 s
+STOP_S = 3.0  # a prompt exit after SIGTERM
+
+
+@pytest.fixture(scope="module")
+def kafka_mock(tmp_path_factory):
+    mock = KafkaMock(tmp_path_factory.mktemp("kafka") / "mock.log")
+    yield mock
+    rc = mock.stop()
+    assert rc == 0, f"adminbus-kafka-mock exited with {rc}"
+
+
+@pytest.fixture
+def kstack(mariadb, tmp_path, kafka_mock):
+    """One engine on Kafka, no broker; the test starts the daemons it needs."""
+    s = KafkaStack(mariadb, tmp_path / "home", kafka_mock)
+    try:
+        s.start(engines=1)
+        yield s
+    finally:
+        s.close()
+    if s.problems:
+        pytest.fail("\n\n".join(s.problems), pytrace=False)
+
+
+@pytest.fixture
+def kevents(kstack):
+    e = kstack.event_tail()
+    yield e
+    e.close()
+
+
+def job(stack, job_id):
+    return stack.rows("SELECT * FROM jobs WHERE id = %s", job_id)[0]
+
+
+def wait_state(stack, job_id, state, timeout):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        row = job(stack, job_id)
+        if row["state"] == state:
+            return row
+        time.sleep(0.02)
+    raise AssertionError(f"job {job_id} not {state} within {timeout}s: {job(stack, job_id)!r}")
+
+
+def worker_row(stack, w):
+    return stack.rows("SELECT * FROM workers WHERE id = %s", w.id)[0]
+
+
+def idle_worker(stack, queue="default"):
+    """A worker whose fallback poll and heartbeat are a minute or more apart, given a moment
+    to settle into its first wait."""
+    w = stack.start_worker(queue, worker_poll_ms=60000, job_lease_s=600)
+    time.sleep(1.0)
+    return w
+
+
+def test_no_broker_runs_in_a_kafka_stack(kstack):
+    assert kstack.broker is None
+    assert "transport=kafka" in (kstack.home / "adminbus.conf").read_text()
+
+
+def test_a_job_enqueued_over_kafka_is_picked_up_at_once_and_its_events_arrive(kstack, kevents):
+    w = idle_worker(kstack)
+    lat = []
+    for i in range(5):
+        t0 = time.monotonic()
+        r = kstack.ok("job.enqueue", {"type": "sleep", "args": {"ms": 200, "record": f"k{i}"}})
+        jid = r["id"]
+        _, t, started = kevents.wait(f"job.{jid}.started", timeout=PICKUP_S)
+        _, _, queued = kevents.wait(f"job.{jid}.queued", timeout=PICKUP_S)
+        lat.append((t - t0, (started["ts"] - queued["ts"]) / 1000))
+        row = wait_state(kstack, jid, "done", timeout=PICKUP_S)
+        assert row["process_id"] == w.id, row
+        # the worker's events on the events topic (keyed by their topic, so each lands on its
+        # key's partition: Kafka keeps the order of one topic's events, not across topics)
+        _, _, prog = kevents.wait(f"job.{jid}.progress", timeout=PICKUP_S)
+        _, _, done = kevents.wait(f"job.{jid}.done", timeout=PICKUP_S)
+        assert prog["data"]["id"] == jid and 0 <= prog["data"]["progress"] <= 100, prog
+        assert done["data"]["state"] == "done", done
+        assert started["data"]["state"] == "running", started
+    # what woke it: the engine's wake-up or hand-over notice, read from Kafka
+    notices = kevents.topics("wake.default") + kevents.topics(f"worker.{w.id}.assign")
+    assert notices, kevents.topics()
+    # Printed, not asserted: with a 60 s poll every start within PICKUP_S is the notice's.
+    # queued → started (the events' own times): the engine's outbox relay, Kafka, the
+    # worker's fetch and its claim; the round trip adds the command's way over Kafka.
+    trip = sorted(a for a, _ in lat)
+    notice = sorted(b for _, b in lat)
+    print(f"over Kafka: job.enqueue → started seen p50 {trip[2] * 1000:.0f} ms; "
+          f"queued → started p50 {notice[2] * 1000:.0f} ms, max {notice[-1] * 1000:.0f} ms")
+
+
+def test_adminctl_over_kafka_enqueues_and_sees_the_job_events(kstack, kevents):
+    idle_worker(kstack)
+    rc, out, err = kstack.adminctl("--json", "job", "enqueue", "noop")
+    assert rc == 0, err
+    jid = json.loads(out)["id"]
+    wait_state(kstack, jid, "done", timeout=PICKUP_S)
+    kevents.wait(f"job.{jid}.done", timeout=PICKUP_S)
+
+
+def test_pause_resume_and_stop_reach_an_idle_worker_at_once(kstack, kevents):
+    w = idle_worker(kstack)
+    kstack.ok("worker.pause", {"worker": w.id})
+    i, _, _ = kevents.wait(f"worker.{w.id}.paused", timeout=PICKUP_S)
+    assert worker_row(kstack, w)["status"] == "paused"
+    jid = kstack.ok("job.enqueue", {"type": "noop", "args": {}})["id"]
+    time.sleep(1.5)
+    assert job(kstack, jid)["state"] == "queued"  # a paused worker claims nothing
+    kstack.ok("worker.resume", {"worker": w.id})
+    kevents.wait(f"worker.{w.id}.up", timeout=PICKUP_S, after=i + 1)
+    wait_state(kstack, jid, "done", timeout=PICKUP_S)
+    t0 = time.monotonic()
+    kstack.ok("worker.stop", {"worker": w.id})
+    assert w.proc.wait(timeout=PICKUP_S) == 0
+    w.expected_dead = True
+    print(f"worker.stop over Kafka → exit: {(time.monotonic() - t0) * 1000:.0f} ms")
+    kevents.wait(f"worker.{w.id}.down", timeout=PICKUP_S)
+    assert worker_row(kstack, w)["status"] == "dead"
+
+
+def minute_floor_text(stack):
+    now = int(stack.rows("SELECT UNIX_TIMESTAMP() AS t")[0]["t"])
+    due = now - now % 60
+    return due, datetime.fromtimestamp(due, timezone.utc).strftime("%Y-%m-%dT%H:%M")
+
+
+def test_the_scheduler_fires_a_task_and_the_worker_runs_it_on_the_kafka_wake_up(kstack, kevents):
+    w = idle_worker(kstack)
+    sched = kstack.start_scheduler()
+    deadline = time.monotonic() + 15
+    while not sched.is_leader():
+        assert time.monotonic() < deadline, sched.log_text()
+        time.sleep(0.05)
+    due, text = minute_floor_text(kstack)
+    kstack.ok("task.set", {"task": JOBS_PURGE, "frequency": 1, "next": text})
+    deadline = time.monotonic() + 15
+    while (jid := kstack.rows("SELECT last_job_id FROM tasks WHERE id = %s",
+                              JOBS_PURGE)[0]["last_job_id"]) is None:
+        assert time.monotonic() < deadline, sched.log_text()
+        time.sleep(0.05)
+    # the scheduler's events, through Kafka: the job queued and the queue's wake-up
+    _, _, queued = kevents.wait(f"job.{jid}.queued", timeout=PICKUP_S)
+    assert queued["data"]["type"] == "jobs.purge", queued
+    kevents.wait("wake.default", timeout=PICKUP_S)
+    row = wait_state(kstack, jid, "done", timeout=PICKUP_S)  # the wake-up, not the 60 s poll
+    assert row["process_id"] == w.id, row
+    kevents.wait(f"job.{jid}.done", timeout=PICKUP_S)
+
+
+def test_the_supervisor_starts_its_workers_and_one_more_on_request(kstack, kevents):
+    sup = kstack.start_supervisor(workers="default:1")
+    rows = sup.wait_workers(1)
+    kevents.wait(f"worker.{rows[0]['id']}.up", timeout=15)
+    r = kstack.ok("worker.start", {"queue": "email"})
+    assert r["state"] == "requested", r
+    more = sup.wait_workers(1, queue="email", timeout=15)
+    kevents.wait(f"worker.{more[0]['id']}.up", timeout=15)
+    jid = kstack.ok("job.enqueue", {"type": "noop", "args": {}})["id"]
+    wait_state(kstack, jid, "done", timeout=PICKUP_S)
+    t0 = time.monotonic()
+    assert sup.stop() == 0
+    assert time.monotonic() - t0 < 5 + STOP_S  # its workers' grace is 5 s; idle ones go at once
+    assert not sup.workers()
+
+
+def test_sigterm_stops_idle_daemons_at_once(kstack):
+    sched = kstack.start_scheduler()
+    workers = [kstack.start_worker(worker_poll_ms=60000, job_lease_s=600) for _ in range(2)]
+    time.sleep(0.5)
+    for d in workers + [sched]:
+        t0 = time.monotonic()
+        assert d.stop() == 0, d.name
+        took = time.monotonic() - t0
+        assert took < STOP_S, f"{d.name} took {took:.1f}s to stop"
+
+
+def test_sigterm_while_a_worker_opens_its_bus_or_starts_stops_it_cleanly(kstack):
+    """Signals at several moments of the start (opening the Kafka bus, connecting to the
+    database, registering, the first wait): each worker exits 0, promptly."""
+    for delay in (0.05, 0.2, 0.4, 0.8):
+        w = kstack.start_worker(wait=False, worker_poll_ms=60000, job_lease_s=600)
+        time.sleep(delay)
+        t0 = time.monotonic()
+        assert w.stop() == 0, w.name
+        took = time.monotonic() - t0
+        assert took < STOP_S, f"{w.name} signalled after {delay}s took {took:.1f}s to stop"
+
+
+def test_diagnostics_probe_the_kafka_events_topic(kstack, kevents):
+    r = kstack.ok("diagnostics.run")
+    bus = [c for c in r["checks"] if c["name"] == "bus"]
+    assert len(bus) == 1 and bus[0]["status"] == "ok", bus
+    assert "came back" in bus[0]["found"] and kstack.topics["events"] in bus[0]["found"], bus
+    # the probe went through the events topic itself
+    assert kevents.topics("diagnostics.probe."), kevents.topics()
+
+
+def test_adminctl_local_publishes_its_events_to_kafka(kstack, kevents):
+    p = subprocess.run([str(BIN / "adminctl"), "--local", "org", "add", "--name",
+                        "local-kafka-org"], env=clean_env(ADMINBUS_HOME=kstack.home),
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert "not published" not in p.stderr, p.stderr
+    org = kstack.rows("SELECT id FROM organisations WHERE name = 'local-kafka-org'")[0]["id"]
+    kevents.wait("audit.Organisation.add", timeout=PICKUP_S,
+                 where=lambda ev: ev["data"]["id"] == org)
