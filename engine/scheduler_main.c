@@ -106,7 +106,10 @@ int main(int argc, char **argv)
     int rc = 1;
     /* task.<id>.changed: a changed task is looked at at once */
     if (ab_daemon_bus_open(&cfg, "scheduler", "task.", 0, &bus, err, sizeof err) < 0) {
-        fprintf(stderr, "adminbus-scheduler: %s\n", err);
+        if (ab_stopsig_raised())
+            rc = 0; /* told to stop while opening it */
+        else
+            fprintf(stderr, "adminbus-scheduler: %s\n", err);
     } else {
         bus.settle();
         rc = s_serve(&cfg, &bus);

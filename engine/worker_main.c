@@ -128,7 +128,8 @@ static int s_bus_open(const ab_config *cfg, const char *queue, ab_daemon_bus *bu
     ab_job_wake_topic(queue, topic, sizeof topic);
     if (ab_daemon_bus_open(cfg, "worker", topic, 0, bus, err, sizeof err) == 0)
         return 0;
-    fprintf(stderr, "adminbus-worker: %s\n", err);
+    if (!ab_stopsig_raised())
+        fprintf(stderr, "adminbus-worker: %s\n", err);
     return -1;
 }
 
@@ -220,7 +221,9 @@ int main(int argc, char **argv)
     }
     signal(SIGPIPE, SIG_IGN);
     ab_daemon_bus bus;
-    int rc = s_bus_open(&cfg, queue, &bus) == 0 ? s_serve(&opt, &bus) : 1;
+    int rc = s_bus_open(&cfg, queue, &bus) == 0 ? s_serve(&opt, &bus)
+             : ab_stopsig_raised()              ? 0 /* told to stop while opening it */
+                                                : 1;
     ab_daemon_bus_close(&bus);
     ab_config_free(&cfg);
     return rc;

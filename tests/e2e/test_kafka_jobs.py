@@ -204,11 +204,24 @@ def test_sigterm_stops_idle_daemons_at_once(kstack):
         assert took < STOP_S, f"{d.name} took {took:.1f}s to stop"
 
 
+def catches_sigterm(pid):
+    """Whether process pid has installed its SIGTERM handler (SigCgt in /proc)."""
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("SigCgt:"):
+            return int(line.split()[1], 16) & (1 << (15 - 1)) != 0
+    return False
+
+
 def test_sigterm_while_a_worker_opens_its_bus_or_starts_stops_it_cleanly(kstack):
-    """Signals at several moments of the start (opening the Kafka bus, connecting to the
-    database, registering, the first wait): each worker exits 0, promptly."""
-    for delay in (0.05, 0.2, 0.4, 0.8):
+    """Signals at several moments of the start once the handlers are in place (opening the
+    Kafka bus, connecting to the database, registering, the first wait): each worker exits
+    0, promptly."""
+    for delay in (0.0, 0.1, 0.3, 0.8):
         w = kstack.start_worker(wait=False, worker_poll_ms=60000, job_lease_s=600)
+        deadline = time.monotonic() + 10
+        while not catches_sigterm(w.pid):
+            assert time.monotonic() < deadline and w.alive(), kstack.tail(w.log)
+            time.sleep(0.002)
         time.sleep(delay)
         t0 = time.monotonic()
         assert w.stop() == 0, w.name
@@ -234,3 +247,61 @@ def test_adminctl_local_publishes_its_events_to_kafka(kstack, kevents):
     org = kstack.rows("SELECT id FROM organisations WHERE name = 'local-kafka-org'")[0]["id"]
     kevents.wait("audit.Organisation.add", timeout=PICKUP_S,
                  where=lambda ev: ev["data"]["id"] == org)
+
+
+# --- ops/run --kafka ---------------------------------------------------------------------------
+
+
+def test_ops_run_kafka_runs_the_stack_without_a_broker(mariadb, tmp_path, kafka_mock):
+    """ops/run --kafka BOOTSTRAP --detach: engine, supervisor (its workers) and scheduler on
+    the mock cluster, no broker and no HTTP shim; the env file points adminctl at Kafka; a
+    job enqueued through it runs; ops/stop stops it all."""
+    root = BIN.parent.parent
+    home = tmp_path / "ops-home"
+    s = KafkaStack(mariadb, home, kafka_mock)  # for its topics and database only
+    for t in s.topics.values():
+        kafka_mock.topic(t)
+    admin = mariadb.connect()
+    with admin.cursor() as c:
+        c.execute(f"CREATE DATABASE `{s.database}`")
+    admin.close()
+    s.created = True
+    home.mkdir(parents=True)
+    (home / "adminbus.conf").write_text(
+        f"db_dsn={mariadb.dsn_for(s.database)}\n"
+        + "".join(f"kafka_{k}_topic={v}\n" for k, v in s.topics.items())
+        + f"kafka_group={s.group}\nworkers=default:1\nworker_grace_s=2\n"
+        "kafka.topic.metadata.refresh.interval.ms=2000\n")
+    env = clean_env(ADMINBUS_HOME=home, ADMINBUS_BUILD=str(BIN.parent))
+    try:
+        run = subprocess.run([str(root / "ops" / "run"), "--kafka", kafka_mock.bootstrap,
+                              "--detach", "--no-build"], env=env, capture_output=True,
+                             text=True, timeout=180)
+        assert run.returncode == 0, run.stdout + run.stderr
+        assert "on Kafka" in run.stdout and "kafka://" in run.stdout, run.stdout
+        conf = (home / "adminbus.conf").read_text()
+        assert "transport=kafka" in conf and f"kafka_brokers={kafka_mock.bootstrap}" in conf
+        assert not (home / "run" / "broker.pid").exists()
+        assert not (home / "run" / "http.pid").exists()
+        envfile = dict(line.split("=", 1) for line in (home / "env").read_text().splitlines())
+        assert envfile["ADMINBUS_URL"].startswith(f"kafka://{kafka_mock.bootstrap}/")
+        assert "metadata.refresh" in envfile["ADMINBUS_URL"]  # the kafka.* properties
+        s.db = mariadb.connect(s.database)
+        deadline = time.monotonic() + 30
+        while not s.count("workers", "status = 'ok'"):  # the supervisor's worker registers
+            assert time.monotonic() < deadline, (home / "log" / "supervisor.log").read_text()
+            time.sleep(0.2)
+        ctl = subprocess.run([str(BIN / "adminctl"), "--json", "job", "enqueue", "noop"],
+                             env=env, capture_output=True, text=True, timeout=60)
+        assert ctl.returncode == 0, ctl.stderr
+        jid = json.loads(ctl.stdout)["id"]
+        wait_state(s, jid, "done", timeout=15)
+    finally:
+        stop = subprocess.run([str(root / "ops" / "stop")], env=env, capture_output=True,
+                              text=True, timeout=180)
+        s.close()
+    assert stop.returncode == 0, stop.stdout + stop.stderr
+    for name in ("engine", "supervisor", "scheduler"):
+        assert not (home / "run" / f"{name}.pid").exists(), name
+        s.check_log_file(home / "log" / f"{name}.log")
+    assert not s.problems, s.problems
