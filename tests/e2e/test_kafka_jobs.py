@@ -229,6 +229,17 @@ def test_sigterm_while_a_worker_opens_its_bus_or_starts_stops_it_cleanly(kstack)
         assert took < STOP_S, f"{w.name} signalled after {delay}s took {took:.1f}s to stop"
 
 
+def test_the_daemons_take_the_kafka_pass_through_properties(kstack):
+    """kafka.<property> reaches the daemon bus's clients: a bad value stops the worker at
+    once with a message naming it (a good one, kafka.topic.metadata.refresh.interval.ms,
+    is in every test's adminbus.conf)."""
+    w = kstack.start_worker(wait=False, **{"kafka.fetch.wait.max.ms": "soon"})
+    assert w.proc.wait(timeout=30) == 1
+    w.expected_dead = True
+    log = open(w.log).read()
+    assert "kafka property fetch.wait.max.ms" in log, log
+
+
 def test_diagnostics_probe_the_kafka_events_topic(kstack, kevents):
     r = kstack.ok("diagnostics.run")
     bus = [c for c in r["checks"] if c["name"] == "bus"]
