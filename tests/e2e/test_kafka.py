@@ -319,3 +319,72 @@ def test_engine_refuses_bad_kafka_configuration(kstack1):
                            timeout=60)
         assert p.returncode == rc and message in p.stderr, (flags, p.returncode, p.stderr)
     assert kstack1.cmd("auth.whoami")["ok"] is True
+
+
+def test_offsets_committed_as_replies_are_acknowledged(kstack1):
+    """A burst of commands: the group's committed offsets reach the end of every partition
+    promptly, stored from the replies' delivery reports (no flush per batch)."""
+    stack = kstack1
+    cmds = org_adds(stack, "burst", 300)
+    got = stack.send_many(cmds, "client-burst")
+    assert_applied_once(stack, cmds, got)
+    lag = wait_no_lag(stack, timeout=10)
+    assert sum(hi for _, hi in lag.values()) >= 300
+
+
+def test_replies_broker_down_offsets_wait_apply_loop_does_not(kstack1):
+    """The replies' only broker goes down while commands (on healthy brokers) arrive: the
+    engine applies them without waiting for their replies (one after the other, each well
+    within the 2 s a flush per batch used to cost), but the group's committed offsets do not
+    move past a command whose reply is not delivered. Once the broker is back every reply
+    arrives, every command was applied once, and the offsets reach the end."""
+    stack = kstack1
+    mock = stack.mock
+    for p in range(PARTITIONS):
+        mock.ask(f"leader {stack.topics['commands']} {p} {1 if p % 2 else 3}")
+        mock.ask(f"leader {stack.topics['replies']} {p} 2")
+    c = stack.consumer(stack.topics["replies"])
+    warm = org_adds(stack, "warm", 20)
+    one_by_one = org_adds(stack, "oneby", 10)
+    burst = org_adds(stack, "downburst", 50)
+    try:
+        got = stack.send_many(warm, "client-od", consumer=c)
+        before = wait_no_lag(stack)
+        mock.ask("down 2")
+        try:
+            started = time.monotonic()
+            for cmd in one_by_one:
+                stack.produce(dict(cmd, reply_to="client-od"), cmd["id"].encode())
+                stack.producer.flush(10)
+                name = cmd["args"]["name"]
+                deadline = time.monotonic() + 10
+                while (stack.count("organisations", "name = %s", name) == 0
+                       and time.monotonic() < deadline):
+                    time.sleep(0.02)
+                assert stack.count("organisations", "name = %s", name) == 1, \
+                    f"{name} not applied while the replies' broker was down"
+            took = time.monotonic() - started
+            assert took < 8, f"10 commands one by one took {took:.1f}s: the loop waits"
+            for cmd in burst:
+                stack.produce(dict(cmd, reply_to="client-od"), cmd["id"].encode())
+            stack.producer.flush(10)
+            deadline = time.monotonic() + 30
+            while (stack.count("organisations", "name LIKE 'downburst-%%'") < len(burst)
+                   and time.monotonic() < deadline):
+                time.sleep(0.1)
+            assert stack.count("organisations", "name LIKE 'downburst-%%'") == len(burst)
+            time.sleep(1.5)  # several auto-commit intervals (200 ms)
+            during = stack.committed_lag()
+            assert all(during[p][0] == before[p][0] for p in before), \
+                f"offsets moved past undelivered replies: {before} -> {during}"
+            assert sum(hi for _, hi in during.values()) >= \
+                sum(hi for _, hi in before.values()) + 60
+        finally:
+            mock.ask("up 2")
+        got.update(stack.collect(c, [x["id"] for x in one_by_one + burst], "client-od",
+                                 timeout=120))
+    finally:
+        c.close()
+    assert_applied_once(stack, warm + one_by_one + burst, got)
+    wait_no_lag(stack, timeout=60)
+    wait_outbox_empty(stack)
