@@ -109,6 +109,31 @@ static void s_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque
         s_warn_throttled(self, rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
 }
 
+/* A reply that failed with e: true when reading its command again may get it out (the
+ * cluster was out of reach), false when it never will (too large, not allowed, no such
+ * topic): reading it again would only loop, so it is given up (logged) and the offsets go
+ * on, as for any reply lost on the way to its client, who retries with the same id. */
+static bool s_retry(s_kafka *self, rd_kafka_resp_err_t e)
+{
+    switch (e) {
+    case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
+    case RD_KAFKA_RESP_ERR_INVALID_MSG:
+    case RD_KAFKA_RESP_ERR_INVALID_MSG_SIZE:
+    case RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE:
+    case RD_KAFKA_RESP_ERR_INVALID_RECORD:
+    case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
+    case RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED:
+    case RD_KAFKA_RESP_ERR__INVALID_ARG:
+    case RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC:
+    case RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION:
+        AB_ERROR("kafka: a reply cannot go to %s (%s); given up", self->replies_topic,
+                 rd_kafka_err2str(e));
+        return false;
+    default:
+        return true;
+    }
+}
+
 static void s_delivery_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
     (void)rk;
@@ -118,14 +143,15 @@ static void s_delivery_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opa
             self->events_failed++;
         return;
     }
-    if (m->err)
+    bool retry = m->err && s_retry(self, m->err);
+    if (retry)
         /* (message.timeout.ms over, or purged at exit): its offset is not stored; the
          * partition is read again from its batch and the command answered from its stored
          * reply (s_settle), or by the next owner after an exit. */
         s_warn_throttled(self, "a reply was not delivered; its command will be read again",
                          rd_kafka_err2str(m->err));
     if (m->_private)
-        ab_kpending_acked(m->_private, !m->err);
+        ab_kpending_acked(m->_private, !retry);
 }
 
 /* --- offsets ---------------------------------------------------------------------------- */
@@ -338,8 +364,9 @@ static int s_recv(ab_transport *t, ab_inbound *msgs, int max, int timeout_ms)
 
 /* --- sending ------------------------------------------------------------------------ */
 
-static int s_produce(s_kafka *self, const char *topic, const void *key, size_t key_len,
-                     const void *buf, size_t len, void *tag)
+/* Returns 0 or the error of the last try. */
+static rd_kafka_resp_err_t s_produce(s_kafka *self, const char *topic, const void *key,
+                                     size_t key_len, const void *buf, size_t len, void *tag)
 {
     for (int step = 0;; step++) {
         rd_kafka_resp_err_t e = rd_kafka_producev(
@@ -347,10 +374,10 @@ static int s_produce(s_kafka *self, const char *topic, const void *key, size_t k
             RD_KAFKA_V_VALUE((void *)buf, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
             RD_KAFKA_V_OPAQUE(tag), RD_KAFKA_V_END);
         if (e == RD_KAFKA_RESP_ERR_NO_ERROR)
-            return 0;
+            return e;
         if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL || step >= S_QUEUE_WAIT_STEPS) {
             s_warn_throttled(self, topic, rd_kafka_err2str(e));
-            return -1;
+            return e;
         }
         rd_kafka_poll(self->producer, 10); /* room comes as deliveries complete */
     }
@@ -365,17 +392,18 @@ static int s_reply(ab_transport *t, const ab_inbound *msg, const void *buf, size
     ab_kpart *part = ab_kpending_part(self->pending, r->m->partition);
     if (part)
         ab_kpending_sent(part);
-    int rc = s_produce(self, self->replies_topic, r->key_len ? r->key : NULL, r->key_len, buf, len,
-                       part);
-    if (rc < 0 && part)
-        ab_kpending_acked(part, false); /* never went out: read the command again */
-    return rc;
+    rd_kafka_resp_err_t e = s_produce(self, self->replies_topic, r->key_len ? r->key : NULL,
+                                      r->key_len, buf, len, part);
+    if (e && part)
+        ab_kpending_acked(part, !s_retry(self, e)); /* never went out */
+    return e ? -1 : 0;
 }
 
 static int s_publish(ab_transport *t, const char *topic, const void *buf, size_t len)
 {
     s_kafka *self = (s_kafka *)t;
-    return s_produce(self, self->events_topic, topic, strlen(topic), buf, len, &s_event_tag);
+    return s_produce(self, self->events_topic, topic, strlen(topic), buf, len, &s_event_tag) ? -1
+                                                                                             : 0;
 }
 
 static int s_flush(ab_transport *t, int timeout_ms)
