@@ -156,12 +156,15 @@ static void s_delivery_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opa
 
 /* --- offsets ---------------------------------------------------------------------------- */
 
+/* Where ab_kpending's (partition, offset) pairs go: a list of the commands topic. */
+typedef struct {
+    rd_kafka_topic_partition_list_t *list;
+    const char *topic;
+} s_positions_of;
+
 static void s_add_position(void *arg, int32_t partition, int64_t offset)
 {
-    struct {
-        rd_kafka_topic_partition_list_t *list;
-        const char *topic;
-    } *to = arg;
+    s_positions_of *to = arg;
     rd_kafka_topic_partition_t *p =
         rd_kafka_topic_partition_list_find(to->list, to->topic, partition);
     if (!p)
@@ -172,10 +175,7 @@ static void s_add_position(void *arg, int32_t partition, int64_t offset)
 /* Store the offsets of what is fully answered (the head of each partition's batches). */
 static void s_store(s_kafka *self)
 {
-    struct {
-        rd_kafka_topic_partition_list_t *list;
-        const char *topic;
-    } to = {rd_kafka_topic_partition_list_new(4), self->commands_topic};
+    s_positions_of to = {rd_kafka_topic_partition_list_new(4), self->commands_topic};
     if (ab_kpending_ready(self->pending, s_add_position, &to) > 0) {
         rd_kafka_resp_err_t e = rd_kafka_offsets_store(self->consumer, to.list);
         if (e)
@@ -190,10 +190,7 @@ static void s_store(s_kafka *self)
  * batch there: those commands are answered from their stored replies. */
 static void s_rewind(s_kafka *self)
 {
-    struct {
-        rd_kafka_topic_partition_list_t *list;
-        const char *topic;
-    } to = {rd_kafka_topic_partition_list_new(4), self->commands_topic};
+    s_positions_of to = {rd_kafka_topic_partition_list_new(4), self->commands_topic};
     if (ab_kpending_rewinds(self->pending, s_add_position, &to) > 0) {
         AB_WARN("kafka: %d partition(s) read again from a command whose reply was lost",
                 to.list->cnt);
@@ -417,9 +414,8 @@ static int s_flush(ab_transport *t, int timeout_ms)
 
 /* --- the end of a batch -------------------------------------------------------------- */
 
-/* Per partition of the batch: the offset after its last record (commit) or its first
- * record (redeliver). */
-static rd_kafka_topic_partition_list_t *s_positions(const ab_inbound *msgs, int n, bool first)
+/* Per partition of the batch: the offset of its first record. */
+static rd_kafka_topic_partition_list_t *s_first_positions(const ab_inbound *msgs, int n)
 {
     rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(n > 0 ? n : 1);
     for (int i = 0; i < n; i++) {
@@ -427,13 +423,12 @@ static rd_kafka_topic_partition_list_t *s_positions(const ab_inbound *msgs, int 
         if (!r)
             continue;
         const char *topic = rd_kafka_topic_name(r->m->rkt);
-        int64_t at = first ? r->m->offset : r->m->offset + 1;
         rd_kafka_topic_partition_t *p =
             rd_kafka_topic_partition_list_find(list, topic, r->m->partition);
         if (!p)
-            rd_kafka_topic_partition_list_add(list, topic, r->m->partition)->offset = at;
-        else if (first ? at < p->offset : at > p->offset)
-            p->offset = at;
+            rd_kafka_topic_partition_list_add(list, topic, r->m->partition)->offset = r->m->offset;
+        else if (r->m->offset < p->offset)
+            p->offset = r->m->offset;
     }
     return list;
 }
@@ -441,7 +436,7 @@ static rd_kafka_topic_partition_list_t *s_positions(const ab_inbound *msgs, int 
 /* Rewind the batch's partitions to its first commands: the database could not apply them. */
 static void s_redeliver(s_kafka *self, const ab_inbound *msgs, int n)
 {
-    rd_kafka_topic_partition_list_t *list = s_positions(msgs, n, true);
+    rd_kafka_topic_partition_list_t *list = s_first_positions(msgs, n);
     if (list->cnt > 0) {
         rd_kafka_error_t *e = rd_kafka_seek_partitions(self->consumer, list, 5000);
         if (e) {
