@@ -54,8 +54,9 @@ typedef struct {
 int hs_trust_add(hs_options *o, const char *cidr);
 
 /* The address a request is from, into out: the connection's peer, unless the peer is a
- * trusted reverse proxy, then the first address from the right of X-Forwarded-For that is
- * not a trusted proxy (or the last trusted hop, when an entry is no address). */
+ * trusted reverse proxy, then the first address from the right of Forwarded (RFC 7239; or,
+ * without it, X-Forwarded-For) that is not a trusted proxy (or the last trusted hop, when
+ * a hop is no address). See forwarded.h. */
 void hs_client_address(const hs_options *o, struct MHD_Connection *c, const char *peer, char *out,
                        size_t outlen);
 
