@@ -370,3 +370,18 @@ void ab_dsn_free(ab_dsn *dsn)
     free(dsn->socket);
     memset(dsn, 0, sizeof *dsn);
 }
+
+int ab_config_early_flags(int argc, char **argv, const char *name, void (*usage)(FILE *))
+{
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            usage(stdout);
+            return 0;
+        }
+        if (strcmp(argv[i], "--version") == 0) {
+            printf("%s %s\n", name, AB_VERSION);
+            return 0;
+        }
+    }
+    return -1;
+}

@@ -323,6 +323,9 @@ static int s_serve(const ab_config *cfg, ab_db **db, const ab_secret *secret,
 
 int main(int argc, char **argv)
 {
+    int early = ab_config_early_flags(argc, argv, "adminbus-engine", s_usage);
+    if (early >= 0)
+        return early;
     ab_config cfg;
     char msg[512];
     if (ab_config_load(&cfg, &argc, argv, msg, sizeof msg) < 0) {

@@ -75,6 +75,9 @@ static int s_serve(const ab_config *cfg, ab_zbus *bus)
 
 int main(int argc, char **argv)
 {
+    int early = ab_config_early_flags(argc, argv, "adminbus-scheduler", s_usage);
+    if (early >= 0)
+        return early;
     ab_config cfg;
     char msg[512];
     if (ab_config_load(&cfg, &argc, argv, msg, sizeof msg) < 0) {

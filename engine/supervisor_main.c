@@ -140,6 +140,9 @@ static int s_serve(const ab_supervisor_options *opt, const ab_config *cfg)
 
 int main(int argc, char **argv)
 {
+    int early = ab_config_early_flags(argc, argv, "adminbus-supervisor", s_usage);
+    if (early >= 0)
+        return early;
     ab_config cfg;
     char msg[512], exe_buf[PATH_MAX];
     if (ab_config_load(&cfg, &argc, argv, msg, sizeof msg) < 0) {

@@ -197,6 +197,9 @@ static int s_serve(const ab_worker_options *opt, ab_zbus *bus)
 
 int main(int argc, char **argv)
 {
+    int early = ab_config_early_flags(argc, argv, "adminbus-worker", s_usage);
+    if (early >= 0)
+        return early;
     ab_config cfg;
     char msg[512];
     if (ab_config_load(&cfg, &argc, argv, msg, sizeof msg) < 0) {

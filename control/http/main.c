@@ -372,8 +372,10 @@ static void s_usage(FILE *f)
                "  --bus-timeout-ms MS     wait this long for a reply, twice (default 10000)\n"
                "  --sse-recheck S         /events re-checks the caller's key (default 30)\n"
                "  --tls-cert PEM --tls-key PEM   serve HTTPS (GnuTLS)\n"
-               "  --trust-forwarded-for CIDR     believe X-Forwarded-For from reverse proxies in\n"
-               "                          this range (repeatable; default: never believed)\n");
+               "  --trust-forwarded-for CIDR     believe Forwarded (RFC 7239) and X-Forwarded-For\n"
+               "                          from reverse proxies in this range (repeatable;\n"
+               "                          default: never believed)\n"
+               "  --help, --version\n");
 }
 
 static int s_number(const char *flag, const char *v, long long min, long long max, long long *out)
@@ -637,6 +639,9 @@ static void s_options_free(hs_options *o)
 int main(int argc, char **argv)
 {
     static hs_server srv;
+    int early = ab_config_early_flags(argc, argv, S_NAME, s_usage);
+    if (early >= 0) /* before adminbus.conf is read: help works when it is broken */
+        return early;
     srv.opt = (hs_options){.listen = strdup("127.0.0.1"),
                            .max_body = 1 << 20,
                            .max_header = 16384,
