@@ -330,6 +330,7 @@ int main(int argc, char **argv)
     char msg[512];
     if (ab_config_load(&cfg, &argc, argv, msg, sizeof msg) < 0) {
         fprintf(stderr, "adminbus-engine: %s\n", msg);
+        ab_config_free(&cfg); /* what it loaded before the error */
         return 2;
     }
     s_opts o = {0};

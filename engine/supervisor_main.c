@@ -147,6 +147,7 @@ int main(int argc, char **argv)
     char msg[512], exe_buf[PATH_MAX];
     if (ab_config_load(&cfg, &argc, argv, msg, sizeof msg) < 0) {
         fprintf(stderr, "adminbus-supervisor: %s\n", msg);
+        ab_config_free(&cfg); /* what it loaded before the error */
         return 2;
     }
     const char *exe = NULL;

@@ -25,7 +25,8 @@ import time
 import pytest
 
 from conftest import clean_env, free_ports
-from helpers import LoopServer, assert_error, audit_rows, wait_job  # noqa: F401 (wait_job: re-exported)
+# wait_job: the mail tests import it from here
+from helpers import LoopServer, assert_error, audit_rows, wait_job  # noqa: F401
 
 INSTANCE_EMAIL = "misp-instance@mail.test"
 INSTANCE_PASSPHRASE = "instance key passphrase"
@@ -124,6 +125,7 @@ class SmtpSink(LoopServer):
             if to is None or to in env["rcpt_tos"]:
                 out.append((env, eml.read_bytes()))
         return out
+
 
 @pytest.fixture
 def sink(tmp_path):
