@@ -663,16 +663,10 @@ static int s_curve_init(const ab_config *cfg)
 
 int main(int argc, char **argv)
 {
-    int early = ab_config_early_flags(argc, argv, "adminbus-broker", s_usage);
-    if (early >= 0)
-        return early;
     ab_config cfg;
-    char errbuf[512];
-    if (ab_config_load(&cfg, &argc, argv, errbuf, sizeof errbuf) < 0) {
-        fprintf(stderr, "adminbus-broker: %s\n", errbuf);
-        ab_config_free(&cfg);
-        return 2;
-    }
+    int start = ab_config_start(&cfg, &argc, argv, "adminbus-broker", s_usage);
+    if (start >= 0)
+        return start;
     if (argc == 2 && !strcmp(argv[1], "--curve-init")) {
         int rc = s_curve_init(&cfg);
         ab_config_free(&cfg);

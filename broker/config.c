@@ -385,3 +385,17 @@ int ab_config_early_flags(int argc, char **argv, const char *name, void (*usage)
     }
     return -1;
 }
+
+int ab_config_start(ab_config *cfg, int *argc, char **argv, const char *name, void (*usage)(FILE *))
+{
+    int early = ab_config_early_flags(*argc, argv, name, usage);
+    if (early >= 0)
+        return early;
+    char msg[512];
+    if (ab_config_load(cfg, argc, argv, msg, sizeof msg) < 0) {
+        fprintf(stderr, "%s: %s\n", name, msg);
+        ab_config_free(cfg); /* what it loaded before the error */
+        return 2;
+    }
+    return -1;
+}

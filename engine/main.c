@@ -323,16 +323,11 @@ static int s_serve(const ab_config *cfg, ab_db **db, const ab_secret *secret,
 
 int main(int argc, char **argv)
 {
-    int early = ab_config_early_flags(argc, argv, "adminbus-engine", s_usage);
-    if (early >= 0)
-        return early;
     ab_config cfg;
+    int start = ab_config_start(&cfg, &argc, argv, "adminbus-engine", s_usage);
+    if (start >= 0)
+        return start;
     char msg[512];
-    if (ab_config_load(&cfg, &argc, argv, msg, sizeof msg) < 0) {
-        fprintf(stderr, "adminbus-engine: %s\n", msg);
-        ab_config_free(&cfg); /* what it loaded before the error */
-        return 2;
-    }
     s_opts o = {0};
     int prc = s_parse(argc, argv, &o);
     if (prc != 0) {

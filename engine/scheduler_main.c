@@ -75,16 +75,10 @@ static int s_serve(const ab_config *cfg, ab_zbus *bus)
 
 int main(int argc, char **argv)
 {
-    int early = ab_config_early_flags(argc, argv, "adminbus-scheduler", s_usage);
-    if (early >= 0)
-        return early;
     ab_config cfg;
-    char msg[512];
-    if (ab_config_load(&cfg, &argc, argv, msg, sizeof msg) < 0) {
-        fprintf(stderr, "adminbus-scheduler: %s\n", msg);
-        ab_config_free(&cfg); /* what it loaded before the error */
-        return 2;
-    }
+    int start = ab_config_start(&cfg, &argc, argv, "adminbus-scheduler", s_usage);
+    if (start >= 0)
+        return start;
     int prc = s_parse(argc, argv);
     if (prc == 0 && !*cfg.db_dsn) {
         fprintf(stderr,

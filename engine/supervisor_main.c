@@ -140,16 +140,11 @@ static int s_serve(const ab_supervisor_options *opt, const ab_config *cfg)
 
 int main(int argc, char **argv)
 {
-    int early = ab_config_early_flags(argc, argv, "adminbus-supervisor", s_usage);
-    if (early >= 0)
-        return early;
     ab_config cfg;
+    int start = ab_config_start(&cfg, &argc, argv, "adminbus-supervisor", s_usage);
+    if (start >= 0)
+        return start;
     char msg[512], exe_buf[PATH_MAX];
-    if (ab_config_load(&cfg, &argc, argv, msg, sizeof msg) < 0) {
-        fprintf(stderr, "adminbus-supervisor: %s\n", msg);
-        ab_config_free(&cfg); /* what it loaded before the error */
-        return 2;
-    }
     const char *exe = NULL;
     ab_supervisor_options opt = {.db_dsn = cfg.db_dsn, .workers = cfg.workers};
     int prc = s_parse(argc, argv, &exe);

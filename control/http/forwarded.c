@@ -39,7 +39,7 @@ typedef struct {
     size_t xff_len;
     const char *fwd[S_FWD_LINES_MAX]; /* the Forwarded lines (libmicrohttpd's copies) */
     int nfwd;
-    bool overflow;
+    bool fwd_overflow, xff_overflow; /* too much to read whole */
 } s_headers;
 
 static enum MHD_Result s_collect(void *cls, enum MHD_ValueKind kind, const char *key,
@@ -51,18 +51,18 @@ static enum MHD_Result s_collect(void *cls, enum MHD_ValueKind kind, const char 
         return MHD_YES;
     if (strcasecmp(key, "Forwarded") == 0) {
         if (h->nfwd == S_FWD_LINES_MAX) {
-            h->overflow = true;
+            h->fwd_overflow = true;
             return MHD_NO;
         }
         h->fwd[h->nfwd++] = value;
         return MHD_YES;
     }
-    if (strcasecmp(key, "X-Forwarded-For") != 0)
+    if (strcasecmp(key, "X-Forwarded-For") != 0 || h->xff_overflow)
         return MHD_YES;
     size_t n = strlen(value);
     if (h->xff_len + n + 2 > sizeof h->xff) {
-        h->overflow = true;
-        return MHD_NO;
+        h->xff_overflow = true; /* goes on: a Forwarded line, which wins, may still come */
+        return MHD_YES;
     }
     if (h->xff_len)
         h->xff[h->xff_len++] = ',';
@@ -77,9 +77,9 @@ void hs_client_address(const hs_options *o, struct MHD_Connection *c, const char
     snprintf(out, outlen, "%s", peer);
     if (!hs_trusted(o->trusted, o->ntrusted, peer))
         return;
-    s_headers h = {.xff_len = 0, .nfwd = 0, .overflow = false};
+    s_headers h = {.xff_len = 0, .nfwd = 0, .fwd_overflow = false, .xff_overflow = false};
     MHD_get_connection_values(c, MHD_HEADER_KIND, s_collect, &h);
-    if (h.overflow)
-        return; /* too much to read whole: the proxy's own address */
+    if (h.fwd_overflow || (h.nfwd == 0 && h.xff_overflow))
+        return; /* the header that counts is too long to read whole: the proxy's address */
     hs_forwarded_client(o->trusted, o->ntrusted, peer, h.fwd, h.nfwd, h.xff, out, outlen);
 }

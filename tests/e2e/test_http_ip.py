@@ -313,6 +313,11 @@ def test_forwarded_header_from_trusted_proxies(stack):
         == 200
     st, err = whoami("127.0.0.3", "X-Forwarded-For: 127.0.0.2", "Forwarded: for=127.0.0.9")
     assert st == 401 and "127.0.0.9" in err["message"], err
+    # an X-Forwarded-For too long to read (over 4 KiB) does not hide a Forwarded line
+    long_xff = "X-Forwarded-For: " + ", ".join(["127.0.0.9"] * 600)
+    assert whoami("127.0.0.3", long_xff, "Forwarded: for=127.0.0.2")[0] == 200
+    st, err = whoami("127.0.0.3", long_xff + ", 127.0.0.2")
+    assert st == 401 and "127.0.0.3" in err["message"], err
     # unknown, obfuscated, no for=, malformed: the proxy's own address, never a crash
     for bad in ("for=unknown", "for=_hidden", 'for="_gazonk:_port"', "proto=https",
                 "for=127.0.0.2;for=127.0.0.2", 'for="127.0.0.2', "for=", "for=127.0.0.2 x",
