@@ -172,5 +172,7 @@ def test_key_limited_to_addresses_is_refused_over_kafka(kstack):
     st, body = curl(http.base, "GET", "/users/view/me", limited)
     assert st == 401 and body["code"] == "unauthenticated", body
     assert "unknown address" in body["message"], body
+    fails = kstack.rows("SELECT title FROM logs WHERE action = 'auth_fail'")
+    assert any("allowed_ips" in r["title"] for r in fails), fails
     st, me = curl(http.base, "GET", "/users/view/me", kstack.key)  # an unlimited key works
     assert st == 200, me
