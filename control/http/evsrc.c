@@ -22,10 +22,13 @@ int hs_zmq_curve(void *sock, const char *endpoint, char *err, size_t errlen)
     if (strncmp(endpoint, "ipc://", strlen("ipc://")) == 0)
         return 0;
     /* On the broker's host, reading its adminbus.conf and home (as ops/run runs it), the
-     * shim is one of the local daemons: the internal key pair, as the workers use. */
+     * shim is one of the local daemons: the internal key pair, as the workers use.
+     * Its --url and --events are the clients' pair (commands and events), which use CURVE
+     * together, whatever form of the address it was given (tcp://127.0.0.1:N for a
+     * commands_endpoint bound to tcp://0.0.0.0:N): the pair's rule decides. */
     const ab_config *cfg = ab_config_process();
-    if (cfg && ab_curve_wanted(cfg, endpoint))
-        return ab_curve_daemon_set(sock, endpoint, err, errlen);
+    if (cfg && (ab_curve_wanted(cfg, cfg->commands_endpoint) || ab_curve_wanted(cfg, endpoint)))
+        return ab_curve_daemon_set(sock, cfg->commands_endpoint, err, errlen);
     /* Elsewhere, a client like adminctl: ADMINBUS_CURVE_SERVERKEY and an allowed key. */
     return ctl_curve_apply(sock, err, errlen);
 }
