@@ -680,7 +680,7 @@ int main(int argc, char **argv)
     srv.zctx = zmq_ctx_new();
     char *pem[2] = {NULL, NULL};
     srv.guard = hs_guard_start(&srv);
-    srv.stats = srv.zctx ? hs_engine_stats_start(&srv) : NULL;
+    srv.stats = srv.zctx && srv.bus ? hs_engine_stats_start(&srv) : NULL;
     struct MHD_Daemon *d = srv.bus && srv.zctx && srv.guard ? s_start(&srv, pem) : NULL;
     int rc = 1;
     if (d) {
@@ -691,7 +691,7 @@ int main(int argc, char **argv)
         srv.stopping = 1;
         MHD_stop_daemon(d);
         rc = 0;
-    } else {
+    } else if (srv.bus) { /* without a bus, the reason is said above */
         fprintf(stderr, S_NAME ": cannot start the HTTP server on %s:%d\n", srv.opt.listen,
                 srv.opt.port);
     }

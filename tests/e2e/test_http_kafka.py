@@ -9,7 +9,8 @@ against librdkafka's mock cluster (kafka_stack.py) and a real engine; no broker 
 - The engine stopped: requests answer the shim's unavailable error (503, JSON) after two
   waits of --bus-timeout-ms, and do not hang; /health says 503.
 - A key limited to allowed_ips is refused: a Kafka record carries no client address, and
-  the engine refuses a limited key from an unknown address (fail closed)."""
+  the engine refuses a limited key from an unknown address (fail closed).
+- No broker list, or a cluster that does not answer: the shim says why and exits."""
 
 import json
 import subprocess
@@ -20,6 +21,7 @@ import urllib.request
 
 import pytest
 
+from conftest import BIN, clean_env, free_ports
 from kafka_stack import KafkaMock, KafkaStack
 from test_http import curl, sse_lines
 
@@ -176,3 +178,21 @@ def test_key_limited_to_addresses_is_refused_over_kafka(kstack):
     assert any("allowed_ips" in r["title"] for r in fails), fails
     st, me = curl(http.base, "GET", "/users/view/me", kstack.key)  # an unlimited key works
     assert st == 200, me
+
+
+def test_shim_refuses_to_start_without_a_reachable_cluster(tmp_path):
+    """transport = kafka with no broker list, or a cluster that does not answer: the shim
+    says why and exits instead of listening with a bus that cannot work."""
+    home = tmp_path / "home"
+    home.mkdir()
+    conf = home / "adminbus.conf"
+    env = clean_env(ADMINBUS_HOME=home)
+    argv = [str(BIN / "adminbus-http"), "--port", "0"]
+    conf.write_text("transport=kafka\n")
+    p = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2 and "kafka_brokers is empty" in p.stderr, p.stderr
+    port = free_ports(1)[0]  # nothing listens there
+    conf.write_text(f"transport=kafka\nkafka_brokers=127.0.0.1:{port}\n")
+    p = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60)
+    assert p.returncode == 1 and "cannot reach the bus" in p.stderr, p.stderr
+    assert "adminbus.replies" in p.stderr and "ADMINBUS_HTTP=" not in p.stdout, p.stderr
