@@ -56,3 +56,46 @@ int ab_kafka_partitions(rd_kafka_t *rk, const char *topic, int32_t *parts, int m
     rd_kafka_metadata_destroy(md);
     return n;
 }
+
+int ab_kafka_assign_end(rd_kafka_t *rk, const char *topic, int timeout_ms, char *err, size_t errlen)
+{
+    enum { PARTS_MAX = 1024 };
+    int32_t parts[PARTS_MAX];
+    int n = ab_kafka_partitions(rk, topic, parts, PARTS_MAX, timeout_ms, err, errlen);
+    if (n == 0)
+        snprintf(err, errlen, "topic %s has no partitions", topic);
+    if (n <= 0)
+        return -1;
+    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(n);
+    int rc = 0;
+    for (int i = 0; i < n && rc == 0; i++) {
+        int64_t lo, hi;
+        rd_kafka_resp_err_t e =
+            rd_kafka_query_watermark_offsets(rk, topic, parts[i], &lo, &hi, timeout_ms);
+        if (e) {
+            snprintf(err, errlen, "topic %s partition %d: %s", topic, (int)parts[i],
+                     rd_kafka_err2str(e));
+            rc = -1;
+        } else {
+            rd_kafka_topic_partition_list_add(list, topic, parts[i])->offset = hi;
+        }
+    }
+    if (rc == 0 && rd_kafka_assign(rk, list) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        snprintf(err, errlen, "cannot read topic %s", topic);
+        rc = -1;
+    }
+    rd_kafka_topic_partition_list_destroy(list);
+    return rc;
+}
+
+bool ab_kafka_key_matches(const rd_kafka_message_t *m, const char *const *prefixes, size_t n)
+{
+    if (n == 0)
+        return true;
+    for (size_t i = 0; i < n; i++) {
+        size_t len = strlen(prefixes[i]);
+        if (m->key_len >= len && memcmp(m->key, prefixes[i], len) == 0)
+            return true;
+    }
+    return false;
+}

@@ -5,6 +5,7 @@
 #define AB_KAFKA_CONF_H
 
 #include <librdkafka/rdkafka.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 /* A new configuration with bootstrap.servers = brokers, then each (name, value) of
@@ -19,5 +20,18 @@ rd_kafka_conf_t *ab_kafka_conf_new(const char *brokers, const char *const *defau
  * when the cluster does not answer within timeout_ms or does not know the topic. */
 int ab_kafka_partitions(rd_kafka_t *rk, const char *topic, int32_t *parts, int max, int timeout_ms,
                         char *err, size_t errlen);
+
+/* Assign rk (a consumer) to every partition of topic at its current end, so that what is
+ * produced from now on is read and nothing before it: how the event followers (adminctl
+ * events, workers, the HTTP shim) tail the events topic without joining a group. Returns 0,
+ * or -1 with err when the topic is unknown, has no partitions or the cluster does not
+ * answer within timeout_ms. */
+int ab_kafka_assign_end(rd_kafka_t *rk, const char *topic, int timeout_ms, char *err,
+                        size_t errlen);
+
+/* Whether the record key of m starts with one of prefixes[0..n) (n == 0: every key). Event
+ * records are keyed by their bus topic, so this is the Kafka form of a ZeroMQ
+ * subscription. */
+bool ab_kafka_key_matches(const rd_kafka_message_t *m, const char *const *prefixes, size_t n);
 
 #endif

@@ -15,7 +15,6 @@
 #include "kafka_conf.h"
 
 #define S_PROPS_MAX 32
-#define S_PARTS_MAX 1024
 #define S_META_MS   5000 /* metadata and watermark look-ups */
 
 /* A parsed kafka:// URL; strings point into buf. */
@@ -127,31 +126,6 @@ static rd_kafka_t *s_client(const s_url *u, rd_kafka_type_t type, char *err, siz
     return rk;
 }
 
-/* Assign rk to every partition of topic at its current end: what comes next is read. */
-static int s_assign_end(rd_kafka_t *rk, const char *topic, char *err, size_t errlen)
-{
-    int32_t parts[S_PARTS_MAX];
-    int n = ab_kafka_partitions(rk, topic, parts, S_PARTS_MAX, S_META_MS, err, errlen);
-    if (n <= 0)
-        return n == 0 ? ctl_fail(err, errlen, -1, "topic %s has no partitions", topic) : -1;
-    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(n);
-    int rc = 0;
-    for (int i = 0; i < n && rc == 0; i++) {
-        int64_t lo, hi;
-        rd_kafka_resp_err_t e =
-            rd_kafka_query_watermark_offsets(rk, topic, parts[i], &lo, &hi, S_META_MS);
-        if (e)
-            rc = ctl_fail(err, errlen, -1, "topic %s partition %d: %s", topic, (int)parts[i],
-                          rd_kafka_err2str(e));
-        else
-            rd_kafka_topic_partition_list_add(list, topic, parts[i])->offset = hi;
-    }
-    if (rc == 0 && rd_kafka_assign(rk, list) != RD_KAFKA_RESP_ERR_NO_ERROR)
-        rc = ctl_fail(err, errlen, -1, "cannot read topic %s", topic);
-    rd_kafka_topic_partition_list_destroy(list);
-    return rc;
-}
-
 /* --- one command ------------------------------------------------------------------ */
 
 /* body (a packed map) with reply_to added, into out. Returns 0, or -1 when body is not a
@@ -242,7 +216,7 @@ static int s_request(const s_url *u, const char *body, size_t len, const char *i
     rd_kafka_t *p = c ? s_client(u, RD_KAFKA_PRODUCER, err, errlen) : NULL;
     int rc = p ? 0 : -2;
     if (rc == 0)
-        rc = s_assign_end(c, u->replies, err, errlen);
+        rc = ab_kafka_assign_end(c, u->replies, S_META_MS, err, errlen);
     if (rc == 0)
         rc = s_produce(p, u->commands, id, &cmd, timeout_ms, err, errlen);
     if (rc == 0 && s_wait_reply(c, reply_to, id, deadline, reply) < 0)
@@ -274,18 +248,6 @@ int ctl_kafka_request(const char *url, const char *body, size_t len, const char 
 
 /* --- the event monitor ------------------------------------------------------------ */
 
-static bool s_wanted(const rd_kafka_message_t *m, const char *const *topics, size_t n)
-{
-    if (n == 0)
-        return true;
-    for (size_t i = 0; i < n; i++) {
-        size_t tl = strlen(topics[i]);
-        if (m->key_len >= tl && memcmp(m->key, topics[i], tl) == 0)
-            return true;
-    }
-    return false;
-}
-
 static long s_monitor(rd_kafka_t *c, const char *const *topics, size_t n, long count,
                       int64_t deadline, FILE *out)
 {
@@ -301,7 +263,7 @@ static long s_monitor(rd_kafka_t *c, const char *const *topics, size_t n, long c
         rd_kafka_message_t *m = rd_kafka_consumer_poll(c, wait);
         if (!m)
             continue;
-        if (!m->err && s_wanted(m, topics, n)) {
+        if (!m->err && ab_kafka_key_matches(m, topics, n)) {
             char topic[256];
             snprintf(topic, sizeof topic, "%.*s", (int)m->key_len, (const char *)m->key);
             ctl_print_event(m->payload, m->len, topic, out);
@@ -320,7 +282,7 @@ int ctl_kafka_events(const char *url, const char *const *topics, size_t n, long 
     int rc = s_parse(url, &u, err, errlen) < 0 ? CTL_EXIT_USAGE : CTL_EXIT_OK;
     if (rc == CTL_EXIT_OK && !(c = s_client(&u, RD_KAFKA_CONSUMER, err, errlen)))
         rc = CTL_EXIT_USAGE;
-    if (rc == CTL_EXIT_OK && s_assign_end(c, u.events, err, errlen) < 0)
+    if (rc == CTL_EXIT_OK && ab_kafka_assign_end(c, u.events, S_META_MS, err, errlen) < 0)
         rc = CTL_EXIT_UNREACHABLE;
     if (rc == CTL_EXIT_OK) {
         ctl_catch_interrupts();

@@ -24,7 +24,7 @@ import msgpack
 import pytest
 from confluent_kafka import TopicPartition
 
-from conftest import BIN
+from conftest import BIN, running
 from kafka_stack import PARTITIONS, KafkaMock, KafkaStack
 
 
@@ -37,14 +37,8 @@ def kafka_mock(tmp_path_factory):
 
 
 def _kafka_stack(mariadb, tmp_path, kafka_mock, engines):
-    s = KafkaStack(mariadb, tmp_path / "home", kafka_mock)
-    try:
-        s.start(engines=engines)
+    with running(KafkaStack(mariadb, tmp_path / "home", kafka_mock), engines=engines) as s:
         yield s
-    finally:
-        s.close()
-    if s.problems:
-        pytest.fail("\n\n".join(s.problems), pytrace=False)
 
 
 @pytest.fixture
