@@ -534,23 +534,6 @@ static void s_usage(FILE *f)
     ab_config_usage(f);
 }
 
-/* Handle --help and --version before the configuration is read, so they work even when
- * it is broken. Returns -1 to go on, otherwise the exit status. */
-static int s_early_flags(int argc, char **argv)
-{
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            s_usage(stdout);
-            return 0;
-        }
-        if (strcmp(argv[i], "--version") == 0) {
-            printf("adminbus-broker %s\n", AB_VERSION);
-            return 0;
-        }
-    }
-    return -1;
-}
-
 /* Two sockets bound to one ipc path would not fail: the second bind silently takes the
  * path over from the first. Refuse that configuration instead. */
 static int s_distinct_ipc(const ab_config *cfg, const char *proxy)
@@ -680,16 +663,10 @@ static int s_curve_init(const ab_config *cfg)
 
 int main(int argc, char **argv)
 {
-    int early = s_early_flags(argc, argv);
-    if (early >= 0)
-        return early;
     ab_config cfg;
-    char errbuf[512];
-    if (ab_config_load(&cfg, &argc, argv, errbuf, sizeof errbuf) < 0) {
-        fprintf(stderr, "adminbus-broker: %s\n", errbuf);
-        ab_config_free(&cfg);
-        return 2;
-    }
+    int start = ab_config_start(&cfg, &argc, argv, "adminbus-broker", s_usage);
+    if (start >= 0)
+        return start;
     if (argc == 2 && !strcmp(argv[1], "--curve-init")) {
         int rc = s_curve_init(&cfg);
         ab_config_free(&cfg);

@@ -370,3 +370,32 @@ void ab_dsn_free(ab_dsn *dsn)
     free(dsn->socket);
     memset(dsn, 0, sizeof *dsn);
 }
+
+int ab_config_early_flags(int argc, char **argv, const char *name, void (*usage)(FILE *))
+{
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            usage(stdout);
+            return 0;
+        }
+        if (strcmp(argv[i], "--version") == 0) {
+            printf("%s %s\n", name, AB_VERSION);
+            return 0;
+        }
+    }
+    return -1;
+}
+
+int ab_config_start(ab_config *cfg, int *argc, char **argv, const char *name, void (*usage)(FILE *))
+{
+    int early = ab_config_early_flags(*argc, argv, name, usage);
+    if (early >= 0)
+        return early;
+    char msg[512];
+    if (ab_config_load(cfg, argc, argv, msg, sizeof msg) < 0) {
+        fprintf(stderr, "%s: %s\n", name, msg);
+        ab_config_free(cfg); /* what it loaded before the error */
+        return 2;
+    }
+    return -1;
+}

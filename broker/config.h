@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #define AB_CONFIG_X(X)                                                                             \
     X(home, "var", "state folder: data, secrets, sockets, logs")                                   \
@@ -79,6 +80,18 @@ void ab_config_free(ab_config *cfg);
 
 /* Value of a key by name; NULL for an unknown key. */
 const char *ab_config_get(const ab_config *cfg, const char *key);
+
+/* --help (-h) or --version anywhere in argv: print usage(stdout) or "NAME VERSION" and
+ * return 0, the status the caller exits with, before any configuration is read, so both
+ * work when adminbus.conf is broken. -1: neither is there, go on. */
+int ab_config_early_flags(int argc, char **argv, const char *name, void (*usage)(FILE *));
+
+/* The start of a daemon's main: ab_config_early_flags, then ab_config_load into cfg, its
+ * error printed as "NAME: message". Returns -1 to go on (cfg loaded, caller frees), or the
+ * status to exit with: 0 after --help/--version, 2 when the configuration is broken (cfg
+ * already freed). */
+int ab_config_start(ab_config *cfg, int *argc, char **argv, const char *name,
+                    void (*usage)(FILE *));
 
 /* Print every key with its default and help, for --help. */
 void ab_config_usage(void *file);

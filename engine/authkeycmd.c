@@ -132,6 +132,12 @@ static void s_key_from_row(const ab_rows *rows, s_key *k)
     k->created = ab_rows_int(rows, 16);
 }
 
+static int s_key_not_found(long long id, ab_error *err)
+{
+    return ab_fail(err, AB_E_NOT_FOUND, "authkey_id",
+                   "no authkey has the id %lld (authkey list shows them)", id);
+}
+
 /* The key named by the authkey_id argument, locked FOR UPDATE when for_update, and the
  * check that the caller may manage its owner's keys. */
 static int s_load_key(ab_ctx *ctx, bool for_update, s_key *k, ab_error *err)
@@ -153,10 +159,13 @@ static int s_load_key(ab_ctx *ctx, bool for_update, s_key *k, ab_error *err)
     if (rc < 0)
         return ab_fail(err, AB_E_INTERNAL, NULL, "database read failed");
     if (rc == 0)
-        return ab_fail(err, AB_E_NOT_FOUND, "authkey_id",
-                       "no authkey has the id %lld (authkey list shows them)", (long long)id);
-    return ab_may_act_on_user(ctx->cmd, ctx->who, (uint32_t)k->owner.id, (uint32_t)k->owner.org_id,
-                              k->owner.site_admin, err);
+        return s_key_not_found(id, err);
+    if (ab_may_act_on_user(ctx->cmd, ctx->who, (uint32_t)k->owner.id, (uint32_t)k->owner.org_id,
+                           k->owner.site_admin, err) == 0)
+        return 0;
+    /* A key of a user out of the caller's reach is answered as a missing one, so that key
+     * ids cannot be probed either. */
+    return err->code == AB_E_NOT_FOUND ? s_key_not_found(id, err) : -1;
 }
 
 /* The user the "user" argument names (id or e-mail), with lock appended to the query ("",
@@ -194,8 +203,7 @@ static int s_find_owner(ab_ctx *ctx, const char *lock, s_owner *o, ab_error *err
     if (rc < 0)
         return ab_fail(err, AB_E_INTERNAL, NULL, "database read failed");
     if (rc == 0)
-        return ab_fail(err, AB_E_NOT_FOUND, "user", "no user has the id or e-mail '%.*s'",
-                       s_clip(len), ref);
+        return ab_user_not_found(ctx->who, ref, len, err);
     return ab_may_act_on_user(ctx->cmd, ctx->who, (uint32_t)o->id, (uint32_t)o->org_id,
                               o->site_admin, err);
 }

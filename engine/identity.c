@@ -304,6 +304,20 @@ int ab_authorise(const ab_command *cmd, const ab_identity *who, ab_error *err)
                    cmd->type, ab_permission_name(cmd->permission), who->email, who->role_name);
 }
 
+/* What a caller who is not a site administrator hears about a user they cannot reach,
+ * whether it exists or not. */
+#define S_USER_HIDDEN                                                                              \
+    "no such user among those you may manage (org admins: the users of their own "                 \
+    "organisation; everyone else: their own account)"
+
+int ab_user_not_found(const ab_identity *who, const char *ref, size_t len, ab_error *err)
+{
+    if (who && who->site_admin)
+        return ab_fail(err, AB_E_NOT_FOUND, "user", "no user has the id or e-mail '%.*s'",
+                       (int)(len > 100 ? 100 : len), ref);
+    return ab_fail(err, AB_E_NOT_FOUND, "user", "%s", S_USER_HIDDEN);
+}
+
 int ab_may_act_on_user(const ab_command *cmd, const ab_identity *who, uint32_t user_id,
                        uint32_t org_id, bool target_site_admin, ab_error *err)
 {
@@ -320,11 +334,7 @@ int ab_may_act_on_user(const ab_command *cmd, const ab_identity *who, uint32_t u
                        "%s: user %u is a site administrator; only a site administrator may "
                        "do that",
                        cmd->type, user_id);
-    return ab_fail(err, AB_E_FORBIDDEN, "user",
-                   "%s: user %u is outside what %s (role %s) may manage: %s", cmd->type, user_id,
-                   who->email, who->role_name,
-                   org_admin ? "org admins manage the users of their own organisation only"
-                             : "only your own account");
+    return ab_fail(err, AB_E_NOT_FOUND, "user", "%s", S_USER_HIDDEN);
 }
 
 int ab_may_act_in_org(const ab_command *cmd, const ab_identity *who, uint32_t org_id,

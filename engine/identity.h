@@ -38,9 +38,18 @@ int ab_authorise(const ab_command *cmd, const ab_identity *who, ab_error *err);
 /* The second half for commands on one user: may who run cmd on user user_id of
  * organisation org_id? Site admins: anyone. Org admins: users of their own organisation
  * who are not site admins. Anyone, for a "self" or "auth" command: themselves. Returns 0,
- * or -1 with *err = forbidden (field "user"). */
+ * or -1 with *err (field "user"): forbidden for an org admin acting on a site admin of
+ * their own organisation (user.list shows them that user anyway); otherwise the same
+ * not_found a missing user gets (ab_user_not_found), so that nobody learns whether an
+ * address or id exists outside what they may manage (MISP answers "Invalid user or not
+ * authorised" alike). */
 int ab_may_act_on_user(const ab_command *cmd, const ab_identity *who, uint32_t user_id,
                        uint32_t org_id, bool target_site_admin, ab_error *err);
+
+/* The refusal for a user reference (id or e-mail, ref[0..len)) that names nobody: a site
+ * administrator is told exactly that; anyone else gets the wording ab_may_act_on_user uses
+ * for users outside their reach, so the two cannot be told apart. Returns -1. */
+int ab_user_not_found(const ab_identity *who, const char *ref, size_t len, ab_error *err);
 
 /* For commands that place a user in an organisation (user.add, user.edit's org, user.list's
  * org): may who act in organisation org_id? Site admins: any; org admins: their own. Returns

@@ -578,8 +578,7 @@ int ab_user_ips(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
                      &p, &id, err) < 0)
         return -1;
     if (id == 0)
-        return ab_fail(err, AB_E_NOT_FOUND, "user", "no user has the id or e-mail '%.*s'",
-                       (int)(len > 100 ? 100 : len), ref);
+        return ab_user_not_found(ctx->who, ref, len, err);
     ab_params_init(&p);
     ab_param_int(&p, id);
     return s_list_ips(ctx, pk, "l.user_id = ?", &p, err);

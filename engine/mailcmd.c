@@ -53,8 +53,7 @@ static int s_find_user(ab_ctx *ctx, const char *ref, size_t len, uint32_t *id, u
     }
     ab_rows_close(&rows);
     if (found != 1)
-        return ab_fail(err, AB_E_NOT_FOUND, "user", "no user %.*s", (int)(len > 100 ? 100 : len),
-                       ref);
+        return ab_user_not_found(ctx->who, ref, len, err);
     if (!ab_mime_address_ok(email))
         return ab_fail(err, AB_E_INVALID, "user",
                        "the address of user %u (%s) cannot be mailed: correct it with adminctl "

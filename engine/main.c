@@ -325,11 +325,10 @@ static int s_serve(const ab_config *cfg, ab_db **db, const ab_secret *secret,
 int main(int argc, char **argv)
 {
     ab_config cfg;
+    int start = ab_config_start(&cfg, &argc, argv, "adminbus-engine", s_usage);
+    if (start >= 0)
+        return start;
     char msg[512];
-    if (ab_config_load(&cfg, &argc, argv, msg, sizeof msg) < 0) {
-        fprintf(stderr, "adminbus-engine: %s\n", msg);
-        return 2;
-    }
     s_opts o = {0};
     int prc = s_parse(argc, argv, &o);
     if (prc != 0) {

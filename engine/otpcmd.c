@@ -57,8 +57,7 @@ static int s_find(ab_ctx *ctx, s_target *t, ab_error *err)
     if (rc < 0)
         return ab_fail(err, AB_E_INTERNAL, NULL, "database read failed");
     if (rc == 0)
-        return ab_fail(err, AB_E_NOT_FOUND, "user", "no user has the id or e-mail '%.*s'",
-                       (int)(len > 100 ? 100 : len), ref);
+        return ab_user_not_found(ctx->who, ref, len, err);
     return ab_may_act_on_user(ctx->cmd, ctx->who, (uint32_t)t->id, (uint32_t)t->org_id,
                               t->site_admin, err);
 }

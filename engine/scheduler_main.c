@@ -76,11 +76,9 @@ static int s_serve(const ab_config *cfg, const ab_daemon_bus *bus)
 int main(int argc, char **argv)
 {
     ab_config cfg;
-    char msg[512];
-    if (ab_config_load(&cfg, &argc, argv, msg, sizeof msg) < 0) {
-        fprintf(stderr, "adminbus-scheduler: %s\n", msg);
-        return 2;
-    }
+    int start = ab_config_start(&cfg, &argc, argv, "adminbus-scheduler", s_usage);
+    if (start >= 0)
+        return start;
     int prc = s_parse(argc, argv);
     if (prc == 0 && !*cfg.db_dsn) {
         fprintf(stderr,

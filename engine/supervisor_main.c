@@ -142,11 +142,10 @@ static int s_serve(const ab_supervisor_options *opt, const ab_config *cfg)
 int main(int argc, char **argv)
 {
     ab_config cfg;
+    int start = ab_config_start(&cfg, &argc, argv, "adminbus-supervisor", s_usage);
+    if (start >= 0)
+        return start;
     char msg[512], exe_buf[PATH_MAX];
-    if (ab_config_load(&cfg, &argc, argv, msg, sizeof msg) < 0) {
-        fprintf(stderr, "adminbus-supervisor: %s\n", msg);
-        return 2;
-    }
     const char *exe = NULL;
     ab_supervisor_options opt = {.db_dsn = cfg.db_dsn, .workers = cfg.workers};
     int prc = s_parse(argc, argv, &exe);

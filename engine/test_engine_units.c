@@ -252,9 +252,19 @@ static void test_authorisation_rules(void **state)
     assert_int_equal(ab_may_act_on_user(view, &boss, 9, 5, false, &err), 0);
     assert_int_equal(ab_may_act_on_user(view, &boss, 9, 5, true, &err), -1);
     assert_non_null(strstr(err.message, "site administrator"));
+    assert_int_equal(err.code, AB_E_FORBIDDEN); /* boss sees that site admin in user.list */
+    /* out of reach reads as missing: nobody learns whether an address exists elsewhere */
     assert_int_equal(ab_may_act_on_user(view, &boss, 9, 7, false, &err), -1);
+    assert_int_equal(err.code, AB_E_NOT_FOUND);
+    char hidden[sizeof err.message];
+    snprintf(hidden, sizeof hidden, "%s", err.message);
+    assert_int_equal(ab_user_not_found(&boss, "nobody@x.test", 13, &err), -1);
+    assert_string_equal(err.message, hidden);
+    assert_int_equal(ab_user_not_found(&site, "nobody@x.test", 13, &err), -1);
+    assert_non_null(strstr(err.message, "nobody@x.test"));
     assert_int_equal(ab_may_act_on_user(pw, &plain, 3, 5, false, &err), 0);
     assert_int_equal(ab_may_act_on_user(pw, &plain, 9, 5, false, &err), -1);
+    assert_int_equal(err.code, AB_E_NOT_FOUND);
     assert_string_equal(err.field, "user");
     /* organisations and roles an org admin may use */
     assert_int_equal(ab_may_act_in_org(view, &boss, 5, "org", &err), 0);

@@ -148,8 +148,7 @@ static int s_find(ab_ctx *ctx, bool for_update, s_user *out, ab_error *err)
     if (rc < 0)
         return ab_fail(err, AB_E_INTERNAL, NULL, "database read failed");
     if (rc == 0)
-        return ab_fail(err, AB_E_NOT_FOUND, "user", "no user has the id or e-mail '%.*s'",
-                       s_clip(len), ref);
+        return ab_user_not_found(ctx->who, ref, len, err);
     return 0;
 }
 

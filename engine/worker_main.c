@@ -198,11 +198,9 @@ static int s_serve(const ab_worker_options *opt, const ab_daemon_bus *bus)
 int main(int argc, char **argv)
 {
     ab_config cfg;
-    char msg[512];
-    if (ab_config_load(&cfg, &argc, argv, msg, sizeof msg) < 0) {
-        fprintf(stderr, "adminbus-worker: %s\n", msg);
-        return 2;
-    }
+    int start = ab_config_start(&cfg, &argc, argv, "adminbus-worker", s_usage);
+    if (start >= 0)
+        return start;
     const char *queue = "", *supervisor = NULL;
     ab_worker_options opt;
     int prc = s_parse(argc, argv, &queue, &supervisor);

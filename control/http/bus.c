@@ -12,10 +12,15 @@
  *
  * With the broker's proxy intake (proxy_endpoint, broker/proxy.h) the sockets connect there
  * and send [empty][client ip][command]: the engine then checks allowed_ips against, and
- * audits, the HTTP client's address instead of the shim's. */
+ * audits, the HTTP client's address instead of the shim's.
+ *
+ * When the broker wants CURVE on the commands endpoint, each socket connects with a key
+ * pair (hs_zmq_curve); the ipc:// proxy intake is always plain. Over Kafka (transport =
+ * kafka) there are no sockets: kafka.c produces the command and hands its reply back. */
 #include "http.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <msgpack.h>
 #include <stdlib.h>
@@ -41,6 +46,7 @@ struct hs_bus {
     void *idle[S_POOL_MAX];
     int nidle;
     uint64_t *counts; /* [catalog index][outcome] */
+    hs_kbus *kafka;   /* transport = kafka: commands over Kafka instead of the pool */
 };
 
 /* The address of the HTTP client this thread serves: libmicrohttpd runs one thread per
@@ -52,17 +58,26 @@ void hs_bus_client_ip(const char *ip)
     snprintf(s_client_ip, sizeof s_client_ip, "%s", ip ? ip : "");
 }
 
-hs_bus *hs_bus_new(const char *url, const char *proxy, int timeout_ms)
+hs_bus *hs_bus_new(const hs_options *o, char *err, size_t errlen)
 {
     hs_bus *bus = calloc(1, sizeof *bus);
+    snprintf(err, errlen, "out of memory");
     if (!bus)
         return NULL;
-    bus->ctx = zmq_ctx_new();
-    bus->proxied = proxy != NULL;
-    bus->url = strdup(proxy ? proxy : url);
-    bus->timeout_ms = timeout_ms;
-    bus->counts = calloc(ab_catalog_len * S_OUTCOMES, sizeof *bus->counts);
     pthread_mutex_init(&bus->lock, NULL);
+    bus->timeout_ms = o->bus_timeout_ms;
+    bus->counts = calloc(ab_catalog_len * S_OUTCOMES, sizeof *bus->counts);
+    if (o->kafka) {
+        bus->kafka = bus->counts ? hs_kbus_new(o, err, errlen) : NULL;
+        if (!bus->kafka) {
+            hs_bus_free(bus);
+            return NULL;
+        }
+        return bus;
+    }
+    bus->ctx = zmq_ctx_new();
+    bus->proxied = o->proxy != NULL;
+    bus->url = strdup(o->proxy ? o->proxy : o->url);
     if (!bus->ctx || !bus->url || !bus->counts) {
         hs_bus_free(bus);
         return NULL;
@@ -74,6 +89,7 @@ void hs_bus_free(hs_bus *bus)
 {
     if (!bus)
         return;
+    hs_kbus_free(bus->kafka);
     for (int i = 0; i < bus->nidle; i++)
         zmq_close(bus->idle[i]);
     if (bus->ctx)
@@ -89,6 +105,15 @@ static int64_t s_now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A CURVE setting that cannot work (a key file missing or unreadable): every request
+ * answers unavailable; say why on stderr, once. */
+static void s_curve_failed(const char *why)
+{
+    static atomic_flag said = ATOMIC_FLAG_INIT;
+    if (!atomic_flag_test_and_set(&said))
+        fprintf(stderr, "adminbus-http: cannot set up CURVE for the bus: %s\n", why);
 }
 
 /* An idle socket from the pool, or a new one connected to the broker; NULL on a fault. */
@@ -108,6 +133,12 @@ static void *s_take(hs_bus *bus)
     int64_t max = S_REPLY_MAX;
     zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
     zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &max, sizeof max);
+    char err[512];
+    if (hs_zmq_curve(s, bus->url, err, sizeof err) < 0) {
+        s_curve_failed(err);
+        zmq_close(s);
+        return NULL;
+    }
     if (zmq_connect(s, bus->url) != 0) {
         zmq_close(s);
         return NULL;
@@ -175,9 +206,13 @@ static void s_pack_arg(msgpack_packer *pk, const ab_arg *a, const json_t *v)
 }
 
 static void s_pack_command(msgpack_packer *pk, const char *id, const char *type, json_t *args,
-                           const char *auth)
+                           const char *auth, const char *reply_to)
 {
-    msgpack_pack_map(pk, auth ? 5 : 4);
+    msgpack_pack_map(pk, 4 + (auth != NULL) + (reply_to != NULL));
+    if (reply_to) { /* Kafka: where the engine sends the reply (the record's key) */
+        ab_pack_cstr(pk, "reply_to");
+        ab_pack_cstr(pk, reply_to);
+    }
     ab_pack_cstr(pk, "v");
     msgpack_pack_int(pk, AB_WIRE_VERSION);
     ab_pack_cstr(pk, "id");
@@ -343,10 +378,13 @@ void hs_bus_call(hs_bus *bus, const char *type, json_t *args, const char *auth, 
     msgpack_packer pk;
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
     if (ctl_uuid_v4(id) == 0)
-        s_pack_command(&pk, id, type, args, auth);
-    char *reply = NULL;
+        s_pack_command(&pk, id, type, args, auth, bus->kafka ? hs_kbus_reply_to(bus->kafka) : NULL);
+    char *reply = NULL, why[256] = "";
     size_t len = 0;
-    for (int attempt = 0; attempt < 2 && !reply && sb.size; attempt++) {
+    if (bus->kafka && sb.size)
+        reply = hs_kbus_request(bus->kafka, sb.data, sb.size, id, bus->timeout_ms, &len, why,
+                                sizeof why);
+    for (int attempt = 0; !bus->kafka && attempt < 2 && !reply && sb.size; attempt++) {
         void *s = s_take(bus);
         if (!s)
             break;
@@ -363,10 +401,13 @@ void hs_bus_call(hs_bus *bus, const char *type, json_t *args, const char *auth, 
         free(reply);
     } else {
         snprintf(out->code, sizeof out->code, "unavailable");
-        snprintf(out->message, sizeof out->message,
-                 "no reply from the engine within %g s (sent twice with the same id): is the "
-                 "stack running?",
-                 bus->timeout_ms / 1000.0);
+        if (why[0])
+            snprintf(out->message, sizeof out->message, "%s", why);
+        else
+            snprintf(out->message, sizeof out->message,
+                     "no reply from the engine within %g s (sent twice with the same id): is the "
+                     "stack running?",
+                     bus->timeout_ms / 1000.0);
         out->retry_after = 1;
     }
     s_count(bus, type, out);

@@ -16,7 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <zmq.h>
 
 #include "cli.h"
 #include "http.h"
@@ -103,43 +102,46 @@ static void s_keep(hs_engine_stats *s, json_t *data)
     pthread_mutex_unlock(&s->lock);
 }
 
-static void s_receive(hs_engine_stats *s, void *sub)
+static void s_receive(hs_engine_stats *s, const hs_event *ev)
 {
-    zmq_msg_t topic, body;
-    zmq_msg_init(&topic);
-    zmq_msg_init(&body);
-    if (zmq_msg_recv(&topic, sub, 0) >= 0 && zmq_msg_more(&topic) &&
-        zmq_msg_recv(&body, sub, 0) >= 0 &&
-        s_is_stats_topic(zmq_msg_data(&topic), zmq_msg_size(&topic))) {
-        json_t *data = s_decode(zmq_msg_data(&body), zmq_msg_size(&body));
-        if (data)
-            s_keep(s, data);
-        json_decref(data);
+    if (!s_is_stats_topic(ev->topic, strlen(ev->topic)))
+        return;
+    json_t *data = s_decode(ev->body, ev->len);
+    if (data)
+        s_keep(s, data);
+    json_decref(data);
+}
+
+/* The event source, opened again a second later when it cannot open (a Kafka cluster not
+ * reachable yet); the first failure is said on stderr. */
+static hs_evsrc *s_open(hs_engine_stats *s, bool *said)
+{
+    static const char *const prefix[] = {S_TOPIC};
+    char err[512];
+    hs_evsrc *src = hs_evsrc_open(s->srv, prefix, 1, err, sizeof err);
+    if (!src && !*said) {
+        fprintf(stderr, "adminbus-http: cannot follow the engines' stats (retrying): %s\n", err);
+        *said = true;
     }
-    while (zmq_msg_more(&body) && zmq_msg_recv(&body, sub, 0) >= 0) {
-    }
-    zmq_msg_close(&topic);
-    zmq_msg_close(&body);
+    for (int i = 0; !src && i < 1000 / S_POLL_MS && !s->stop; i++)
+        nanosleep(&(struct timespec){0, S_POLL_MS * 1000000L}, NULL);
+    return src;
 }
 
 static void *s_listen(void *arg)
 {
     hs_engine_stats *s = arg;
-    void *sub = zmq_socket(s->srv->zctx, ZMQ_SUB);
-    if (!sub)
-        return NULL;
-    int zero = 0;
-    zmq_setsockopt(sub, ZMQ_LINGER, &zero, sizeof zero);
-    zmq_setsockopt(sub, ZMQ_SUBSCRIBE, S_TOPIC, strlen(S_TOPIC));
-    if (zmq_connect(sub, s->srv->opt.events) < 0)
-        fprintf(stderr, "adminbus-http: cannot subscribe to %s for the engines' stats: %s\n",
-                s->srv->opt.events, zmq_strerror(zmq_errno()));
+    hs_evsrc *src = NULL;
+    bool said = false;
     while (!s->stop) {
-        zmq_pollitem_t item = {sub, 0, ZMQ_POLLIN, 0};
-        if (zmq_poll(&item, 1, S_POLL_MS) > 0)
-            s_receive(s, sub);
+        if (!src && !(src = s_open(s, &said)))
+            continue;
+        hs_event ev;
+        if (hs_evsrc_next(src, S_POLL_MS, &ev) > 0)
+            s_receive(s, &ev);
+        hs_event_release(&ev);
     }
-    zmq_close(sub);
+    hs_evsrc_close(src);
     return NULL;
 }
 

@@ -1,20 +1,14 @@
 /* forwarded.c — which client a request is from when it came through a reverse proxy the
  * operator trusts (--trust-forwarded-for CIDR, docs/architecture.md, "Client addresses
- * through the HTTP shim").
- *
- * X-Forwarded-For is written by whoever sends the request, so it is read only when the
- * connection itself comes from a trusted proxy, and then from the right: each trusted hop
- * appended the address it saw, and the first address (from the right) that is not a
- * trusted proxy is the client. An entry that is not an address stops the walk at the hop
- * that appended it: a forged or garbled list never yields more than the last trusted hop
- * vouches for. */
+ * through the HTTP shim"): the request's Forwarded and X-Forwarded-For headers, handed to
+ * fwdparse.c (forwarded.h), which reads them from the right. */
 #include "http.h"
 
-#include <arpa/inet.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
+#include "forwarded.h"
 #include "iprange.h"
 
 #define S_XFF_MAX 4096 /* X-Forwarded-For text kept, all headers together */
@@ -38,77 +32,54 @@ int hs_trust_add(hs_options *o, const char *cidr)
     return 0;
 }
 
-static bool s_trusted(const hs_options *o, const char *ip)
-{
-    for (int i = 0; i < o->ntrusted; i++)
-        if (ab_cidr_contains(&o->trusted[i], ip))
-            return true;
-    return false;
-}
+#define S_FWD_LINES_MAX 16 /* Forwarded header lines read; more: the proxy's address */
 
 typedef struct {
-    char text[S_XFF_MAX];
-    size_t len;
-    bool overflow;
-} s_xff;
+    char xff[S_XFF_MAX]; /* every X-Forwarded-For line, joined with ',' (RFC 9110) */
+    size_t xff_len;
+    const char *fwd[S_FWD_LINES_MAX]; /* the Forwarded lines (libmicrohttpd's copies) */
+    int nfwd;
+    bool fwd_overflow, xff_overflow; /* too much to read whole */
+} s_headers;
 
-/* Every X-Forwarded-For header, in order, joined with ',' (as RFC 9110 combines them). */
 static enum MHD_Result s_collect(void *cls, enum MHD_ValueKind kind, const char *key,
                                  const char *value)
 {
     (void)kind;
-    s_xff *x = cls;
-    if (!key || strcasecmp(key, "X-Forwarded-For") != 0 || !value)
+    s_headers *h = cls;
+    if (!key || !value)
+        return MHD_YES;
+    if (strcasecmp(key, "Forwarded") == 0) {
+        if (h->nfwd == S_FWD_LINES_MAX) {
+            h->fwd_overflow = true;
+            return MHD_NO;
+        }
+        h->fwd[h->nfwd++] = value;
+        return MHD_YES;
+    }
+    if (strcasecmp(key, "X-Forwarded-For") != 0 || h->xff_overflow)
         return MHD_YES;
     size_t n = strlen(value);
-    if (x->len + n + 2 > sizeof x->text) {
-        x->overflow = true;
-        return MHD_NO;
+    if (h->xff_len + n + 2 > sizeof h->xff) {
+        h->xff_overflow = true; /* goes on: a Forwarded line, which wins, may still come */
+        return MHD_YES;
     }
-    if (x->len)
-        x->text[x->len++] = ',';
-    memcpy(x->text + x->len, value, n + 1);
-    x->len += n;
+    if (h->xff_len)
+        h->xff[h->xff_len++] = ',';
+    memcpy(h->xff + h->xff_len, value, n + 1);
+    h->xff_len += n;
     return MHD_YES;
-}
-
-/* The last entry of list[0..*len) (trimmed, into out) and shorten *len before it. Returns
- * false when it is no address. */
-static bool s_pop(const char *list, size_t *len, char *out, size_t outlen)
-{
-    size_t end = *len, start = end;
-    while (start > 0 && list[start - 1] != ',')
-        start--;
-    *len = start ? start - 1 : 0;
-    while (start < end && (list[start] == ' ' || list[start] == '\t'))
-        start++;
-    while (end > start && (list[end - 1] == ' ' || list[end - 1] == '\t'))
-        end--;
-    unsigned char bin[16];
-    if (end - start == 0 || end - start >= outlen)
-        return false;
-    memcpy(out, list + start, end - start);
-    out[end - start] = '\0';
-    return inet_pton(AF_INET, out, bin) == 1 || inet_pton(AF_INET6, out, bin) == 1;
 }
 
 void hs_client_address(const hs_options *o, struct MHD_Connection *c, const char *peer, char *out,
                        size_t outlen)
 {
     snprintf(out, outlen, "%s", peer);
-    if (o->ntrusted == 0 || !s_trusted(o, peer))
+    if (!hs_trusted(o->trusted, o->ntrusted, peer))
         return;
-    s_xff x = {.len = 0, .overflow = false};
-    MHD_get_connection_values(c, MHD_HEADER_KIND, s_collect, &x);
-    if (x.overflow || x.len == 0)
-        return; /* none, or too long to read whole: the proxy's own address */
-    size_t len = x.len;
-    char hop[INET6_ADDRSTRLEN];
-    while (len > 0) {
-        if (!s_pop(x.text, &len, hop, sizeof hop))
-            return;
-        snprintf(out, outlen, "%s", hop);
-        if (!s_trusted(o, hop))
-            return;
-    }
+    s_headers h = {.xff_len = 0, .nfwd = 0, .fwd_overflow = false, .xff_overflow = false};
+    MHD_get_connection_values(c, MHD_HEADER_KIND, s_collect, &h);
+    if (h.fwd_overflow || (h.nfwd == 0 && h.xff_overflow))
+        return; /* the header that counts is too long to read whole: the proxy's address */
+    hs_forwarded_client(o->trusted, o->ntrusted, peer, h.fwd, h.nfwd, h.xff, out, outlen);
 }

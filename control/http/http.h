@@ -8,9 +8,11 @@
  * to MISP's records; and it enforces the HTTP limits (body, headers, time, connections).
  *
  * Parts: main.c (options, the libmicrohttpd daemon, limits and error bodies), bus.c (a pool
- * of DEALER sockets: one command in flight per socket, many sockets), misp.c (the MISP
- * routes), stream.c (/events as Server-Sent Events, /metrics, /health), enginestats.c (the
- * engines' stats events that /metrics renders). */
+ * of DEALER sockets: one command in flight per socket, many sockets; or kafka.c's producer
+ * and reply dispatcher), misp.c (the MISP routes), stream.c (/events as Server-Sent Events,
+ * /metrics, /health), enginestats.c (the engines' stats events that /metrics renders),
+ * evsrc.c (where events come from: the broker's ZeroMQ fan-out or the Kafka events topic),
+ * kafka.c (the shim over Kafka, transport = kafka). */
 #ifndef AB_HTTP_H
 #define AB_HTTP_H
 
@@ -22,6 +24,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "config.h"
 #include "iprange.h"
 
 /* --- options ------------------------------------------------------------------------- */
@@ -46,6 +49,12 @@ typedef struct {
 #define HS_TRUSTED_MAX 16
     ab_cidr trusted[HS_TRUSTED_MAX]; /* --trust-forwarded-for: reverse proxies believed */
     int ntrusted;
+    /* transport = kafka in adminbus.conf: commands, replies and events over Kafka (kafka.c);
+     * url, events and proxy are then unused */
+    bool kafka;
+    char *kafka_brokers, *kafka_commands, *kafka_replies, *kafka_events;
+    char **kafka_names, **kafka_values; /* the kafka.* pass-through properties */
+    size_t nkafka;
 } hs_options;
 
 /* --- forwarded.c: the client's address ----------------------------------------------- */
@@ -54,8 +63,9 @@ typedef struct {
 int hs_trust_add(hs_options *o, const char *cidr);
 
 /* The address a request is from, into out: the connection's peer, unless the peer is a
- * trusted reverse proxy, then the first address from the right of X-Forwarded-For that is
- * not a trusted proxy (or the last trusted hop, when an entry is no address). */
+ * trusted reverse proxy, then the first address from the right of Forwarded (RFC 7239; or,
+ * without it, X-Forwarded-For) that is not a trusted proxy (or the last trusted hop, when
+ * a hop is no address). See forwarded.h. */
 void hs_client_address(const hs_options *o, struct MHD_Connection *c, const char *peer, char *out,
                        size_t outlen);
 
@@ -63,9 +73,10 @@ void hs_client_address(const hs_options *o, struct MHD_Connection *c, const char
 
 typedef struct hs_bus hs_bus;
 
-/* Commands go to url (the broker's commands endpoint), or, when proxy is not NULL, to the
- * broker's proxy intake with the HTTP client's address (hs_bus_client_ip). */
-hs_bus *hs_bus_new(const char *url, const char *proxy, int timeout_ms);
+/* Commands go to o->url (the broker's commands endpoint), or, when o->proxy is not NULL, to
+ * the broker's proxy intake with the HTTP client's address (hs_bus_client_ip); or, with
+ * o->kafka, to the commands topic (kafka.c). NULL with a message in err. */
+hs_bus *hs_bus_new(const hs_options *o, char *err, size_t errlen);
 
 /* Name the HTTP client the calling thread serves (its address in text form, from the
  * connection): the commands this thread sends carry it through the proxy intake. */
@@ -92,6 +103,60 @@ void hs_reply_release(hs_reply *r);
 
 /* Counters of what went over the bus, for /metrics: per command type, ok and each error. */
 void hs_bus_metrics(hs_bus *bus, char **text, size_t *len);
+
+/* --- evsrc.c: where events come from -------------------------------------------------- */
+
+typedef struct {
+    char *topic; /* the bus topic (job.42.done, engine.e1.stats, …) */
+    void *body;  /* the event, msgpack as published */
+    size_t len;
+} hs_event;
+
+typedef struct hs_server hs_server;
+typedef struct hs_evsrc hs_evsrc;
+struct hs_evsrc { /* an implementation embeds this first */
+    int (*next)(hs_evsrc *e, int timeout_ms, hs_event *ev);
+    void (*close)(hs_evsrc *e);
+};
+
+/* The events whose topic starts with one of prefixes[0..n) (n == 0: all) from now on: a SUB
+ * on srv->opt.events, or (opt.kafka) a consumer at the end of the events topic. NULL with
+ * a message in err. */
+hs_evsrc *hs_evsrc_open(hs_server *srv, const char *const *prefixes, size_t n, char *err,
+                        size_t errlen);
+
+/* The next event within timeout_ms: 1 (ev filled; release with hs_event_release), 0 none
+ * (timeout), -1 a fault. */
+int hs_evsrc_next(hs_evsrc *e, int timeout_ms, hs_event *ev);
+void hs_event_release(hs_event *ev);
+void hs_evsrc_close(hs_evsrc *e); /* NULL is fine */
+
+/* Before zmq_connect of one of the shim's sockets to endpoint: CURVE when the broker wants
+ * it there (the internal key pair, as the local daemons; else the client key of
+ * ADMINBUS_CURVE_SERVERKEY as adminctl), never on the ipc:// proxy intake. Returns 0, or -1
+ * with a message in err. */
+int hs_zmq_curve(void *sock, const char *endpoint, char *err, size_t errlen);
+
+/* --- kafka.c: the shim over Kafka ------------------------------------------------------ */
+
+/* Copy cfg's transport and kafka_* settings into o (o->kafka when transport = kafka). */
+void hs_kafka_options(const ab_config *cfg, hs_options *o);
+void hs_kafka_options_free(hs_options *o);
+
+hs_evsrc *hs_evsrc_kafka_open(const hs_options *o, const char *const *prefixes, size_t n, char *err,
+                              size_t errlen);
+
+typedef struct hs_kbus hs_kbus;
+/* A producer to the commands topic and a consumer at the end of the replies topic with a
+ * dispatcher thread; NULL with a message in err (the cluster unreachable at start). */
+hs_kbus *hs_kbus_new(const hs_options *o, char *err, size_t errlen);
+void hs_kbus_free(hs_kbus *k);
+/* This shim's reply_to (unique per process): every command carries it. */
+const char *hs_kbus_reply_to(const hs_kbus *k);
+/* Produce body (a command for id, reply_to set) keyed by id and wait for its reply; re-sent
+ * once with the same id. Returns the reply (malloc'd, *rlen bytes) or NULL with err. */
+char *hs_kbus_request(hs_kbus *k, const char *body, size_t len, const char *id, int timeout_ms,
+                      size_t *rlen, char *err, size_t errlen);
 
 /* --- the request, as the route handlers see it -------------------------------------- */
 
@@ -166,7 +231,7 @@ void hs_guard_rearm(struct MHD_Connection *c);
 
 /* --- enginestats.c: the engines' engine.<name>.stats events, for /metrics ----------- */
 
-/* Subscribe (a thread) on srv->zctx to srv->opt.events; NULL when it cannot start. */
+/* Follow the stats events (a thread, through evsrc.c); NULL when it cannot start. */
 hs_engine_stats *hs_engine_stats_start(hs_server *srv);
 void hs_engine_stats_stop(hs_engine_stats **s); /* before zmq_ctx_term */
 

@@ -372,8 +372,10 @@ static void s_usage(FILE *f)
                "  --bus-timeout-ms MS     wait this long for a reply, twice (default 10000)\n"
                "  --sse-recheck S         /events re-checks the caller's key (default 30)\n"
                "  --tls-cert PEM --tls-key PEM   serve HTTPS (GnuTLS)\n"
-               "  --trust-forwarded-for CIDR     believe X-Forwarded-For from reverse proxies in\n"
-               "                          this range (repeatable; default: never believed)\n");
+               "  --trust-forwarded-for CIDR     believe Forwarded (RFC 7239) and X-Forwarded-For\n"
+               "                          from reverse proxies in this range (repeatable;\n"
+               "                          default: never believed)\n"
+               "  --help, --version\n");
 }
 
 static int s_number(const char *flag, const char *v, long long min, long long max, long long *out)
@@ -506,7 +508,12 @@ static int s_fill(hs_options *o)
     o->events = conn.events;
     conn.url = conn.events = NULL;
     ctl_conn_free(&conn);
-    if (!o->url || !o->events) {
+    if (o->kafka && !o->kafka_brokers[0]) {
+        fprintf(stderr, S_NAME ": transport = kafka but kafka_brokers is empty: set it in "
+                               "adminbus.conf (host:port,…)\n");
+        return -1;
+    }
+    if (!o->kafka && (!o->url || !o->events)) {
         fprintf(stderr,
                 S_NAME ": no broker endpoint: give --url and --events, or set ADMINBUS_URL and "
                        "ADMINBUS_EVENTS (or run ops/run, which writes $ADMINBUS_HOME/env)\n");
@@ -529,7 +536,11 @@ static int s_load_proxy(int *argc, char **argv, hs_options *o)
     char err[1024], ep[AB_PROXY_PATH_MAX + 16];
     int rc = ab_config_load(&cfg, argc, argv, err, sizeof err);
     if (rc == 0)
+        hs_kafka_options(&cfg, o); /* transport = kafka: no broker, no proxy intake */
+    if (rc == 0 && !o->kafka)
         rc = ab_proxy_endpoint(cfg.proxy_endpoint, cfg.home, ep, sizeof ep, err, sizeof err);
+    else if (rc == 0)
+        rc = 2; /* over Kafka: no proxy intake to resolve, nothing to say */
     if (rc < 0)
         fprintf(stderr, S_NAME ": %s\n", err);
     else if (rc == 0 && strcmp(cfg.proxy_endpoint, "off") != 0)
@@ -612,8 +623,13 @@ static void s_announce(hs_server *srv, struct MHD_Daemon *d)
     printf("ADMINBUS_HTTP=%s://%s:%u\n", srv->opt.tls_cert ? "https" : "http", srv->opt.listen,
            port);
     fflush(stdout);
-    fprintf(stderr, S_NAME ": listening on %s:%u (bus %s, events %s)\n", srv->opt.listen, port,
-            srv->opt.proxy ? srv->opt.proxy : srv->opt.url, srv->opt.events);
+    if (srv->opt.kafka)
+        fprintf(stderr, S_NAME ": listening on %s:%u (kafka %s, topics %s, %s, %s)\n",
+                srv->opt.listen, port, srv->opt.kafka_brokers, srv->opt.kafka_commands,
+                srv->opt.kafka_replies, srv->opt.kafka_events);
+    else
+        fprintf(stderr, S_NAME ": listening on %s:%u (bus %s, events %s)\n", srv->opt.listen, port,
+                srv->opt.proxy ? srv->opt.proxy : srv->opt.url, srv->opt.events);
     if (srv->opt.port_file) {
         FILE *f = fopen(srv->opt.port_file, "w");
         if (f) {
@@ -632,11 +648,15 @@ static void s_options_free(hs_options *o)
     free(o->tls_cert);
     free(o->tls_key);
     free(o->port_file);
+    hs_kafka_options_free(o);
 }
 
 int main(int argc, char **argv)
 {
     static hs_server srv;
+    int early = ab_config_early_flags(argc, argv, S_NAME, s_usage);
+    if (early >= 0) /* before adminbus.conf is read: help works when it is broken */
+        return early;
     srv.opt = (hs_options){.listen = strdup("127.0.0.1"),
                            .max_body = 1 << 20,
                            .max_header = 16384,
@@ -658,11 +678,14 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
     pthread_mutex_init(&srv.lock, NULL);
-    srv.bus = hs_bus_new(srv.opt.url, srv.opt.proxy, srv.opt.bus_timeout_ms);
+    char err[512];
+    srv.bus = hs_bus_new(&srv.opt, err, sizeof err);
+    if (!srv.bus)
+        fprintf(stderr, S_NAME ": cannot reach the bus: %s\n", err);
     srv.zctx = zmq_ctx_new();
     char *pem[2] = {NULL, NULL};
     srv.guard = hs_guard_start(&srv);
-    srv.stats = srv.zctx ? hs_engine_stats_start(&srv) : NULL;
+    srv.stats = srv.zctx && srv.bus ? hs_engine_stats_start(&srv) : NULL;
     struct MHD_Daemon *d = srv.bus && srv.zctx && srv.guard ? s_start(&srv, pem) : NULL;
     int rc = 1;
     if (d) {
@@ -673,7 +696,7 @@ int main(int argc, char **argv)
         srv.stopping = 1;
         MHD_stop_daemon(d);
         rc = 0;
-    } else {
+    } else if (srv.bus) { /* without a bus, the reason is said above */
         fprintf(stderr, S_NAME ": cannot start the HTTP server on %s:%d\n", srv.opt.listen,
                 srv.opt.port);
     }

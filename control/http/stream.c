@@ -12,7 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <zmq.h>
 
 #include "cli.h"
 #include "http.h"
@@ -22,12 +21,13 @@
 
 typedef struct {
     hs_server *srv;
-    void *sub;
+    hs_evsrc *src; /* the broker's fan-out or the Kafka events topic (evsrc.c) */
     char auth[256];
     int64_t next_check_ms, last_write_ms;
     char *pending; /* text not yet handed to libmicrohttpd */
     size_t plen, poff;
-    bool ending; /* send what is pending, then end */
+    bool ending;  /* send what is pending, then end */
+    bool counted; /* in srv->streams */
 } s_stream;
 
 static int64_t s_now_ms(void)
@@ -63,34 +63,22 @@ static void s_set_pending(s_stream *st, char *text)
     st->poff = 0;
 }
 
-/* One event from the subscriber as an SSE message: data: {"topic", "ts", "data"}. */
-static char *s_next_event(void *sub)
+/* An event as an SSE message: data: {"topic", "ts", "data"} (as published); NULL when its
+ * body is not msgpack. */
+static char *s_sse(const hs_event *ev)
 {
-    zmq_msg_t topic, body;
-    zmq_msg_init(&topic);
-    zmq_msg_init(&body);
-    char *text = NULL;
-    if (zmq_msg_recv(&topic, sub, 0) >= 0 && zmq_msg_more(&topic) &&
-        zmq_msg_recv(&body, sub, 0) >= 0) {
-        msgpack_unpacked u;
-        msgpack_unpacked_init(&u);
-        size_t off = 0;
-        json_t *j = NULL;
-        if (msgpack_unpack_next(&u, zmq_msg_data(&body), zmq_msg_size(&body), &off) ==
-            MSGPACK_UNPACK_SUCCESS)
-            j = ctl_to_json(&u.data);
-        msgpack_unpacked_destroy(&u);
-        char *data = j ? json_dumps(j, JSON_COMPACT) : NULL;
-        if (data && asprintf(&text, "data: %s\n\n", data) < 0)
-            text = NULL;
-        free(data);
-        json_decref(j);
-    }
-    /* drop any further frames of a malformed message */
-    while (zmq_msg_more(&body) && zmq_msg_recv(&body, sub, 0) >= 0) {
-    }
-    zmq_msg_close(&topic);
-    zmq_msg_close(&body);
+    msgpack_unpacked u;
+    msgpack_unpacked_init(&u);
+    size_t off = 0;
+    json_t *j = NULL;
+    if (msgpack_unpack_next(&u, ev->body, ev->len, &off) == MSGPACK_UNPACK_SUCCESS)
+        j = ctl_to_json(&u.data);
+    msgpack_unpacked_destroy(&u);
+    char *data = j ? json_dumps(j, JSON_COMPACT) : NULL, *text = NULL;
+    if (data && asprintf(&text, "data: %s\n\n", data) < 0)
+        text = NULL;
+    free(data);
+    json_decref(j);
     return text;
 }
 
@@ -119,9 +107,10 @@ static void s_fill(s_stream *st)
                 return;
             }
         }
-        zmq_pollitem_t item = {st->sub, 0, ZMQ_POLLIN, 0};
-        if (zmq_poll(&item, 1, 1000) > 0) {
-            s_set_pending(st, s_next_event(st->sub));
+        hs_event ev;
+        if (hs_evsrc_next(st->src, 1000, &ev) > 0) {
+            s_set_pending(st, s_sse(&ev));
+            hs_event_release(&ev);
         } else if (s_now_ms() - st->last_write_ms >= S_KEEPALIVE_MS) {
             s_set_pending(st, strdup(": keep-alive\n\n"));
         }
@@ -147,18 +136,19 @@ static ssize_t s_read(void *cls, uint64_t pos, char *buf, size_t max)
 static void s_free(void *cls)
 {
     s_stream *st = cls;
-    if (st->sub)
-        zmq_close(st->sub);
-    pthread_mutex_lock(&st->srv->lock);
-    st->srv->streams--;
-    pthread_mutex_unlock(&st->srv->lock);
+    hs_evsrc_close(st->src);
+    if (st->counted) {
+        pthread_mutex_lock(&st->srv->lock);
+        st->srv->streams--;
+        pthread_mutex_unlock(&st->srv->lock);
+    }
     free(st->pending);
     free(st);
 }
 
 typedef struct {
-    void *sub;
-    int n;
+    const char *topics[S_TOPICS_MAX]; /* the request's ?topic= values */
+    size_t n;
 } s_subs;
 
 static enum MHD_Result s_subscribe(void *cls, enum MHD_ValueKind kind, const char *key,
@@ -168,8 +158,7 @@ static enum MHD_Result s_subscribe(void *cls, enum MHD_ValueKind kind, const cha
     s_subs *s = cls;
     if (strcmp(key, "topic") != 0 || !value || s->n >= S_TOPICS_MAX)
         return MHD_YES;
-    zmq_setsockopt(s->sub, ZMQ_SUBSCRIBE, value, strlen(value));
-    s->n++;
+    s->topics[s->n++] = value;
     return MHD_YES;
 }
 
@@ -190,20 +179,23 @@ void hs_events(hs_req *r)
     }
     st->srv = r->srv;
     snprintf(st->auth, sizeof st->auth, "%s", r->auth ? r->auth : "");
-    st->sub = zmq_socket(r->srv->zctx, ZMQ_SUB);
-    int zero = 0;
-    zmq_setsockopt(st->sub, ZMQ_LINGER, &zero, sizeof zero);
-    s_subs subs = {st->sub, 0};
+    s_subs subs = {.n = 0};
     MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, s_subscribe, &subs);
-    if (subs.n == 0)
-        zmq_setsockopt(st->sub, ZMQ_SUBSCRIBE, "", 0);
-    zmq_connect(st->sub, r->srv->opt.events);
+    char err[512];
+    st->src = hs_evsrc_open(r->srv, subs.topics, subs.n, err, sizeof err);
+    if (!st->src) {
+        s_free(st);
+        hs_error(r, 503, "unavailable", "Service Unavailable", "cannot open the event stream: %s",
+                 err);
+        return;
+    }
     st->next_check_ms = s_now_ms() + (int64_t)r->srv->opt.sse_recheck_s * 1000;
     /* The first lines go out at once, so that a client knows the stream is open. */
     s_set_pending(st, strdup(": adminbus event stream; one data: line per event\n\n"));
     pthread_mutex_lock(&r->srv->lock);
     r->srv->streams++;
     pthread_mutex_unlock(&r->srv->lock);
+    st->counted = true;
     struct MHD_Response *resp =
         MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, s_read, st, s_free);
     if (!resp) {

@@ -13,6 +13,7 @@ replies after COMMIT on both). Prints one human line on stderr and one JSON line
 The authkey comes from ADMINBUS_AUTHKEY."""
 
 import argparse
+import itertools
 import json
 import os
 import sys
@@ -36,12 +37,14 @@ class Run:
         self.bad = 0
 
     def answered(self, reply):
+        """Count a reply to a command in flight; True when it was one (not a duplicate)."""
         t0 = self.sent.pop(reply.get("id"), None)
         if t0 is None:
-            return
+            return False
         self.lat.append(time.monotonic() - t0)
         if reply.get("ok") is not True:
             self.bad += 1
+        return True
 
     def report(self, mode, start, end, extra):
         self.lat.sort()
@@ -56,17 +59,16 @@ class Run:
         return 1 if self.bad else 0
 
 
-def run_zmq(a, key):
-    import zmq
-    ctx = zmq.Context()
-    s = ctx.socket(zmq.DEALER)
-    s.setsockopt(zmq.LINGER, 0)
-    s.connect(a.url)
+def drive(a, key, mode, send, receive):
+    """The client loop both transports share: keep a.window commands in flight (send(cmd)
+    sends one), count the replies receive() returns (a batch, possibly empty, after a short
+    wait), until every command is answered; exits when a.timeout passes first.
+    Returns (run, start, end)."""
     run = Run(a.commands)
     todo = commands(a.commands, a.tag, key)
     start = time.monotonic()
-    done = 0
     deadline = start + a.timeout
+    done = 0
     while done < a.commands:
         while len(run.sent) < a.window:
             item = next(todo, None)
@@ -75,17 +77,32 @@ def run_zmq(a, key):
             cid, cmd = item
             cmd["id"] = cid
             run.sent[cid] = time.monotonic()
-            s.send_multipart([b"", msgpack.packb(cmd, use_bin_type=True)])
+            send(cmd)
+        done += sum(run.answered(reply) for reply in receive())
+        if done < a.commands and time.monotonic() > deadline:
+            sys.exit(f"{mode}: {a.commands - done} replies missing after {a.timeout} s")
+    return run, start, time.monotonic()
+
+
+def run_zmq(a, key):
+    import zmq
+    ctx = zmq.Context()
+    s = ctx.socket(zmq.DEALER)
+    s.setsockopt(zmq.LINGER, 0)
+    s.connect(a.url)
+
+    def send(cmd):
+        s.send_multipart([b"", msgpack.packb(cmd, use_bin_type=True)])
+
+    def receive():
         if not s.poll(1000):
-            if time.monotonic() > deadline:
-                sys.exit(f"zmq: {a.commands - done} replies missing after {a.timeout} s")
-            continue
+            return []
+        replies = []
         while s.poll(0):
-            frames = s.recv_multipart()
-            before = len(run.sent)
-            run.answered(msgpack.unpackb(frames[-1], raw=False))
-            done += before - len(run.sent)
-    end = time.monotonic()
+            replies.append(msgpack.unpackb(s.recv_multipart()[-1], raw=False))
+        return replies
+
+    run, start, end = drive(a, key, "zmq", send, receive)
     s.close()
     ctx.term()
     return run.report("zmq", start, end, {"window": a.window})
@@ -102,34 +119,21 @@ def run_kafka(a, key):
         parts.append(TopicPartition(a.replies_topic, p, hi))
     c.assign(parts)
     p = Producer({"bootstrap.servers": a.bootstrap, "linger.ms": 1})
-    run = Run(a.commands)
-    todo = commands(a.commands, a.tag, key)
     reply_to = [f"bench-{a.tag}-{i}".encode() for i in range(a.clients)]
-    start = time.monotonic()
-    deadline = start + a.timeout
-    done = i = 0
-    while done < a.commands:
-        while len(run.sent) < a.window:
-            item = next(todo, None)
-            if item is None:
-                break
-            cid, cmd = item
-            cmd["id"] = cid
-            cmd["reply_to"] = reply_to[i % a.clients].decode()
-            i += 1
-            run.sent[cid] = time.monotonic()
-            p.produce(a.commands_topic, msgpack.packb(cmd, use_bin_type=True),
-                      key=cid.encode())
+    next_reply_to = itertools.cycle(reply_to)
+
+    def send(cmd):
+        cmd["reply_to"] = next(next_reply_to).decode()
+        p.produce(a.commands_topic, msgpack.packb(cmd, use_bin_type=True),
+                  key=cmd["id"].encode())
+
+    def receive():
         p.poll(0)
-        for m in c.consume(num_messages=1000, timeout=0.05):
-            if m.error() or m.key() not in reply_to:
-                continue
-            before = len(run.sent)
-            run.answered(msgpack.unpackb(m.value(), raw=False))
-            done += before - len(run.sent)
-        if time.monotonic() > deadline:
-            sys.exit(f"kafka: {a.commands - done} replies missing after {a.timeout} s")
-    end = time.monotonic()
+        return [msgpack.unpackb(m.value(), raw=False)
+                for m in c.consume(num_messages=1000, timeout=0.05)
+                if not m.error() and m.key() in reply_to]
+
+    run, start, end = drive(a, key, "kafka", send, receive)
     p.flush(10)
     c.close()
     return run.report("kafka", start, end, {"window": a.window, "clients": a.clients})

@@ -23,6 +23,7 @@ import subprocess
 import tempfile
 import time
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlparse
 
@@ -508,24 +509,30 @@ class Stack:
         self.engine.expected_dead = True
         self.check_log_file(self.engine.log)
 
-    def wait_ready(self, timeout=60):
+    def daemons(self):
+        """The daemons the stack needs to answer (wait_ready watches them): broker, engine."""
+        return [self.broker, self.engine]
+
+    def wait_ready(self, timeout=60, per_try=1.0, what="stack"):
+        """Send auth.whoami (each try waiting per_try seconds) until one answers ok; fail with
+        the daemons' logs when one of them exits first or nothing answers within timeout."""
+        daemons = [d for d in self.daemons() if d is not None]
         deadline = time.monotonic() + timeout
         last = None
         while time.monotonic() < deadline:
-            for d in (self.broker, self.engine):
-                if not d.alive():
+            for d in daemons:
+                if not d.alive() and not d.expected_dead:
                     raise AssertionError(f"{d.name} exited with {d.proc.returncode} during "
                                          f"start:\n{self.tail(d.log)}")
             try:
-                last = self.cmd("auth.whoami", timeout=1.0)
+                last = self.cmd("auth.whoami", timeout=per_try)
                 if last.get("ok"):
                     return
             except TimeoutError as e:
                 last = e
             time.sleep(0.1)
-        raise AssertionError(f"stack not ready within {timeout}s (last: {last!r})\n"
-                             f"broker:\n{self.tail(self.broker.log)}\n"
-                             f"engine:\n{self.tail(self.engine.log)}")
+        raise AssertionError(f"{what} not ready within {timeout}s (last: {last!r})\n" +
+                             "\n".join(f"{d.name}:\n{self.tail(d.log)}" for d in daemons))
 
     @staticmethod
     def tail(path, n=30):
@@ -628,10 +635,12 @@ class Stack:
                     w.stop()
             self.check_log_file(w.log)
 
-    def close(self):
-        self.close_workers()
-        for d in (self.engine, self.broker):
-            if d is None or d.expected_dead:
+    def stop_daemons(self, daemons):
+        """SIGTERM each daemon (in order) that is not expected dead; a daemon that died on its
+        own or exits badly goes to self.problems; every log is scanned for sanitizer reports."""
+        daemons = [d for d in daemons if d is not None]
+        for d in daemons:
+            if d.expected_dead:
                 continue
             if not d.alive():
                 self.problems.append(f"{d.name} died unexpectedly (exit {d.proc.returncode}):\n"
@@ -641,9 +650,12 @@ class Stack:
             if rc not in (0, -signal.SIGTERM):
                 self.problems.append(f"{d.name} exited with {rc} after SIGTERM:\n"
                                      f"{self.tail(d.log)}")
-        for d in (self.engine, self.broker):
-            if d is not None:
-                self.check_log_file(d.log)
+        for d in daemons:
+            self.check_log_file(d.log)
+
+    def close(self):
+        self.close_workers()
+        self.stop_daemons([self.engine, self.broker])
         self.ctx.destroy(linger=0)
         if self.db is not None:
             self.db.close()
@@ -655,16 +667,24 @@ class Stack:
         admin.close()
 
 
+@contextmanager
+def running(stack, **start):
+    """Start stack (start(**start)), hand it out, close it; then fail the test when teardown
+    found problems (a daemon died unexpectedly, a sanitizer reported). Every stack fixture
+    (Stack, CurveStack, KafkaStack) goes through here."""
+    try:
+        stack.start(**start)
+        yield stack
+    finally:
+        stack.close()
+    if stack.problems:
+        pytest.fail("\n\n".join(stack.problems), pytrace=False)
+
+
 @pytest.fixture
 def stack(mariadb, tmp_path):
     """A fresh database, a broker and an engine on free loopback ports; see Stack.
     Teardown stops exactly the processes it started, drops the database, and fails the
     test when a daemon died unexpectedly or a sanitizer reported anything."""
-    s = Stack(mariadb, tmp_path / "home")
-    try:
-        s.start()
+    with running(Stack(mariadb, tmp_path / "home")) as s:
         yield s
-    finally:
-        s.close()
-    if s.problems:
-        pytest.fail("\n\n".join(s.problems), pytrace=False)

@@ -2,6 +2,11 @@
 
 import json
 import re
+import subprocess
+import time
+from pathlib import Path
+
+from conftest import ROOT, free_ports
 
 UUID_LOWER = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
@@ -50,3 +55,51 @@ def admin(stack):
         "FROM users u JOIN organisations o ON o.id = u.org_id ORDER BY u.id LIMIT 1")
     assert rows, "no site administrator in the database"
     return rows[0]
+
+
+def wait_job(stack, job, timeout=60, states=("done", "failed")):
+    """The job's row (state, message, attempts) once it is in one of states."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        row = stack.rows("SELECT state, message, attempts FROM jobs WHERE id = %s", job)[0]
+        if row["state"] in states:
+            return row
+        time.sleep(0.1)
+    raise AssertionError(f"job {job} not finished within {timeout}s: {row}")
+
+
+class LoopServer:
+    """The test side of a loopback test server (tests/e2e/keyserver.py, smtp_sink.py): runs
+    the script on a free 127.0.0.1 port with its folder (self.dir) and extra arguments,
+    waits for its "ready" line (loopserver.serve_until_signal), stops it by its pid.
+    Its stderr goes to FOLDER/../NAME.log. A context manager: `with Server(...) as s:`."""
+
+    def __init__(self, script, folder, *args):
+        self.dir = Path(folder)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.port = free_ports(1)[0]
+        self.name = Path(script).stem
+        self.log = open(self.dir.parent / f"{self.name}.log", "ab")
+        argv = ["/usr/bin/python3", str(ROOT / "tests" / "e2e" / script),
+                "--port", str(self.port), "--dir", str(self.dir), *map(str, args)]
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=self.log,
+                                     stdin=subprocess.DEVNULL)
+        line = self.proc.stdout.readline().decode()
+        if not line.startswith("ready"):
+            self.stop()
+            raise AssertionError(f"{self.name} did not start: {line!r} (see {self.log.name})")
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        self.log.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()

@@ -140,22 +140,12 @@ class KafkaStack(Stack):
             self.wait_ready(timeout)
         return e
 
+    def daemons(self):
+        return self.engines
+
     def wait_ready(self, timeout=60):
-        deadline = time.monotonic() + timeout
-        last = None
-        while time.monotonic() < deadline:
-            for d in self.engines:
-                if not d.alive() and not d.expected_dead:
-                    raise AssertionError(f"{d.name} exited with {d.proc.returncode} during "
-                                         f"start:\n{self.tail(d.log)}")
-            try:
-                last = self.cmd("auth.whoami", timeout=5.0)
-                if last.get("ok"):
-                    return
-            except TimeoutError as e:
-                last = e
-        raise AssertionError(f"Kafka stack not ready within {timeout}s (last: {last!r})\n" +
-                             "\n".join(f"{d.name}:\n{self.tail(d.log)}" for d in self.engines))
+        # A try waits longer than on ZeroMQ: the first record may wait for a rebalance.
+        super().wait_ready(timeout, per_try=5.0, what="Kafka stack")
 
     def kill_engine(self, engine):
         engine.kill9()
@@ -263,19 +253,7 @@ class KafkaStack(Stack):
 
     def close(self):
         self.close_workers()  # workers, schedulers, supervisors a test started
-        for d in self.engines:
-            if d.expected_dead:
-                continue
-            if not d.alive():
-                self.problems.append(f"{d.name} died unexpectedly (exit {d.proc.returncode}):\n"
-                                     f"{self.tail(d.log)}")
-                continue
-            rc = d.stop()
-            if rc not in (0, -15):
-                self.problems.append(f"{d.name} exited with {rc} after SIGTERM:\n"
-                                     f"{self.tail(d.log)}")
-        for d in self.engines:
-            self.check_log_file(d.log)
+        self.stop_daemons(self.engines)
         if self.producer is not None:
             self.producer.flush(5)
         self.ctx.destroy(linger=0)

@@ -16,10 +16,11 @@ when it listens; stops on SIGTERM.
 import argparse
 import os
 import re
-import signal
 import threading
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from loopserver import serve_until_signal
 
 
 def handler_for(folder):
@@ -72,14 +73,8 @@ def main():
     ap.add_argument("--dir", required=True)
     a = ap.parse_args()
     server = ThreadingHTTPServer(("127.0.0.1", a.port), handler_for(a.dir))
-    t = threading.Thread(target=server.serve_forever, daemon=True)
-    t.start()
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    print("ready", a.port, flush=True)
-    stop.wait()
-    server.shutdown()
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    serve_until_signal(a.port, server.shutdown)
 
 
 if __name__ == "__main__":

@@ -28,12 +28,13 @@ import argparse
 import asyncio
 import json
 import os
-import signal
 import ssl
 import threading
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
+
+from loopserver import serve_until_signal
 
 
 class Sink:
@@ -141,12 +142,7 @@ def main():
     controller = Controller(Sink(a.dir), hostname="127.0.0.1", port=a.port,
                             decode_data=False, enable_SMTPUTF8=True, **tls, **auth)
     controller.start()
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    print("ready", a.port, flush=True)
-    stop.wait()
-    controller.stop()
+    serve_until_signal(a.port, controller.stop)
 
 
 if __name__ == "__main__":

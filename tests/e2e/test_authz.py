@@ -21,7 +21,8 @@ Personas (columns):
 Cells:
   +  allowed: authorisation passed (ok, or not_found, conflict, unavailable, … from the
      handler)
-  -  forbidden (error code forbidden)
+  -  refused: forbidden, or for a user (or a user's key) out of the caller's reach the
+     not_found a missing one gets (HIDDEN below)
   x  unauthenticated (disabled user, expired key, no key)
   r  + when the command only reads, - when it writes (rows written for commands of other
      slices, whose writes flag comes from the catalog)
@@ -299,13 +300,23 @@ class Cell:
         return self.fx.add_role(self.fx.fresh("role"))
 
 
+# What anyone but a site admin is told about a user out of their reach, or about a key of
+# such a user, existing or not (engine/identity.c ab_user_not_found, engine/authkeycmd.c):
+# the rows name existing users and keys, so here that answer is a "-".
+HIDDEN_USER = "no such user among those you may manage"
+HIDDEN = {"user": HIDDEN_USER, "authkey_id": "no authkey has the id"}
+
+
 def outcome(reply):
     """The cell a reply shows: +, -, x, or ! (invalid or internal: a wrong row or a bug)."""
     if reply.get("ok") is True:
         return "+"
-    code = reply["error"]["code"]
+    err = reply["error"]
+    hidden = HIDDEN.get(err.get("field"))
+    if err["code"] == "not_found" and hidden and err["message"].startswith(hidden):
+        return "-"
     return {"forbidden": "-", "unauthenticated": "x", "invalid": "!", "internal": "!"}.get(
-        code, "+")
+        err["code"], "+")
 
 
 def expected(cell_char, spec):
@@ -409,8 +420,11 @@ def test_org_admin_manages_only_their_own_organisation(stack):
                         ("user.disable", {"user": "bob@beta.test"}),
                         ("user.delete", {"user": "bob@beta.test"}),
                         ("user.change_pw", {"user": "bob@beta.test", "password": GOOD_PW})):
-        err = assert_error(as_boss(type_, args), "forbidden", "user")
-        assert "own organisation" in err["message"]
+        err = assert_error(as_boss(type_, args), "not_found", "user")
+        assert err["message"].startswith(HIDDEN_USER)
+        # the same answer as for an address that exists nowhere: nothing to learn
+        args = dict(args, user="nobody@nowhere.test")
+        assert assert_error(as_boss(type_, args), "not_found", "user") == err
     for type_, args in (("user.view", {"user": "root@alpha.test"}),
                         ("user.edit", {"user": "root@alpha.test", "autoalert": True}),
                         ("user.disable", {"user": "root@alpha.test"}),

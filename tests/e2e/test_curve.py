@@ -20,7 +20,7 @@ import pytest
 import zmq
 import zmq.auth
 
-from conftest import BIN, Stack, free_ports
+from conftest import BIN, Stack, free_ports, running
 
 HERE = Path(__file__).resolve().parent
 
@@ -74,14 +74,8 @@ def set_curve(sock, server, public, secret):
 
 @pytest.fixture
 def cstack(mariadb, tmp_path):
-    s = CurveStack(mariadb, tmp_path / "home")
-    try:
-        s.start()
+    with running(CurveStack(mariadb, tmp_path / "home")) as s:
         yield s
-    finally:
-        s.close()
-    if s.problems:
-        pytest.fail("\n\n".join(s.problems), pytrace=False)
 
 
 def ask(stack, keys=None, timeout=2.0):

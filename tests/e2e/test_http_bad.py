@@ -4,10 +4,13 @@ slowloris clients among them."""
 
 import http.client
 import json
+import re
 import socket
+import subprocess
 import threading
 import time
 
+from conftest import BIN, clean_env
 from test_http import curl
 
 LIMITS = dict(max_body=2048, max_header=4096, request_timeout=2, idle_timeout=5)
@@ -188,3 +191,33 @@ def test_many_concurrent_clients_with_slowloris_among_them(stack):
     assert h.alive()
     st, me = curl(base, "GET", "/users/view/me", key)
     assert st == 200
+
+
+DAEMONS = ("adminbus-http", "adminbus-broker", "adminbus-engine", "adminbus-worker",
+           "adminbus-scheduler", "adminbus-supervisor")
+
+
+def test_help_and_version_work_when_the_configuration_is_broken(tmp_path):
+    """--help and --version print and exit 0 before adminbus.conf is read: an operator
+    with a broken file can still read how to fix it."""
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "adminbus.conf").write_text("db_dsn=\nthis line is no setting\n")
+    env = clean_env(ADMINBUS_HOME=home)
+
+    def run(exe, *args):
+        return subprocess.run([str(BIN / exe), *args], env=env, capture_output=True, text=True,
+                              timeout=30, stdin=subprocess.DEVNULL)
+
+    for exe in DAEMONS:  # the file is broken indeed: without the flags they refuse it
+        p = run(exe)
+        assert p.returncode == 2 and "adminbus.conf:2" in p.stderr, (exe, p.returncode,
+                                                                     p.stderr)
+    for exe in DAEMONS + ("adminctl",):
+        for flag in ("--help", "-h"):
+            p = run(exe, flag)
+            assert p.returncode == 0 and p.stderr == "", (exe, flag, p.returncode, p.stderr)
+            assert p.stdout.lower().startswith("usage:") and exe in p.stdout, (exe, p.stdout)
+        p = run(exe, "--version")
+        assert p.returncode == 0 and p.stderr == "", (exe, p.returncode, p.stderr)
+        assert re.fullmatch(rf"{exe} \d+\.\d+\.\d+\n", p.stdout), (exe, p.stdout)

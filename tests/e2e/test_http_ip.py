@@ -275,12 +275,59 @@ def test_forwarded_for_is_believed_only_from_trusted_proxies(stack):
     assert whoami("127.0.0.3", ["127.0.0.9", "127.0.0.2"])[0] == 200
     # trusted hops are skipped
     assert whoami("127.0.0.3", "127.0.0.2, 127.0.0.3")[0] == 200
+    # entries with ports (IPv4, bracketed IPv6) name their address
+    assert whoami("127.0.0.3", "127.0.0.9, 127.0.0.2:8080")[0] == 200
+    assert whoami("127.0.0.3", "[::ffff:127.0.0.2]:4711")[0] == 200
     # a garbled entry stops at the hop that appended it: the proxy's own address
-    for bad in ("127.0.0.2, junk", "127.0.0.2:8080", "", "127.0.0.2,"):
+    for bad in ("127.0.0.2, junk", "127.0.0.2:80800", "", "127.0.0.2,", "[127.0.0.2]:80"):
         st, err = whoami("127.0.0.3", bad)
         assert st == 401 and "127.0.0.3" in err["message"], (bad, st, err)
     # from anyone else the header is ignored
     st, err = whoami("127.0.0.4", "127.0.0.2")
+    assert st == 401 and "127.0.0.4" in err["message"], err
+
+
+def test_forwarded_header_from_trusted_proxies(stack):
+    """RFC 7239 Forwarded: for= nodes with ports, quoted, in brackets, names in any case,
+    read from the right past trusted proxies; it wins over X-Forwarded-For; unknown or
+    obfuscated nodes and malformed values leave the proxy's own address."""
+    http = stack.start_http(trust_forwarded_for="127.0.0.3/32")
+    key2 = restricted_key(stack, "127.0.0.2/32")
+    key6 = restricted_key(stack, "2001:db8:cafe::/48")
+
+    def whoami(source, *headers, key=key2):
+        return curl_from(source, http.base, "GET", "/users/view/me", key, headers=headers)
+
+    assert whoami("127.0.0.3", "Forwarded: for=127.0.0.2")[0] == 200
+    assert whoami("127.0.0.3", 'Forwarded: For="127.0.0.2:4711";proto=http')[0] == 200
+    assert whoami("127.0.0.3", "Forwarded: for=127.0.0.9;proto=http, FOR=127.0.0.2, "
+                  "for=127.0.0.3")[0] == 200  # past the trusted hop
+    assert whoami("127.0.0.3", "Forwarded: for=192.0.2.60;proto=http, "
+                  'for="[2001:db8:cafe::17]:4711"', key=key6)[0] == 200
+    st, err = whoami("127.0.0.3", "Forwarded: for=127.0.0.2, for=127.0.0.9")
+    assert st == 401 and "127.0.0.9" in err["message"], err
+    # several header lines are one list, in order
+    assert whoami("127.0.0.3", "Forwarded: for=127.0.0.9", "Forwarded: for=127.0.0.2")[0] == 200
+    # Forwarded wins over X-Forwarded-For
+    assert whoami("127.0.0.3", "X-Forwarded-For: 127.0.0.9", "Forwarded: for=127.0.0.2")[0] \
+        == 200
+    st, err = whoami("127.0.0.3", "X-Forwarded-For: 127.0.0.2", "Forwarded: for=127.0.0.9")
+    assert st == 401 and "127.0.0.9" in err["message"], err
+    # an X-Forwarded-For too long to read (over 4 KiB) does not hide a Forwarded line
+    long_xff = "X-Forwarded-For: " + ", ".join(["127.0.0.9"] * 600)
+    assert whoami("127.0.0.3", long_xff, "Forwarded: for=127.0.0.2")[0] == 200
+    st, err = whoami("127.0.0.3", long_xff + ", 127.0.0.2")
+    assert st == 401 and "127.0.0.3" in err["message"], err
+    # unknown, obfuscated, no for=, malformed: the proxy's own address, never a crash
+    for bad in ("for=unknown", "for=_hidden", 'for="_gazonk:_port"', "proto=https",
+                "for=127.0.0.2;for=127.0.0.2", 'for="127.0.0.2', "for=", "for=127.0.0.2 x",
+                "for=127.0.0.2;;", "=", '"', "for=" + "9" * 300,
+                'for="[2001:db8:cafe::17]', "for=127.0.0.2, proto=http"):
+        st, err = whoami("127.0.0.3", f"Forwarded: {bad}", "X-Forwarded-For: 127.0.0.2")
+        assert st == 401 and "127.0.0.3" in err["message"], (bad, st, err)
+    assert http.alive()
+    # from anyone else the header is ignored
+    st, err = whoami("127.0.0.4", "Forwarded: for=127.0.0.2")
     assert st == 401 and "127.0.0.4" in err["message"], err
 
 

@@ -24,7 +24,7 @@ import msgpack
 import pytest
 from confluent_kafka import TopicPartition
 
-from conftest import BIN
+from conftest import BIN, running
 from kafka_stack import PARTITIONS, KafkaMock, KafkaStack
 
 
@@ -37,14 +37,8 @@ def kafka_mock(tmp_path_factory):
 
 
 def _kafka_stack(mariadb, tmp_path, kafka_mock, engines):
-    s = KafkaStack(mariadb, tmp_path / "home", kafka_mock)
-    try:
-        s.start(engines=engines)
+    with running(KafkaStack(mariadb, tmp_path / "home", kafka_mock), engines=engines) as s:
         yield s
-    finally:
-        s.close()
-    if s.problems:
-        pytest.fail("\n\n".join(s.problems), pytrace=False)
 
 
 @pytest.fixture
@@ -319,3 +313,139 @@ def test_engine_refuses_bad_kafka_configuration(kstack1):
                            timeout=60)
         assert p.returncode == rc and message in p.stderr, (flags, p.returncode, p.stderr)
     assert kstack1.cmd("auth.whoami")["ok"] is True
+
+
+def wait_caught_up(stack, timeout=30):
+    """wait_no_lag, where a partition nothing was ever written to (no committed offset)
+    counts as caught up."""
+    deadline = time.monotonic() + timeout
+    while True:
+        lag = stack.committed_lag()
+        if all(c == hi or (hi == 0 and c < 0) for c, hi in lag.values()):
+            return lag
+        assert time.monotonic() < deadline, f"committed offsets behind the end: {lag}"
+        time.sleep(0.3)
+
+
+def restart_engine_with(stack, *conf_lines):
+    """Stop the one engine, add lines to adminbus.conf, start a new one (ready)."""
+    old = stack.engines[0]
+    assert old.stop() in (0, -15)
+    old.expected_dead = True
+    with open(stack.home / "adminbus.conf", "a") as conf:
+        conf.write("".join(line + "\n" for line in conf_lines))
+    stack.start_engine()
+
+
+def test_offsets_committed_as_replies_are_acknowledged(kstack1):
+    """A burst of commands: the group's committed offsets reach the end of every partition
+    promptly, stored from the replies' delivery reports (no flush per batch)."""
+    stack = kstack1
+    cmds = org_adds(stack, "burst", 300)
+    got = stack.send_many(cmds, "client-burst")
+    assert_applied_once(stack, cmds, got)
+    lag = wait_no_lag(stack, timeout=10)
+    assert sum(hi for _, hi in lag.values()) >= 300
+
+
+def test_replies_broker_down_offsets_wait_apply_loop_does_not(kstack1):
+    """The replies' only broker goes down while commands (on healthy brokers) arrive: the
+    engine applies them without waiting for their replies (ten one after the other, each
+    well within the 2 s a flush per batch used to cost), but the group's committed offsets do not
+    move past a command whose reply is not delivered. Once the broker is back every reply
+    arrives, every command was applied once, and the offsets reach the end."""
+    stack = kstack1
+    mock = stack.mock
+    # The mock holds an empty fetch for fetch.wait.max.ms (500 ms) even when a record
+    # arrives; a real broker answers at once: make the engine's wait short so that what is
+    # timed below is the apply loop, not the mock.
+    restart_engine_with(stack, "kafka.fetch.wait.max.ms=10")
+    for p in range(PARTITIONS):
+        mock.ask(f"leader {stack.topics['commands']} {p} {1 if p % 2 else 3}")
+        mock.ask(f"leader {stack.topics['replies']} {p} 2")
+    c = stack.consumer(stack.topics["replies"])
+    warm = org_adds(stack, "warm", 20)
+    one_by_one = org_adds(stack, "oneby", 10)
+    burst = org_adds(stack, "downburst", 50)
+    try:
+        got = stack.send_many(warm, "client-od", consumer=c)
+        before = wait_caught_up(stack)
+        mock.ask("down 2")
+        try:
+            started = time.monotonic()
+            for cmd in one_by_one:
+                stack.produce(dict(cmd, reply_to="client-od"), cmd["id"].encode())
+                stack.producer.flush(10)
+                name = cmd["args"]["name"]
+                deadline = time.monotonic() + 10
+                while (stack.count("organisations", "name = %s", name) == 0
+                       and time.monotonic() < deadline):
+                    time.sleep(0.02)
+                assert stack.count("organisations", "name = %s", name) == 1, \
+                    f"{name} not applied while the replies' broker was down"
+            took = time.monotonic() - started
+            # (a flush per batch: 2 s each while the replies cannot get out)
+            assert took < 8, f"10 commands one by one took {took:.1f}s: the loop waits"
+            for cmd in burst:
+                stack.produce(dict(cmd, reply_to="client-od"), cmd["id"].encode())
+            stack.producer.flush(10)
+            deadline = time.monotonic() + 30
+            while (stack.count("organisations", "name LIKE 'downburst-%%'") < len(burst)
+                   and time.monotonic() < deadline):
+                time.sleep(0.1)
+            assert stack.count("organisations", "name LIKE 'downburst-%%'") == len(burst)
+            time.sleep(1.5)  # several auto-commit intervals (200 ms)
+            during = stack.committed_lag()
+            assert all(during[p][0] == before[p][0] for p in before), \
+                f"offsets moved past undelivered replies: {before} -> {during}"
+            assert sum(hi for _, hi in during.values()) >= \
+                sum(hi for _, hi in before.values()) + 60
+        finally:
+            mock.ask("up 2")
+        got.update(stack.collect(c, [x["id"] for x in one_by_one + burst], "client-od",
+                                 timeout=120))
+    finally:
+        c.close()
+    assert_applied_once(stack, warm + one_by_one + burst, got)
+    wait_caught_up(stack, timeout=60)
+    wait_outbox_empty(stack)
+
+
+def test_reply_lost_for_good_its_command_is_read_again(kstack1):
+    """Replies time out in the engine's producer (message.timeout.ms 2 s) while the replies'
+    only broker is down: their commands' offsets are not committed, the engine reads those
+    commands again and answers them from their stored replies (the same reply, applied
+    once), and once the broker is back every reply arrives and the offsets reach the end."""
+    stack = kstack1
+    mock = stack.mock
+    restart_engine_with(stack, "kafka.fetch.wait.max.ms=10", "kafka.message.timeout.ms=2000")
+    for p in range(PARTITIONS):
+        mock.ask(f"leader {stack.topics['commands']} {p} {1 if p % 2 else 3}")
+        mock.ask(f"leader {stack.topics['replies']} {p} 2")
+    c = stack.consumer(stack.topics["replies"])
+    cmds = org_adds(stack, "lost", 30)
+    try:
+        before = wait_caught_up(stack)
+        mock.ask("down 2")
+        try:
+            for cmd in cmds:
+                stack.produce(dict(cmd, reply_to="client-lost"), cmd["id"].encode())
+            stack.producer.flush(10)
+            deadline = time.monotonic() + 30
+            while (stack.count("organisations", "name LIKE 'lost-%%'") < len(cmds)
+                   and time.monotonic() < deadline):
+                time.sleep(0.1)
+            assert stack.count("organisations", "name LIKE 'lost-%%'") == len(cmds)
+            time.sleep(5)  # the replies time out, the commands are read again (and again)
+            during = stack.committed_lag()
+            assert all(during[p][0] == before[p][0] for p in before), \
+                f"offsets moved past replies that were lost: {before} -> {during}"
+        finally:
+            mock.ask("up 2")
+        got = stack.collect(c, [x["id"] for x in cmds], "client-lost", timeout=120)
+    finally:
+        c.close()
+    assert_applied_once(stack, cmds, got)
+    wait_caught_up(stack, timeout=60)
+    log = open(stack.engine.log).read()
+    assert "read again from a command whose reply was lost" in log, log[-3000:]

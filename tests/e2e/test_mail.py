@@ -21,14 +21,13 @@ import shutil
 import subprocess
 import tempfile
 import time
-from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, clean_env, free_ports
-from helpers import assert_error, audit_rows
+from conftest import clean_env, free_ports
+# wait_job: the mail tests import it from here
+from helpers import LoopServer, assert_error, audit_rows, wait_job  # noqa: F401
 
-SINK = ROOT / "tests" / "e2e" / "smtp_sink.py"
 INSTANCE_EMAIL = "misp-instance@mail.test"
 INSTANCE_PASSPHRASE = "instance key passphrase"
 FROM = "misp@mail.test"
@@ -100,25 +99,18 @@ def keys():
 # --- the SMTP sink ---------------------------------------------------------------------
 
 
-class SmtpSink:
+class SmtpSink(LoopServer):
     """tests/e2e/smtp_sink.py on a free loopback port, stopped by its pid."""
 
     def __init__(self, folder, cert=None, implicit_tls=False, auth=None):
-        self.dir = Path(folder)
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.port = free_ports(1)[0]
-        self.log = open(self.dir.parent / "smtp-sink.log", "ab")
-        argv = ["/usr/bin/python3", str(SINK), "--port", str(self.port), "--dir", str(self.dir)]
+        args = []
         if cert:
-            argv += ["--cert", cert[0], "--key", cert[1]]
+            args += ["--cert", cert[0], "--key", cert[1]]
         if implicit_tls:
-            argv += ["--implicit-tls"]
+            args += ["--implicit-tls"]
         if auth:
-            argv += ["--auth", auth]
-        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=self.log,
-                                     stdin=subprocess.DEVNULL)
-        line = self.proc.stdout.readline().decode()
-        assert line.startswith("ready"), f"smtp sink did not start: {line!r}"
+            args += ["--auth", auth]
+        super().__init__("smtp_sink.py", folder, *args)
 
     def plan(self, rcpt=None, data=None, hold=None, delay_rcpt=None):
         (self.dir / "plan.json").write_text(json.dumps({"rcpt": rcpt or {}, "data": data or {},
@@ -134,23 +126,11 @@ class SmtpSink:
                 out.append((env, eml.read_bytes()))
         return out
 
-    def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-        self.log.close()
-
 
 @pytest.fixture
 def sink(tmp_path):
-    s = SmtpSink(tmp_path / "sink")
-    try:
+    with SmtpSink(tmp_path / "sink") as s:
         yield s
-    finally:
-        s.stop()
 
 
 @pytest.fixture
@@ -230,16 +210,6 @@ def header(raw, name):
 def header_names(raw):
     head = raw.split(b"\r\n\r\n", 1)[0].decode()
     return [line.split(":", 1)[0] for line in head.split("\r\n") if line and line[0] not in " \t"]
-
-
-def wait_job(stack, job, timeout=60, states=("done", "failed")):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        row = stack.rows("SELECT state, message, attempts FROM jobs WHERE id = %s", job)[0]
-        if row["state"] in states:
-            return row
-        time.sleep(0.2)
-    raise AssertionError(f"job {job} not finished: {row}")
 
 
 def status_of(stack, job):

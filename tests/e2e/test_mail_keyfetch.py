@@ -6,17 +6,11 @@ nothing changed; a server that answers 503 makes the job retry."""
 
 import hashlib
 import subprocess
-import time
-from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, free_ports
-from helpers import assert_error, audit_rows, ctl_json
+from helpers import LoopServer, assert_error, audit_rows, ctl_json, wait_job
 from test_mail import add_user, gpg, keys  # noqa: F401
-
-SERVER = ROOT / "tests" / "e2e" / "keyserver.py"
-
 
 def zbase32(data):
     alphabet = "ybndrfg8ejkmcpqxot1uwisza345h769"
@@ -29,18 +23,13 @@ def wkd_hash(local):
     return zbase32(hashlib.sha1(local.lower().encode()).digest())
 
 
-class KeyServer:
+class KeyServer(LoopServer):
     """tests/e2e/keyserver.py on a free loopback port, stopped by its pid."""
 
     def __init__(self, folder):
-        self.dir = Path(folder)
-        (self.dir / "hkp").mkdir(parents=True)
-        self.port = free_ports(1)[0]
+        super().__init__("keyserver.py", folder)
+        (self.dir / "hkp").mkdir()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.proc = subprocess.Popen(["/usr/bin/python3", str(SERVER), "--port", str(self.port),
-                                      "--dir", str(self.dir)], stdout=subprocess.PIPE,
-                                     stdin=subprocess.DEVNULL)
-        assert self.proc.stdout.readline().decode().startswith("ready")
 
     def hkp(self, address, armour):
         (self.dir / "hkp" / address.lower()).write_text(armour)
@@ -55,34 +44,18 @@ class KeyServer:
         p = self.dir / "requests.log"
         return p.read_text().splitlines() if p.exists() else []
 
-    def stop(self):
-        self.proc.terminate()
-        self.proc.wait(timeout=10)
 
 
 @pytest.fixture
 def ks(tmp_path):
-    s = KeyServer(tmp_path / "keyserver")
-    try:
+    with KeyServer(tmp_path / "keyserver") as s:
         yield s
-    finally:
-        s.stop()
 
 
 def use_keyserver(stack, ks):
     stack.ok("setting.set", {"name": "GnuPG.keyserver", "value": ks.url})
     stack.ok("setting.set", {"name": "GnuPG.wkd_url", "value": ks.url})
     stack.start_worker("default")
-
-
-def wait_job(stack, job, states=("done", "failed"), timeout=60):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        row = stack.rows("SELECT state, message, attempts FROM jobs WHERE id = %s", job)[0]
-        if row["state"] in states:
-            return row
-        time.sleep(0.1)
-    raise AssertionError(f"job {job}: {row}")
 
 
 def stored_key(stack, address):

@@ -141,7 +141,8 @@ def test_users_enrol_themselves_only(stack):
     dana = make_user(stack, "dana@circl.lu")
     make_user(stack, "eve@circl.lu")
     token = login_ok(stack, "dana@circl.lu")["session"]
-    assert_error(with_session(stack, token, "otp.enrol", {"user": "eve@circl.lu"}), "forbidden",
+    # another user reads as no user at all (nothing learnt about who exists)
+    assert_error(with_session(stack, token, "otp.enrol", {"user": "eve@circl.lu"}), "not_found",
                  "user")
     r = with_session(stack, token, "otp.enrol", {"user": str(dana["id"])})
     assert r["ok"] is True, r

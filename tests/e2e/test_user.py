@@ -235,9 +235,16 @@ def test_plain_users_change_only_their_own_password(stack):
     add_user(stack, "other@x.test", 3)
     before = state(stack)
     for type_, args in (("user.list", {}), ("user.view", {"user": "plain@x.test"}),
-                        ("user.add", {"email": "n@x.test", "org": "1"}),
-                        ("user.change_pw", {"user": "other@x.test", "password": GOOD_PW})):
+                        ("user.add", {"email": "n@x.test", "org": "1"})):
         assert_error(stack.cmd(type_, args, auth=key), "forbidden")
+    # someone else's password: that user reads as missing, as one that does not exist
+    other = assert_error(stack.cmd("user.change_pw", {"user": "other@x.test",
+                                                      "password": GOOD_PW}, auth=key),
+                         "not_found", "user")
+    nobody = assert_error(stack.cmd("user.change_pw", {"user": "nobody@x.test",
+                                                       "password": GOOD_PW}, auth=key),
+                          "not_found", "user")
+    assert other == nobody
     assert state(stack) == before
     mine = stack.ok("user.change_pw", {"user": "plain@x.test", "password": GOOD_PW,
                                        "no_password_change": True}, auth=key)
