@@ -17,6 +17,7 @@ follow it for wake-ups, hand-overs and control notices.
 import json
 import subprocess
 import time
+import urllib.request
 from datetime import datetime, timezone
 
 import pytest
@@ -293,7 +294,7 @@ def test_ops_run_kafka_runs_the_stack_without_a_broker(mariadb, tmp_path, kafka_
         conf = (home / "adminbus.conf").read_text()
         assert "transport=kafka" in conf and f"kafka_brokers={kafka_mock.bootstrap}" in conf
         assert not (home / "run" / "broker.pid").exists()
-        assert not (home / "run" / "http.pid").exists()
+        assert (home / "run" / "http.pid").exists()  # the HTTP shim, over the cluster too
         envfile = dict(line.split("=", 1) for line in (home / "env").read_text().splitlines())
         assert envfile["ADMINBUS_URL"].startswith(f"kafka://{kafka_mock.bootstrap}/")
         assert "metadata.refresh" in envfile["ADMINBUS_URL"]  # the kafka.* properties
@@ -307,12 +308,18 @@ def test_ops_run_kafka_runs_the_stack_without_a_broker(mariadb, tmp_path, kafka_
         assert ctl.returncode == 0, ctl.stderr
         jid = json.loads(ctl.stdout)["id"]
         wait_state(s, jid, "done", timeout=15)
+        # MISP's job route through the shim, which reaches the engine over Kafka as well
+        req = urllib.request.Request(f"{envfile['ADMINBUS_HTTP']}/jobs/getProgress/{jid}",
+                                     headers={"Authorization": envfile["ADMINBUS_AUTHKEY"],
+                                              "Accept": "application/json"})
+        with urllib.request.urlopen(req, timeout=30) as r:
+            assert r.status == 200 and json.loads(r.read()) == 100
     finally:
         stop = subprocess.run([str(root / "ops" / "stop")], env=env, capture_output=True,
                               text=True, timeout=180)
         s.close()
     assert stop.returncode == 0, stop.stdout + stop.stderr
-    for name in ("engine", "supervisor", "scheduler"):
+    for name in ("engine", "supervisor", "scheduler", "http"):
         assert not (home / "run" / f"{name}.pid").exists(), name
         s.check_log_file(home / "log" / f"{name}.log")
     assert not s.problems, s.problems
