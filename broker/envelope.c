@@ -11,8 +11,11 @@
  *  3. s_check_keys enforces the contract on the tree, key by key, in wire order. */
 #include "envelope.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 /* Containers allowed on any path through a frame, the envelope map included. msgpack-c's
  * unpacker has a fixed stack of 32 containers; staying within it keeps its NOMEM error,
@@ -655,6 +658,21 @@ void ab_event_begin(msgpack_packer *pk, const char *topic, int64_t ts_ms)
     ab_pack_cstr(pk, "ts");
     msgpack_pack_int64(pk, ts_ms);
     ab_pack_cstr(pk, "data");
+}
+
+void ab_probe_event(char *topic, size_t topic_len, msgpack_sbuffer *body)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    snprintf(topic, topic_len, "diagnostics.probe.%d-%lld.", (int)getpid(),
+             (long long)now.tv_sec * 1000000000LL + now.tv_nsec);
+    msgpack_sbuffer_init(body);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, body, msgpack_sbuffer_write);
+    ab_event_begin(&pk, topic, (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000);
+    msgpack_pack_map(&pk, 1);
+    ab_pack_cstr(&pk, "probe");
+    msgpack_pack_true(&pk);
 }
 
 const msgpack_object *ab_map_get(const msgpack_object *map, const char *key)

@@ -71,6 +71,12 @@ void ab_reply_pack_error(msgpack_packer *pk, const char *id, const ab_error *err
  * (data) after this call. ts_ms = unix milliseconds. */
 void ab_event_begin(msgpack_packer *pk, const char *topic, int64_t ts_ms);
 
+/* A diagnostics probe event: a topic of its own, diagnostics.probe.<pid>-<ns>., into
+ * topic[0..topic_len), and the event {probe: true} under it into body, which this
+ * initialises (the caller destroys it). Both daemon buses' probes send one and wait for it
+ * to come back (zbus.h, kbus.h). */
+void ab_probe_event(char *topic, size_t topic_len, msgpack_sbuffer *body);
+
 /* Pack a NUL-terminated C string as msgpack str. */
 void ab_pack_cstr(msgpack_packer *pk, const char *s);
 

@@ -293,22 +293,14 @@ void ab_kbus_close(ab_kbus **bp)
 int ab_kbus_probe(const ab_kbus_options *opt, int timeout_ms, char *found, size_t len)
 {
     char topic[96];
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    snprintf(topic, sizeof topic, "diagnostics.probe.%d-%lld.", (int)getpid(),
-             (long long)now.tv_sec * 1000000000LL + now.tv_nsec);
+    msgpack_sbuffer body;
+    ab_probe_event(topic, sizeof topic, &body);
     int64_t start = s_mono_ms();
     ab_kbus *b = s_open(opt, topic, timeout_ms, found, len);
-    if (!b)
+    if (!b) {
+        msgpack_sbuffer_destroy(&body);
         return -1;
-    msgpack_sbuffer body;
-    msgpack_sbuffer_init(&body);
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &body, msgpack_sbuffer_write);
-    ab_event_begin(&pk, topic, (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000);
-    msgpack_pack_map(&pk, 1);
-    ab_pack_cstr(&pk, "probe");
-    msgpack_pack_true(&pk);
+    }
     /* Kafka keeps what it accepted: one record is enough, no re-publishing as on ZeroMQ */
     int got = ab_kbus_publish(b, topic, body.data, body.size) == 0 ? 0 : -1;
     int64_t waited = s_mono_ms() - start;

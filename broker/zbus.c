@@ -136,21 +136,13 @@ int ab_zbus_probe(const char *publish_endpoint, const char *events_endpoint, int
                   char *found, size_t len)
 {
     char topic[96];
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    snprintf(topic, sizeof topic, "diagnostics.probe.%d-%lld.", (int)getpid(),
-             (long long)now.tv_sec * 1000000000LL + now.tv_nsec);
-    ab_zbus *b = ab_zbus_open(publish_endpoint, events_endpoint, topic, found, len);
-    if (!b)
-        return -1;
     msgpack_sbuffer body;
-    msgpack_sbuffer_init(&body);
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &body, msgpack_sbuffer_write);
-    ab_event_begin(&pk, topic, (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000);
-    msgpack_pack_map(&pk, 1);
-    ab_pack_cstr(&pk, "probe");
-    msgpack_pack_true(&pk);
+    ab_probe_event(topic, sizeof topic, &body);
+    ab_zbus *b = ab_zbus_open(publish_endpoint, events_endpoint, topic, found, len);
+    if (!b) {
+        msgpack_sbuffer_destroy(&body);
+        return -1;
+    }
     int64_t start = s_mono_ms(), waited = 0;
     int got = 0;
     /* A fresh PUB drops what it sends until the broker has passed the subscription on:

@@ -681,6 +681,27 @@ def running(stack, **start):
         pytest.fail("\n\n".join(stack.problems), pytrace=False)
 
 
+@pytest.fixture(scope="module")
+def kafka_mock(tmp_path_factory):
+    """librdkafka's mock cluster (tests/e2e/kafka_stack.py), one per test file that uses it:
+    each test still gets its own topics, group and database."""
+    from kafka_stack import KafkaMock  # it imports this module
+
+    mock = KafkaMock(tmp_path_factory.mktemp("kafka") / "mock.log")
+    yield mock
+    rc = mock.stop()
+    assert rc == 0, f"adminbus-kafka-mock exited with {rc}"
+
+
+@pytest.fixture
+def kstack(mariadb, tmp_path, kafka_mock):
+    """One engine on Kafka and no broker; a test starts the other daemons it needs."""
+    from kafka_stack import KafkaStack
+
+    with running(KafkaStack(mariadb, tmp_path / "home", kafka_mock), engines=1) as s:
+        yield s
+
+
 @pytest.fixture
 def stack(mariadb, tmp_path):
     """A fresh database, a broker and an engine on free loopback ports; see Stack.

@@ -103,3 +103,44 @@ class LoopServer:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+class EventLog:
+    """Events a test follows, every one it saw kept in order: `seen` holds (monotonic time,
+    topic, event). A subclass reads its bus in _pump(timeout), appending to `seen` and
+    returning whether anything came (test_worker's Events: a ZeroMQ SUB; kafka_stack's
+    KafkaEvents: a tail of the events topic)."""
+
+    def __init__(self):
+        self.seen = []
+
+    def _pump(self, timeout):
+        raise NotImplementedError
+
+    def wait(self, topic, timeout=10.0, where=lambda ev: True, after=0):
+        """The first event on topic (exact) satisfying where, seen after index `after`;
+        returns (index, time, event)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for i, (t, tp, ev) in enumerate(self.seen[after:], start=after):
+                if tp == topic and where(ev):
+                    return i, t, ev
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"no {topic} within {timeout}s; saw {self.topics()}")
+            self._pump(min(left, 0.1))
+
+    def topics(self, prefix=""):
+        self._pump(0)
+        return [tp for _, tp, _ in self.seen if tp.startswith(prefix)]
+
+    def of_job(self, job_id):
+        """The events of one job, in order: [(event name, data)]."""
+        pre = f"job.{job_id}."
+        self._pump(0)
+        return [(tp[len(pre):], ev["data"]) for _, tp, ev in self.seen if tp.startswith(pre)]
+
+    def times_of_job(self, job_id):
+        """The `ts` (unix ms, the publisher's clock) of each event of of_job(job_id)."""
+        pre = f"job.{job_id}."
+        return [ev["ts"] for _, tp, ev in self.seen if tp.startswith(pre)]

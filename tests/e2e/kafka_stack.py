@@ -16,6 +16,7 @@ import msgpack
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from conftest import BIN, Daemon, Stack
+from helpers import EventLog
 
 PARTITIONS = 4
 # A killed engine's partitions move to the others after this (librdkafka's default, 45 s,
@@ -266,13 +267,13 @@ class KafkaStack(Stack):
             admin.close()
 
 
-class KafkaEvents:
+class KafkaEvents(EventLog):
     """A tail of the events topic from its end that keeps every record it saw: the Kafka
     form of test_worker's Events (the record key is the event's bus topic)."""
 
     def __init__(self, stack):
+        super().__init__()
         self.consumer = stack.consumer(stack.topics["events"])
-        self.seen = []  # (monotonic time, topic, event)
 
     def _pump(self, timeout):
         got = False
@@ -286,24 +287,6 @@ class KafkaEvents:
                 continue
             if time.monotonic() >= deadline:
                 return got
-
-    def wait(self, topic, timeout=10.0, where=lambda ev: True, after=0):
-        """The first event on topic (exact) satisfying where, seen after index `after`;
-        returns (index, time, event)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            for i, (t, tp, ev) in enumerate(self.seen[after:], start=after):
-                if tp == topic and where(ev):
-                    return i, t, ev
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise AssertionError(f"no {topic} on the events topic within {timeout}s; "
-                                     f"saw {self.topics()}")
-            self._pump(min(left, 0.1))
-
-    def topics(self, prefix=""):
-        self._pump(0)
-        return [tp for _, tp, _ in self.seen if tp.startswith(prefix)]
 
     def close(self):
         self.consumer.close()

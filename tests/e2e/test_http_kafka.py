@@ -19,32 +19,8 @@ import time
 import urllib.error
 import urllib.request
 
-import pytest
-
 from conftest import BIN, clean_env, free_ports
-from kafka_stack import KafkaMock, KafkaStack
 from test_http import curl, sse_lines
-
-
-@pytest.fixture(scope="module")
-def kafka_mock(tmp_path_factory):
-    mock = KafkaMock(tmp_path_factory.mktemp("kafka") / "mock.log")
-    yield mock
-    rc = mock.stop()
-    assert rc == 0, f"adminbus-kafka-mock exited with {rc}"
-
-
-@pytest.fixture
-def kstack(mariadb, tmp_path, kafka_mock):
-    """One engine (stats every second), no broker."""
-    s = KafkaStack(mariadb, tmp_path / "home", kafka_mock)
-    try:
-        s.start(engines=1)
-        yield s
-    finally:
-        s.close()
-    if s.problems:
-        pytest.fail("\n\n".join(s.problems), pytrace=False)
 
 
 def get(base, path, key, timeout=30):

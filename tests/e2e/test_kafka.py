@@ -25,32 +25,14 @@ import pytest
 from confluent_kafka import TopicPartition
 
 from conftest import BIN, running
-from kafka_stack import PARTITIONS, KafkaMock, KafkaStack
-
-
-@pytest.fixture(scope="module")
-def kafka_mock(tmp_path_factory):
-    mock = KafkaMock(tmp_path_factory.mktemp("kafka") / "mock.log")
-    yield mock
-    rc = mock.stop()
-    assert rc == 0, f"adminbus-kafka-mock exited with {rc}"
-
-
-def _kafka_stack(mariadb, tmp_path, kafka_mock, engines):
-    with running(KafkaStack(mariadb, tmp_path / "home", kafka_mock), engines=engines) as s:
-        yield s
+from kafka_stack import PARTITIONS, KafkaStack
 
 
 @pytest.fixture
-def kstack(mariadb, tmp_path, kafka_mock):
+def kstack2(mariadb, tmp_path, kafka_mock):
     """Two engines in one group."""
-    yield from _kafka_stack(mariadb, tmp_path, kafka_mock, engines=2)
-
-
-@pytest.fixture
-def kstack1(mariadb, tmp_path, kafka_mock):
-    """One engine."""
-    yield from _kafka_stack(mariadb, tmp_path, kafka_mock, engines=1)
+    with running(KafkaStack(mariadb, tmp_path / "home", kafka_mock), engines=2) as s:
+        yield s
 
 
 def org_adds(stack, prefix, n):
@@ -124,120 +106,120 @@ def wait_no_lag(stack, timeout=30):
         time.sleep(0.3)
 
 
-def test_two_engines_one_killed_every_command_applied_once(kstack):
-    cmds = org_adds(kstack, "kill", 600)
-    c = kstack.consumer(kstack.topics["replies"])
+def test_two_engines_one_killed_every_command_applied_once(kstack2):
+    cmds = org_adds(kstack2, "kill", 600)
+    c = kstack2.consumer(kstack2.topics["replies"])
     result = {}
 
     def client():
-        result["replies"] = kstack.send_many(cmds, "client-kill", timeout=180, consumer=c)
+        result["replies"] = kstack2.send_many(cmds, "client-kill", timeout=180, consumer=c)
 
     t = threading.Thread(target=client)
     t.start()
     # kill one engine once the stream is under way
     deadline = time.monotonic() + 60
-    while kstack.count("command_ids") < 60 and time.monotonic() < deadline:
+    while kstack2.count("command_ids") < 60 and time.monotonic() < deadline:
         time.sleep(0.02)
-    assert kstack.count("command_ids") < 600, "the stream ended before the kill"
-    victim = kstack.engines[0]
-    kstack.kill_engine(victim)
+    assert kstack2.count("command_ids") < 600, "the stream ended before the kill"
+    victim = kstack2.engines[0]
+    kstack2.kill_engine(victim)
     t.join(240)
     c.close()
     assert "replies" in result, "the client did not get every reply"
-    assert_applied_once(kstack, cmds, result["replies"])
-    survivor = kstack.engines[1]
+    assert_applied_once(kstack2, cmds, result["replies"])
+    survivor = kstack2.engines[1]
     assert survivor.alive()
-    wait_no_lag(kstack)
+    wait_no_lag(kstack2)
     # no event lost: an audit.Organisation.add for every organisation, relayed from the
     # outbox (by the survivor for what the killed engine committed but had not relayed)
-    wait_outbox_empty(kstack)
+    wait_outbox_empty(kstack2)
     names = [c["args"]["name"] for c in cmds]
-    org_ids = {r["id"] for r in kstack.rows(
+    org_ids = {r["id"] for r in kstack2.rows(
         f"SELECT id FROM organisations WHERE name IN ({', '.join(['%s'] * len(names))})",
         *names)}
-    seen = {e["data"]["id"] for e in events_on_topic(kstack, "audit.Organisation.add")}
+    seen = {e["data"]["id"] for e in events_on_topic(kstack2, "audit.Organisation.add")}
     assert org_ids <= seen, f"{len(org_ids - seen)} organisations without their event"
     # the group lost a member: the survivor took its partitions over
     log = open(survivor.log).read()
     assert log.count("partition(s) assigned") >= 2, log[-3000:]
 
 
-def test_command_from_kcat_msgpack_file_is_applied(kstack1, tmp_path):
+def test_command_from_kcat_msgpack_file_is_applied(kstack, tmp_path):
     kcat = shutil.which("kcat")
     assert kcat, "kcat is missing (ops/deps installs it)"
-    cmd = kstack1.command("org.add", {"name": "from-kcat"})
+    cmd = kstack.command("org.add", {"name": "from-kcat"})
     cmd["reply_to"] = "kcat-client"
     path = tmp_path / "command.msgpack"
     path.write_bytes(msgpack.packb(cmd, use_bin_type=True))
-    c = kstack1.consumer(kstack1.topics["replies"])
+    c = kstack.consumer(kstack.topics["replies"])
     try:
-        p = subprocess.run([kcat, "-P", "-b", kstack1.mock.bootstrap,
-                            "-t", kstack1.topics["commands"], "-k", cmd["id"], str(path)],
+        p = subprocess.run([kcat, "-P", "-b", kstack.mock.bootstrap,
+                            "-t", kstack.topics["commands"], "-k", cmd["id"], str(path)],
                            capture_output=True, text=True, timeout=60)
         assert p.returncode == 0, p.stderr
-        replies = kstack1.collect(c, [cmd["id"]], "kcat-client", timeout=30)
+        replies = kstack.collect(c, [cmd["id"]], "kcat-client", timeout=30)
     finally:
         c.close()
     reply = replies[cmd["id"]][0]
     assert reply["ok"] is True, reply
-    rows = kstack1.rows("SELECT id, name FROM organisations WHERE name = 'from-kcat'")
+    rows = kstack.rows("SELECT id, name FROM organisations WHERE name = 'from-kcat'")
     assert len(rows) == 1 and rows[0]["id"] == reply["result"]["id"]
     # the reply is readable with kcat too: keyed by reply_to, on the replies topic
-    p = subprocess.run([kcat, "-C", "-b", kstack1.mock.bootstrap, "-t",
-                        kstack1.topics["replies"], "-o", "beginning", "-e", "-f", "%k\n"],
+    p = subprocess.run([kcat, "-C", "-b", kstack.mock.bootstrap, "-t",
+                        kstack.topics["replies"], "-o", "beginning", "-e", "-f", "%k\n"],
                        capture_output=True, text=True, timeout=60)
     assert "kcat-client" in p.stdout.split(), p.stdout + p.stderr
 
 
-def test_broker_down_and_up(kstack):
+def test_broker_down_and_up(kstack2):
     """Broker 2 leads commands partitions 0 and 1 and every replies partition; it goes down
     while commands flow. The engines keep applying what is on the healthy partitions,
     their replies wait, and once it is back everything is applied once and answered, and
     the group's committed offsets reach the end."""
-    mock = kstack.mock
+    mock = kstack2.mock
     # the mock places leaders at random: say where each one is
     for p, broker in enumerate((2, 2, 1, 3)):
-        mock.ask(f"leader {kstack.topics['commands']} {p} {broker}")
+        mock.ask(f"leader {kstack2.topics['commands']} {p} {broker}")
     for p in range(PARTITIONS):
-        mock.ask(f"leader {kstack.topics['replies']} {p} 2")
-    c = kstack.consumer(kstack.topics["replies"])
-    before = org_adds(kstack, "before", 100)
-    during = org_adds(kstack, "during", 100)
-    after = org_adds(kstack, "after", 100)
+        mock.ask(f"leader {kstack2.topics['replies']} {p} 2")
+    c = kstack2.consumer(kstack2.topics["replies"])
+    before = org_adds(kstack2, "before", 100)
+    during = org_adds(kstack2, "during", 100)
+    after = org_adds(kstack2, "after", 100)
     try:
-        got = kstack.send_many(before, "client-bd", consumer=c)
-        wait_no_lag(kstack)
+        got = kstack2.send_many(before, "client-bd", consumer=c)
+        wait_no_lag(kstack2)
         mock.ask("down 2")
         try:
             for cmd in during:
-                kstack.produce(dict(cmd, reply_to="client-bd"), cmd["id"].encode())
-            kstack.producer.poll(0)
+                kstack2.produce(dict(cmd, reply_to="client-bd"), cmd["id"].encode())
+            kstack2.producer.poll(0)
             # the healthy partitions' commands are applied while broker 2 is down
             deadline = time.monotonic() + 30
-            while (kstack.count("organisations", "name LIKE 'during-%%'") == 0
+            while (kstack2.count("organisations", "name LIKE 'during-%%'") == 0
                    and time.monotonic() < deadline):
                 time.sleep(0.1)
-            applied = kstack.count("organisations", "name LIKE 'during-%%'")
+            applied = kstack2.count("organisations", "name LIKE 'during-%%'")
             assert 0 < applied < len(during), f"{applied} applied while a leader was down"
-            assert not kstack.collect_nowait(c, "client-bd"), "a reply while its leader was down"
+            assert not kstack2.collect_nowait(c, "client-bd"), "a reply while its leader was down"
         finally:
             mock.ask("up 2")
-        kstack.producer.flush(60)
-        got.update(kstack.collect(c, [x["id"] for x in during], "client-bd", timeout=120))
-        got.update(kstack.send_many(after, "client-bd", consumer=c))
+        kstack2.producer.flush(60)
+        got.update(kstack2.collect(c, [x["id"] for x in during], "client-bd", timeout=120))
+        got.update(kstack2.send_many(after, "client-bd", consumer=c))
     finally:
         c.close()
-    assert_applied_once(kstack, before + during + after, got)
-    lag = wait_no_lag(kstack)
+    assert_applied_once(kstack2, before + during + after, got)
+    lag = wait_no_lag(kstack2)
     assert sum(hi for _, hi in lag.values()) >= 300 + 1  # + the readiness whoami(s)
-    wait_outbox_empty(kstack)
+    wait_outbox_empty(kstack2)
 
 
-def test_database_down_commands_stay_in_kafka(kstack1):
+def test_database_down_commands_stay_in_kafka(kstack):
     """MariaDB is killed while commands arrive: the engine answers `unavailable` and leaves
     them in the topic (no offset committed, rewound); once the database is back every
     command is applied exactly once and gets its ok reply."""
-    stack = kstack1
+    stack = kstack
     assert stack.mariadb.restartable(), "the session's MariaDB is not one ops/db runs"
     cmds = org_adds(stack, "dbdown", 50)
     ids = {x["id"] for x in cmds}
@@ -274,15 +256,15 @@ def test_database_down_commands_stay_in_kafka(kstack1):
     assert "reading them again" in open(stack.engines[0].log).read()
 
 
-def test_adminctl_and_events_over_kafka(kstack1):
-    url = kstack1.kafka_url()
-    env_events = dict(kstack1.env, ADMINBUS_EVENTS=url)
+def test_adminctl_and_events_over_kafka(kstack):
+    url = kstack.kafka_url()
+    env_events = dict(kstack.env, ADMINBUS_EVENTS=url)
     mon = subprocess.Popen([str(BIN / "adminctl"), "events", "--topic",
                             "audit.Organisation.", "--count", "1", "--timeout", "60"],
                            env=env_events, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                            text=True)
     time.sleep(2)  # the monitor places itself at the end of the events topic
-    rc, out, err = kstack1.adminctl("--json", "org", "add", "--name", "via-adminctl")
+    rc, out, err = kstack.adminctl("--json", "org", "add", "--name", "via-adminctl")
     assert rc == 0, out + err
     org = json.loads(out)
     assert org["name"] == "via-adminctl"
@@ -291,17 +273,17 @@ def test_adminctl_and_events_over_kafka(kstack1):
     ev = json.loads(out.splitlines()[0])
     assert ev["topic"] == "audit.Organisation.add" and ev["data"]["id"] == org["id"], ev
     # relayed, then deleted from the outbox
-    wait_outbox_empty(kstack1)
+    wait_outbox_empty(kstack)
     # an error reply over Kafka: exit 1 with the engine's message
-    rc, out, err = kstack1.adminctl("org", "add", "--name", "via-adminctl")
+    rc, out, err = kstack.adminctl("org", "add", "--name", "via-adminctl")
     assert rc == 1 and "conflict" in err, out + err
     # a topic nobody serves: exit 3, precise message
-    rc, out, err = kstack1.adminctl("whoami", "--timeout", "3",
+    rc, out, err = kstack.adminctl("whoami", "--timeout", "3",
                                     url=url.replace("replies=", "replies=nosuch"))
     assert rc == 3 and "nosuch" in err, out + err
 
 
-def test_engine_refuses_bad_kafka_configuration(kstack1):
+def test_engine_refuses_bad_kafka_configuration(kstack):
     """A wrong transport name, Kafka without brokers, an unknown librdkafka property: the
     engine says which and exits non-zero (the running engine is not disturbed)."""
     exe = str(BIN / "adminbus-engine")
@@ -309,10 +291,10 @@ def test_engine_refuses_bad_kafka_configuration(kstack1):
              (["--kafka-brokers="], 1, "needs kafka_brokers"),
              (["--kafka.no.such.property=1"], 1, "no.such.property")]
     for flags, rc, message in cases:
-        p = subprocess.run([exe, *flags], env=kstack1.env, capture_output=True, text=True,
+        p = subprocess.run([exe, *flags], env=kstack.env, capture_output=True, text=True,
                            timeout=60)
         assert p.returncode == rc and message in p.stderr, (flags, p.returncode, p.stderr)
-    assert kstack1.cmd("auth.whoami")["ok"] is True
+    assert kstack.cmd("auth.whoami")["ok"] is True
 
 
 def wait_caught_up(stack, timeout=30):
@@ -337,10 +319,10 @@ def restart_engine_with(stack, *conf_lines):
     stack.start_engine()
 
 
-def test_offsets_committed_as_replies_are_acknowledged(kstack1):
+def test_offsets_committed_as_replies_are_acknowledged(kstack):
     """A burst of commands: the group's committed offsets reach the end of every partition
     promptly, stored from the replies' delivery reports (no flush per batch)."""
-    stack = kstack1
+    stack = kstack
     cmds = org_adds(stack, "burst", 300)
     got = stack.send_many(cmds, "client-burst")
     assert_applied_once(stack, cmds, got)
@@ -348,13 +330,13 @@ def test_offsets_committed_as_replies_are_acknowledged(kstack1):
     assert sum(hi for _, hi in lag.values()) >= 300
 
 
-def test_replies_broker_down_offsets_wait_apply_loop_does_not(kstack1):
+def test_replies_broker_down_offsets_wait_apply_loop_does_not(kstack):
     """The replies' only broker goes down while commands (on healthy brokers) arrive: the
     engine applies them without waiting for their replies (ten one after the other, each
     well within the 2 s a flush per batch used to cost), but the group's committed offsets do not
     move past a command whose reply is not delivered. Once the broker is back every reply
     arrives, every command was applied once, and the offsets reach the end."""
-    stack = kstack1
+    stack = kstack
     mock = stack.mock
     # The mock holds an empty fetch for fetch.wait.max.ms (500 ms) even when a record
     # arrives; a real broker answers at once: make the engine's wait short so that what is
@@ -411,12 +393,12 @@ def test_replies_broker_down_offsets_wait_apply_loop_does_not(kstack1):
     wait_outbox_empty(stack)
 
 
-def test_reply_lost_for_good_its_command_is_read_again(kstack1):
+def test_reply_lost_for_good_its_command_is_read_again(kstack):
     """Replies time out in the engine's producer (message.timeout.ms 2 s) while the replies'
     only broker is down: their commands' offsets are not committed, the engine reads those
     commands again and answers them from their stored replies (the same reply, applied
     once), and once the broker is back every reply arrives and the offsets reach the end."""
-    stack = kstack1
+    stack = kstack
     mock = stack.mock
     restart_engine_with(stack, "kafka.fetch.wait.max.ms=10", "kafka.message.timeout.ms=2000")
     for p in range(PARTITIONS):

@@ -23,32 +23,11 @@ from datetime import datetime, timezone
 import pytest
 
 from conftest import BIN, clean_env
-from kafka_stack import KafkaMock, KafkaStack
+from kafka_stack import KafkaStack
 
 JOBS_PURGE = 6
 PICKUP_S = 5.0  # a notice's pick-up; the fallback poll is 60 s
 STOP_S = 3.0  # a prompt exit after SIGTERM
-
-
-@pytest.fixture(scope="module")
-def kafka_mock(tmp_path_factory):
-    mock = KafkaMock(tmp_path_factory.mktemp("kafka") / "mock.log")
-    yield mock
-    rc = mock.stop()
-    assert rc == 0, f"adminbus-kafka-mock exited with {rc}"
-
-
-@pytest.fixture
-def kstack(mariadb, tmp_path, kafka_mock):
-    """One engine on Kafka, no broker; the test starts the daemons it needs."""
-    s = KafkaStack(mariadb, tmp_path / "home", kafka_mock)
-    try:
-        s.start(engines=1)
-        yield s
-    finally:
-        s.close()
-    if s.problems:
-        pytest.fail("\n\n".join(s.problems), pytrace=False)
 
 
 @pytest.fixture

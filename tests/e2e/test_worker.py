@@ -12,19 +12,22 @@ import pymysql
 import pytest
 import zmq
 
+from helpers import EventLog
+
+
 # --- helpers --------------------------------------------------------------------------------
 
 
-class Events:
+class Events(EventLog):
     """A subscriber to job., worker. and wake. events that keeps everything it saw."""
 
     def __init__(self, stack):
+        super().__init__()
         self.sock = stack.ctx.socket(zmq.SUB)
         self.sock.setsockopt(zmq.LINGER, 0)
         for p in (b"job.", b"worker.", b"wake.", b"audit.Organisation.add"):
             self.sock.setsockopt(zmq.SUBSCRIBE, p)
         self.sock.connect(stack.events)
-        self.seen = []  # (monotonic time, topic, event)
         # A subscription takes a moment to travel upstream: probe until one arrives.
         for i in range(100):
             stack.ok("org.add", {"name": f"probe-{i}"})
@@ -40,34 +43,6 @@ class Events:
             got = True
             timeout = 0
         return got
-
-    def wait(self, topic, timeout=10.0, where=lambda ev: True, after=0):
-        """The first event on topic (exact) satisfying where, seen after index `after`;
-        returns (index, time, event)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            for i, (t, tp, ev) in enumerate(self.seen[after:], start=after):
-                if tp == topic and where(ev):
-                    return i, t, ev
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise AssertionError(f"no {topic} within {timeout}s; saw {self.topics()}")
-            self._pump(min(left, 0.1))
-
-    def topics(self, prefix=""):
-        self._pump(0)
-        return [tp for _, tp, _ in self.seen if tp.startswith(prefix)]
-
-    def of_job(self, job_id):
-        """The events of one job, in order: [(event name, data)]."""
-        pre = f"job.{job_id}."
-        self._pump(0)
-        return [(tp[len(pre):], ev["data"]) for _, tp, ev in self.seen if tp.startswith(pre)]
-
-    def times_of_job(self, job_id):
-        """The `ts` (unix ms, the publisher's clock) of each event of of_job(job_id)."""
-        pre = f"job.{job_id}."
-        return [ev["ts"] for _, tp, ev in self.seen if tp.startswith(pre)]
 
     def close(self):
         self.sock.close()
