@@ -3,6 +3,9 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
 
 static int s_set(rd_kafka_conf_t *conf, const char *name, const char *value, char *err,
                  size_t errlen)
@@ -55,6 +58,19 @@ int ab_kafka_partitions(rd_kafka_t *rk, const char *topic, int32_t *parts, int m
     }
     rd_kafka_metadata_destroy(md);
     return n;
+}
+
+int ab_kafka_set_tail_group(rd_kafka_conf_t *conf, const char *prefix, char *err, size_t errlen)
+{
+    uint64_t r = 0;
+    if (getrandom(&r, sizeof r, 0) != (ssize_t)sizeof r) {
+        struct timespec now; /* no entropy yet (early boot): the clock still differs */
+        clock_gettime(CLOCK_REALTIME, &now);
+        r = (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
+    }
+    char group[160];
+    snprintf(group, sizeof group, "%s-%d-%016llx", prefix, (int)getpid(), (unsigned long long)r);
+    return s_set(conf, "group.id", group, err, errlen);
 }
 
 int ab_kafka_assign_end(rd_kafka_t *rk, const char *topic, int timeout_ms, char *err, size_t errlen)

@@ -21,6 +21,11 @@ rd_kafka_conf_t *ab_kafka_conf_new(const char *brokers, const char *const *defau
 int ab_kafka_partitions(rd_kafka_t *rk, const char *topic, int32_t *parts, int max, int timeout_ms,
                         char *err, size_t errlen);
 
+/* Give conf (a consumer's) a group id of its own, prefix-<pid>-<random>: assign() needs
+ * one, but a tail (ab_kafka_assign_end) never joins that group and never commits to it.
+ * Returns 0, or -1 with err. */
+int ab_kafka_set_tail_group(rd_kafka_conf_t *conf, const char *prefix, char *err, size_t errlen);
+
 /* Assign rk (a consumer) to every partition of topic at its current end, so that what is
  * produced from now on is read and nothing before it: how the event followers (adminctl
  * events, workers, the HTTP shim) tail the events topic without joining a group. Returns 0,

@@ -56,7 +56,7 @@ static int64_t s_mono_ms(void)
 static rd_kafka_t *s_client(const ab_kbus_options *o, rd_kafka_type_t type, char *err,
                             size_t errlen)
 {
-    char id[96], group[160], why[512];
+    char id[96], why[512];
     snprintf(id, sizeof id, "adminbus-%s", o->client ? o->client : "daemon");
     const char *const consumer_defaults[] = {
         "client.id",         id,  "enable.auto.commit", "false", "enable.partition.eof", "false",
@@ -68,12 +68,7 @@ static rd_kafka_t *s_client(const ab_kbus_options *o, rd_kafka_type_t type, char
                           consumer ? 4 : 2, o->prop_names, o->prop_values, o->nprops, err, errlen);
     if (!conf)
         return NULL;
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    snprintf(group, sizeof group, "%s-%d-%lld-%ld", id, (int)getpid(), (long long)now.tv_sec,
-             now.tv_nsec);
-    if (consumer && rd_kafka_conf_set(conf, "group.id", group, why, sizeof why) != 0) {
-        snprintf(err, errlen, "kafka: %s", why);
+    if (consumer && ab_kafka_set_tail_group(conf, id, err, errlen) < 0) {
         rd_kafka_conf_destroy(conf);
         return NULL;
     }

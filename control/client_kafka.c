@@ -111,12 +111,11 @@ static rd_kafka_t *s_client(const s_url *u, rd_kafka_type_t type, char *err, siz
     if (!conf)
         return NULL;
     /* librdkafka's own log lines would garble the CLI's output: only errors, on stderr. */
-    char why[512], uuid[37], group[64];
+    char why[512];
     rd_kafka_conf_set(conf, "log_level", "3", why, sizeof why);
-    /* assign() needs a group id; this one is never joined and nothing is committed. */
-    if (consumer && ctl_uuid_v4(uuid) == 0) {
-        snprintf(group, sizeof group, "adminctl-%s", uuid);
-        rd_kafka_conf_set(conf, "group.id", group, why, sizeof why);
+    if (consumer && ab_kafka_set_tail_group(conf, "adminctl", err, errlen) < 0) {
+        rd_kafka_conf_destroy(conf);
+        return NULL;
     }
     rd_kafka_t *rk = rd_kafka_new(type, conf, why, sizeof why);
     if (!rk) {

@@ -92,12 +92,11 @@ static rd_kafka_t *s_client(const hs_options *o, rd_kafka_type_t type, rd_kafka_
                           o->nkafka, err, errlen);
     if (!conf)
         return NULL;
-    char why[512], uuid[37], group[64];
+    char why[512];
     rd_kafka_conf_set(conf, "log_level", "3", why, sizeof why);
-    /* assign() needs a group id; it is never joined and nothing is committed */
-    if (consumer && ctl_uuid_v4(uuid) == 0) {
-        snprintf(group, sizeof group, "adminbus-http-%s", uuid);
-        rd_kafka_conf_set(conf, "group.id", group, why, sizeof why);
+    if (consumer && ab_kafka_set_tail_group(conf, "adminbus-http", err, errlen) < 0) {
+        rd_kafka_conf_destroy(conf);
+        return NULL;
     }
     if (confp)
         *confp = conf; /* the caller adds callbacks */
