@@ -62,7 +62,8 @@ static void s_usage(FILE *f)
     ab_config_usage(f);
 }
 
-/* Returns 0, 1 to exit successfully (help/version), or 2 for a usage error. */
+/* Returns 0, 1 to exit successfully (--schema-version), or 2 for a usage error (--help and
+ * --version: ab_config_start). */
 static int s_parse(int argc, char **argv, s_opts *o)
 {
     o->host_org = "ORGNAME";
@@ -78,10 +79,6 @@ static int s_parse(int argc, char **argv, s_opts *o)
             o->host_org = argv[++i];
         else if (strcmp(a, "--admin-email") == 0 && has_value)
             o->admin_email = argv[++i];
-        else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0)
-            return s_usage(stdout), 1;
-        else if (strcmp(a, "--version") == 0)
-            return printf("adminbus-engine %s\n", AB_VERSION), 1;
         else if (strcmp(a, "--schema-version") == 0)
             return printf("%d\n", ab_schema_latest()), 1;
         else {

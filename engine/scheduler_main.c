@@ -35,14 +35,10 @@ static void s_usage(FILE *f)
     ab_config_usage(f);
 }
 
-/* 0, 1 to exit successfully (help/version), or 2 for a usage error. */
+/* 0, or 2 for a usage error (--help and --version: ab_config_start). */
 static int s_parse(int argc, char **argv)
 {
     for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
-            return s_usage(stdout), 1;
-        if (strcmp(argv[i], "--version") == 0)
-            return printf("adminbus-scheduler %s\n", AB_VERSION), 1;
         fprintf(stderr, "adminbus-scheduler: unknown argument '%s'\n\n", argv[i]);
         s_usage(stderr);
         return 2;
@@ -89,7 +85,7 @@ int main(int argc, char **argv)
     }
     if (prc != 0) {
         ab_config_free(&cfg);
-        return prc == 1 ? 0 : 2;
+        return prc;
     }
     if (ab_log_set_level(cfg.log_level) < 0)
         fprintf(stderr, "adminbus-scheduler: unknown log_level '%s'; using info\n", cfg.log_level);

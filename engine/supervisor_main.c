@@ -51,7 +51,7 @@ static void s_usage(FILE *f)
     ab_config_usage(f);
 }
 
-/* 0, 1 to exit successfully (help/version), or 2 for a usage error. */
+/* 0, or 2 for a usage error (--help and --version: ab_config_start). */
 static int s_parse(int argc, char **argv, const char **exe)
 {
     for (int i = 1; i < argc; i++) {
@@ -60,10 +60,6 @@ static int s_parse(int argc, char **argv, const char **exe)
             *exe = argv[++i];
         else if (strncmp(a, "--worker-exe=", 13) == 0)
             *exe = a + 13;
-        else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0)
-            return s_usage(stdout), 1;
-        else if (strcmp(a, "--version") == 0)
-            return printf("adminbus-supervisor %s\n", AB_VERSION), 1;
         else {
             fprintf(stderr, "adminbus-supervisor: unknown or incomplete argument '%s'\n\n", a);
             s_usage(stderr);
@@ -178,7 +174,7 @@ int main(int argc, char **argv)
     }
     if (prc != 0) {
         ab_config_free(&cfg);
-        return prc == 1 ? 0 : prc;
+        return prc;
     }
     opt.worker_exe = exe;
     if (ab_log_set_level(cfg.log_level) < 0)

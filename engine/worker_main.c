@@ -46,7 +46,7 @@ static void s_usage(FILE *f)
     ab_config_usage(f);
 }
 
-/* Returns 0, 1 to exit successfully (help/version), or 2 for a usage error. */
+/* Returns 0, or 2 for a usage error (--help and --version: ab_config_start). */
 static int s_parse(int argc, char **argv, const char **queue, const char **supervisor)
 {
     for (int i = 1; i < argc; i++) {
@@ -59,10 +59,6 @@ static int s_parse(int argc, char **argv, const char **queue, const char **super
             *supervisor = argv[++i];
         else if (strncmp(a, "--supervisor=", 13) == 0)
             *supervisor = a + 13;
-        else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0)
-            return s_usage(stdout), 1;
-        else if (strcmp(a, "--version") == 0)
-            return printf("adminbus-worker %s\n", AB_VERSION), 1;
         else {
             fprintf(stderr, "adminbus-worker: unknown or incomplete argument '%s'\n\n", a);
             s_usage(stderr);
@@ -208,7 +204,7 @@ int main(int argc, char **argv)
         prc = 2;
     if (prc != 0) {
         ab_config_free(&cfg);
-        return prc == 1 ? 0 : 2;
+        return prc;
     }
     if (ab_log_set_level(cfg.log_level) < 0)
         fprintf(stderr, "adminbus-worker: unknown log_level '%s'; using info\n", cfg.log_level);
