@@ -155,10 +155,18 @@ def mariadb():
         yield m
         return
     # Standalone: our own private server under a temporary home, stopped at the end.
+    with private_mariadb() as m:
+        yield m
+
+
+@contextmanager
+def private_mariadb():
+    """A MariaDB server of our own (ops/db) under a temporary home; stopped and removed at
+    the end."""
     home = tempfile.mkdtemp(prefix="ab-e2e-")
     env = clean_env(ADMINBUS_HOME=home)
     try:
-        subprocess.run([str(ROOT / "ops" / "db"), "start"], env=env, check=True)
+        subprocess.run([str(ROOT / "ops" / "db"), "start"], env=env, check=True, timeout=180)
         dsn = subprocess.run([str(ROOT / "ops" / "db"), "dsn"], env=env, check=True,
                              capture_output=True, text=True).stdout.strip()
         m = MariaDB(dsn)
@@ -167,6 +175,15 @@ def mariadb():
     finally:
         subprocess.run([str(ROOT / "ops" / "db"), "stop"], env=env, check=False)
         shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture
+def own_mariadb():
+    """A server for this test alone, for a test that kills it -9 and starts it again: the
+    session's server is shared with the tests running beside this one (ops/test runs the
+    suite in two pytest processes), and they must not see it go."""
+    with private_mariadb() as m:
+        yield m
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -215,12 +215,19 @@ def test_broker_down_and_up(kstack2):
     wait_outbox_empty(kstack2)
 
 
-def test_database_down_commands_stay_in_kafka(kstack):
+@pytest.fixture
+def kstack_own_db(own_mariadb, tmp_path, kafka_mock):
+    """One engine on Kafka, on a MariaDB server of the test's own: the test kills it."""
+    with running(KafkaStack(own_mariadb, tmp_path / "home", kafka_mock), engines=1) as s:
+        yield s
+
+
+def test_database_down_commands_stay_in_kafka(kstack_own_db):
     """MariaDB is killed while commands arrive: the engine answers `unavailable` and leaves
     them in the topic (no offset committed, rewound); once the database is back every
     command is applied exactly once and gets its ok reply."""
-    stack = kstack
-    assert stack.mariadb.restartable(), "the session's MariaDB is not one ops/db runs"
+    stack = kstack_own_db
+    assert stack.mariadb.restartable(), "the test's MariaDB is not one ops/db runs"
     cmds = org_adds(stack, "dbdown", 50)
     ids = {x["id"] for x in cmds}
     c = stack.consumer(stack.topics["replies"])
