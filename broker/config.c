@@ -326,6 +326,49 @@ static char *s_dup_range(const char *s, size_t len)
     return d;
 }
 
+/* One DSN parameter, name=value (value up to end). */
+static int s_dsn_param(const char *p, const char *end, ab_dsn *out, char *errbuf, size_t errlen)
+{
+    const char *eq = memchr(p, '=', (size_t)(end - p));
+    size_t nlen = eq ? (size_t)(eq - p) : 0;
+    if (eq && nlen == 6 && strncmp(p, "socket", 6) == 0 && !out->socket) {
+        out->socket = s_dup_range(eq + 1, (size_t)(end - eq - 1));
+        return 0;
+    }
+    if (eq && nlen == 7 && strncmp(p, "timeout", 7) == 0) {
+        char digits[16];
+        size_t vlen = (size_t)(end - eq - 1);
+        snprintf(digits, sizeof digits, "%.*s", (int)(vlen < 15 ? vlen : 15), eq + 1);
+        char *stop = NULL;
+        unsigned long v = strtoul(digits, &stop, 10);
+        if (vlen > 0 && vlen < 15 && *stop == '\0' && digits[0] != '-' && v >= 1 && v <= 86400) {
+            out->timeout_s = (unsigned)v;
+            return 0;
+        }
+        snprintf(errbuf, errlen, "db_dsn: timeout must be whole seconds, 1 to 86400 (got '%.*s')",
+                 (int)(vlen < 40 ? vlen : 40), eq + 1);
+        return -1;
+    }
+    snprintf(errbuf, errlen,
+             "db_dsn: unknown or repeated parameter '%.*s' (known: socket=PATH, timeout=SECONDS)",
+             (int)((end - p) < 40 ? (end - p) : 40), p);
+    return -1;
+}
+
+/* The parameters after '?': name=value pairs separated by '&'. */
+static int s_dsn_params(const char *q, ab_dsn *out, char *errbuf, size_t errlen)
+{
+    while (*q) {
+        const char *end = strchr(q, '&');
+        if (!end)
+            end = q + strlen(q);
+        if (s_dsn_param(q, end, out, errbuf, errlen) < 0)
+            return -1;
+        q = *end ? end + 1 : end;
+    }
+    return 0;
+}
+
 int ab_dsn_parse(const char *dsn, ab_dsn *out, char *errbuf, size_t errlen)
 {
     memset(out, 0, sizeof *out);
@@ -351,10 +394,13 @@ int ab_dsn_parse(const char *dsn, ab_dsn *out, char *errbuf, size_t errlen)
     out->port = pc ? (unsigned)strtoul(pc + 1, NULL, 10) : 0;
     const char *q = strchr(slash, '?');
     out->database = s_dup_range(slash + 1, q ? (size_t)(q - slash - 1) : strlen(slash + 1));
-    if (q && strncmp(q + 1, "socket=", 7) == 0)
-        out->socket = strdup(q + 8);
+    out->timeout_s = AB_DSN_TIMEOUT_S;
     if (!*out->database) {
         snprintf(errbuf, errlen, "db_dsn names no database");
+        ab_dsn_free(out);
+        return -1;
+    }
+    if (q && s_dsn_params(q + 1, out, errbuf, errlen) < 0) {
         ab_dsn_free(out);
         return -1;
     }

@@ -13,7 +13,9 @@
 
 #define AB_CONFIG_X(X)                                                                             \
     X(home, "var", "state folder: data, secrets, sockets, logs")                                   \
-    X(db_dsn, "", "mariadb://user:password@host:port/database or mariadb://user@/db?socket=PATH")  \
+    X(db_dsn, "",                                                                                  \
+      "mariadb://user:password@host:port/database or mariadb://user@/db?socket=PATH; "             \
+      "&timeout=SECONDS bounds each wait for the server (default 120)")                            \
     X(commands_endpoint, "tcp://127.0.0.1:7810", "broker: where clients send commands")            \
     X(events_endpoint, "tcp://127.0.0.1:7811", "broker: where subscribers receive events")         \
     X(engine_endpoint, "tcp://127.0.0.1:7812", "broker: where engines fetch commands")             \
@@ -104,10 +106,16 @@ int ab_config_export(const ab_config *cfg);
 typedef struct {
     char *user, *password, *host, *database, *socket;
     unsigned port;
+    unsigned timeout_s; /* longest wait for the server to answer one read or write */
 } ab_dsn;
 
-/* Parse mariadb://user[:password]@[host][:port]/database[?socket=PATH].
- * Returns 0 or -1 with a message in errbuf. */
+/* The default of ab_dsn.timeout_s: above InnoDB's lock wait (50 s), so a statement that
+ * waits on a lock fails with the server's own lock-wait error first. */
+#define AB_DSN_TIMEOUT_S 120
+
+/* Parse mariadb://user[:password]@[host][:port]/database[?socket=PATH][&timeout=SECONDS]
+ * (parameters in any order; timeout 1–86400, default AB_DSN_TIMEOUT_S). Returns 0 or -1
+ * with a message in errbuf. */
 int ab_dsn_parse(const char *dsn, ab_dsn *out, char *errbuf, size_t errlen);
 void ab_dsn_free(ab_dsn *dsn);
 

@@ -71,9 +71,15 @@ static MYSQL *s_connect(const ab_dsn *d, const char *database)
     MYSQL *m = mysql_init(NULL);
     if (!m)
         return NULL;
-    unsigned timeout = 10;
+    unsigned timeout = 10, io_timeout = d->timeout_s ? d->timeout_s : AB_DSN_TIMEOUT_S;
     my_bool no = 0;
     mysql_optionsv(m, MYSQL_OPT_CONNECT_TIMEOUT, &timeout);
+    /* A server that stops answering (stopped, wedged, a network partition that keeps the
+     * connection open) fails the statement after io_timeout instead of blocking this
+     * process for ever: the engine answers `unavailable` and reconnects, a worker's lease
+     * lapses and the job runs elsewhere. */
+    mysql_optionsv(m, MYSQL_OPT_READ_TIMEOUT, &io_timeout);
+    mysql_optionsv(m, MYSQL_OPT_WRITE_TIMEOUT, &io_timeout);
     mysql_optionsv(m, MYSQL_OPT_RECONNECT, &no);
     mysql_optionsv(m, MYSQL_SET_CHARSET_NAME, "utf8mb4");
     const char *host = d->host && *d->host ? d->host : "localhost";

@@ -292,12 +292,45 @@ static void test_dsn_errors(void **state)
     ab_dsn d;
     char err[256];
     assert_int_equal(ab_dsn_parse(NULL, &d, err, sizeof err), -1);
+    /* parameters: precise refusals */
+    const char *bad_params[] = {
+        "mariadb://u@h/db?timeout=0",          "mariadb://u@h/db?timeout=-5",
+        "mariadb://u@h/db?timeout=86401",      "mariadb://u@h/db?timeout=2s",
+        "mariadb://u@h/db?timeout=",           "mariadb://u@h/db?colour=red",
+        "mariadb://u@h/db?socket=/a&socket=/b"};
+    for (size_t i = 0; i < sizeof bad_params / sizeof bad_params[0]; i++) {
+        err[0] = '\0';
+        assert_int_equal(ab_dsn_parse(bad_params[i], &d, err, sizeof err), -1);
+        assert_non_null(strstr(err, i < 5 ? "timeout" : "parameter"));
+        ab_dsn_free(&d);
+    }
+}
+
+static void test_dsn_timeout(void **state)
+{
+    (void)state;
+    ab_dsn d;
+    char err[256];
+    assert_int_equal(ab_dsn_parse("mariadb://u@h/db", &d, err, sizeof err), 0);
+    assert_int_equal(d.timeout_s, AB_DSN_TIMEOUT_S);
+    ab_dsn_free(&d);
+    assert_int_equal(
+        ab_dsn_parse("mariadb://u@/db?socket=/tmp/x.sock&timeout=7", &d, err, sizeof err), 0);
+    assert_string_equal(d.socket, "/tmp/x.sock");
+    assert_int_equal(d.timeout_s, 7);
+    ab_dsn_free(&d);
+    assert_int_equal(ab_dsn_parse("mariadb://u@/db?timeout=86400&socket=/s", &d, err, sizeof err),
+                     0);
+    assert_string_equal(d.socket, "/s");
+    assert_int_equal(d.timeout_s, 86400);
+    ab_dsn_free(&d);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_defaults, setup, teardown),
+        cmocka_unit_test(test_dsn_timeout),
         cmocka_unit_test_setup_teardown(test_precedence, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kafka_properties, setup, teardown),
         cmocka_unit_test_setup_teardown(test_home_flag_finds_file, setup, teardown),
