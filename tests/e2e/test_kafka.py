@@ -40,6 +40,29 @@ def org_adds(stack, prefix, n):
             for i in range(n)]
 
 
+def produce_and_wait_applied(stack, cmds, reply_to, prefix, timeout=30):
+    """Produce cmds (answers to reply_to) and wait until an organisation named prefix…
+    exists for each of them."""
+    for cmd in cmds:
+        stack.produce(dict(cmd, reply_to=reply_to), cmd["id"].encode())
+    stack.producer.flush(10)
+    where = "name LIKE %s"
+    deadline = time.monotonic() + timeout
+    while (stack.count("organisations", where, prefix + "%") < len(cmds)
+           and time.monotonic() < deadline):
+        time.sleep(0.1)
+    assert stack.count("organisations", where, prefix + "%") == len(cmds)
+
+
+def assert_offsets_held(stack, before, past):
+    """The group's committed offsets are still those of before (none moved past what
+    `past` names); returns the current (committed, end) per partition."""
+    during = stack.committed_lag()
+    assert all(during[p][0] == before[p][0] for p in before), \
+        f"offsets moved past {past}: {before} -> {during}"
+    return during
+
+
 def assert_applied_once(stack, cmds, replies):
     """Every command answered ok, and in MariaDB exactly one organisation, one audit row
     and one command id each."""
@@ -375,18 +398,9 @@ def test_replies_broker_down_offsets_wait_apply_loop_does_not(kstack):
             took = time.monotonic() - started
             # (a flush per batch: 2 s each while the replies cannot get out)
             assert took < 8, f"10 commands one by one took {took:.1f}s: the loop waits"
-            for cmd in burst:
-                stack.produce(dict(cmd, reply_to="client-od"), cmd["id"].encode())
-            stack.producer.flush(10)
-            deadline = time.monotonic() + 30
-            while (stack.count("organisations", "name LIKE 'downburst-%%'") < len(burst)
-                   and time.monotonic() < deadline):
-                time.sleep(0.1)
-            assert stack.count("organisations", "name LIKE 'downburst-%%'") == len(burst)
+            produce_and_wait_applied(stack, burst, "client-od", "downburst-")
             time.sleep(1.5)  # several auto-commit intervals (200 ms)
-            during = stack.committed_lag()
-            assert all(during[p][0] == before[p][0] for p in before), \
-                f"offsets moved past undelivered replies: {before} -> {during}"
+            during = assert_offsets_held(stack, before, "undelivered replies")
             assert sum(hi for _, hi in during.values()) >= \
                 sum(hi for _, hi in before.values()) + 60
         finally:
@@ -417,18 +431,9 @@ def test_reply_lost_for_good_its_command_is_read_again(kstack):
         before = wait_caught_up(stack)
         mock.ask("down 2")
         try:
-            for cmd in cmds:
-                stack.produce(dict(cmd, reply_to="client-lost"), cmd["id"].encode())
-            stack.producer.flush(10)
-            deadline = time.monotonic() + 30
-            while (stack.count("organisations", "name LIKE 'lost-%%'") < len(cmds)
-                   and time.monotonic() < deadline):
-                time.sleep(0.1)
-            assert stack.count("organisations", "name LIKE 'lost-%%'") == len(cmds)
+            produce_and_wait_applied(stack, cmds, "client-lost", "lost-")
             time.sleep(5)  # the replies time out, the commands are read again (and again)
-            during = stack.committed_lag()
-            assert all(during[p][0] == before[p][0] for p in before), \
-                f"offsets moved past replies that were lost: {before} -> {during}"
+            assert_offsets_held(stack, before, "replies that were lost")
         finally:
             mock.ask("up 2")
         got = stack.collect(c, [x["id"] for x in cmds], "client-lost", timeout=120)
