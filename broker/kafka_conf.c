@@ -104,6 +104,35 @@ int ab_kafka_assign_end(rd_kafka_t *rk, const char *topic, int timeout_ms, char 
     return rc;
 }
 
+size_t ab_event_stream_len(const char *topic, size_t len)
+{
+    const char *first = memchr(topic, '.', len);
+    const char *second = first ? memchr(first + 1, '.', len - (size_t)(first + 1 - topic)) : NULL;
+    return second ? (size_t)(second - topic) : len;
+}
+
+/* librdkafka's partitioner callback; rkt_opaque is the events topic's name. */
+static int32_t s_event_partitioner(const rd_kafka_topic_t *rkt, const void *key, size_t key_len,
+                                   int32_t partitions, void *rkt_opaque, void *msg_opaque)
+{
+    if (key && strcmp(rd_kafka_topic_name(rkt), (const char *)rkt_opaque) == 0)
+        key_len = ab_event_stream_len(key, key_len);
+    return rd_kafka_msg_partitioner_consistent_random(rkt, key, key_len, partitions, rkt_opaque,
+                                                      msg_opaque);
+}
+
+void ab_kafka_order_events(rd_kafka_conf_t *conf, const char *events_topic)
+{
+    rd_kafka_topic_conf_t *tconf = rd_kafka_conf_get_default_topic_conf(conf);
+    bool fresh = tconf == NULL;
+    if (fresh)
+        tconf = rd_kafka_topic_conf_new();
+    rd_kafka_topic_conf_set_partitioner_cb(tconf, s_event_partitioner);
+    rd_kafka_topic_conf_set_opaque(tconf, (void *)events_topic);
+    if (fresh)
+        rd_kafka_conf_set_default_topic_conf(conf, tconf);
+}
+
 bool ab_kafka_key_matches(const rd_kafka_message_t *m, const char *const *prefixes, size_t n)
 {
     if (n == 0)

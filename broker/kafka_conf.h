@@ -34,6 +34,17 @@ int ab_kafka_set_tail_group(rd_kafka_conf_t *conf, const char *prefix, char *err
 int ab_kafka_assign_end(rd_kafka_t *rk, const char *topic, int timeout_ms, char *err,
                         size_t errlen);
 
+/* The part of an event topic that orders it: its first two segments ("job.42" of
+ * "job.42.progress", "audit.User" of "audit.User.edit"), else the whole topic. */
+size_t ab_event_stream_len(const char *topic, size_t len);
+
+/* Make a producer built from conf place each record of events_topic on the partition of its
+ * key's stream (ab_event_stream_len), so that one job's events, from whichever process,
+ * share a partition and keep the order each producer sent them in; records of other topics
+ * keep librdkafka's default placement. events_topic must outlive the producer. The
+ * operator's topic-level kafka.* properties are kept. */
+void ab_kafka_order_events(rd_kafka_conf_t *conf, const char *events_topic);
+
 /* Whether the record key of m starts with one of prefixes[0..n) (n == 0: every key). Event
  * records are keyed by their bus topic, so this is the Kafka form of a ZeroMQ
  * subscription. */

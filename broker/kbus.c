@@ -53,8 +53,8 @@ static int64_t s_mono_ms(void)
  * gets a group id of its own that it never joins: assign() needs one, nothing is
  * committed. fetch.wait.max.ms is small because a worker waits on these notices: the
  * broker answers an idle fetch after 10 ms instead of 500. */
-static rd_kafka_t *s_client(const ab_kbus_options *o, rd_kafka_type_t type, char *err,
-                            size_t errlen)
+static rd_kafka_t *s_client(const ab_kbus_options *o, rd_kafka_type_t type,
+                            const char *events_topic, char *err, size_t errlen)
 {
     char id[96], why[512];
     snprintf(id, sizeof id, "adminbus-%s", o->client ? o->client : "daemon");
@@ -68,6 +68,8 @@ static rd_kafka_t *s_client(const ab_kbus_options *o, rd_kafka_type_t type, char
                           consumer ? 4 : 2, o->prop_names, o->prop_values, o->nprops, err, errlen);
     if (!conf)
         return NULL;
+    if (!consumer)
+        ab_kafka_order_events(conf, events_topic); /* b's copy: it outlives the producer */
     if (consumer && ab_kafka_set_tail_group(conf, id, err, errlen) < 0) {
         rd_kafka_conf_destroy(conf);
         return NULL;
@@ -139,8 +141,8 @@ static ab_kbus *s_open(const ab_kbus_options *o, const char *topic, int wait_ms,
     int rc = b->events_topic ? 0 : -1;
     if (rc < 0)
         snprintf(err, errlen, "out of memory");
-    if (rc == 0 && (!(b->producer = s_client(o, RD_KAFKA_PRODUCER, err, errlen)) ||
-                    !(b->consumer = s_client(o, RD_KAFKA_CONSUMER, err, errlen))))
+    if (rc == 0 && (!(b->producer = s_client(o, RD_KAFKA_PRODUCER, b->events_topic, err, errlen)) ||
+                    !(b->consumer = s_client(o, RD_KAFKA_CONSUMER, NULL, err, errlen))))
         rc = -1;
     if (rc == 0)
         rc = s_wire_queue(b, err, errlen);

@@ -553,10 +553,12 @@ static rd_kafka_t *s_client(s_kafka *self, rd_kafka_type_t type, const ab_kafka_
     rd_kafka_conf_set_opaque(conf, self);
     rd_kafka_conf_set_log_cb(conf, s_log_cb);
     rd_kafka_conf_set_error_cb(conf, s_error_cb);
-    if (consumer)
+    if (consumer) {
         rd_kafka_conf_set_rebalance_cb(conf, s_rebalance_cb);
-    else
+    } else {
         rd_kafka_conf_set_dr_msg_cb(conf, s_delivery_cb);
+        ab_kafka_order_events(conf, self->events_topic);
+    }
     rd_kafka_t *rk = rd_kafka_new(type, conf, why, sizeof why);
     if (!rk) {
         snprintf(err, errlen, "kafka: %s", why);

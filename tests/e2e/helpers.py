@@ -117,13 +117,13 @@ class EventLog:
     def _pump(self, timeout):
         raise NotImplementedError
 
-    def wait(self, topic, timeout=10.0, where=lambda ev: True, after=0):
-        """The first event on topic (exact) satisfying where, seen after index `after`;
-        returns (index, time, event)."""
+    def wait(self, topic, timeout=10.0, where=lambda ev: True, after=0, prefix=False):
+        """The first event on topic (exact, or any topic starting with it when prefix)
+        satisfying where, seen after index `after`; returns (index, time, event)."""
         deadline = time.monotonic() + timeout
         while True:
             for i, (t, tp, ev) in enumerate(self.seen[after:], start=after):
-                if tp == topic and where(ev):
+                if (tp.startswith(topic) if prefix else tp == topic) and where(ev):
                     return i, t, ev
             left = deadline - time.monotonic()
             if left <= 0:

@@ -274,6 +274,7 @@ class KafkaEvents(EventLog):
     def __init__(self, stack):
         super().__init__()
         self.consumer = stack.consumer(stack.topics["events"])
+        self.partitions = []  # the partition of each record in seen, at the same index
 
     def _pump(self, timeout):
         got = False
@@ -283,10 +284,17 @@ class KafkaEvents(EventLog):
             if m is not None and not m.error() and m.key() is not None:
                 self.seen.append((time.monotonic(), m.key().decode(),
                                   msgpack.unpackb(m.value(), raw=False)))
+                self.partitions.append(m.partition())
                 got = True
                 continue
             if time.monotonic() >= deadline:
                 return got
+
+    def partitions_of_job(self, job_id):
+        """The partitions the events of one job were read from (a set)."""
+        pre = f"job.{job_id}."
+        self._pump(0)
+        return {p for (_, tp, _), p in zip(self.seen, self.partitions) if tp.startswith(pre)}
 
     def close(self):
         self.consumer.close()
