@@ -108,11 +108,14 @@ static ab_db *s_open_db(const char *dsn)
 }
 
 /* Diagnostics' look at the event bus (ab_engine_info.bus_probe): bus_ctx is the config.
- * The daemons' bus: the broker's, or the Kafka events topic in a Kafka deployment. */
+ * The daemons' bus: the broker's, or the Kafka events topic in a Kafka deployment. The
+ * budget covers a fresh Kafka client's metadata and watermark queries (or a CURVE
+ * handshake) on a loaded host; it is only reached when the bus is in trouble. */
+#define S_BUS_PROBE_MS 5000
 static int s_bus_probe(const void *bus_ctx, char *found, size_t len)
 {
     const ab_config *cfg = bus_ctx;
-    return ab_daemon_bus_probe(cfg, 2000, found, len);
+    return ab_daemon_bus_probe(cfg, S_BUS_PROBE_MS, found, len);
 }
 
 static int s_init(ab_db *db, const ab_secret *secret, const s_opts *o)

@@ -169,12 +169,12 @@ def test_no_key_or_unlisted_key_gets_nothing(cstack):
     # a key known to the server but with the wrong secret cannot complete the handshake
     assert ask(cstack, (cstack.server_key(), cstack.client_pair[0], secret)) is None
     assert cstack.count("command_ids") == before  # nothing reached the engine
-    assert ask(cstack, (cstack.server_key(), *cstack.client_pair))["ok"] is True
+    assert ask(cstack, (cstack.server_key(), *cstack.client_pair), timeout=10)["ok"] is True
 
 
 def test_revoked_key_refused_for_new_connections(cstack):
     keys = (cstack.server_key(), *cstack.client_pair)
-    assert ask(cstack, keys)["ok"] is True
+    assert ask(cstack, keys, timeout=10)["ok"] is True
     rc, out, err = curve_tool(cstack.env, "revoke", cstack.client_keyfile)
     assert rc == 0 and "revoked" in out, err
     assert cstack.client_public not in (cstack.home / "curve" / "allowed_clients").read_text()
@@ -184,7 +184,7 @@ def test_revoked_key_refused_for_new_connections(cstack):
     assert rc == 1 and "is not in" in err
     rc, out, err = curve_tool(cstack.env, "allow", cstack.client_public)
     assert rc == 0, err
-    assert ask(cstack, keys)["ok"] is True
+    assert ask(cstack, keys, timeout=10)["ok"] is True
 
 
 def test_events_subscriber_with_key(cstack):

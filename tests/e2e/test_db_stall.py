@@ -16,7 +16,7 @@ import pytest
 
 from conftest import Stack, running
 
-TIMEOUT_S = 2  # db_dsn's timeout for this stack
+TIMEOUT_S = 5  # db_dsn's timeout for this stack (its migrations too, on a loaded disk)
 
 
 @pytest.fixture

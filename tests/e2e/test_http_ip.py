@@ -183,9 +183,10 @@ def test_the_proxy_intake_checks_what_it_is_sent(stack):
     assert "2001:db8::7" in r["error"]["message"]
 
 
-def broker_alone(home, *flags, env=None):
-    """Run adminbus-broker under home with flags until it exits or 1.5 s pass; returns
-    (returncode or None when still running, stderr, process)."""
+def broker_alone(home, *flags, env=None, running_once=None):
+    """Run adminbus-broker under home with flags until it exits (30 s at most) or, with
+    running_once, until its log shows that text (20 s at most); returns (returncode or None
+    when still running, stderr, process, ports)."""
     ports = free_ports(4)
     (home / "adminbus.conf").write_text(
         "".join(f"{k}=tcp://127.0.0.1:{p}\n" for k, p in zip(
@@ -195,10 +196,11 @@ def broker_alone(home, *flags, env=None):
     p = subprocess.Popen([str(BIN / "adminbus-broker"), *flags],
                          env=clean_env(ADMINBUS_HOME=str(home), **(env or {})),
                          stdout=subprocess.DEVNULL, stderr=log)
-    try:
-        p.wait(timeout=1.5)
-    except subprocess.TimeoutExpired:
-        pass
+    deadline = time.monotonic() + (20 if running_once else 30)
+    while p.poll() is None and time.monotonic() < deadline:
+        if running_once and running_once in (home / "broker-alone.log").read_text():
+            break
+        time.sleep(0.05)
     return p.returncode, (home / "broker-alone.log").read_text(), p, ports
 
 
@@ -227,7 +229,7 @@ def test_too_long_a_home_disables_the_proxy_intake_and_the_shim_falls_back(tmp_p
     home = tmp_path / ("h" * (120 - len(str(tmp_path))))
     home.mkdir()
     assert len(str(home / "proxy.sock")) > 107
-    rc, err, broker, ports = broker_alone(home)
+    rc, err, broker, ports = broker_alone(home, running_once="proxy off")
     try:
         assert rc is None, err
         assert "no proxy intake" in err and "longer than the 107 bytes" in err, err
@@ -361,7 +363,7 @@ def test_logins_through_the_proxy_intake_count_the_client_address(stack):
 
 
 def test_no_engine_is_answered_on_the_proxy_intake(tmp_path):
-    rc, err, broker, ports = broker_alone(tmp_path)
+    rc, err, broker, ports = broker_alone(tmp_path, running_once="adminbus-broker: commands")
     try:
         assert rc is None, err
         ctx = zmq.Context.instance()

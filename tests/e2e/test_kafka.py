@@ -308,15 +308,22 @@ def test_adminctl_and_events_over_kafka(kstack):
                             "audit.Organisation.", "--count", "1", "--timeout", "60"],
                            env=env_events, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                            text=True)
-    time.sleep(2)  # the monitor places itself at the end of the events topic
-    rc, out, err = kstack.adminctl("--json", "org", "add", "--name", "via-adminctl")
-    assert rc == 0, out + err
-    org = json.loads(out)
-    assert org["name"] == "via-adminctl"
+    # the monitor places itself at the end of the events topic and says nothing when it is:
+    # add organisations until it has printed one
+    added = {}
+    deadline = time.monotonic() + 60
+    while mon.poll() is None and time.monotonic() < deadline:
+        name = "via-adminctl" if not added else f"via-adminctl-{len(added)}"
+        rc, out, err = kstack.adminctl("--json", "org", "add", "--name", name)
+        assert rc == 0, out + err
+        org = json.loads(out)
+        assert org["name"] == name
+        added[org["id"]] = name
+        time.sleep(0.5)
     out, err = mon.communicate(timeout=90)
     assert mon.returncode == 0, err
     ev = json.loads(out.splitlines()[0])
-    assert ev["topic"] == "audit.Organisation.add" and ev["data"]["id"] == org["id"], ev
+    assert ev["topic"] == "audit.Organisation.add" and ev["data"]["id"] in added, ev
     # relayed, then deleted from the outbox
     wait_outbox_empty(kstack)
     # an error reply over Kafka: exit 1 with the engine's message
@@ -371,7 +378,7 @@ def test_offsets_committed_as_replies_are_acknowledged(kstack):
     cmds = org_adds(stack, "burst", 300)
     got = stack.send_many(cmds, "client-burst")
     assert_applied_once(stack, cmds, got)
-    lag = wait_no_lag(stack, timeout=10)
+    lag = wait_no_lag(stack, timeout=30)
     assert sum(hi for _, hi in lag.values()) >= 300
 
 
@@ -412,7 +419,7 @@ def test_replies_broker_down_offsets_wait_apply_loop_does_not(kstack):
                     f"{name} not applied while the replies' broker was down"
             took = time.monotonic() - started
             # (a flush per batch: 2 s each while the replies cannot get out)
-            assert took < 8, f"10 commands one by one took {took:.1f}s: the loop waits"
+            assert took < 15, f"10 commands one by one took {took:.1f}s: the loop waits"
             produce_and_wait_applied(stack, burst, "client-od", "downburst-")
             time.sleep(1.5)  # several auto-commit intervals (200 ms)
             during = assert_offsets_held(stack, before, "undelivered replies")

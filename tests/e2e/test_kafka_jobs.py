@@ -26,8 +26,8 @@ from conftest import BIN, clean_env
 from kafka_stack import SESSION_TIMEOUT_MS, KafkaStack
 
 JOBS_PURGE = 6
-PICKUP_S = 5.0  # a notice's pick-up; the fallback poll is 60 s
-STOP_S = 3.0  # a prompt exit after SIGTERM
+PICKUP_S = 20.0  # a notice's pick-up (ASan, a loaded machine); the fallback poll is 60 s
+STOP_S = 10.0  # a prompt exit after SIGTERM (a hang would be the 60 s class)
 
 
 @pytest.fixture

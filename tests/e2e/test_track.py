@@ -41,7 +41,8 @@ def run_in_pty(argv, env, timeout=60):
 
 def test_track_draws_a_live_bar_in_a_terminal(stack):
     stack.start_worker("default")
-    job = stack.ok("job.enqueue", {"type": "sleep", "args": {"ms": 2000}})["id"]
+    # long enough that a slow start of adminctl (ASan, a loaded machine) still sees it run
+    job = stack.ok("job.enqueue", {"type": "sleep", "args": {"ms": 6000}})["id"]
     env = dict(stack.env, ADMINBUS_URL=stack.url, ADMINBUS_AUTHKEY=stack.key,
                ADMINBUS_EVENTS=stack.events, TERM="xterm")
     rc, out = run_in_pty([str(BIN / "adminctl"), "job", "track", str(job)], env)
