@@ -60,6 +60,15 @@ int ab_kafka_partitions(rd_kafka_t *rk, const char *topic, int32_t *parts, int m
     return n;
 }
 
+rd_kafka_topic_t *ab_kafka_topic_warm(rd_kafka_t *rk, const char *topic, int timeout_ms)
+{
+    rd_kafka_topic_t *t = rd_kafka_topic_new(rk, topic, NULL);
+    const struct rd_kafka_metadata *md = NULL;
+    if (t && rd_kafka_metadata(rk, 0, t, &md, timeout_ms) == RD_KAFKA_RESP_ERR_NO_ERROR)
+        rd_kafka_metadata_destroy(md);
+    return t;
+}
+
 int ab_kafka_set_tail_group(rd_kafka_conf_t *conf, const char *prefix, char *err, size_t errlen)
 {
     uint64_t r = 0;

@@ -21,6 +21,15 @@ rd_kafka_conf_t *ab_kafka_conf_new(const char *brokers, const char *const *defau
 int ab_kafka_partitions(rd_kafka_t *rk, const char *topic, int32_t *parts, int max, int timeout_ms,
                         char *err, size_t errlen);
 
+/* A handle on topic for producer rk, its metadata fetched now (timeout_ms at most). A
+ * producer learns a topic's partitions only when it first has a record for it, and that
+ * record then waits for the lookup (about a second here): the engine's first event, its
+ * first reply on a new partition leader. Kept while the producer runs, the handle also
+ * keeps the topic in librdkafka's periodic metadata refresh. Returns the handle even when
+ * the lookup failed (the first record then waits as before); NULL only when out of memory.
+ * Release it with rd_kafka_topic_destroy before destroying rk. */
+rd_kafka_topic_t *ab_kafka_topic_warm(rd_kafka_t *rk, const char *topic, int timeout_ms);
+
 /* Give conf (a consumer's) a group id of its own, prefix-<pid>-<random>: assign() needs
  * one, but a tail (ab_kafka_assign_end) never joins that group and never commits to it.
  * Returns 0, or -1 with err. */

@@ -35,6 +35,7 @@
 
 struct ab_kbus {
     rd_kafka_t *producer, *consumer;
+    rd_kafka_topic_t *warm;  /* the events topic, its metadata fetched at open */
     rd_kafka_queue_t *queue; /* the consumer's, which raises the io event */
     int wake[2];             /* librdkafka writes to wake[1] when queue turns non-empty */
     char *events_topic;
@@ -158,6 +159,11 @@ static ab_kbus *s_open(const ab_kbus_options *o, const char *topic, int wait_ms,
                  o->brokers, o->events_topic);
         rc = -1;
     }
+    /* the topic is there: so the first event (a job's start) does not wait for its lookup */
+    if (rc == 0 && !(b->warm = ab_kafka_topic_warm(b->producer, b->events_topic, wait_ms))) {
+        snprintf(err, errlen, "out of memory");
+        rc = -1;
+    }
     if (rc < 0)
         ab_kbus_close(&b);
     return b;
@@ -264,6 +270,8 @@ void ab_kbus_close(ab_kbus **bp)
     if (!bp || !*bp)
         return;
     ab_kbus *b = *bp;
+    if (b->warm)
+        rd_kafka_topic_destroy(b->warm);
     if (b->producer) {
         rd_kafka_flush(b->producer, S_LINGER_MS);
         /* what is still queued is dropped: events are at-most-once */

@@ -42,11 +42,14 @@
 #define S_QUEUE_WAIT_STEPS 500
 /* One warning per this many ms about a broker trouble that repeats (a broker down). */
 #define S_WARN_EVERY_MS 5000
+/* How long start-up waits for the replies and events topics' metadata (each) */
+#define S_WARM_MS 5000
 
 typedef struct {
     ab_transport base; /* first, so an ab_transport * is an s_kafka * */
     rd_kafka_t *consumer;
     rd_kafka_t *producer;
+    rd_kafka_topic_t *warm[2]; /* the replies and events topics, known from the start */
     char *commands_topic, *replies_topic, *events_topic;
     ab_kpending *pending;   /* batches whose offsets wait for their replies */
     int batch_max;          /* the most commands a recv takes (room in a pending batch) */
@@ -507,6 +510,9 @@ static void s_destroy(ab_transport **tp)
         rd_kafka_consumer_close(self->consumer); /* leaves the group */
         rd_kafka_destroy(self->consumer);
     }
+    for (int i = 0; i < 2; i++)
+        if (self->warm[i])
+            rd_kafka_topic_destroy(self->warm[i]);
     if (self->producer) {
         /* the undelivered records' reports point into the pending FIFO: serve them first */
         rd_kafka_purge(self->producer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
@@ -606,8 +612,11 @@ ab_transport *ab_transport_kafka_new(const ab_kafka_options *opt, char *err, siz
         return NULL;
     }
     self->producer = s_client(self, RD_KAFKA_PRODUCER, opt, err, errlen);
-    if (self->producer)
+    if (self->producer) {
+        self->warm[0] = ab_kafka_topic_warm(self->producer, self->replies_topic, S_WARM_MS);
+        self->warm[1] = ab_kafka_topic_warm(self->producer, self->events_topic, S_WARM_MS);
         self->consumer = s_client(self, RD_KAFKA_CONSUMER, opt, err, errlen);
+    }
     if (!self->consumer || s_subscribe(self, opt->commands_topic, err, errlen) < 0)
         s_destroy(&t);
     return t;

@@ -216,6 +216,8 @@ static int s_request(const s_url *u, const char *body, size_t len, const char *i
     int rc = p ? 0 : -2;
     if (rc == 0)
         rc = ab_kafka_assign_end(c, u->replies, S_META_MS, err, errlen);
+    /* the commands topic's partitions asked for now: the record would wait longer for them */
+    rd_kafka_topic_t *warm = rc == 0 ? ab_kafka_topic_warm(p, u->commands, S_META_MS) : NULL;
     if (rc == 0)
         rc = s_produce(p, u->commands, id, &cmd, timeout_ms, err, errlen);
     if (rc == 0 && s_wait_reply(c, reply_to, id, deadline, reply) < 0)
@@ -223,6 +225,8 @@ static int s_request(const s_url *u, const char *body, size_t len, const char *i
                       "no reply on %s within %g s (the command is in %s: an engine applies it "
                       "when one runs); retry safely with --id %s",
                       u->replies, timeout_ms / 1000.0, u->commands, id);
+    if (warm)
+        rd_kafka_topic_destroy(warm);
     if (p)
         rd_kafka_destroy(p);
     if (c) {

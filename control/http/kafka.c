@@ -198,6 +198,7 @@ typedef struct s_waiter {
 
 struct hs_kbus {
     rd_kafka_t *producer, *consumer;
+    rd_kafka_topic_t *warm; /* the commands topic, its metadata fetched at start */
     char *commands, *replies;
     char reply_to[64];
     pthread_mutex_t lock;
@@ -324,6 +325,11 @@ hs_kbus *hs_kbus_new(const hs_options *o, char *err, size_t errlen)
     /* at the end of the replies topic before any command goes out: no reply is missed */
     bool ok = k->consumer && k->commands && k->replies &&
               ab_kafka_assign_end(k->consumer, k->replies, S_META_MS, err, errlen) == 0;
+    /* so that the first request's command does not wait for the topic's lookup */
+    if (ok && !(k->warm = ab_kafka_topic_warm(k->producer, k->commands, S_META_MS))) {
+        snprintf(err, errlen, "out of memory");
+        ok = false;
+    }
     k->started = ok && pthread_create(&k->thread, NULL, s_dispatcher, k) == 0;
     if (!k->started) {
         if (ok)
@@ -342,6 +348,8 @@ void hs_kbus_free(hs_kbus *k)
     if (k->started)
         pthread_join(k->thread, NULL);
     s_consumer_free(k->consumer);
+    if (k->warm)
+        rd_kafka_topic_destroy(k->warm);
     if (k->producer) {
         rd_kafka_flush(k->producer, 2000);
         rd_kafka_destroy(k->producer);
