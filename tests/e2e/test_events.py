@@ -69,7 +69,15 @@ def test_subscribers_filter_by_prefix(stack):
     edits = subscriber(stack, "audit.Organisation.edit")
     probe = subscriber(stack, "audit.Organisation.")
     wait_subscribed(stack, probe)
-    time.sleep(0.3)  # the edit subscription was sent first; give it the same head start
+    # and the edits subscriber (its own socket): edit a probe organisation until it hears it
+    for i in range(50):
+        stack.ok("org.edit", {"org": "probe-0", "sector": f"probe {i}"})
+        if next_event(edits, 0.1):
+            break
+    else:
+        raise AssertionError("no edit reached the edits subscriber within 5 s")
+    while next_event(edits, 0.2) or next_event(probe, 0.0):
+        pass
 
     stack.ok("org.add", {"name": "Filtered"})
     stack.ok("org.edit", {"org": "Filtered", "type": "CSIRT"})

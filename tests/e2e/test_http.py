@@ -203,6 +203,19 @@ def test_misp_failure_bodies(stack, http):
     assert me["Role"]["perm_site_admin"] is False and me["Organisation"]["name"] == "Beta"
 
 
+def sse_wait_flowing(proc, probe, timeout=30):
+    """The stream's subscription takes a moment to reach the bus: call probe() (something
+    that publishes an event the stream shows) until an event line comes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        probe()
+        try:
+            sse_lines(proc, lambda l: l.startswith("data: "), timeout=0.5)
+            return
+        except AssertionError:
+            assert time.monotonic() < deadline, f"no event on the stream within {timeout}s"
+
+
 def sse_lines(proc, until, timeout=30):
     """Read curl -N's output lines until until(line) is true; returns the lines read."""
     import selectors
@@ -228,7 +241,7 @@ def test_events_stream_with_curl(stack, http):
                              base + "/events?topic=job."], stdout=subprocess.PIPE, text=True)
     try:
         sse_lines(proc, lambda l: l.startswith(": adminbus event stream"))
-        time.sleep(0.5)  # the subscription travels to the broker
+        sse_wait_flowing(proc, lambda: stack.ok("job.enqueue", {"type": "noop"}))
         job = stack.ok("job.enqueue", {"type": "sleep", "args": {"ms": 500}})
         lines = sse_lines(proc, lambda l: f'"topic":"job.{job["id"]}.done"' in l)
         events = [json.loads(l[len("data: "):]) for l in lines if l.startswith("data: ")]

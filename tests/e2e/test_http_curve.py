@@ -14,7 +14,7 @@ import time
 import pytest
 
 from test_curve import CurveStack, curve_tool
-from test_http import curl, sse_lines
+from test_http import curl, sse_lines, sse_wait_flowing
 
 
 @pytest.fixture
@@ -42,7 +42,9 @@ def assert_events_stream(stack, base, key):
                             stdout=subprocess.PIPE, text=True)
     try:
         sse_lines(proc, lambda line: line.startswith(": adminbus event stream"))
-        time.sleep(0.5)  # the subscription travels to the broker (after the handshake)
+        # the subscription travels to the broker (after the CURVE handshake)
+        sse_wait_flowing(proc, lambda: curl(base, "POST", "/admin/organisations/add", key, {
+            "Organisation": {"name": f"Probe-{time.monotonic_ns()}"}}))
         st, org = curl(base, "POST", "/admin/organisations/add", key,
                        {"Organisation": {"name": f"Curved-{time.monotonic_ns()}"}})
         assert st == 200, org
