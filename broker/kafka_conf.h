@@ -30,6 +30,10 @@ int ab_kafka_partitions(rd_kafka_t *rk, const char *topic, int32_t *parts, int m
  * Release it with rd_kafka_topic_destroy before destroying rk. */
 rd_kafka_topic_t *ab_kafka_topic_warm(rd_kafka_t *rk, const char *topic, int timeout_ms);
 
+/* The wait the callers give ab_kafka_topic_warm: a healthy cluster answers in
+ * milliseconds, and a cluster that is down must not hold a start-up up for long. */
+#define AB_KAFKA_WARM_MS 2000
+
 /* Give conf (a consumer's) a group id of its own, prefix-<pid>-<random>: assign() needs
  * one, but a tail (ab_kafka_assign_end) never joins that group and never commits to it.
  * Returns 0, or -1 with err. */

@@ -160,7 +160,8 @@ static ab_kbus *s_open(const ab_kbus_options *o, const char *topic, int wait_ms,
         rc = -1;
     }
     /* the topic is there: so the first event (a job's start) does not wait for its lookup */
-    if (rc == 0 && !(b->warm = ab_kafka_topic_warm(b->producer, b->events_topic, wait_ms))) {
+    if (rc == 0 &&
+        !(b->warm = ab_kafka_topic_warm(b->producer, b->events_topic, AB_KAFKA_WARM_MS))) {
         snprintf(err, errlen, "out of memory");
         rc = -1;
     }

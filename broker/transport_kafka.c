@@ -42,8 +42,6 @@
 #define S_QUEUE_WAIT_STEPS 500
 /* One warning per this many ms about a broker trouble that repeats (a broker down). */
 #define S_WARN_EVERY_MS 5000
-/* How long start-up waits for the replies and events topics' metadata (each) */
-#define S_WARM_MS 5000
 
 typedef struct {
     ab_transport base; /* first, so an ab_transport * is an s_kafka * */
@@ -613,8 +611,8 @@ ab_transport *ab_transport_kafka_new(const ab_kafka_options *opt, char *err, siz
     }
     self->producer = s_client(self, RD_KAFKA_PRODUCER, opt, err, errlen);
     if (self->producer) {
-        self->warm[0] = ab_kafka_topic_warm(self->producer, self->replies_topic, S_WARM_MS);
-        self->warm[1] = ab_kafka_topic_warm(self->producer, self->events_topic, S_WARM_MS);
+        self->warm[0] = ab_kafka_topic_warm(self->producer, self->replies_topic, AB_KAFKA_WARM_MS);
+        self->warm[1] = ab_kafka_topic_warm(self->producer, self->events_topic, AB_KAFKA_WARM_MS);
         self->consumer = s_client(self, RD_KAFKA_CONSUMER, opt, err, errlen);
     }
     if (!self->consumer || s_subscribe(self, opt->commands_topic, err, errlen) < 0)

@@ -217,7 +217,7 @@ static int s_request(const s_url *u, const char *body, size_t len, const char *i
     if (rc == 0)
         rc = ab_kafka_assign_end(c, u->replies, S_META_MS, err, errlen);
     /* the commands topic's partitions asked for now: the record would wait longer for them */
-    rd_kafka_topic_t *warm = rc == 0 ? ab_kafka_topic_warm(p, u->commands, S_META_MS) : NULL;
+    rd_kafka_topic_t *warm = rc == 0 ? ab_kafka_topic_warm(p, u->commands, AB_KAFKA_WARM_MS) : NULL;
     if (rc == 0)
         rc = s_produce(p, u->commands, id, &cmd, timeout_ms, err, errlen);
     if (rc == 0 && s_wait_reply(c, reply_to, id, deadline, reply) < 0)

@@ -326,7 +326,7 @@ hs_kbus *hs_kbus_new(const hs_options *o, char *err, size_t errlen)
     bool ok = k->consumer && k->commands && k->replies &&
               ab_kafka_assign_end(k->consumer, k->replies, S_META_MS, err, errlen) == 0;
     /* so that the first request's command does not wait for the topic's lookup */
-    if (ok && !(k->warm = ab_kafka_topic_warm(k->producer, k->commands, S_META_MS))) {
+    if (ok && !(k->warm = ab_kafka_topic_warm(k->producer, k->commands, AB_KAFKA_WARM_MS))) {
         snprintf(err, errlen, "out of memory");
         ok = false;
     }
