@@ -47,7 +47,7 @@ static size_t s_utf8_seq(const unsigned char *p, size_t n)
 {
     unsigned char c = p[0];
     if (c < 0x80)
-        return c != 0;
+        return 1;
     /* Second-byte range per lead byte (Unicode 15, table 3-7) rules out overlongs,
      * surrogates and code points past U+10FFFF in one comparison. */
     unsigned char lo = 0x80, hi = 0xBF;
@@ -73,17 +73,72 @@ static size_t s_utf8_seq(const unsigned char *p, size_t n)
     return len;
 }
 
-bool ab_utf8_valid(const char *s, size_t len)
+ab_text_fault ab_text_check(const char *s, size_t len)
 {
     const unsigned char *p = (const unsigned char *)s;
     size_t i = 0;
     while (i < len) {
+        if (p[i] == 0)
+            return AB_TEXT_NUL;
         size_t n = s_utf8_seq(p + i, len - i);
         if (n == 0)
-            return false;
+            return AB_TEXT_NOT_UTF8;
         i += n;
     }
-    return true;
+    return AB_TEXT_OK;
+}
+
+const char *ab_text_fault_text(ab_text_fault f)
+{
+    switch (f) {
+    case AB_TEXT_NOT_UTF8:
+        return "is not valid UTF-8";
+    case AB_TEXT_NUL:
+        return "contains a NUL character";
+    case AB_TEXT_OK:
+        break;
+    }
+    return "";
+}
+
+bool ab_utf8_valid(const char *s, size_t len)
+{
+    return ab_text_check(s, len) == AB_TEXT_OK;
+}
+
+size_t ab_utf8_chars(const char *s, size_t len)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++)
+        n += ((unsigned char)s[i] & 0xC0) != 0x80; /* every byte but continuation bytes */
+    return n;
+}
+
+size_t ab_utf8_cut(const char *s, size_t len, size_t max)
+{
+    if (len <= max)
+        return len;
+    while (max > 0 && ((unsigned char)s[max] & 0xC0) == 0x80)
+        max--;
+    return max;
+}
+
+size_t ab_utf8_scrub(char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t len = strlen(s), out = 0;
+    for (size_t i = 0; i < len;) {
+        size_t n = s_utf8_seq(p + i, len - i);
+        if (n == 0) {
+            i++; /* a stray or cut byte: dropped */
+            continue;
+        }
+        memmove(s + out, s + i, n);
+        out += n;
+        i += n;
+    }
+    s[out] = '\0';
+    return out;
 }
 
 /* ^[a-z][a-z0-9_]*\.[a-z][a-z0-9_.]*$, 1..AB_TYPE_MAX bytes: noun.verb. */
@@ -342,8 +397,9 @@ static int s_take_str(const msgpack_object *v, const char *name, size_t max, con
     if (v->via.str.size > max)
         return ab_fail(err, AB_E_INVALID, name, "%s is too long: %u bytes, at most %zu", name,
                        v->via.str.size, max);
-    if (!ab_utf8_valid(v->via.str.ptr, v->via.str.size))
-        return ab_fail(err, AB_E_INVALID, name, "%s is not valid UTF-8", name);
+    ab_text_fault fault = ab_text_check(v->via.str.ptr, v->via.str.size);
+    if (fault != AB_TEXT_OK)
+        return ab_fail(err, AB_E_INVALID, name, "%s %s", name, ab_text_fault_text(fault));
     *ptr = v->via.str.ptr;
     *len = v->via.str.size;
     return 0;
@@ -389,24 +445,29 @@ static int s_take_type(const msgpack_object *v, ab_command_msg *out, ab_error *e
     return 0;
 }
 
-/* Every str anywhere inside v is valid UTF-8; field names the argument holding v. */
-static int s_strings_valid(const msgpack_object *v, const char *field, ab_error *err)
+/* Every str anywhere inside v is valid UTF-8 without NUL; field names the argument holding
+ * v. top: v is the argument's value itself (the message then speaks of the argument). */
+static int s_strings_valid(const msgpack_object *v, const char *field, bool top, ab_error *err)
 {
     switch (v->type) {
-    case MSGPACK_OBJECT_STR:
-        if (!ab_utf8_valid(v->via.str.ptr, v->via.str.size))
-            return ab_fail(err, AB_E_INVALID, field, "%s holds a string that is not valid UTF-8",
-                           field);
-        return 0;
+    case MSGPACK_OBJECT_STR: {
+        ab_text_fault fault = ab_text_check(v->via.str.ptr, v->via.str.size);
+        if (fault == AB_TEXT_OK)
+            return 0;
+        if (top)
+            return ab_fail(err, AB_E_INVALID, field, "%s %s", field, ab_text_fault_text(fault));
+        return ab_fail(err, AB_E_INVALID, field, "%s holds a string that %s", field,
+                       ab_text_fault_text(fault));
+    }
     case MSGPACK_OBJECT_ARRAY:
         for (uint32_t i = 0; i < v->via.array.size; i++)
-            if (s_strings_valid(&v->via.array.ptr[i], field, err) < 0)
+            if (s_strings_valid(&v->via.array.ptr[i], field, false, err) < 0)
                 return -1;
         return 0;
     case MSGPACK_OBJECT_MAP:
         for (uint32_t i = 0; i < v->via.map.size; i++)
-            if (s_strings_valid(&v->via.map.ptr[i].key, field, err) < 0 ||
-                s_strings_valid(&v->via.map.ptr[i].val, field, err) < 0)
+            if (s_strings_valid(&v->via.map.ptr[i].key, field, false, err) < 0 ||
+                s_strings_valid(&v->via.map.ptr[i].val, field, false, err) < 0)
                 return -1;
         return 0;
     default:
@@ -420,11 +481,15 @@ static int s_take_args(const msgpack_object *v, ab_command_msg *out, ab_error *e
         return ab_fail(err, AB_E_INVALID, "args", "args must be a map");
     for (uint32_t i = 0; i < v->via.map.size; i++) {
         const msgpack_object *k = &v->via.map.ptr[i].key;
-        if (k->type != MSGPACK_OBJECT_STR || !ab_utf8_valid(k->via.str.ptr, k->via.str.size))
-            return ab_fail(err, AB_E_INVALID, "args", "argument names must be UTF-8 strings");
+        if (k->type != MSGPACK_OBJECT_STR)
+            return ab_fail(err, AB_E_INVALID, "args", "argument names must be strings");
+        ab_text_fault fault = ab_text_check(k->via.str.ptr, k->via.str.size);
+        if (fault != AB_TEXT_OK)
+            return ab_fail(err, AB_E_INVALID, "args", "an argument name %s",
+                           ab_text_fault_text(fault));
         char buf[sizeof err->field];
         const char *field = s_field_name(k, buf, sizeof buf, "args");
-        if (s_strings_valid(&v->via.map.ptr[i].val, field, err) < 0)
+        if (s_strings_valid(&v->via.map.ptr[i].val, field, true, err) < 0)
             return -1;
     }
     out->args = v;

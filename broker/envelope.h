@@ -55,8 +55,33 @@ void ab_command_msg_release(ab_command_msg *msg);
 /* True when s (len bytes) is a canonical lower- or upper-case UUID (8-4-4-4-12 hex). */
 bool ab_uuid_valid(const char *s, size_t len);
 
-/* True when s (len bytes) is valid UTF-8 with no NUL byte. */
+/* What is wrong with a string from the wire: nothing, a byte sequence that is not UTF-8
+ * (truncated, overlong, a surrogate, past U+10FFFF), or a NUL character (valid UTF-8, but
+ * no text we store or compare may hold one: C strings and MISP's columns end there). */
+typedef enum { AB_TEXT_OK, AB_TEXT_NOT_UTF8, AB_TEXT_NUL } ab_text_fault;
+
+/* The first fault of s (len bytes), AB_TEXT_OK when there is none. */
+ab_text_fault ab_text_check(const char *s, size_t len);
+
+/* What an error message says of a string with fault f: "is not valid UTF-8", "contains a
+ * NUL character" ("" for AB_TEXT_OK). Static storage. */
+const char *ab_text_fault_text(ab_text_fault f);
+
+/* True when s (len bytes) is valid UTF-8 with no NUL byte (ab_text_check gives OK). */
 bool ab_utf8_valid(const char *s, size_t len);
+
+/* The number of characters (code points) of s (len bytes of valid UTF-8): the length the
+ * catalog's limits count. */
+size_t ab_utf8_chars(const char *s, size_t len);
+
+/* The length of the longest prefix of s (len bytes of valid UTF-8) that has at most max
+ * bytes and does not cut a character in two: where to cut text to fit a byte limit. */
+size_t ab_utf8_cut(const char *s, size_t len, size_t max);
+
+/* Remove from the NUL-terminated s, in place, every byte that is not part of a valid UTF-8
+ * sequence (what a byte limit leaves of a character it cut); returns the new length. For
+ * text made with printf-style limits (%.*s, a buffer's size) that must go out as UTF-8. */
+size_t ab_utf8_scrub(char *s);
 
 /* --- encoding --------------------------------------------------------------------- */
 

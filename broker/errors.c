@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "envelope.h"
+
 /* clang-format off: the X-macro rows read best one per line */
 static const char *const s_names[] = {"ok",
 #define AB_X_NAME(name, wire, http, text) wire,
@@ -51,6 +53,8 @@ int ab_fail(ab_error *err, ab_code code, const char *field, const char *fmt, ...
     va_start(ap, fmt);
     vsnprintf(err->message, sizeof err->message, fmt, ap);
     va_end(ap);
+    /* Messages quote what the client sent, cut to fit: the reply must stay UTF-8. */
+    ab_utf8_scrub(err->message);
     return -1;
 }
 

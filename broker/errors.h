@@ -44,7 +44,8 @@ ab_code ab_code_from_name(const char *name, size_t len);
 int ab_code_http_status(ab_code code);
 
 /* Fill *err and return -1, so callers can write `return ab_fail(err, …);`.
- * field may be NULL. The message is printf-formatted and truncated to fit. */
+ * field may be NULL. The message is printf-formatted and truncated to fit; bytes of a
+ * character that a limit cut (%.*s, the buffer's end) are dropped, so it stays UTF-8. */
 int ab_fail(ab_error *err, ab_code code, const char *field, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 

@@ -410,7 +410,7 @@ static int s_events_flag(ctl_cli *cli, const s_flag *f, int left, char *const *a
         cli->topics[cli->ntopics++] = value;
         return used;
     }
-    static const ab_arg count = {"count", AB_ARG_INT, false, false, 1, 1000000000, NULL, ""};
+    static const ab_arg count = {"count", AB_ARG_INT, false, false, 1, 1000000000, NULL, "", 0};
     int64_t n;
     if (s_parse_int(&count, "--count", value, &n, err, errlen) < 0)
         return -1;

@@ -186,10 +186,12 @@ static void s_usage_line(FILE *f, const ab_command *c)
 static void s_limits(const ab_arg *a, char *out, size_t outlen)
 {
     out[0] = '\0';
+    const char *unit = a->flags & AB_ARG_BYTES ? "bytes" : "characters";
     if (a->type == AB_ARG_STR && a->min > 0)
-        snprintf(out, outlen, ", %lld..%lld characters", (long long)a->min, (long long)a->max);
+        snprintf(out, outlen, ", %lld..%lld %s%s", (long long)a->min, (long long)a->max, unit,
+                 a->flags & AB_ARG_NOT_BLANK ? ", not blank" : "");
     else if (a->type == AB_ARG_STR)
-        snprintf(out, outlen, ", at most %lld characters", (long long)a->max);
+        snprintf(out, outlen, ", at most %lld %s", (long long)a->max, unit);
     else if (a->type == AB_ARG_INT && a->max == INT64_MAX)
         snprintf(out, outlen, ", at least %lld", (long long)a->min);
     else if (a->type == AB_ARG_INT)

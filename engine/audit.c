@@ -4,21 +4,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "envelope.h"
 #include "settings_cache.h"
 
 #define VALUE_MAX 1000 /* bytes of one value in a change text */
 #define TITLE_MAX 255  /* characters: the width of logs.title */
-
-/* The longest prefix of s (len bytes) of at most max bytes that does not split a UTF-8
- * sequence. */
-static size_t s_cut_bytes(const char *s, size_t len, size_t max)
-{
-    if (len <= max)
-        return len;
-    while (max > 0 && ((unsigned char)s[max] & 0xC0) == 0x80)
-        max--;
-    return max;
-}
 
 /* The byte length of the first max characters of the NUL-terminated s. */
 static size_t s_cut_chars(const char *s, size_t max)
@@ -56,7 +46,7 @@ static void s_append_value(ab_change *c, const char *v, size_t len)
 {
     s_append(c, "(", 1);
     if (v)
-        s_append(c, v, s_cut_bytes(v, len, VALUE_MAX));
+        s_append(c, v, ab_utf8_cut(v, len, VALUE_MAX));
     if (v && len > VALUE_MAX)
         s_append(c, "…", strlen("…"));
     s_append(c, ")", 1);
@@ -168,6 +158,12 @@ int ab_audit_add(ab_audit *a, const ab_actor *who, const char *model, uint64_t m
     r->str[C_ACTION] = strdup(action);
     r->num[C_USER_ID] = who ? who->user_id : 0;
     r->str[C_CHANGE] = s_dup(change);
+    /* Titles and changes are formatted into byte-sized buffers that may end inside a
+     * character the caller quoted; one such row would fail the whole batch's insert. */
+    if (r->str[C_TITLE])
+        ab_utf8_scrub(r->str[C_TITLE]);
+    if (r->str[C_CHANGE])
+        ab_utf8_scrub(r->str[C_CHANGE]);
     r->str[C_EMAIL] = strdup(who && who->email ? who->email : "");
     r->str[C_ORG] = strdup(who && who->org && *who->org ? who->org : "SYSTEM");
     /* MISP keeps the client's address only when MISP.log_client_ip is on. */

@@ -57,7 +57,8 @@ extern char **environ;
 const ab_arg ab_backup_args[AB_BACKUP_NARGS] = {
     {"encrypt_to", AB_ARG_STR, false, false, 3, 254, NULL,
      "Encrypt the archive to this GnuPG key: fingerprint, long key id or e-mail address "
-     "(the worker's keyring)"},
+     "(the worker's keyring)",
+     0},
 };
 
 typedef struct {

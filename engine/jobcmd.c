@@ -123,37 +123,6 @@ static int s_pack_page(ab_ctx *ctx, msgpack_packer *pk, const char *select, cons
     return 0;
 }
 
-/* Read one job's row as text (state, queue, type, priority) for the managing commands. */
-typedef struct {
-    char state[16], queue[33], type[33];
-    int64_t priority;
-} s_job_head;
-
-static int s_job_head_load(ab_ctx *ctx, uint64_t id, s_job_head *h, ab_error *err)
-{
-    ab_params p;
-    ab_params_init(&p);
-    ab_param_int(&p, (int64_t)id);
-    ab_rows rows;
-    if (ab_db_query(ctx->db,
-                    "SELECT state, worker, job_type, priority FROM jobs WHERE id = ? FOR UPDATE",
-                    &p, &rows, err) < 0)
-        return -1;
-    int rc = ab_rows_next(&rows);
-    if (rc == 1) {
-        snprintf(h->state, sizeof h->state, "%s", ab_rows_str(&rows, 0, NULL));
-        snprintf(h->queue, sizeof h->queue, "%s", ab_rows_str(&rows, 1, NULL));
-        snprintf(h->type, sizeof h->type, "%s", ab_rows_str(&rows, 2, NULL));
-        h->priority = ab_rows_int(&rows, 3);
-    }
-    ab_rows_close(&rows);
-    if (rc < 0)
-        return ab_fail(err, AB_E_INTERNAL, NULL, "database read failed");
-    if (rc == 0)
-        return ab_fail(err, AB_E_NOT_FOUND, "job", "no job has id %llu", (unsigned long long)id);
-    return 0;
-}
-
 static int s_pack_job(ab_ctx *ctx, msgpack_packer *pk, uint64_t id, ab_error *err)
 {
     ab_params p;
@@ -238,7 +207,7 @@ int ab_job_enqueue_cmd(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
         msgpack_pack_object(&ppk, *args);
     else
         msgpack_pack_map(&ppk, 0);
-    char input[512], key[192] = "";
+    char input[512], key[AB_JOB_KEY_SIZE] = "";
     ab_job_summarise(args, input, sizeof input);
     size_t klen = 0;
     const char *k = ab_arg_str(ctx, "unique_key", &klen);
@@ -279,11 +248,14 @@ int ab_job_enqueue_cmd(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
             (handed && ab_job_assign_notice(ctx->events, ctx->now_ms, worker, id) < 0))
             return ab_fail(err, AB_E_INTERNAL, NULL, "out of memory");
     }
+    ab_job_head h = {.priority = 0};
+    if (existed && ab_job_head_load(ctx->db, id, false, &h, err) < 0)
+        return -1;
     msgpack_pack_map(pk, 5);
     ab_pack_kv_int(pk, "id", (int64_t)id);
-    ab_pack_kv_cstr(pk, "queue", t->queue);
-    ab_pack_kv_cstr(pk, "type", t->type);
-    ab_pack_kv_cstr(pk, "state", existed ? "existing" : handed ? "running" : "queued");
+    ab_pack_kv_cstr(pk, "queue", existed ? h.queue : t->queue);
+    ab_pack_kv_cstr(pk, "type", existed ? h.type : t->type);
+    ab_pack_kv_cstr(pk, "state", existed ? h.state : handed ? "running" : "queued");
     ab_pack_kv_bool(pk, "existed", existed);
     return 0;
 }
@@ -304,7 +276,7 @@ static int64_t s_map_int(const msgpack_object *map, const char *name, int64_t de
 typedef struct {
     ab_job_spec spec;
     size_t payload_off;
-    char input[256], key[192];
+    char input[256], key[AB_JOB_KEY_SIZE];
     bool existed;
 } s_entry;
 
@@ -554,7 +526,7 @@ int ab_job_view(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
 
 /* --- job.retry, job.cancel, job.purge ----------------------------------------------------- */
 
-static int s_make_ready(ab_ctx *ctx, uint64_t id, const s_job_head *h, ab_error *err)
+static int s_make_ready(ab_ctx *ctx, uint64_t id, const ab_job_head *h, ab_error *err)
 {
     ab_params p;
     ab_params_init(&p);
@@ -582,8 +554,8 @@ static int s_set_state(ab_ctx *ctx, uint64_t id, const char *sql, const char *me
 int ab_job_retry(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
 {
     uint64_t id = (uint64_t)ab_arg_int(ctx, "job", 0);
-    s_job_head h;
-    if (s_job_head_load(ctx, id, &h, err) < 0)
+    ab_job_head h;
+    if (ab_job_head_load(ctx->db, id, true, &h, err) < 0)
         return -1;
     if (strcmp(h.state, "failed") != 0 && strcmp(h.state, "cancelled") != 0)
         return ab_fail(err, AB_E_CONFLICT, "job",
@@ -624,8 +596,8 @@ static int s_cancel_waiting(ab_ctx *ctx, uint64_t id, ab_error *err)
 int ab_job_cancel(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
 {
     uint64_t id = (uint64_t)ab_arg_int(ctx, "job", 0);
-    s_job_head h;
-    if (s_job_head_load(ctx, id, &h, err) < 0)
+    ab_job_head h;
+    if (ab_job_head_load(ctx->db, id, true, &h, err) < 0)
         return -1;
     bool waiting = strcmp(h.state, "queued") == 0 || strcmp(h.state, "retrying") == 0;
     bool running = strcmp(h.state, "running") == 0;

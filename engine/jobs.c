@@ -123,6 +123,34 @@ static int s_find_unique(ab_db *db, const char *key, uint64_t *id, ab_error *err
     return 0;
 }
 
+int ab_job_head_load(ab_db *db, uint64_t id, bool for_update, ab_job_head *h, ab_error *err)
+{
+    ab_params p;
+    ab_params_init(&p);
+    ab_param_int(&p, (int64_t)id);
+    ab_rows rows;
+    if (ab_db_query(
+            db,
+            for_update
+                ? "SELECT state, worker, job_type, priority FROM jobs WHERE id = ? FOR UPDATE"
+                : "SELECT state, worker, job_type, priority FROM jobs WHERE id = ?",
+            &p, &rows, err) < 0)
+        return -1;
+    int rc = ab_rows_next(&rows);
+    if (rc == 1) {
+        snprintf(h->state, sizeof h->state, "%s", ab_rows_str(&rows, 0, NULL));
+        snprintf(h->queue, sizeof h->queue, "%s", ab_rows_str(&rows, 1, NULL));
+        snprintf(h->type, sizeof h->type, "%s", ab_rows_str(&rows, 2, NULL));
+        h->priority = ab_rows_int(&rows, 3);
+    }
+    ab_rows_close(&rows);
+    if (rc < 0)
+        return ab_fail(err, AB_E_INTERNAL, NULL, "database read failed");
+    if (rc == 0)
+        return ab_fail(err, AB_E_NOT_FOUND, "job", "no job has id %llu", (unsigned long long)id);
+    return 0;
+}
+
 int ab_job_enqueue(ab_db *db, const ab_job_spec *s, int64_t now_ms, uint64_t *id, bool *existed,
                    ab_error *err)
 {
@@ -265,28 +293,35 @@ const ab_job_type *ab_job_type_of(const msgpack_object *map, const msgpack_objec
     return t;
 }
 
+/* One "k=v" of a summary in piece; a text value is cut to at most
+ * 64 bytes of whole characters, as job_input is text for humans and a column of UTF-8. */
+static void s_summary_piece(const msgpack_object *k, const msgpack_object *v, char *piece,
+                            size_t size)
+{
+    int klen = (int)(k->via.str.size > 64 ? 64 : k->via.str.size);
+    if (v->type == MSGPACK_OBJECT_STR)
+        snprintf(piece, size, "%.*s=%.*s", klen, k->via.str.ptr,
+                 (int)ab_utf8_cut(v->via.str.ptr, v->via.str.size, 64), v->via.str.ptr);
+    else if (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+        snprintf(piece, size, "%.*s=%llu", klen, k->via.str.ptr, (unsigned long long)v->via.u64);
+    else if (v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
+        snprintf(piece, size, "%.*s=%lld", klen, k->via.str.ptr, (long long)v->via.i64);
+    else
+        snprintf(piece, size, "%.*s=%s", klen, k->via.str.ptr,
+                 v->type == MSGPACK_OBJECT_BOOLEAN && v->via.boolean ? "true" : "false");
+}
+
 void ab_job_summarise(const msgpack_object *args, char *out, size_t len)
 {
     size_t n = 0;
     out[0] = '\0';
-    for (uint32_t i = 0; args && i < args->via.map.size && n + 1 < len; i++) {
-        const msgpack_object *k = &args->via.map.ptr[i].key, *v = &args->via.map.ptr[i].val;
-        int w;
-        if (v->type == MSGPACK_OBJECT_STR)
-            w = snprintf(out + n, len - n, "%s%.*s=%.*s", n ? " " : "", (int)k->via.str.size,
-                         k->via.str.ptr, (int)(v->via.str.size > 64 ? 64 : v->via.str.size),
-                         v->via.str.ptr);
-        else if (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
-            w = snprintf(out + n, len - n, "%s%.*s=%llu", n ? " " : "", (int)k->via.str.size,
-                         k->via.str.ptr, (unsigned long long)v->via.u64);
-        else if (v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
-            w = snprintf(out + n, len - n, "%s%.*s=%lld", n ? " " : "", (int)k->via.str.size,
-                         k->via.str.ptr, (long long)v->via.i64);
-        else
-            w = snprintf(out + n, len - n, "%s%.*s=%s", n ? " " : "", (int)k->via.str.size,
-                         k->via.str.ptr,
-                         v->type == MSGPACK_OBJECT_BOOLEAN && v->via.boolean ? "true" : "false");
-        n = w > 0 && (size_t)w < len - n ? n + (size_t)w : len - 1;
+    for (uint32_t i = 0; args && i < args->via.map.size; i++) {
+        char piece[160];
+        s_summary_piece(&args->via.map.ptr[i].key, &args->via.map.ptr[i].val, piece, sizeof piece);
+        size_t plen = strlen(piece);
+        if (n + (n > 0) + plen + 1 > len)
+            break; /* whole pieces only: a cut one could end inside a character */
+        n += (size_t)snprintf(out + n, len - n, "%s%s", n ? " " : "", piece);
     }
 }
 

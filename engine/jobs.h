@@ -15,6 +15,10 @@
 #include "errors.h"
 #include "events.h"
 
+/* Room for a unique_key as text: the catalog allows 191 characters (schemas/catalog.c),
+ * each up to 4 bytes of UTF-8, and a NUL. */
+#define AB_JOB_KEY_SIZE (191 * 4 + 1)
+
 /* MISP's queues. A worker serves exactly one. */
 #define AB_QUEUES(X) X(default) X(prio) X(cache) X(email) X(update)
 
@@ -101,6 +105,17 @@ typedef struct {
     uint32_t created_by;
     const char *unique_key; /* NULL = none; a second enqueue with the key finds the first */
 } ab_job_spec;
+
+/* A job's queue, type, state and priority, as text from its row. */
+typedef struct {
+    char state[16], queue[33], type[33];
+    int64_t priority;
+} ab_job_head;
+
+/* Read job id's head, locking its row when for_update (the managing commands change it
+ * next; a plain read serves the replies that only report it). Returns 0, or -1 with *err
+ * (not_found, field job, when there is no such job). */
+int ab_job_head_load(ab_db *db, uint64_t id, bool for_update, ab_job_head *h, ab_error *err);
 
 /* Enqueue inside the caller's transaction (so the job exists exactly when the change that
  * caused it does). Returns 0 with *id (and *existed = true when unique_key matched an

@@ -47,7 +47,7 @@ static int64_t s_int(const msgpack_object *args, const char *name, int64_t def)
 
 static const ab_arg s_noop_args[] = {
     {"record", AB_ARG_STR, false, false, 1, 191, NULL,
-     "Write this tag to job_effects when the job completes (for tests)"},
+     "Write this tag to job_effects when the job completes (for tests)", 0},
 };
 
 static int s_noop(ab_job_run *run, const msgpack_object *args, ab_error *err)
@@ -56,12 +56,12 @@ static int s_noop(ab_job_run *run, const msgpack_object *args, ab_error *err)
 }
 
 static const ab_arg s_sleep_args[] = {
-    {"ms", AB_ARG_INT, false, false, 0, 3600000, NULL, "How long to sleep (default 1000)"},
+    {"ms", AB_ARG_INT, false, false, 0, 3600000, NULL, "How long to sleep (default 1000)", 0},
     {"fail", AB_ARG_INT, false, false, 0, 100, NULL,
-     "Fail this many attempts (temporarily) before succeeding"},
-    {"fatal", AB_ARG_BOOL, false, false, 0, 0, NULL, "Fail permanently (no retry)"},
+     "Fail this many attempts (temporarily) before succeeding", 0},
+    {"fatal", AB_ARG_BOOL, false, false, 0, 0, NULL, "Fail permanently (no retry)", 0},
     {"record", AB_ARG_STR, false, false, 1, 191, NULL,
-     "Write this tag to job_effects when the job completes (for tests)"},
+     "Write this tag to job_effects when the job completes (for tests)", 0},
 };
 
 /* Sleeps in ten steps, reporting progress and stopping when asked. */
@@ -97,7 +97,8 @@ static int s_sleep(ab_job_run *run, const msgpack_object *args, ab_error *err)
 static const ab_arg s_jobs_purge_args[] = {
     {"days", AB_ARG_INT, false, false, 0, 36500, NULL,
      "Delete finished jobs older than this many days (default: the setting "
-     "SimpleBackgroundJobs.max_job_history_ttl, in seconds)"},
+     "SimpleBackgroundJobs.max_job_history_ttl, in seconds)",
+     0},
 };
 
 /* How old (seconds) a finished job may get: the days argument, else the setting, read
@@ -157,7 +158,7 @@ static int s_jobs_purge(ab_job_run *run, const msgpack_object *args, ab_error *e
 
 static const ab_arg s_commands_purge_args[] = {
     {"days", AB_ARG_INT, false, false, 0, 36500, NULL,
-     "Delete command ids older than this many days (default: command_retention_days)"},
+     "Delete command ids older than this many days (default: command_retention_days)", 0},
 };
 
 /* command_retention_days of this process's configuration (adminbus.conf, environment). */

@@ -118,8 +118,10 @@ static int s_login_failed(ab_ctx *ctx, const ab_error *failed, ab_error *err)
     (void)failed;
     size_t len = 0;
     const char *email = ab_arg_str(ctx, "email", &len);
+    /* The whole address (at most 255 characters, 1,020 bytes): a cut one would count
+     * against another login, or end inside a character. */
     char who[EMAIL_MAX_BYTES];
-    snprintf(who, sizeof who, "%.*s", (int)(len < 255 ? len : 255), email ? email : "");
+    snprintf(who, sizeof who, "%.*s", (int)len, email ? email : "");
     int64_t reason = ctx->note[1];
     if (s_counts(reason)) {
         ab_params p;

@@ -194,11 +194,13 @@ static const char *const s_kinds[] = {"contact", "password_reset", "welcome", NU
 const ab_arg ab_mail_job_args[AB_MAIL_JOB_NARGS] = {
     {"kind", AB_ARG_ENUM, true, false, 0, 0, s_kinds,
      "What the mail-out is: contact (adminctl contact), password_reset or welcome (adminctl "
-     "user reset-password: a new temporary password set when the message is sent)"},
-    {"subject", AB_ARG_STR, true, false, 1, 255, NULL, "The subject, without line breaks"},
+     "user reset-password: a new temporary password set when the message is sent)",
+     0},
+    {"subject", AB_ARG_STR, true, false, 1, 255, NULL, "The subject, without line breaks", 0},
     {"message", AB_ARG_STR, true, false, 1, 65535, NULL,
      "The text of the message (password_reset, welcome: with $password, $username, $misp, "
-     "$org, $contact)"},
+     "$org, $contact)",
+     0},
 };
 
 typedef struct {

@@ -30,9 +30,9 @@
 #define ADDR_MAX      255
 
 const ab_arg ab_gpgkey_fetch_args[AB_GPGKEY_FETCH_NARGS] = {
-    {"user_id", AB_ARG_INT, true, false, 1, UINT32_MAX, NULL, "The user whose key is fetched"},
+    {"user_id", AB_ARG_INT, true, false, 1, UINT32_MAX, NULL, "The user whose key is fetched", 0},
     {"email", AB_ARG_STR, true, false, 3, ADDR_MAX, NULL,
-     "The user's address when the fetch was asked for (the key is looked up for it)"},
+     "The user's address when the fetch was asked for (the key is looked up for it)", 0},
 };
 
 /* --- Web Key Directory: z-base-32 of SHA-1 of the lower-cased local part ------------------ */

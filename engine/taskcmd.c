@@ -8,6 +8,9 @@
 #include "jobs.h"
 #include "scheduler.h"
 
+/* tasks.description is VARCHAR(255), counted in characters: up to 4 bytes each. */
+#define DESCRIPTION_SIZE (255 * 4 + 1)
+
 #define TASK_SQL                                                                                   \
     "SELECT id, type, timer, scheduled_time, process_id, description, next_execution_time, "       \
     "message, enabled, last_job_id, " AB_SQL_MS("last_run") ", " AB_SQL_MS(                        \
@@ -103,7 +106,7 @@ int ab_task_list(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
 
 typedef struct {
     uint32_t id;
-    char type[101], time[9], description[256];
+    char type[101], time[9], description[DESCRIPTION_SIZE];
     int64_t timer, next_s;
     bool enabled;
 } s_task;
@@ -198,7 +201,7 @@ static int s_parse_next(const char *s, size_t len, int64_t *day_s, int *minutes)
 /* The new values a task.set asks for, checked. */
 typedef struct {
     int64_t timer, next_s;
-    char time[16], description[256];
+    char time[16], description[DESCRIPTION_SIZE];
     bool enabled;
 } s_wanted;
 
@@ -460,12 +463,15 @@ int ab_task_run(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
         return -1;
     if (!existed && s_run_record(ctx, &t, job, jt) < 0)
         return ab_fail(err, AB_E_INTERNAL, NULL, "out of memory");
+    ab_job_head h = {.priority = 0};
+    if (existed && ab_job_head_load(ctx->db, job, false, &h, err) < 0)
+        return -1;
     msgpack_pack_map(pk, 7);
     ab_pack_kv_int(pk, "id", (int64_t)job);
     ab_pack_kv_int(pk, "task", t.id);
     ab_pack_kv_cstr(pk, "queue", jt->queue);
     ab_pack_kv_cstr(pk, "type", jt->type);
-    ab_pack_kv_cstr(pk, "state", existed ? "existing" : "queued");
+    ab_pack_kv_cstr(pk, "state", existed ? h.state : "queued");
     ab_pack_kv_bool(pk, "existed", existed);
     ab_pack_kv_cstr(pk, "unique_key", key);
     return 0;

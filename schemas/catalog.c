@@ -13,31 +13,33 @@ static const char *const s_org_scopes[] = {"local", "external", "remote", "all",
 
 /* The fields an organisation has, shared by add and edit. */
 #define ORG_FIELDS                                                                                 \
-    {"description", AB_ARG_STR, false, false, 0, TEXT_MAX, NULL, "A brief description"},           \
-        {"nationality", AB_ARG_STR, false, false, 0, 255, NULL, "Country of the organisation"},    \
+    {"description", AB_ARG_STR, false, false, 0, TEXT_MAX, NULL, "A brief description", 0},        \
+        {"nationality", AB_ARG_STR, false, false, 0, 255, NULL, "Country of the organisation", 0}, \
         {"sector", AB_ARG_STR, false, false,                                                       \
-         0,        255,        NULL,  "Sector (financial, transport, telecom, …)"},                \
-        {"type", AB_ARG_STR, false, false, 0, 255, NULL, "Type of organisation (CSIRT, …)"},       \
-        {"contacts", AB_ARG_STR, false, false, 0, TEXT_MAX, NULL, "Contact details"},              \
+         0,        255,        NULL,  "Sector (financial, transport, telecom, …)",                 \
+         0},                                                                                       \
+        {"type", AB_ARG_STR, false, false, 0, 255, NULL, "Type of organisation (CSIRT, …)", 0},    \
+        {"contacts", AB_ARG_STR, false, false, 0, TEXT_MAX, NULL, "Contact details", 0},           \
     {                                                                                              \
         "local", AB_ARG_BOOL, false, false, 0, 0, NULL,                                            \
-            "Local: its users may use this instance (default true on add)"                         \
+            "Local: its users may use this instance (default true on add)", 0                      \
     }
 
 #define ORG_REF(help)                                                                              \
     {                                                                                              \
-        "org", AB_ARG_STR, true, true, 1, 255, NULL, help " (id, uuid or name)"                    \
+        "org", AB_ARG_STR, true, true, 1, 255, NULL, help " (id, uuid or name)", AB_ARG_NOT_BLANK  \
     }
 
 static const ab_arg s_org_add[] = {
-    {"name", AB_ARG_STR, true, false, 1, 255, NULL, "Organisation identifier (unique)"},
-    {"uuid", AB_ARG_UUID, false, false, 0, 0, NULL, "UUID to keep (generated when absent)"},
+    {"name", AB_ARG_STR, true, false, 1, 255, NULL, "Organisation identifier (unique)",
+     AB_ARG_NOT_BLANK},
+    {"uuid", AB_ARG_UUID, false, false, 0, 0, NULL, "UUID to keep (generated when absent)", 0},
     ORG_FIELDS,
 };
 
 static const ab_arg s_org_edit[] = {
     ORG_REF("The organisation to change"),
-    {"name", AB_ARG_STR, false, false, 1, 255, NULL, "New name (unique)"},
+    {"name", AB_ARG_STR, false, false, 1, 255, NULL, "New name (unique)", AB_ARG_NOT_BLANK},
     ORG_FIELDS,
 };
 
@@ -46,18 +48,18 @@ static const ab_arg s_org_one[] = {ORG_REF("The organisation")};
 static const ab_arg s_org_merge[] = {
     ORG_REF("The organisation merged away (deleted)"),
     {"into", AB_ARG_STR, true, false, 1, 255, NULL,
-     "The organisation that receives its users and rows (id, uuid or name)"},
+     "The organisation that receives its users and rows (id, uuid or name)", AB_ARG_NOT_BLANK},
 };
 
 #define PAGING_ARGS                                                                                \
-    {"limit", AB_ARG_INT, false, false, 1, 1000, NULL, "Rows per page (default 100)"},             \
+    {"limit", AB_ARG_INT, false, false, 1, 1000, NULL, "Rows per page (default 100)", 0},          \
     {                                                                                              \
-        "page", AB_ARG_INT, false, false, 1, 1000000, NULL, "Page number, from 1"                  \
+        "page", AB_ARG_INT, false, false, 1, 1000000, NULL, "Page number, from 1", 0               \
     }
 
 static const ab_arg s_org_list[] = {
     {"scope", AB_ARG_ENUM, false, false, 0, 0, s_org_scopes,
-     "local (default), external (= remote) or all"},
+     "local (default), external (= remote) or all", 0},
     PAGING_ARGS,
 };
 
@@ -65,17 +67,17 @@ static const ab_arg s_role_list[] = {PAGING_ARGS};
 
 #define USER_REF(help)                                                                             \
     {                                                                                              \
-        "user", AB_ARG_STR, true, true, 1, 255, NULL, help " (id or e-mail)"                       \
+        "user", AB_ARG_STR, true, true, 1, 255, NULL, help " (id or e-mail)", AB_ARG_NOT_BLANK     \
     }
 #define USER_NIDS_SID                                                                              \
     {                                                                                              \
         "nids_sid", AB_ARG_INT, false, false, 0, 4294967295LL, NULL,                               \
-            "NIDS SID offset (default on add: random in 1000000..9999900, as MISP)"                \
+            "NIDS SID offset (default on add: random in 1000000..9999900, as MISP)", 0             \
     }
 #define USER_NO_PASSWORD_CHANGE                                                                    \
     {                                                                                              \
         "no_password_change", AB_ARG_BOOL, false, false, 0, 0, NULL,                               \
-            "Do not make the user change the password at the next login"                           \
+            "Do not make the user change the password at the next login", 0                        \
     }
 
 #define USER_GPGKEY                                                                                \
@@ -83,87 +85,99 @@ static const ab_arg s_role_list[] = {PAGING_ARGS};
         "gpgkey", AB_ARG_STR, false, false, 0, TEXT_MAX, NULL,                                     \
             "ASCII-armoured GnuPG public key that can encrypt (adminctl: --gpgkey-file FILE "      \
             "reads "                                                                               \
-            "it from a file; empty: none)"                                                         \
+            "it from a file; empty: none)",                                                        \
+            0                                                                                      \
     }
 
 static const ab_arg s_user_add[] = {
-    {"email", AB_ARG_STR, true, false, 3, 255, NULL, "E-mail address and login name (unique)"},
-    {"org", AB_ARG_STR, true, false, 1, 255, NULL, "Organisation (id or name)"},
-    {"role", AB_ARG_STR, false, false, 1, 100, NULL,
-     "Role (id or name; default: the default role)"},
+    {"email", AB_ARG_STR, true, false, 3, 255, NULL, "E-mail address and login name (unique)",
+     AB_ARG_NOT_BLANK},
+    {"org", AB_ARG_STR, true, false, 1, 255, NULL, "Organisation (id or name)", AB_ARG_NOT_BLANK},
+    {"role", AB_ARG_STR, false, false, 1, 100, NULL, "Role (id or name; default: the default role)",
+     AB_ARG_NOT_BLANK},
     {"password", AB_ARG_STR, false, false, 1, 256, NULL,
-     "Temporary password (checked against the policy; generated and shown once when absent)"},
+     "Temporary password (checked against the policy; generated and shown once when absent)",
+     AB_ARG_BYTES},
     USER_NIDS_SID,
     {"autoalert", AB_ARG_BOOL, false, false, 0, 0, NULL,
-     "Receive alerts when events are published (default true)"},
+     "Receive alerts when events are published (default true)", 0},
     {"contactalert", AB_ARG_BOOL, false, false, 0, 0, NULL,
-     "Receive alerts from \"contact reporter\" requests (default false)"},
-    {"disabled", AB_ARG_BOOL, false, false, 0, 0, NULL, "Create the account disabled"},
+     "Receive alerts from \"contact reporter\" requests (default false)", 0},
+    {"disabled", AB_ARG_BOOL, false, false, 0, 0, NULL, "Create the account disabled", 0},
     USER_NO_PASSWORD_CHANGE,
     USER_GPGKEY,
 };
 
 static const ab_arg s_user_edit[] = {
     USER_REF("The user to change"),
-    {"email", AB_ARG_STR, false, false, 3, 255, NULL, "New e-mail address (unique)"},
-    {"org", AB_ARG_STR, false, false, 1, 255, NULL, "New organisation (id or name)"},
-    {"role", AB_ARG_STR, false, false, 1, 100, NULL, "New role (id or name)"},
-    {"autoalert", AB_ARG_BOOL, false, false, 0, 0, NULL, "Receive publish alerts"},
-    {"contactalert", AB_ARG_BOOL, false, false, 0, 0, NULL, "Receive contact-reporter alerts"},
+    {"email", AB_ARG_STR, false, false, 3, 255, NULL, "New e-mail address (unique)",
+     AB_ARG_NOT_BLANK},
+    {"org", AB_ARG_STR, false, false, 1, 255, NULL, "New organisation (id or name)",
+     AB_ARG_NOT_BLANK},
+    {"role", AB_ARG_STR, false, false, 1, 100, NULL, "New role (id or name)", AB_ARG_NOT_BLANK},
+    {"autoalert", AB_ARG_BOOL, false, false, 0, 0, NULL, "Receive publish alerts", 0},
+    {"contactalert", AB_ARG_BOOL, false, false, 0, 0, NULL, "Receive contact-reporter alerts", 0},
     USER_NIDS_SID,
-    {"termsaccepted", AB_ARG_BOOL, false, false, 0, 0, NULL, "The terms of use are accepted"},
+    {"termsaccepted", AB_ARG_BOOL, false, false, 0, 0, NULL, "The terms of use are accepted", 0},
     USER_GPGKEY,
 };
 
 static const ab_arg s_user_one[] = {USER_REF("The user")};
 
 static const ab_arg s_user_list[] = {
-    {"org", AB_ARG_STR, false, false, 1, 255, NULL, "Only this organisation's users (id or name)"},
-    {"role", AB_ARG_STR, false, false, 1, 100, NULL, "Only users with this role (id or name)"},
-    {"disabled", AB_ARG_BOOL, false, false, 0, 0, NULL, "Only disabled (true) or enabled (false)"},
+    {"org", AB_ARG_STR, false, false, 1, 255, NULL, "Only this organisation's users (id or name)",
+     AB_ARG_NOT_BLANK},
+    {"role", AB_ARG_STR, false, false, 1, 100, NULL, "Only users with this role (id or name)",
+     AB_ARG_NOT_BLANK},
+    {"disabled", AB_ARG_BOOL, false, false, 0, 0, NULL, "Only disabled (true) or enabled (false)",
+     0},
     PAGING_ARGS,
 };
 
 static const ab_arg s_user_change_pw[] = {
     USER_REF("The user"),
     {"password", AB_ARG_STR, false, false, 1, 256, NULL,
-     "New password (checked against the policy; generated and shown once when absent)"},
+     "New password (checked against the policy; generated and shown once when absent)",
+     AB_ARG_BYTES},
     USER_NO_PASSWORD_CHANGE,
 };
 
 /* Authkeys (engine/authkeycmd.c). */
 #define AUTHKEY_ID(help)                                                                           \
     {                                                                                              \
-        "authkey_id", AB_ARG_INT, true, true, 1, 4294967295LL, NULL, help " (its id)"              \
+        "authkey_id", AB_ARG_INT, true, true, 1, 4294967295LL, NULL, help " (its id)", 0           \
     }
 #define AUTHKEY_EXPIRATION                                                                         \
     {                                                                                              \
         "expiration", AB_ARG_STR, false, false, 1, 32, NULL,                                       \
             "When it stops working: a number of days from now (1-36500), a date YYYY-MM-DD "       \
-            "(00:00 UTC that day), a time YYYY-MM-DDTHH:MM[:SS]Z (UTC), or never"                  \
+            "(00:00 UTC that day), a time YYYY-MM-DDTHH:MM[:SS]Z (UTC), or never",                 \
+            0                                                                                      \
     }
 #define AUTHKEY_ALLOWED_IPS                                                                        \
     {                                                                                              \
         "allowed_ips", AB_ARG_STRS, false, false, 1, 32, NULL,                                     \
             "Only callers from these addresses or ranges (IPv4/IPv6, CIDR: 10.0.0.0/8, "           \
-            "2001:db8::/32, 192.0.2.7); repeat --allowed-ip"                                       \
+            "2001:db8::/32, 192.0.2.7); repeat --allowed-ip",                                      \
+            0                                                                                      \
     }
 #define AUTHKEY_COMMENT                                                                            \
     {                                                                                              \
-        "comment", AB_ARG_STR, false, false, 0, 1000, NULL, "What the key is for"                  \
+        "comment", AB_ARG_STR, false, false, 0, 1000, NULL, "What the key is for", 0               \
     }
 
 static const ab_arg s_user_authkey[] = {
     USER_REF("The user"),
     {"reset", AB_ARG_BOOL, false, false, 0, 0, NULL,
-     "Revoke every key of the user and return one new key (shown once)"},
+     "Revoke every key of the user and return one new key (shown once)", 0},
 };
 
 static const ab_arg s_authkey_add[] = {
-    {"user", AB_ARG_STR, true, false, 1, 255, NULL, "The key's owner (id or e-mail)"},
+    {"user", AB_ARG_STR, true, false, 1, 255, NULL, "The key's owner (id or e-mail)",
+     AB_ARG_NOT_BLANK},
     AUTHKEY_EXPIRATION,
     {"read_only", AB_ARG_BOOL, false, false, 0, 0, NULL,
-     "The key may only run commands that change nothing"},
+     "The key may only run commands that change nothing", 0},
     AUTHKEY_ALLOWED_IPS,
     AUTHKEY_COMMENT,
 };
@@ -171,10 +185,11 @@ static const ab_arg s_authkey_add[] = {
 static const ab_arg s_authkey_edit[] = {
     AUTHKEY_ID("The key to change"),
     AUTHKEY_EXPIRATION,
-    {"read_only", AB_ARG_BOOL, false, false, 0, 0, NULL, "Read-only (true) or read-write (false)"},
+    {"read_only", AB_ARG_BOOL, false, false, 0, 0, NULL, "Read-only (true) or read-write (false)",
+     0},
     AUTHKEY_ALLOWED_IPS,
     {"any_ip", AB_ARG_BOOL, false, false, 0, 0, NULL,
-     "Remove the address limit (allowed_ips): the key works from anywhere"},
+     "Remove the address limit (allowed_ips): the key works from anywhere", 0},
     AUTHKEY_COMMENT,
 };
 
@@ -182,47 +197,50 @@ static const ab_arg s_authkey_one[] = {AUTHKEY_ID("The key")};
 
 static const ab_arg s_authkey_list[] = {
     {"user", AB_ARG_STR, false, false, 1, 255, NULL,
-     "Only this user's keys (id or e-mail; default: every key you may manage)"},
+     "Only this user's keys (id or e-mail; default: every key you may manage)", AB_ARG_NOT_BLANK},
     PAGING_ARGS,
 };
 
 static const ab_arg s_auth_login[] = {
-    {"email", AB_ARG_STR, true, true, 3, 255, NULL, "E-mail address (the login name)"},
+    {"email", AB_ARG_STR, true, true, 3, 255, NULL, "E-mail address (the login name)",
+     AB_ARG_NOT_BLANK},
     {"password", AB_ARG_STR, false, false, 1, 256, NULL,
      "The password; required (adminctl reads it from the terminal, or from standard input "
-     "with --password-stdin, never from the command line)"},
+     "with --password-stdin, never from the command line)",
+     AB_ARG_BYTES},
     {"otp", AB_ARG_STR, false, false, 1, 10, NULL,
-     "One-time code (TOTP or HOTP) when the account has one"},
+     "One-time code (TOTP or HOTP) when the account has one", 0},
 };
 
 static const ab_arg s_auth_logout[] = {
     {"all", AB_ARG_BOOL, false, false, 0, 0, NULL,
-     "End every session of the caller, not only the one this command came with"},
+     "End every session of the caller, not only the one this command came with", 0},
 };
 
 static const ab_arg s_bruteforce_clear[] = {
     {"email", AB_ARG_STR, false, true, 1, 255, NULL,
-     "Only the entries of this e-mail (default: all entries)"},
+     "Only the entries of this e-mail (default: all entries)", AB_ARG_NOT_BLANK},
 };
 
 static const ab_arg s_user_by_ip[] = {
-    {"ip", AB_ARG_STR, true, true, 2, 45, NULL, "IPv4 or IPv6 address"},
+    {"ip", AB_ARG_STR, true, true, 2, 45, NULL, "IPv4 or IPv6 address", AB_ARG_NOT_BLANK},
 };
 
 static const ab_arg s_otp_enrol[] = {
     USER_REF("The user"),
-    {"hotp", AB_ARG_BOOL, false, false, 0, 0, NULL,
-     "Counter-based HOTP instead of time-based TOTP"},
+    {"hotp", AB_ARG_BOOL, false, false, 0, 0, NULL, "Counter-based HOTP instead of time-based TOTP",
+     0},
 };
 
 static const ab_arg s_log_search[] = {
-    {"email", AB_ARG_STR, false, false, 1, 255, NULL, "Sub-string of the acting user's e-mail"},
-    {"org", AB_ARG_STR, false, false, 1, 255, NULL, "Sub-string of the acting user's org"},
-    {"action", AB_ARG_STR, false, false, 1, 64, NULL, "Action, exactly (add, edit, auth_fail, …)"},
-    {"model", AB_ARG_STR, false, false, 1, 64, NULL, "Model, exactly (Organisation, User, …)"},
-    {"model_id", AB_ARG_INT, false, false, 0, INT64_MAX, NULL, "Id of the changed record"},
-    {"title", AB_ARG_STR, false, false, 1, 255, NULL, "Sub-string of the title"},
-    {"change", AB_ARG_STR, false, false, 1, 255, NULL, "Sub-string of the change"},
+    {"email", AB_ARG_STR, false, false, 1, 255, NULL, "Sub-string of the acting user's e-mail", 0},
+    {"org", AB_ARG_STR, false, false, 1, 255, NULL, "Sub-string of the acting user's org", 0},
+    {"action", AB_ARG_STR, false, false, 1, 64, NULL, "Action, exactly (add, edit, auth_fail, …)",
+     0},
+    {"model", AB_ARG_STR, false, false, 1, 64, NULL, "Model, exactly (Organisation, User, …)", 0},
+    {"model_id", AB_ARG_INT, false, false, 0, INT64_MAX, NULL, "Id of the changed record", 0},
+    {"title", AB_ARG_STR, false, false, 1, 255, NULL, "Sub-string of the title", 0},
+    {"change", AB_ARG_STR, false, false, 1, 255, NULL, "Sub-string of the change", 0},
     PAGING_ARGS,
 };
 
@@ -235,31 +253,35 @@ const char *const ab_role_perms[] = {"delegate", "sync",          "admin",      
 
 #define ROLE_REF(help)                                                                             \
     {                                                                                              \
-        "role", AB_ARG_STR, true, true, 1, 100, NULL, help " (id or name)"                         \
+        "role", AB_ARG_STR, true, true, 1, 100, NULL, help " (id or name)", AB_ARG_NOT_BLANK       \
     }
 #define ROLE_PERMISSION                                                                            \
     {                                                                                              \
         "permission", AB_ARG_ENUM, false, false, 0, 0, ab_role_levels,                             \
             "What its users may do with events: read_only; manage_own (add, modify their own); "   \
-            "manage_org (also modify their organisation's); publish (also publish them)"           \
+            "manage_org (also modify their organisation's); publish (also publish them)",          \
+            0                                                                                      \
     }
 
 static const ab_arg s_role_add[] = {
-    {"name", AB_ARG_STR, true, false, 1, 100, NULL, "Role name (unique; not only digits)"},
+    {"name", AB_ARG_STR, true, false, 1, 100, NULL, "Role name (unique; not only digits)",
+     AB_ARG_NOT_BLANK},
     ROLE_PERMISSION,
     {"perms", AB_ARG_STRS, false, false, 0, 11, ab_role_perms,
      "Extra permissions to grant (CLI: --perm NAME, repeatable); site_admin needs admin, "
-     "sync needs auth"},
+     "sync needs auth",
+     0},
 };
 
 static const ab_arg s_role_edit[] = {
     ROLE_REF("The role to change"),
-    {"name", AB_ARG_STR, false, false, 1, 100, NULL, "New name (unique; not only digits)"},
+    {"name", AB_ARG_STR, false, false, 1, 100, NULL, "New name (unique; not only digits)",
+     AB_ARG_NOT_BLANK},
     ROLE_PERMISSION,
     {"perms", AB_ARG_STRS, false, false, 1, 11, ab_role_perms,
-     "Extra permissions to grant (CLI: --perm NAME, repeatable); the others stay as they are"},
+     "Extra permissions to grant (CLI: --perm NAME, repeatable); the others stay as they are", 0},
     {"no_perms", AB_ARG_STRS, false, false, 1, 11, ab_role_perms,
-     "Extra permissions to take away (CLI: --no-perm NAME, repeatable)"},
+     "Extra permissions to take away (CLI: --no-perm NAME, repeatable)", 0},
 };
 
 static const ab_arg s_role_one[] = {ROLE_REF("The role")};
@@ -271,142 +293,159 @@ static const char *const s_job_states[] = {"queued", "running",   "retrying", "d
 static const char *const s_misp_statuses[] = {"waiting", "running", "failed", "completed", NULL};
 
 static const ab_arg s_job_enqueue[] = {
-    {"type", AB_ARG_STR, true, true, 1, 32, NULL, "Job type (noop, sleep, …)"},
+    {"type", AB_ARG_STR, true, true, 1, 32, NULL, "Job type (noop, sleep, …)", AB_ARG_NOT_BLANK},
     {"args", AB_ARG_MAP, false, false, 0, 32, NULL,
-     "The job's arguments, checked against its type (CLI: --arg key=value, repeatable)"},
-    {"priority", AB_ARG_INT, false, false, -100, 100, NULL, "Higher runs first (default 0)"},
+     "The job's arguments, checked against its type (CLI: --arg key=value, repeatable)", 0},
+    {"priority", AB_ARG_INT, false, false, -100, 100, NULL, "Higher runs first (default 0)", 0},
     /* MariaDB 10.11's FROM_UNIXTIME ends at 2038-01-19 03:14:07 UTC: later is refused here,
      * precisely, instead of failing in the database. */
     {"run_at", AB_ARG_INT, false, false, 0, 2147483647000LL, NULL,
      "Not before this time, unix milliseconds UTC (default now; at most 2147483647000, "
-     "2038-01-19)"},
+     "2038-01-19)",
+     0},
     {"max_attempts", AB_ARG_INT, false, false, 1, 100, NULL,
-     "Attempts before the job fails (default: the type's policy)"},
+     "Attempts before the job fails (default: the type's policy)", 0},
     {"unique_key", AB_ARG_STR, false, false, 1, 191, NULL,
-     "At most one job per key: a second enqueue returns the first job"},
+     "At most one job per key (compared byte for byte): a second enqueue returns the first job", 0},
 };
 
 static const ab_arg s_job_enqueue_many[] = {
     {"jobs", AB_ARG_LIST, true, false, 1, 1000, NULL,
      "The jobs, each a map of job enqueue's arguments (type, args, priority, …); CLI: a JSON "
-     "array, @FILE holding one, or - to read it from standard input"},
+     "array, @FILE holding one, or - to read it from standard input",
+     0},
 };
 
 static const ab_arg s_job_list[] = {
-    {"queue", AB_ARG_ENUM, false, false, 0, 0, s_queue_names, "Only this queue"},
-    {"state", AB_ARG_ENUM, false, false, 0, 0, s_job_states, "Only jobs in this state"},
+    {"queue", AB_ARG_ENUM, false, false, 0, 0, s_queue_names, "Only this queue", 0},
+    {"state", AB_ARG_ENUM, false, false, 0, 0, s_job_states, "Only jobs in this state", 0},
     {"status", AB_ARG_ENUM, false, false, 0, 0, s_misp_statuses,
      "Only jobs with this MISP status (waiting = queued or retrying; failed = failed or "
-     "cancelled)"},
+     "cancelled)",
+     0},
     {"org", AB_ARG_STR, false, false, 1, 255, NULL,
-     "Only jobs of this organisation (its name, or its id)"},
-    {"type", AB_ARG_STR, false, false, 1, 32, NULL, "Only this job type"},
+     "Only jobs of this organisation (its name, or its id)", AB_ARG_NOT_BLANK},
+    {"type", AB_ARG_STR, false, false, 1, 32, NULL, "Only this job type", AB_ARG_NOT_BLANK},
     PAGING_ARGS,
 };
 
 static const ab_arg s_job_one[] = {
-    {"job", AB_ARG_INT, true, true, 1, INT64_MAX, NULL, "The job's id"},
+    {"job", AB_ARG_INT, true, true, 1, INT64_MAX, NULL, "The job's id", 0},
 };
 
 static const ab_arg s_job_purge[] = {
     {"completed", AB_ARG_BOOL, false, false, 0, 0, NULL,
-     "Completed jobs (the default, as MISP's purge of completed jobs)"},
+     "Completed jobs (the default, as MISP's purge of completed jobs)", 0},
     {"all", AB_ARG_BOOL, false, false, 0, 0, NULL,
-     "Also failed and cancelled jobs (default: completed ones only)"},
+     "Also failed and cancelled jobs (default: completed ones only)", 0},
 };
 
 static const ab_arg s_worker_list[] = {
-    {"queue", AB_ARG_ENUM, false, false, 0, 0, s_queue_names, "Only workers of this queue"},
+    {"queue", AB_ARG_ENUM, false, false, 0, 0, s_queue_names, "Only workers of this queue", 0},
 };
 
 static const ab_arg s_queue_one[] = {
-    {"queue", AB_ARG_ENUM, true, true, 0, 0, s_queue_names, "The queue"},
+    {"queue", AB_ARG_ENUM, true, true, 0, 0, s_queue_names, "The queue", 0},
 };
 
 static const ab_arg s_worker_one[] = {
-    {"worker", AB_ARG_STR, true, true, 1, 96, NULL, "The worker's id (host:pid:queue)"},
+    {"worker", AB_ARG_STR, true, true, 1, 96, NULL, "The worker's id (host:pid:queue)",
+     AB_ARG_NOT_BLANK},
 };
 
 static const ab_arg s_worker_start[] = {
-    {"queue", AB_ARG_ENUM, true, true, 0, 0, s_queue_names, "The queue the new worker serves"},
+    {"queue", AB_ARG_ENUM, true, true, 0, 0, s_queue_names, "The queue the new worker serves", 0},
     {"host", AB_ARG_STR, false, false, 1, 64, NULL,
-     "The host whose supervisor starts it (default: the host with the fewest workers)"},
+     "The host whose supervisor starts it (default: the host with the fewest workers)",
+     AB_ARG_NOT_BLANK},
 };
 
 static const ab_arg s_worker_restart[] = {
-    {"worker", AB_ARG_STR, false, true, 1, 96, NULL, "The worker's id (host:pid:queue)"},
+    {"worker", AB_ARG_STR, false, true, 1, 96, NULL, "The worker's id (host:pid:queue)",
+     AB_ARG_NOT_BLANK},
     {"all", AB_ARG_BOOL, false, false, 0, 0, NULL,
-     "Every live worker instead of one (MISP's restartWorkers)"},
+     "Every live worker instead of one (MISP's restartWorkers)", 0},
 };
 
 static const ab_arg s_worker_cleanup[] = {
-    {"worker", AB_ARG_STR, false, true, 1, 96, NULL, "The worker's id (host:pid:queue)"},
+    {"worker", AB_ARG_STR, false, true, 1, 96, NULL, "The worker's id (host:pid:queue)",
+     AB_ARG_NOT_BLANK},
     {"dead", AB_ARG_BOOL, false, false, 0, 0, NULL,
-     "Every dead worker, and every one silent for 30 s, instead of one"},
+     "Every dead worker, and every one silent for 30 s, instead of one", 0},
 };
 
 static const ab_arg s_task_one[] = {
-    {"task", AB_ARG_INT, true, true, 1, UINT32_MAX, NULL, "The task's id (adminctl task list)"},
+    {"task", AB_ARG_INT, true, true, 1, UINT32_MAX, NULL, "The task's id (adminctl task list)", 0},
 };
 
 static const ab_arg s_task_set[] = {
-    {"task", AB_ARG_INT, true, true, 1, UINT32_MAX, NULL, "The task's id (adminctl task list)"},
+    {"task", AB_ARG_INT, true, true, 1, UINT32_MAX, NULL, "The task's id (adminctl task list)", 0},
     {"frequency", AB_ARG_INT, false, false, 0, 87600, NULL,
-     "Hours between runs; 0 runs once and is not scheduled again"},
-    {"time", AB_ARG_STR, false, false, 5, 5, NULL, "Time of day of the runs, HH:MM UTC"},
+     "Hours between runs; 0 runs once and is not scheduled again", 0},
+    {"time", AB_ARG_STR, false, false, 5, 5, NULL, "Time of day of the runs, HH:MM UTC", 0},
     {"next", AB_ARG_STR, false, false, 10, 16, NULL,
-     "Next run: YYYY-MM-DD (at --time) or YYYY-MM-DDTHH:MM, UTC"},
+     "Next run: YYYY-MM-DD (at --time) or YYYY-MM-DDTHH:MM, UTC", 0},
     {"enabled", AB_ARG_BOOL, false, false, 0, 0, NULL,
-     "Whether the scheduler fires the task (only when its job type exists)"},
-    {"description", AB_ARG_STR, false, false, 0, 255, NULL, "What the task is for"},
+     "Whether the scheduler fires the task (only when its job type exists)", 0},
+    {"description", AB_ARG_STR, false, false, 0, 255, NULL, "What the task is for", 0},
 };
 
 static const ab_arg s_backup_run[] = {
     {"encrypt_to", AB_ARG_STR, false, false, 3, 254, NULL,
-     "Encrypt the archive to this GnuPG key: fingerprint, long key id or e-mail address"},
+     "Encrypt the archive to this GnuPG key: fingerprint, long key id or e-mail address",
+     AB_ARG_NOT_BLANK},
 };
 
 static const char *const s_mail_states[] = {"queued",   "sending", "sent",
                                             "retrying", "failed",  NULL};
 
 static const ab_arg s_contact[] = {
-    {"user", AB_ARG_STR, false, false, 1, 255, NULL, "The user to write to: e-mail address or id"},
-    {"all", AB_ARG_BOOL, false, false, 0, 0, NULL, "Write to every enabled user"},
+    {"user", AB_ARG_STR, false, false, 1, 255, NULL, "The user to write to: e-mail address or id",
+     AB_ARG_NOT_BLANK},
+    {"all", AB_ARG_BOOL, false, false, 0, 0, NULL, "Write to every enabled user", 0},
     {"future", AB_ARG_STR, false, false, 3, 254, NULL,
-     "Write to this address, of someone who is not a user (yet)"},
+     "Write to this address, of someone who is not a user (yet)", AB_ARG_NOT_BLANK},
     {"gpgkey", AB_ARG_STR, false, false, 1, TEXT_MAX, NULL,
      "With future: the person's ASCII-armoured GnuPG public key, to encrypt to; checked as "
-     "user edit --gpgkey is (adminctl: --gpgkey-file FILE)"},
+     "user edit --gpgkey is (adminctl: --gpgkey-file FILE)",
+     0},
     {"welcome", AB_ARG_BOOL, false, false, 0, 0, NULL,
      "With future: the welcome text (MISP.newUserText, subject \"New user registration\") "
-     "when no message is given"},
+     "when no message is given",
+     0},
     {"subject", AB_ARG_STR, false, false, 1, 200, NULL,
-     "The subject (one line; [ORG MISP] is put in front); required unless welcome"},
+     "The subject (one line; [ORG MISP] is put in front); required unless welcome",
+     AB_ARG_NOT_BLANK},
     {"message", AB_ARG_STR, false, false, 1, TEXT_MAX, NULL,
      "The text of the message (adminctl: --message-file FILE, or - for standard input); "
-     "required unless welcome"},
+     "required unless welcome",
+     AB_ARG_NOT_BLANK},
 };
 
 static const ab_arg s_user_reset_password[] = {
-    {"user", AB_ARG_STR, true, true, 1, 255, NULL, "The user: e-mail address or id"},
+    {"user", AB_ARG_STR, true, true, 1, 255, NULL, "The user: e-mail address or id",
+     AB_ARG_NOT_BLANK},
     {"first_time", AB_ARG_BOOL, false, false, 0, 0, NULL,
-     "A welcome message (MISP.newUserText) rather than a reset (MISP.passwordResetText)"},
+     "A welcome message (MISP.newUserText) rather than a reset (MISP.passwordResetText)", 0},
     {"message", AB_ARG_STR, false, false, 1, TEXT_MAX, NULL,
      "Your own text instead of the setting's, with the same placeholders ($password, "
-     "$username, $misp, $org, $contact; adminctl: --message-file FILE)"},
+     "$username, $misp, $org, $contact; adminctl: --message-file FILE)",
+     0},
 };
 
 static const ab_arg s_user_gpg_fetch[] = {
-    {"user", AB_ARG_STR, true, true, 1, 255, NULL, "The user: e-mail address or id"},
+    {"user", AB_ARG_STR, true, true, 1, 255, NULL, "The user: e-mail address or id",
+     AB_ARG_NOT_BLANK},
 };
 
 static const ab_arg s_mail_test[] = {
-    {"to", AB_ARG_STR, true, true, 3, 254, NULL, "The address to send the test message to"},
+    {"to", AB_ARG_STR, true, true, 3, 254, NULL, "The address to send the test message to",
+     AB_ARG_NOT_BLANK},
 };
 
 static const ab_arg s_mail_status[] = {
-    {"job", AB_ARG_INT, true, true, 1, INT64_MAX, NULL, "The mail-out job's id"},
-    {"state", AB_ARG_ENUM, false, false, 0, 0, s_mail_states, "Only recipients in this state"},
+    {"job", AB_ARG_INT, true, true, 1, INT64_MAX, NULL, "The mail-out job's id", 0},
+    {"state", AB_ARG_ENUM, false, false, 0, 0, s_mail_states, "Only recipients in this state", 0},
     PAGING_ARGS,
 };
 
@@ -414,18 +453,19 @@ static const char *const s_setting_tabs[] = {"misp", "gnupg", "proxy", "security
 
 #define SETTING_NAME(help)                                                                         \
     {                                                                                              \
-        "name", AB_ARG_STR, true, true, 1, 128, NULL, help " (as MISP spells it: MISP.baseurl)"    \
+        "name", AB_ARG_STR, true, true, 1, 128, NULL, help " (as MISP spells it: MISP.baseurl)",   \
+            AB_ARG_NOT_BLANK                                                                       \
     }
 #define SETTING_FORCE                                                                              \
     {                                                                                              \
         "force", AB_ARG_BOOL, false, false, 0, 0, NULL,                                            \
-            "Skip validation (not the type check); the audit row says so"                          \
+            "Skip validation (not the type check); the audit row says so", 0                       \
     }
 
 static const ab_arg s_setting_list[] = {
-    {"tab", AB_ARG_ENUM, false, false, 0, 0, s_setting_tabs, "Only the settings of this tab"},
+    {"tab", AB_ARG_ENUM, false, false, 0, 0, s_setting_tabs, "Only the settings of this tab", 0},
     {"problems", AB_ARG_BOOL, false, false, 0, 0, NULL,
-     "Only settings that are unset, invalid or not at the recommended value"},
+     "Only settings that are unset, invalid or not at the recommended value", 0},
 };
 
 static const ab_arg s_setting_one[] = {SETTING_NAME("The setting")};
@@ -434,13 +474,14 @@ static const ab_arg s_setting_set[] = {
     SETTING_NAME("The setting"),
     {"value", AB_ARG_SCALAR, true, true, 0, 65535, NULL,
      "The new value: text from the CLI, or a string, integer or boolean over the wire; cast "
-     "to the setting's type"},
+     "to the setting's type",
+     0},
     SETTING_FORCE,
 };
 
 static const ab_arg s_setting_baseurl[] = {
     {"baseurl", AB_ARG_STR, true, true, 1, 2048, NULL,
-     "The instance's address, such as https://misp.example.org"},
+     "The instance's address, such as https://misp.example.org", AB_ARG_NOT_BLANK},
     SETTING_FORCE,
 };
 
@@ -636,7 +677,9 @@ const ab_command ab_catalog[] = {
     {"job.enqueue", "job enqueue", "Enqueue a job of any registered type",
      "Enqueues a job for the workers of its type's queue and wakes them; returns the job. "
      "The arguments are checked against the job type (invalid, field args.NAME). With a "
-     "unique_key already used, returns the existing job (existed: true).",
+     "unique_key already used, returns the existing job as it is now (existed: true; its "
+     "queue, type and state) and enqueues nothing. Unique keys are UTF-8 and compared "
+     "byte for byte: Nightly and NIGHTLY are two keys.",
      true, AB_PERM_SITE_ADMIN, s_job_enqueue, COUNT(s_job_enqueue)},
     {"job.enqueue_many", "job enqueue-many", "Enqueue many jobs in one command",
      "Enqueues up to 1000 jobs of any registered types at once, all or none: each entry is "
@@ -898,13 +941,36 @@ const char *ab_permission_name(ab_permission perm)
     return "?";
 }
 
-static size_t s_utf8_chars(const char *s, size_t len)
+/* The length in bytes of the white-space character at s (len bytes left), 0 when s does
+ * not start with one: Unicode's White_Space property (ASCII's \t \n \v \f \r and space,
+ * U+0085, U+00A0, U+1680, U+2000..U+200A, U+2028, U+2029, U+202F, U+205F, U+3000). */
+static size_t s_space_len(const unsigned char *s, size_t len)
 {
-    size_t n = 0;
-    for (size_t i = 0; i < len; i++)
-        if (((unsigned char)s[i] & 0xC0) != 0x80)
-            n++;
-    return n;
+    if (s[0] == ' ' || (s[0] >= '\t' && s[0] <= '\r'))
+        return 1;
+    if (len >= 2 && s[0] == 0xC2 && (s[1] == 0x85 || s[1] == 0xA0))
+        return 2;
+    if (len < 3)
+        return 0;
+    unsigned cp = (unsigned)(s[0] & 0x0F) << 12 | (unsigned)(s[1] & 0x3F) << 6 | (s[2] & 0x3F);
+    bool three = (s[0] & 0xF0) == 0xE0;
+    if (three && (cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 || cp == 0x2029 ||
+                  cp == 0x202F || cp == 0x205F || cp == 0x3000))
+        return 3;
+    return 0;
+}
+
+/* True when the UTF-8 text s (len bytes) is empty or white space alone. */
+static bool s_blank(const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    for (size_t i = 0; i < len;) {
+        size_t n = s_space_len(p + i, len - i);
+        if (n == 0)
+            return false;
+        i += n;
+    }
+    return true;
 }
 
 static int s_check_str(const ab_arg *a, const msgpack_object *v, ab_error *err)
@@ -913,15 +979,21 @@ static int s_check_str(const ab_arg *a, const msgpack_object *v, ab_error *err)
         return ab_fail(err, AB_E_INVALID, a->name, "%s must be a string", a->name);
     const char *s = v->via.str.ptr;
     size_t len = v->via.str.size;
-    if (!ab_utf8_valid(s, len))
-        return ab_fail(err, AB_E_INVALID, a->name, "%s is not valid UTF-8", a->name);
-    size_t chars = s_utf8_chars(s, len);
-    if ((int64_t)chars < a->min)
-        return ab_fail(err, AB_E_INVALID, a->name, "%s must have at least %lld character(s)",
-                       a->name, (long long)a->min);
-    if ((int64_t)chars > a->max)
-        return ab_fail(err, AB_E_INVALID, a->name, "%s is too long: %zu characters, at most %lld",
-                       a->name, chars, (long long)a->max);
+    ab_text_fault fault = ab_text_check(s, len);
+    if (fault != AB_TEXT_OK)
+        return ab_fail(err, AB_E_INVALID, a->name, "%s %s", a->name, ab_text_fault_text(fault));
+    bool bytes = a->flags & AB_ARG_BYTES;
+    size_t n = bytes ? len : ab_utf8_chars(s, len);
+    const char *unit = bytes ? "bytes" : "characters";
+    if ((int64_t)n < a->min)
+        return ab_fail(err, AB_E_INVALID, a->name, "%s must have at least %lld %s", a->name,
+                       (long long)a->min, bytes ? "byte(s)" : "character(s)");
+    if ((int64_t)n > a->max)
+        return ab_fail(err, AB_E_INVALID, a->name, "%s is too long: %zu %s, at most %lld", a->name,
+                       n, unit, (long long)a->max);
+    if ((a->flags & AB_ARG_NOT_BLANK) && s_blank(s, len))
+        return ab_fail(err, AB_E_INVALID, a->name, "%s must not be blank (white space alone)",
+                       a->name);
     return 0;
 }
 
@@ -984,8 +1056,12 @@ static int s_check_strs(const ab_arg *a, const msgpack_object *v, ab_error *err)
                        a->name, (long long)a->min, (long long)a->max, n);
     for (uint32_t i = 0; i < n; i++) {
         const msgpack_object *e = &v->via.array.ptr[i];
-        if (e->type != MSGPACK_OBJECT_STR || !ab_utf8_valid(e->via.str.ptr, e->via.str.size))
+        if (e->type != MSGPACK_OBJECT_STR)
             return ab_fail(err, AB_E_INVALID, a->name, "%s[%u] must be a string", a->name, i);
+        ab_text_fault fault = ab_text_check(e->via.str.ptr, e->via.str.size);
+        if (fault != AB_TEXT_OK)
+            return ab_fail(err, AB_E_INVALID, a->name, "%s[%u] %s", a->name, i,
+                           ab_text_fault_text(fault));
         int shown = e->via.str.size > 64 ? 64 : (int)e->via.str.size;
         if (a->choices && !s_in_choices(a->choices, e)) {
             char list[200];
@@ -994,7 +1070,7 @@ static int s_check_strs(const ab_arg *a, const msgpack_object *v, ab_error *err)
                            shown, e->via.str.ptr, list);
         }
         if (!a->choices &&
-            (e->via.str.size == 0 || s_utf8_chars(e->via.str.ptr, e->via.str.size) > 255))
+            (e->via.str.size == 0 || ab_utf8_chars(e->via.str.ptr, e->via.str.size) > 255))
             return ab_fail(err, AB_E_INVALID, a->name, "%s[%u] must have 1 to 255 characters",
                            a->name, i);
         for (uint32_t j = 0; j < i; j++) {
@@ -1123,8 +1199,9 @@ static void s_markdown_args(FILE *f, const ab_command *c)
         const ab_arg *a = &c->args[j];
         char limits[256] = "";
         if (a->type == AB_ARG_STR)
-            snprintf(limits, sizeof limits, "%lld–%lld characters", (long long)a->min,
-                     (long long)a->max);
+            snprintf(limits, sizeof limits, "%lld–%lld %s%s", (long long)a->min, (long long)a->max,
+                     a->flags & AB_ARG_BYTES ? "bytes of UTF-8" : "characters",
+                     a->flags & AB_ARG_NOT_BLANK ? ", not blank" : "");
         else if (a->type == AB_ARG_SCALAR)
             snprintf(limits, sizeof limits, "string (at most %lld characters), integer, boolean",
                      (long long)a->max);

@@ -14,7 +14,7 @@
 #include "../broker/errors.h"
 
 typedef enum {
-    AB_ARG_STR,  /* UTF-8 string, length bounds in characters (min..max) */
+    AB_ARG_STR,  /* UTF-8 string without NUL, length bounds in characters (min..max) */
     AB_ARG_INT,  /* integer, value bounds min..max */
     AB_ARG_BOOL, /* true/false */
     AB_ARG_UUID, /* canonical UUID string */
@@ -32,14 +32,25 @@ typedef enum {
     AB_ARG_STRS,
 } ab_arg_type;
 
+/* Flags of an argument (ab_arg.flags), or-ed. */
+enum {
+    /* STR: a value of white space alone (spaces, tabs, line breaks, Unicode spaces) is
+     * invalid, as MISP's valueNotEmpty refuses it: names, and references to records. */
+    AB_ARG_NOT_BLANK = 1u << 0,
+    /* STR: min and max count bytes of UTF-8, not characters, where what consumes the value
+     * limits bytes (passwords: libxcrypt). Docs and error messages say "bytes". */
+    AB_ARG_BYTES = 1u << 1,
+};
+
 typedef struct {
     const char *name; /* key in args; the CLI flag is --name with '_' shown as '-' */
     ab_arg_type type;
     bool required;
     bool positional;            /* the CLI takes it as the bare word after the verb */
-    int64_t min, max;           /* STR: length in characters; INT: value */
+    int64_t min, max;           /* STR: length in characters (bytes: AB_ARG_BYTES); INT: value */
     const char *const *choices; /* ENUM, STRS: NULL-terminated */
     const char *help;           /* one line */
+    unsigned flags;             /* AB_ARG_NOT_BLANK, AB_ARG_BYTES, or-ed; 0 for none */
 } ab_arg;
 
 /* What a command needs, from least to most. The authorisation table is the catalog's

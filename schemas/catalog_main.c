@@ -1,7 +1,8 @@
 /* adminbus-catalog — prints the command catalog: --markdown gives docs/commands.md;
  * --settings gives docs/settings.md from the settings catalog; --json gives every command
  * with its permission, whether it writes and its arguments, for tests and tools (the
- * authorisation test reads the commands to cover from it). */
+ * authorisation test reads the commands to cover from it, the limits test the text
+ * arguments to fill to their limits). */
 #include <stdio.h>
 #include <string.h>
 
@@ -30,9 +31,12 @@ static void s_json_arg(FILE *f, const ab_arg *a)
     s_json_str(f, a->name);
     fputs(", \"type\": ", f);
     s_json_str(f, ab_arg_type_name(a->type));
-    fprintf(f, ", \"required\": %s, \"positional\": %s, \"min\": %lld, \"max\": %lld",
-            a->required ? "true" : "false", a->positional ? "true" : "false", (long long)a->min,
-            (long long)a->max);
+    fprintf(f,
+            ", \"required\": %s, \"positional\": %s, \"not_blank\": %s, \"bytes\": %s, "
+            "\"min\": %lld, \"max\": %lld",
+            a->required ? "true" : "false", a->positional ? "true" : "false",
+            a->flags & AB_ARG_NOT_BLANK ? "true" : "false",
+            a->flags & AB_ARG_BYTES ? "true" : "false", (long long)a->min, (long long)a->max);
     fputs(", \"choices\": ", f);
     if (!a->choices) {
         fputs("null", f);

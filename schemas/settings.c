@@ -18,7 +18,7 @@
 
 #define COUNT(a)  (sizeof(a) / sizeof((a)[0]))
 #define TEXT_MAX  65535 /* characters of a text setting (the column is MEDIUMTEXT) */
-#define VALUE_MAX 65535 /* bytes of any value */
+#define VALUE_MAX 65535 /* characters of any value (the column is MEDIUMTEXT) */
 #define PATH_MAX_ 4096
 
 /* --- extra checks of some rows ----------------------------------------------------- */
@@ -590,14 +590,15 @@ char *ab_setting_cast(const ab_setting *s, const msgpack_object *v, ab_error *er
         return NULL;
     }
     if (v->type == MSGPACK_OBJECT_STR) {
-        if (v->via.str.size > VALUE_MAX) {
-            ab_fail(err, AB_E_INVALID, "value", "%s: the value is too long (at most %d bytes)",
-                    s->name, VALUE_MAX);
+        ab_text_fault fault = ab_text_check(v->via.str.ptr, v->via.str.size);
+        if (fault != AB_TEXT_OK) {
+            ab_fail(err, AB_E_INVALID, "value", "%s: the value %s", s->name,
+                    ab_text_fault_text(fault));
             return NULL;
         }
-        if (!ab_utf8_valid(v->via.str.ptr, v->via.str.size)) {
-            ab_fail(err, AB_E_INVALID, "value", "%s: the value is not valid UTF-8 (or holds NUL)",
-                    s->name);
+        if (ab_utf8_chars(v->via.str.ptr, v->via.str.size) > VALUE_MAX) {
+            ab_fail(err, AB_E_INVALID, "value", "%s: the value is too long (at most %d characters)",
+                    s->name, VALUE_MAX);
             return NULL;
         }
     }
@@ -633,14 +634,6 @@ char *ab_setting_cast(const ab_setting *s, const msgpack_object *v, ab_error *er
 }
 
 /* --- validation ---------------------------------------------------------------------- */
-
-static size_t s_chars(const char *s)
-{
-    size_t n = 0;
-    for (; *s; s++)
-        n += ((unsigned char)*s & 0xC0) != 0x80;
-    return n;
-}
 
 /* A string flag letter of a delimited pattern → PCRE2 option; 0 for an unknown one. */
 static uint32_t s_regex_flag(char c)
@@ -857,7 +850,7 @@ static int s_text_check(const ab_setting *s, const char *v, char *msg, size_t le
             snprintf(msg, len, "must not contain control characters");
             return -1;
         }
-    size_t chars = s_chars(v);
+    size_t chars = ab_utf8_chars(v, strlen(v));
     if ((int64_t)chars < s->min || (int64_t)chars > s->max) {
         if (s->min == s->max)
             snprintf(msg, len, "must have exactly %lld characters", (long long)s->min);

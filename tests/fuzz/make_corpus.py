@@ -69,6 +69,10 @@ SEEDS = {
     # python-msgpack writes only valid UTF-8: patch a surrogate into the packed bytes
     "bad_utf8_auth": command(auth="XYZ").replace(b"\xa3XYZ", b"\xa3\xed\xa0\x80"),
     "bad_bin_session": command(session=b"\x00\x01"),
+    # NUL is valid UTF-8 but refused as such, in a value and in an argument's name
+    "bad_nul_arg": command(args={"name": "a\x00b"}),
+    "bad_nul_arg_name": command(args={"na\x00me": "CIRCL"}),
+    "bad_nul_nested": command(args={"contacts": {"email": ["a\x00@b.c"]}}),
 }
 
 

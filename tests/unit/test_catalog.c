@@ -181,6 +181,53 @@ static void test_name_length_utf8(void **state)
     expect("org.add", &a, -1, "name"); /* not UTF-8 */
 }
 
+/* A name of white space alone is refused where the catalog says not blank (MISP's
+ * valueNotEmpty); white space around other characters is kept, and optional text without
+ * the flag (description) may be blank. */
+static void test_not_blank(void **state)
+{
+    (void)state;
+    const char *blank[] = {" ", "   ", "\t\r\n", "\xc2\xa0", "\xe3\x80\x80 \xe2\x80\x8a"};
+    for (size_t i = 0; i < sizeof blank / sizeof blank[0]; i++) {
+        args a;
+        a_init(&a, 1);
+        pack_name(&a, blank[i]);
+        ab_error err;
+        assert_int_equal(ab_catalog_validate(cmd("org.add"), a_done(&a), &err), -1);
+        assert_string_equal(err.field, "name");
+        assert_non_null(strstr(err.message, "must not be blank"));
+        a_free(&a);
+    }
+    args a;
+    a_init(&a, 1);
+    pack_name(&a, " CIRCL ");
+    expect("org.add", &a, 0, NULL);
+    a_init(&a, 2);
+    pack_name(&a, "CIRCL");
+    ab_pack_cstr(&a.pk, "description");
+    ab_pack_cstr(&a.pk, "   ");
+    expect("org.add", &a, 0, NULL);
+    a_init(&a, 1);
+    ab_pack_cstr(&a.pk, "name");
+    ab_pack_cstr(&a.pk, "\t");
+    expect("role.add", &a, -1, "name");
+}
+
+/* A NUL character is refused as such, not as invalid UTF-8. */
+static void test_nul(void **state)
+{
+    (void)state;
+    args a;
+    a_init(&a, 1);
+    ab_pack_cstr(&a.pk, "name");
+    ab_pack_str(&a.pk, "a\0b", 3);
+    ab_error err;
+    assert_int_equal(ab_catalog_validate(cmd("org.add"), a_done(&a), &err), -1);
+    assert_string_equal(err.field, "name");
+    assert_string_equal(err.message, "name contains a NUL character");
+    a_free(&a);
+}
+
 static void test_missing_required(void **state)
 {
     (void)state;
@@ -393,6 +440,7 @@ static void test_catalog_consistent(void **state)
             assert_true(a->type != AB_ARG_ENUM || a->choices != NULL);
             assert_true(a->type != AB_ARG_STRS || (a->min >= 0 && a->max <= 32)); /* CLI room */
             assert_true(a->min <= a->max);
+            assert_true(!(a->flags & AB_ARG_NOT_BLANK) || (a->type == AB_ARG_STR && a->min > 0));
             for (size_t l = 0; l < k; l++)
                 if (strcmp(c->args[l].name, a->name) == 0)
                     fail_msg("%s: argument %s appears twice", c->type, a->name);
@@ -408,6 +456,8 @@ int main(void)
         cmocka_unit_test(test_wrong_type),
         cmocka_unit_test(test_name_length),
         cmocka_unit_test(test_name_length_utf8),
+        cmocka_unit_test(test_not_blank),
+        cmocka_unit_test(test_nul),
         cmocka_unit_test(test_missing_required),
         cmocka_unit_test(test_enum),
         cmocka_unit_test(test_strs),

@@ -129,6 +129,10 @@ static void test_utf8(void **state)
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         assert_false(ab_utf8_valid(bad[i], strlen(bad[i])));
     assert_false(ab_utf8_valid("a\0b", 3)); /* NUL */
+    assert_int_equal(ab_text_check("a\0b", 3), AB_TEXT_NUL);
+    assert_int_equal(ab_text_check("\xc3", 1), AB_TEXT_NOT_UTF8);
+    assert_int_equal(ab_text_check("caf\xc3\xa9", 5), AB_TEXT_OK);
+    assert_int_equal(ab_utf8_chars("caf\xc3\xa9 \xe2\x82\xac\xf0\x9f\x98\x80", 13), 7);
 }
 
 /* --- decoding valid commands ------------------------------------------------------ */
@@ -497,6 +501,25 @@ static void test_bad_args(void **state)
     f_str(&f, "email");
     ab_pack_str(&f.pk, "nul\0inside", 10);
     expect_invalid(&f, "contacts", ID);
+
+    /* A NUL is named as such, apart from bytes that are not UTF-8. */
+    const char *texts[] = {"a\0b", "a\xc3"
+                                   "b"};
+    const char *says[] = {"name contains a NUL character", "name is not valid UTF-8"};
+    for (int i = 0; i < 2; i++) {
+        f_init(&f);
+        f_head(&f, 4, "org.add");
+        f_str(&f, "args");
+        msgpack_pack_map(&f.pk, 1);
+        f_str(&f, "name");
+        ab_pack_str(&f.pk, texts[i], 3);
+        ab_command_msg cmd;
+        ab_error err;
+        assert_int_equal(ab_command_decode(f.sb.data, f.sb.size, &cmd, &err), -1);
+        assert_string_equal(err.field, "name");
+        assert_string_equal(err.message, says[i]);
+        f_free(&f);
+    }
 }
 
 /* Nesting inside args is bounded; the id is still echoed. */

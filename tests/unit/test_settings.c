@@ -339,6 +339,7 @@ static void test_invalid_utf8_and_nul_are_refused(void **state)
     (void)state;
     static const char bad[] = {'a', (char)0xC3, 'b'}, nul[] = {'a', '\0', 'b'};
     const char *const texts[] = {bad, nul};
+    const char *const says[] = {"is not valid UTF-8", "contains a NUL character"};
     for (int i = 0; i < 2; i++) {
         value v;
         ab_pack_str(v_begin(&v), texts[i], 3);
@@ -346,8 +347,45 @@ static void test_invalid_utf8_and_nul_are_refused(void **state)
         assert_null(ab_setting_cast(row("MISP.org"), v_done(&v), &err));
         assert_int_equal(err.code, AB_E_INVALID);
         assert_string_equal(err.field, "value");
-        assert_non_null(strstr(err.message, "not valid UTF-8"));
+        assert_non_null(strstr(err.message, says[i]));
         v_free(&v);
+    }
+}
+
+/* A text of n copies of the UTF-8 character ch (caller frees). */
+static char *repeat(const char *ch, size_t n)
+{
+    size_t w = strlen(ch);
+    char *s = malloc(n * w + 1);
+    assert_non_null(s);
+    for (size_t i = 0; i < n; i++)
+        memcpy(s + i * w, ch, w);
+    s[n * w] = '\0';
+    return s;
+}
+
+/* Text settings count characters, not bytes: 65,535 four-byte characters fit (the column
+ * is MEDIUMTEXT), one more does not. */
+static void test_text_limits_count_characters(void **state)
+{
+    (void)state;
+    for (size_t n = 65535; n <= 65536; n++) {
+        char *text = repeat("\xf0\x9f\x98\x80", n);
+        value v;
+        ab_pack_str(v_begin(&v), text, strlen(text));
+        ab_error err;
+        char *got = ab_setting_cast(row("MISP.welcome_text_top"), v_done(&v), &err);
+        if (n == 65535) {
+            assert_non_null(got);
+            assert_string_equal(got, text);
+        } else {
+            assert_null(got);
+            assert_string_equal(err.field, "value");
+            assert_non_null(strstr(err.message, "65535 characters"));
+        }
+        free(got);
+        v_free(&v);
+        free(text);
     }
 }
 
@@ -482,6 +520,7 @@ int main(void)
         cmocka_unit_test(test_unknown_names_are_not_found),
         cmocka_unit_test(test_values_of_each_type),
         cmocka_unit_test(test_invalid_utf8_and_nul_are_refused),
+        cmocka_unit_test(test_text_limits_count_characters),
         cmocka_unit_test(test_secret_values_are_never_echoed),
         cmocka_unit_test(test_problems_as_misp_reports_them),
         cmocka_unit_test(test_setting_set_takes_any_scalar),
