@@ -221,8 +221,15 @@ class Fill:
     """Valid values for the arguments a case does not test: records made once, names made
     fresh per case (a case's value under test is unique too, so cases never collide)."""
 
-    def __init__(self, stack):
+    def __init__(self, stack=None):
+        """Records made on stack; without one, placeholders (for commands refused before
+        any look-up)."""
         self.n = 0
+        if stack is None:
+            self.org = self.role = "1"
+            self.user = "nobody@example.org"
+            self.authkey = self.job = self.task = 1
+            return
         self.org = str(stack.ok("org.add", {"name": "Sweep Org"})["id"])
         self.role = str(stack.ok("role.add", {"name": "Sweep Role"})["id"])
         self.user = "sweep.target@example.org"
@@ -279,8 +286,9 @@ def text_kind(arg):
 
 
 def cases(cat, fill):
-    """(command type, argument name, args with the value at its limit, args with one
-    character more, the field an over-long value is refused on)."""
+    """One (command type, field, args with the value at its limit, args with one character
+    more) per text argument; field names the argument as a refusal does (jobs[0].type for
+    an argument of a list's entry)."""
     by_type = {c["type"]: c for c in cat}
     out = []
     for cmd in cat:
@@ -389,9 +397,7 @@ def test_not_blank_arguments_refuse_white_space(wide):
     """Every argument the catalog marks not blank (names, references) refuses a value of
     white space alone as invalid, naming it."""
     cat = catalog()
-    fill = Fill.__new__(Fill)  # names only: no records needed for refusals
-    fill.n, fill.org, fill.role, fill.user = 0, "1", "1", "admin@example.org"
-    fill.authkey = fill.job = fill.task = 1
+    fill = Fill()
     marked = [(c, a) for c in cat for a in c["args"] if a.get("not_blank")]
     names = {f"{c['type']}.{a['name']}" for c, a in marked}
     assert {"org.add.name", "org.edit.name", "role.add.name", "user.add.email",
