@@ -208,7 +208,11 @@ static void s_pack_arg(msgpack_packer *pk, const ab_arg *a, const json_t *v)
 static void s_pack_command(msgpack_packer *pk, const char *id, const char *type, json_t *args,
                            const char *auth, const char *reply_to)
 {
-    msgpack_pack_map(pk, 4 + (auth != NULL) + (reply_to != NULL));
+    msgpack_pack_map(pk, 5 + (auth != NULL) + (reply_to != NULL));
+    /* Every command the shim sends says it came over HTTP: the engine refuses what MISP
+     * keeps off the web (CLI-only settings), on every transport (docs/protocol.md). */
+    ab_pack_cstr(pk, "via");
+    ab_pack_cstr(pk, AB_VIA_HTTP);
     if (reply_to) { /* Kafka: where the engine sends the reply (the record's key) */
         ab_pack_cstr(pk, "reply_to");
         ab_pack_cstr(pk, reply_to);

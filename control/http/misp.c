@@ -519,16 +519,27 @@ static void s_setting_get(hs_req *r)
     json_decref(s);
 }
 
+/* MISP refuses a cli_only setting with 405 and "This setting can only be edited via the
+ * CLI."; the engine says so as forbidden on the field name (the shim's commands carry
+ * via = "http"). */
 static void s_setting_edit(hs_req *r)
 {
     json_t *a = s_fields(r, "Server");
     json_object_set_new(a, "name", json_string(r->param));
-    json_t *s = s_run(r, "setting.set", a, true, "Server setting");
-    if (s) {
+    hs_reply rep;
+    hs_bus_call(r->srv->bus, "setting.set", a, r->auth, &rep);
+    json_decref(a);
+    if (rep.ok) {
         s_saved(r, "Field updated", NULL);
-        json_object_set(r->json, "value", json_object_get(s, "value"));
+        json_object_set(r->json, "value", json_object_get(rep.result, "value"));
+    } else if (!strcmp(rep.code, "forbidden") && !strcmp(rep.field, "name")) {
+        hs_error(r, 405, rep.code, "This setting can only be edited via the CLI.", "%s",
+                 rep.message);
+        json_object_set_new(r->json, "field", json_string(rep.field));
+    } else {
+        hs_reply_error(r, &rep, true, "Server setting");
     }
-    json_decref(s);
+    hs_reply_release(&rep);
 }
 
 static void s_version(hs_req *r)
