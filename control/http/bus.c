@@ -76,6 +76,8 @@ hs_bus *hs_bus_new(const hs_options *o, char *err, size_t errlen)
         return bus;
     }
     bus->ctx = zmq_ctx_new();
+    if (bus->ctx) /* a DEALER per request in flight, and the idle ones (ZeroMQ's default: 1023) */
+        zmq_ctx_set(bus->ctx, ZMQ_MAX_SOCKETS, (int)o->max_conns + S_POOL_MAX + 64);
     bus->proxied = o->proxy != NULL;
     bus->url = strdup(o->proxy ? o->proxy : o->url);
     if (!bus->ctx || !bus->url || !bus->counts) {
