@@ -144,11 +144,15 @@ static enum MHD_Result s_refuse(hs_server *srv, struct MHD_Connection *c, const 
 typedef struct {
     char *body;
     size_t len;
-    bool started;    /* the handler has seen the request's head */
     bool too_big;    /* the body went over max_body: the rest is dropped, the answer is 413 */
     bool answered;   /* a response is queued: ignore the rest */
     long control_at; /* where the raw URL holds a control byte once decoded; -1: nowhere */
 } s_conn;
+
+/* Where the raw URL of the request this thread reads holds a control byte (-1: nowhere),
+ * from s_uri_seen for s_access: libmicrohttpd runs one thread per connection and calls the
+ * URI log callback before the handler, on that thread. */
+static _Thread_local long s_url_control_at = -1;
 
 static enum MHD_Result s_sum_header(void *cls, enum MHD_ValueKind kind, const char *key,
                                     const char *value)
@@ -363,18 +367,15 @@ static enum MHD_Result s_access(void *cls, struct MHD_Connection *c, const char 
     hs_server *srv = cls;
     s_conn *st = *con_cls;
     s_client_ip(srv, c);
-    if (!st) { /* s_uri_seen had no memory */
-        st = calloc(1, sizeof *st);
-        if (!st)
-            return MHD_NO;
-        st->control_at = -1;
-        *con_cls = st;
-    }
-    if (!st->started) {
-        st->started = true;
+    if (!st) {
         /* a response may be queued below: the watchdog must leave the connection alone */
         if (!hs_guard_claim(c, HS_HANDLED))
             return MHD_NO;
+        st = calloc(1, sizeof *st);
+        if (!st)
+            return MHD_NO;
+        st->control_at = s_url_control_at;
+        *con_cls = st;
         return s_first(srv, c, url, st);
     }
     if (*upload_size)
@@ -423,19 +424,19 @@ static size_t s_query_params(const char *uri)
 }
 
 /* libmicrohttpd's URI log callback: the raw request target, before libmicrohttpd splits
- * and decodes it. Its return value becomes the request's state (con_cls). A request with
- * more than S_PARAMS_MAX query parameters is answered here, on the socket (guard.c):
- * libmicrohttpd, short of pool memory for them, would close the connection without an
- * answer before any handler ran. */
+ * and decodes it. What the handler needs of it goes through s_url_control_at (its return
+ * value would become the request's state, but libmicrohttpd drops that without the
+ * completion callback when it answers an error itself: allocated here, it would leak). A
+ * request with more than S_PARAMS_MAX query parameters is answered here, on the socket
+ * (guard.c): libmicrohttpd, short of pool memory for them, would close the connection
+ * without an answer before any handler ran. */
 static void *s_uri_seen(void *cls, const char *uri, struct MHD_Connection *c)
 {
     hs_server *srv = cls;
-    s_conn *st = calloc(1, sizeof *st);
-    if (st)
-        st->control_at = s_control_byte(uri);
+    s_url_control_at = s_control_byte(uri);
     size_t params = s_query_params(uri);
     if (params <= S_PARAMS_MAX)
-        return st;
+        return NULL;
     char msg[128];
     snprintf(msg, sizeof msg, "the query has %zu parameters; at most %d are accepted", params,
              S_PARAMS_MAX);
@@ -446,7 +447,7 @@ static void *s_uri_seen(void *cls, const char *uri, struct MHD_Connection *c)
                   url ? url : json_string(""), "code", "invalid", "field", "query");
     hs_guard_refuse(srv, c, 400, "Bad Request", body);
     json_decref(body);
-    return st;
+    return NULL;
 }
 
 static void s_completed(void *cls, struct MHD_Connection *c, void **con_cls,
