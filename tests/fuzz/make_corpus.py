@@ -45,6 +45,7 @@ SEEDS = {
     "valid_minimal": command(),
     "valid_all_keys": command(auth="k" * 40, session="s3ss", key="order-1",
                               reply_to="client-7", ts=1700000000123, type="log.search",
+                              via="http",
                               args={"email": "admin@example.org", "limit": 10, "page": 1}),
     "valid_empty_args": command(type="auth.whoami", args={}),
     "valid_nested_utf8": command(args={"name": "caf\u00e9 \u20ac \U0001F600",
@@ -69,6 +70,7 @@ SEEDS = {
     # python-msgpack writes only valid UTF-8: patch a surrogate into the packed bytes
     "bad_utf8_auth": command(auth="XYZ").replace(b"\xa3XYZ", b"\xa3\xed\xa0\x80"),
     "bad_bin_session": command(session=b"\x00\x01"),
+    "bad_via": command(via="cli"),
 }
 
 
