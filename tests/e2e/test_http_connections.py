@@ -14,7 +14,6 @@ import threading
 import time
 
 from conftest import BIN, clean_env
-from test_http import curl
 
 SLOW_HEAD = b"GET /users/view/me HTTP/1.1\r\nHost: x\r\nX-Slow: "
 
