@@ -8,8 +8,8 @@
  * - keeps the last --reserved-connections slots (default an eighth of the total) for
  *   addresses that hold none yet: a few addresses together cannot fill the shim either.
  * A refused connection is closed at once, before it gets a thread (libmicrohttpd's accept
- * policy callback has no socket to answer on). Refusals are said on stderr, at most every
- * 10 s.
+ * policy callback has no socket to answer on). Refusals are said on stderr: the first at
+ * once, then a count at most every 10 s (with the next refusal).
  *
  * The counts change in libmicrohttpd's notify-connection callback (started, closed) and
  * are read in its accept policy callback; with a thread per connection libmicrohttpd calls
@@ -83,7 +83,7 @@ hs_connlimit *hs_connlimit_new(const hs_options *o)
     l->max = o->max_conns;
     l->per_ip = o->per_ip_conns;
     l->reserved = o->reserved_conns;
-    l->reported_ms = s_now_ms();
+    l->reported_ms = s_now_ms() - S_REPORT_EVERY_MS; /* the first refusal is said at once */
     return l;
 }
 
@@ -113,10 +113,9 @@ static void s_refused(hs_connlimit *l, const s_holder *key, const char *reason)
     if (now - l->reported_ms < S_REPORT_EVERY_MS)
         return;
     fprintf(stderr,
-            "adminbus-http: refused %lu connection(s) in the last %lld s (the last from %s: %s); "
-            "%u open\n",
-            l->refused, (long long)((now - l->reported_ms) / 1000), l->last_refused, l->last_reason,
-            l->total);
+            "adminbus-http: refused %lu connection(s) since the last report (the last from %s: "
+            "%s); %u open\n",
+            l->refused, l->last_refused, l->last_reason, l->total);
     l->refused = 0;
     l->reported_ms = now;
 }
