@@ -348,10 +348,22 @@ static int s_scan(const unsigned char *p, size_t len, s_scan_info *info, ab_erro
 
 /* --- step 3: the contract, key by key --------------------------------------------- */
 
-typedef enum { K_V, K_ID, K_TYPE, K_ARGS, K_AUTH, K_SESSION, K_KEY, K_REPLY_TO, K_TS, K__N } s_key;
+typedef enum {
+    K_V,
+    K_ID,
+    K_TYPE,
+    K_ARGS,
+    K_AUTH,
+    K_SESSION,
+    K_KEY,
+    K_REPLY_TO,
+    K_TS,
+    K_VIA,
+    K__N
+} s_key;
 
 static const char *const s_key_names[K__N] = {"v",       "id",  "type",     "args", "auth",
-                                              "session", "key", "reply_to", "ts"};
+                                              "session", "key", "reply_to", "ts",   "via"};
 
 static int s_key_find(const msgpack_object *k)
 {
@@ -503,6 +515,18 @@ static int s_take_ts(const msgpack_object *v, ab_command_msg *out, ab_error *err
     return 0;
 }
 
+/* via: the channel a command came through, set by the proxy that turned a request into
+ * it. Only "http" exists, and it only takes rights away (docs/protocol.md), so a client
+ * that sends it limits itself and nobody gains by forging it. */
+static int s_take_via(const msgpack_object *v, ab_command_msg *out, ab_error *err)
+{
+    if (v->type != MSGPACK_OBJECT_STR || v->via.str.size != strlen(AB_VIA_HTTP) ||
+        memcmp(v->via.str.ptr, AB_VIA_HTTP, v->via.str.size) != 0)
+        return ab_fail(err, AB_E_INVALID, "via", "via must be \"%s\" when present", AB_VIA_HTTP);
+    out->via_http = true;
+    return 0;
+}
+
 static int s_take(s_key key, const msgpack_object *v, ab_command_msg *out, ab_error *err)
 {
     switch (key) {
@@ -524,6 +548,8 @@ static int s_take(s_key key, const msgpack_object *v, ab_command_msg *out, ab_er
         return s_take_str(v, "reply_to", AB_KEY_MAX, &out->reply_to, &out->reply_to_len, err);
     case K_TS:
         return s_take_ts(v, out, err);
+    case K_VIA:
+        return s_take_via(v, out, err);
     default:
         return ab_fail(err, AB_E_INTERNAL, "frame", "unhandled envelope key");
     }

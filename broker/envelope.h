@@ -21,6 +21,9 @@
 #define AB_KEY_MAX      255 /* ordering key / reply_to */
 #define AB_IP_MAX       45  /* longest textual IPv6 address */
 
+/* The envelope's via, the only value it takes: the command came through the HTTP shim. */
+#define AB_VIA_HTTP "http"
+
 /* A decoded command. Strings point into the decoded zone and are NOT NUL-terminated
  * unless noted; they live as long as the command (until ab_command_msg_release). */
 typedef struct {
@@ -40,6 +43,9 @@ typedef struct {
     int64_t ts;                /* 0 when absent */
     char ip[AB_IP_MAX + 1];    /* set by the transport from the connection, never from the body */
     msgpack_unpacked unpacked; /* owns the zone */
+    /* via = "http": the HTTP shim sent it, and the engine refuses what MISP keeps off the
+     * web (CLI-only settings) */
+    bool via_http;
 } ab_command_msg;
 
 /* Decode one command from buf (len bytes). On success returns 0 and *out owns its

@@ -461,6 +461,7 @@ static int s_run(ab_applier *a, s_slot *s, msgpack_sbuffer *result, ab_error *fa
                   .db = a->db,
                   .who = who,
                   .ip = s->msg.ip,
+                  .via_http = s->msg.via_http,
                   .cmd = s->cmd,
                   .args = s->msg.args,
                   .now_ms = s_now_ms(),

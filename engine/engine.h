@@ -79,6 +79,7 @@ typedef struct ab_ctx {
     ab_db *db;
     const ab_identity *who;
     const char *ip; /* "" when unknown */
+    bool via_http;  /* the envelope's via = "http": the HTTP shim sent it (protocol.md) */
     const ab_command *cmd;
     const msgpack_object *args; /* validated against cmd; may be NULL (no args) */
     int64_t now_ms;

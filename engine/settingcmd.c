@@ -254,6 +254,26 @@ static const ab_setting *s_arg_setting(ab_ctx *ctx, ab_error *err)
     return s_find(name ? name : "", name ? len : 0, err);
 }
 
+/* MISP's cli_only settings (paths the server reads or runs, switches that let it reach
+ * internal addresses) are changed on the host, never through the web: a command the HTTP
+ * shim sent (via = "http") may not set or reset them, whoever's key it carries. */
+static int s_refuse_over_http(const ab_ctx *ctx, const ab_setting *s, ab_error *err)
+{
+    if (!ctx->via_http || !(s->flags & AB_SETF_CLI_ONLY))
+        return 0;
+    return ab_fail(err, AB_E_FORBIDDEN, "name",
+                   "%s can only be changed from the command line (adminctl setting set or "
+                   "reset over the bus), not over HTTP",
+                   s->name);
+}
+
+/* The setting a change names, if this command may change it. */
+static const ab_setting *s_arg_changeable(ab_ctx *ctx, ab_error *err)
+{
+    const ab_setting *s = s_arg_setting(ctx, err);
+    return s && s_refuse_over_http(ctx, s, err) == 0 ? s : NULL;
+}
+
 /* --- reads ------------------------------------------------------------------------------ */
 
 int ab_setting_list(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
@@ -539,7 +559,7 @@ static int s_set(ab_ctx *ctx, const ab_setting *s, const msgpack_object *value, 
 
 int ab_setting_set(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
 {
-    const ab_setting *s = s_arg_setting(ctx, err);
+    const ab_setting *s = s_arg_changeable(ctx, err);
     const msgpack_object *value = ctx->args ? ab_map_get(ctx->args, "value") : NULL;
     if (!s)
         return -1;
@@ -556,6 +576,8 @@ int ab_setting_baseurl(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
     msgpack_object value = {.type = MSGPACK_OBJECT_STR};
     value.via.str.ptr = url ? url : "";
     value.via.str.size = url ? (uint32_t)len : 0;
+    if (s_refuse_over_http(ctx, s, err) < 0)
+        return -1;
     int rc = s_set(ctx, s, &value, pk, err);
     if (rc < 0 && strcmp(err->field, "value") == 0) /* the argument is called baseurl here */
         snprintf(err->field, sizeof err->field, "baseurl");
@@ -564,7 +586,7 @@ int ab_setting_baseurl(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
 
 int ab_setting_reset(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
 {
-    const ab_setting *s = s_arg_setting(ctx, err);
+    const ab_setting *s = s_arg_changeable(ctx, err);
     if (!s)
         return -1;
     s_change ch = {.s = s, .reset = true};

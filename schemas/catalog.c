@@ -792,11 +792,14 @@ const ab_command ab_catalog[] = {
      "unknown name is not_found (field name); a setting that is not editable is invalid "
      "(field name). A change is audited as serverSettingsEdit with name (old) => (new), "
      "secrets as *****, published as setting.NAME.changed, and picked up by running "
-     "processes without a restart. Setting the value it already has changes nothing.",
+     "processes without a restart. Setting the value it already has changes nothing. A "
+     "CLI-only setting (cli_only) is forbidden (field name) for a command that came through "
+     "the HTTP shim (via = http).",
      true, AB_PERM_SITE_ADMIN, s_setting_set, COUNT(s_setting_set)},
     {"setting.reset", "setting reset", "Return a server setting to its default",
      "Removes the stored value, so the setting takes its default (or becomes unset); "
-     "audited and published like setting set.",
+     "audited and published like setting set; a CLI-only setting is refused through the "
+     "HTTP shim as there.",
      true, AB_PERM_SITE_ADMIN, s_setting_one, COUNT(s_setting_one)},
     {"setting.baseurl", "baseurl", "Set MISP.baseurl",
      "Sets MISP.baseurl (MISP's cake Baseurl): an http(s) address without a trailing slash, "

@@ -76,6 +76,8 @@ hs_bus *hs_bus_new(const hs_options *o, char *err, size_t errlen)
         return bus;
     }
     bus->ctx = zmq_ctx_new();
+    if (bus->ctx) /* a DEALER per request in flight, and the idle ones (ZeroMQ's default: 1023) */
+        zmq_ctx_set(bus->ctx, ZMQ_MAX_SOCKETS, (int)o->max_conns + S_POOL_MAX + 64);
     bus->proxied = o->proxy != NULL;
     bus->url = strdup(o->proxy ? o->proxy : o->url);
     if (!bus->ctx || !bus->url || !bus->counts) {
@@ -208,7 +210,11 @@ static void s_pack_arg(msgpack_packer *pk, const ab_arg *a, const json_t *v)
 static void s_pack_command(msgpack_packer *pk, const char *id, const char *type, json_t *args,
                            const char *auth, const char *reply_to)
 {
-    msgpack_pack_map(pk, 4 + (auth != NULL) + (reply_to != NULL));
+    msgpack_pack_map(pk, 5 + (auth != NULL) + (reply_to != NULL));
+    /* Every command the shim sends says it came over HTTP: the engine refuses what MISP
+     * keeps off the web (CLI-only settings), on every transport (docs/protocol.md). */
+    ab_pack_cstr(pk, "via");
+    ab_pack_cstr(pk, AB_VIA_HTTP);
     if (reply_to) { /* Kafka: where the engine sends the reply (the record's key) */
         ab_pack_cstr(pk, "reply_to");
         ab_pack_cstr(pk, reply_to);

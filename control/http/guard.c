@@ -1,5 +1,6 @@
-/* guard.c — the request deadline: a client that has not sent its whole request (headers and
- * body) within request_s seconds gets a JSON 408 and its connection is closed.
+/* guard.c — the request deadlines: a client that has not sent its request head within
+ * header_s seconds, or its whole request (head and body) within request_s, gets a JSON 408
+ * and its connection is closed.
  *
  * libmicrohttpd's own timeout is an idle timeout: a slowloris client that sends a byte now
  * and then is never idle, and would hold its thread for ever. libmicrohttpd has no
@@ -9,7 +10,11 @@
  * watchdog (an atomic compare-and-swap, so it never races the handler): nobody else writes
  * on it at that moment, so the watchdog writes the 408 itself (plain HTTP; over TLS it
  * only closes) and shuts the socket down; libmicrohttpd then cleans up as for any closed
- * connection. A handled connection is never touched. */
+ * connection. A handled connection is never touched. A keep-alive connection waiting
+ * for its next request is closed without a 408 (its client may not have begun one).
+ *
+ * hs_guard_refuse answers a request the same way, at once, for the shim's own refusals
+ * that cannot wait for libmicrohttpd to call a handler. */
 #include <microhttpd.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -26,6 +31,7 @@ typedef struct s_watch {
     int fd;
     _Atomic int state;
     _Atomic int64_t start_ms;
+    _Atomic bool reused; /* a response went out: this is a keep-alive connection */
 } s_watch;
 
 struct hs_guard {
@@ -43,27 +49,62 @@ static int64_t s_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Write the 408 on fd, best effort and without blocking, then shut it down. */
-static void s_expire(hs_guard *g, s_watch *w)
+/* Write a JSON error on fd (plain HTTP only: over TLS the bytes would have to go through
+ * the session), best effort and without blocking, then shut the connection down. Only for
+ * a connection nobody else writes on: its state was just moved to HS_EXPIRED. */
+static void s_answer_raw(const hs_server *srv, int fd, int status, const char *reason,
+                         const json_t *body)
 {
-    if (!g->srv->opt.tls_cert) {
-        char body[256], msg[512];
-        int blen = snprintf(body, sizeof body,
-                            "{\"name\":\"Request Timeout\",\"message\":\"the request was not "
-                            "complete within %u s\",\"url\":\"\",\"code\":\"invalid\"}\n",
-                            g->srv->opt.request_s);
-        int mlen = snprintf(msg, sizeof msg,
-                            "HTTP/1.1 408 Request Timeout\r\nContent-Type: application/json\r\n"
-                            "Content-Length: %d\r\nConnection: close\r\n\r\n%s",
-                            blen, body);
-        if (send(w->fd, msg, (size_t)mlen, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
+    char *text = srv->opt.tls_cert ? NULL : json_dumps(body, JSON_COMPACT);
+    if (text) {
+        char *msg = NULL;
+        int mlen = asprintf(&msg,
+                            "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
+                            "Content-Length: %zu\r\nConnection: close\r\n\r\n%s\n",
+                            status, reason, strlen(text) + 1, text);
+        if (mlen > 0 && send(fd, msg, (size_t)mlen, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
             /* the client is gone or not reading: closing is all that is left */
         }
+        free(msg);
     }
-    shutdown(w->fd, SHUT_RDWR);
-    pthread_mutex_lock(&g->srv->lock);
-    g->srv->errors++;
-    pthread_mutex_unlock(&g->srv->lock);
+    free(text);
+    shutdown(fd, SHUT_RDWR);
+}
+
+static void s_count_error(hs_server *srv)
+{
+    pthread_mutex_lock(&srv->lock);
+    srv->errors++;
+    pthread_mutex_unlock(&srv->lock);
+}
+
+/* The 408 of a request past its deadline (waiting: the head's). A keep-alive connection
+ * waiting for its next head is only closed, as libmicrohttpd's idle timeout would: its
+ * client may not have begun a request, and could read a 408 as the answer to its next. */
+static void s_expire(hs_guard *g, s_watch *w, bool head)
+{
+    const hs_options *o = &g->srv->opt;
+    if (head && atomic_load(&w->reused)) {
+        shutdown(w->fd, SHUT_RDWR);
+        return;
+    }
+    char msg[128];
+    snprintf(msg, sizeof msg, "the request %swas not complete within %u s",
+             head ? "head (request line and headers) " : "",
+             head && o->header_s < o->request_s ? o->header_s : o->request_s);
+    json_t *body = json_pack("{s:s, s:s, s:s, s:s}", "name", "Request Timeout", "message", msg,
+                             "url", "", "code", "invalid");
+    s_answer_raw(g->srv, w->fd, 408, "Request Timeout", body);
+    json_decref(body);
+    s_count_error(g->srv);
+}
+
+/* How long a request may be in state st: the head has header_s, the whole request
+ * request_s (both from the start of the request). */
+static int64_t s_limit_ms(const hs_options *o, int st)
+{
+    unsigned s = st == HS_WAITING && o->header_s < o->request_s ? o->header_s : o->request_s;
+    return (int64_t)s * 1000;
 }
 
 static void *s_watchdog(void *arg)
@@ -72,15 +113,15 @@ static void *s_watchdog(void *arg)
     while (!atomic_load(&g->stop)) {
         struct timespec tick = {0, 200 * 1000000L};
         nanosleep(&tick, NULL);
-        int64_t limit = (int64_t)g->srv->opt.request_s * 1000, now = s_now_ms();
+        int64_t now = s_now_ms();
         pthread_mutex_lock(&g->lock);
         for (s_watch *w = g->head.next; w != &g->head; w = w->next) {
             int st = atomic_load(&w->state);
             if ((st != HS_WAITING && st != HS_RECEIVING) ||
-                now - atomic_load(&w->start_ms) <= limit)
+                now - atomic_load(&w->start_ms) <= s_limit_ms(&g->srv->opt, st))
                 continue;
             if (atomic_compare_exchange_strong(&w->state, &st, HS_EXPIRED))
-                s_expire(g, w);
+                s_expire(g, w, st == HS_WAITING);
         }
         pthread_mutex_unlock(&g->lock);
     }
@@ -156,6 +197,20 @@ static s_watch *s_watch_of(struct MHD_Connection *c)
     return info ? info->socket_context : NULL;
 }
 
+bool hs_guard_refuse(hs_server *srv, struct MHD_Connection *c, int status, const char *reason,
+                     const json_t *body)
+{
+    s_watch *w = s_watch_of(c);
+    int st = w ? atomic_load(&w->state) : HS_EXPIRED;
+    while (st != HS_EXPIRED)
+        if (atomic_compare_exchange_weak(&w->state, &st, HS_EXPIRED)) {
+            s_answer_raw(srv, w->fd, status, reason, body);
+            s_count_error(srv);
+            return true;
+        }
+    return false;
+}
+
 bool hs_guard_claim(struct MHD_Connection *c, int state)
 {
     s_watch *w = s_watch_of(c);
@@ -174,6 +229,7 @@ void hs_guard_rearm(struct MHD_Connection *c)
     if (!w)
         return;
     atomic_store(&w->start_ms, s_now_ms());
+    atomic_store(&w->reused, true);
     int st = HS_HANDLED;
     atomic_compare_exchange_strong(&w->state, &st, HS_WAITING);
 }

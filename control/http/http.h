@@ -30,20 +30,22 @@
 /* --- options ------------------------------------------------------------------------- */
 
 typedef struct {
-    char *listen;           /* address to bind (default 127.0.0.1) */
-    int port;               /* 0: a free port, printed on stdout */
-    char *url;              /* the broker's command endpoint (ADMINBUS_URL) */
-    char *events;           /* the broker's event endpoint (ADMINBUS_EVENTS) */
-    char *proxy;            /* the broker's proxy intake (proxy_endpoint); NULL: none */
-    size_t max_body;        /* bytes; larger bodies get 413 */
-    size_t max_header;      /* bytes of all request headers together; larger get 431 */
-    unsigned max_conns;     /* concurrent connections; more are refused at accept */
-    unsigned per_ip_conns;  /* concurrent connections per client address; 0 = no limit */
-    unsigned idle_s;        /* a connection silent this long is closed (slowloris) */
-    unsigned request_s;     /* a request whose body is still coming after this gets 408 */
-    int bus_timeout_ms;     /* wait for a reply (sent twice with the same id) */
-    unsigned sse_recheck_s; /* /events re-checks the caller's key this often */
-    char *tls_cert;         /* PEM paths: TLS when both are given */
+    char *listen;            /* address to bind (default 127.0.0.1) */
+    int port;                /* 0: a free port, printed on stdout */
+    char *url;               /* the broker's command endpoint (ADMINBUS_URL) */
+    char *events;            /* the broker's event endpoint (ADMINBUS_EVENTS) */
+    char *proxy;             /* the broker's proxy intake (proxy_endpoint); NULL: none */
+    size_t max_body;         /* bytes; larger bodies get 413 */
+    size_t max_header;       /* bytes of all request headers together; larger get 431 */
+    unsigned max_conns;      /* concurrent connections; more are refused at accept */
+    unsigned per_ip_conns;   /* concurrent connections per client address; 0 = no limit */
+    unsigned reserved_conns; /* the last slots of max_conns: for addresses that hold none */
+    unsigned idle_s;         /* a connection silent this long is closed (slowloris) */
+    unsigned header_s;       /* a request whose head is still coming after this gets 408 */
+    unsigned request_s;      /* a request whose body is still coming after this gets 408 */
+    int bus_timeout_ms;      /* wait for a reply (sent twice with the same id) */
+    unsigned sse_recheck_s;  /* /events re-checks the caller's key this often */
+    char *tls_cert;          /* PEM paths: TLS when both are given */
     char *tls_key;
     char *port_file; /* write the bound port here once listening */
 #define HS_TRUSTED_MAX 16
@@ -175,11 +177,13 @@ typedef struct {
     json_t *json;      /* a JSON body (owned), or */
     char *text;        /* a text body (owned, malloc'd) with content type: */
     const char *ctype; /* text's content type */
+    char allow[48];    /* 405: the methods the route takes, for the Allow header */
     bool streamed;     /* the handler queued its own response (/events) */
 } hs_req;
 
 typedef struct hs_guard hs_guard;
 typedef struct hs_engine_stats hs_engine_stats;
+typedef struct hs_connlimit hs_connlimit;
 
 struct hs_server {
     hs_options opt;
@@ -190,6 +194,7 @@ struct hs_server {
     pthread_mutex_t lock;  /* guards the counters below */
     uint64_t requests, errors, streams;
     hs_engine_stats *stats; /* the engines' stats events (enginestats.c) */
+    hs_connlimit *conns;    /* connections per client address (connlimit.c) */
 };
 
 /* Route one request (misp.c). Returns true when a route matched (the handler set the
@@ -205,14 +210,14 @@ void hs_error(hs_req *r, int status, const char *code, const char *name, const c
  * errors. what names the thing in the message ("User", "Organisation"). */
 void hs_reply_error(hs_req *r, const hs_reply *rep, bool write, const char *what);
 
-/* --- guard.c: the whole-request deadline (slowloris) --------------------------------- */
+/* --- guard.c: the request deadlines (slowloris) --------------------------------------- */
 
 /* Where a connection's current request is. */
 enum {
-    HS_WAITING,   /* headers not complete yet: the deadline runs */
-    HS_RECEIVING, /* the body is coming: the deadline runs */
+    HS_WAITING,   /* headers not complete yet: the head's deadline runs */
+    HS_RECEIVING, /* the body is coming: the request's deadline runs */
     HS_HANDLED,   /* a handler has it (or a response is queued): never touched */
-    HS_EXPIRED,   /* the watchdog answered 408 and shut it down */
+    HS_EXPIRED,   /* answered on the socket (the watchdog's 408, hs_guard_refuse), shut down */
 };
 
 hs_guard *hs_guard_start(hs_server *srv);
@@ -222,12 +227,34 @@ void hs_guard_stop(hs_guard *g);
 void hs_guard_notify(void *cls, struct MHD_Connection *c, void **socket_context,
                      enum MHD_ConnectionNotificationCode code);
 
+/* Answer c's request at once with status and a JSON body, written on the socket itself,
+ * and shut the connection down: for a request libmicrohttpd would fail on before any
+ * handler runs (too many query parameters for its memory pool). Over TLS it only closes.
+ * false when the watchdog had already answered it. Later calls of hs_guard_claim fail. */
+bool hs_guard_refuse(hs_server *srv, struct MHD_Connection *c, int status, const char *reason,
+                     const json_t *body);
+
 /* Move c's request to state; false when the watchdog has already expired it (the caller
  * then gives the connection up: MHD_NO). */
 bool hs_guard_claim(struct MHD_Connection *c, int state);
 
 /* A response was sent: the next request on this connection gets a fresh deadline. */
 void hs_guard_rearm(struct MHD_Connection *c);
+
+/* --- connlimit.c: connections per client address --------------------------------- */
+
+/* The limits of o (max_conns, per_ip_conns, reserved_conns); NULL when out of memory. */
+hs_connlimit *hs_connlimit_new(const hs_options *o);
+void hs_connlimit_free(hs_connlimit *l);
+
+/* libmicrohttpd's accept policy callback (MHD_start_daemon's apc; cls = the hs_connlimit): MHD_NO
+ * for an address at its limit, or one that holds a connection while only the reserved
+ * slots are left. */
+enum MHD_Result hs_connlimit_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen);
+
+/* A connection from addr started / closed (from the notify-connection callback). */
+void hs_connlimit_opened(hs_connlimit *l, const struct sockaddr *addr);
+void hs_connlimit_closed(hs_connlimit *l, const struct sockaddr *addr);
 
 /* --- enginestats.c: the engines' engine.<name>.stats events, for /metrics ----------- */
 

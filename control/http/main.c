@@ -4,30 +4,43 @@
  * libmicrohttpd runs one thread per connection: a handler may block on the bus (and an
  * /events stream on its subscriber) without holding up anyone else; the connection limit
  * bounds the threads. Every refusal the shim makes itself is a JSON body with a precise
- * status: 400 malformed JSON, 404 unknown route, 405 wrong method, 408 a request not complete
- * after request_s (guard.c), 413 oversize body, 415 a body that is not JSON, 431 oversize
- * headers. */
+ * status: 400 malformed JSON or a URL that is not clean text (a control byte such as %00,
+ * invalid UTF-8, more query parameters than S_PARAMS_MAX), 404 unknown route, 405 wrong
+ * method (with Allow), 408 a request head not complete after header_s or a request after
+ * request_s (guard.c), 413 oversize body, 415 a body that is not JSON, 431 oversize
+ * headers. Connections are limited per client address (connlimit.c). */
 #include <errno.h>
 #include <getopt.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 #include <zmq.h>
 
 #include "cli.h"
 #include "config.h"
+#include "envelope.h"
 #include "http.h"
 #include "proxy.h"
 
 #define S_NAME "adminbus-http"
+
+/* Query parameters a request may have. Each costs libmicrohttpd a record in the
+ * connection's memory pool, and past what the pool holds it closes the connection without
+ * an answer; no route takes more than a handful (/events at most 16 topics). */
+#define S_PARAMS_MAX 64
+
+/* --reserved-connections not given: an eighth of --max-connections. */
+#define S_RESERVED_AUTO 0xffffffffu
 
 /* --- responses ------------------------------------------------------------------------------ */
 
@@ -77,7 +90,7 @@ void hs_reply_error(hs_req *r, const hs_reply *rep, bool write, const char *what
 }
 
 static enum MHD_Result s_send(struct MHD_Connection *c, int status, char *body, size_t len,
-                              const char *ctype)
+                              const char *ctype, const char *allow)
 {
     struct MHD_Response *resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
     if (!resp) {
@@ -85,6 +98,8 @@ static enum MHD_Result s_send(struct MHD_Connection *c, int status, char *body, 
         return MHD_NO;
     }
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+    if (allow && allow[0])
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
     enum MHD_Result rc = MHD_queue_response(c, (unsigned)status, resp);
     MHD_destroy_response(resp);
     return rc;
@@ -95,7 +110,7 @@ static enum MHD_Result s_send_req(struct MHD_Connection *c, hs_req *r)
     if (r->text) {
         char *text = r->text; /* libmicrohttpd frees it */
         r->text = NULL;
-        return s_send(c, r->status, text, strlen(text), r->ctype);
+        return s_send(c, r->status, text, strlen(text), r->ctype, r->allow);
     }
     char *body = r->json ? json_dumps(r->json, JSON_COMPACT | JSON_ENCODE_ANY) : strdup("null");
     if (!body)
@@ -107,7 +122,7 @@ static enum MHD_Result s_send_req(struct MHD_Connection *c, hs_req *r)
         memcpy(body + len, "\n", 2);
         len++;
     }
-    return s_send(c, r->status, body, len, "application/json");
+    return s_send(c, r->status, body, len, "application/json", r->allow);
 }
 
 /* An error the shim makes before any route runs. */
@@ -129,9 +144,15 @@ static enum MHD_Result s_refuse(hs_server *srv, struct MHD_Connection *c, const 
 typedef struct {
     char *body;
     size_t len;
-    bool too_big;  /* the body went over max_body: the rest is dropped, the answer is 413 */
-    bool answered; /* a response is queued: ignore the rest */
+    bool too_big;    /* the body went over max_body: the rest is dropped, the answer is 413 */
+    bool answered;   /* a response is queued: ignore the rest */
+    long control_at; /* where the raw URL holds a control byte once decoded; -1: nowhere */
 } s_conn;
+
+/* Where the raw URL of the request this thread reads holds a control byte (-1: nowhere),
+ * from s_uri_seen for s_access: libmicrohttpd runs one thread per connection and calls the
+ * URI log callback before the handler, on that thread. */
+static _Thread_local long s_url_control_at = -1;
 
 static enum MHD_Result s_sum_header(void *cls, enum MHD_ValueKind kind, const char *key,
                                     const char *value)
@@ -152,6 +173,41 @@ static bool s_is_json(const char *ctype)
            (ctype[n] == '\0' || ctype[n] == ';' || ctype[n] == ' ');
 }
 
+/* Is a query parameter's name and value UTF-8? (cls: the name of the first one that is
+ * not, else untouched) */
+static enum MHD_Result s_query_text(void *cls, enum MHD_ValueKind kind, const char *key,
+                                    const char *value)
+{
+    (void)kind;
+    if (ab_utf8_valid(key, strlen(key)) && (!value || ab_utf8_valid(value, strlen(value))))
+        return MHD_YES;
+    *(const char **)cls = key;
+    return MHD_NO;
+}
+
+/* What is wrong with the URL, into msg; false when nothing is. libmicrohttpd hands the
+ * handler the path and the query percent-decoded as C strings, so a %00 cuts them short
+ * (/admin/users/view/3%00.json would read user 3): a URL that holds a control byte once
+ * decoded is refused whole, before routing, as is one that is not UTF-8. */
+static bool s_bad_url(struct MHD_Connection *c, const char *url, const s_conn *st, char *msg,
+                      size_t len)
+{
+    const char *key = NULL;
+    if (st->control_at >= 0)
+        snprintf(msg, len,
+                 "the URL holds a control byte (%%00-%%1F or %%7F, as sent or percent-encoded) "
+                 "at byte %ld; no path or parameter may",
+                 st->control_at);
+    else if (!ab_utf8_valid(url, strlen(url)))
+        snprintf(msg, len, "the URL's path is not valid UTF-8 once percent-decoded");
+    else if (MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, s_query_text, &key) >= 0 && key)
+        snprintf(msg, len, "the query parameter '%.64s' is not valid UTF-8 once percent-decoded",
+                 ab_utf8_valid(key, strlen(key)) ? key : "?");
+    else
+        return false;
+    return true;
+}
+
 /* The checks that need only the headers: a refusal is queued at once (st->answered);
  * otherwise the request goes on, its body (if any) under the watchdog's deadline. */
 static enum MHD_Result s_first(hs_server *srv, struct MHD_Connection *c, const char *url,
@@ -160,6 +216,11 @@ static enum MHD_Result s_first(hs_server *srv, struct MHD_Connection *c, const c
     size_t hsize = 0;
     MHD_get_connection_values(c, MHD_HEADER_KIND, s_sum_header, &hsize);
     char msg[256];
+    if (s_bad_url(c, url, st, msg, sizeof msg)) {
+        st->answered = true;
+        return s_refuse(srv, c, ab_utf8_valid(url, strlen(url)) ? url : "", 400, "invalid",
+                        "Bad Request", msg);
+    }
     if (hsize > srv->opt.max_header) {
         st->answered = true;
         snprintf(msg, sizeof msg, "the request headers are %zu bytes; at most %zu are accepted",
@@ -224,7 +285,10 @@ static char *s_route_path(const char *url)
     return p;
 }
 
-static const char *s_authkey(struct MHD_Connection *c)
+/* The authkey from Authorization (or X-MISP-AUTH), up to the first blank, as sent: a key
+ * of any length goes to the engine, which names its real size and the limit (AB_AUTH_MAX)
+ * when it is too long. NULL when none (or out of memory). */
+static char *s_authkey(struct MHD_Connection *c)
 {
     const char *k = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
     if (!k || !*k)
@@ -233,24 +297,20 @@ static const char *s_authkey(struct MHD_Connection *c)
         return NULL;
     while (*k == ' ')
         k++;
-    return *k ? k : NULL;
+    return *k ? strndup(k, strcspn(k, " \t\r\n")) : NULL;
 }
 
 static enum MHD_Result s_dispatch(hs_server *srv, struct MHD_Connection *c, const char *url,
                                   const char *method, s_conn *st)
 {
     hs_req r = {.srv = srv, .method = method, .conn = c, .status = 200};
-    char *path = s_route_path(url);
-    char auth[256];
-    const char *key = s_authkey(c);
-    if (!path)
+    char *path = s_route_path(url), *auth = s_authkey(c);
+    if (!path) {
+        free(auth);
         return MHD_NO;
-    r.path = path;
-    if (key) {
-        snprintf(auth, sizeof auth, "%s", key);
-        auth[strcspn(auth, " \t\r\n")] = '\0';
-        r.auth = auth;
     }
+    r.path = path;
+    r.auth = auth;
     pthread_mutex_lock(&srv->lock);
     srv->requests++;
     pthread_mutex_unlock(&srv->lock);
@@ -279,6 +339,7 @@ static enum MHD_Result s_dispatch(hs_server *srv, struct MHD_Connection *c, cons
     json_decref(r.body);
     free(r.text);
     free(path);
+    free(auth);
     return rc;
 }
 
@@ -313,6 +374,7 @@ static enum MHD_Result s_access(void *cls, struct MHD_Connection *c, const char 
         st = calloc(1, sizeof *st);
         if (!st)
             return MHD_NO;
+        st->control_at = s_url_control_at;
         *con_cls = st;
         return s_first(srv, c, url, st);
     }
@@ -330,6 +392,62 @@ static enum MHD_Result s_access(void *cls, struct MHD_Connection *c, const char 
         return s_refuse(srv, c, url, 413, "invalid", "Payload Too Large", msg);
     }
     return s_dispatch(srv, c, url, method, st);
+}
+
+/* Where the raw URL holds a control byte (0x00-0x1F, 0x7F), as sent or percent-encoded;
+ * -1 when it holds none. */
+static long s_control_byte(const char *uri)
+{
+    for (const char *p = uri; *p; p++) {
+        unsigned v = (unsigned char)*p;
+        if (v == '%' && isxdigit((unsigned char)p[1]) && isxdigit((unsigned char)p[2])) {
+            char hex[3] = {p[1], p[2], '\0'};
+            v = (unsigned)strtoul(hex, NULL, 16);
+        }
+        if (v < 0x20 || v == 0x7f)
+            return p - uri;
+    }
+    return -1;
+}
+
+/* How many query parameters libmicrohttpd will make of uri: one per '&'-separated piece,
+ * empty ones included. */
+static size_t s_query_params(const char *uri)
+{
+    const char *q = strchr(uri, '?');
+    if (!q || !q[1])
+        return 0;
+    size_t n = 1;
+    for (q++; *q; q++)
+        n += *q == '&';
+    return n;
+}
+
+/* libmicrohttpd's URI log callback: the raw request target, before libmicrohttpd splits
+ * and decodes it. What the handler needs of it goes through s_url_control_at (its return
+ * value would become the request's state, but libmicrohttpd drops that without the
+ * completion callback when it answers an error itself: allocated here, it would leak). A
+ * request with more than S_PARAMS_MAX query parameters is answered here, on the socket
+ * (guard.c): libmicrohttpd, short of pool memory for them, would close the connection
+ * without an answer before any handler ran. */
+static void *s_uri_seen(void *cls, const char *uri, struct MHD_Connection *c)
+{
+    hs_server *srv = cls;
+    s_url_control_at = s_control_byte(uri);
+    size_t params = s_query_params(uri);
+    if (params <= S_PARAMS_MAX)
+        return NULL;
+    char msg[128];
+    snprintf(msg, sizeof msg, "the query has %zu parameters; at most %d are accepted", params,
+             S_PARAMS_MAX);
+    size_t plen = strcspn(uri, "?");
+    json_t *url = json_stringn(uri, plen < 200 ? plen : 200);
+    json_t *body =
+        json_pack("{s:s, s:s, s:o, s:s, s:s}", "name", "Bad Request", "message", msg, "url",
+                  url ? url : json_string(""), "code", "invalid", "field", "query");
+    hs_guard_refuse(srv, c, 400, "Bad Request", body);
+    json_decref(body);
+    return NULL;
 }
 
 static void s_completed(void *cls, struct MHD_Connection *c, void **con_cls,
@@ -366,9 +484,15 @@ static void s_usage(FILE *f)
                "  --max-body BYTES        largest request body (default 1048576)\n"
                "  --max-header BYTES      largest request headers, all together (default 16384)\n"
                "  --max-connections N     concurrent connections (default 512)\n"
-               "  --per-ip-connections N  concurrent connections per address (default 0: any)\n"
+               "  --per-ip-connections N  concurrent connections per client address (default\n"
+               "                          64; 0: no limit)\n"
+               "  --reserved-connections N  the last N of --max-connections go only to\n"
+               "                          addresses that hold none (default an eighth)\n"
                "  --idle-timeout S        close a connection silent this long (default 10)\n"
-               "  --request-timeout S     408 for a body still coming after this (default 30)\n"
+               "  --header-timeout S      408 for a request head still coming after this\n"
+               "                          (default 10)\n"
+               "  --request-timeout S     408 for a request (head and body) still coming after\n"
+               "                          this (default 30)\n"
                "  --bus-timeout-ms MS     wait this long for a reply, twice (default 10000)\n"
                "  --sse-recheck S         /events re-checks the caller's key (default 30)\n"
                "  --tls-cert PEM --tls-key PEM   serve HTTPS (GnuTLS)\n"
@@ -401,7 +525,9 @@ static int s_parse(int argc, char **argv, hs_options *o)
                                           {"max-header", 1, 0, 'H'},
                                           {"max-connections", 1, 0, 'c'},
                                           {"per-ip-connections", 1, 0, 'I'},
+                                          {"reserved-connections", 1, 0, 'R'},
                                           {"idle-timeout", 1, 0, 'i'},
+                                          {"header-timeout", 1, 0, 'T'},
                                           {"request-timeout", 1, 0, 'r'},
                                           {"bus-timeout-ms", 1, 0, 't'},
                                           {"sse-recheck", 1, 0, 's'},
@@ -464,9 +590,17 @@ static int s_parse(int argc, char **argv, hs_options *o)
             rc = s_number(flag, optarg, 0, 100000, &n);
             o->per_ip_conns = (unsigned)n;
             break;
+        case 'R':
+            rc = s_number(flag, optarg, 0, 100000, &n);
+            o->reserved_conns = (unsigned)n;
+            break;
         case 'i':
             rc = s_number(flag, optarg, 1, 3600, &n);
             o->idle_s = (unsigned)n;
+            break;
+        case 'T':
+            rc = s_number(flag, optarg, 1, 3600, &n);
+            o->header_s = (unsigned)n;
             break;
         case 'r':
             rc = s_number(flag, optarg, 1, 3600, &n);
@@ -521,6 +655,14 @@ static int s_fill(hs_options *o)
     }
     if (!o->tls_cert != !o->tls_key) {
         fprintf(stderr, S_NAME ": TLS needs both --tls-cert and --tls-key\n");
+        return -1;
+    }
+    if (o->reserved_conns == S_RESERVED_AUTO)
+        o->reserved_conns = o->max_conns / 8;
+    if (o->reserved_conns >= o->max_conns) {
+        fprintf(stderr,
+                S_NAME ": --reserved-connections (%u) must be below --max-connections (%u)\n",
+                o->reserved_conns, o->max_conns);
         return -1;
     }
     return 0;
@@ -585,6 +727,43 @@ static char *s_slurp(const char *path)
 
 /* --- the daemon ------------------------------------------------------------------------------ */
 
+/* libmicrohttpd's notify-connection callback: the deadlines (guard.c) and the connections
+ * per address (connlimit.c) follow each connection. */
+static void s_notify(void *cls, struct MHD_Connection *c, void **socket_context,
+                     enum MHD_ConnectionNotificationCode code)
+{
+    hs_server *srv = cls;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    const struct sockaddr *addr = ci ? ci->client_addr : NULL;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED)
+        hs_connlimit_opened(srv->conns, addr);
+    else
+        hs_connlimit_closed(srv->conns, addr);
+    hs_guard_notify(srv, c, socket_context, code);
+}
+
+/* Each connection holds a socket, and a request on the bus a DEALER (two descriptors in
+ * ZeroMQ), as does an /events stream its SUB: raise the soft limit on open files to the
+ * hard one, and say so when even that is short of what max_conns may need. */
+static void s_raise_nofile(const hs_options *o)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+        getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    rlim_t need = (rlim_t)o->max_conns * 3 + 640;
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need)
+        fprintf(stderr,
+                S_NAME ": warning: %llu open files allowed (ulimit -n); %u connections may need "
+                       "%llu: raise the hard limit or lower --max-connections\n",
+                (unsigned long long)rl.rlim_cur, o->max_conns, (unsigned long long)need);
+}
+
 static struct MHD_Daemon *s_start(hs_server *srv, char **pem)
 {
     hs_options *o = &srv->opt;
@@ -609,11 +788,11 @@ static struct MHD_Daemon *s_start(hs_server *srv, char **pem)
                                    {pem[1] ? MHD_OPTION_HTTPS_MEM_KEY : MHD_OPTION_END, 0, pem[1]},
                                    {MHD_OPTION_END, 0, NULL}};
     return MHD_start_daemon(
-        flags, 0, NULL, NULL, s_access, srv, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
-        MHD_OPTION_CONNECTION_LIMIT, o->max_conns, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-        o->per_ip_conns, MHD_OPTION_CONNECTION_TIMEOUT, o->idle_s,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, memory, MHD_OPTION_NOTIFY_COMPLETED, s_completed, NULL,
-        MHD_OPTION_NOTIFY_CONNECTION, hs_guard_notify, srv, MHD_OPTION_ARRAY, tls, MHD_OPTION_END);
+        flags, 0, hs_connlimit_accept, srv->conns, s_access, srv, MHD_OPTION_SOCK_ADDR,
+        (struct sockaddr *)&addr, MHD_OPTION_CONNECTION_LIMIT, o->max_conns,
+        MHD_OPTION_CONNECTION_TIMEOUT, o->idle_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT, memory,
+        MHD_OPTION_URI_LOG_CALLBACK, s_uri_seen, srv, MHD_OPTION_NOTIFY_COMPLETED, s_completed,
+        NULL, MHD_OPTION_NOTIFY_CONNECTION, s_notify, srv, MHD_OPTION_ARRAY, tls, MHD_OPTION_END);
 }
 
 static void s_announce(hs_server *srv, struct MHD_Daemon *d)
@@ -661,7 +840,10 @@ int main(int argc, char **argv)
                            .max_body = 1 << 20,
                            .max_header = 16384,
                            .max_conns = 512,
+                           .per_ip_conns = 64,
+                           .reserved_conns = S_RESERVED_AUTO,
                            .idle_s = 10,
+                           .header_s = 10,
                            .request_s = 30,
                            .bus_timeout_ms = 10000,
                            .sse_recheck_s = 30};
@@ -678,15 +860,20 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
     pthread_mutex_init(&srv.lock, NULL);
+    s_raise_nofile(&srv.opt);
+    srv.conns = hs_connlimit_new(&srv.opt);
     char err[512];
     srv.bus = hs_bus_new(&srv.opt, err, sizeof err);
     if (!srv.bus)
         fprintf(stderr, S_NAME ": cannot reach the bus: %s\n", err);
     srv.zctx = zmq_ctx_new();
+    if (srv.zctx) /* a SUB per /events stream, one stream per connection at most */
+        zmq_ctx_set(srv.zctx, ZMQ_MAX_SOCKETS, (int)srv.opt.max_conns + 64);
     char *pem[2] = {NULL, NULL};
     srv.guard = hs_guard_start(&srv);
     srv.stats = srv.zctx && srv.bus ? hs_engine_stats_start(&srv) : NULL;
-    struct MHD_Daemon *d = srv.bus && srv.zctx && srv.guard ? s_start(&srv, pem) : NULL;
+    struct MHD_Daemon *d =
+        srv.bus && srv.zctx && srv.guard && srv.conns ? s_start(&srv, pem) : NULL;
     int rc = 1;
     if (d) {
         s_announce(&srv, d);
@@ -701,6 +888,7 @@ int main(int argc, char **argv)
                 srv.opt.port);
     }
     hs_guard_stop(srv.guard);
+    hs_connlimit_free(srv.conns);
     hs_engine_stats_stop(&srv.stats);
     free(pem[0]);
     free(pem[1]);

@@ -6,6 +6,7 @@
  * business: unknown fields go through as sent and come back as the engine's precise
  * `invalid` (field = the name). The route table is at the end; docs/architecture.md
  * ("HTTP shim (issue 7)") shows it. */
+#include <ctype.h>
 #include <microhttpd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -519,16 +520,27 @@ static void s_setting_get(hs_req *r)
     json_decref(s);
 }
 
+/* MISP refuses a cli_only setting with 405 and "This setting can only be edited via the
+ * CLI."; the engine says so as forbidden on the field name (the shim's commands carry
+ * via = "http"). */
 static void s_setting_edit(hs_req *r)
 {
     json_t *a = s_fields(r, "Server");
     json_object_set_new(a, "name", json_string(r->param));
-    json_t *s = s_run(r, "setting.set", a, true, "Server setting");
-    if (s) {
+    hs_reply rep;
+    hs_bus_call(r->srv->bus, "setting.set", a, r->auth, &rep);
+    json_decref(a);
+    if (rep.ok) {
         s_saved(r, "Field updated", NULL);
-        json_object_set(r->json, "value", json_object_get(s, "value"));
+        json_object_set(r->json, "value", json_object_get(rep.result, "value"));
+    } else if (!strcmp(rep.code, "forbidden") && !strcmp(rep.field, "name")) {
+        hs_error(r, 405, rep.code, "This setting can only be edited via the CLI.", "%s",
+                 rep.message);
+        json_object_set_new(r->json, "field", json_string(rep.field));
+    } else {
+        hs_reply_error(r, &rep, true, "Server setting");
     }
-    json_decref(s);
+    hs_reply_release(&rep);
 }
 
 static void s_version(hs_req *r)
@@ -669,7 +681,12 @@ static void s_logs_index(hs_req *r)
 /* --- the route table ---------------------------------------------------------------------------
  */
 
-enum { GET = 1, POST = 2, DEL = 4 };
+/* The methods each route takes, as MISP's controllers do (add: POST; edit: POST or PUT;
+ * delete: POST or DELETE); HEAD wherever GET is (MISP answers HEAD on views: PyMISP checks
+ * that an organisation exists that way). Any other method on a known route is 405 with an
+ * Allow header naming these. */
+enum { GET = 1, HEAD = 2, POST = 4, PUT = 8, DEL = 16 };
+#define READ (GET | HEAD)
 
 typedef struct {
     int methods;
@@ -678,52 +695,56 @@ typedef struct {
 } s_route;
 
 static const s_route s_routes[] = {
-    {GET, "/servers/getVersion", s_version},
-    {GET, "/users/view/me", s_users_me},
-    {GET, "/admin/users/index", s_users_index},
-    {GET, "/admin/users/view/{}", s_users_view},
-    {GET, "/users/view/{}", s_users_view},
+    {READ, "/servers/getVersion", s_version},
+    {READ, "/users/view/me", s_users_me},
+    {READ, "/admin/users/index", s_users_index},
+    {READ, "/admin/users/view/{}", s_users_view},
+    {READ, "/users/view/{}", s_users_view},
     {POST, "/admin/users/add", s_users_add},
-    {POST, "/admin/users/edit/{}", s_users_edit},
+    {POST | PUT, "/admin/users/edit/{}", s_users_edit},
     {POST | DEL, "/admin/users/delete/{}", s_users_delete},
-    {GET, "/organisations/index", s_orgs_index},
-    {GET, "/organisations/index/{}", s_orgs_index},
-    {GET, "/organisations/view/{}", s_orgs_view},
-    {GET, "/admin/organisations/view/{}", s_orgs_view},
+    {READ, "/organisations/index", s_orgs_index},
+    {READ, "/organisations/index/{}", s_orgs_index},
+    {READ, "/organisations/view/{}", s_orgs_view},
+    {READ, "/admin/organisations/view/{}", s_orgs_view},
     {POST, "/admin/organisations/add", s_orgs_add},
-    {POST, "/admin/organisations/edit/{}", s_orgs_edit},
+    {POST | PUT, "/admin/organisations/edit/{}", s_orgs_edit},
     {POST | DEL, "/admin/organisations/delete/{}", s_orgs_delete},
-    {GET, "/roles/index", s_roles_index},
-    {GET, "/roles/view/{}", s_roles_view},
+    {READ, "/roles/index", s_roles_index},
+    {READ, "/roles/view/{}", s_roles_view},
     {POST, "/admin/roles/add", s_roles_add},
-    {POST, "/admin/roles/edit/{}", s_roles_edit},
+    {POST | PUT, "/admin/roles/edit/{}", s_roles_edit},
     {POST | DEL, "/admin/roles/delete/{}", s_roles_delete},
     {POST, "/admin/roles/set_default/{}", s_roles_default},
-    {GET, "/servers/serverSettings", s_settings},
-    {GET, "/servers/getSetting/{}", s_setting_get},
+    {READ, "/servers/serverSettings", s_settings},
+    {READ, "/servers/getSetting/{}", s_setting_get},
     {POST, "/servers/serverSettingsEdit/{}", s_setting_edit},
-    {GET, "/servers/getWorkers", s_workers},
-    {GET, "/jobs/index", s_jobs_index},
-    {GET, "/jobs/index/{}", s_jobs_index},
-    {GET, "/jobs/view/{}", s_jobs_view},
-    {GET, "/jobs/getProgress/{}", s_jobs_progress},
-    {GET, "/tasks/index", s_tasks_index},
-    {POST, "/tasks/edit/{}", s_tasks_edit},
+    {READ, "/servers/getWorkers", s_workers},
+    {READ, "/jobs/index", s_jobs_index},
+    {READ, "/jobs/index/{}", s_jobs_index},
+    {READ, "/jobs/view/{}", s_jobs_view},
+    {READ, "/jobs/getProgress/{}", s_jobs_progress},
+    {READ, "/tasks/index", s_tasks_index},
+    {POST | PUT, "/tasks/edit/{}", s_tasks_edit},
     {POST, "/tasks/run/{}", s_tasks_run},
-    {GET | POST, "/admin/logs/index", s_logs_index},
-    {GET, "/events", hs_events},
-    {GET, "/metrics", hs_metrics},
-    {GET, "/health", hs_health},
+    {READ | POST, "/admin/logs/index", s_logs_index},
+    {READ, "/events", hs_events},
+    {READ, "/metrics", hs_metrics},
+    {READ, "/health", hs_health},
 };
 
-/* Does path match pattern? The "{}" segment's text goes to param (cap bytes). */
-static bool s_match(const char *pattern, const char *path, char *param, size_t cap)
+static const char *const s_method_names[] = {"GET", "HEAD", "POST", "PUT", "DELETE"};
+#define S_METHODS (sizeof s_method_names / sizeof s_method_names[0])
+
+/* Does path match pattern? The "{}" segment's text goes to param, which has room for the
+ * whole path. */
+static bool s_match(const char *pattern, const char *path, char *param)
 {
     param[0] = '\0';
     while (*pattern && *path) {
         if (!strncmp(pattern, "{}", 2)) {
             size_t n = strcspn(path, "/");
-            if (n == 0 || n >= cap)
+            if (n == 0)
                 return false;
             memcpy(param, path, n);
             param[n] = '\0';
@@ -737,33 +758,63 @@ static bool s_match(const char *pattern, const char *path, char *param, size_t c
     return !*pattern && !*path;
 }
 
+/* The method's bit; 0 for one no route takes (methods are case-sensitive, RFC 9110). */
 static int s_method_bit(const char *m)
 {
-    return !strcmp(m, "GET") || !strcmp(m, "HEAD")   ? GET
-           : !strcmp(m, "POST") || !strcmp(m, "PUT") ? POST
-           : !strcmp(m, "DELETE")                    ? DEL
-                                                     : 0;
+    for (size_t i = 0; i < S_METHODS; i++)
+        if (!strcmp(m, s_method_names[i]))
+            return 1 << i;
+    return 0;
+}
+
+/* Is m an HTTP token (RFC 9110), fit to be quoted in a message? */
+static bool s_token(const char *m)
+{
+    for (const char *p = m; *p; p++)
+        if (!isalnum((unsigned char)*p) && !strchr("!#$%&'*+-.^_`|~", *p))
+            return false;
+    return *m != '\0';
+}
+
+/* "GET, HEAD, POST" for the methods in bits, into out. */
+static void s_allow(int bits, char *out, size_t len)
+{
+    size_t n = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < S_METHODS; i++)
+        if (bits & (1 << i)) {
+            int k = snprintf(out + n, len - n, "%s%s", n ? ", " : "", s_method_names[i]);
+            if (k < 0 || (size_t)k >= len - n)
+                break;
+            n += (size_t)k;
+        }
 }
 
 bool hs_route(hs_req *r)
 {
-    static __thread char param[512];
-    bool path_known = false;
-    int bit = s_method_bit(r->method);
+    char *param = malloc(strlen(r->path) + 1);
+    if (!param) {
+        hs_error(r, 500, "internal", "Internal Error", "out of memory");
+        return true;
+    }
+    int allowed = 0, bit = s_method_bit(r->method);
     for (size_t i = 0; i < sizeof s_routes / sizeof s_routes[0]; i++) {
-        if (!s_match(s_routes[i].pattern, r->path, param, sizeof param))
+        if (!s_match(s_routes[i].pattern, r->path, param))
             continue;
-        path_known = true;
+        allowed |= s_routes[i].methods;
         if (!(s_routes[i].methods & bit))
             continue;
         r->param = param;
         s_routes[i].handler(r);
+        r->param = "";
+        free(param);
         return true;
     }
-    if (path_known) {
-        hs_error(r, 405, "invalid", "Method Not Allowed", "%s is not allowed on %s", r->method,
-                 r->path);
-        return true;
-    }
-    return false;
+    free(param);
+    if (!allowed)
+        return false;
+    s_allow(allowed, r->allow, sizeof r->allow);
+    hs_error(r, 405, "invalid", "Method Not Allowed", "%.32s is not allowed on %s; it takes %s",
+             s_token(r->method) ? r->method : "this method", r->path, r->allow);
+    return true;
 }

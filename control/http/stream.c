@@ -22,7 +22,7 @@
 typedef struct {
     hs_server *srv;
     hs_evsrc *src; /* the broker's fan-out or the Kafka events topic (evsrc.c) */
-    char auth[256];
+    char *auth;    /* the caller's key, re-checked every sse_recheck_s */
     int64_t next_check_ms, last_write_ms;
     char *pending; /* text not yet handed to libmicrohttpd */
     size_t plen, poff;
@@ -143,12 +143,14 @@ static void s_free(void *cls)
         pthread_mutex_unlock(&st->srv->lock);
     }
     free(st->pending);
+    free(st->auth);
     free(st);
 }
 
 typedef struct {
     const char *topics[S_TOPICS_MAX]; /* the request's ?topic= values */
     size_t n;
+    size_t given; /* topic= parameters in the request, beyond S_TOPICS_MAX too */
 } s_subs;
 
 static enum MHD_Result s_subscribe(void *cls, enum MHD_ValueKind kind, const char *key,
@@ -156,14 +158,26 @@ static enum MHD_Result s_subscribe(void *cls, enum MHD_ValueKind kind, const cha
 {
     (void)kind;
     s_subs *s = cls;
-    if (strcmp(key, "topic") != 0 || !value || s->n >= S_TOPICS_MAX)
+    if (strcmp(key, "topic") != 0)
         return MHD_YES;
-    s->topics[s->n++] = value;
+    s->given++;
+    if (value && s->n < S_TOPICS_MAX)
+        s->topics[s->n++] = value;
     return MHD_YES;
 }
 
 void hs_events(hs_req *r)
 {
+    s_subs subs = {.n = 0};
+    MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, s_subscribe, &subs);
+    if (subs.given > S_TOPICS_MAX) {
+        hs_error(r, 400, "invalid", "Bad Request",
+                 "%zu topic= parameters; at most %d topic prefixes per stream (open another "
+                 "stream for more, or use a shorter prefix)",
+                 subs.given, S_TOPICS_MAX);
+        json_object_set_new(r->json, "field", json_string("topic"));
+        return;
+    }
     hs_reply rep;
     int rc = s_check_admin(r->srv, r->auth ? r->auth : "", &rep);
     if (rc < 0) {
@@ -178,9 +192,12 @@ void hs_events(hs_req *r)
         return;
     }
     st->srv = r->srv;
-    snprintf(st->auth, sizeof st->auth, "%s", r->auth ? r->auth : "");
-    s_subs subs = {.n = 0};
-    MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, s_subscribe, &subs);
+    st->auth = strdup(r->auth ? r->auth : "");
+    if (!st->auth) {
+        s_free(st);
+        hs_error(r, 500, "internal", "Internal Error", "out of memory");
+        return;
+    }
     char err[512];
     st->src = hs_evsrc_open(r->srv, subs.topics, subs.n, err, sizeof err);
     if (!st->src) {

@@ -45,6 +45,7 @@ SEEDS = {
     "valid_minimal": command(),
     "valid_all_keys": command(auth="k" * 40, session="s3ss", key="order-1",
                               reply_to="client-7", ts=1700000000123, type="log.search",
+                              via="http",
                               args={"email": "admin@example.org", "limit": 10, "page": 1}),
     "valid_empty_args": command(type="auth.whoami", args={}),
     "valid_nested_utf8": command(args={"name": "caf\u00e9 \u20ac \U0001F600",
@@ -73,6 +74,7 @@ SEEDS = {
     "bad_nul_arg": command(args={"name": "a\x00b"}),
     "bad_nul_arg_name": command(args={"na\x00me": "CIRCL"}),
     "bad_nul_nested": command(args={"contacts": {"email": ["a\x00@b.c"]}}),
+    "bad_via": command(via="cli"),
 }
 
 

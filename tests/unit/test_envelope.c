@@ -158,6 +158,7 @@ static void test_decode_minimal(void **state)
     assert_null(cmd.key);
     assert_null(cmd.reply_to);
     assert_int_equal(cmd.ts, 0);
+    assert_false(cmd.via_http);
     assert_string_equal(cmd.ip, "");
     ab_command_msg_release(&cmd);
     ab_command_msg_release(&cmd); /* safe twice */
@@ -169,7 +170,9 @@ static void test_decode_all_keys(void **state)
     (void)state;
     frame f;
     f_init(&f);
-    msgpack_pack_map(&f.pk, 9);
+    msgpack_pack_map(&f.pk, 10);
+    f_str(&f, "via");
+    f_str(&f, "http");
     f_str(&f, "ts");
     msgpack_pack_int64(&f.pk, 1700000000123);
     f_str(&f, "auth");
@@ -203,6 +206,7 @@ static void test_decode_all_keys(void **state)
     assert_memory_equal(cmd.key, "order-1", 7);
     assert_int_equal(cmd.reply_to_len, 8);
     assert_memory_equal(cmd.reply_to, "client-7", 8);
+    assert_true(cmd.via_http);
     ab_command_msg_release(&cmd);
     f_free(&f);
 }
@@ -608,6 +612,34 @@ static void test_bad_ts(void **state)
     expect_invalid(&f, "ts", ID);
 }
 
+/* via names a channel that restricts; "http" is the only one, and it is a string. */
+static void test_bad_via(void **state)
+{
+    (void)state;
+    frame f;
+    f_command(&f, 1);
+    f_str(&f, "via");
+    f_str(&f, "cli");
+    expect_invalid(&f, "via", ID);
+
+    f_command(&f, 1);
+    f_str(&f, "via");
+    f_str(&f, "HTTP");
+    expect_invalid(&f, "via", ID);
+
+    f_command(&f, 1);
+    f_str(&f, "via");
+    msgpack_pack_true(&f.pk);
+    expect_invalid(&f, "via", ID);
+
+    f_command(&f, 2);
+    f_str(&f, "via");
+    f_str(&f, "http");
+    f_str(&f, "via");
+    f_str(&f, "http");
+    expect_invalid(&f, "via", ID);
+}
+
 /* The first fault in wire order is the one reported. */
 static void test_deterministic_order(void **state)
 {
@@ -824,6 +856,7 @@ int main(void)
         cmocka_unit_test(test_args_too_deep),
         cmocka_unit_test(test_credentials_limits),
         cmocka_unit_test(test_bad_ts),
+        cmocka_unit_test(test_bad_via),
         cmocka_unit_test(test_deterministic_order),
         cmocka_unit_test(test_reply_ok),
         cmocka_unit_test(test_reply_error),
