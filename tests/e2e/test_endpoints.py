@@ -298,6 +298,47 @@ def test_another_user_gets_nothing_from_internal_endpoints_on_tcp(mariadb, tmp_p
         assert "CURVE on engine, publish, notices" in Path(stack.broker.log).read_text()
 
 
+def test_notices_and_the_events_feed_share_the_intake(stack):
+    """Both fan-outs get what is published; a subscriber leaving one side does not take the
+    topic away from the other (the intake counts subscriptions from both)."""
+    pub = stack.ctx.socket(zmq.PUB)
+    pub.setsockopt(zmq.LINGER, 0)
+    pub.connect(stack.endpoints["publish"])
+    notices, feed = subscriber(stack, stack.endpoints["notices"]), subscriber(stack, stack.events)
+
+    def tags(sock):
+        return [f[-1] for f in drain(sock)]
+
+    def reaches(sock, tag):
+        for _ in range(100):  # a fresh connection drops until the subscription is through
+            pub.send_multipart([b"wake.shared", tag])
+            if sock.poll(100):
+                return tag in tags(sock)
+        return False
+
+    try:
+        assert reaches(notices, b"n") and reaches(feed, b"f")
+        feed.setsockopt(zmq.UNSUBSCRIBE, b"")
+        # publish until one comes to the notices that the feed no longer gets: the broker
+        # has then passed the feed's unsubscription on to the intake
+        for i in range(100):
+            tag = b"u%d" % i
+            pub.send_multipart([b"wake.shared", tag])
+            assert notices.poll(5000), "the notices lost the topic"
+            if tag in tags(notices) and tag not in tags(feed):
+                break
+        else:
+            pytest.fail("the feed kept receiving after it unsubscribed")
+        # the intake still holds the topic for the notices
+        for i in range(20):
+            pub.send_multipart([b"wake.shared", b"a%d" % i])
+            time.sleep(0.02)
+        assert b"a19" in tags(notices)
+    finally:
+        for s in (pub, notices, feed):
+            s.close()
+
+
 # --- the daemons' key and nothing else on tcp:// -----------------------------------------------
 
 
