@@ -13,7 +13,7 @@
  * 0600, or CURVE servers on tcp:// that accept only the daemons' key. The clients' ones are
  * CURVE servers when beyond loopback (or with curve=on); the same loop answers the
  * authentication requests (curve_zap.h).
- * A fifth socket, the proxy intake (proxy.h, proxy_endpoint, ipc:// only), takes commands
+ * A sixth socket, the proxy intake (proxy.h, proxy_endpoint, ipc:// only), takes commands
  * from the HTTP shim with its client's address: [empty][client ip][command]. They reach an
  * engine as [AB_PROXY_MARKER][route…][ip][body]; a reply whose first frame is the marker
  * goes back out on the proxy intake, every other one on the commands endpoint. */
@@ -578,11 +578,15 @@ static void s_usage(FILE *f)
                "The ZeroMQ broker of adminbus. Clients send commands to commands_endpoint\n"
                "(ROUTER: REQ, or DEALER with an empty delimiter frame); engines fetch them at\n"
                "engine_endpoint and publish events to publish_endpoint; subscribers receive\n"
-               "events at events_endpoint. Stops cleanly on SIGINT or SIGTERM.\n"
+               "events at events_endpoint, and the daemons (workers, scheduler, supervisor)\n"
+               "their notices at notices_endpoint. The internal endpoints (engine, publish,\n"
+               "notices) are sockets in $ADMINBUS_HOME that only this user can open, or on\n"
+               "tcp:// CURVE with the daemons' key. Stops cleanly on SIGINT or SIGTERM.\n"
                "\n"
                "  -h, --help     show this help and exit\n"
                "  --curve-init   when an endpoint uses CURVE, create the key pairs in\n"
-               "                 $ADMINBUS_HOME/curve/ and print ADMINBUS_CURVE_SERVERKEY=…\n"
+               "                 $ADMINBUS_HOME/curve/; print ADMINBUS_CURVE_SERVERKEY=… when\n"
+               "                 the clients' endpoints use it\n"
                "  --version      show the version and exit\n"
                "\n");
     ab_config_usage(f);
