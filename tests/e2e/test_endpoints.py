@@ -24,12 +24,11 @@ import subprocess
 import time
 from pathlib import Path
 
-import msgpack
 import pytest
 import zmq
 import zmq.auth
 
-from conftest import BIN, ROOT, Daemon, Stack, clean_env, free_ports, running, short_dir
+from conftest import BIN, ROOT, Stack, clean_env, free_ports, running, short_dir
 from test_curve import CurveStack
 from test_worker import enqueue, wait_state
 
