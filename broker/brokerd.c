@@ -1,15 +1,19 @@
 /* brokerd.c — adminbus-broker, the ZeroMQ broker daemon.
  *
- * Four sockets and one poll loop:
- *   clients  ──▶ frontend ROUTER (commands_endpoint) ──▶ backend DEALER (engine_endpoint) ──▶
- * engines clients  ◀── frontend ◀── backend ◀── replies [client identity…][reply] engines' PUB ──▶
- * XSUB (publish_endpoint) ──▶ XPUB (events_endpoint) ──▶ subscribers' SUB (subscriptions travel the
- * other way) The broker knows the framing and nothing else: commands reach an engine as
+ * Five sockets and one poll loop:
+ *   clients ──▶ frontend ROUTER (commands_endpoint) ──▶ backend DEALER (engine_endpoint) ──▶
+ *   engines; replies [client identity…][reply] come back the same way
+ *   engines' and daemons' PUB ──▶ XSUB (publish_endpoint) ──▶ XPUB (events_endpoint) ──▶
+ *   subscribers, and ──▶ XPUB (notices_endpoint) ──▶ the daemons' SUB (subscriptions travel
+ *   the other way)
+ * The broker knows the framing and nothing else: commands reach an engine as
  * [route…][peer ip][body]; it decodes a command only to echo its id when it must answer
  * for an engine (none connected). Limits on the body are the engine's business.
- * Endpoints beyond loopback (or all tcp:// ones with curve=on) are CURVE servers; the same
- * loop answers their authentication requests (curve_zap.h).
- * A fifth socket, the proxy intake (proxy.h, proxy_endpoint, ipc:// only), takes commands
+ * The internal endpoints (engine, publish, notices; endpoint.h) are ipc:// sockets of mode
+ * 0600, or CURVE servers on tcp:// that accept only the daemons' key. The clients' ones are
+ * CURVE servers when beyond loopback (or with curve=on); the same loop answers the
+ * authentication requests (curve_zap.h).
+ * A sixth socket, the proxy intake (proxy.h, proxy_endpoint, ipc:// only), takes commands
  * from the HTTP shim with its client's address: [empty][client ip][command]. They reach an
  * engine as [AB_PROXY_MARKER][route…][ip][body]; a reply whose first frame is the marker
  * goes back out on the proxy intake, every other one on the commands endpoint. */
@@ -28,6 +32,7 @@
 #include "config.h"
 #include "curve.h"
 #include "curve_zap.h"
+#include "endpoint.h"
 #include "envelope.h"
 #include "zframes.h"
 #include "log.h"
@@ -42,6 +47,7 @@
 typedef struct {
     void *ctx;
     void *frontend, *backend, *xsub, *xpub;
+    void *notices;                               /* the daemons' fan-out (notices_endpoint) */
     void *proxy;                                 /* the proxy intake; NULL when there is none */
     char proxy_endpoint[AB_PROXY_PATH_MAX + 16]; /* resolved; "" when there is none */
     size_t max_frame;
@@ -271,16 +277,48 @@ static int s_relay(void *from, void *to, const s_broker *reply_router)
     return 1;
 }
 
+/* One event from the intake to both fan-outs: the events feed (clients) and the notices
+ * endpoint (daemons); each XPUB sends it only to its subscribers. Returns 1 when one was
+ * moved, 0 when none waits, -1 on a fault. */
+static int s_fanout(s_broker *b)
+{
+    bool more = true, first = true, drop_events = false, drop_notices = false;
+    while (more) {
+        zmq_msg_t m, copy;
+        zmq_msg_init(&m);
+        if (zmq_msg_recv(&m, b->xsub, first ? ZMQ_DONTWAIT : 0) < 0) {
+            zmq_msg_close(&m);
+            return first && (errno == EAGAIN || errno == EINTR) ? 0 : -1;
+        }
+        more = zmq_msg_more(&m);
+        int flags = (more ? ZMQ_SNDMORE : 0) | ZMQ_DONTWAIT;
+        zmq_msg_init(&copy);
+        zmq_msg_copy(&copy, &m); /* shares the data of large frames */
+        /* as in s_relay: a refused first frame drops the rest of that message */
+        if (drop_notices || zmq_msg_send(&copy, b->notices, flags) < 0) {
+            drop_notices = true;
+            zmq_msg_close(&copy);
+        }
+        if (drop_events || zmq_msg_send(&m, b->xpub, flags) < 0) {
+            drop_events = true;
+            zmq_msg_close(&m);
+        }
+        first = false;
+    }
+    return 1;
+}
+
 /* --- set-up ----------------------------------------------------------------------- */
 
-/* Make sock a CURVE server authenticated by the broker's ZAP handler. Options are taken
- * at bind time, so this holds for this socket's endpoint. */
-static int s_curve_server(s_broker *b, void *sock)
+/* Make sock a CURVE server authenticated by the broker's ZAP handler, in domain (which
+ * keys it accepts: curve_zap.h). Options are taken at bind time, so this holds for this
+ * socket's endpoint. */
+static int s_curve_server(s_broker *b, void *sock, const char *domain)
 {
     int one = 1;
     if (zmq_setsockopt(sock, ZMQ_CURVE_SERVER, &one, sizeof one) != 0 ||
         zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, b->server.sec, AB_CURVE_KEY_LEN + 1) != 0 ||
-        zmq_setsockopt(sock, ZMQ_ZAP_DOMAIN, AB_ZAP_DOMAIN, strlen(AB_ZAP_DOMAIN)) != 0)
+        zmq_setsockopt(sock, ZMQ_ZAP_DOMAIN, domain, strlen(domain)) != 0)
         return -1;
     return 0;
 }
@@ -309,7 +347,8 @@ static void *s_bind(s_broker *b, const ab_config *cfg, int type, const char *wha
         zmq_setsockopt(sock, ZMQ_HEARTBEAT_IVL, &ivl, sizeof ivl);
         zmq_setsockopt(sock, ZMQ_HEARTBEAT_TIMEOUT, &timeout, sizeof timeout);
     }
-    if (ab_curve_wanted(cfg, endpoint) && s_curve_server(b, sock) < 0) {
+    const char *domain = ab_internal_is(cfg, endpoint) ? AB_ZAP_DOMAIN_INTERNAL : AB_ZAP_DOMAIN;
+    if (ab_curve_wanted(cfg, endpoint) && s_curve_server(b, sock, domain) < 0) {
         fprintf(stderr, "adminbus-broker: cannot make the %s socket a CURVE server: %s\n", what,
                 zmq_strerror(errno));
         zmq_close(sock);
@@ -324,25 +363,33 @@ static void *s_bind(s_broker *b, const ab_config *cfg, int type, const char *wha
     return sock;
 }
 
-/* The proxy intake: its socket file is created with mode 0600 (umask around the bind,
- * then chmod), so only this user's processes can connect and name a client address. */
-static int s_bind_proxy(s_broker *b, const ab_config *cfg)
+/* A socket of a private endpoint (an internal one, the proxy intake). On ipc:// its file
+ * is created with mode 0600 (umask around the bind, then chmod), so only this user's
+ * processes can connect, whatever the folder's mode and the broker's umask; tcp:// ones are
+ * CURVE (s_bind). */
+static void *s_bind_private(s_broker *b, const ab_config *cfg, int type, const char *what,
+                            const char *endpoint)
 {
-    const char *path = b->proxy_endpoint + strlen("ipc://");
+    if (strncmp(endpoint, "ipc://", 6) != 0)
+        return s_bind(b, cfg, type, what, endpoint);
+    const char *path = endpoint + strlen("ipc://");
     mode_t old = umask(077);
-    b->proxy = s_bind(b, cfg, ZMQ_ROUTER, "proxy", b->proxy_endpoint);
+    void *sock = s_bind(b, cfg, type, what, endpoint);
     umask(old);
-    if (b->proxy && chmod(path, 0600) < 0) {
+    if (sock && chmod(path, 0600) < 0) {
         fprintf(stderr, "adminbus-broker: cannot make %s private (mode 0600): %s\n", path,
                 strerror(errno));
-        return -1;
+        int zero = 0;
+        zmq_setsockopt(sock, ZMQ_LINGER, &zero, sizeof zero);
+        zmq_close(sock);
+        return NULL;
     }
-    return b->proxy ? 0 : -1;
+    return sock;
 }
 
 static void s_close(s_broker *b)
 {
-    void *socks[] = {b->frontend, b->backend, b->xsub, b->xpub, b->proxy};
+    void *socks[] = {b->frontend, b->backend, b->xsub, b->xpub, b->notices, b->proxy};
     int zero = 0;
     for (size_t i = 0; i < sizeof socks / sizeof socks[0]; i++) {
         if (socks[i]) {
@@ -412,11 +459,11 @@ static int s_curve_open(s_broker *b, const ab_config *cfg)
         fprintf(stderr, "adminbus-broker: CURVE: %s\n", err);
         return -1;
     }
-    const char *names[] = {"commands", "events", "engine", "publish"};
+    const char *names[] = {"commands", "events", "engine", "publish", "notices"};
     const char *eps[] = {cfg->commands_endpoint, cfg->events_endpoint, cfg->engine_endpoint,
-                         cfg->publish_endpoint};
+                         cfg->publish_endpoint, cfg->notices_endpoint};
     char which[64] = "";
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < 5; i++)
         if (ab_curve_wanted(cfg, eps[i]))
             snprintf(which + strlen(which), sizeof which - strlen(which), "%s%s",
                      which[0] ? ", " : "", names[i]);
@@ -436,21 +483,27 @@ static int s_open(s_broker *b, const ab_config *cfg)
     if (ab_curve_any(cfg) && s_curve_open(b, cfg) < 0)
         return -1;
     b->frontend = s_bind(b, cfg, ZMQ_ROUTER, "commands", cfg->commands_endpoint);
-    if (b->frontend && b->proxy_endpoint[0] && s_bind_proxy(b, cfg) < 0) {
+    if (b->frontend && b->proxy_endpoint[0] &&
+        !(b->proxy = s_bind_private(b, cfg, ZMQ_ROUTER, "proxy", b->proxy_endpoint))) {
         ab_curve_pair_wipe(&b->server);
         return -1;
     }
-    b->backend = b->frontend ? s_bind(b, cfg, ZMQ_DEALER, "engine", cfg->engine_endpoint) : NULL;
-    b->xsub = b->backend ? s_bind(b, cfg, ZMQ_XSUB, "publish", cfg->publish_endpoint) : NULL;
+    b->backend =
+        b->frontend ? s_bind_private(b, cfg, ZMQ_DEALER, "engine", cfg->engine_endpoint) : NULL;
+    b->xsub =
+        b->backend ? s_bind_private(b, cfg, ZMQ_XSUB, "publish", cfg->publish_endpoint) : NULL;
     b->xpub = b->xsub ? s_bind(b, cfg, ZMQ_XPUB, "events", cfg->events_endpoint) : NULL;
+    b->notices =
+        b->xpub ? s_bind_private(b, cfg, ZMQ_XPUB, "notices", cfg->notices_endpoint) : NULL;
     ab_curve_pair_wipe(&b->server); /* each socket holds its copy */
-    if (!b->xpub)
+    if (!b->notices)
         return -1;
-    char e[4][256];
-    fprintf(stderr, "adminbus-broker: commands %s events %s engines %s publish %s proxy %s\n",
+    char e[5][256];
+    fprintf(stderr,
+            "adminbus-broker: commands %s events %s engines %s publish %s notices %s proxy %s\n",
             s_endpoint(b->frontend, e[0], sizeof e[0]), s_endpoint(b->xpub, e[1], sizeof e[1]),
             s_endpoint(b->backend, e[2], sizeof e[2]), s_endpoint(b->xsub, e[3], sizeof e[3]),
-            b->proxy ? b->proxy_endpoint : "off");
+            s_endpoint(b->notices, e[4], sizeof e[4]), b->proxy ? b->proxy_endpoint : "off");
     return 0;
 }
 
@@ -466,9 +519,11 @@ static int s_drain(s_broker *b, int which)
         else if (which == 1)
             rc = s_relay(b->backend, b->frontend, b);
         else if (which == 2)
-            rc = s_relay(b->xsub, b->xpub, NULL);
+            rc = s_fanout(b);
         else if (which == 3)
-            rc = s_relay(b->xpub, b->xsub, NULL);
+            rc = s_relay(b->xpub, b->xsub, NULL); /* subscriptions, upstream */
+        else if (which == 4)
+            rc = s_relay(b->notices, b->xsub, NULL);
         else
             rc = s_from_proxy(b);
         if (rc <= 0)
@@ -480,13 +535,12 @@ static int s_drain(s_broker *b, int which)
 static int s_run(s_broker *b)
 {
     /* sockets first (their index is s_drain's which), then the signal pipe, then ZAP */
-    zmq_pollitem_t items[7] = {
-        {b->frontend, 0, ZMQ_POLLIN, 0},
-        {b->backend, 0, ZMQ_POLLIN, 0},
-        {b->xsub, 0, ZMQ_POLLIN, 0},
-        {b->xpub, 0, ZMQ_POLLIN, 0},
+    zmq_pollitem_t items[8] = {
+        {b->frontend, 0, ZMQ_POLLIN, 0}, {b->backend, 0, ZMQ_POLLIN, 0},
+        {b->xsub, 0, ZMQ_POLLIN, 0},     {b->xpub, 0, ZMQ_POLLIN, 0},
+        {b->notices, 0, ZMQ_POLLIN, 0},
     };
-    int nsocks = 4;
+    int nsocks = 5;
     if (b->proxy)
         items[nsocks++] = (zmq_pollitem_t){b->proxy, 0, ZMQ_POLLIN, 0};
     int nitems = nsocks;
@@ -524,11 +578,15 @@ static void s_usage(FILE *f)
                "The ZeroMQ broker of adminbus. Clients send commands to commands_endpoint\n"
                "(ROUTER: REQ, or DEALER with an empty delimiter frame); engines fetch them at\n"
                "engine_endpoint and publish events to publish_endpoint; subscribers receive\n"
-               "events at events_endpoint. Stops cleanly on SIGINT or SIGTERM.\n"
+               "events at events_endpoint, and the daemons (workers, scheduler, supervisor)\n"
+               "their notices at notices_endpoint. The internal endpoints (engine, publish,\n"
+               "notices) are sockets in $ADMINBUS_HOME that only this user can open, or on\n"
+               "tcp:// CURVE with the daemons' key. Stops cleanly on SIGINT or SIGTERM.\n"
                "\n"
                "  -h, --help     show this help and exit\n"
                "  --curve-init   when an endpoint uses CURVE, create the key pairs in\n"
-               "                 $ADMINBUS_HOME/curve/ and print ADMINBUS_CURVE_SERVERKEY=…\n"
+               "                 $ADMINBUS_HOME/curve/; print ADMINBUS_CURVE_SERVERKEY=… when\n"
+               "                 the clients' endpoints use it\n"
                "  --version      show the version and exit\n"
                "\n");
     ab_config_usage(f);
@@ -538,11 +596,11 @@ static void s_usage(FILE *f)
  * path over from the first. Refuse that configuration instead. */
 static int s_distinct_ipc(const ab_config *cfg, const char *proxy)
 {
-    const char *names[] = {"commands_endpoint", "events_endpoint", "engine_endpoint",
-                           "publish_endpoint", "proxy_endpoint"};
-    const char *eps[] = {cfg->commands_endpoint, cfg->events_endpoint, cfg->engine_endpoint,
-                         cfg->publish_endpoint, proxy};
-    for (int i = 0; i < 5; i++) {
+    const char *names[] = {"commands_endpoint", "events_endpoint",  "engine_endpoint",
+                           "publish_endpoint",  "notices_endpoint", "proxy_endpoint"};
+    const char *eps[] = {cfg->commands_endpoint, cfg->events_endpoint,  cfg->engine_endpoint,
+                         cfg->publish_endpoint,  cfg->notices_endpoint, proxy};
+    for (int i = 0; i < 6; i++) {
         for (int j = 0; j < i; j++) {
             const char *a = eps[i], *b = eps[j];
             if (strncmp(a, "ipc://", 6) == 0 && strcmp(a, b) == 0) {
@@ -554,7 +612,23 @@ static int s_distinct_ipc(const ab_config *cfg, const char *proxy)
     return 0;
 }
 
-/* Why endpoint uses CURVE, for messages. */
+static const char *const s_internal_keys[] = {"engine_endpoint", "publish_endpoint",
+                                              "notices_endpoint"};
+
+/* The internal endpoints: auto resolved, ipc paths usable and private, nothing but ipc://
+ * or tcp:// (endpoint.h). Returns 0, or -1 after printing why. */
+static int s_internal_settings(const ab_config *cfg)
+{
+    char why[1024];
+    for (size_t i = 0; i < sizeof s_internal_keys / sizeof s_internal_keys[0]; i++)
+        if (ab_internal_check(cfg, s_internal_keys[i], why, sizeof why) < 0) {
+            fprintf(stderr, "adminbus-broker: %s\n", why);
+            return -1;
+        }
+    return 0;
+}
+
+/* Why a clients' endpoint uses CURVE, for messages. */
 static const char *s_curve_reason(const ab_config *cfg, const char *endpoint)
 {
     if (!ab_curve_loopback(endpoint))
@@ -565,18 +639,12 @@ static const char *s_curve_reason(const ab_config *cfg, const char *endpoint)
            "together)";
 }
 
-/* CURVE is mandatory beyond loopback: with such an endpoint (or curve=on), the list of
- * allowed client keys must exist and be well formed, or the broker does not start (and
- * binds nothing). */
-static int s_curve_settings(const ab_config *cfg)
+/* CURVE is mandatory beyond loopback: with a clients' endpoint there (or curve=on), the
+ * list of allowed client keys must exist and be well formed, or the broker does not start
+ * (and binds nothing). */
+static int s_curve_clients_settings(const ab_config *cfg)
 {
     char err[4400 + 512], allowed[4096];
-    if (ab_curve_mode_check(cfg->curve, err, sizeof err) < 0) {
-        fprintf(stderr, "adminbus-broker: %s\n", err);
-        return -1;
-    }
-    if (!ab_curve_any(cfg))
-        return 0;
     ab_curve_path(cfg->home, "allowed_clients", allowed, sizeof allowed);
     int nkeys = 0;
     bool found;
@@ -585,13 +653,11 @@ static int s_curve_settings(const ab_config *cfg)
             AB_WARN("CURVE: %s lists no client key: only the local daemons can connect", allowed);
         return 0;
     }
-    const char *names[] = {"commands_endpoint", "events_endpoint", "engine_endpoint",
-                           "publish_endpoint"};
-    for (int i = 0; i < 4; i++) {
+    const char *names[] = {"commands_endpoint", "events_endpoint"};
+    for (int i = 0; i < 2; i++) {
         const char *e = ab_config_get(cfg, names[i]);
-        if (ab_curve_wanted(cfg, e))
-            fprintf(stderr, "adminbus-broker: %s %s needs CURVE: %s\n", names[i], e,
-                    s_curve_reason(cfg, e));
+        fprintf(stderr, "adminbus-broker: %s %s needs CURVE: %s\n", names[i], e,
+                s_curve_reason(cfg, e));
     }
     fprintf(stderr,
             "adminbus-broker: refusing to start without CURVE client keys: %s.\n"
@@ -600,6 +666,50 @@ static int s_curve_settings(const ab_config *cfg)
             "  or bind the endpoints to 127.0.0.1 or ipc:// instead.\n",
             err);
     return -1;
+}
+
+/* An internal endpoint on tcp:// (an engine or a worker on another host) is CURVE with the
+ * daemons' key pair, loopback included. The broker does not make that pair itself: it must
+ * be copied to the other hosts, so it starts only once the operator has made it
+ * (--curve-init) and binds nothing until then. */
+static int s_curve_internal_settings(const ab_config *cfg)
+{
+    char err[4400 + 512], path[4096];
+    ab_curve_pair internal;
+    ab_curve_path(cfg->home, "internal.key", path, sizeof path);
+    int rc = ab_curve_pair_read(path, &internal, true, err, sizeof err);
+    ab_curve_pair_wipe(&internal);
+    if (rc == 0)
+        return 0;
+    for (size_t i = 0; i < sizeof s_internal_keys / sizeof s_internal_keys[0]; i++) {
+        const char *e = ab_config_get(cfg, s_internal_keys[i]);
+        if (ab_curve_wanted(cfg, e))
+            fprintf(stderr,
+                    "adminbus-broker: %s %s is tcp://: any local user (and, beyond loopback, "
+                    "any host) can reach it, so it uses CURVE with the daemons' key\n",
+                    s_internal_keys[i], e);
+    }
+    fprintf(stderr,
+            "adminbus-broker: refusing to start without the daemons' CURVE key: %s.\n"
+            "  Run 'adminbus-broker --curve-init' on this host: it makes %s/curve/internal.key\n"
+            "  and server.key (and server.pub). Copy curve/internal.key (keep it mode 0600) and\n"
+            "  curve/server.pub to $ADMINBUS_HOME/curve/ on each host that runs an engine or a\n"
+            "  worker, with the same endpoints in its adminbus.conf. When every daemon runs on\n"
+            "  this host, leave the internal endpoints at auto (ipc:// in $ADMINBUS_HOME).\n",
+            err, cfg->home);
+    return -1;
+}
+
+static int s_curve_settings(const ab_config *cfg)
+{
+    char err[512];
+    if (ab_curve_mode_check(cfg->curve, err, sizeof err) < 0) {
+        fprintf(stderr, "adminbus-broker: %s\n", err);
+        return -1;
+    }
+    if (ab_curve_clients(cfg) && s_curve_clients_settings(cfg) < 0)
+        return -1;
+    return ab_curve_internal(cfg) ? s_curve_internal_settings(cfg) : 0;
 }
 
 /* Resolve proxy_endpoint: refused unless ipc:// (before anything binds); without a usable
@@ -639,24 +749,33 @@ static int s_settings(const ab_config *cfg, s_broker *b)
                 cfg->log_level);
         return -1;
     }
-    if (s_proxy_settings(cfg, b) < 0)
+    if (s_internal_settings(cfg) < 0 || s_proxy_settings(cfg, b) < 0)
         return -1;
     return s_distinct_ipc(cfg, b->proxy_endpoint) < 0 ? -1 : s_curve_settings(cfg);
 }
 
-/* --curve-init (for ops/run): when an endpoint uses CURVE, make the key pairs now and print
- * ADMINBUS_CURVE_SERVERKEY=… for the clients' env file; print nothing otherwise. */
+/* --curve-init (for ops/run): when an endpoint uses CURVE, make the key pairs now; print
+ * ADMINBUS_CURVE_SERVERKEY=… for the clients' env file when the clients' endpoints use it,
+ * and say what other hosts need when an internal one does; print nothing otherwise. */
 static int s_curve_init(const ab_config *cfg)
 {
     char err[4400 + 512], internal_pub[AB_CURVE_KEY_LEN + 1];
     ab_curve_pair server;
+    if (s_internal_settings(cfg) < 0)
+        return 2;
     if (ab_curve_mode_check(cfg->curve, err, sizeof err) < 0 ||
         (ab_curve_any(cfg) && s_curve_keys(cfg, &server, internal_pub, err, sizeof err) < 0)) {
         fprintf(stderr, "adminbus-broker: %s\n", err);
         return 2;
     }
-    if (ab_curve_any(cfg))
+    if (ab_curve_clients(cfg))
         printf("ADMINBUS_CURVE_SERVERKEY=%s\n", server.pub);
+    if (ab_curve_internal(cfg))
+        fprintf(stderr,
+                "adminbus-broker: the internal endpoints on tcp:// use CURVE with the daemons' "
+                "key: each other host that runs an engine or a worker needs copies of "
+                "%s/curve/internal.key (mode 0600) and server.pub in its $ADMINBUS_HOME/curve/\n",
+                cfg->home);
     ab_curve_pair_wipe(&server);
     return 0;
 }

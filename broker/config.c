@@ -1,5 +1,6 @@
 /* config.c — bootstrap configuration loader (see config.h). */
 #include "config.h"
+#include "endpoint.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -279,6 +280,7 @@ int ab_config_load(ab_config *cfg, int *argc, char **argv, char *errbuf, size_t 
     s_load_env(cfg);
     if (s_load_flags(cfg, argc, argv, errbuf, errlen) < 0)
         return -1;
+    ab_internal_resolve(cfg);
     s_remember(cfg);
     return 0;
 }

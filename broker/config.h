@@ -18,8 +18,16 @@
       "&timeout=SECONDS bounds each wait for the server (default 120)")                            \
     X(commands_endpoint, "tcp://127.0.0.1:7810", "broker: where clients send commands")            \
     X(events_endpoint, "tcp://127.0.0.1:7811", "broker: where subscribers receive events")         \
-    X(engine_endpoint, "tcp://127.0.0.1:7812", "broker: where engines fetch commands")             \
-    X(publish_endpoint, "tcp://127.0.0.1:7813", "broker: where engines publish events")            \
+    X(engine_endpoint, "auto",                                                                     \
+      "broker: where engines fetch commands: auto ($ADMINBUS_HOME/engine.sock), ipc:///PATH, or "  \
+      "tcp://HOST:PORT for engines on other hosts (always CURVE with the daemons' key)")           \
+    X(publish_endpoint, "auto",                                                                    \
+      "broker: where engines and daemons publish events: auto ($ADMINBUS_HOME/publish.sock), "     \
+      "ipc:///PATH, or tcp://HOST:PORT (always CURVE with the daemons' key)")                      \
+    X(notices_endpoint, "auto",                                                                    \
+      "broker: where workers, scheduler and supervisor follow their notices: auto "                \
+      "($ADMINBUS_HOME/notices.sock), ipc:///PATH, or tcp://HOST:PORT (always CURVE with the "     \
+      "daemons' key)")                                                                             \
     X(proxy_endpoint, "auto",                                                                      \
       "broker: the HTTP shim's intake, which passes on its clients' addresses: auto "              \
       "($ADMINBUS_HOME/proxy.sock), off, or ipc:///PATH (never tcp://: the address is "            \
@@ -38,8 +46,9 @@
       "supervisor: the workers it keeps running, queue:count,…")                                   \
     X(log_level, "info", "error, warn, info or debug")                                             \
     X(curve, "auto",                                                                               \
-      "ZeroMQ CURVE: auto (endpoints bound beyond loopback) or on (every tcp:// endpoint, "        \
-      "loopback too); keys in $ADMINBUS_HOME/curve/")                                              \
+      "ZeroMQ CURVE on the clients' endpoints: auto (when bound beyond loopback) or on (on "       \
+      "tcp:// loopback too); internal tcp:// endpoints always use it; keys in "                    \
+      "$ADMINBUS_HOME/curve/")                                                                     \
     X(transport, "zmq", "engine: where commands come from: zmq (the broker) or kafka")             \
     X(kafka_brokers, "", "kafka: bootstrap servers, host:port,…")                                  \
     X(kafka_commands_topic, "adminbus.commands", "kafka: the topic engines consume commands from") \

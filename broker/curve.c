@@ -16,6 +16,8 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "endpoint.h"
+
 static int s_fail(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
@@ -90,20 +92,33 @@ static bool s_wanted_alone(const ab_config *cfg, const char *endpoint)
     return !ab_curve_loopback(endpoint) || (!strcmp(cfg->curve, "on") && s_tcp(endpoint));
 }
 
-bool ab_curve_wanted(const ab_config *cfg, const char *endpoint)
+bool ab_curve_clients(const ab_config *cfg)
 {
     /* Clients reach commands and events with one set of keys: both or neither. */
+    return s_wanted_alone(cfg, cfg->commands_endpoint) || s_wanted_alone(cfg, cfg->events_endpoint);
+}
+
+bool ab_curve_wanted(const ab_config *cfg, const char *endpoint)
+{
     if (!strcmp(endpoint, cfg->commands_endpoint) || !strcmp(endpoint, cfg->events_endpoint))
-        return s_wanted_alone(cfg, cfg->commands_endpoint) ||
-               s_wanted_alone(cfg, cfg->events_endpoint);
+        return ab_curve_clients(cfg);
+    /* Any local user reaches a loopback port: an internal one off the file system is
+     * CURVE, always. */
+    if (ab_internal_is(cfg, endpoint))
+        return s_tcp(endpoint);
     return s_wanted_alone(cfg, endpoint);
+}
+
+bool ab_curve_internal(const ab_config *cfg)
+{
+    return ab_curve_wanted(cfg, cfg->engine_endpoint) ||
+           ab_curve_wanted(cfg, cfg->publish_endpoint) ||
+           ab_curve_wanted(cfg, cfg->notices_endpoint);
 }
 
 bool ab_curve_any(const ab_config *cfg)
 {
-    return ab_curve_wanted(cfg, cfg->commands_endpoint) ||
-           ab_curve_wanted(cfg, cfg->engine_endpoint) ||
-           ab_curve_wanted(cfg, cfg->publish_endpoint);
+    return ab_curve_clients(cfg) || ab_curve_internal(cfg);
 }
 
 /* --- keys and key files ------------------------------------------------------------- */
@@ -343,18 +358,48 @@ int ab_curve_client_set(void *sock, const char *server_pub, const ab_curve_pair 
     return 0;
 }
 
+/* The keys of a daemon on an internal tcp:// endpoint, never made here: a pair made on a
+ * host other than the broker's would not be the broker's. The server's public key comes
+ * from server.pub (the broker rewrites it at each start; the file other hosts get a copy
+ * of), else from server.key. */
+static int s_internal_keys(const ab_config *cfg, const char *endpoint, ab_curve_pair *server,
+                           ab_curve_pair *internal, char *err, size_t errlen)
+{
+    char path[4096], why[4400];
+    ab_curve_path(cfg->home, "server.pub", path, sizeof path);
+    int rc = ab_curve_pair_read(path, server, false, why, sizeof why);
+    if (rc < 0 && access(path, F_OK) < 0) {
+        ab_curve_path(cfg->home, "server.key", path, sizeof path);
+        rc = ab_curve_pair_read(path, server, false, why, sizeof why);
+    }
+    if (rc == 0) {
+        ab_curve_path(cfg->home, "internal.key", path, sizeof path);
+        rc = ab_curve_pair_read(path, internal, true, why, sizeof why);
+    }
+    if (rc < 0)
+        s_fail(err, errlen,
+               "%s uses CURVE with the daemons' key: %s. On the broker's host, run "
+               "'adminbus-broker --curve-init'; on any other host, copy curve/internal.key "
+               "(keep it mode 0600) and curve/server.pub from the broker's $ADMINBUS_HOME to "
+               "%s/curve/",
+               endpoint, why, cfg->home);
+    return rc;
+}
+
 int ab_curve_daemon_set(void *sock, const char *endpoint, char *err, size_t errlen)
 {
     const ab_config *cfg = ab_config_process();
     if (!cfg || !ab_curve_wanted(cfg, endpoint))
         return 0;
     ab_curve_pair server, internal;
-    if (ab_curve_pair_ensure(cfg->home, "server.key", &server, err, errlen) < 0)
-        return -1;
+    int rc = 0;
+    if (ab_internal_is(cfg, endpoint))
+        rc = s_internal_keys(cfg, endpoint, &server, &internal, err, errlen);
+    else if ((rc = ab_curve_pair_ensure(cfg->home, "server.key", &server, err, errlen)) == 0)
+        rc = ab_curve_pair_ensure(cfg->home, "internal.key", &internal, err, errlen);
     ab_curve_pair_wipe(&server); /* a client needs only the server's public key */
-    if (ab_curve_pair_ensure(cfg->home, "internal.key", &internal, err, errlen) < 0)
-        return -1;
-    int rc = ab_curve_client_set(sock, server.pub, &internal, err, errlen);
+    if (rc == 0)
+        rc = ab_curve_client_set(sock, server.pub, &internal, err, errlen);
     ab_curve_pair_wipe(&internal);
     return rc;
 }

@@ -4,14 +4,18 @@
  *
  * Which endpoints: the commands and events endpoints (the clients' side) use CURVE
  * together when either is bound beyond loopback, or with curve=on when either is tcp://;
- * the engine and publish endpoints (the daemons' side) each when it is beyond loopback,
- * or with curve=on when it is tcp://. ipc:// and loopback tcp:// stay plain by default.
+ * loopback tcp:// stays plain by default there. The internal endpoints (engine, publish,
+ * notices: endpoint.h) use it whenever they are tcp://, loopback included: any local user
+ * can reach a loopback port. ipc:// is guarded by the file system and stays plain.
  *
  * Files under $ADMINBUS_HOME/curve/ (folder 0700):
  *   server.key       the broker's key pair (0600), created on first use
  *   server.pub       its public part (the key clients put in ADMINBUS_CURVE_SERVERKEY)
- *   internal.key     the pair of the local daemons (engine, workers, scheduler, supervisor,
- *                    adminctl --local), 0600, created on first use, always accepted
+ *   internal.key     the pair of the daemons (engine, workers, scheduler, supervisor,
+ *                    adminctl --local), 0600, always accepted; the only key the internal
+ *                    endpoints accept. The local daemons create it on first use for the
+ *                    clients' endpoints; for internal tcp:// endpoints it must exist
+ *                    (`adminbus-broker --curve-init`) and other hosts need copies of it
  *   allowed_clients  one Z85 public key per line, optionally followed by white space and
  *                    a comment; lines starting with '#' are comments (a key may contain
  *                    '#', never as its first character: Z85's first digit stays below 83)
@@ -40,8 +44,14 @@ bool ab_curve_loopback(const char *endpoint);
 /* Check the curve mode ("auto" or "on"). Returns 0, or -1 with a message in err. */
 int ab_curve_mode_check(const char *mode, char *err, size_t errlen);
 
-/* Whether endpoint (one of cfg's four) uses CURVE under cfg (see the top of this file). */
+/* Whether endpoint (one of cfg's five) uses CURVE under cfg (see the top of this file). */
 bool ab_curve_wanted(const ab_config *cfg, const char *endpoint);
+
+/* True when the clients' endpoints (commands and events) use CURVE. */
+bool ab_curve_clients(const ab_config *cfg);
+
+/* True when one of the internal endpoints (engine, publish, notices) uses CURVE. */
+bool ab_curve_internal(const ab_config *cfg);
 
 /* True when any of cfg's endpoints uses CURVE. */
 bool ab_curve_any(const ab_config *cfg);
@@ -89,7 +99,11 @@ int ab_curve_client_set(void *sock, const char *server_pub, const ab_curve_pair 
 
 /* For a daemon's socket about to connect to endpoint: when the process's configuration
  * (ab_config_process) says the endpoint uses CURVE, make sock a client with the internal
- * key pair. Returns 0 (also when nothing was needed), or -1 with a message in err. */
+ * key pair. On a clients' endpoint the pairs are created when absent (the local daemons
+ * may start before the broker); on an internal one they must be there (internal.key, and
+ * the server's public key in server.pub or server.key), since this host may not be the
+ * broker's: err then says what to copy from it. Returns 0 (also when nothing was needed),
+ * or -1 with a message in err. */
 int ab_curve_daemon_set(void *sock, const char *endpoint, char *err, size_t errlen);
 
 #endif

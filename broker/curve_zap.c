@@ -91,11 +91,15 @@ static bool s_frame_is(zmq_msg_t *m, const char *text)
     return zmq_msg_size(m) == strlen(text) && !memcmp(zmq_msg_data(m), text, strlen(text));
 }
 
-/* Whether key may connect; why in *reason when not. */
-static bool s_allowed(ab_zap *zap, const char *key, const char **reason)
+/* Whether key may connect to an endpoint of the domain; why in *reason when not. */
+static bool s_allowed(ab_zap *zap, const char *key, bool internal, const char **reason)
 {
     if (!strcmp(key, zap->internal_pub))
         return true;
+    if (internal) {
+        *reason = "only the daemons' internal key may connect to an internal endpoint";
+        return false;
+    }
     int nkeys = 0;
     bool found = false;
     char err[512];
@@ -108,16 +112,21 @@ static bool s_allowed(ab_zap *zap, const char *key, const char **reason)
     return found;
 }
 
-static void s_log_refusal(ab_zap *zap, const char *key, zmq_msg_t *address)
+static void s_log_refusal(ab_zap *zap, const char *key, zmq_msg_t *address, bool internal)
 {
     int64_t now = s_now_ms();
     if (!strcmp(key, zap->last_refused) && now - zap->last_log_ms < S_LOG_AGAIN_MS)
         return;
     snprintf(zap->last_refused, sizeof zap->last_refused, "%s", key);
     zap->last_log_ms = now;
-    AB_WARN("CURVE: refused client key %s from %.*s: not in %s (%" PRIu64 " refusal(s) so far)",
-            key, (int)zmq_msg_size(address), (const char *)zmq_msg_data(address), zap->allowed,
-            zap->refused);
+    if (internal)
+        AB_WARN("CURVE: refused client key %s from %.*s on an internal endpoint: only the "
+                "daemons' internal key may connect there (%" PRIu64 " refusal(s) so far)",
+                key, (int)zmq_msg_size(address), (const char *)zmq_msg_data(address), zap->refused);
+    else
+        AB_WARN("CURVE: refused client key %s from %.*s: not in %s (%" PRIu64 " refusal(s) so far)",
+                key, (int)zmq_msg_size(address), (const char *)zmq_msg_data(address), zap->allowed,
+                zap->refused);
 }
 
 /* frames: version, request id, domain, address, routing id, mechanism, credentials. */
@@ -132,15 +141,17 @@ static void s_decide(ab_zap *zap, zmq_msg_t *frames, int n)
     }
     char key[AB_CURVE_KEY_LEN + 1];
     zmq_z85_encode(key, zmq_msg_data(&frames[6]), 32);
+    /* the domain is the binding socket's (brokerd.c): not the client's to choose */
+    bool internal = s_frame_is(&frames[2], AB_ZAP_DOMAIN_INTERNAL);
     const char *reason = "";
-    if (s_allowed(zap, key, &reason)) {
+    if (s_allowed(zap, key, internal, &reason)) {
         zap->accepted++;
         AB_DEBUG("CURVE: accepted client key %s", key);
         s_reply(zap->sock, &frames[1], "200", "OK", key);
         return;
     }
     zap->refused++;
-    s_log_refusal(zap, key, &frames[3]);
+    s_log_refusal(zap, key, &frames[3], internal);
     s_reply(zap->sock, &frames[1], "400", reason, "");
 }
 

@@ -1,8 +1,11 @@
 /* curve_zap.h — the broker's ZAP handler (ZeroMQ RFC 27): libzmq asks it, over
- * inproc://zeromq.zap.01, whether a CURVE client may connect. It accepts the internal key
- * (the local daemons') and the keys listed in the allowed-clients file, read again for each
- * request so that a key removed from the file is refused from the next connection on, and
- * logs each refusal with the client's public key and address. */
+ * inproc://zeromq.zap.01, whether a CURVE client may connect. On the clients' endpoints
+ * (domain AB_ZAP_DOMAIN) it accepts the internal key (the daemons') and the keys listed in
+ * the allowed-clients file, read again for each request so that a key removed from the
+ * file is refused from the next connection on; on the internal endpoints (domain
+ * AB_ZAP_DOMAIN_INTERNAL) only the internal key: a client's key lets it send commands
+ * under its authkey, never take other clients' commands or publish events. Each refusal is
+ * logged with the client's public key and address. */
 #ifndef AB_CURVE_ZAP_H
 #define AB_CURVE_ZAP_H
 
@@ -11,7 +14,8 @@
 
 #include "curve.h"
 
-#define AB_ZAP_DOMAIN "adminbus"
+#define AB_ZAP_DOMAIN          "adminbus"
+#define AB_ZAP_DOMAIN_INTERNAL "adminbus-internal"
 
 typedef struct {
     void *sock; /* REP bound to inproc://zeromq.zap.01 */

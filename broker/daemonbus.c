@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "endpoint.h"
 #include "kbus.h"
 #include "zbus.h"
 
@@ -64,7 +65,10 @@ int ab_daemon_bus_open(const ab_config *cfg, const char *client, const char *top
         snprintf(bus->where, sizeof bus->where, "topic %s on %s", cfg->kafka_events_topic,
                  cfg->kafka_brokers);
     } else {
-        bus->ctx = ab_zbus_open(cfg->publish_endpoint, cfg->events_endpoint, topic, err, errlen);
+        if (ab_internal_check(cfg, "publish_endpoint", err, errlen) < 0 ||
+            ab_internal_check(cfg, "notices_endpoint", err, errlen) < 0)
+            return -1;
+        bus->ctx = ab_zbus_open(cfg->publish_endpoint, cfg->notices_endpoint, topic, err, errlen);
         bus->publish = ab_zbus_publish;
         bus->wait = ab_zbus_wait;
         bus->follow = s_zbus_follow;
@@ -92,8 +96,12 @@ int ab_daemon_bus_probe(const ab_config *cfg, int timeout_ms, char *found, size_
 {
     if (s_check_transport(cfg, found, len) < 0)
         return -1;
+    /* the way an event goes from a daemon to the clients' feed, which subscribers use */
     if (!s_is_kafka(cfg))
-        return ab_zbus_probe(cfg->publish_endpoint, cfg->events_endpoint, timeout_ms, found, len);
+        return ab_internal_check(cfg, "publish_endpoint", found, len) < 0
+                   ? -1
+                   : ab_zbus_probe(cfg->publish_endpoint, cfg->events_endpoint, timeout_ms, found,
+                                   len);
     const char *names[cfg->nkafka + 1], *values[cfg->nkafka + 1];
     ab_kbus_options o = s_kafka_options(cfg, "diagnostics", names, values);
     return ab_kbus_probe(&o, timeout_ms, found, len);

@@ -1,6 +1,7 @@
 /* daemonbus.h — "the daemon bus": the event bus of a worker, the scheduler, the supervisor
  * and adminctl --local, chosen from the configuration. transport = kafka: the events topic
- * (kbus.h); otherwise the broker's event intake and fan-out (zbus.h). The daemons' logic
+ * (kbus.h); otherwise the broker's event intake and the daemons' fan-out, publish_endpoint
+ * and notices_endpoint (zbus.h). The daemons' logic
  * reaches it through the publish/wait pointers (their ab_*_bus structs), so it does not
  * know which. */
 #ifndef AB_DAEMONBUS_H

@@ -14,6 +14,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "endpoint.h"
+
 /* The first frame of a proxied command on its way to an engine (and of its reply on the
  * way back): it tells the broker which ROUTER the reply goes out on. ROUTER sockets make
  * up 5-byte identities starting with a zero byte, so this 15-byte one is never such an
@@ -21,8 +23,8 @@
 #define AB_PROXY_MARKER     "\0adminbus-proxy"
 #define AB_PROXY_MARKER_LEN (sizeof AB_PROXY_MARKER - 1)
 
-/* The longest path a Unix socket address holds (sun_path, 108 bytes with its NUL). */
-#define AB_PROXY_PATH_MAX 107
+/* The longest path a Unix socket address holds (endpoint.h). */
+#define AB_PROXY_PATH_MAX AB_IPC_PATH_MAX
 
 /* The socket file of proxy_endpoint=auto, inside $ADMINBUS_HOME. */
 #define AB_PROXY_AUTO_FILE "proxy.sock"
@@ -31,7 +33,8 @@
  * Returns 1 with the endpoint in out; 0 when there is no proxy intake, with the reason in
  * why (off, or auto with a home whose socket path would be too long or cannot be
  * resolved: the caller warns); -1 when the setting is not acceptable, with the reason in
- * why (the broker refuses to start). */
+ * why (the broker refuses to start): not ipc://, a relative, abstract or too long path, or
+ * a folder that is not this user's alone (endpoint.h). */
 int ab_proxy_endpoint(const char *setting, const char *home, char *out, size_t outlen, char *why,
                       size_t whylen);
 

@@ -33,7 +33,7 @@ void ab_zbus_settle(void)
     zmq_poll(NULL, 0, S_SLOW_JOIN_MS);
 }
 
-ab_zbus *ab_zbus_open(const char *publish_endpoint, const char *events_endpoint, const char *topic,
+ab_zbus *ab_zbus_open(const char *publish_endpoint, const char *sub_endpoint, const char *topic,
                       char *err, size_t errlen)
 {
     ab_zbus *b = calloc(1, sizeof *b);
@@ -53,16 +53,16 @@ ab_zbus *ab_zbus_open(const char *publish_endpoint, const char *events_endpoint,
     }
     /* the daemons' CURVE keys, when the endpoints use CURVE (curve.h) */
     if (ab_curve_daemon_set(b->pub, publish_endpoint, err, errlen) < 0 ||
-        ab_curve_daemon_set(b->sub, events_endpoint, err, errlen) < 0) {
+        ab_curve_daemon_set(b->sub, sub_endpoint, err, errlen) < 0) {
         ab_zbus_close(&b);
         return NULL;
     }
     if (zmq_connect(b->pub, publish_endpoint) != 0 || ab_zbus_follow(b, topic) != 0 ||
-        zmq_connect(b->sub, events_endpoint) != 0) {
+        zmq_connect(b->sub, sub_endpoint) != 0) {
         snprintf(err, errlen,
-                 "cannot connect to the broker (publish_endpoint %s, events_endpoint %s): %s; "
-                 "check the endpoints in adminbus.conf",
-                 publish_endpoint, events_endpoint, zmq_strerror(errno));
+                 "cannot connect to the broker (publish %s, subscribe %s): %s; check the "
+                 "endpoints in adminbus.conf",
+                 publish_endpoint, sub_endpoint, zmq_strerror(errno));
         ab_zbus_close(&b);
         return NULL;
     }

@@ -1,7 +1,8 @@
-/* zbus.h — a daemon's side of the event bus: a PUB into the broker's event intake and a SUB
- * on its fan-out for the notices the daemon follows (wake-ups, control). Workers and the
- * scheduler use it; their logic reaches it only through the publish/wait function pointers
- * below, so it never includes zmq.h. */
+/* zbus.h — a daemon's side of the event bus: a PUB into the broker's event intake
+ * (publish_endpoint) and a SUB on its fan-out for the notices the daemon follows (wake-ups,
+ * control): the daemons' own, notices_endpoint, which only they can reach, not the clients'
+ * events feed. Workers and the scheduler use it; their logic reaches it only through the
+ * publish/wait function pointers below, so it never includes zmq.h. */
 #ifndef AB_ZBUS_H
 #define AB_ZBUS_H
 
@@ -9,9 +10,11 @@
 
 typedef struct ab_zbus ab_zbus;
 
-/* Connect to publish_endpoint (PUB) and events_endpoint (SUB, subscribed to topic). Returns
- * NULL with a message in err saying which endpoint failed. Caller owns the result. */
-ab_zbus *ab_zbus_open(const char *publish_endpoint, const char *events_endpoint, const char *topic,
+/* Connect to publish_endpoint (PUB) and to a fan-out of the broker, sub_endpoint (SUB,
+ * subscribed to topic): notices_endpoint for a daemon, events_endpoint for the probe.
+ * Returns NULL with a message in err saying which endpoint failed. Caller owns the
+ * result. */
+ab_zbus *ab_zbus_open(const char *publish_endpoint, const char *sub_endpoint, const char *topic,
                       char *err, size_t errlen);
 
 /* Also follow notices whose topic starts with topic. Returns 0 or -1. */

@@ -19,6 +19,7 @@
 #include "bootstrap.h"
 #include "config.h"
 #include "daemonbus.h"
+#include "endpoint.h"
 #include "log.h"
 #include "metrics.h"
 #include "migrate.h"
@@ -198,6 +199,21 @@ static void s_log_stats(const ab_applier *a, int index, uint64_t *last_cmds, uin
     *last_batches = batches;
 }
 
+/* On ZeroMQ, the broker's internal endpoints the engine connects to (endpoint.h): checked
+ * once at start, so a bad one stops the engine with a precise message. Returns 0 or -1. */
+static int s_check_endpoints(const ab_config *cfg)
+{
+    char why[1024];
+    if (strcmp(cfg->transport, "kafka") == 0)
+        return 0;
+    if (ab_internal_check(cfg, "engine_endpoint", why, sizeof why) < 0 ||
+        ab_internal_check(cfg, "publish_endpoint", why, sizeof why) < 0) {
+        fprintf(stderr, "adminbus-engine: %s\n", why);
+        return -1;
+    }
+    return 0;
+}
+
 /* The transport of one apply loop: the broker's sockets, or a member of the Kafka group. */
 static ab_transport *s_transport(const ab_config *cfg)
 {
@@ -348,6 +364,10 @@ int main(int argc, char **argv)
                 "adminbus-engine: no database: set db_dsn in %s/adminbus.conf, "
                 "ADMINBUS_DB_DSN, or --db-dsn (ops/run sets up a private one)\n",
                 cfg.home);
+        ab_config_free(&cfg);
+        return 2;
+    }
+    if (!o.init && s_check_endpoints(&cfg) < 0) {
         ab_config_free(&cfg);
         return 2;
     }

@@ -6,7 +6,8 @@
 # After bench_home, bench_databases, bench_configure and bench_start_bus the script has:
 #   ADMINBUS_HOME LOG   the temporary home and its log folder
 #   BASE_DSN            the server; DSN_OF[db] the DSN of each of its databases
-#   P_CMD P_EVT P_ENG P_PUB, and EXTRA_PORTS (more free ports when asked for)
+#   P_CMD P_EVT, and EXTRA_PORTS (more free ports when asked for); the internal endpoints
+#                       are the defaults, ipc:// sockets in the home
 #   FLAGS               the flags every adminbus process gets
 #   ADMINBUS_AUTHKEY    the site admin key from `adminbus-engine --init` (exported)
 #   PIDS                what was started, stopped in reverse order at exit
@@ -160,21 +161,19 @@ print(" ".join(str(s.getsockname()[1]) for s in socks))
 PY
 }
 
-# bench_configure DSN [EXTRA] — adminbus.conf (0600) for the engine's database DSN and four
-# free ports, FLAGS with the same settings (they win over the caller's ADMINBUS_*
+# bench_configure DSN [EXTRA] — adminbus.conf (0600) for the engine's database DSN and two
+# free ports (commands, events), FLAGS with the same settings (they win over the caller's ADMINBUS_*
 # variables), and EXTRA more free ports in EXTRA_PORTS; then `adminbus-engine --init`,
 # whose site admin key is exported as ADMINBUS_AUTHKEY (not on a command line ps shows).
 bench_configure() {
     local dsn="$1" extra="${2:-0}" kv ports
-    read -r -a ports <<<"$(free_ports $((4 + extra)))"
-    P_CMD=${ports[0]} P_EVT=${ports[1]} P_ENG=${ports[2]} P_PUB=${ports[3]}
-    EXTRA_PORTS=("${ports[@]:4}")
+    read -r -a ports <<<"$(free_ports $((2 + extra)))"
+    P_CMD=${ports[0]} P_EVT=${ports[1]}
+    EXTRA_PORTS=("${ports[@]:2}")
     local settings=(
         "db_dsn=$dsn"
         "commands_endpoint=tcp://127.0.0.1:$P_CMD"
         "events_endpoint=tcp://127.0.0.1:$P_EVT"
-        "engine_endpoint=tcp://127.0.0.1:$P_ENG"
-        "publish_endpoint=tcp://127.0.0.1:$P_PUB"
     )
     local conf="$ADMINBUS_HOME/adminbus.conf"
     {

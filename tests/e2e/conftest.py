@@ -58,6 +58,27 @@ def free_ports(n):
             s.close()
 
 
+def short_dir():
+    """A new private folder (mode 0700) with a short path, for Unix sockets: pytest's paths
+    can exceed the 107 bytes of a socket path. The caller removes it."""
+    return Path(tempfile.mkdtemp(prefix="ab-"))
+
+
+def internal_ipc(folder):
+    """adminbus.conf lines putting the internal endpoints (engine, publish, notices) in
+    folder, and those endpoints by name."""
+    eps = {n: f"ipc://{folder}/{n}.sock" for n in ("engine", "publish", "notices")}
+    return "".join(f"{n}_endpoint={e}\n" for n, e in eps.items()), eps
+
+
+@pytest.fixture
+def sockets_dir():
+    """short_dir(), removed after the test."""
+    d = short_dir()
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
 def clean_env(**extra):
     """The environment for our processes: ours, minus any ADMINBUS_* the caller's shell set
     (they would override the test's configuration), plus sanitizer defaults and extra."""
@@ -392,15 +413,24 @@ class HttpShim(StartedDaemon):
 
 
 class Stack:
-    """A broker and an engine on their own ports and database. See the `stack` fixture."""
+    """A broker and an engine on their own ports and database. See the `stack` fixture.
 
-    def __init__(self, mariadb, home, max_frame=65536):
+    The internal endpoints (engine, publish, notices; self.endpoints) are, by `internal`:
+    "ipc" (the default) sockets in a short private folder of their own (self.sockets:
+    pytest's paths can exceed the 107 bytes of a Unix socket path); "auto" the built-in
+    default, ipc:// in the home (which must then be short); "tcp" loopback ports with CURVE
+    and the daemons' key, made by `adminbus-broker --curve-init` at start."""
+
+    def __init__(self, mariadb, home, max_frame=65536, internal="ipc"):
         self.mariadb = mariadb
         self.home = home
         self.database = "t_" + secrets.token_hex(6)
-        self.ports = free_ports(4)
+        self.internal = internal
+        self.ports = free_ports(5 if internal == "tcp" else 2)
         self.url = f"tcp://127.0.0.1:{self.ports[0]}"
         self.events = f"tcp://127.0.0.1:{self.ports[1]}"
+        self.endpoints = {}  # engine, publish, notices → the endpoint the broker binds
+        self.sockets = None  # internal == "ipc": their folder, removed at close
         self.max_frame = max_frame
         self.problems = []  # what teardown must report
         self.engine = None
@@ -418,7 +448,7 @@ class Stack:
 
     def start(self):
         """Create the database, bootstrap it (engine --init), start broker and engine."""
-        mariadb, home, ports = self.mariadb, self.home, self.ports
+        mariadb, home = self.mariadb, self.home
         admin = mariadb.connect()
         with admin.cursor() as c:
             c.execute(f"CREATE DATABASE `{self.database}` "
@@ -430,12 +460,14 @@ class Stack:
         conf.write_text(
             f"db_dsn={mariadb.dsn_for(self.database)}\n"
             f"commands_endpoint={self.url}\n"
-            f"events_endpoint={self.events}\n"
-            f"engine_endpoint=tcp://127.0.0.1:{ports[2]}\n"
-            f"publish_endpoint=tcp://127.0.0.1:{ports[3]}\n"
+            f"events_endpoint={self.events}\n" + self.internal_conf() +
             f"max_frame={self.max_frame}\n"
             "log_level=info\n" + self.extra_conf)
         conf.chmod(0o600)
+        if self.internal == "tcp":
+            init = subprocess.run([str(BIN / "adminbus-broker"), "--curve-init"], env=self.env,
+                                  capture_output=True, text=True, timeout=60)
+            assert init.returncode == 0, f"adminbus-broker --curve-init failed:\n{init.stderr}"
 
         init = subprocess.run([str(BIN / "adminbus-engine"), "--init"], env=self.env,
                               capture_output=True, text=True, timeout=120)
@@ -454,6 +486,21 @@ class Stack:
         self.broker = Daemon("broker", [str(BIN / "adminbus-broker")], self.env,
                              home / "broker.log")
         self.start_engine()
+
+    def internal_conf(self):
+        """The adminbus.conf lines of the internal endpoints (see the class); sets
+        self.endpoints."""
+        names = ("engine", "publish", "notices")
+        if self.internal == "auto":
+            home = os.path.realpath(self.home)
+            self.endpoints = {n: f"ipc://{home}/{n}.sock" for n in names}
+            return ""
+        if self.internal == "tcp":
+            self.endpoints = {n: f"tcp://127.0.0.1:{p}" for n, p in zip(names, self.ports[2:])}
+            return "".join(f"{n}_endpoint={e}\n" for n, e in self.endpoints.items())
+        self.sockets = short_dir()
+        lines, self.endpoints = internal_ipc(self.sockets)
+        return lines
 
     # -- processes --
 
@@ -674,6 +721,8 @@ class Stack:
         self.close_workers()
         self.stop_daemons([self.engine, self.broker])
         self.ctx.destroy(linger=0)
+        if self.sockets is not None:
+            shutil.rmtree(self.sockets, ignore_errors=True)
         if self.db is not None:
             self.db.close()
         if not self.created:

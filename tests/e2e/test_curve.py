@@ -1,10 +1,11 @@
 """ZeroMQ CURVE on the bus (issue 7, "ZeroMQ beyond loopback"; docs/architecture.md).
 
-The stack here runs with curve=on, which puts CURVE on every tcp:// endpoint, loopback too:
-that is how these tests exercise what an endpoint bound beyond loopback gets, without
-listening beyond loopback. The engine, workers and adminctl --local connect with the
-internal key pair; clients with a key from `adminctl curve keygen` that `adminctl curve
-allow` listed."""
+The stack here runs with curve=on, which puts CURVE on the clients' tcp:// endpoints,
+loopback too: that is how these tests exercise what an endpoint bound beyond loopback gets,
+without listening beyond loopback. Its internal endpoints are tcp:// too (always CURVE,
+with the daemons' key), as for engines and workers on other hosts. The engine, workers and
+adminctl --local connect with the internal key pair; clients with a key from `adminctl
+curve keygen` that `adminctl curve allow` listed."""
 
 import os
 import socket
@@ -32,10 +33,11 @@ def curve_tool(env, *args):
 
 
 class CurveStack(Stack):
-    """A stack with curve=on and one allowed client key (self.client_keyfile)."""
+    """A stack with curve=on, its internal endpoints on tcp:// (CURVE with the daemons' key)
+    and one allowed client key (self.client_keyfile)."""
 
     def __init__(self, mariadb, home):
-        super().__init__(mariadb, home)
+        super().__init__(mariadb, home, internal="tcp")
         self.extra_conf = "curve=on\n"
         home.mkdir(parents=True, exist_ok=True)
         self.client_keyfile = home / "client.key"
@@ -116,7 +118,8 @@ def test_key_files_and_their_modes(cstack):
     assert pub == cstack.server_key() and sec and zmq.curve_public(sec) == pub
     rc, out, _ = curve_tool(cstack.env, "server-key")
     assert rc == 0 and out.strip().encode() == pub
-    assert f"CURVE on commands, events, engine, publish: server public key {pub.decode()}" \
+    assert "CURVE on commands, events, engine, publish, notices: server public key " \
+        f"{pub.decode()}" \
         in cstack.broker_log()
     # the secret keys appear in no log
     secret = cstack.client_pair[1].decode()

@@ -18,7 +18,7 @@ from pathlib import Path
 import msgpack
 import zmq
 
-from conftest import BIN, Daemon, clean_env, free_ports
+from conftest import BIN, Daemon, clean_env, free_ports, internal_ipc
 from helpers import admin, assert_error, audit_rows
 from test_http import curl
 
@@ -183,15 +183,15 @@ def test_the_proxy_intake_checks_what_it_is_sent(stack):
     assert "2001:db8::7" in r["error"]["message"]
 
 
-def broker_alone(home, *flags, env=None, running_once=None):
-    """Run adminbus-broker under home with flags until it exits (30 s at most) or, with
-    running_once, until its log shows that text (20 s at most); returns (returncode or None
-    when still running, stderr, process, ports)."""
-    ports = free_ports(4)
+def broker_alone(home, sockets, *flags, env=None, running_once=None):
+    """Run adminbus-broker under home, its internal endpoints in the folder sockets, with
+    flags until it exits (30 s at most) or, with running_once, until its log shows that text
+    (20 s at most); returns (returncode or None when still running, stderr, process,
+    ports)."""
+    ports = free_ports(2)
     (home / "adminbus.conf").write_text(
         "".join(f"{k}=tcp://127.0.0.1:{p}\n" for k, p in zip(
-            ("commands_endpoint", "events_endpoint", "engine_endpoint", "publish_endpoint"),
-            ports)))
+            ("commands_endpoint", "events_endpoint"), ports)) + internal_ipc(sockets)[0])
     log = open(home / "broker-alone.log", "w+")
     p = subprocess.Popen([str(BIN / "adminbus-broker"), *flags],
                          env=clean_env(ADMINBUS_HOME=str(home), **(env or {})),
@@ -210,12 +210,12 @@ def stop(p):
         p.wait(timeout=10)
 
 
-def test_broker_refuses_a_proxy_endpoint_beyond_ipc(tmp_path):
+def test_broker_refuses_a_proxy_endpoint_beyond_ipc(tmp_path, sockets_dir):
     for value, why in (("tcp://127.0.0.1:1", "proxy_endpoint must be auto, off or ipc:///PATH"),
                        ("ipc://relative.sock", "must be absolute"),
                        ("ipc://@abstract", "must be absolute"),
                        ("ipc:///" + "x" * 120, "longer than the 107 bytes")):
-        rc, err, p, ports = broker_alone(tmp_path, f"--proxy-endpoint={value}")
+        rc, err, p, ports = broker_alone(tmp_path, sockets_dir, f"--proxy-endpoint={value}")
         stop(p)
         assert rc == 2, (value, err)
         assert why in err, (value, err)
@@ -225,11 +225,12 @@ def test_broker_refuses_a_proxy_endpoint_beyond_ipc(tmp_path):
         s.close()
 
 
-def test_too_long_a_home_disables_the_proxy_intake_and_the_shim_falls_back(tmp_path):
+def test_too_long_a_home_disables_the_proxy_intake_and_the_shim_falls_back(tmp_path,
+                                                                            sockets_dir):
     home = tmp_path / ("h" * (120 - len(str(tmp_path))))
     home.mkdir()
     assert len(str(home / "proxy.sock")) > 107
-    rc, err, broker, ports = broker_alone(home, running_once="proxy off")
+    rc, err, broker, ports = broker_alone(home, sockets_dir, running_once="proxy off")
     try:
         assert rc is None, err
         assert "no proxy intake" in err and "longer than the 107 bytes" in err, err
@@ -362,8 +363,9 @@ def test_logins_through_the_proxy_intake_count_the_client_address(stack):
     assert [r["ip"] for r in rows] == ["2001:db8::9"], rows
 
 
-def test_no_engine_is_answered_on_the_proxy_intake(tmp_path):
-    rc, err, broker, ports = broker_alone(tmp_path, running_once="adminbus-broker: commands")
+def test_no_engine_is_answered_on_the_proxy_intake(tmp_path, sockets_dir):
+    rc, err, broker, ports = broker_alone(tmp_path, sockets_dir,
+                                          running_once="adminbus-broker: commands")
     try:
         assert rc is None, err
         ctx = zmq.Context.instance()

@@ -458,7 +458,7 @@ def publisher(stack):
     """A PUB on the broker's event intake, as the engine publishes there."""
     s = stack.ctx.socket(zmq.PUB)
     s.setsockopt(zmq.LINGER, 0)
-    s.connect(f"tcp://127.0.0.1:{stack.ports[3]}")
+    s.connect(stack.endpoints["publish"])
     return s
 
 

@@ -1,5 +1,6 @@
 /* test_config.c — bootstrap configuration (broker/config.h): defaults < file <
- * environment < flags, the file's strictness, and DSN parsing. */
+ * environment < flags, the file's strictness, DSN parsing, and the internal endpoints'
+ * auto and checks (broker/endpoint.h). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -7,11 +8,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
 #include "config.h"
+#include "endpoint.h"
 
 static const char *const s_env[] = {
     "ADMINBUS_HOME",
@@ -20,6 +23,7 @@ static const char *const s_env[] = {
     "ADMINBUS_EVENTS_ENDPOINT",
     "ADMINBUS_ENGINE_ENDPOINT",
     "ADMINBUS_PUBLISH_ENDPOINT",
+    "ADMINBUS_NOTICES_ENDPOINT",
     "ADMINBUS_MAX_FRAME",
     "ADMINBUS_BATCH_MAX",
     "ADMINBUS_COMMAND_RETENTION_DAYS",
@@ -88,6 +92,80 @@ static void test_defaults(void **state)
     assert_null(ab_config_get(&cfg, "no_such_key"));
     ab_config_free(&cfg);
     ab_config_free(&cfg); /* safe twice */
+}
+
+/* Load with one flag; expect the internal check of key to fail saying needle. */
+static void s_internal_refused(const char *flag, const char *key, const char *needle)
+{
+    char *argv[] = {"prog", (char *)flag, NULL};
+    int argc = 2;
+    ab_config cfg;
+    char err[1024];
+    assert_int_equal(load(&cfg, &argc, argv, err, sizeof err), 0);
+    assert_int_equal(ab_internal_check(&cfg, key, err, sizeof err), -1);
+    if (!strstr(err, needle))
+        fail_msg("%s: expected '%s' in: %s", flag, needle, err);
+    ab_config_free(&cfg);
+}
+
+static void test_internal_endpoints(void **state)
+{
+    fixture *fx = *state;
+    char *argv[] = {"prog", "--publish-endpoint=tcp://127.0.0.1:1", NULL};
+    int argc = 2;
+    ab_config cfg;
+    char err[1024], want[256], real[128];
+    assert_int_equal(load(&cfg, &argc, argv, err, sizeof err), 0);
+    /* auto is resolved at load to the home's absolute path, for every process alike */
+    assert_non_null(realpath(fx->home, real));
+    snprintf(want, sizeof want, "ipc://%s/engine.sock", real);
+    assert_string_equal(cfg.engine_endpoint, want);
+    snprintf(want, sizeof want, "ipc://%s/notices.sock", real);
+    assert_string_equal(ab_config_get(&cfg, "notices_endpoint"), want);
+    assert_string_equal(cfg.publish_endpoint, "tcp://127.0.0.1:1");
+    assert_true(ab_internal_is(&cfg, cfg.engine_endpoint));
+    assert_true(ab_internal_is(&cfg, "tcp://127.0.0.1:1"));
+    assert_false(ab_internal_is(&cfg, cfg.commands_endpoint));
+    assert_int_equal(ab_internal_check(&cfg, "engine_endpoint", err, sizeof err), 0);
+    assert_int_equal(ab_internal_check(&cfg, "publish_endpoint", err, sizeof err), 0);
+    assert_int_equal(ab_internal_check(&cfg, "notices_endpoint", err, sizeof err), 0);
+    ab_config_free(&cfg);
+
+    s_internal_refused("--engine-endpoint=ipc://relative.sock", "engine_endpoint",
+                       "must be absolute");
+    s_internal_refused("--engine-endpoint=ipc://@abstract", "engine_endpoint", "must be absolute");
+    s_internal_refused("--publish-endpoint=ipc:///tmp/x.sock", "publish_endpoint",
+                       "writable by nobody else");
+    s_internal_refused("--notices-endpoint=ipc:///no/such/folder/x.sock", "notices_endpoint",
+                       "No such file");
+    s_internal_refused("--notices-endpoint=ws://127.0.0.1:1", "notices_endpoint",
+                       "must be auto, ipc:///PATH or tcp://HOST:PORT");
+    char over[160] = "--engine-endpoint=ipc:///";
+    memset(over + strlen(over), 'x', 110);
+    s_internal_refused(over, "engine_endpoint", "longer than the 107 bytes");
+}
+
+/* A home whose socket paths would be too long: auto stays auto, and the check says why
+ * and what to set instead. */
+static void test_internal_endpoints_long_home(void **state)
+{
+    fixture *fx = *state;
+    char home[256];
+    snprintf(home, sizeof home, "%s/", fx->home);
+    memset(home + strlen(home), 'h', 100);
+    assert_int_equal(mkdir(home, 0700), 0);
+    setenv("ADMINBUS_HOME", home, 1);
+    char *argv[] = {"prog", NULL};
+    int argc = 1;
+    ab_config cfg;
+    char err[1024];
+    assert_int_equal(load(&cfg, &argc, argv, err, sizeof err), 0);
+    assert_string_equal(cfg.engine_endpoint, "auto");
+    assert_int_equal(ab_internal_check(&cfg, "engine_endpoint", err, sizeof err), -1);
+    assert_non_null(strstr(err, "engine.sock is longer than the 107 bytes"));
+    assert_non_null(strstr(err, "set engine_endpoint=ipc:///SHORT/PATH"));
+    ab_config_free(&cfg);
+    rmdir(home);
 }
 
 static void test_precedence(void **state)
@@ -332,6 +410,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_defaults, setup, teardown),
         cmocka_unit_test(test_dsn_timeout),
         cmocka_unit_test_setup_teardown(test_precedence, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_internal_endpoints, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_internal_endpoints_long_home, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kafka_properties, setup, teardown),
         cmocka_unit_test_setup_teardown(test_home_flag_finds_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_file_unknown_key, setup, teardown),

@@ -31,7 +31,8 @@ static void test_loopback(void **state)
         assert_false(ab_curve_loopback(beyond[i]));
 }
 
-static ab_config s_cfg(char *commands, char *events, char *engine, char *publish, char *mode)
+static ab_config s_cfg(char *commands, char *events, char *engine, char *publish, char *notices,
+                       char *mode)
 {
     ab_config c;
     memset(&c, 0, sizeof c);
@@ -39,6 +40,7 @@ static ab_config s_cfg(char *commands, char *events, char *engine, char *publish
     c.events_endpoint = events;
     c.engine_endpoint = engine;
     c.publish_endpoint = publish;
+    c.notices_endpoint = notices;
     c.curve = mode;
     return c;
 }
@@ -47,26 +49,41 @@ static void test_wanted(void **state)
 {
     (void)state;
     char lo1[] = "tcp://127.0.0.1:1", lo2[] = "tcp://127.0.0.1:2", lo3[] = "tcp://127.0.0.1:3",
-         lo4[] = "tcp://127.0.0.1:4", wide[] = "tcp://0.0.0.0:1", ipc[] = "ipc:///tmp/e",
-         autom[] = "auto", on[] = "on";
-    ab_config plain = s_cfg(lo1, lo2, lo3, lo4, autom);
+         wide[] = "tcp://0.0.0.0:1", ipc1[] = "ipc:///run/ab/engine.sock",
+         ipc2[] = "ipc:///run/ab/publish.sock", ipc3[] = "ipc:///run/ab/notices.sock",
+         other[] = "tcp://127.0.0.1:9", autom[] = "auto", on[] = "on";
+    /* the default: clients on loopback, the internal endpoints ipc:// */
+    ab_config plain = s_cfg(lo1, lo2, ipc1, ipc2, ipc3, autom);
     assert_false(ab_curve_any(&plain));
-    /* commands beyond loopback: events follow it, the daemons' endpoints do not */
-    ab_config open = s_cfg(wide, lo2, lo3, lo4, autom);
+    assert_false(ab_curve_clients(&plain));
+    assert_false(ab_curve_internal(&plain));
+    /* commands beyond loopback: events follow it, the internal endpoints do not */
+    ab_config open = s_cfg(wide, lo2, ipc1, ipc2, ipc3, autom);
     assert_true(ab_curve_wanted(&open, wide));
     assert_true(ab_curve_wanted(&open, lo2));
-    assert_false(ab_curve_wanted(&open, lo3));
-    assert_false(ab_curve_wanted(&open, lo4));
-    /* an engine endpoint beyond loopback alone */
-    ab_config eng = s_cfg(lo1, lo2, wide, lo4, autom);
+    assert_false(ab_curve_wanted(&open, ipc1));
+    assert_false(ab_curve_internal(&open));
+    /* an internal endpoint on tcp://, loopback included, is CURVE whatever the mode; the
+     * clients' pair stays plain */
+    ab_config eng = s_cfg(lo1, lo2, lo3, ipc2, ipc3, autom);
     assert_false(ab_curve_wanted(&eng, lo1));
-    assert_true(ab_curve_wanted(&eng, wide));
+    assert_true(ab_curve_wanted(&eng, lo3));
+    assert_false(ab_curve_wanted(&eng, ipc2));
+    assert_true(ab_curve_internal(&eng));
+    assert_false(ab_curve_clients(&eng));
     assert_true(ab_curve_any(&eng));
-    /* curve=on: every tcp:// endpoint; ipc:// stays plain */
-    ab_config forced = s_cfg(lo1, lo2, lo3, ipc, on);
+    ab_config notices = s_cfg(lo1, lo2, ipc1, ipc2, wide, autom);
+    assert_true(ab_curve_wanted(&notices, wide));
+    assert_true(ab_curve_internal(&notices));
+    /* an endpoint that is none of the five (a shim's --events written differently) is
+     * judged alone, as before */
+    assert_false(ab_curve_wanted(&eng, other));
+    /* curve=on: the clients' tcp:// endpoints too; ipc:// stays plain */
+    ab_config forced = s_cfg(lo1, lo2, ipc1, ipc2, ipc3, on);
     assert_true(ab_curve_wanted(&forced, lo1));
-    assert_true(ab_curve_wanted(&forced, lo3));
-    assert_false(ab_curve_wanted(&forced, ipc));
+    assert_true(ab_curve_clients(&forced));
+    assert_false(ab_curve_wanted(&forced, ipc1));
+    assert_false(ab_curve_internal(&forced));
     char err[256];
     assert_int_equal(ab_curve_mode_check("auto", err, sizeof err), 0);
     assert_int_equal(ab_curve_mode_check("off", err, sizeof err), -1);
