@@ -19,9 +19,13 @@
 #include "log.h"
 #include "settings_cache.h"
 
-#define SWEEP_IDLE_MS 10000 /* forget idle groups at least this often */
-#define SWEEP_FULL_MS 1000  /* with a full table, look for idle groups at most this often */
-#define NEVER         INT64_MAX
+/* Sweeps: forget idle groups at least every SWEEP_IDLE_MS; with a full table look for idle
+ * groups at most every SWEEP_FULL_MS; while an address is blocked, look every
+ * SWEEP_BLOCKED_MS whether its block should end. */
+#define SWEEP_IDLE_MS    10000
+#define SWEEP_FULL_MS    1000
+#define SWEEP_BLOCKED_MS 1000
+#define NEVER            INT64_MAX
 
 enum { FAM_UNKNOWN, FAM_OVERFLOW, FAM_V4, FAM_V6, FAM_TEXT };
 
@@ -425,8 +429,8 @@ static bool s_idle(const s_group *g, const ab_authfail_limits *lim, int64_t now)
 static void s_visit_group(s_group *g, s_walk *w)
 {
     ab_authfail *f = w->f;
-    if (g->blocked_until && g->blocked_until <= w->now)
-        s_unblock(f, g);
+    if (g->blocked_until && (g->blocked_until <= w->now || w->lim->amount <= 0))
+        s_unblock(f, g); /* ended, or the throttle was turned off */
     if (g->pending > 0 && w->audit && w->rc == 0 && (w->all || !s_window_open(g, w->lim, w->now)))
         w->rc = s_write_row(f, g, 0, "", w->lim, w->now, w->audit, w->u);
     else if (g->pending > 0 && g->row_at + w->lim->window_ms < f->next_due)
@@ -474,9 +478,13 @@ static void s_sweep_idle(ab_authfail *f, const ab_authfail_limits *lim, int64_t 
     s_sweep(&w);
 }
 
-static bool s_sweep_due(const ab_authfail *f, int64_t now)
+/* A sweep writes the rows of ended windows, and ends blocks whose period has passed or whose
+ * throttle was turned off: while an address is blocked, at least once a second. */
+static bool s_sweep_due(ab_authfail *f, int64_t now)
 {
-    return f->next_due <= now || (f->count > 0 && now - f->last_sweep >= SWEEP_IDLE_MS);
+    int64_t since = now - f->last_sweep;
+    return f->next_due <= now || (f->count > 0 && since >= SWEEP_IDLE_MS) ||
+           (atomic_load(&f->nblocked) > 0 && since >= SWEEP_BLOCKED_MS);
 }
 
 /* --- accounting ------------------------------------------------------------------------ */
@@ -565,7 +573,7 @@ void ab_authfail_revert(ab_authfail *f, ab_authfail_undo *u)
 bool ab_authfail_due(ab_authfail *f, int64_t now_ms)
 {
     pthread_mutex_lock(&f->lock);
-    bool due = f->next_due <= now_ms;
+    bool due = s_sweep_due(f, now_ms) && (f->next_due <= now_ms || atomic_load(&f->nblocked) > 0);
     pthread_mutex_unlock(&f->lock);
     return due;
 }

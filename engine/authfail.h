@@ -100,8 +100,10 @@ int ab_authfail_flush(ab_authfail *f, const ab_authfail_limits *lim, int64_t now
  * (its rows' counts wait for the next row; its failures no longer count). Empties undo. */
 void ab_authfail_revert(ab_authfail *f, ab_authfail_undo *undo);
 
-/* Is a row waiting for the end of its window (so an idle loop should open a transaction
- * and call ab_authfail_account with no notes)? Checks at most once a second. */
+/* Should an idle loop open a transaction (which re-reads the settings) and call
+ * ab_authfail_account with no notes? Yes when a row waits for the end of its window, and
+ * once a second while an address is throttled (its block may have ended, or the throttle
+ * been turned off, even by adminctl --local). */
 bool ab_authfail_due(ab_authfail *f, int64_t now_ms);
 
 #endif

@@ -87,6 +87,15 @@ static void test_throttle_from_the_amount_until_the_period_ends(void **state)
     assert_non_null(strstr(err.message, "2001:db8::1"));
     assert_int_equal(ab_authfail_throttled(f, "2001:db8::2", T0 + 1000, &err), 0);
     assert_int_equal(ab_authfail_throttled(f, "2001:db8::1", T0 + 60000, &err), 0);
+    /* blocked again; turning the throttle off lifts it within a second: an idle loop looks */
+    s_rows(f, &s_lim, &many, 1, T0 + 60001);
+    s_rows(f, &s_lim, &last, 1, T0 + 60002);
+    assert_int_equal(ab_authfail_throttled(f, "2001:db8::1", T0 + 60003, &err), -1);
+    assert_true(ab_authfail_due(f, T0 + 61100));
+    ab_authfail_limits off = s_lim;
+    off.amount = 0;
+    s_rows(f, &off, NULL, 0, T0 + 61100);
+    assert_int_equal(ab_authfail_throttled(f, "2001:db8::1", T0 + 61101, &err), 0);
     ab_authfail_destroy(&f);
 }
 

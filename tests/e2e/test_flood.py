@@ -194,6 +194,18 @@ def test_a_flood_at_the_defaults_costs_two_rows_and_is_throttled(stack):
     assert all(r["org"] == "SYSTEM" and r["user_id"] == 0 for r in rows)
     assert not fail_rows(stack, "127.0.0.2")
 
+    # break-glass on the host turns the throttle off; the engine lifts the block within a
+    # second (long before the minute is over), though no command from 127.0.0.1 gets in
+    err = assert_error(stack.cmd("auth.whoami"), "unavailable")
+    assert err["retry_after"] > 30, err
+    rc, out, errtext = stack.adminctl("--local", "setting", "set",
+                                      "Security.auth_fail_throttle_amount", "0")
+    assert rc == 0, (out, errtext)
+    deadline = time.monotonic() + 5
+    while not stack.cmd("auth.whoami").get("ok"):
+        assert time.monotonic() < deadline, "still throttled 5 s after the throttle was turned off"
+        time.sleep(0.2)
+
 
 def test_windows_and_throttle_follow_the_settings(stack):
     """Short settings: a 2 s window, 300 failures per 3 s. The flood runs for several
