@@ -7,6 +7,7 @@
 #include "authfail.h"
 
 #include <arpa/inet.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <search.h>
 #include <stdatomic.h>
@@ -41,7 +42,7 @@ typedef struct {
     char *email;            /* the user's, for the group's rows; NULL for user 0 */
     /* audit rows */
     int64_t row_at;    /* when the group's last row was queued; 0: none yet */
-    uint32_t pending;  /* failures since then, in no row yet */
+    uint64_t pending;  /* failures since then, in no row yet */
     int64_t first_at;  /* when the first of them came */
     char *first_title; /* its own title, which the row that carries them quotes */
     /* throttle (kept by an address's user-0 group) */
@@ -68,7 +69,7 @@ typedef struct {
     uint32_t n; /* CH_ADD: failures added to pending; CH_THROTTLE: counted against the address */
     /* CH_ROW: the group's log state before the row */
     int64_t prev_row_at, prev_first_at;
-    uint32_t prev_pending;
+    uint64_t prev_pending;
     char *prev_first_title;
     /* CH_THROTTLE: the block this account started (0: none) */
     int64_t blocked;
@@ -103,9 +104,16 @@ static void s_key_of(const char *ip, uint32_t user, s_key *k)
     }
 }
 
-static int s_cmp(const void *a, const void *b)
+/* Field by field: a struct copy need not copy padding, so memcmp of whole keys could see
+ * two equal keys differ. */
+static int s_cmp(const void *pa, const void *pb)
 {
-    return memcmp(&((const s_group *)a)->key, &((const s_group *)b)->key, sizeof(s_key));
+    const s_key *a = &((const s_group *)pa)->key, *b = &((const s_group *)pb)->key;
+    if (a->family != b->family)
+        return a->family < b->family ? -1 : 1;
+    if (a->user != b->user)
+        return a->user < b->user ? -1 : 1;
+    return memcmp(a->addr, b->addr, sizeof a->addr);
 }
 
 static s_group *s_find(ab_authfail *f, const s_key *k)
@@ -159,12 +167,20 @@ static s_group *s_find_or_add(ab_authfail *f, const ab_authfail_limits *lim, con
 
 /* --- the table ------------------------------------------------------------------------- */
 
+/* A setting's value within lo..hi: a value forced past the catalog's limits (setting.set
+ * force) counts as the nearest one. */
+static int64_t s_setting(const char *name, int64_t def, int64_t lo, int64_t hi)
+{
+    int64_t v = ab_settings_int(name, def);
+    return v < lo ? lo : v > hi ? hi : v;
+}
+
 void ab_authfail_limits_now(ab_authfail_limits *lim)
 {
     bool each = ab_settings_bool("Security.log_each_individual_auth_fail");
-    lim->window_ms = each ? 0 : ab_settings_int("Security.auth_fail_log_window", 10) * 1000;
-    lim->amount = ab_settings_int("Security.auth_fail_throttle_amount", 100);
-    lim->period_ms = ab_settings_int("Security.auth_fail_throttle_period", 60) * 1000;
+    lim->window_ms = each ? 0 : s_setting("Security.auth_fail_log_window", 10, 0, 86400) * 1000;
+    lim->amount = s_setting("Security.auth_fail_throttle_amount", 100, 0, 1000000);
+    lim->period_ms = s_setting("Security.auth_fail_throttle_period", 60, 1, 86400) * 1000;
 }
 
 ab_authfail *ab_authfail_new(size_t max_sources)
@@ -273,7 +289,7 @@ static s_change *s_undo_push(ab_authfail_undo *u, s_change_kind kind, const s_ke
 
 /* The title of a row standing for n failures, the first of which (at first_at, monotonic)
  * was titled first. */
-static void s_summary_title(const s_group *g, uint32_t n, int64_t first_at, const char *first,
+static void s_summary_title(const s_group *g, uint64_t n, int64_t first_at, const char *first,
                             int64_t now, const ab_authfail_limits *lim, char *out, size_t len)
 {
     struct timespec wall;
@@ -284,16 +300,16 @@ static void s_summary_title(const s_group *g, uint32_t n, int64_t first_at, cons
     const char *from =
         g->key.family == FAM_OVERFLOW ? "addresses beyond those the engine tracks" : "one address";
     snprintf(out, len,
-             "Failed authentication %u times from %s since %02d:%02d:%02d UTC (one row per %lld "
-             "s: Security.auth_fail_log_window); the first: %s",
+             "Failed authentication %" PRIu64 " times from %s since %02d:%02d:%02d UTC (one row "
+             "per %lld s: Security.auth_fail_log_window); the first: %s",
              n, from, tm.tm_hour, tm.tm_min, tm.tm_sec, (long long)(lim->window_ms / 1000), first);
 }
 
 /* Queue the group's row standing for n failures, titled title. Returns 0 or -1. */
-static int s_queue_row(const s_group *g, uint32_t n, const char *title, ab_audit *audit)
+static int s_queue_row(const s_group *g, uint64_t n, const char *title, ab_audit *audit)
 {
-    char count[16];
-    snprintf(count, sizeof count, "%u", n);
+    char count[24];
+    snprintf(count, sizeof count, "%" PRIu64, n);
     ab_change change;
     ab_change_init(&change);
     ab_change_add(&change, "failures", NULL, 0, count, strlen(count));
@@ -307,12 +323,11 @@ static int s_queue_row(const s_group *g, uint32_t n, const char *title, ab_audit
 
 /* Write the group's row: it carries the failures pending since its last row, and n more
  * titled title (n = 0 for a row at the end of a window). Opens the group's next window. */
-static int s_write_row(ab_authfail *f, s_group *g, uint32_t n, const char *title,
-                       const ab_authfail_limits *lim, int64_t now, ab_audit *audit,
-                       ab_authfail_undo *u)
+static int s_write_row(s_group *g, uint32_t n, const char *title, const ab_authfail_limits *lim,
+                       int64_t now, ab_audit *audit, ab_authfail_undo *u)
 {
     char summary[600];
-    uint32_t total = g->pending + n;
+    uint64_t total = g->pending + n;
     if (g->pending > 0) {
         s_summary_title(g, total, g->first_at, g->first_title ? g->first_title : "", now, lim,
                         summary, sizeof summary);
@@ -334,7 +349,6 @@ static int s_write_row(ab_authfail *f, s_group *g, uint32_t n, const char *title
     g->first_title = NULL;
     g->pending = 0;
     g->row_at = now;
-    (void)f;
     return 0;
 }
 
@@ -349,7 +363,7 @@ static int s_log(ab_authfail *f, s_group *g, uint32_t n, const char *title,
                  const ab_authfail_limits *lim, int64_t now, ab_audit *audit, ab_authfail_undo *u)
 {
     if (!s_window_open(g, lim, now))
-        return s_write_row(f, g, n, title, lim, now, audit, u);
+        return s_write_row(g, n, title, lim, now, audit, u);
     s_change *c = s_undo_push(u, CH_ADD, &g->key);
     if (!c || (g->pending == 0 && !(g->first_title = strdup(title)))) {
         if (c)
@@ -432,7 +446,7 @@ static void s_visit_group(s_group *g, s_walk *w)
     if (g->blocked_until && (g->blocked_until <= w->now || w->lim->amount <= 0))
         s_unblock(f, g); /* ended, or the throttle was turned off */
     if (g->pending > 0 && w->audit && w->rc == 0 && (w->all || !s_window_open(g, w->lim, w->now)))
-        w->rc = s_write_row(f, g, 0, "", w->lim, w->now, w->audit, w->u);
+        w->rc = s_write_row(g, 0, "", w->lim, w->now, w->audit, w->u);
     else if (g->pending > 0 && g->row_at + w->lim->window_ms < f->next_due)
         f->next_due = g->row_at + w->lim->window_ms;
     if (g == &f->overflow || !s_idle(g, w->lim, w->now))
