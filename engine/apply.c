@@ -66,6 +66,11 @@ typedef struct {
     const char *ip; /* a key limited to allowed_ips is judged per caller address */
     ab_identity who;
     ab_error err; /* code AB_OK when authenticated */
+    /* when refused: the audit title naming the credential and why, the user it names (0:
+     * nobody), and how many of the batch's commands carried it */
+    char fail_title[200];
+    uint32_t fail_user;
+    uint32_t refused;
 } s_auth;
 
 struct ab_applier {
@@ -79,7 +84,9 @@ struct ab_applier {
     int n;
     s_auth *auth; /* one per distinct key of the batch: at most batch_max */
     int nauth;
-    ab_key_batch *keys; /* the batch's authkeys, read ahead (s_read_keys) */
+    ab_key_batch *keys;     /* the batch's authkeys, read ahead (s_read_keys) */
+    ab_authfail_undo *undo; /* what the transaction's ab_authfail_account changed */
+    bool accounted;         /* ... and it has to be reverted if the transaction fails */
     ab_audit *audit;
     ab_events *events;
     uint64_t commands, batches;
@@ -119,19 +126,25 @@ ab_applier *ab_applier_new(const ab_applier_options *opt, ab_transport *t, ab_db
     a->auth = calloc((size_t)opt->batch_max, sizeof *a->auth);
     a->audit = ab_audit_new();
     a->events = ab_events_new();
-    if (!a->inbound || !a->slots || !a->auth || !a->audit || !a->events)
+    a->undo = ab_authfail_undo_new();
+    if (!a->inbound || !a->slots || !a->auth || !a->audit || !a->events || !a->undo)
         ab_applier_destroy(&a);
     return a;
 }
+
+static void s_write_due_rows(ab_applier *a, bool all);
 
 void ab_applier_destroy(ab_applier **ap)
 {
     if (!ap || !*ap)
         return;
     ab_applier *a = *ap;
+    if (a->db && a->undo && a->audit && a->opt.authfail)
+        s_write_due_rows(a, true); /* the counts would die with the process */
     ab_db_close(&a->db);
     ab_audit_destroy(&a->audit);
     ab_events_destroy(&a->events);
+    ab_authfail_undo_destroy(&a->undo);
     free(a->inbound);
     free(a->slots);
     free(a->auth);
@@ -210,6 +223,11 @@ static void s_check(ab_applier *a, s_slot *s)
     }
     s->decoded = true;
     snprintf(s->msg.ip, sizeof s->msg.ip, "%s", s->in->ip);
+    /* An address that keeps failing to authenticate is refused before any database work. */
+    if (ab_authfail_throttled(a->opt.authfail, s->msg.ip, a->received_us / 1000, &err) < 0) {
+        s_set_error(s, &err);
+        return;
+    }
     s->cmd = ab_catalog_find(s->msg.type, strlen(s->msg.type));
     if (!s->cmd) {
         ab_fail(&err, AB_E_INVALID, "type", "unknown command type '%s'", s->msg.type);
@@ -278,15 +296,11 @@ static s_auth *s_authenticate(ab_applier *a, const s_slot *s, int *index, ab_err
     c->auth = cred;
     c->len = len;
     c->ip = s->msg.ip;
-    char title[200];
-    uint32_t fail_user = 0;
-    if (s_check_cred(a, c, title, sizeof title, &fail_user) < 0) {
-        if (c->err.code != AB_E_UNAUTHENTICATED) {
-            *fault = c->err;
-            return NULL;
-        }
-        ab_actor actor = {fail_user, c->who.email, "SYSTEM", s->msg.ip};
-        ab_audit_add(a->audit, &actor, "User", fail_user, "auth_fail", title, NULL);
+    /* A refusal's audit row is ab_authfail_account's to write (s_account_failures). */
+    if (s_check_cred(a, c, c->fail_title, sizeof c->fail_title, &c->fail_user) < 0 &&
+        c->err.code != AB_E_UNAUTHENTICATED) {
+        *fault = c->err;
+        return NULL;
     }
     *index = a->nauth++;
     return c;
@@ -349,6 +363,7 @@ static int s_admit(ab_applier *a, ab_error *fault)
         if (c->err.code == AB_OK && c->kind != CRED_NONE && ab_settings_bool("MISP.log_auth"))
             s_log_auth(a, s, &c->who);
         if (c->err.code != AB_OK) {
+            c->refused++;
             s_set_error(s, &c->err);
         } else if (ab_authorise(s->cmd, &c->who, &err) < 0 ||
                    ab_session_may_run(s->cmd, s->msg.args, &c->who, &err) < 0) {
@@ -579,6 +594,7 @@ static void s_reset_phase_two(ab_applier *a, const s_state *before)
 }
 
 static bool s_is_wake(const ab_event *ev);
+static void s_reconnect(ab_applier *a);
 
 /* Durable events (t->durable_events): the batch's events, but the notices for daemons,
  * go to the outbox inside the transaction; ab_outbox_relay sends them after COMMIT. */
@@ -598,20 +614,84 @@ static int s_write_outbox(ab_applier *a, ab_error *fault)
     return rc;
 }
 
-static int s_transaction(ab_applier *a, ab_error *fault)
+/* The batch's refused credentials go to the table of failed authentications, which queues
+ * the auth_fail rows that are due (authfail.h: at most one per source and window) and
+ * throttles addresses that keep failing. Also writes the rows whose window has ended. */
+static int s_account_failures(ab_applier *a, bool flush, ab_error *fault)
+{
+    ab_authfail_note notes[a->nauth > 0 ? a->nauth : 1];
+    size_t n = 0;
+    for (int i = 0; i < a->nauth; i++) {
+        const s_auth *c = &a->auth[i];
+        if (c->refused > 0)
+            notes[n++] =
+                (ab_authfail_note){c->ip, c->fail_user, c->who.email, c->fail_title, c->refused};
+    }
+    ab_authfail_limits lim;
+    ab_authfail_limits_now(&lim);
+    int64_t now = s_monotonic_us() / 1000;
+    if ((flush ? ab_authfail_flush(a->opt.authfail, &lim, now, a->audit, a->undo)
+               : ab_authfail_account(a->opt.authfail, &lim, notes, n, now, a->audit, a->undo)) < 0)
+        return ab_fail(fault, AB_E_INTERNAL, NULL, "out of memory");
+    a->accounted = true;
+    return 0;
+}
+
+/* A transaction that did not commit gives back what it counted (authfail.h). */
+static void s_rollback(ab_applier *a)
 {
     ab_error ignored;
+    if (!ab_db_connection_lost(a->db))
+        ab_db_exec(a->db, "ROLLBACK", &ignored);
+    if (a->accounted)
+        ab_authfail_revert(a->opt.authfail, a->undo);
+    a->accounted = false;
+}
+
+static int s_transaction(ab_applier *a, ab_error *fault)
+{
+    a->accounted = false;
     /* ab_settings_sync: one primary-key read; a setting changed by an earlier batch (of any
      * engine) applies from this batch on (MISP.log_client_ip, MISP.log_auth, debug). */
     if (ab_db_exec(a->db, "START TRANSACTION", fault) < 0 || ab_settings_sync(a->db, fault) < 0 ||
         s_admit(a, fault) < 0 || s_replay(a, fault) < 0 || s_run_all(a, fault) < 0 ||
-        ab_audit_flush(a->audit, a->db, fault) < 0 || s_record_ids(a, fault) < 0 ||
-        s_write_outbox(a, fault) < 0 || ab_db_exec(a->db, "COMMIT", fault) < 0) {
-        if (!ab_db_connection_lost(a->db))
-            ab_db_exec(a->db, "ROLLBACK", &ignored);
+        s_account_failures(a, false, fault) < 0 || ab_audit_flush(a->audit, a->db, fault) < 0 ||
+        s_record_ids(a, fault) < 0 || s_write_outbox(a, fault) < 0 ||
+        ab_db_exec(a->db, "COMMIT", fault) < 0) {
+        s_rollback(a);
         return -1;
     }
+    a->accounted = false;
     return 0;
+}
+
+/* auth_fail rows that wait for the end of their window while no batch comes to carry them
+ * (the flood stopped, or every command of it is refused in phase one): a transaction of
+ * their own, from whichever loop looks first. At a stop (all), every count not yet in a
+ * row. */
+static void s_write_due_rows(ab_applier *a, bool all)
+{
+    if (!all && !ab_authfail_due(a->opt.authfail, s_monotonic_us() / 1000))
+        return;
+    if (!a->db)
+        s_reconnect(a);
+    if (!a->db)
+        return;
+    ab_error err;
+    a->nauth = 0;
+    a->accounted = false;
+    if (ab_db_exec(a->db, "START TRANSACTION", &err) < 0 || ab_settings_sync(a->db, &err) < 0 ||
+        s_account_failures(a, all, &err) < 0 || ab_audit_flush(a->audit, a->db, &err) < 0 ||
+        ab_db_exec(a->db, "COMMIT", &err) < 0) {
+        s_rollback(a);
+        ab_audit_rewind(a->audit, 0);
+        AB_WARN("engine: auth_fail rows not written now (the next batch carries them): %s",
+                err.message);
+        if (ab_db_connection_lost(a->db))
+            ab_db_close(&a->db);
+        return;
+    }
+    a->accounted = false;
 }
 
 static void s_reconnect(ab_applier *a)
@@ -734,8 +814,10 @@ int ab_applier_step(ab_applier *a, int timeout_ms)
 {
     int n = a->t->ops->recv(a->t, a->inbound, a->opt.batch_max, timeout_ms);
     if (n <= 0) {
-        if (n == 0)
+        if (n == 0) {
+            s_write_due_rows(a, false);
             s_relay(a);
+        }
         return n;
     }
     a->n = n;
@@ -770,6 +852,8 @@ int ab_applier_step(ab_applier *a, int timeout_ms)
     /* Only now, with the batch committed, may a durable intake forget its commands. */
     if (a->t->ops->done)
         a->t->ops->done(a->t, a->inbound, n, redeliver);
+    if (!need_db)
+        s_write_due_rows(a, false);
     s_relay(a);
     a->t->ops->release(a->t, a->inbound, n);
     a->commands += (uint64_t)n;

@@ -4,6 +4,7 @@
 #ifndef AB_APPLY_H
 #define AB_APPLY_H
 
+#include "authfail.h"
 #include "engine.h"
 #include "metrics.h"
 #include "secret.h"
@@ -16,6 +17,8 @@ typedef struct {
     int batch_max;
     size_t max_frame;
     ab_metrics_loop *metrics; /* this loop's counters (metrics.h); NULL: not counted */
+    ab_authfail *authfail;    /* failed authentications per address, shared by the engine's
+                                 loops (authfail.h); required */
 } ab_applier_options;
 
 /* Create an applier over an open connection. It borrows t, secret and info (they must

@@ -146,6 +146,7 @@ typedef struct {
     int rc;
     ab_metrics *metrics; /* shared by the loops; loop 0 publishes it */
     int loops;
+    ab_authfail *authfail; /* failed authentications per address, shared by the loops */
 } s_loop;
 
 static int64_t s_mono_ms(void)
@@ -253,7 +254,7 @@ static void *s_run_loop(void *arg)
     }
     ab_applier_options opt = {cfg->db_dsn, atoi(cfg->batch_max),
                               (size_t)strtoull(cfg->max_frame, NULL, 10),
-                              ab_metrics_loop_at(l->metrics, l->index)};
+                              ab_metrics_loop_at(l->metrics, l->index), l->authfail};
     if (opt.batch_max < 1)
         opt.batch_max = 1;
     ab_applier *a = ab_applier_new(&opt, t, &l->db, l->secret, l->info);
@@ -306,8 +307,14 @@ static int s_serve(const ab_config *cfg, ab_db **db, const ab_secret *secret,
     ab_metrics *metrics = ab_metrics_new(n, info->name, s_unix_ms());
     if (!metrics)
         AB_WARN("engine: out of memory for the command counters; no stats events");
+    ab_authfail *authfail = ab_authfail_new(AB_AUTHFAIL_SOURCES);
+    if (!authfail) {
+        AB_ERROR("engine: out of memory");
+        ab_metrics_free(&metrics);
+        return 1;
+    }
     for (int i = 0; i < n; i++) {
-        loops[i] = (s_loop){cfg, secret, info, NULL, i, 0, metrics, n};
+        loops[i] = (s_loop){cfg, secret, info, NULL, i, 0, metrics, n, authfail};
         loops[i].db = i == 0 ? *db : s_open_db(cfg->db_dsn);
         if (i == 0)
             *db = NULL;
@@ -335,6 +342,7 @@ static int s_serve(const ab_config *cfg, ab_db **db, const ab_secret *secret,
     }
     AB_INFO("engine %s stopped", info->name);
     ab_metrics_free(&metrics);
+    ab_authfail_destroy(&authfail);
     return rc;
 }
 

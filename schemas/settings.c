@@ -384,7 +384,19 @@ const ab_setting ab_settings[] = {
     NUM("Security.advanced_authkeys_validity", SECURITY, NULL, OPTIONAL, NULL_OK, 1, 36500,
         "The longest life of a new authkey, in days; unset means no limit."),
     BOOL("Security.log_each_individual_auth_fail", SECURITY, "false", RECOMMENDED, 0,
-         "Logs every failed authkey authentication instead of one per key and hour."),
+         "Logs every refused authkey or session as its own auth_fail row, as "
+         "Security.auth_fail_log_window 0 does, instead of one row per source and window."),
+    NUM("Security.auth_fail_log_window", SECURITY, "10", RECOMMENDED, 0, 0, 86400,
+        "Seconds: failed authentications from one address (and naming one user, when the key "
+        "or session belongs to one) write at most one auth_fail row per window; the next row "
+        "says how many it stands for. 0 writes a row per refused key or session."),
+    NUM("Security.auth_fail_throttle_amount", SECURITY, "100", RECOMMENDED, 0, 0, 1000000,
+        "Failed authentications from one address within Security.auth_fail_throttle_period "
+        "after which every command from that address is refused (unavailable, with "
+        "retry_after) until the period ends. 0 never throttles."),
+    NUM("Security.auth_fail_throttle_period", SECURITY, "60", RECOMMENDED, 0, 1, 86400,
+        "Seconds over which Security.auth_fail_throttle_amount is counted, from an "
+        "address's first failure; a throttled address waits until they have passed."),
     BOOL("Security.do_not_log_authkeys", SECURITY, "false", CRITICAL, 0,
          "Masks authkeys in audit rows. adminbus never writes a key to any log: audit rows name "
          "a key by its first and last four characters."),

@@ -3,7 +3,9 @@
  *   --mode bus: C client threads, each with its own DEALER socket, keep a window of W
  *     org.add commands in flight against the broker and count the ok replies (a reply
  *     means committed). Reports commands/s over the wall clock of the whole run (first
- *     send to last reply) and the latency p50/p99.
+ *     send to last reply) and the latency p50/p99. With --random-keys each command is
+ *     signed with a fresh guess and --expect names the error codes that count as answers
+ *     (tests/bench/run-flood: what a flood of guesses costs).
  *   --mode raw: C threads, each with its own MariaDB connection, insert the rows the
  *     engine writes per org.add (organisation, audit row, command id) in transactions of
  *     B commands, with the fastest honest client: prepared statements, one INSERT per
@@ -41,6 +43,8 @@
 #define TITLE_MAX    160
 #define REPLY_MAX    512
 #define BATCH_LIMIT  4096
+#define EXPECT_MAX   4
+#define KEY_LEN      40
 
 #define ADMIN_EMAIL "admin@admin.test"
 #define ADMIN_ORG   "ORGNAME"
@@ -65,6 +69,9 @@ typedef struct {
     bool whoami;    /* bus: --command whoami (read-only: authentication alone) */
     char **keys;    /* bus: --keys-file: each command signs with one of these at random */
     size_t nkeys;
+    bool random_keys;               /* bus: --random-keys: a fresh guess per command */
+    const char *expect[EXPECT_MAX]; /* bus: --expect: error codes counted as answers */
+    int nexpect;
 } options;
 
 static options s_opt = {
@@ -115,6 +122,8 @@ typedef struct {
     uint64_t first_ns, last_ns;
     uint64_t rng;
     msgpack_sbuffer buf;
+    char guess[KEY_LEN + 1]; /* --random-keys: the key of the command being packed */
+    long codes[EXPECT_MAX];  /* --expect: replies with each of those error codes */
 } bus_client;
 
 static void s_pack_kv(msgpack_packer *pk, const char *k, const char *v)
@@ -127,6 +136,15 @@ static void s_pack_kv(msgpack_packer *pk, const char *k, const char *v)
  * batch holds many distinct keys and the engine's per-batch cache of them saves little. */
 static const char *s_bus_key(bus_client *c)
 {
+    static const char alnum[] = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+    if (s_opt.random_keys) {
+        unsigned char r[KEY_LEN];
+        bench_random_bytes(&c->rng, r, sizeof r);
+        for (int i = 0; i < KEY_LEN; i++)
+            c->guess[i] = alnum[r[i] % (sizeof alnum - 1)];
+        c->guess[KEY_LEN] = '\0';
+        return c->guess;
+    }
     if (s_opt.nkeys == 0)
         return s_opt.key;
     uint64_t r;
@@ -235,7 +253,20 @@ static slot *s_bus_match(bus_client *c, const msgpack_object *id)
     return NULL;
 }
 
-/* Check one reply body: ok:true, and an id we are waiting for. */
+/* The index in --expect of the error code of reply root, or -1. */
+static int s_expected_error(const msgpack_object *root)
+{
+    const msgpack_object *err = bench_map_get(root, "error");
+    const msgpack_object *code = err ? bench_map_get(err, "code") : NULL;
+    for (int i = 0; code && code->type == MSGPACK_OBJECT_STR && i < s_opt.nexpect; i++)
+        if (code->via.str.size == strlen(s_opt.expect[i]) &&
+            memcmp(code->via.str.ptr, s_opt.expect[i], code->via.str.size) == 0)
+            return i;
+    return -1;
+}
+
+/* Check one reply body: ok:true (or an error --expect names), and an id we are waiting
+ * for. */
 static int s_bus_take_reply(bus_client *c, const char *data, size_t len)
 {
     msgpack_unpacked u;
@@ -246,15 +277,19 @@ static int s_bus_take_reply(bus_client *c, const char *data, size_t len)
         goto out;
     }
     const msgpack_object *ok = bench_map_get(&u.data, "ok");
-    if (!ok || ok->type != MSGPACK_OBJECT_BOOLEAN || !ok->via.boolean) {
+    int expected = -1;
+    if (!ok || ok->type != MSGPACK_OBJECT_BOOLEAN ||
+        (!ok->via.boolean && (expected = s_expected_error(&u.data)) < 0)) {
         s_print_error_reply(c, &u.data);
         goto out;
     }
     slot *s = s_bus_match(c, bench_map_get(&u.data, "id"));
     if (!s) {
-        s_failf("client %d: an ok reply for an id we did not send (or sent twice)", c->index);
+        s_failf("client %d: a reply for an id we did not send (or sent twice)", c->index);
         goto out;
     }
+    if (expected >= 0)
+        c->codes[expected]++;
     uint64_t now = bench_now_ns();
     c->lat_ns[c->done++] = now - s->sent_ns;
     c->last_ns = now;
@@ -372,18 +407,28 @@ static void s_bus_report(bus_client *cl)
     double secs = (double)(last - first) / 1e9;
     double rate = secs > 0 ? (double)done / secs : 0.0;
     double p50 = bench_percentile_ms(all, n, 0.50), p99 = bench_percentile_ms(all, n, 0.99);
+    long codes[EXPECT_MAX] = {0}, oks = done;
+    char counts[64 * EXPECT_MAX] = "";
+    size_t used = 0;
+    for (int e = 0; e < s_opt.nexpect; e++) {
+        for (int i = 0; i < s_opt.clients; i++)
+            codes[e] += cl[i].codes[e];
+        oks -= codes[e];
+        used += (size_t)snprintf(counts + used, sizeof counts - used, ",\"%s\":%ld",
+                                 s_opt.expect[e], codes[e]);
+    }
     printf("bus: %ld commands, %d clients, window %d: %.0f commands/s (%.2f s); "
            "latency p50 %.2f ms, p99 %.2f ms\n",
            done, s_opt.clients, s_opt.window, rate, secs, p50, p99);
     printf("{\"mode\":\"bus\",\"commands\":%ld,\"clients\":%d,\"window\":%d,\"seconds\":%.3f,"
-           "\"cmds_per_s\":%.1f,\"p50_ms\":%.3f,\"p99_ms\":%.3f}\n",
-           done, s_opt.clients, s_opt.window, secs, rate, p50, p99);
+           "\"cmds_per_s\":%.1f,\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"ok\":%ld%s}\n",
+           done, s_opt.clients, s_opt.window, secs, rate, p50, p99, oks, counts);
     free(all);
 }
 
 static int s_run_bus(void)
 {
-    if (!s_opt.url || (!s_opt.key && s_opt.nkeys == 0)) {
+    if (!s_opt.url || (!s_opt.key && s_opt.nkeys == 0 && !s_opt.random_keys)) {
         fprintf(stderr, "adminbus-bench: --mode bus needs --url and --key (or ADMINBUS_URL, "
                         "ADMINBUS_AUTHKEY)\n");
         return 2;
@@ -924,6 +969,9 @@ static void s_usage(FILE *f)
           "                 so the run measures authentication and the round trip)\n"
           "  --keys-file F  bus: sign each command with a key drawn at random from F (one\n"
           "                 per line) instead of --key\n"
+          "  --random-keys  bus: sign each command with a fresh random key (a guess)\n"
+          "  --expect CODE  bus: count an error reply with this code as an answer, not a\n"
+          "                 failure (repeatable, up to 4: unauthenticated, unavailable, …)\n"
           "URL, AUTHKEY and DSN default to $ADMINBUS_URL, $ADMINBUS_AUTHKEY and\n"
           "$ADMINBUS_BENCH_DSN. Exit 0 when every command succeeded, 1 otherwise, 2 on usage.\n",
           f);
@@ -931,12 +979,23 @@ static void s_usage(FILE *f)
 
 static int s_parse_args(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"mode", 1, NULL, 'm'},    {"url", 1, NULL, 'u'},        {"key", 1, NULL, 'k'},
-        {"dsn", 1, NULL, 'd'},     {"clients", 1, NULL, 'c'},    {"commands", 1, NULL, 'n'},
-        {"window", 1, NULL, 'w'},  {"batch", 1, NULL, 'b'},      {"tag", 1, NULL, 't'},
-        {"timeout", 1, NULL, 'T'}, {"org-insert", 1, NULL, 'o'}, {"help", 0, NULL, 'h'},
-        {"command", 1, NULL, 'C'}, {"keys-file", 1, NULL, 'K'},  {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {{"mode", 1, NULL, 'm'},
+                                         {"url", 1, NULL, 'u'},
+                                         {"key", 1, NULL, 'k'},
+                                         {"dsn", 1, NULL, 'd'},
+                                         {"clients", 1, NULL, 'c'},
+                                         {"commands", 1, NULL, 'n'},
+                                         {"window", 1, NULL, 'w'},
+                                         {"batch", 1, NULL, 'b'},
+                                         {"tag", 1, NULL, 't'},
+                                         {"timeout", 1, NULL, 'T'},
+                                         {"org-insert", 1, NULL, 'o'},
+                                         {"help", 0, NULL, 'h'},
+                                         {"command", 1, NULL, 'C'},
+                                         {"keys-file", 1, NULL, 'K'},
+                                         {"random-keys", 0, NULL, 'R'},
+                                         {"expect", 1, NULL, 'E'},
+                                         {NULL, 0, NULL, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (ch) {
@@ -983,6 +1042,14 @@ static int s_parse_args(int argc, char **argv)
         case 'K':
             if (s_load_keys(optarg) < 0)
                 exit(2);
+            break;
+        case 'R':
+            s_opt.random_keys = true;
+            break;
+        case 'E':
+            if (s_opt.nexpect == EXPECT_MAX)
+                return -1;
+            s_opt.expect[s_opt.nexpect++] = optarg;
             break;
         case 'h':
             s_usage(stdout);

@@ -1,7 +1,8 @@
-# tests/bench/stack.sh — what the benchmark scripts share, sourced by run, run-jobs and
-# run-auth: a temporary ADMINBUS_HOME, a private MariaDB (or $ADMINBUS_TEST_DSN), the
-# broker and engine on free loopback ports, and a clean-up that stops exactly the
-# processes started here (by pid). Each script sets BENCH_NAME before sourcing it.
+# tests/bench/stack.sh — what the benchmark scripts share, sourced by run, run-jobs,
+# run-auth and run-flood: a temporary ADMINBUS_HOME, a private MariaDB (or
+# $ADMINBUS_TEST_DSN), the broker and engine on free loopback ports, and a clean-up that
+# stops exactly the processes started here (by pid). Each script sets BENCH_NAME before
+# sourcing it.
 #
 # After bench_home, bench_databases, bench_configure and bench_start_bus the script has:
 #   ADMINBUS_HOME LOG   the temporary home and its log folder

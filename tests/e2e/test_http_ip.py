@@ -64,6 +64,11 @@ def test_allowed_ips_and_audit_see_the_http_client(stack):
                           "/servers/serverSettingsEdit/MISP.log_client_ip", stack.key,
                           {"value": True})
     assert st == 200 and saved["saved"] is True, saved  # the audit trail keeps addresses
+    # a row per refusal (not one per source and window, test_flood.py): each names its address
+    st, saved = curl_from("127.0.0.1", base, "POST",
+                          "/servers/serverSettingsEdit/Security.auth_fail_log_window", stack.key,
+                          {"value": 0})
+    assert st == 200 and saved["saved"] is True, saved
     key2 = restricted_key(stack, "127.0.0.2/32")
     st, me = curl_from("127.0.0.2", base, "GET", "/users/view/me", key2)
     assert st == 200, me
