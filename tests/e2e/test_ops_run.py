@@ -66,7 +66,7 @@ def wait_for(what, check, timeout=60, log=None):
 
 
 @contextmanager
-def detached_stack(mariadb, home, extra_conf=""):
+def detached_stack(mariadb, home, workers="default:1"):
     """ops/run --detach --no-build for home (a fresh database of the session's server);
     yields the environment that reaches it. Stops it with ops/stop and drops the
     database at the end; fails when a process of the stack is left."""
@@ -76,7 +76,7 @@ def detached_stack(mariadb, home, extra_conf=""):
         c.execute(f"CREATE DATABASE `{database}`")
     home.mkdir(parents=True)
     (home / "adminbus.conf").write_text(f"db_dsn={mariadb.dsn_for(database)}\n"
-                                        "workers=default:1\nworker_grace_s=2\n" + extra_conf)
+                                        f"workers={workers}\nworker_grace_s=2\n")
     env = clean_env(ADMINBUS_HOME=home, ADMINBUS_BUILD=str(BIN.parent))
     seen = set()
     try:
