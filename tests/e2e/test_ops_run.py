@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BIN, ROOT, clean_env
+from conftest import BIN, ROOT, SANITIZER_REPORT, clean_env
 
 
 def pid_alive(pid):
@@ -97,6 +97,9 @@ def detached_stack(mariadb, home, workers="default:1"):
     left = [p for p in seen if pid_alive(p)] + processes_of(home)
     assert not left, f"still running after ops/stop: {sorted(set(left))}\n{stop.stdout}"
     assert not list((home / "run").glob("*.pid")), list((home / "run").glob("*.pid"))
+    for log in (home / "log").glob("*.log"):
+        text = log.read_text(errors="replace")
+        assert not SANITIZER_REPORT.search(text), f"{log.name}: sanitizer report:\n{text[-4000:]}"
 
 
 def http_health(env_file):
