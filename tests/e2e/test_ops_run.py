@@ -15,7 +15,6 @@ import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 
-
 from conftest import BIN, ROOT, SANITIZER_REPORT, clean_env
 
 
