@@ -371,42 +371,116 @@ static int s_dsn_params(const char *q, ab_dsn *out, char *errbuf, size_t errlen)
     return 0;
 }
 
+static int s_hex(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    c = (char)tolower((unsigned char)c);
+    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* The user or password of a DSN, percent-decoded (RFC 3986): '%' must start an escape of
+ * two hex digits, and %00 is refused (it would cut the value short). The error gives the
+ * position, never the value: a password is secret. */
+static int s_dsn_decode(const char *what, const char *s, const char *end, char **out, char *errbuf,
+                        size_t errlen)
+{
+    char *d = *out = malloc((size_t)(end - s) + 1);
+    if (!d) {
+        snprintf(errbuf, errlen, "out of memory");
+        return -1;
+    }
+    for (const char *c = s; c < end; c++, d++) {
+        *d = *c;
+        if (*c != '%')
+            continue;
+        int hi = end - c > 2 ? s_hex(c[1]) : -1, lo = end - c > 2 ? s_hex(c[2]) : -1;
+        if (hi < 0 || lo < 0 || hi + lo == 0) {
+            snprintf(errbuf, errlen,
+                     "db_dsn: the %s has a '%%' at character %d that does not start an escape "
+                     "(two hex digits, not 00); a %% itself is written %%25",
+                     what, (int)(c - s) + 1);
+            return -1;
+        }
+        *d = (char)(hi * 16 + lo);
+        c += 2;
+    }
+    *d = '\0';
+    return 0;
+}
+
+/* user[:password], between the scheme and the '@' before the host: split at the first ':'
+ * (a ':' in the password may stay as it is), each part percent-decoded. */
+static int s_dsn_userinfo(const char *p, const char *at, ab_dsn *out, char *errbuf, size_t errlen)
+{
+    const char *colon = memchr(p, ':', (size_t)(at - p));
+    if (s_dsn_decode("user", p, colon ? colon : at, &out->user, errbuf, errlen) < 0)
+        return -1;
+    return colon ? s_dsn_decode("password", colon + 1, at, &out->password, errbuf, errlen) : 0;
+}
+
+/* [host][:port], between the '@' and the '/'; a port is 1 to 65535. */
+static int s_dsn_hostport(const char *hp, const char *end, ab_dsn *out, char *errbuf, size_t errlen)
+{
+    const char *pc = memchr(hp, ':', (size_t)(end - hp));
+    out->host = s_dup_range(hp, (size_t)((pc ? pc : end) - hp));
+    if (!pc)
+        return 0;
+    size_t n = (size_t)(end - pc - 1);
+    unsigned long port =
+        n >= 1 && n <= 5 && strspn(pc + 1, "0123456789") >= n ? strtoul(pc + 1, NULL, 10) : 0;
+    if (port < 1 || port > 65535) {
+        snprintf(errbuf, errlen, "db_dsn: the port must be a number from 1 to 65535 (got '%.*s')",
+                 (int)(n < 20 ? n : 20), pc + 1);
+        return -1;
+    }
+    out->port = (unsigned)port;
+    return 0;
+}
+
+/* The host part begins after the last '@' before the first '/', '?' or '#' (where RFC 3986
+ * ends the authority), so a password may hold '@' and ':' as they are; '/', '?', '#' and
+ * '%' in it are percent-encoded. libcurl's URL parser would do the splitting, but it
+ * refuses the empty host of the socket form (mariadb://u@/db?socket=PATH) and splits at
+ * the first '@'. */
 int ab_dsn_parse(const char *dsn, ab_dsn *out, char *errbuf, size_t errlen)
 {
     memset(out, 0, sizeof *out);
     const char *prefix = "mariadb://";
     if (!dsn || strncmp(dsn, prefix, strlen(prefix)) != 0) {
-        snprintf(errbuf, errlen, "db_dsn must start with %s (got '%s')", prefix, dsn ? dsn : "");
+        /* only what stands before the first ':', '/' or '@': the rest may be a password */
+        int shown = dsn ? (int)strcspn(dsn, ":/@") : 0;
+        snprintf(errbuf, errlen, "db_dsn must start with %s (got '%.*s…')", prefix,
+                 shown < 20 ? shown : 20, dsn ? dsn : "");
         return -1;
     }
     const char *p = dsn + strlen(prefix);
-    const char *at = strchr(p, '@');
-    const char *slash = strchr(at ? at : p, '/');
-    if (!at || !slash) {
+    const char *slash = p + strcspn(p, "/?#");
+    const char *at = memrchr(p, '@', (size_t)(slash - p));
+    if (!at || *slash != '/') {
         snprintf(errbuf, errlen,
-                 "db_dsn must look like mariadb://user[:password]@[host][:port]/db");
+                 "db_dsn must look like mariadb://user[:password]@[host][:port]/db%s",
+                 strchr(slash, '@') ? " (in the user and password, '/', '?' and '#' are "
+                                      "written %2F, %3F and %23)"
+                                    : "");
         return -1;
     }
-    const char *colon = memchr(p, ':', (size_t)(at - p));
-    out->user = s_dup_range(p, (size_t)((colon ? colon : at) - p));
-    out->password = colon ? s_dup_range(colon + 1, (size_t)(at - colon - 1)) : NULL;
-    const char *hp = at + 1;
-    const char *pc = memchr(hp, ':', (size_t)(slash - hp));
-    out->host = s_dup_range(hp, (size_t)((pc ? pc : slash) - hp));
-    out->port = pc ? (unsigned)strtoul(pc + 1, NULL, 10) : 0;
-    const char *q = strchr(slash, '?');
-    out->database = s_dup_range(slash + 1, q ? (size_t)(q - slash - 1) : strlen(slash + 1));
     out->timeout_s = AB_DSN_TIMEOUT_S;
-    if (!*out->database) {
+    const char *q = strchr(slash, '?');
+    if (s_dsn_userinfo(p, at, out, errbuf, errlen) < 0 ||
+        s_dsn_hostport(at + 1, slash, out, errbuf, errlen) < 0)
+        goto fail;
+    out->database = s_dup_range(slash + 1, q ? (size_t)(q - slash - 1) : strlen(slash + 1));
+    if (!out->database || !*out->database) {
         snprintf(errbuf, errlen, "db_dsn names no database");
-        ab_dsn_free(out);
-        return -1;
+        goto fail;
     }
-    if (q && s_dsn_params(q + 1, out, errbuf, errlen) < 0) {
-        ab_dsn_free(out);
-        return -1;
-    }
+    if (q && s_dsn_params(q + 1, out, errbuf, errlen) < 0)
+        goto fail;
     return 0;
+fail:
+    ab_dsn_free(out);
+    return -1;
 }
 
 void ab_dsn_free(ab_dsn *dsn)

@@ -123,8 +123,10 @@ typedef struct {
 #define AB_DSN_TIMEOUT_S 120
 
 /* Parse mariadb://user[:password]@[host][:port]/database[?socket=PATH][&timeout=SECONDS]
- * (parameters in any order; timeout 1–86400, default AB_DSN_TIMEOUT_S). Returns 0 or -1
- * with a message in errbuf. */
+ * (parameters in any order; timeout 1–86400, default AB_DSN_TIMEOUT_S). The host begins
+ * after the last '@' before the first '/', '?' or '#'; user and password are
+ * percent-decoded (a malformed escape is an error). Returns 0 or -1 with a message in
+ * errbuf that never holds the password; out is then empty. */
 int ab_dsn_parse(const char *dsn, ab_dsn *out, char *errbuf, size_t errlen);
 void ab_dsn_free(ab_dsn *dsn);
 

@@ -167,6 +167,13 @@ void ctl_conn_free(ctl_conn *conn);
  * *value (caller frees), 0 when the key is absent, -1 when the file cannot be read. */
 int ctl_envfile_get(const char *path, const char *key, char **value);
 
+/* Set key to value in the env file at path: every line that assigns key is replaced by
+ * KEY=value (appended when none does); the other lines are kept as they are. Written to a
+ * temporary file beside it (mode 0600, the old file's owner when we may), then renamed
+ * over it: a reader sees the old file or the new one. value must be letters, digits and
+ * ._-+/= (as an authkey or URL is). Returns 0, or -1 with errno. */
+int ctl_envfile_set(const char *path, const char *key, const char *value);
+
 /* The default ADMINBUS_HOME: <dir of /proc/self/exe>/../../var, normalised (the binary
  * lives in build/bin/). Caller frees. Falls back to "var" when the link is unreadable. */
 char *ctl_default_home(void);

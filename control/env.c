@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* --- the env file ----------------------------------------------------------------- */
@@ -94,6 +95,67 @@ int ctl_envfile_get(const char *path, const char *key, char **value)
     fclose(f);
     *value = found;
     return found ? 1 : 0;
+}
+
+/* The lines of path with every assignment of key replaced by key=value (appended when
+ * none), written to out. Returns 0, or -1 when path cannot be read. */
+static int s_copy_setting(const char *path, const char *key, const char *value, FILE *out)
+{
+    FILE *in = fopen(path, "r");
+    if (!in)
+        return -1;
+    char *line = NULL;
+    size_t cap = 0;
+    bool done = false;
+    while (getline(&line, &cap, in) != -1) {
+        if (!s_assigns(line, key)) {
+            fputs(line, out);
+            if (line[strlen(line) - 1] != '\n')
+                fputc('\n', out);
+        } else if (!done) {
+            fprintf(out, "%s=%s\n", key, value);
+            done = true;
+        }
+    }
+    free(line);
+    fclose(in);
+    if (!done)
+        fprintf(out, "%s=%s\n", key, value);
+    return 0;
+}
+
+int ctl_envfile_set(const char *path, const char *key, const char *value)
+{
+    struct stat st;
+    if (strspn(value, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-+/=:") !=
+        strlen(value)) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (stat(path, &st) != 0)
+        return -1;
+    size_t len = strlen(path) + sizeof ".XXXXXX";
+    char *tmp = malloc(len);
+    if (!tmp)
+        return -1;
+    snprintf(tmp, len, "%s.XXXXXX", path);
+    int fd = mkstemp(tmp); /* mode 0600 */
+    FILE *out = fd < 0 ? NULL : fdopen(fd, "w");
+    int rc = out ? s_copy_setting(path, key, value, out) : -1;
+    if (fd >= 0 && fchown(fd, st.st_uid, st.st_gid) < 0 && errno != EPERM)
+        rc = -1;
+    if (out && (fflush(out) != 0 || fsync(fd) != 0))
+        rc = -1;
+    if (out ? fclose(out) != 0 : (fd >= 0 && close(fd) != 0))
+        rc = -1;
+    if (rc == 0 && rename(tmp, path) != 0)
+        rc = -1;
+    int saved = errno;
+    if (rc < 0 && fd >= 0)
+        unlink(tmp);
+    free(tmp);
+    errno = saved;
+    return rc;
 }
 
 /* --- where the settings come from ------------------------------------------------- */

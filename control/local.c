@@ -17,6 +17,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+
 #include "cli.h"
 #include "daemonbus.h"
 #include "envelope.h"
@@ -97,6 +99,65 @@ static char *s_home(void)
     return env && *env ? strdup(env) : ctl_default_home();
 }
 
+/* The operator's key in $ADMINBUS_HOME/env (ADMINBUS_AUTHKEY), when that file has one
+ * that works now: what the command may revoke. */
+typedef struct {
+    char path[4200];
+    char *key;        /* NULL: none, or one that did not work before the command */
+    uint32_t user_id; /* its user */
+} s_env_key;
+
+static void s_env_key_read(ab_local *l, const char *home, s_env_key *e)
+{
+    memset(e, 0, sizeof *e);
+    snprintf(e->path, sizeof e->path, "%s/env", home);
+    if (ctl_envfile_get(e->path, "ADMINBUS_AUTHKEY", &e->key) == 1 &&
+        ab_local_key_works(l, e->key, &e->user_id) == 1)
+        return;
+    free(e->key);
+    e->key = NULL;
+}
+
+/* The new authkey in a reply's result ("authkey", as user authkey --reset and authkey add
+ * return it once), or NULL. */
+static char *s_new_key(const msgpack_object *reply)
+{
+    const msgpack_object *res = ab_map_get(reply, "result");
+    const msgpack_object *k = res ? ab_map_get(res, "authkey") : NULL;
+    return k && k->type == MSGPACK_OBJECT_STR ? strndup(k->via.str.ptr, k->via.str.size) : NULL;
+}
+
+/* After a command that succeeded: if it revoked the key env holds, put the new key of that
+ * user it returned there (and say so), or warn that env's key no longer works. */
+static void s_env_key_follow(ab_local *l, s_env_key *e, const msgpack_object *reply)
+{
+    if (!e->key || ab_local_key_works(l, e->key, NULL) != 0)
+        return;
+    char *fresh = s_new_key(reply);
+    uint32_t owner = 0;
+    if (fresh && ab_local_key_works(l, fresh, &owner) == 1 && owner == e->user_id &&
+        ctl_envfile_set(e->path, "ADMINBUS_AUTHKEY", fresh) == 0) {
+        const char *exported = getenv("ADMINBUS_AUTHKEY");
+        fprintf(stderr,
+                "adminctl: %s held the authkey this command revoked: it now holds the new one "
+                "(ADMINBUS_AUTHKEY, mode 0600)%s\n",
+                e->path,
+                exported && strcmp(exported, e->key) == 0
+                    ? "; this shell exported the old one: export the new one, or unset "
+                      "ADMINBUS_AUTHKEY so that adminctl reads the file"
+                    : "");
+    } else {
+        fprintf(stderr,
+                "adminctl: warning: the authkey in %s (ADMINBUS_AUTHKEY) no longer works: this "
+                "command revoked it%s; put a valid key there (adminctl --local user authkey "
+                "EMAIL --reset makes one)\n",
+                e->path, fresh ? " (and the file could not take the new one)" : "");
+    }
+    if (fresh)
+        OPENSSL_cleanse(fresh, strlen(fresh));
+    free(fresh);
+}
+
 int ctl_local(const ctl_cli *cli)
 {
     char actor[600], err[1024];
@@ -105,11 +166,14 @@ int ctl_local(const ctl_cli *cli)
     ab_local_options opt = {home, actor, s_bus_probe};
     ab_local_failure why = AB_LOCAL_SETUP;
     ab_local *l = ab_local_open(&opt, err, sizeof err, &why);
-    free(home);
     if (!l) {
+        free(home);
         fprintf(stderr, "adminctl: %s\n", err);
         return why == AB_LOCAL_UNREACHABLE ? CTL_EXIT_UNREACHABLE : CTL_EXIT_USAGE;
     }
+    s_env_key env;
+    s_env_key_read(l, home, &env);
+    free(home);
     msgpack_sbuffer args, reply;
     msgpack_sbuffer_init(&args);
     msgpack_sbuffer_init(&reply);
@@ -122,9 +186,15 @@ int ctl_local(const ctl_cli *cli)
     msgpack_unpacked up;
     msgpack_unpacked_init(&up);
     int rc = CTL_EXIT_UNREACHABLE;
-    if (msgpack_unpack_next(&up, reply.data, reply.size, NULL) == MSGPACK_UNPACK_SUCCESS)
+    if (msgpack_unpack_next(&up, reply.data, reply.size, NULL) == MSGPACK_UNPACK_SUCCESS) {
         rc = ctl_render_reply(&up.data, cli->cmd->type, cli->json, stdout, stderr);
+        if (ok)
+            s_env_key_follow(l, &env, &up.data);
+    }
     msgpack_unpacked_destroy(&up);
+    if (env.key)
+        OPENSSL_cleanse(env.key, strlen(env.key));
+    free(env.key);
     msgpack_sbuffer_destroy(&args);
     msgpack_sbuffer_destroy(&reply);
     ab_local_close(&l);

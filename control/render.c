@@ -13,9 +13,15 @@
 #define CHANGE_MAX_CHARS 60 /* log.search's change column is cut to this */
 #define COLUMNS_MAX      16 /* most columns of a table */
 
-static const char *const s_time_keys[] = {
-    "created", "date_created", "date_modified",  "date_finished", "last_login", "ts",
-    "run_at",  "started",      "last_heartbeat", "expiration",    NULL};
+/* Which integers are times, by the wire's naming convention (docs/protocol.md, "Times"):
+ * "ts", or a key whose last word (after its last '_') names a moment — unix milliseconds
+ * (date_created, modified, expires, first_seen, last_login, run_at …) — or is MISP's "time"
+ * or "timestamp" — unix seconds, as MISP has them (next_execution_time). A rule, not a
+ * list of fields: a field added later with such a name is shown as a time too. */
+static const char *const s_ms_words[] = {
+    "created", "modified", "finished",  "started", "generated", "expires", "expiration",
+    "seen",    "login",    "heartbeat", "run",     "at",        NULL};
+static const char *const s_seconds_words[] = {"time", "timestamp", NULL};
 
 static const char *const s_org_columns[] = {"id",   "name",  "uuid",       "nationality", "sector",
                                             "type", "local", "user_count", NULL};
@@ -218,12 +224,21 @@ void ctl_format_time(int64_t ms, char *out, size_t outlen)
     snprintf(out, outlen, "%s.%03dZ", base, (int)frac);
 }
 
-static bool s_is_time_key(const char *key)
+static bool s_word_in(const char *word, const char *const *words)
 {
-    for (const char *const *k = s_time_keys; *k; k++)
-        if (strcmp(*k, key) == 0)
+    for (const char *const *w = words; *w; w++)
+        if (strcmp(*w, word) == 0)
             return true;
     return false;
+}
+
+/* 1000 when key names a time in milliseconds, 1 in seconds, 0 when it names none. */
+static int s_time_unit(const char *key)
+{
+    const char *us = strrchr(key, '_'), *word = us ? us + 1 : key;
+    if (strcmp(key, "ts") == 0 || s_word_in(word, s_ms_words))
+        return 1000;
+    return s_word_in(word, s_seconds_words) ? 1 : 0;
 }
 
 static bool s_is_int(const msgpack_object *o)
@@ -231,13 +246,18 @@ static bool s_is_int(const msgpack_object *o)
     return o->type == MSGPACK_OBJECT_POSITIVE_INTEGER || o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER;
 }
 
-static char *s_time_text(const msgpack_object *o)
+static char *s_time_text(const msgpack_object *o, int unit)
 {
     char buf[48];
     if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER && o->via.u64 == 0)
         return strdup("-"); /* never (e.g. last_login) */
-    int64_t ms = o->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? (int64_t)o->via.u64 : o->via.i64;
-    ctl_format_time(ms, buf, sizeof buf);
+    int64_t v = o->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? (int64_t)o->via.u64 : o->via.i64;
+    if (unit == 1 && (v > INT64_MAX / 1000 || v < INT64_MIN / 1000))
+        return NULL;
+    ctl_format_time(v * (1000 / unit), buf, sizeof buf);
+    size_t n = strlen(buf);
+    if (unit == 1 && n > 5 && buf[n - 1] == 'Z') /* whole seconds: no ".000" */
+        memcpy(buf + n - 5, "Z", 2);
     return strdup(buf);
 }
 
@@ -245,9 +265,13 @@ static char *s_time_text(const msgpack_object *o)
 static char *s_text(const char *key, const msgpack_object *o)
 {
     char buf[64];
-    if (key && s_is_time_key(key) && s_is_int(o) &&
-        (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER || o->via.u64 <= (uint64_t)INT64_MAX))
-        return s_time_text(o);
+    int unit = key && s_is_int(o) ? s_time_unit(key) : 0;
+    char *time =
+        unit && (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER || o->via.u64 <= (uint64_t)INT64_MAX)
+            ? s_time_text(o, unit)
+            : NULL;
+    if (time)
+        return time;
     switch (o->type) {
     case MSGPACK_OBJECT_NIL:
         return strdup("");

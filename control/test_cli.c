@@ -619,6 +619,59 @@ static void test_render_map(void **state)
     msgpack_sbuffer_destroy(&sb);
 }
 
+/* Times by the naming rule: ms for "ts" and keys ending in a moment word, seconds for
+ * "…_time"; integers only; other numbers (counts, ids, "…_by", "last_job_id") as they are. */
+static void s_fill_times(msgpack_packer *pk)
+{
+    static const char *const keys[] = {"modified", "expires", "first_seen",         "last_seen",
+                                       "run_at",   "ts",      "created_by",         "last_job_id",
+                                       "sent",     "logins",  "next_execution_time"};
+    ab_reply_begin_ok(pk, UUID);
+    msgpack_pack_map(pk, 12);
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        ab_pack_cstr(pk, keys[i]);
+        if (i < 6)
+            msgpack_pack_int64(pk, 1795334462123LL);
+        else if (i < 10)
+            msgpack_pack_int(pk, 42);
+        else
+            msgpack_pack_int64(pk, 1795334462LL);
+    }
+    ab_pack_cstr(pk, "created");
+    msgpack_pack_true(pk);
+}
+
+static void test_render_times_by_name(void **state)
+{
+    (void)state;
+    msgpack_sbuffer sb;
+    msgpack_unpacked u;
+    const msgpack_object *reply = s_build(&sb, &u, s_fill_times);
+    char *out, *errs;
+    assert_int_equal(s_render(reply, "role.view", false, &out, &errs), 0);
+    assert_string_equal(out, "modified:            2026-11-22T08:01:02.123Z\n"
+                             "expires:             2026-11-22T08:01:02.123Z\n"
+                             "first_seen:          2026-11-22T08:01:02.123Z\n"
+                             "last_seen:           2026-11-22T08:01:02.123Z\n"
+                             "run_at:              2026-11-22T08:01:02.123Z\n"
+                             "ts:                  2026-11-22T08:01:02.123Z\n"
+                             "created_by:          42\n"
+                             "last_job_id:         42\n"
+                             "sent:                42\n"
+                             "logins:              42\n"
+                             "next_execution_time: 2026-11-22T08:01:02Z\n"
+                             "created:             true\n");
+    free(out);
+    free(errs);
+    assert_int_equal(s_render(reply, "role.view", true, &out, &errs), 0);
+    assert_non_null(strstr(out, "\"modified\": 1795334462123"));
+    assert_non_null(strstr(out, "\"next_execution_time\": 1795334462"));
+    free(out);
+    free(errs);
+    msgpack_unpacked_destroy(&u);
+    msgpack_sbuffer_destroy(&sb);
+}
+
 static void s_fill_error(msgpack_packer *pk)
 {
     ab_error err;
@@ -712,6 +765,7 @@ int main(void)
         cmocka_unit_test(test_render_role_list),
         cmocka_unit_test(test_render_truncates_change),
         cmocka_unit_test(test_render_map),
+        cmocka_unit_test(test_render_times_by_name),
         cmocka_unit_test(test_render_error),
         cmocka_unit_test(test_help_mentions_every_flag),
     };

@@ -379,7 +379,8 @@ static void s_check_gnupg(ab_ctx *ctx, ab_diag_report *r)
         s_gpg_fail(&g,
                    "adminctl setting set GnuPG.homedir FOLDER (the GnuPG home holding the "
                    "instance's key) and adminctl setting set GnuPG.email ADDRESS",
-                   "%s not set: e-mails cannot be signed or encrypted",
+                   "%s not set: e-mails go out unsigned (still encrypted to users with a "
+                   "key)",
                    !home && !email ? "GnuPG.homedir and GnuPG.email are"
                    : !home         ? "GnuPG.homedir is"
                                    : "GnuPG.email is");

@@ -185,6 +185,20 @@ const ab_events *ab_local_events(const ab_local *l)
     return l->events;
 }
 
+int ab_local_key_works(ab_local *l, const char *key, uint32_t *user_id)
+{
+    ab_identity who;
+    ab_error err, ignored;
+    char title[256];
+    uint32_t fail_user = 0;
+    int rc = ab_authenticate(l->db, &l->secret, NULL, key, strlen(key), "", &who, title,
+                             sizeof title, &fail_user, &err);
+    ab_db_exec(l->db, "ROLLBACK", &ignored); /* end the read's transaction */
+    if (rc == 0 && user_id)
+        *user_id = who.user_id;
+    return rc == 0 ? 1 : err.code == AB_E_UNAUTHENTICATED ? 0 : -1;
+}
+
 void ab_local_close(ab_local **lp)
 {
     if (!lp || !*lp)

@@ -58,6 +58,11 @@ int ab_local_run(ab_local *l, const char *type, const char *args, size_t len, co
 /* The events of the last successful ab_local_run (already committed), to publish. */
 const ab_events *ab_local_events(const ab_local *l);
 
+/* Does key (an authkey, NUL-ended) authenticate now? As the engine would check it from the
+ * host ("" as the address). Returns 1 with *user_id (may be NULL) its user, 0 when it does
+ * not (unknown, revoked, expired, disabled user …), -1 when the database could not say. */
+int ab_local_key_works(ab_local *l, const char *key, uint32_t *user_id);
+
 /* Close the connection and free; sets *l to NULL; safe on NULL. */
 void ab_local_close(ab_local **l);
 

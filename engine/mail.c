@@ -48,6 +48,20 @@ void ab_mail_conf_free(ab_mail_conf *c)
     *c = (ab_mail_conf){0};
 }
 
+/* As MISP, GnuPG.sign false sends unsigned. An instance without a key (GnuPG.homedir or
+ * GnuPG.email unset) sends unsigned too, rather than nothing (diagnostics says so); a key
+ * that is set but cannot sign fails the mail: that is a fault to fix, not to hide. */
+static const char *s_unsigned_why(const ab_mail_conf *c)
+{
+    bool home = c->gpg_home && *c->gpg_home, email = c->gpg_email && *c->gpg_email;
+    if (!ab_settings_bool("GnuPG.sign"))
+        return "GnuPG.sign is false";
+    return home && email     ? NULL
+           : !home && !email ? "GnuPG.homedir and GnuPG.email are not set"
+           : !home           ? "GnuPG.homedir is not set"
+                             : "GnuPG.email is not set";
+}
+
 int ab_mail_conf_load(ab_mail_conf *c, const ab_secret *key, ab_error *err)
 {
     *c = (ab_mail_conf){0};
@@ -61,7 +75,8 @@ int ab_mail_conf_load(ab_mail_conf *c, const ab_secret *key, ab_error *err)
     c->gpg_binary = ab_settings_get("GnuPG.binary");
     c->disabled = ab_settings_bool("MISP.disable_emailing");
     c->only_encrypted = ab_settings_bool("GnuPG.onlyencrypted");
-    c->sign = ab_settings_bool("GnuPG.sign");
+    c->unsigned_why = s_unsigned_why(c);
+    c->sign = !c->unsigned_why;
     c->obscure = ab_settings_bool("GnuPG.obscure_subject");
     c->smtp_host = ab_settings_get("Email.host");
     c->smtp_user = ab_settings_get("Email.username");
@@ -96,6 +111,8 @@ int ab_mail_conf_load(ab_mail_conf *c, const ab_secret *key, ab_error *err)
 
 int ab_mail_gpg_from_conf(const ab_mail_conf *c, ab_mail_gpg **g, ab_error *err)
 {
+    if (!c->sign)
+        return ab_mail_gpg_open_unsigned(g, c->gpg_binary, err);
     return ab_mail_gpg_open(g, c->gpg_binary, c->gpg_home, c->gpg_email, c->gpg_password, err);
 }
 
@@ -147,7 +164,7 @@ int ab_mail_sign_text(const ab_mail_conf *c, ab_mail_gpg *g, const char *body, a
         rc = ab_fail(err, AB_E_INTERNAL, NULL, "out of memory");
     else if (c->sign)
         rc = ab_mail_gpg_sign(g, part.data, part.len, out, err);
-    else /* GnuPG.sign false: the text part as it is (still encrypted to a user's key) */
+    else /* unsigned: the text part as it is (still encrypted to a user's key) */
         ab_mime_buf_add(out, part.data, part.len);
     ab_mime_buf_free(&text);
     ab_mime_buf_free(&part);

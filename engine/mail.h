@@ -27,10 +27,12 @@ typedef struct {
     char *contact;   /* MISP.contact: quoted in the signature when set */
     char *baseurl;   /* MISP.baseurl */
     char *gpg_home, *gpg_email, *gpg_binary, *gpg_password;
-    bool disabled;       /* MISP.disable_emailing */
-    bool only_encrypted; /* GnuPG.onlyencrypted */
-    bool sign;           /* GnuPG.sign: false sends the text part unsigned */
-    bool obscure;        /* GnuPG.obscure_subject: encrypted mail gets a neutral subject */
+    bool disabled;            /* MISP.disable_emailing */
+    bool only_encrypted;      /* GnuPG.onlyencrypted */
+    bool sign;                /* the instance signs: GnuPG.sign, and GnuPG.homedir and
+                               * GnuPG.email set; else the text part goes unsigned */
+    const char *unsigned_why; /* NULL when sign, else why not ("GnuPG.sign is false", …) */
+    bool obscure;             /* GnuPG.obscure_subject: encrypted mail gets a neutral subject */
     char *smtp_host, *smtp_user, *smtp_password;
     ab_smtp_conf smtp; /* points into the strings above */
 } ab_mail_conf;
@@ -57,7 +59,8 @@ typedef struct {
 } ab_mail_msg;
 
 /* Compose m into out: headers (From, To, Subject "[ORG MISP] …", Date, Message-ID,
- * MIME-Version) and a body signed with the instance key, encrypted to gpgkey when given.
+ * MIME-Version) and a body signed with the instance key (when c->sign), encrypted to gpgkey
+ * when given.
  * message_id receives the Message-ID. Returns 0, or -1 with *err (invalid field gpgkey:
  * the recipient's key cannot be used — nothing is composed, never clear text). */
 int ab_mail_compose(const ab_mail_conf *c, ab_mail_gpg *g, const ab_mail_msg *m, ab_mime_buf *out,
@@ -65,7 +68,7 @@ int ab_mail_compose(const ab_mail_conf *c, ab_mail_gpg *g, const ab_mail_msg *m,
 
 /* The two halves of ab_mail_compose, so that a mail-out signs its text once: the
  * multipart/signed entity of body (with the host organisation's signature below it; the
- * bare text part when GnuPG.sign is false), and
+ * bare text part when the instance does not sign: !c->sign), and
  * a whole message from it (headers, then the entity, or the entity encrypted to m->gpgkey;
  * m->body is not used). Return 0 or -1 with *err as ab_mail_compose. */
 int ab_mail_sign_text(const ab_mail_conf *c, ab_mail_gpg *g, const char *body, ab_mime_buf *out,
@@ -84,7 +87,8 @@ typedef struct {
  * MISP's literal "\n" as line breaks (the settings' texts are written that way). */
 void ab_mail_fill_text(const char *tmpl, const ab_mail_fill *v, ab_mime_buf *out);
 
-/* Open the instance's signing key as c says. Returns 0 or -1 with *err. */
+/* Open GnuPG as c says: the instance's signing key when c->sign, else a context that only
+ * encrypts (no instance key needed). Returns 0 or -1 with *err. */
 int ab_mail_gpg_from_conf(const ab_mail_conf *c, ab_mail_gpg **g, ab_error *err);
 
 /* The `email` job: its arguments and handler (see docs/architecture.md, "E-mail"). */

@@ -63,8 +63,8 @@ int ab_mail_gpg_open(ab_mail_gpg **out, const char *binary, const char *home, co
     *out = NULL;
     if (!home || !*home || !email || !*email)
         return ab_fail(err, AB_E_INVALID, !home || !*home ? "GnuPG.homedir" : "GnuPG.email",
-                       "GnuPG.homedir and GnuPG.email must be set: every e-mail is signed with "
-                       "the instance's key");
+                       "GnuPG.homedir and GnuPG.email must be set to sign with the instance's "
+                       "key");
     ab_mail_gpg *g = calloc(1, sizeof *g);
     if (!g)
         return ab_fail(err, AB_E_INTERNAL, NULL, "out of memory");
@@ -83,6 +83,15 @@ int ab_mail_gpg_open(ab_mail_gpg **out, const char *binary, const char *home, co
     }
     *out = g;
     return 0;
+}
+
+int ab_mail_gpg_open_unsigned(ab_mail_gpg **out, const char *binary, ab_error *err)
+{
+    /* no context of its own: each encryption makes one in its throw-away home */
+    ab_mail_gpg *g = *out = calloc(1, sizeof *g);
+    if (g && binary && !(g->binary = strdup(binary)))
+        ab_mail_gpg_close(out);
+    return *out ? 0 : ab_fail(err, AB_E_INTERNAL, NULL, "out of memory");
 }
 
 void ab_mail_gpg_close(ab_mail_gpg **gp)
@@ -162,6 +171,8 @@ int ab_mail_gpg_sign(ab_mail_gpg *g, const char *part, size_t part_len, ab_mime_
 {
     ab_mime_buf sig = {0};
     char micalg[32], boundary[40];
+    if (!g->key)
+        return ab_fail(err, AB_E_INTERNAL, NULL, "this GnuPG context has no signing key");
     if (s_detached(g, part, part_len, &sig, micalg, sizeof micalg, err) < 0)
         return -1;
     if (ab_mime_boundary(boundary) < 0) {

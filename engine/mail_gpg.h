@@ -1,12 +1,13 @@
-/* mail_gpg.h — PGP/MIME for outgoing mail (issue 6) through gpgme: every message is signed
+/* mail_gpg.h — PGP/MIME for outgoing mail (issue 6) through gpgme: a message is signed
  * with the instance's key (GnuPG.homedir, GnuPG.email, GnuPG.password through a loopback
- * pinentry), and, for a user with a key, the signed entity is then encrypted to that key
- * (RFC 3156 §6.1: sign, then encrypt the multipart/signed entity).
+ * pinentry) when the instance signs (mail.h: ab_mail_conf.sign), and, for a user with a
+ * key, the (signed) entity is then encrypted to that key (RFC 3156 §6.1: sign, then
+ * encrypt the multipart/signed entity).
  *
  * The user's public key is read in a throw-away GnuPG home (removed afterwards): the
- * instance's keyring holds the instance's key and nothing a user gave us. A recipient key
- * that is expired, revoked, disabled or cannot encrypt fails that message — there is no
- * fall-back to clear text. */
+ * instance's keyring holds the instance's key and nothing a user gave us, and encrypting
+ * needs no instance key at all. A recipient key that is expired, revoked, disabled or
+ * cannot encrypt fails that message — there is no fall-back to clear text. */
 #ifndef AB_MAIL_GPG_H
 #define AB_MAIL_GPG_H
 
@@ -25,10 +26,16 @@ typedef struct ab_mail_gpg ab_mail_gpg;
 int ab_mail_gpg_open(ab_mail_gpg **out, const char *binary, const char *home, const char *email,
                      const char *passphrase, ab_error *err);
 
+/* Open a context that only encrypts (gpg binary, NULL: gpgme's default): the instance does
+ * not sign. ab_mail_gpg_sign fails on it. Returns 0 with *out, or -1 with *err (out of
+ * memory). */
+int ab_mail_gpg_open_unsigned(ab_mail_gpg **out, const char *binary, ab_error *err);
+
 /* Free the context and wipe the passphrase; *g becomes NULL; safe on NULL. */
 void ab_mail_gpg_close(ab_mail_gpg **g);
 
-/* The fingerprint of the signing key (upper-case hex). */
+/* The fingerprint of the signing key (upper-case hex); "" for a context that only
+ * encrypts. */
 const char *ab_mail_gpg_signer(const ab_mail_gpg *g);
 
 /* Append to out the body of a signed message: the multipart/signed Content-Type header, the

@@ -380,13 +380,16 @@ static int s_test_send(ab_ctx *ctx, ab_mail_conf *conf, const char *to, uint32_t
              res.code, res.text);
     if (ab_ctx_audit(ctx, "User", user_id, "email", title, change) < 0)
         return ab_fail(err, AB_E_INTERNAL, NULL, "out of memory");
-    msgpack_pack_map(pk, 6);
+    msgpack_pack_map(pk, conf->sign ? 7 : 8);
     ab_pack_kv_cstr(pk, "to", to);
     ab_pack_kv_bool(pk, "sent", true);
     ab_pack_kv_int(pk, "code", res.code);
     ab_pack_kv_cstr(pk, "reply", res.text);
     ab_pack_kv_cstr(pk, "message_id", msgid);
     ab_pack_kv_bool(pk, "encrypted", enc);
+    ab_pack_kv_bool(pk, "signed", conf->sign);
+    if (!conf->sign)
+        ab_pack_kv_cstr(pk, "unsigned", conf->unsigned_why);
     return 0;
 }
 
@@ -425,11 +428,11 @@ int ab_mail_test(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
     if (rc == 0 && ab_mail_gpg_from_conf(&conf, &gpg, err) < 0)
         rc = s_setting_conflict(err);
     if (rc == 0) {
-        char body[200];
+        char body[300];
         snprintf(body, sizeof body,
-                 "This is a test message from adminbus (adminctl mail test), signed with the "
-                 "instance's GnuPG key%s.",
-                 key ? " and encrypted to your key" : "");
+                 "This is a test message from adminbus (adminctl mail test), %s%s%s.",
+                 conf.sign ? "signed with the instance's GnuPG key" : "not signed: ",
+                 conf.sign ? "" : conf.unsigned_why, key ? ", encrypted to your key" : "");
         /* job 0 and the time: each test message has its own Message-ID */
         char id_key[ADDR_MAX + 40];
         snprintf(id_key, sizeof id_key, "test:%lld:%s", (long long)ctx->now_ms, to);
@@ -446,6 +449,16 @@ int ab_mail_test(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
 }
 
 /* --- mail.status ------------------------------------------------------------------------ */
+
+/* A recipient still to send (r) of a mail-out (j) that has ended failed or cancelled gets
+ * nothing unless the job is retried: mail.status shows it failed, with the job's reason.
+ * The row itself keeps its state, so that `job retry` goes on where the job stopped. */
+#define S_STOPPED                                                                                  \
+    "(j.state IN ('failed', 'cancelled') AND r.state IN ('queued', 'sending', 'retrying'))"
+#define S_STATE "IF(" S_STOPPED ", 'failed', r.state)"
+#define S_ERROR                                                                                    \
+    "IF(" S_STOPPED ", CONCAT('not sent: the mail-out ', IF(j.state = 'cancelled', 'was "          \
+    "cancelled', CONCAT('failed: ', COALESCE(j.last_error, '?')))), r.error)"
 
 static void s_pack_recipient(msgpack_packer *pk, const ab_rows *rows, const void *arg)
 {
@@ -468,19 +481,22 @@ static void s_pack_recipient(msgpack_packer *pk, const ab_rows *rows, const void
 static int s_pack_summary(ab_ctx *ctx, msgpack_packer *pk, int64_t job, ab_error *err)
 {
     static const char *const states[] = {"queued", "sending", "sent", "retrying", "failed"};
-    int64_t count[5] = {0};
+    int64_t count[5] = {0}, stopped = 0;
     ab_params p;
     ab_params_init(&p);
     ab_param_int(&p, job);
     ab_rows rows = {0};
     if (ab_db_query(ctx->db,
-                    "SELECT state, COUNT(*) FROM email_recipients WHERE job_id = ? GROUP BY state",
+                    "SELECT " S_STATE ", COUNT(*), SUM(" S_STOPPED ") FROM email_recipients r "
+                    "JOIN jobs j ON j.id = r.job_id WHERE r.job_id = ? GROUP BY 1",
                     &p, &rows, err) < 0)
         return -1;
     while (ab_rows_next(&rows) == 1)
         for (int i = 0; i < 5; i++)
-            if (strcmp(ab_rows_str(&rows, 0, NULL), states[i]) == 0)
+            if (strcmp(ab_rows_str(&rows, 0, NULL), states[i]) == 0) {
                 count[i] = ab_rows_int(&rows, 1);
+                stopped += ab_rows_int(&rows, 2);
+            }
     ab_rows_close(&rows);
     ab_pack_cstr(pk, "counts");
     msgpack_pack_map(pk, 5);
@@ -505,11 +521,18 @@ static int s_pack_summary(ab_ctx *ctx, msgpack_packer *pk, int64_t job, ab_error
         msgpack_pack_nil(pk);
         return 0;
     }
-    char notice[300];
-    snprintf(notice, sizeof notice,
-             "%lld recipient(s) failed for good and were sent nothing (the error column says "
-             "why; audit: adminctl log search --action email_failed)",
-             (long long)count[4]);
+    char notice[600];
+    int n = 0;
+    if (count[4] > stopped)
+        n = snprintf(notice, sizeof notice,
+                     "%lld recipient(s) failed for good and were sent nothing (the error column "
+                     "says why; audit: adminctl log search --action email_failed)",
+                     (long long)(count[4] - stopped));
+    if (stopped)
+        snprintf(notice + n, sizeof notice - (size_t)n,
+                 "%s%lld recipient(s) were sent nothing because the mail-out stopped (the error "
+                 "column says why): fix that, then adminctl job retry %lld sends to them",
+                 n ? "; " : "", (long long)stopped, (long long)job);
     ab_pack_cstr(pk, notice);
     return 0;
 }
@@ -533,17 +556,19 @@ int ab_mail_status(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
     ab_param_str(&p, state, slen);
     ab_param_str(&p, state, slen);
     if (ab_db_scalar(ctx->db,
-                     "SELECT COUNT(*) FROM email_recipients WHERE job_id = ? AND (? IS NULL OR "
-                     "state = ?)",
+                     "SELECT COUNT(*) FROM email_recipients r JOIN jobs j ON j.id = r.job_id "
+                     "WHERE r.job_id = ? AND (? IS NULL OR " S_STATE " = ?)",
                      &p, &total, err) < 0)
         return -1;
     ab_param_int(&p, limit);
     ab_param_int(&p, (page - 1) * limit);
     ab_rows rows = {0};
     if (ab_db_query(ctx->db,
-                    "SELECT email, state, attempts, encrypted, message_id, smtp_code, error, "
-                    "DATE_FORMAT(date_sent, '%Y-%m-%dT%H:%i:%s.%fZ') FROM email_recipients "
-                    "WHERE job_id = ? AND (? IS NULL OR state = ?) ORDER BY id LIMIT ? OFFSET ?",
+                    "SELECT r.email, " S_STATE ", r.attempts, r.encrypted, r.message_id, "
+                    "r.smtp_code, " S_ERROR ", DATE_FORMAT(r.date_sent, "
+                    "'%Y-%m-%dT%H:%i:%s.%fZ') FROM email_recipients r JOIN jobs j ON j.id = "
+                    "r.job_id WHERE r.job_id = ? AND (? IS NULL OR " S_STATE " = ?) ORDER BY "
+                    "r.id LIMIT ? OFFSET ?",
                     &p, &rows, err) < 0)
         return -1;
     /* The page, then the admin's notice: the counts per state, the job's state and last

@@ -5,6 +5,8 @@
  *                                                     migrate + first-run bootstrap, then exit
  *   adminbus-engine --schema-version                  print the schema version this build
  *                                                     migrates to (ops/restore asks)
+ *   adminbus-engine [config flags] --dsn-fields       print db_dsn's parts as the engine
+ *                                                     reads them (ops/restore asks)
  */
 #include <pthread.h>
 #include <signal.h>
@@ -40,7 +42,7 @@ static void s_on_signal(int sig)
 }
 
 typedef struct {
-    bool init;
+    bool init, dsn_fields;
     const char *name, *host_org, *admin_email;
 } s_opts;
 
@@ -59,6 +61,8 @@ static void s_usage(FILE *f)
                "admin@admin.test)\n"
                "  --name NAME          engine name shown by whoami (default host:pid)\n"
                "  --schema-version     print the schema version this build migrates to\n"
+               "  --dsn-fields         print db_dsn's user, password, host, port, database\n"
+               "                       and socket, percent-decoded, each ended by a NUL byte\n"
                "  --help, --version\n\n");
     ab_config_usage(f);
 }
@@ -80,6 +84,8 @@ static int s_parse(int argc, char **argv, s_opts *o)
             o->host_org = argv[++i];
         else if (strcmp(a, "--admin-email") == 0 && has_value)
             o->admin_email = argv[++i];
+        else if (strcmp(a, "--dsn-fields") == 0)
+            o->dsn_fields = true;
         else if (strcmp(a, "--schema-version") == 0)
             return printf("%d\n", ab_schema_latest()), 1;
         else {
@@ -88,6 +94,40 @@ static int s_parse(int argc, char **argv, s_opts *o)
             return 2;
         }
     }
+    return 0;
+}
+
+/* --dsn-fields: the DSN's parts as ab_dsn_parse reads them, for ops/restore, which thus
+ * needs no parser of its own. NUL-ended: a password may hold any other byte. Returns the
+ * exit status. */
+static int s_print_dsn_fields(const char *dsn)
+{
+    ab_dsn d;
+    char msg[256];
+    if (ab_dsn_parse(dsn, &d, msg, sizeof msg) < 0) {
+        fprintf(stderr, "adminbus-engine: %s\n", msg);
+        return 2;
+    }
+    char port[16] = "";
+    if (d.port)
+        snprintf(port, sizeof port, "%u", d.port);
+    const char *fields[] = {d.user, d.password, d.host, port, d.database, d.socket};
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
+        printf("%s%c", fields[i] ? fields[i] : "", '\0');
+    ab_dsn_free(&d);
+    return fflush(stdout) == 0 ? 0 : 1;
+}
+
+/* A DSN that cannot be read is refused at once: waiting for the database would not help. */
+static int s_check_dsn(const char *dsn)
+{
+    ab_dsn d;
+    char msg[256];
+    if (ab_dsn_parse(dsn, &d, msg, sizeof msg) < 0) {
+        fprintf(stderr, "adminbus-engine: %s\n", msg);
+        return -1;
+    }
+    ab_dsn_free(&d);
     return 0;
 }
 
@@ -374,6 +414,11 @@ int main(int argc, char **argv)
                 cfg.home);
         ab_config_free(&cfg);
         return 2;
+    }
+    if (o.dsn_fields || s_check_dsn(cfg.db_dsn) < 0) {
+        int done = o.dsn_fields ? s_print_dsn_fields(cfg.db_dsn) : 2;
+        ab_config_free(&cfg);
+        return done;
     }
     if (!o.init && s_check_endpoints(&cfg) < 0) {
         ab_config_free(&cfg);

@@ -861,13 +861,16 @@ const ab_command ab_catalog[] = {
      "GnuPG.key_fetching_disabled makes it a conflict. Org admins fetch for the users of "
      "their own organisation who are not site admins (forbidden, field user).",
      true, AB_PERM_ORG_ADMIN, s_user_gpg_fetch, COUNT(s_user_gpg_fetch)},
-    {"mail.test", "mail test", "Send one signed test message now",
-     "Composes a signed test message (encrypted when the address is a user's with a GnuPG key) "
+    {"mail.test", "mail test", "Send one test message now",
+     "Composes a test message, signed with the instance's key unless GnuPG.sign is false or "
+     "GnuPG.homedir/GnuPG.email are unset (then unsigned, and the reply says why), encrypted "
+     "when the address is a user's with a GnuPG key, "
      "and submits it to the SMTP server (settings Email.*) at once, waiting at most 10 "
      "seconds, and returns the server's reply: sent, code and text. A refusal or an "
      "unreachable server is unavailable (temporary) or invalid (permanent, field to), with "
      "the reply in the message; a refused login is invalid (field Email.password); a setting "
-     "in the way (MISP.email unset, no usable instance key, MISP.disable_emailing) is a "
+     "in the way (MISP.email unset, an instance key that is set but cannot sign, "
+     "MISP.disable_emailing) is a "
      "conflict naming it. Audited as email.",
      true, AB_PERM_SITE_ADMIN, s_mail_test, COUNT(s_mail_test)},
     {"mail.status", "mail status", "Show a mail-out's recipients",
@@ -875,7 +878,9 @@ const ab_command ab_catalog[] = {
      "failed), attempts, whether the message was encrypted, its Message-ID, the SMTP server's "
      "reply code and the error (the server's reply or GnuPG's reason); then counts (per "
      "state, the whole job), the job's state and message, and a notice when recipients "
-     "failed for good (each also has an audit row email_failed). "
+     "failed for good (each also has an audit row email_failed). A recipient not reached by a "
+     "mail-out that has ended failed or cancelled is shown failed with the job's error (job "
+     "retry sends to it). "
      "An unknown job, or one that is not an email job, is not_found (field job).",
      false, AB_PERM_SITE_ADMIN, s_mail_status, COUNT(s_mail_status)},
 };

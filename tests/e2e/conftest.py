@@ -25,7 +25,7 @@ import time
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
-from urllib.parse import parse_qs, unquote, urlparse
+from urllib.parse import quote, unquote, urlparse
 
 import msgpack
 import pymysql
@@ -102,12 +102,13 @@ class MariaDB:
         u = urlparse(dsn)
         if u.scheme != "mariadb":
             raise ValueError(f"not a mariadb:// DSN: {dsn}")
-        q = parse_qs(u.query)
+        # As the engine reads it: user and password percent-decoded, parameters as written.
+        q = dict(p.partition("=")[::2] for p in u.query.split("&") if p)
         self.user = unquote(u.username or "")
         self.password = unquote(u.password or "")
         self.host = u.hostname or "localhost"
         self.port = u.port or 3306
-        self.socket = q["socket"][0] if "socket" in q else None
+        self.socket = q.get("socket")
         self.home = None  # its ADMINBUS_HOME when we may restart it (see restartable())
 
     # -- stopping and starting the server itself (the chaos test) --
@@ -152,8 +153,10 @@ class MariaDB:
         return pymysql.connect(**kw)
 
     def dsn_for(self, database):
-        """The DSN the engine gets: same server and account, another database."""
-        cred = self.user + (f":{self.password}" if self.password else "")
+        """The DSN the engine gets: same server and account, another database. User and
+        password percent-encoded, as the engine decodes them."""
+        cred = quote(self.user, safe="") + (f":{quote(self.password, safe='')}"
+                                            if self.password else "")
         if self.socket:
             return f"mariadb://{cred}@localhost/{database}?socket={self.socket}"
         return f"mariadb://{cred}@{self.host}:{self.port}/{database}"

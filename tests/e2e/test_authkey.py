@@ -11,6 +11,7 @@ import math
 import os
 import pwd
 import socket
+import stat
 import subprocess
 import time
 import uuid
@@ -331,3 +332,53 @@ def test_local_refuses_a_bad_home(stack, tmp_path):
     assert "x@" not in err  # the DSN's password is not repeated
     rc, out, err = local_ctl(stack, "--key", "A" * 40, "whoami")
     assert rc == 2 and "--local" in err
+
+
+def test_local_reset_of_the_env_key_updates_the_env_file(stack):
+    """$ADMINBUS_HOME/env holds the admin's key (as ops/run writes it). Break-glass resets
+    that key: the file then holds the new one (other lines kept, mode 0600) and adminctl
+    says so; plain adminctl, reading the file, goes on working. A reset of another user's
+    key, or a revoked key the file does not hold, leaves the file alone; a revocation with
+    no new key warns."""
+    me = admin(stack)
+    env = stack.home / "env"
+    env.write_text(f"ADMINBUS_URL={stack.url}\n# the operator's key\n"
+                   f"ADMINBUS_AUTHKEY={stack.key}\nADMINBUS_EVENTS={stack.events}\n")
+    env.chmod(0o640)
+    before_lines = env.read_text().splitlines()
+
+    def file_ctl(*args):
+        """adminctl with nothing but ADMINBUS_HOME: URL and key from the env file."""
+        p = subprocess.run([str(BIN / "adminctl"), *args],
+                           env=clean_env(ADMINBUS_HOME=stack.home), capture_output=True,
+                           text=True, timeout=60)
+        return p.returncode, p.stdout, p.stderr
+
+    rc, out, err = local_ctl(stack, "--json", "user", "authkey", me["email"], "--reset")
+    assert rc == 0, err
+    new = json.loads(out)["authkey"]
+    assert f"{env} held the authkey this command revoked: it now holds the new one" in err, err
+    lines = env.read_text().splitlines()
+    assert lines == [ln if not ln.startswith("ADMINBUS_AUTHKEY=") else f"ADMINBUS_AUTHKEY={new}"
+                     for ln in before_lines], lines
+    assert stat.S_IMODE(env.stat().st_mode) == 0o600
+    assert not [p for p in stack.home.iterdir() if p.name.startswith("env.")]  # no temp left
+    refused(stack, stack.key)
+    rc, out, err = file_ctl("--json", "whoami")
+    assert rc == 0 and json.loads(out)["user"]["email"] == me["email"], err
+    stack.key = new
+
+    # another user's reset: the file stays as it is, nothing said about it
+    add_user(stack, "ana@circl.lu")
+    stack.ok("user.authkey", {"user": "ana@circl.lu"})
+    rc, out, err = local_ctl(stack, "user", "authkey", "ana@circl.lu", "--reset")
+    assert rc == 0 and "env" not in err, err
+    assert f"ADMINBUS_AUTHKEY={new}" in env.read_text()
+
+    # the env key deleted: no new key to put there, so a warning
+    mine = stack.rows("SELECT id FROM auth_keys WHERE user_id = %s", me["id"])[0]["id"]
+    rc, out, err = local_ctl(stack, "authkey", "delete", str(mine))
+    assert rc == 0, err
+    assert f"warning: the authkey in {env} (ADMINBUS_AUTHKEY) no longer works" in err, err
+    assert f"ADMINBUS_AUTHKEY={new}" in env.read_text()
+    assert_nowhere(stack, [new])

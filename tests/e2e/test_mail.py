@@ -144,13 +144,15 @@ def cert(tmp_path):
 
 
 def configure(stack, sink, keys, **extra):
+    """The settings a mail test needs; extra overrides them (None leaves one unset)."""
     settings = {"MISP.email": FROM, "MISP.org": "CIRCL", "MISP.contact": "support@mail.test",
                 "MISP.baseurl": "https://misp.mail.test", "Email.host": "127.0.0.1",
                 "Email.port": sink.port, "Email.timeout": 5, "GnuPG.homedir": keys["instance"],
                 "GnuPG.email": INSTANCE_EMAIL, "GnuPG.password": INSTANCE_PASSPHRASE}
     settings.update(extra)
     for name, value in settings.items():
-        stack.ok("setting.set", {"name": name, "value": value})
+        if value is not None:  # None: left unset
+            stack.ok("setting.set", {"name": name, "value": value})
 
 
 def add_user(stack, email_addr, gpgkey=None, expired_key=False):
@@ -528,11 +530,22 @@ def test_an_unusable_instance_key_fails_the_job_and_a_retry_resumes(stack, sink,
     assert job["state"] == "failed" and "no secret key for nobody@mail.test" in \
         stack.rows("SELECT last_error FROM jobs WHERE id = %s", r["id"])[0]["last_error"]
     assert sink.messages() == []
-    assert status_of(stack, r["id"])["admin@admin.test"]["state"] == "queued"
+    # The job has stopped: its recipient is shown failed with the reason (its row waits
+    # for a retry), and the notice says how to go on.
+    st = stack.ok("mail.status", {"job": r["id"]})
+    [admin] = st["items"]
+    assert admin["state"] == "failed" and admin["attempts"] == 0, admin
+    assert admin["error"].startswith("not sent: the mail-out failed: "), admin
+    assert "no secret key for nobody@mail.test" in admin["error"], admin
+    assert st["counts"]["failed"] == 1 and st["counts"]["queued"] == 0, st
+    assert f"adminctl job retry {r['id']}" in st["notice"], st
+    assert "failed for good" not in st["notice"], st
     stack.ok("setting.set", {"name": "GnuPG.email", "value": INSTANCE_EMAIL})
     stack.ok("job.retry", {"job": r["id"]})
     assert wait_job(stack, r["id"])["state"] == "done"
     assert len(sink.messages("admin@admin.test")) == 1
+    admin = status_of(stack, r["id"])["admin@admin.test"]
+    assert admin["state"] == "sent" and admin["error"] is None, admin
 
 
 def test_adminctl_contact_with_a_message_file(stack, sink, keys, tmp_path):

@@ -49,6 +49,42 @@ def test_failed_recipients_are_reported_to_the_admin(stack, sink, keys):
     assert "email_failed" in human.stdout
 
 
+def test_a_mailout_that_stopped_before_sending_shows_why_for_each_recipient(stack, sink, keys):
+    """The job fails before any recipient is tried (MISP.email, the sender, is not set):
+    `mail status` shows each recipient failed with that reason, not queued; once the
+    setting is fixed, `job retry` sends to them."""
+    configure(stack, sink, keys, **{"MISP.email": None})
+    add_user(stack, "dave@mail.test")
+    stack.start_worker("email")
+    r = stack.ok("mail.contact", {"all": True, "subject": "S", "message": "M"})
+    assert wait_job(stack, r["id"])["state"] == "failed"
+    assert sink.messages() == []
+    st = stack.ok("mail.status", {"job": r["id"]})
+    assert st["counts"] == {"queued": 0, "sending": 0, "sent": 0, "retrying": 0, "failed": 2}
+    for item in st["items"]:
+        assert item["state"] == "failed", item
+        assert item["error"].startswith("not sent: the mail-out failed: MISP.email "), item
+    assert "2 recipient(s) were sent nothing because the mail-out stopped" in st["notice"]
+    assert [i["email"] for i in stack.ok("mail.status", {"job": r["id"], "state": "failed"})
+            ["items"]] == ["admin@admin.test", "dave@mail.test"]
+    assert stack.ok("mail.status", {"job": r["id"], "state": "queued"})["items"] == []
+
+    human = subprocess.run([str(BIN / "adminctl"), "mail", "status", str(r["id"])],
+                           env=dict(stack.env, ADMINBUS_URL=stack.url, ADMINBUS_AUTHKEY=stack.key),
+                           capture_output=True, text=True, timeout=30)
+    assert human.returncode == 0, human.stderr
+    lines = [ln for ln in human.stdout.splitlines() if "@mail.test" in ln or "@admin.test" in ln]
+    assert len(lines) >= 2 and all(" failed " in ln and "queued" not in ln for ln in lines[:2])
+    assert "the mail-out failed: MISP.email" in human.stdout
+    assert f"adminctl job retry {r['id']}" in human.stdout
+
+    stack.ok("setting.set", {"name": "MISP.email", "value": "misp@mail.test"})
+    stack.ok("job.retry", {"job": r["id"]})
+    assert wait_job(stack, r["id"])["state"] == "done"
+    assert {i["email"]: i["state"] for i in stack.ok("mail.status", {"job": r["id"]})["items"]} \
+        == {"admin@admin.test": "sent", "dave@mail.test": "sent"}
+
+
 def test_no_notice_when_all_went_out(stack, sink, keys):
     configure(stack, sink, keys)
     stack.start_worker("email")

@@ -404,6 +404,74 @@ static void test_dsn_timeout(void **state)
     ab_dsn_free(&d);
 }
 
+/* User and password are percent-decoded; the host begins after the last '@' of the
+ * authority, so '@' and ':' may also stay as they are. */
+static void test_dsn_encoded_credentials(void **state)
+{
+    (void)state;
+    ab_dsn d;
+    char err[256];
+    assert_int_equal(ab_dsn_parse("mariadb://u:p%40ss@db.example/adminbus", &d, err, sizeof err),
+                     0);
+    assert_string_equal(d.user, "u");
+    assert_string_equal(d.password, "p@ss");
+    assert_string_equal(d.host, "db.example");
+    assert_string_equal(d.database, "adminbus");
+    ab_dsn_free(&d);
+    assert_int_equal(ab_dsn_parse("mariadb://a%3Ab%2f:p%40%3a%2F%25%3F%23x@h:3307/db?timeout=9", &d,
+                                  err, sizeof err),
+                     0);
+    assert_string_equal(d.user, "a:b/");
+    assert_string_equal(d.password, "p@:/%?#x");
+    assert_string_equal(d.host, "h");
+    assert_int_equal(d.port, 3307);
+    assert_int_equal(d.timeout_s, 9);
+    ab_dsn_free(&d);
+    assert_int_equal(ab_dsn_parse("mariadb://u:p@ss:w:x@/db?socket=/s@k", &d, err, sizeof err), 0);
+    assert_string_equal(d.password, "p@ss:w:x");
+    assert_string_equal(d.host, "");
+    assert_string_equal(d.socket, "/s@k");
+    ab_dsn_free(&d);
+    assert_int_equal(ab_dsn_parse("mariadb://u:@h/db", &d, err, sizeof err), 0);
+    assert_string_equal(d.password, "");
+    ab_dsn_free(&d);
+}
+
+/* A '%' that starts no escape, %00, a bad port, a raw '/' '?' or '#' in a password: each
+ * refused with a message that says what and where, and never shows the password. */
+static void test_dsn_encoding_errors(void **state)
+{
+    (void)state;
+    const struct {
+        const char *dsn, *needle;
+    } bad[] = {
+        {"mariadb://u:se%zzcret@h/db", "password has a '%' at character 3"},
+        {"mariadb://u:secret%4@h/db", "password has a '%' at character 7"},
+        {"mariadb://u:secret%@h/db", "password has a '%' at character 7"},
+        {"mariadb://u:se%00cret@h/db", "password has a '%' at character 3"},
+        {"mariadb://us%g1:secret@h/db", "user has a '%' at character 3"},
+        {"mariadb://u:sec/ret@h/db", "'/', '?' and '#' are written %2F, %3F and %23"},
+        {"mariadb://u:sec?ret@h/db", "'/', '?' and '#' are written %2F, %3F and %23"},
+        {"mariadb://u:sec#ret@h/db", "'/', '?' and '#' are written %2F, %3F and %23"},
+        {"mariadb://u:secret@h:0/db", "port must be a number from 1 to 65535 (got '0')"},
+        {"mariadb://u:secret@h:65536/db", "port must be a number from 1 to 65535"},
+        {"mariadb://u:secret@h:/db", "port must be a number from 1 to 65535 (got '')"},
+        {"mariadb://u:secret@h:33o6/db", "port must be a number from 1 to 65535 (got '33o6')"},
+        {"mysql://u:secret@h/db", "must start with mariadb:// (got 'mysql…')"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        ab_dsn d;
+        char err[256] = "";
+        assert_int_equal(ab_dsn_parse(bad[i].dsn, &d, err, sizeof err), -1);
+        if (!strstr(err, bad[i].needle))
+            fail_msg("%s: got '%s', expected '%s'", bad[i].dsn, err, bad[i].needle);
+        assert_null(strstr(err, "cret"));
+        assert_null(d.user);
+        assert_null(d.password);
+        ab_dsn_free(&d);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -422,6 +490,8 @@ int main(void)
         cmocka_unit_test(test_dsn_socket),
         cmocka_unit_test(test_dsn_host_without_port),
         cmocka_unit_test(test_dsn_errors),
+        cmocka_unit_test(test_dsn_encoded_credentials),
+        cmocka_unit_test(test_dsn_encoding_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
