@@ -78,6 +78,7 @@ typedef struct {
     size_t payload_len;
     bool started;
     bool lost, cancel;       /* set by the heartbeat thread, under mu */
+    bool finished;           /* its handler is over: the fenced end write judges the lease */
     bool wrote;              /* pending: its handler wrote, and its done is written already */
     char message[S_MSG_MAX]; /* pending: the done message */
 } s_job;
@@ -414,6 +415,14 @@ static void s_set_current(ab_worker *w, uint64_t id)
     pthread_mutex_unlock(&w->mu);
 }
 
+/* From now on the job's end is being recorded (see s_apply_leases_locked). */
+static void s_mark_finished(ab_worker *w, s_job *j)
+{
+    pthread_mutex_lock(&w->mu);
+    j->finished = true;
+    pthread_mutex_unlock(&w->mu);
+}
+
 static void s_drop_first_job(ab_worker *w)
 {
     pthread_mutex_lock(&w->mu);
@@ -456,13 +465,17 @@ static int s_extend(ab_worker *w, ab_db *db, s_lease *l)
     return 0;
 }
 
-/* Under mu: apply what the heartbeat learnt to the jobs still held under the same token. */
+/* Under mu: apply what the heartbeat learnt to the jobs still held under the same token
+ * whose handler has not finished. A finished job is left to the write that ends it: that
+ * write is fenced by the token and says itself when the lease was lost; and the heartbeat's
+ * extension may have found no row only because that write had just committed (the job is
+ * still held until the main thread drops it), which is no lost lease. */
 static void s_apply_leases_locked(ab_worker *w, const s_lease *l, int n)
 {
     for (int i = 0; i < n; i++)
         for (int k = 0; k < w->njobs; k++) {
             s_job *j = &w->jobs[k];
-            if (j->id != l[i].id || j->token != l[i].token)
+            if (j->id != l[i].id || j->token != l[i].token || j->finished)
                 continue;
             if (l[i].lost && !j->lost)
                 AB_WARN("worker %s: lost the lease of job %llu (another worker or the reaper "
@@ -1498,6 +1511,7 @@ static void s_run_first(ab_worker *w)
     msgpack_unpacked_init(&u);
     ab_job_run run = {.w = w, .job = j};
     s_outcome o = lost ? S_LOST : cancel ? S_CANCEL : s_prepare_and_call(w, j, &u, &run, &err);
+    s_mark_finished(w, j);
     msgpack_unpacked_destroy(&u);
     w->last_run_ms = s_mono_ms() - begun;
     if (o == S_DONE)
@@ -1523,6 +1537,7 @@ static void s_run_claimed(ab_worker *w)
     while (w->njobs > 0) {
         ab_error none;
         ab_error_clear(&none);
+        s_mark_finished(w, &w->jobs[0]);
         s_end_job(w, &w->jobs[0], S_HANDBACK, &none);
         s_drop_first_job(w);
     }
@@ -1772,8 +1787,8 @@ int ab_worker_run(ab_worker *w)
         AB_ERROR("worker %s: cannot start the heartbeat thread", w->id);
         return 1;
     }
-    AB_INFO("worker %s up: queue %s, lease %d s, poll %d ms, grace %d s", w->id, w->queue,
-            w->opt.lease_s, w->opt.poll_ms, w->opt.grace_s);
+    AB_INFO("worker %s up: queue %s, lease %d s, heartbeat %lld ms, poll %d ms, grace %d s", w->id,
+            w->queue, w->opt.lease_s, (long long)w->hb_ms, w->opt.poll_ms, w->opt.grace_s);
     s_publish_worker(w, "up", "ok");
     w->adopt_due = true;
     int rc = s_loop(w);
@@ -1821,7 +1836,9 @@ ab_worker *ab_worker_new(const ab_worker_options *opt, const ab_worker_bus *bus,
     w->bus = *bus;
     w->db = db;
     w->lease_ms = (int64_t)opt->lease_s * 1000;
-    w->hb_ms = w->lease_ms / 10 > 200 ? w->lease_ms / 10 : 200;
+    w->hb_ms = opt->heartbeat_ms > 0    ? opt->heartbeat_ms
+               : w->lease_ms / 10 > 200 ? w->lease_ms / 10
+                                        : 200;
     w->pid = (int)getpid();
     snprintf(w->queue, sizeof w->queue, "%s", opt->queue);
     if (gethostname(w->host, sizeof w->host - 1) != 0 || !w->host[0])

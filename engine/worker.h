@@ -37,6 +37,7 @@ typedef struct {
     const char *db_dsn;
     const char *queue;      /* one of AB_QUEUES */
     int lease_s;            /* how long a dead worker keeps its jobs; at least 2 */
+    int heartbeat_ms;       /* between heartbeats; 0: lease / 10, at least 200; <= lease / 4 */
     int poll_ms;            /* longest idle wait without a wake-up notice */
     int grace_s;            /* after a stop signal, how long a running handler may go on */
     const char *supervisor; /* id of the supervisor that started the worker; NULL: none */
