@@ -65,6 +65,7 @@ static const struct {
     {"worker.cleanup", ab_worker_cleanup, AB_WRITES_MANY},
     {"queue.clear", ab_queue_clear, AB_WRITES_MANY},
     {"queue.stats", ab_queue_stats, AB_WRITES_ONE},
+    {"job.stats", ab_job_stats, AB_WRITES_ONE},
     {"task.list", ab_task_list, AB_WRITES_ONE},
     {"task.set", ab_task_set, AB_WRITES_ONE},
     {"task.run", ab_task_run, AB_WRITES_MANY},

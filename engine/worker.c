@@ -40,6 +40,7 @@
 #include <unistd.h>
 
 #include "envelope.h"
+#include "jobcounts.h"
 #include "jobs.h"
 #include "log.h"
 #include "secret.h"
@@ -79,6 +80,7 @@ typedef struct {
     bool started;
     bool lost, cancel;       /* set by the heartbeat thread, under mu */
     bool finished;           /* its handler is over: the fenced end write judges the lease */
+    int64_t run_us;          /* how long its handler ran; -1 when it did not run */
     bool wrote;              /* pending: its handler wrote, and its done is written already */
     char message[S_MSG_MAX]; /* pending: the done message */
 } s_job;
@@ -147,6 +149,14 @@ static int64_t s_mono_ms(void)
 static int64_t s_wall_ms(void)
 {
     return s_clock_ms(CLOCK_REALTIME);
+}
+
+/* Monotonic microseconds: how long a handler ran. */
+static int64_t s_clock_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 /* --- events ------------------------------------------------------------------------- */
@@ -633,6 +643,20 @@ static void s_reap_announce(ab_worker *w, const s_expired *e, int n, int64_t now
         s_publish_wake(w);
 }
 
+/* Count the jobs the reaper ended (failed, cancelled) in its transaction, in the shared
+ * shard: their runs were cut short, so they stay out of the run-time histogram. */
+static int s_reap_count(ab_worker *w, ab_db *db, const s_expired *e, int n, ab_error *err)
+{
+    ab_job_counts c;
+    ab_job_counts_clear(&c);
+    for (int i = 0; i < n; i++)
+        if (e[i].outcome != S_RETRY &&
+            ab_job_counts_add(&c, w->queue, e[i].type,
+                              e[i].outcome == S_FAIL ? "failed" : "cancelled", 1, -1) < 0)
+            return ab_fail(err, AB_E_INTERNAL, NULL, "too many kinds of job to count");
+    return ab_job_counts_write(db, AB_JOB_COUNTS_SHARED, &c, err);
+}
+
 /* The reaper: jobs of this queue whose lease expired go back to the ready set (the attempt
  * they used counts) or, out of attempts, fail. */
 static void s_reap(ab_worker *w)
@@ -647,7 +671,8 @@ static void s_reap(ab_worker *w)
     int done = 0;
     while (done < n && s_reap_one(w, db, &found[done], now_ms, &err) == 0)
         done++;
-    if (n >= 0 && done == n && ab_db_exec(db, "COMMIT", &err) == 0) {
+    if (n >= 0 && done == n && s_reap_count(w, db, found, n, &err) == 0 &&
+        ab_db_exec(db, "COMMIT", &err) == 0) {
         s_reap_announce(w, found, n, now_ms);
         return;
     }
@@ -1042,8 +1067,18 @@ static const char *const s_end_sql[] = {
                  "NULL, date_modified = UTC_TIMESTAMP(3) WHERE id = ? AND lease_token = ?",
 };
 
-/* The job's row for e, the ready row for a retry, the worker's count for a failure: one
- * transaction. Returns 1 when recorded, 0 when the lease was gone, -1 on a fault. */
+/* Count one job that this worker ended in state, in the open transaction (jobcounts.h). */
+static int s_count_end(ab_worker *w, const s_job *j, const char *state, ab_error *err)
+{
+    ab_job_counts c;
+    ab_job_counts_clear(&c);
+    ab_job_counts_add(&c, w->queue, j->type, state, 1, j->started ? j->run_us : -1);
+    return ab_job_counts_write(w->db, w->id, &c, err);
+}
+
+/* The job's row for e, the ready row for a retry, the worker's count for a failure, the
+ * job counters for an end: one transaction. Returns 1 when recorded, 0 when the lease was gone, -1
+ * on a fault. */
 static int s_end_tx(ab_worker *w, const s_job *j, const s_end *e, ab_error *err)
 {
     ab_params p;
@@ -1079,6 +1114,9 @@ static int s_end_tx(ab_worker *w, const s_job *j, const s_end *e, ab_error *err)
                       NULL, NULL, err) < 0)
             return -1;
     }
+    if (changed && (e->outcome == S_FAIL || e->outcome == S_CANCEL) &&
+        s_count_end(w, j, e->outcome == S_FAIL ? "failed" : "cancelled", err) < 0)
+        return -1;
     return ab_db_exec(w->db, "COMMIT", err) < 0 ? -1 : changed > 0;
 }
 
@@ -1352,14 +1390,21 @@ static void s_flush_done(ab_worker *w)
         return;
     }
     int64_t ndone = 0;
-    for (int i = 0; i < n; i++)
+    ab_job_counts counts;
+    ab_job_counts_clear(&counts);
+    for (int i = 0; i < n; i++) {
         ndone += ok[i];
+        if (ok[i]) /* one queue, a few types: never more keys than the batch has jobs */
+            ab_job_counts_add(&counts, w->queue, w->pending[i].type, "done", 1,
+                              w->pending[i].run_us);
+    }
     ab_params p;
     ab_params_init(&p);
     ab_param_int(&p, ndone);
     ab_param_cstr(&p, w->id);
     if (ab_db_run(w->db, "UPDATE workers SET done_count = done_count + ? WHERE id = ?", &p, NULL,
                   NULL, &err) < 0 ||
+        ab_job_counts_write(w->db, w->id, &counts, &err) < 0 ||
         ab_db_exec(w->db, "COMMIT", &err) < 0) {
         s_pending_lost(w, &err);
         return;
@@ -1510,7 +1555,9 @@ static void s_run_first(ab_worker *w)
     msgpack_unpacked u;
     msgpack_unpacked_init(&u);
     ab_job_run run = {.w = w, .job = j};
+    int64_t called = s_clock_us();
     s_outcome o = lost ? S_LOST : cancel ? S_CANCEL : s_prepare_and_call(w, j, &u, &run, &err);
+    j->run_us = j->started ? s_clock_us() - called : -1;
     s_mark_finished(w, j);
     msgpack_unpacked_destroy(&u);
     w->last_run_ms = s_mono_ms() - begun;

@@ -68,8 +68,9 @@ void ab_worker_request_stop(ab_worker *w);
  * safe on NULL. */
 void ab_worker_destroy(ab_worker **w);
 
-/* The lowest schema version the worker can run on (the jobs tables, and the workers columns
- * of 0004_dispatch (idle) and 0005_supervisors (supervisor, grace_s, desired 'restart')). */
-#define AB_WORKER_SCHEMA_MIN 5
+/* The lowest schema version the worker can run on (the jobs tables, the workers columns of
+ * 0004_dispatch (idle) and 0005_supervisors (supervisor, grace_s, desired 'restart'), and
+ * 0015_job_counts, which every job end writes). */
+#define AB_WORKER_SCHEMA_MIN 15
 
 #endif
