@@ -399,9 +399,9 @@ int main(int argc, char **argv)
     signal(SIGINT, s_on_signal);
     signal(SIGTERM, s_on_signal);
     signal(SIGPIPE, SIG_IGN);
-    char name[300];
-    int slot_fd = -1; /* held until exit: the slot is this engine's while it runs */
-    if (!o.name)
+    char name[300] = "init";
+    int slot_fd = -1; /* held until exit: the slot is this engine's while it serves */
+    if (!o.name && !o.init)
         s_default_name(cfg.home, name, sizeof name, &slot_fd);
     ab_secret secret;
     /* A job handed to an idle worker gets the lease a worker's claim gives: job_lease_s

@@ -80,7 +80,7 @@ typedef struct {
     bool started;
     bool lost, cancel;       /* set by the heartbeat thread, under mu */
     bool finished;           /* its handler is over: the fenced end write judges the lease */
-    int64_t run_us;          /* how long its handler ran; -1 when it did not run */
+    int64_t run_us;          /* how long its handler ran (when started) */
     bool wrote;              /* pending: its handler wrote, and its done is written already */
     char message[S_MSG_MAX]; /* pending: the done message */
 } s_job;
@@ -1076,9 +1076,9 @@ static int s_count_end(ab_worker *w, const s_job *j, const char *state, ab_error
     return ab_job_counts_write(w->db, w->id, &c, err);
 }
 
-/* The job's row for e, the ready row for a retry, the worker's count for a failure, the
- * job counters for an end: one transaction. Returns 1 when recorded, 0 when the lease was gone, -1
- * on a fault. */
+/* The job's row for e, the ready row for a retry, the worker's count for a failure and
+ * the job counters for an end: one transaction. Returns 1 when recorded, 0 when the lease
+ * was gone, -1 on a fault. */
 static int s_end_tx(ab_worker *w, const s_job *j, const s_end *e, ab_error *err)
 {
     ab_params p;
@@ -1504,7 +1504,10 @@ static s_outcome s_call(ab_worker *w, s_job *j, const ab_job_type *t, const msgp
     AB_DEBUG("worker %s: job %llu (%s) attempt %d started", w->id, (unsigned long long)j->id,
              j->type, j->attempt);
     s_publish_job(w, j->id, j->type, j->attempt, "started", "running", NULL, 0);
-    s_outcome o = t->handler(run, args, err) == 0 ? s_complete(w, run, err) : S_FAIL;
+    int64_t called = s_clock_us();
+    int rc = t->handler(run, args, err);
+    j->run_us = s_clock_us() - called;
+    s_outcome o = rc == 0 ? s_complete(w, run, err) : S_FAIL;
     if (run->db_failed) {
         s_job_undo(w, run);
         return S_LOST;
@@ -1555,9 +1558,7 @@ static void s_run_first(ab_worker *w)
     msgpack_unpacked u;
     msgpack_unpacked_init(&u);
     ab_job_run run = {.w = w, .job = j};
-    int64_t called = s_clock_us();
     s_outcome o = lost ? S_LOST : cancel ? S_CANCEL : s_prepare_and_call(w, j, &u, &run, &err);
-    j->run_us = j->started ? s_clock_us() - called : -1;
     s_mark_finished(w, j);
     msgpack_unpacked_destroy(&u);
     w->last_run_ms = s_mono_ms() - begun;
