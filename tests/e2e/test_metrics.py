@@ -485,3 +485,29 @@ def test_the_engine_label_is_its_host_and_slot_not_its_pid(stack):
         assert second.stop() == 0
         stack.check_log_file(second.log)
     sub.close()
+
+
+def test_a_removed_workers_counts_stay_in_the_totals(stack):
+    """A worker adds to counter rows of its own; when its registration is removed (worker
+    cleanup) they move to the shared rows in that transaction: the totals do not change and
+    the table keeps no rows of a worker that is gone."""
+    http = stack.start_http()
+    w = stack.start_worker()
+    ids = stack.ok("job.enqueue_many", {"jobs": [{"type": "noop"}] * 20})["ids"]
+    wait_ended(stack, len(ids))
+    assert w.stop() == 0
+    mine = stack.rows("SELECT SUM(finished) AS n FROM job_counts WHERE shard = %s", w.id)
+    assert mine[0]["n"] == 20
+    noop = {"queue": "default", "type": "noop", "state": "done"}
+    before = scrape(stack, http)
+    assert one(before, "adminbus_jobs_finished_total", **noop) == 20
+    r = stack.ok("worker.cleanup", {"worker": w.id})
+    assert r["removed"] is True, r
+    assert stack.count("job_counts", "shard = %s", w.id) == 0
+    assert stack.rows("SELECT SUM(finished) AS n FROM job_counts WHERE shard = ''")[0]["n"] == 20
+    after = scrape(stack, http)
+    for name in ("adminbus_jobs_finished_total", "adminbus_job_duration_seconds_count",
+                 "adminbus_job_duration_seconds_sum"):
+        assert one(after, name, **noop) == one(before, name, **noop), name
+    assert series(after, "adminbus_job_duration_seconds_bucket", **noop) == \
+        series(before, "adminbus_job_duration_seconds_bucket", **noop)
