@@ -38,6 +38,9 @@
     X(stats_every_s, "5", "engine: seconds between its engine.<name>.stats events (0: none)")      \
     X(command_retention_days, "7", "days a command id and its reply are kept")                     \
     X(job_lease_s, "10", "worker: seconds a dead worker keeps its jobs (heartbeat: lease/10)")     \
+    X(job_heartbeat_ms, "0",                                                                       \
+      "worker: ms between heartbeats (leases extended, cancels and control read); 0: lease/10, "   \
+      "at least 200; at most lease/4")                                                             \
     X(worker_poll_ms, "1000", "worker: longest idle wait without a wake-up notice, ms")            \
     X(worker_grace_s, "30",                                                                        \
       "worker: after SIGTERM or a restart, seconds a running job may go on (and a cancelled "      \

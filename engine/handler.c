@@ -29,11 +29,11 @@ static const struct {
     {"user.list", ab_user_list, AB_WRITES_ONE},
     {"user.view", ab_user_view, AB_WRITES_ONE},
     {"user.edit", ab_user_edit, AB_WRITES_ONE},
-    {"user.disable", ab_user_disable, AB_WRITES_ONE},
-    {"user.enable", ab_user_enable, AB_WRITES_ONE},
-    {"user.delete", ab_user_delete, AB_WRITES_MANY}, /* its authkeys, then the user */
-    {"user.change_pw", ab_user_change_pw, AB_WRITES_ONE},
-    {"user.authkey", ab_user_authkey, AB_WRITES_MANY}, /* revoke, then the new key */
+    {"user.disable", ab_user_disable, AB_WRITES_MANY},     /* the user, then its sessions */
+    {"user.enable", ab_user_enable, AB_WRITES_MANY},       /* the user, then its sessions */
+    {"user.delete", ab_user_delete, AB_WRITES_MANY},       /* its authkeys, then the user */
+    {"user.change_pw", ab_user_change_pw, AB_WRITES_MANY}, /* the password, then sessions */
+    {"user.authkey", ab_user_authkey, AB_WRITES_MANY},     /* revoke, then the new key */
     {"authkey.add", ab_authkey_add, AB_WRITES_ONE},
     {"authkey.list", ab_authkey_list, AB_WRITES_ONE},
     {"authkey.view", ab_authkey_view, AB_WRITES_ONE},
@@ -65,6 +65,7 @@ static const struct {
     {"worker.cleanup", ab_worker_cleanup, AB_WRITES_MANY},
     {"queue.clear", ab_queue_clear, AB_WRITES_MANY},
     {"queue.stats", ab_queue_stats, AB_WRITES_ONE},
+    {"job.stats", ab_job_stats, AB_WRITES_ONE},
     {"task.list", ab_task_list, AB_WRITES_ONE},
     {"task.set", ab_task_set, AB_WRITES_ONE},
     {"task.run", ab_task_run, AB_WRITES_MANY},

@@ -74,6 +74,7 @@ int ab_job_purge(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 int ab_worker_list(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 int ab_queue_clear(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 int ab_queue_stats(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
+int ab_job_stats(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 
 /* Workers: control and the supervisor's requests (workercmd.c). */
 int ab_worker_start(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);

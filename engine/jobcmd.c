@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "handlers.h"
+#include "jobcounts.h"
 #include "jobs.h"
 #include "workerctl.h"
 
@@ -577,14 +578,18 @@ int ab_job_retry(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
     return s_pack_job(ctx, pk, id, err);
 }
 
-static int s_cancel_waiting(ab_ctx *ctx, uint64_t id, ab_error *err)
+static int s_cancel_waiting(ab_ctx *ctx, uint64_t id, const ab_job_head *h, ab_error *err)
 {
     ab_params p;
     ab_params_init(&p);
     ab_param_int(&p, (int64_t)id);
     char message[320];
     snprintf(message, sizeof message, "Cancelled by %s", ctx->who->email);
-    if (ab_db_run(ctx->db, "DELETE FROM job_ready WHERE job_id = ?", &p, NULL, NULL, err) < 0)
+    ab_job_counts counts; /* it ends without a run of its own: no run time */
+    ab_job_counts_clear(&counts);
+    ab_job_counts_add(&counts, h->queue, h->type, "cancelled", 1, -1);
+    if (ab_db_run(ctx->db, "DELETE FROM job_ready WHERE job_id = ?", &p, NULL, NULL, err) < 0 ||
+        ab_job_counts_write(ctx->db, AB_JOB_COUNTS_SHARED, &counts, err) < 0)
         return -1;
     return s_set_state(ctx, id,
                        "UPDATE jobs SET state = 'cancelled', status = 3, message = ?, "
@@ -606,7 +611,7 @@ int ab_job_cancel(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
                        (unsigned long long)id, h.state);
     char message[320], change[80];
     snprintf(message, sizeof message, "Cancel requested by %s", ctx->who->email);
-    int rc = waiting ? s_cancel_waiting(ctx, id, err)
+    int rc = waiting ? s_cancel_waiting(ctx, id, &h, err)
                      : s_set_state(ctx, id,
                                    /* left to right: the first request's time is kept */
                                    "UPDATE jobs SET message = ?, date_modified = "
@@ -672,6 +677,71 @@ static void s_pack_cleared(msgpack_packer *pk, const void *ctx)
     ab_pack_kv_int(pk, "cleared", *n);
 }
 
+/* The types of the queue's waiting jobs (at most AB_JOB_COUNTS_MAX). Returns how many. */
+static int s_waiting_types(ab_ctx *ctx, const char *q, char types[][33], ab_error *err)
+{
+    ab_params p;
+    ab_params_init(&p);
+    ab_param_cstr(&p, q);
+    ab_param_int(&p, AB_JOB_COUNTS_MAX);
+    ab_rows rows;
+    if (ab_db_query(ctx->db,
+                    "SELECT DISTINCT job_type FROM jobs WHERE worker = ? AND state IN "
+                    "('queued', 'retrying') LIMIT ?",
+                    &p, &rows, err) < 0)
+        return -1;
+    int n = 0, rc = 0;
+    while (n < AB_JOB_COUNTS_MAX && (rc = ab_rows_next(&rows)) == 1)
+        snprintf(types[n++], 33, "%s", ab_rows_str(&rows, 0, NULL));
+    ab_rows_close(&rows);
+    return rc < 0 ? ab_fail(err, AB_E_INTERNAL, NULL, "database read failed") : n;
+}
+
+/* Cancel the waiting jobs of queue q of each of types[0..ntypes), one UPDATE per type, so
+ * that each UPDATE's count of changed rows is exactly what the job counters get
+ * (jobcounts.h). Adds to *n. */
+static int s_cancel_types(ab_ctx *ctx, const char *q, char types[][33], int ntypes,
+                          const char *message, int64_t *n, ab_error *err)
+{
+    ab_job_counts counts;
+    ab_job_counts_clear(&counts);
+    for (int i = 0; i < ntypes; i++) {
+        ab_params p;
+        ab_params_init(&p);
+        ab_param_cstr(&p, message);
+        ab_param_int(&p, ctx->now_ms);
+        ab_param_cstr(&p, q);
+        ab_param_cstr(&p, types[i]);
+        uint64_t cleared = 0;
+        if (ab_db_run(ctx->db,
+                      "UPDATE jobs SET state = 'cancelled', status = 3, message = ?, "
+                      "date_finished = FROM_UNIXTIME(? / 1000), date_modified = date_finished "
+                      "WHERE worker = ? AND state IN ('queued', 'retrying') AND job_type = ?",
+                      &p, NULL, &cleared, err) < 0)
+            return -1;
+        if (cleared > 0)
+            ab_job_counts_add(&counts, q, types[i], "cancelled", (long long)cleared, -1);
+        *n += (int64_t)cleared;
+    }
+    return ab_job_counts_write(ctx->db, AB_JOB_COUNTS_SHARED, &counts, err);
+}
+
+/* Cancel every waiting job of queue q, type by type. A job enqueued meanwhile with a type
+ * not seen yet stays queued, as one enqueued just after the clear. */
+static int s_cancel_waiting_of(ab_ctx *ctx, const char *q, const char *message, int64_t *n,
+                               ab_error *err)
+{
+    *n = 0;
+    int ntypes;
+    do {
+        char types[AB_JOB_COUNTS_MAX][33];
+        ntypes = s_waiting_types(ctx, q, types, err);
+        if (ntypes < 0 || s_cancel_types(ctx, q, types, ntypes, message, n, err) < 0)
+            return -1;
+    } while (ntypes == AB_JOB_COUNTS_MAX);
+    return 0;
+}
+
 int ab_queue_clear(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
 {
     size_t len = 0;
@@ -682,20 +752,10 @@ int ab_queue_clear(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
     ab_params p;
     ab_params_init(&p);
     ab_param_cstr(&p, q);
-    uint64_t cleared = 0;
-    if (ab_db_run(ctx->db, "DELETE FROM job_ready WHERE worker = ?", &p, NULL, NULL, err) < 0)
+    int64_t n = 0;
+    if (ab_db_run(ctx->db, "DELETE FROM job_ready WHERE worker = ?", &p, NULL, NULL, err) < 0 ||
+        s_cancel_waiting_of(ctx, q, message, &n, err) < 0)
         return -1;
-    ab_params_init(&p);
-    ab_param_cstr(&p, message);
-    ab_param_int(&p, ctx->now_ms);
-    ab_param_cstr(&p, q);
-    if (ab_db_run(ctx->db,
-                  "UPDATE jobs SET state = 'cancelled', status = 3, message = ?, "
-                  "date_finished = FROM_UNIXTIME(? / 1000), date_modified = date_finished "
-                  "WHERE worker = ? AND state IN ('queued', 'retrying')",
-                  &p, NULL, &cleared, err) < 0)
-        return -1;
-    int64_t n = (int64_t)cleared;
     char title[96], topic[64];
     snprintf(title, sizeof title, "Queue %s cleared: %lld job(s) cancelled", q, (long long)n);
     snprintf(topic, sizeof topic, "queue.%s.cleared", q);
@@ -743,10 +803,35 @@ static int s_count_into(ab_ctx *ctx, const char *sql, bool with_state, int64_t c
     return rc < 0 ? ab_fail(err, AB_E_INTERNAL, NULL, "database read failed") : 0;
 }
 
+/* Per queue, how long (ms) the oldest ready job that is due has waited, into age[queue].
+ * The claim order is the key of job_ready (queue, prank, run_at, job_id), so the oldest due
+ * time of each (queue, priority) is one index dive ("Using index for group-by"), however
+ * many jobs wait; a queue's oldest is the oldest of its priorities. */
+static int s_oldest_ready(ab_ctx *ctx, int64_t age[NQ], ab_error *err)
+{
+    ab_rows rows;
+    if (ab_db_query(ctx->db,
+                    "SELECT worker, TIMESTAMPDIFF(MICROSECOND, MIN(run_at), UTC_TIMESTAMP(3)) "
+                    "DIV 1000 FROM job_ready GROUP BY worker, prank",
+                    NULL, &rows, err) < 0)
+        return -1;
+    int rc;
+    while ((rc = ab_rows_next(&rows)) == 1) {
+        int q = s_queue_index(ab_rows_str(&rows, 0, NULL));
+        int64_t waited = ab_rows_int(&rows, 1); /* < 0: due later */
+        if (q >= 0 && waited > age[q])
+            age[q] = waited;
+    }
+    ab_rows_close(&rows);
+    return rc < 0 ? ab_fail(err, AB_E_INTERNAL, NULL, "database read failed") : 0;
+}
+
 int ab_queue_stats(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
 {
-    int64_t counts[NQ][NS + 2];
+    int64_t counts[NQ][NS + 2], age[NQ] = {0};
     memset(counts, 0, sizeof counts);
+    if (s_oldest_ready(ctx, age, err) < 0)
+        return -1;
     if (s_count_into(ctx, "SELECT worker, state, COUNT(*) FROM jobs GROUP BY worker, state", true,
                      counts, 0, err) < 0 ||
         s_count_into(ctx, "SELECT worker, COUNT(*) FROM job_ready GROUP BY worker", false, counts,
@@ -760,12 +845,70 @@ int ab_queue_stats(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
     ab_pack_cstr(pk, "items");
     msgpack_pack_array(pk, NQ);
     for (int q = 0; q < NQ; q++) {
-        msgpack_pack_map(pk, NS + 3);
+        msgpack_pack_map(pk, NS + 4);
         ab_pack_kv_cstr(pk, "queue", s_queue_list[q]);
         for (int c = 0; c < NS; c++)
             ab_pack_kv_int(pk, s_state_list[c], counts[q][c]);
         ab_pack_kv_int(pk, "ready", counts[q][NS]);
         ab_pack_kv_int(pk, "workers", counts[q][NS + 1]);
+        ab_pack_kv_int(pk, "oldest_ready_age_ms", age[q]);
     }
     return 0;
+}
+
+/* --- job.stats ---------------------------------------------------------------------------- */
+
+static void s_pack_bounds(msgpack_packer *pk)
+{
+    ab_pack_cstr(pk, "le");
+    msgpack_pack_array(pk, AB_JOB_BUCKETS - 1);
+    for (int b = 0; b < AB_JOB_BUCKETS - 1; b++)
+        msgpack_pack_double(pk, (double)ab_job_bucket_us[b] / 1e6);
+}
+
+/* One row of the sums: queue, type, state, finished, ran, run_us, b0 … b12. */
+static void s_pack_count(msgpack_packer *pk, const ab_rows *rows)
+{
+    msgpack_pack_map(pk, 7);
+    ab_pack_kv_cstr(pk, "queue", ab_rows_str(rows, 0, NULL));
+    ab_pack_kv_cstr(pk, "type", ab_rows_str(rows, 1, NULL));
+    ab_pack_kv_cstr(pk, "state", ab_rows_str(rows, 2, NULL));
+    ab_pack_kv_int(pk, "finished", ab_rows_int(rows, 3));
+    ab_pack_kv_int(pk, "ran", ab_rows_int(rows, 4));
+    ab_pack_kv_int(pk, "run_us", ab_rows_int(rows, 5));
+    ab_pack_cstr(pk, "buckets"); /* cumulative, as Prometheus wants them */
+    msgpack_pack_array(pk, AB_JOB_BUCKETS);
+    int64_t sum = 0;
+    for (int b = 0; b < AB_JOB_BUCKETS; b++)
+        msgpack_pack_int64(pk, sum += ab_rows_int(rows, 6 + b));
+}
+
+int ab_job_stats(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
+{
+    ab_rows rows;
+    if (ab_db_query(ctx->db,
+                    "SELECT queue, job_type, state, SUM(finished), SUM(ran), SUM(run_us), "
+                    "SUM(b0), SUM(b1), SUM(b2), SUM(b3), SUM(b4), SUM(b5), SUM(b6), SUM(b7), "
+                    "SUM(b8), SUM(b9), SUM(b10), SUM(b11), SUM(b12) FROM job_counts "
+                    "GROUP BY queue, job_type, state ORDER BY queue, job_type, state",
+                    NULL, &rows, err) < 0)
+        return -1;
+    msgpack_sbuffer items;
+    msgpack_sbuffer_init(&items);
+    msgpack_packer ipk;
+    msgpack_packer_init(&ipk, &items, msgpack_sbuffer_write);
+    uint32_t n = 0;
+    int rc;
+    while ((rc = ab_rows_next(&rows)) == 1 && ++n)
+        s_pack_count(&ipk, &rows);
+    ab_rows_close(&rows);
+    if (rc == 0) {
+        msgpack_pack_map(pk, 2);
+        s_pack_bounds(pk);
+        ab_pack_cstr(pk, "items");
+        msgpack_pack_array(pk, n);
+        pk->callback(pk->data, items.data, items.size);
+    }
+    msgpack_sbuffer_destroy(&items);
+    return rc < 0 ? ab_fail(err, AB_E_INTERNAL, NULL, "database read failed") : 0;
 }

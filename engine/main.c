@@ -8,12 +8,16 @@
  *   adminbus-engine [config flags] --dsn-fields       print db_dsn's parts as the engine
  *                                                     reads them (ops/restore asks)
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -31,6 +35,7 @@
 #define DB_WAIT_S     30
 #define STATS_EVERY_S 10
 #define FINAL_WAIT_MS 3000 /* at exit, the publisher waits this long for the other loops */
+#define NAME_SLOTS    64   /* engines of one home on one host that get a slot name */
 
 static atomic_int s_stop;       /* set by signals and by a loop whose bus socket broke */
 static atomic_int s_loops_done; /* loops (but the publisher) that will count no more */
@@ -59,7 +64,8 @@ static void s_usage(FILE *f)
                "  --host-org NAME      host organisation for --init (default ORGNAME)\n"
                "  --admin-email EMAIL  first site administrator for --init (default "
                "admin@admin.test)\n"
-               "  --name NAME          engine name shown by whoami (default host:pid)\n"
+               "  --name NAME          engine name shown by whoami and in its stats (default\n"
+               "                       host:N, N the first slot of $ADMINBUS_HOME free)\n"
                "  --schema-version     print the schema version this build migrates to\n"
                "  --dsn-fields         print db_dsn's user, password, host, port, database\n"
                "                       and socket, percent-decoded, each ended by a NUL byte\n"
@@ -386,6 +392,45 @@ static int s_serve(const ab_config *cfg, ab_db **db, const ab_secret *secret,
     return rc;
 }
 
+/* Take the first free slot of home: an exclusive lock on $home/run/engine-<slot>.lock,
+ * kept while the process runs (the kernel lets it go at exit, kill -9 included). Returns
+ * the slot and the locked descriptor in *fd, or -1 when none could be taken. */
+static int s_claim_slot(const char *home, int *fd)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/run", home);
+    if (mkdir(path, 0700) < 0 && errno != EEXIST)
+        return -1;
+    for (int slot = 0; slot < NAME_SLOTS; slot++) {
+        snprintf(path, sizeof path, "%s/run/engine-%d.lock", home, slot);
+        *fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        if (*fd < 0)
+            return -1;
+        if (flock(*fd, LOCK_EX | LOCK_NB) == 0)
+            return slot;
+        close(*fd);
+    }
+    *fd = -1;
+    return -1;
+}
+
+/* The engine's name when --name does not give one: host:slot, stable across restarts (a
+ * restarted engine takes its slot again), so its series in /metrics carry on, and distinct
+ * for engines running side by side on one home. Without a slot (home not writable, or
+ * NAME_SLOTS engines already), host:pid, which is distinct but changes at each start. */
+static void s_default_name(const char *home, char *name, size_t len, int *fd)
+{
+    char host[256] = "localhost";
+    gethostname(host, sizeof host - 1);
+    int slot = s_claim_slot(home, fd);
+    if (slot >= 0) {
+        snprintf(name, len, "%s:%d", host, slot);
+        return;
+    }
+    AB_WARN("engine: no free name slot under %s/run (%s): named by its pid", home, strerror(errno));
+    snprintf(name, len, "%s:pid%d", host, (int)getpid());
+}
+
 int main(int argc, char **argv)
 {
     ab_config cfg;
@@ -427,10 +472,10 @@ int main(int argc, char **argv)
     signal(SIGINT, s_on_signal);
     signal(SIGTERM, s_on_signal);
     signal(SIGPIPE, SIG_IGN);
-    char name[300];
-    char host[256] = "localhost";
-    gethostname(host, sizeof host - 1);
-    snprintf(name, sizeof name, "%s:%d", host, (int)getpid());
+    char name[300] = "init";
+    int slot_fd = -1; /* held until exit: the slot is this engine's while it serves */
+    if (!o.name && !o.init)
+        s_default_name(cfg.home, name, sizeof name, &slot_fd);
     ab_secret secret;
     /* A job handed to an idle worker gets the lease a worker's claim gives: job_lease_s
      * less one heartbeat period (lease / 10). The worker refuses a bad value; here it only
@@ -456,5 +501,7 @@ int main(int argc, char **argv)
         rc = o.init ? s_init(db, &secret, &o) : s_serve(&cfg, &db, &secret, &info);
     ab_db_close(&db);
     ab_config_free(&cfg);
+    if (slot_fd >= 0)
+        close(slot_fd);
     return rc;
 }

@@ -30,6 +30,7 @@
 #include "db.h"
 #include "envelope.h"
 #include "events.h"
+#include "jobcounts.h"
 #include "jobs.h"
 #include "log.h"
 #include "migrate.h"
@@ -770,6 +771,7 @@ static void s_housekeep(ab_supervisor *s)
     ab_error err;
     for (size_t i = 0; i < sizeof sql / sizeof sql[0]; i++)
         if (ab_db_run(s->db, sql[i], NULL, NULL, NULL, &err) < 0 ||
+            (i == 0 && ab_job_counts_fold(s->db, &err) < 0) || /* counts outlive workers */
             ab_db_exec(s->db, "COMMIT", &err) < 0) {
             s_rollback(s);
             s_db_lost(s);

@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,6 +17,7 @@
 #include "envelope.h"
 #include "identity.h"
 #include "idempotency.h"
+#include "jobcounts.h"
 #include "jobs.h"
 #include "scheduler.h"
 #include "secret.h"
@@ -279,6 +281,38 @@ static void test_authorisation_rules(void **state)
     assert_int_equal(ab_may_grant_role(view, &site, "admin", 3, site.flags, &err), 0);
 }
 
+static void test_job_counts_buckets_and_keys(void **state)
+{
+    (void)state;
+    /* a bound belongs to its own bucket; the last bucket has no bound */
+    assert_int_equal(ab_job_bucket_of(0), 0);
+    assert_int_equal(ab_job_bucket_of(1000), 0);
+    assert_int_equal(ab_job_bucket_of(1001), 1);
+    assert_int_equal(ab_job_bucket_of(3600000000LL), AB_JOB_BUCKETS - 2);
+    assert_int_equal(ab_job_bucket_of(3600000001LL), AB_JOB_BUCKETS - 1);
+    ab_job_counts c;
+    ab_job_counts_clear(&c);
+    assert_int_equal(ab_job_counts_add(&c, "default", "noop", "done", 1, 300), 0);
+    assert_int_equal(ab_job_counts_add(&c, "default", "noop", "done", 1, 7000), 0);
+    assert_int_equal(ab_job_counts_add(&c, "default", "noop", "cancelled", 3, -1), 0);
+    assert_int_equal(c.n, 2);
+    assert_int_equal(c.rows[0].finished, 2);
+    assert_int_equal(c.rows[0].ran, 2);
+    assert_int_equal(c.rows[0].run_us, 7300);
+    assert_int_equal(c.rows[0].buckets[0], 1);
+    assert_int_equal(c.rows[0].buckets[2], 1);
+    assert_int_equal(c.rows[1].finished, 3); /* never ran: not in the histogram */
+    assert_int_equal(c.rows[1].ran, 0);
+    char type[16];
+    for (int i = 2; i < AB_JOB_COUNTS_MAX; i++) {
+        snprintf(type, sizeof type, "t%d", i);
+        assert_int_equal(ab_job_counts_add(&c, "default", type, "done", 1, 1), 0);
+    }
+    assert_int_equal(ab_job_counts_add(&c, "default", "one-more", "done", 1, 1), -1);
+    assert_int_equal(ab_job_counts_add(&c, "default", "noop", "done", 1, 1), 0); /* known key */
+    assert_int_equal(c.n, AB_JOB_COUNTS_MAX);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -295,6 +329,7 @@ int main(void)
         cmocka_unit_test(test_task_next_run_skips_missed_periods),
         cmocka_unit_test(test_supervisor_workers_option),
         cmocka_unit_test(test_authorisation_rules),
+        cmocka_unit_test(test_job_counts_buckets_and_keys),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

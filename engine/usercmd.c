@@ -628,6 +628,16 @@ int ab_user_edit(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
     return rc;
 }
 
+/* The audit's count of the sessions a change ended (none: not mentioned). */
+static void s_change_ended(ab_change *c, uint64_t ended)
+{
+    if (ended == 0)
+        return;
+    char n[24];
+    int len = snprintf(n, sizeof n, "%llu", (unsigned long long)ended);
+    ab_change_add(c, "sessions_ended", "0", 1, n, (size_t)len);
+}
+
 static int s_set_disabled(ab_ctx *ctx, msgpack_packer *pk, bool disabled, ab_error *err)
 {
     s_user u;
@@ -649,11 +659,18 @@ static int s_set_disabled(ab_ctx *ctx, msgpack_packer *pk, bool disabled, ab_err
                   "WHERE id = ?",
                   &p, NULL, NULL, err) < 0)
         return -1;
+    /* Disabling ends every session of the user, so that enabling again brings none back
+     * (a stolen one included). Enabling ends any left from before the disable: a disabled
+     * user cannot log in, so every session found then predates it. */
+    uint64_t ended = 0;
+    if (ab_session_end_others(ctx->db, u.id, 0, &ended, err) < 0)
+        return -1;
     u.disabled = disabled;
     u.modified = ctx->now_ms;
     ab_change c;
     ab_change_init(&c);
     ab_change_add(&c, "disabled", disabled ? "0" : "1", 1, disabled ? "1" : "0", 1);
+    s_change_ended(&c, ended);
     int rc = s_audit(ctx, &u, "edit", &c, err);
     ab_change_free(&c);
     if (rc == 0)
@@ -738,11 +755,7 @@ int ab_user_change_pw(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
         ab_change c;
         ab_change_init(&c);
         ab_change_add(&c, "password", "*****", 5, "*****", 5);
-        if (ended > 0) {
-            char n[24];
-            int len = snprintf(n, sizeof n, "%llu", (unsigned long long)ended);
-            ab_change_add(&c, "sessions_ended", "0", 1, n, (size_t)len);
-        }
+        s_change_ended(&c, ended);
         if (u.change_pw != change_pw)
             ab_change_add(&c, "change_pw", u.change_pw ? "1" : "0", 1, change_pw ? "1" : "0", 1);
         u.change_pw = change_pw;

@@ -40,6 +40,7 @@
 #include <unistd.h>
 
 #include "envelope.h"
+#include "jobcounts.h"
 #include "jobs.h"
 #include "log.h"
 #include "secret.h"
@@ -78,6 +79,8 @@ typedef struct {
     size_t payload_len;
     bool started;
     bool lost, cancel;       /* set by the heartbeat thread, under mu */
+    bool finished;           /* its handler is over: the fenced end write judges the lease */
+    int64_t run_us;          /* how long its handler ran (when started) */
     bool wrote;              /* pending: its handler wrote, and its done is written already */
     char message[S_MSG_MAX]; /* pending: the done message */
 } s_job;
@@ -146,6 +149,14 @@ static int64_t s_mono_ms(void)
 static int64_t s_wall_ms(void)
 {
     return s_clock_ms(CLOCK_REALTIME);
+}
+
+/* Monotonic microseconds: how long a handler ran. */
+static int64_t s_clock_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 /* --- events ------------------------------------------------------------------------- */
@@ -414,6 +425,14 @@ static void s_set_current(ab_worker *w, uint64_t id)
     pthread_mutex_unlock(&w->mu);
 }
 
+/* From now on the job's end is being recorded (see s_apply_leases_locked). */
+static void s_mark_finished(ab_worker *w, s_job *j)
+{
+    pthread_mutex_lock(&w->mu);
+    j->finished = true;
+    pthread_mutex_unlock(&w->mu);
+}
+
 static void s_drop_first_job(ab_worker *w)
 {
     pthread_mutex_lock(&w->mu);
@@ -456,13 +475,17 @@ static int s_extend(ab_worker *w, ab_db *db, s_lease *l)
     return 0;
 }
 
-/* Under mu: apply what the heartbeat learnt to the jobs still held under the same token. */
+/* Under mu: apply what the heartbeat learnt to the jobs still held under the same token
+ * whose handler has not finished. A finished job is left to the write that ends it: that
+ * write is fenced by the token and says itself when the lease was lost; and the heartbeat's
+ * extension may have found no row only because that write had just committed (the job is
+ * still held until the main thread drops it), which is no lost lease. */
 static void s_apply_leases_locked(ab_worker *w, const s_lease *l, int n)
 {
     for (int i = 0; i < n; i++)
         for (int k = 0; k < w->njobs; k++) {
             s_job *j = &w->jobs[k];
-            if (j->id != l[i].id || j->token != l[i].token)
+            if (j->id != l[i].id || j->token != l[i].token || j->finished)
                 continue;
             if (l[i].lost && !j->lost)
                 AB_WARN("worker %s: lost the lease of job %llu (another worker or the reaper "
@@ -620,6 +643,20 @@ static void s_reap_announce(ab_worker *w, const s_expired *e, int n, int64_t now
         s_publish_wake(w);
 }
 
+/* Count the jobs the reaper ended (failed, cancelled) in its transaction, in the shared
+ * shard: their runs were cut short, so they stay out of the run-time histogram. */
+static int s_reap_count(ab_worker *w, ab_db *db, const s_expired *e, int n, ab_error *err)
+{
+    ab_job_counts c;
+    ab_job_counts_clear(&c);
+    for (int i = 0; i < n; i++)
+        if (e[i].outcome != S_RETRY &&
+            ab_job_counts_add(&c, w->queue, e[i].type,
+                              e[i].outcome == S_FAIL ? "failed" : "cancelled", 1, -1) < 0)
+            return ab_fail(err, AB_E_INTERNAL, NULL, "too many kinds of job to count");
+    return ab_job_counts_write(db, AB_JOB_COUNTS_SHARED, &c, err);
+}
+
 /* The reaper: jobs of this queue whose lease expired go back to the ready set (the attempt
  * they used counts) or, out of attempts, fail. */
 static void s_reap(ab_worker *w)
@@ -634,7 +671,8 @@ static void s_reap(ab_worker *w)
     int done = 0;
     while (done < n && s_reap_one(w, db, &found[done], now_ms, &err) == 0)
         done++;
-    if (n >= 0 && done == n && ab_db_exec(db, "COMMIT", &err) == 0) {
+    if (n >= 0 && done == n && s_reap_count(w, db, found, n, &err) == 0 &&
+        ab_db_exec(db, "COMMIT", &err) == 0) {
         s_reap_announce(w, found, n, now_ms);
         return;
     }
@@ -1029,8 +1067,18 @@ static const char *const s_end_sql[] = {
                  "NULL, date_modified = UTC_TIMESTAMP(3) WHERE id = ? AND lease_token = ?",
 };
 
-/* The job's row for e, the ready row for a retry, the worker's count for a failure: one
- * transaction. Returns 1 when recorded, 0 when the lease was gone, -1 on a fault. */
+/* Count one job that this worker ended in state, in the open transaction (jobcounts.h). */
+static int s_count_end(ab_worker *w, const s_job *j, const char *state, ab_error *err)
+{
+    ab_job_counts c;
+    ab_job_counts_clear(&c);
+    ab_job_counts_add(&c, w->queue, j->type, state, 1, j->started ? j->run_us : -1);
+    return ab_job_counts_write(w->db, w->id, &c, err);
+}
+
+/* The job's row for e, the ready row for a retry, the worker's count for a failure and
+ * the job counters for an end: one transaction. Returns 1 when recorded, 0 when the lease
+ * was gone, -1 on a fault. */
 static int s_end_tx(ab_worker *w, const s_job *j, const s_end *e, ab_error *err)
 {
     ab_params p;
@@ -1066,6 +1114,9 @@ static int s_end_tx(ab_worker *w, const s_job *j, const s_end *e, ab_error *err)
                       NULL, NULL, err) < 0)
             return -1;
     }
+    if (changed && (e->outcome == S_FAIL || e->outcome == S_CANCEL) &&
+        s_count_end(w, j, e->outcome == S_FAIL ? "failed" : "cancelled", err) < 0)
+        return -1;
     return ab_db_exec(w->db, "COMMIT", err) < 0 ? -1 : changed > 0;
 }
 
@@ -1339,14 +1390,21 @@ static void s_flush_done(ab_worker *w)
         return;
     }
     int64_t ndone = 0;
-    for (int i = 0; i < n; i++)
+    ab_job_counts counts;
+    ab_job_counts_clear(&counts);
+    for (int i = 0; i < n; i++) {
         ndone += ok[i];
+        if (ok[i]) /* one queue, a few types: never more keys than the batch has jobs */
+            ab_job_counts_add(&counts, w->queue, w->pending[i].type, "done", 1,
+                              w->pending[i].run_us);
+    }
     ab_params p;
     ab_params_init(&p);
     ab_param_int(&p, ndone);
     ab_param_cstr(&p, w->id);
     if (ab_db_run(w->db, "UPDATE workers SET done_count = done_count + ? WHERE id = ?", &p, NULL,
                   NULL, &err) < 0 ||
+        ab_job_counts_write(w->db, w->id, &counts, &err) < 0 ||
         ab_db_exec(w->db, "COMMIT", &err) < 0) {
         s_pending_lost(w, &err);
         return;
@@ -1446,7 +1504,10 @@ static s_outcome s_call(ab_worker *w, s_job *j, const ab_job_type *t, const msgp
     AB_DEBUG("worker %s: job %llu (%s) attempt %d started", w->id, (unsigned long long)j->id,
              j->type, j->attempt);
     s_publish_job(w, j->id, j->type, j->attempt, "started", "running", NULL, 0);
-    s_outcome o = t->handler(run, args, err) == 0 ? s_complete(w, run, err) : S_FAIL;
+    int64_t called = s_clock_us();
+    int rc = t->handler(run, args, err);
+    j->run_us = s_clock_us() - called;
+    s_outcome o = rc == 0 ? s_complete(w, run, err) : S_FAIL;
     if (run->db_failed) {
         s_job_undo(w, run);
         return S_LOST;
@@ -1498,6 +1559,7 @@ static void s_run_first(ab_worker *w)
     msgpack_unpacked_init(&u);
     ab_job_run run = {.w = w, .job = j};
     s_outcome o = lost ? S_LOST : cancel ? S_CANCEL : s_prepare_and_call(w, j, &u, &run, &err);
+    s_mark_finished(w, j);
     msgpack_unpacked_destroy(&u);
     w->last_run_ms = s_mono_ms() - begun;
     if (o == S_DONE)
@@ -1523,6 +1585,7 @@ static void s_run_claimed(ab_worker *w)
     while (w->njobs > 0) {
         ab_error none;
         ab_error_clear(&none);
+        s_mark_finished(w, &w->jobs[0]);
         s_end_job(w, &w->jobs[0], S_HANDBACK, &none);
         s_drop_first_job(w);
     }
@@ -1772,8 +1835,8 @@ int ab_worker_run(ab_worker *w)
         AB_ERROR("worker %s: cannot start the heartbeat thread", w->id);
         return 1;
     }
-    AB_INFO("worker %s up: queue %s, lease %d s, poll %d ms, grace %d s", w->id, w->queue,
-            w->opt.lease_s, w->opt.poll_ms, w->opt.grace_s);
+    AB_INFO("worker %s up: queue %s, lease %d s, heartbeat %lld ms, poll %d ms, grace %d s", w->id,
+            w->queue, w->opt.lease_s, (long long)w->hb_ms, w->opt.poll_ms, w->opt.grace_s);
     s_publish_worker(w, "up", "ok");
     w->adopt_due = true;
     int rc = s_loop(w);
@@ -1821,7 +1884,9 @@ ab_worker *ab_worker_new(const ab_worker_options *opt, const ab_worker_bus *bus,
     w->bus = *bus;
     w->db = db;
     w->lease_ms = (int64_t)opt->lease_s * 1000;
-    w->hb_ms = w->lease_ms / 10 > 200 ? w->lease_ms / 10 : 200;
+    w->hb_ms = opt->heartbeat_ms > 0    ? opt->heartbeat_ms
+               : w->lease_ms / 10 > 200 ? w->lease_ms / 10
+                                        : 200;
     w->pid = (int)getpid();
     snprintf(w->queue, sizeof w->queue, "%s", opt->queue);
     if (gethostname(w->host, sizeof w->host - 1) != 0 || !w->host[0])

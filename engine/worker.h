@@ -37,6 +37,7 @@ typedef struct {
     const char *db_dsn;
     const char *queue;      /* one of AB_QUEUES */
     int lease_s;            /* how long a dead worker keeps its jobs; at least 2 */
+    int heartbeat_ms;       /* between heartbeats; 0: lease / 10, at least 200; <= lease / 4 */
     int poll_ms;            /* longest idle wait without a wake-up notice */
     int grace_s;            /* after a stop signal, how long a running handler may go on */
     const char *supervisor; /* id of the supervisor that started the worker; NULL: none */
@@ -67,8 +68,9 @@ void ab_worker_request_stop(ab_worker *w);
  * safe on NULL. */
 void ab_worker_destroy(ab_worker **w);
 
-/* The lowest schema version the worker can run on (the jobs tables, and the workers columns
- * of 0004_dispatch (idle) and 0005_supervisors (supervisor, grace_s, desired 'restart')). */
-#define AB_WORKER_SCHEMA_MIN 5
+/* The lowest schema version the worker can run on (the jobs tables, the workers columns of
+ * 0004_dispatch (idle) and 0005_supervisors (supervisor, grace_s, desired 'restart'), and
+ * 0015_job_counts, which every job end writes). */
+#define AB_WORKER_SCHEMA_MIN 15
 
 #endif

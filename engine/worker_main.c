@@ -102,7 +102,8 @@ static int s_options(const ab_config *cfg, const char *queue, const char *superv
     *o = (ab_worker_options){.db_dsn = cfg->db_dsn, .queue = queue, .supervisor = supervisor};
     if (s_int_key(cfg, "job_lease_s", 2, 3600, &o->lease_s) < 0 ||
         s_int_key(cfg, "worker_poll_ms", 1, 3600000, &o->poll_ms) < 0 ||
-        s_int_key(cfg, "worker_grace_s", 0, 86400, &o->grace_s) < 0)
+        s_int_key(cfg, "worker_grace_s", 0, 86400, &o->grace_s) < 0 ||
+        s_int_key(cfg, "job_heartbeat_ms", 0, o->lease_s * 1000 / 4, &o->heartbeat_ms) < 0)
         return -1;
     if (!*cfg->db_dsn) {
         fprintf(stderr,

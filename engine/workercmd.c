@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "handlers.h"
+#include "jobcounts.h"
 #include "jobs.h"
 #include "workerctl.h"
 
@@ -521,11 +522,15 @@ static int s_force_cancel(ab_ctx *ctx, const s_worker *w, s_cancelled *c, ab_err
     ab_param_cstr(&p, message);
     ab_param_int(&p, ctx->now_ms);
     ab_param_int(&p, (int64_t)c->id);
+    ab_job_counts counts; /* its run was cut short: no run time */
+    ab_job_counts_clear(&counts);
+    ab_job_counts_add(&counts, c->queue, c->type, "cancelled", 1, -1);
     if (ab_db_run(ctx->db,
                   "UPDATE jobs SET state = 'cancelled', status = 3, message = ?, "
                   "date_finished = FROM_UNIXTIME(? / 1000), date_modified = date_finished, "
                   "lease_token = NULL, lease_expires = NULL WHERE id = ? AND state = 'running'",
-                  &p, NULL, NULL, err) < 0)
+                  &p, NULL, NULL, err) < 0 ||
+        ab_job_counts_write(ctx->db, AB_JOB_COUNTS_SHARED, &counts, err) < 0)
         return -1;
     c->forced = true;
     char topic[96], title[96];

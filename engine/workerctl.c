@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "envelope.h"
+#include "jobcounts.h"
 #include "jobs.h"
 
 #define S_BURY_MAX 64 /* jobs one worker can hold (a claim is at most 16) with room to spare */
@@ -179,6 +180,26 @@ static int s_bury_job(ab_db *db, s_held *j, const char *error, ab_events *ev, in
     return 0;
 }
 
+/* End every held job (s_bury_job) and count those that ended (jobcounts.h; their runs
+ * were cut short, so no run time). */
+static int s_bury_jobs(ab_db *db, s_held *held, int n, const char *error, ab_events *ev,
+                       int64_t now_ms, ab_bury_result *r, ab_error *err)
+{
+    ab_job_counts counts;
+    ab_job_counts_clear(&counts);
+    for (int i = 0; i < n; i++) {
+        if (s_bury_job(db, &held[i], error, ev, now_ms, err) < 0)
+            return -1;
+        r->back += held[i].event[0] == 'r';
+        r->failed += held[i].event[0] == 'f';
+        r->cancelled += held[i].event[0] == 'c';
+        if (held[i].event[0] != 'r' &&
+            ab_job_counts_add(&counts, held[i].queue, held[i].type, held[i].event, 1, -1) < 0)
+            return ab_fail(err, AB_E_INTERNAL, NULL, "too many kinds of job to count");
+    }
+    return ab_job_counts_write(db, AB_JOB_COUNTS_SHARED, &counts, err);
+}
+
 /* The worker's row, locked: queue, host, pid, whether it was dead. 1 found, 0 not, -1. */
 static int s_worker_row(ab_db *db, const char *id, char *queue, size_t qlen, char *host,
                         size_t hlen, int64_t *pid, bool *dead, ab_error *err)
@@ -215,15 +236,8 @@ int ab_worker_bury(ab_db *db, const char *id, const char *why, bool remove, ab_e
     snprintf(error, sizeof error, "worker lost: %s", why);
     s_held held[S_BURY_MAX];
     int n = s_held_jobs(db, id, held, err);
-    if (n < 0)
+    if (n < 0 || s_bury_jobs(db, held, n, error, ev, now_ms, r, err) < 0)
         return -1;
-    for (int i = 0; i < n; i++) {
-        if (s_bury_job(db, &held[i], error, ev, now_ms, err) < 0)
-            return -1;
-        r->back += held[i].event[0] == 'r';
-        r->failed += held[i].event[0] == 'f';
-        r->cancelled += held[i].event[0] == 'c';
-    }
     if (!r->found)
         return 0;
     ab_params p;
@@ -232,7 +246,8 @@ int ab_worker_bury(ab_db *db, const char *id, const char *why, bool remove, ab_e
     if (ab_db_run(db,
                   remove ? "DELETE FROM workers WHERE id = ?"
                          : "UPDATE workers SET status = 'dead', current_job = NULL WHERE id = ?",
-                  &p, NULL, NULL, err) < 0)
+                  &p, NULL, NULL, err) < 0 ||
+        (remove && ab_job_counts_fold(db, err) < 0)) /* its counts outlive its row */
         return -1;
     if (!r->was_dead && ab_worker_event_queue(ev, now_ms, id, queue, host, pid, "down", "dead") < 0)
         return ab_fail(err, AB_E_INTERNAL, NULL, "out of memory");

@@ -16,8 +16,9 @@
 #include "errors.h"
 #include "events.h"
 
-/* The schema version that has supervisors (0005_supervisors.sql). */
-#define AB_SUPERVISOR_SCHEMA_MIN 5
+/* The schema version that has supervisors (0005_supervisors.sql) and the job counters its
+ * housekeeping folds (0015_job_counts.sql). */
+#define AB_SUPERVISOR_SCHEMA_MIN 15
 
 /* A worker whose heartbeat is older than this counts as not alive (worker.list's `alive`). */
 #define AB_WORKER_ALIVE_S 30

@@ -701,6 +701,15 @@ const ab_command ab_catalog[] = {
      "A queued or retrying job is cancelled at once; a running one is asked to stop and its "
      "worker records it as cancelled. A finished job is a conflict.",
      true, AB_PERM_SITE_ADMIN, s_job_one, COUNT(s_job_one)},
+    {"job.stats", "job stats", "Counts of the jobs that ended, and how long they ran",
+     "Per queue, type and end state (done, failed, cancelled): how many jobs ended so since "
+     "the job counters exist (finished; they only grow: purging jobs changes nothing), how "
+     "many of them a worker ran to their end (ran), the sum of those runs (run_us) and how "
+     "many fell within each bound of le, in seconds (buckets, cumulative, the last one "
+     "unbounded). Jobs cancelled while waiting, or ended by a reaper or a cleanup, count as "
+     "finished but not as ran. What /metrics shows as adminbus_jobs_finished_total and "
+     "adminbus_job_duration_seconds.",
+     false, AB_PERM_SITE_ADMIN, NULL, 0},
     {"job.purge", "job purge", "Delete finished jobs",
      "Deletes completed jobs (MISP's clearJobs completed), or with all every finished job: "
      "done, failed and cancelled. Queued and running jobs are never purged. Returns how "
@@ -755,8 +764,10 @@ const ab_command ab_catalog[] = {
      "cancelled.",
      true, AB_PERM_SITE_ADMIN, s_queue_one, COUNT(s_queue_one)},
     {"queue.stats", "queue stats", "Jobs per queue and state, and workers per queue",
-     "Counts jobs by queue and state, ready jobs, and live workers per queue.", false,
-     AB_PERM_SITE_ADMIN, NULL, 0},
+     "Counts jobs by queue and state, ready jobs, and live workers per queue, and how long "
+     "the oldest job that may run now has been due (oldest_ready_age_ms, 0 when none "
+     "waits).",
+     false, AB_PERM_SITE_ADMIN, NULL, 0},
     {"task.list", "task list", "List scheduled tasks",
      "Lists MISP's scheduled tasks and ours: type (its job type), frequency in hours (timer, "
      "0 = once), scheduled time, next run (next_execution_time, unix seconds, and next_run, "

@@ -177,8 +177,7 @@ void hs_engine_stats_stop(hs_engine_stats **sp)
 
 /* --- rendering --------------------------------------------------------------------------- */
 
-/* A label value as the text format wants it: backslash, double quote and newline escaped. */
-static void s_label(FILE *f, const char *v)
+void hs_label_value(FILE *f, const char *v)
 {
     for (; v && *v; v++) {
         if (*v == '\\' || *v == '"')
@@ -193,7 +192,7 @@ static void s_label(FILE *f, const char *v)
 static void s_engine_label(FILE *f, const char *metric, const char *name)
 {
     fprintf(f, "%s{engine=\"", metric);
-    s_label(f, name);
+    hs_label_value(f, name);
     fputc('"', f);
 }
 
@@ -230,9 +229,9 @@ static void s_render_commands(FILE *f, json_t *engines)
             {
                 s_engine_label(f, "adminbus_commands_total", name);
                 fputs(",type=\"", f);
-                s_label(f, type);
+                hs_label_value(f, type);
                 fputs("\",outcome=\"", f);
-                s_label(f, outcome);
+                hs_label_value(f, outcome);
                 fprintf(f, "\"} %lld\n", (long long)json_integer_value(n));
             }
         }

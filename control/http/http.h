@@ -265,6 +265,10 @@ void hs_engine_stats_stop(hs_engine_stats **s); /* before zmq_ctx_term */
 /* The latest totals of each engine heard from lately, as Prometheus text (s may be NULL). */
 void hs_engine_stats_render(hs_engine_stats *s, FILE *f);
 
+/* A label value as the Prometheus text format wants it: backslash, double quote and newline
+ * escaped. */
+void hs_label_value(FILE *f, const char *v);
+
 /* --- stream.c --------------------------------------------------------------------------- */
 
 void hs_events(hs_req *r);  /* GET /events */

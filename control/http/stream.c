@@ -259,6 +259,14 @@ static void s_queue_metrics(FILE *f, json_t *stats)
         fprintf(f, "adminbus_queue_workers{queue=\"%s\"} %lld\n",
                 json_string_value(json_object_get(q, "queue")),
                 (long long)json_integer_value(json_object_get(q, "workers")));
+    fputs("# HELP adminbus_queue_oldest_ready_age_seconds How long the oldest job that may run "
+          "now has been due, per queue (0: none waits).\n"
+          "# TYPE adminbus_queue_oldest_ready_age_seconds gauge\n",
+          f);
+    json_array_foreach(json_object_get(stats, "items"), i, q)
+        fprintf(f, "adminbus_queue_oldest_ready_age_seconds{queue=\"%s\"} %.3f\n",
+                json_string_value(json_object_get(q, "queue")),
+                (double)json_integer_value(json_object_get(q, "oldest_ready_age_ms")) / 1000.0);
 }
 
 static void s_worker_metrics(FILE *f, json_t *workers)
@@ -286,45 +294,73 @@ static void s_worker_metrics(FILE *f, json_t *workers)
     json_decref(counts);
 }
 
-/* Durations of the latest finished jobs (at most one page of each end state), from when
- * they were due (run_at) to when they finished, per type. */
-static void s_job_metrics(FILE *f, json_t *jobs)
+/* queue="…",type="…",state="…" of a job.stats item. */
+static void s_job_labels(FILE *f, const json_t *item)
 {
-    fputs("# HELP adminbus_job_duration_seconds From due to finished, over the latest "
-          "finished jobs (one page per end state), by type and state.\n"
-          "# TYPE adminbus_job_duration_seconds summary\n",
+    static const char *const names[] = {"queue", "type", "state"};
+    for (size_t i = 0; i < 3; i++) {
+        fprintf(f, "%s%s=\"", i ? "," : "", names[i]);
+        hs_label_value(f, json_string_value(json_object_get(item, names[i])));
+        fputc('"', f);
+    }
+}
+
+/* The job counters (job.stats): every job that ended, counted in the transaction that ended
+ * it, so the totals only grow, whatever is purged or restarted. */
+static void s_job_finished(FILE *f, json_t *stats)
+{
+    fputs("# HELP adminbus_jobs_finished_total Jobs that ended, by queue, type and end state "
+          "(done, failed, cancelled).\n"
+          "# TYPE adminbus_jobs_finished_total counter\n",
           f);
-    json_t *sums = json_object();
     size_t i;
-    json_t *j;
-    json_array_foreach(jobs, i, j)
+    json_t *item;
+    json_array_foreach(json_object_get(stats, "items"), i, item)
     {
-        json_t *fin = json_object_get(j, "date_finished"), *due = json_object_get(j, "run_at");
-        if (!json_is_integer(fin) || !json_is_integer(due))
+        fputs("adminbus_jobs_finished_total{", f);
+        s_job_labels(f, item);
+        fprintf(f, "} %lld\n", (long long)json_integer_value(json_object_get(item, "finished")));
+    }
+}
+
+static void s_job_bucket(FILE *f, const json_t *item, const char *le, json_int_t n)
+{
+    fputs("adminbus_job_duration_seconds_bucket{", f);
+    s_job_labels(f, item);
+    fprintf(f, ",le=\"%s\"} %lld\n", le, (long long)n);
+}
+
+/* The run-time histogram of the jobs a worker ran to their end (job.stats `ran`). */
+static void s_job_durations(FILE *f, json_t *stats)
+{
+    fputs("# HELP adminbus_job_duration_seconds How long the attempt that ended a job ran (its "
+          "handler, in the worker), by queue, type and end state; jobs that ended without such "
+          "a run (cancelled while waiting, ended by a reaper) are not in it.\n"
+          "# TYPE adminbus_job_duration_seconds histogram\n",
+          f);
+    const json_t *le = json_object_get(stats, "le");
+    size_t i;
+    json_t *item;
+    json_array_foreach(json_object_get(stats, "items"), i, item)
+    {
+        const json_t *buckets = json_object_get(item, "buckets");
+        size_t nb = json_array_size(buckets);
+        json_int_t ran = json_integer_value(json_object_get(item, "ran"));
+        if (ran == 0 || nb != json_array_size(le) + 1)
             continue;
-        char key[160];
-        snprintf(key, sizeof key, "type=\"%s\",state=\"%s\"",
-                 json_string_value(json_object_get(j, "type")) ?: "",
-                 json_string_value(json_object_get(j, "state")) ?: "");
-        json_t *acc = json_object_get(sums, key);
-        if (!acc) {
-            acc = json_pack("[f, i]", 0.0, 0);
-            json_object_set_new(sums, key, acc);
+        for (size_t k = 0; k + 1 < nb; k++) {
+            char bound[32];
+            snprintf(bound, sizeof bound, "%g", json_number_value(json_array_get(le, k)));
+            s_job_bucket(f, item, bound, json_integer_value(json_array_get(buckets, k)));
         }
-        double s = (double)(json_integer_value(fin) - json_integer_value(due)) / 1000.0;
-        json_array_set_new(acc, 0, json_real(json_real_value(json_array_get(acc, 0)) + s));
-        json_array_set_new(acc, 1, json_integer(json_integer_value(json_array_get(acc, 1)) + 1));
+        s_job_bucket(f, item, "+Inf", ran);
+        fputs("adminbus_job_duration_seconds_sum{", f);
+        s_job_labels(f, item);
+        fprintf(f, "} %.6f\n", (double)json_integer_value(json_object_get(item, "run_us")) / 1e6);
+        fputs("adminbus_job_duration_seconds_count{", f);
+        s_job_labels(f, item);
+        fprintf(f, "} %lld\n", (long long)ran);
     }
-    const char *k;
-    json_t *acc;
-    json_object_foreach(sums, k, acc)
-    {
-        fprintf(f, "adminbus_job_duration_seconds_sum{%s} %.3f\n", k,
-                json_real_value(json_array_get(acc, 0)));
-        fprintf(f, "adminbus_job_duration_seconds_count{%s} %lld\n", k,
-                (long long)json_integer_value(json_array_get(acc, 1)));
-    }
-    json_decref(sums);
 }
 
 static json_t *s_call(hs_req *r, const char *type, json_t *args)
@@ -344,13 +380,17 @@ void hs_metrics(hs_req *r)
 {
     json_t *stats = s_call(r, "queue.stats", NULL);
     json_t *workers = stats ? s_call(r, "worker.list", NULL) : NULL;
-    json_t *done = workers ? s_call(r, "job.list", json_pack("{s:s}", "state", "done")) : NULL;
-    json_t *failed = done ? s_call(r, "job.list", json_pack("{s:s}", "state", "failed")) : NULL;
-    if (failed) {
+    json_t *jobs = workers ? s_call(r, "job.stats", NULL) : NULL;
+    if (jobs) {
         char *text = NULL, *bus = NULL;
         size_t len = 0, blen = 0;
         FILE *f = open_memstream(&text, &len);
         if (f) {
+            fputs("# HELP adminbus_build_info The build of this HTTP shim (engines and workers "
+                  "are built from the same tree).\n"
+                  "# TYPE adminbus_build_info gauge\n"
+                  "adminbus_build_info{version=\"" AB_VERSION "\"} 1\n",
+                  f);
             pthread_mutex_lock(&r->srv->lock);
             fprintf(f,
                     "# HELP adminbus_http_requests_total Requests the HTTP shim routed.\n"
@@ -371,11 +411,8 @@ void hs_metrics(hs_req *r)
             hs_engine_stats_render(r->srv->stats, f);
             s_queue_metrics(f, stats);
             s_worker_metrics(f, workers);
-            json_t *all = json_array();
-            json_array_extend(all, json_object_get(done, "items"));
-            json_array_extend(all, json_object_get(failed, "items"));
-            s_job_metrics(f, all);
-            json_decref(all);
+            s_job_finished(f, jobs);
+            s_job_durations(f, jobs);
             fclose(f);
         }
         free(bus);
@@ -384,8 +421,7 @@ void hs_metrics(hs_req *r)
     }
     json_decref(stats);
     json_decref(workers);
-    json_decref(done);
-    json_decref(failed);
+    json_decref(jobs);
 }
 
 /* --- /health --------------------------------------------------------------------------------- */

@@ -310,8 +310,11 @@ def test_metrics_and_health(stack, http):
     assert metrics['adminbus_queue_workers{queue="default"}'] == 1
     assert metrics['adminbus_queue_workers{queue="email"}'] == 0
     assert metrics['adminbus_workers{queue="default",status="ok",alive="true"}'] == 1
-    assert metrics['adminbus_job_duration_seconds_count{type="noop",state="done"}'] == 1
-    assert 0 <= metrics['adminbus_job_duration_seconds_sum{type="noop",state="done"}'] < 20
+    noop = 'queue="default",type="noop",state="done"'
+    assert metrics[f"adminbus_jobs_finished_total{{{noop}}}"] == 1
+    assert metrics[f"adminbus_job_duration_seconds_count{{{noop}}}"] == 1
+    assert 0 <= metrics[f"adminbus_job_duration_seconds_sum{{{noop}}}"] < 20
+    assert metrics['adminbus_queue_oldest_ready_age_seconds{queue="default"}'] == 0
     assert metrics["adminbus_http_errors_total"] >= 1
     # /metrics needs a key (its commands do); /health does not
     st, body = curl(base, "GET", "/metrics")

@@ -169,6 +169,48 @@ def test_disabled_user_cannot_log_in_and_its_sessions_stop(stack):
     assert stack.count("bruteforces") == 0
 
 
+def test_a_session_does_not_come_back_when_its_user_is_enabled_again(stack):
+    """Disabling ends the user's sessions (audited as sessions_ended); enabling again brings
+    none back, and a new login works."""
+    hal = make_user(stack, "hal@circl.lu")
+    token = login_ok(stack, "hal@circl.lu")["session"]
+    other = login_ok(stack, "hal@circl.lu")["session"]
+    assert with_session(stack, token, "auth.whoami")["ok"] is True
+    stack.ok("user.disable", {"user": "hal@circl.lu"})
+    stack.ok("user.enable", {"user": "hal@circl.lu"})
+    for t in (token, other):
+        err = assert_error(with_session(stack, t, "auth.whoami"), "unauthenticated", "session")
+        assert "not valid" in err["message"], err
+    disable, enable = audit_rows(stack, action="edit", model_id=hal["id"])[-2:]
+    assert "disabled (0) => (1)" in disable["change"], disable
+    assert "sessions_ended (0) => (2)" in disable["change"], disable
+    assert "sessions_ended" not in enable["change"], enable
+    fresh = login_ok(stack, "hal@circl.lu")["session"]
+    r = with_session(stack, fresh, "auth.whoami")
+    assert r["ok"] is True and r["result"]["user"]["email"] == "hal@circl.lu", r
+    assert stack.count("sessions", "user_id = %s", hal["id"]) == 1
+
+
+def test_enabling_ends_sessions_left_from_before_the_user_was_disabled(stack):
+    """A session row that outlived a disable (written before disabling ended sessions)
+    ends when the user is enabled again: a disabled user cannot log in, so it predates the
+    disable."""
+    ivy = make_user(stack, "ivy@circl.lu")
+    token = login_ok(stack, "ivy@circl.lu")["session"]
+    kept = stack.rows("SELECT * FROM sessions WHERE user_id = %s", ivy["id"])[0]
+    stack.ok("user.disable", {"user": "ivy@circl.lu"})
+    stack.rows("INSERT IGNORE INTO sessions (id, digest, user_id, created, expires, last_seen, ip) "
+               "VALUES (%s, %s, %s, %s, %s, %s, %s)", kept["id"], kept["digest"],
+               kept["user_id"], kept["created"], kept["expires"], kept["last_seen"], kept["ip"])
+    assert stack.count("sessions", "user_id = %s", ivy["id"]) == 1
+    assert_error(with_session(stack, token, "auth.whoami"), "unauthenticated", "session")
+    stack.ok("user.enable", {"user": "ivy@circl.lu"})
+    assert_error(with_session(stack, token, "auth.whoami"), "unauthenticated", "session")
+    edit = audit_rows(stack, action="edit", model_id=ivy["id"])[-1]
+    assert "disabled (1) => (0)" in edit["change"] and "sessions_ended (0) => (1)" in \
+        edit["change"], edit
+
+
 def test_must_change_password_session_runs_only_change_pw_on_itself(stack):
     # an admin-role user, so that only the session's restriction stands in the way
     fay = make_user(stack, "fay@circl.lu", role="admin", change_pw=True)

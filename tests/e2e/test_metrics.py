@@ -8,6 +8,7 @@ No sleeping for a period: the tests wait for the stats event that follows their 
 
 import math
 import re
+import socket
 import time
 import uuid
 
@@ -19,6 +20,7 @@ from conftest import BIN, Daemon
 from helpers import assert_error
 from test_authkey import add_key, add_user
 from test_http import curl
+from test_whoami import project_version
 
 # --- a strict parser of the Prometheus text format 0.0.4 --------------------------------
 
@@ -327,3 +329,185 @@ def test_clean_exit_publishes_and_a_restart_resets_the_series(stack):
     assert samples[("adminbus_engines", frozenset())] == len(engines_in(samples))
     assert commands_of(samples, "metrics-engine", {"org.add"}) == {}
     sub.close()
+
+
+# --- jobs: counters that only grow, a run-time histogram, queue latency, build -----------
+
+def scrape(stack, http):
+    st, text = curl(http.base, "GET", "/metrics", stack.key)
+    assert st == 200, text
+    return parse_exposition(text)
+
+
+def series(samples, name, **labels):
+    """{frozenset(labels): value} of name's samples whose labels include labels."""
+    want = set(labels.items())
+    return {lab: v for (n, lab), v in samples.items() if n == name and want <= set(lab)}
+
+
+def one(samples, name, **labels):
+    got = series(samples, name, **labels)
+    assert len(got) == 1, f"{name}{labels}: {got}"
+    return next(iter(got.values()))
+
+
+def wait_ended(stack, n, timeout=60):
+    deadline = time.monotonic() + timeout
+    while stack.count("jobs", "state IN ('done', 'failed', 'cancelled')") < n:
+        assert time.monotonic() < deadline, stack.rows(
+            "SELECT state, COUNT(*) AS n FROM jobs GROUP BY state")
+        time.sleep(0.1)
+
+
+def test_job_counters_count_every_ended_job_and_only_grow(stack):
+    """301 no-op jobs done, two that fail, one cancelled while it waits: the counter and the
+    histogram's _count say exactly that (not the last 100 rows), the run times land in the
+    buckets, and neither purging the jobs nor restarting the shim or the worker changes a
+    count."""
+    http = stack.start_http()
+    worker = stack.start_worker()
+    ids = stack.ok("job.enqueue_many", {"jobs": [{"type": "noop"}] * 301})["ids"]
+    fail = [stack.ok("job.enqueue", {"type": "sleep", "args": {"ms": 30, "fatal": True}})["id"]
+            for _ in range(2)]
+    later = stack.ok("job.enqueue", {"type": "noop", "run_at": now_ms() + 3_600_000})["id"]
+    stack.ok("job.cancel", {"job": later})
+    wait_ended(stack, len(ids) + 3)
+
+    samples = scrape(stack, http)
+    # (a summary over the latest 100 finished rows said 100 here)
+    assert one(samples, "adminbus_job_duration_seconds_count", type="noop", state="done") == 301
+    noop = {"queue": "default", "type": "noop", "state": "done"}
+    assert one(samples, "adminbus_jobs_finished_total", **noop) == 301
+    assert one(samples, "adminbus_job_duration_seconds_count", **noop) == 301
+    assert one(samples, "adminbus_job_duration_seconds_bucket", le="+Inf", **noop) == 301
+    assert 0 < one(samples, "adminbus_job_duration_seconds_sum", **noop) < 301 * 0.05
+    bounds = {dict(lab)["le"] for lab in series(samples, "adminbus_job_duration_seconds_bucket",
+                                                  **noop)}
+    assert bounds == {"0.001", "0.005", "0.01", "0.05", "0.1", "0.5", "1", "5", "10", "60",
+                      "600", "3600", "+Inf"}
+    failed = {"queue": "default", "type": "sleep", "state": "failed"}
+    assert one(samples, "adminbus_jobs_finished_total", **failed) == 2
+    assert one(samples, "adminbus_job_duration_seconds_count", **failed) == 2
+    # a fatal sleep fails before it sleeps: within 10 ms
+    assert one(samples, "adminbus_job_duration_seconds_bucket", le="0.01", **failed) == 2
+    cancelled = {"queue": "default", "type": "noop", "state": "cancelled"}
+    assert one(samples, "adminbus_jobs_finished_total", **cancelled) == 1
+    assert series(samples, "adminbus_job_duration_seconds_count", **cancelled) == {}  # never ran
+    assert one(samples, "adminbus_build_info", version=project_version()) == 1
+    assert all(re.fullmatch(r"[^:]+:\d+", dict(lab)["engine"])
+               for lab in series(samples, "adminbus_engine_start_time_seconds"))
+
+    # not derived from the rows that are kept: purge every finished job, restart the shim and
+    # the worker; the counts stay, and the next jobs add to them
+    assert stack.ok("job.purge", {"all": True})["deleted"] == len(ids) + 3
+    assert worker.stop() == 0
+    http.stop()
+    http = stack.start_http()
+    stack.start_worker()
+    more = stack.ok("job.enqueue_many", {"jobs": [{"type": "noop"}] * 9})["ids"]
+    deadline = time.monotonic() + 60
+    while stack.count("jobs", "state = 'done'") < len(more):
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    samples = scrape(stack, http)
+    assert one(samples, "adminbus_jobs_finished_total", **noop) == 310
+    assert one(samples, "adminbus_job_duration_seconds_count", **noop) == 310
+    assert one(samples, "adminbus_jobs_finished_total", **failed) == 2
+
+
+def test_queue_clear_and_cleanup_count_what_they_end(stack):
+    """Ends outside a worker's run count too: queue clear (per type), a job failed by the
+    reaper after its worker died, both without a run time."""
+    http = stack.start_http()
+    for _ in range(3):
+        stack.ok("job.enqueue", {"type": "noop", "run_at": now_ms() + 3_600_000})
+    stack.ok("job.enqueue", {"type": "sleep", "args": {"ms": 10}, "run_at": now_ms() + 3_600_000})
+    assert stack.ok("queue.clear", {"queue": "default"})["cleared"] == 4
+    # a job whose worker is killed -9 on its last attempt: the reaper fails it
+    w = stack.start_worker(job_lease_s=2)
+    jid = stack.ok("job.enqueue", {"type": "sleep", "args": {"ms": 60000},
+                                   "max_attempts": 1})["id"]
+    deadline = time.monotonic() + 30
+    while stack.rows("SELECT state FROM jobs WHERE id = %s", jid)[0]["state"] != "running":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    w.kill9()
+    stack.start_worker(job_lease_s=2)
+    deadline = time.monotonic() + 30
+    while stack.rows("SELECT state FROM jobs WHERE id = %s", jid)[0]["state"] != "failed":
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    samples = scrape(stack, http)
+    assert one(samples, "adminbus_jobs_finished_total", queue="default", type="noop",
+               state="cancelled") == 3
+    assert one(samples, "adminbus_jobs_finished_total", queue="default", type="sleep",
+               state="cancelled") == 1
+    assert one(samples, "adminbus_jobs_finished_total", queue="default", type="sleep",
+               state="failed") == 1
+    assert series(samples, "adminbus_job_duration_seconds_count", type="sleep") == {}
+
+
+def test_queue_latency_is_the_age_of_the_oldest_due_job(stack):
+    """adminbus_queue_oldest_ready_age_seconds: how long the oldest job that may run now has
+    waited, per queue; 0 for a queue whose jobs are all due later."""
+    from test_worker import sql_enqueue
+    http = stack.start_http()
+    sql_enqueue(stack, "noop", queue="prio", run_at_ms=now_ms() - 90_000, priority=5)
+    sql_enqueue(stack, "noop", queue="prio", run_at_ms=now_ms() - 30_000)
+    sql_enqueue(stack, "noop", queue="cache", run_at_ms=now_ms() + 600_000)
+    samples = scrape(stack, http)
+    prio = one(samples, "adminbus_queue_oldest_ready_age_seconds", queue="prio")
+    assert 90 <= prio < 120, prio
+    assert one(samples, "adminbus_queue_oldest_ready_age_seconds", queue="cache") == 0
+    assert one(samples, "adminbus_queue_oldest_ready_age_seconds", queue="email") == 0
+
+
+def test_the_engine_label_is_its_host_and_slot_not_its_pid(stack):
+    """The default engine name is host:slot (the first free slot of its home): a restart
+    keeps it, so /metrics carries one series on; a second engine beside it gets the next."""
+    host = socket.gethostname()
+    first = stack.ok("auth.whoami")["engine"]["name"]
+    assert first == f"{host}:0", first
+    http = stack.start_http()
+    sub = subscribe(stack)
+    stop_engine(stack)
+    stack.start_engine()
+    assert stack.ok("auth.whoami")["engine"]["name"] == first
+    second = Daemon("engine 2", [str(BIN / "adminbus-engine")],
+                    dict(stack.env, ADMINBUS_STATS_EVERY_S="1"), stack.home / "engine-2.log")
+    try:
+        ev = next_stats(sub, now_ms(), engine=f"{host}:1")
+        samples = metrics_showing(stack, http, ev)
+        assert {first, f"{host}:1"} <= engines_in(samples)
+        assert not any(str(stack.engine.pid) in e or str(second.pid) in e
+                       for e in engines_in(samples))
+    finally:
+        assert second.stop() == 0
+        stack.check_log_file(second.log)
+    sub.close()
+
+
+def test_a_removed_workers_counts_stay_in_the_totals(stack):
+    """A worker adds to counter rows of its own; when its registration is removed (worker
+    cleanup) they move to the shared rows in that transaction: the totals do not change and
+    the table keeps no rows of a worker that is gone."""
+    http = stack.start_http()
+    w = stack.start_worker()
+    ids = stack.ok("job.enqueue_many", {"jobs": [{"type": "noop"}] * 20})["ids"]
+    wait_ended(stack, len(ids))
+    assert w.stop() == 0
+    mine = stack.rows("SELECT SUM(finished) AS n FROM job_counts WHERE shard = %s", w.id)
+    assert mine[0]["n"] == 20
+    noop = {"queue": "default", "type": "noop", "state": "done"}
+    before = scrape(stack, http)
+    assert one(before, "adminbus_jobs_finished_total", **noop) == 20
+    r = stack.ok("worker.cleanup", {"worker": w.id})
+    assert r["removed"] is True, r
+    assert stack.count("job_counts", "shard = %s", w.id) == 0
+    assert stack.rows("SELECT SUM(finished) AS n FROM job_counts WHERE shard = ''")[0]["n"] == 20
+    after = scrape(stack, http)
+    for name in ("adminbus_jobs_finished_total", "adminbus_job_duration_seconds_count",
+                 "adminbus_job_duration_seconds_sum"):
+        assert one(after, name, **noop) == one(before, name, **noop), name
+    assert series(after, "adminbus_job_duration_seconds_bucket", **noop) == \
+        series(before, "adminbus_job_duration_seconds_bucket", **noop)
