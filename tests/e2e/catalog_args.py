@@ -27,17 +27,20 @@ def catalog():
     return json.loads(out)
 
 
-def send_all(stack, commands, timeout=180):
-    """Send every command pipelined on one DEALER; return {id: reply}. A command is a map
-    (packed here) or (id, raw bytes) for a frame built by hand. A reply that is not valid
-    UTF-8 is kept as {"undecodable": raw bytes}."""
+def send_all(stack, commands, timeout=180, window=500):
+    """Send every command pipelined on one DEALER, at most window of them unanswered at a
+    time (so that no queue on the way reaches its high-water mark); return {id: reply}. A
+    command is a map (packed here) or (id, raw bytes) for a frame built by hand. A reply
+    that is not valid UTF-8 is kept as {"undecodable": raw bytes}."""
     sock = stack.socket()
     try:
-        for c in commands:
-            body = c[1] if isinstance(c, tuple) else msgpack.packb(c, use_bin_type=True)
-            sock.send_multipart([b"", body])
-        replies, deadline = {}, time.monotonic() + timeout
+        replies, sent, deadline = {}, 0, time.monotonic() + timeout
         while len(replies) < len(commands) and time.monotonic() < deadline:
+            while sent < len(commands) and sent - len(replies) < window:
+                c = commands[sent]
+                body = c[1] if isinstance(c, tuple) else msgpack.packb(c, use_bin_type=True)
+                sock.send_multipart([b"", body])
+                sent += 1
             if not sock.poll(500):
                 continue
             _, raw = sock.recv_multipart()
@@ -118,3 +121,26 @@ class Fill:
         if cmd == "auth.login" and name != "password":
             return {"password": "not the password"}
         return {}
+
+
+def tables(stack):
+    """Every base table of the stack's database."""
+    return [r[f"Tables_in_{stack.database}"] for r in
+            stack.rows("SHOW FULL TABLES WHERE Table_type = 'BASE TABLE'")]
+
+
+def db_digest(stack):
+    """{table: (rows, CHECKSUM TABLE)} for every table of the database: any insert, update
+    or delete of any table changes its entry."""
+    out = {}
+    for t in tables(stack):
+        checksum = stack.rows(f"CHECKSUM TABLE `{t}`")[0]["Checksum"]
+        out[t] = (stack.count(t), checksum)
+    return out
+
+
+def digest_changes(before, after):
+    """The tables whose digest differs, as text (empty when none does)."""
+    return [f"{t}: rows {before.get(t, (None,))[0]} -> {after.get(t, (None,))[0]}, "
+            f"checksum {before.get(t, (None, None))[1]} -> {after.get(t, (None, None))[1]}"
+            for t in sorted(set(before) | set(after)) if before.get(t) != after.get(t)]
