@@ -481,8 +481,10 @@ def test_every_command_refuses_hostile_arguments_and_changes_nothing(bstack):
                  if code == "conflict" and case is not reused}
     stored = {row["cmd_id"] for row in new["command_ids"]}
     if stored != conflicts or any(row["user_id"] != r.admin["id"] for row in new["command_ids"]):
-        problems.append(f"command_ids: stored {sorted(stored)}, the conflicts were "
-                        f"{sorted(conflicts)}")
+        extra = [expect[c][0].what if c in expect else c for c in sorted(stored - conflicts)]
+        problems.append(f"command_ids: {len(stored)} stored for {len(conflicts)} conflicts; "
+                        f"not conflicts: {extra[:10]}; conflicts not stored: "
+                        f"{[expect[c][0].what for c in sorted(conflicts - stored)][:10]}")
     for row in new["command_ids"]:
         if msgpack.unpackb(row["reply"], raw=False) != replies.get(row["cmd_id"]):
             problems.append(f"command_ids {row['cmd_id']}: a stored reply not the one sent")
