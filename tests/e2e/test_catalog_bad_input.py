@@ -264,9 +264,9 @@ class Records:
     """What the handler cases name, and the credentials that fail, made before the digest."""
 
     def __init__(self, stack):
-        self.stack = stack
         self.fill = Fill(stack)
         self.admin = admin(stack)
+        self.user = stack.rows("SELECT id FROM users WHERE email = %s", self.fill.user)[0]["id"]
         s = stack
         self.expired = self.user_key(s, "expired.key@example.org")
         s.rows("UPDATE auth_keys SET expiration = UTC_TIMESTAMP(3) - INTERVAL 1 DAY "
@@ -279,9 +279,6 @@ class Records:
         self.elsewhere = (uid, key["authkey"])
         self.used_id = str(uuid.uuid4())  # a committed command's id, re-sent with other args
         s.ok("org.add", {"name": "Used Id Org"}, id=self.used_id)
-
-    def user_id(self, email):
-        return self.stack.rows("SELECT id FROM users WHERE email = %s", email)[0]["id"]
 
     @staticmethod
     def user_key(stack, email):
@@ -489,7 +486,7 @@ def test_every_command_refuses_hostile_arguments_and_changes_nothing(bstack):
         if msgpack.unpackb(row["reply"], raw=False) != replies.get(row["cmd_id"]):
             problems.append(f"command_ids {row['cmd_id']}: a stored reply not the one sent")
     want_logs = Counter([("User", "auth_fail", uid) for _, uid in failing] +
-                        [("User", "login_fail", r.user_id(r.fill.user))])
+                        [("User", "login_fail", r.user)])
     got_logs = Counter((x["model"], x["action"], x["model_id"]) for x in new["logs"])
     if got_logs != want_logs:
         problems.append(f"logs: added {dict(got_logs)}, the refusals record {dict(want_logs)}")
