@@ -535,6 +535,16 @@ static int s_apply(ab_ctx *ctx, s_change *ch, msgpack_packer *pk, ab_error *err)
     return 0;
 }
 
+/* Remove the stored value of s: its default applies (setting.reset, and setting.set of an
+ * empty value, which a row cannot hold). */
+static int s_reset(ab_ctx *ctx, const ab_setting *s, msgpack_packer *pk, ab_error *err)
+{
+    s_change ch = {.s = s, .reset = true};
+    int rc = s_apply(ctx, &ch, pk, err);
+    free(ch.old_text);
+    return rc;
+}
+
 /* setting.set and setting.baseurl: cast, validate (unless forced), apply. */
 static int s_set(ab_ctx *ctx, const ab_setting *s, const msgpack_object *value, msgpack_packer *pk,
                  ab_error *err)
@@ -550,7 +560,11 @@ static int s_set(ab_ctx *ctx, const ab_setting *s, const msgpack_object *value, 
         free(text);
         return -1;
     }
-    ch.new_text = *text ? text : NULL;
+    if (!*text) { /* empty: nothing to store, so the setting is unset and its default applies */
+        free(text);
+        return s_reset(ctx, s, pk, err);
+    }
+    ch.new_text = text;
     int rc = s_apply(ctx, &ch, pk, err);
     free(ch.old_text);
     free(text);
@@ -587,10 +601,5 @@ int ab_setting_baseurl(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
 int ab_setting_reset(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
 {
     const ab_setting *s = s_arg_changeable(ctx, err);
-    if (!s)
-        return -1;
-    s_change ch = {.s = s, .reset = true};
-    int rc = s_apply(ctx, &ch, pk, err);
-    free(ch.old_text);
-    return rc;
+    return s ? s_reset(ctx, s, pk, err) : -1;
 }

@@ -803,8 +803,10 @@ const ab_command ab_catalog[] = {
      "unknown name is not_found (field name); a setting that is not editable is invalid "
      "(field name). A change is audited as serverSettingsEdit with name (old) => (new), "
      "secrets as *****, published as setting.NAME.changed, and picked up by running "
-     "processes without a restart. Setting the value it already has changes nothing. A "
-     "CLI-only setting (cli_only) is forbidden (field name) for a command that came through "
+     "processes without a restart. Setting the value it already has changes nothing. An "
+     "empty value, where a setting may be empty, removes the stored value as setting reset "
+     "does (its default applies). A CLI-only setting (cli_only) is forbidden (field name) for a "
+     "command that came through "
      "the HTTP shim (via = http).",
      true, AB_PERM_SITE_ADMIN, s_setting_set, COUNT(s_setting_set)},
     {"setting.reset", "setting reset", "Return a server setting to its default",

@@ -16,15 +16,11 @@ One stack for the file (its frames may be 1 MiB: 65,535 four-byte characters are
 the sweep sends its commands pipelined on one DEALER socket.
 """
 
-import json
-import subprocess
-import time
-import uuid
-
 import msgpack
 import pytest
 
-from conftest import BIN, Stack, running
+from catalog_args import LIST_ENTRIES, Fill, catalog, send_all
+from conftest import Stack, running
 from helpers import assert_error
 
 SMILE = "\U0001F600"  # 4 bytes of UTF-8
@@ -39,40 +35,11 @@ def wide(mariadb, tmp_path_factory):
         yield s
 
 
-def catalog():
-    out = subprocess.run([str(BIN / "adminbus-catalog"), "--json"], check=True,
-                         capture_output=True, text=True).stdout
-    return json.loads(out)
-
-
 def ok(stack, type_, args):
     """stack.ok() whose failure message shows the reply, not arguments of 256 KiB."""
     r = stack.cmd(type_, args)
     assert r.get("ok") is True, f"{type_} failed: {r!r:.600}"
     return r["result"]
-
-
-def send_all(stack, commands, timeout=180):
-    """Send every command (maps) pipelined on one DEALER; return {id: reply}. A reply that
-    is not valid UTF-8 is kept as {"undecodable": raw bytes}."""
-    sock = stack.socket()
-    try:
-        for c in commands:
-            sock.send_multipart([b"", msgpack.packb(c, use_bin_type=True)])
-        replies, deadline = {}, time.monotonic() + timeout
-        while len(replies) < len(commands) and time.monotonic() < deadline:
-            if not sock.poll(500):
-                continue
-            _, raw = sock.recv_multipart()
-            try:
-                reply = msgpack.unpackb(raw, raw=False)
-            except UnicodeDecodeError:
-                rid = msgpack.unpackb(raw, raw=True).get(b"id", b"").decode("ascii", "replace")
-                reply = {"id": rid, "undecodable": raw}
-            replies[reply["id"]] = reply
-        return replies
-    finally:
-        sock.close()
 
 
 # --- organisations: description and contacts in any script ------------------------------
@@ -213,74 +180,6 @@ def test_nul_is_refused_as_nul(wide):
 
 # --- the sweep, generated from the catalog ---------------------------------------------------
 
-# The entries of a list argument are the arguments of another command.
-LIST_ENTRIES = {("job.enqueue_many", "jobs"): "job.enqueue"}
-
-
-class Fill:
-    """Valid values for the arguments a case does not test: records made once, names made
-    fresh per case (a case's value under test is unique too, so cases never collide)."""
-
-    def __init__(self, stack=None):
-        """Records made on stack; without one, placeholders (for commands refused before
-        any look-up)."""
-        self.n = 0
-        if stack is None:
-            self.org = self.role = "1"
-            self.user = "nobody@example.org"
-            self.authkey = self.job = self.task = 1
-            return
-        self.org = str(stack.ok("org.add", {"name": "Sweep Org"})["id"])
-        self.role = str(stack.ok("role.add", {"name": "Sweep Role"})["id"])
-        self.user = "sweep.target@example.org"
-        stack.ok("user.add", {"email": self.user, "org": self.org, "role": self.role})
-        self.authkey = stack.ok("authkey.add", {"user": self.user})["id"]
-        self.job = stack.ok("job.enqueue", {"type": "noop"})["id"]
-        tasks = stack.ok("task.list")["items"]
-        self.task = next(t["id"] for t in tasks if t["type"] == "jobs.purge")
-
-    def fresh(self, what):
-        self.n += 1
-        return f"sweep-{what}-{self.n}"
-
-    def value(self, cmd, arg):
-        """A valid value for arg of command cmd (its name decides, then its type)."""
-        name, kind = arg["name"], arg["type"]
-        by_name = {
-            "org": self.org, "into": self.org, "user": self.user, "role": self.role,
-            "authkey_id": self.authkey, "job": self.job, "task": self.task,
-            "ip": "192.0.2.1", "to": "sweep.to@example.org", "type": "noop", "value": "x",
-            "baseurl": "https://misp.example.org", "worker": "nohost:1:default",
-            "jobs": [{"type": "noop"}],
-        }
-        if name == "name":  # org.add, role.add: unique; setting.*: a text setting
-            return "MISP.welcome_text_top" if cmd.startswith("setting.") else self.fresh("name")
-        if name == "email":
-            return self.user if cmd == "auth.login" else f"{self.fresh('user')}@example.org"
-        if name in by_name:
-            return by_name[name]
-        if kind == "enum":
-            return arg["choices"][0]
-        if kind == "integer":
-            return max(arg["min"], 1)
-        if kind == "boolean":
-            return False
-        if kind == "uuid":
-            return str(uuid.uuid4())
-        return "sweep"
-
-    def context(self, cmd, name):
-        """Arguments a command needs beyond its required ones for the case of argument
-        name to reach its handler's work (rules between arguments)."""
-        if cmd == "mail.contact":
-            who = {"future": "sweep.future@example.org"} if name in ("future", "gpgkey") \
-                else {"user": self.user}
-            return dict(who, subject="Sweep", message="Sweep")
-        if cmd == "auth.login" and name != "password":
-            return {"password": "not the password"}
-        return {}
-
-
 def text_kind(arg):
     return arg["type"] in ("string", "scalar", "strings")
 
@@ -317,7 +216,7 @@ def at_length(arg, n, first):
 
 
 def case(cmd, arg, fill, outer):
-    base = {a["name"]: fill.value(cmd["type"], a) for a in cmd["args"] if a["required"]}
+    base = fill.required(cmd)
     base.update(fill.context(cmd["type"], arg["name"]))
     first = chr(0x1F300 + fill.n % 0x2FF)  # still four bytes in UTF-8
     fill.n += 1
@@ -404,7 +303,7 @@ def test_not_blank_arguments_refuse_white_space(wide):
             "org.delete.org"} <= names, names
     sent, what = [], {}
     for c, a in marked:
-        args = {x["name"]: fill.value(c["type"], x) for x in c["args"] if x["required"]}
+        args = fill.required(c)
         args.update(fill.context(c["type"], a["name"]))
         args[a["name"]] = " " * max(a["min"], 3)
         cmd = wide.command(c["type"], args)

@@ -250,6 +250,28 @@ def test_reset_returns_to_the_default(stack):
     assert_error(stack.cmd("setting.reset", {"name": "MISP.host_org_id"}), "invalid", "name")
 
 
+def test_an_empty_value_unsets_a_setting_that_may_be_empty(stack):
+    """Setting "" where empty is allowed clears a stored value as a reset does: its default
+    applies. Before, the engine tried to store no value (the column cannot hold none): a
+    text setting answered `internal`, and a secret one crashed the engine (it sealed a null
+    pointer), both as soon as a value had been stored."""
+    for name, value, default in (("MISP.welcome_text_top", "Hello", None),
+                                 ("MISP.title_text", "Ours", "MISP"),
+                                 ("Email.password", "s3cret-pw", None)):
+        stack.ok("setting.set", {"name": name, "value": value})
+        n = stack.count("logs")
+        r = stack.ok("setting.set", {"name": name, "value": ""})
+        assert r["changed"] is True and r["value"] == default, r
+        assert stack.count("settings", "name = %s", name) == 0
+        assert setting(stack, name)["set"] is False
+        row = audit_rows(stack, model="Server", action="serverSettingsEdit")[-1]
+        assert stack.count("logs") == n + 1 and row["title"] == "Server setting reset to its " \
+                                                                 "default", row
+        again = stack.ok("setting.set", {"name": name, "value": ""})
+        assert again["changed"] is False and stack.count("logs") == n + 1, again
+    assert stack.engine.alive()
+
+
 def test_host_org_must_be_a_local_organisation(stack):
     local = stack.ok("org.add", {"name": "Second host"})["id"]
     remote = stack.ok("org.add", {"name": "Elsewhere", "local": False})["id"]
