@@ -210,7 +210,10 @@ def held_scenario(stack, mariadb, client, events, first_held):
     row locks, and a batch waiting for one of them would never reach its own COMMIT."""
     stack.ok("org.add", {"name": "held-edit-target"})
     host_org = admin(stack)["org_name"]
-    events._pump(0.2)
+    # Events of what committed before the hold may still be on their way (each loop of the
+    # engine has its own publisher; an event goes out after its reply): they are told apart
+    # by the organisations they name.
+    before = {r["id"] for r in stack.rows("SELECT id FROM organisations")}
     after = len(events.seen)
     cmds = [stack.command("job.enqueue", {"type": "noop"}),
             stack.command("org.add", {"name": "held-a"}),
@@ -230,7 +233,8 @@ def held_scenario(stack, mariadb, client, events, first_held):
             events._pump(0.05)
         early_replies = {i: r for i, r in client.replies.items() if i in ids}
         early_events = [(tp, ev) for _, tp, ev in events.seen[after:]
-                        if not tp.startswith(TIMER_TOPICS)]
+                        if not tp.startswith(TIMER_TOPICS) and
+                        not (tp == "audit.Organisation.add" and ev["data"]["id"] in before)]
         # held all along: nothing of theirs committed (stack.db reads committed rows)
         marks = ", ".join(["%s"] * len(held))
         assert stack.count("command_ids", f"cmd_id IN ({marks})", *held) == 0
