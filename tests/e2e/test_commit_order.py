@@ -255,7 +255,8 @@ def wait_replies(client, ids, timeout=AFTER_RELEASE_S):
 def check_replies_after_commit(stack, mariadb, client, events, first_held):
     cmds, early, _, released, held, _ = held_scenario(stack, mariadb, client, events,
                                                       first_held)
-    assert early == {}, f"replies arrived while their COMMIT was held: {early}"
+    assert early == {}, (f"replies arrived while their COMMIT was held: {early} (held at "
+                         f"COMMIT: {[c['type'] for c in cmds if c['id'] in held]})")
     got = wait_replies(client, [c["id"] for c in cmds])
     for c in cmds:
         (t, r), = got[c["id"]]
@@ -271,13 +272,13 @@ def check_replies_after_commit(stack, mariadb, client, events, first_held):
         if c["type"] == "job.enqueue":
             job = got[c["id"]][0][1]["result"]["id"]
             assert stack.count("jobs", "id = %s", job) == 1
-    return held
 
 
 def check_events_after_commit(stack, mariadb, client, events, first_held):
     cmds, _, early, released, held, after = held_scenario(stack, mariadb, client, events,
                                                           first_held)
-    assert early == [], f"published while the COMMIT was held: {[tp for tp, _ in early]}"
+    assert early == [], (f"published while the COMMIT was held: {[tp for tp, _ in early]} "
+                         f"(held at COMMIT: {[c['type'] for c in cmds if c['id'] in held]})")
     got = wait_replies(client, [c["id"] for c in cmds])
     jobs = [got[c["id"]][0][1]["result"]["id"] for c in cmds if c["type"] == "job.enqueue"]
     orgs = stack.rows("SELECT id FROM organisations WHERE name IN "
@@ -292,7 +293,6 @@ def check_events_after_commit(stack, mariadb, client, events, first_held):
     for topic, where in wanted:
         _, t, _ = events.wait(topic, timeout=AFTER_RELEASE_S, where=where, after=after)
         assert t >= released, f"{topic} seen before the release"
-    return held
 
 
 # --- ZeroMQ ---------------------------------------------------------------------------------
