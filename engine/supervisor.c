@@ -46,6 +46,7 @@
 #define S_BACKOFF_MAX_MS 60000
 #define S_HEALTHY_MS     10000 /* a child that lived this long was not crash-looping */
 #define S_STOP_EXTRA_S   10    /* a stop waits the workers' grace plus this, then SIGKILL */
+#define S_GONE_TRIES     3     /* a worker's end recorded again after a deadlock */
 #define S_KILL_WAIT_MS   5000  /* how long a SIGKILLed child may take to be reapable */
 #define S_REQUEST_TTL_S  300   /* a request pending longer is failed as expired */
 #define S_REQUESTS_BATCH 32
@@ -520,6 +521,26 @@ static int s_gone_tx(ab_supervisor *s, const char *wid, const char *why, const s
     return s_request_end(s, kill->id, "done", result, wid, err);
 }
 
+/* s_gone_tx and its COMMIT, tried again when InnoDB chose this transaction as a deadlock
+ * victim or timed out a lock wait: the worker's own last transactions (jobs, then its row)
+ * can cross ours (its row, then its jobs), and a row left behind would hold a replaced
+ * worker's registration and its jobs until their leases expire. 0, or -1 with err. */
+static int s_gone_recorded(ab_supervisor *s, const char *wid, const char *why, const s_kill *kill,
+                           s_next *next, ab_bury_result *r, ab_error *err)
+{
+    for (int attempt = 1;; attempt++) {
+        *r = (ab_bury_result){0};
+        if (s_gone_tx(s, wid, why, kill, next, r, err) == 0 && s_commit(s, err) == 0)
+            return 0;
+        bool again = attempt < S_GONE_TRIES && s->db && ab_db_batch_broken(s->db) &&
+                     !ab_db_connection_lost(s->db);
+        if (!again)
+            return -1;
+        s_rollback(s);
+        AB_INFO("supervisor %s: worker %s: recording its end again (%s)", s->id, wid, err->message);
+    }
+}
+
 /* A child's process is gone (reaped with status). */
 static void s_child_gone(ab_supervisor *s, s_child *c, int status, const s_kill *kill)
 {
@@ -531,7 +552,7 @@ static void s_child_gone(ab_supervisor *s, s_child *c, int status, const s_kill 
     ab_bury_result r = {0};
     ab_error err;
     s_next next = S_LATER;
-    if (s_gone_tx(s, wid, why, kill, &next, &r, &err) < 0 || s_commit(s, &err) < 0) {
+    if (s_gone_recorded(s, wid, why, kill, &next, &r, &err) < 0) {
         AB_WARN("supervisor %s: worker %s: %s; could not record it (%s): its jobs come back "
                 "when their leases expire",
                 s->id, wid, why, err.message);

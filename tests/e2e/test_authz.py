@@ -119,6 +119,7 @@ TABLE = {
     "worker.cleanup":   ("+ - - - - - - x x - x", lambda c: {"worker": NO_WORKER}),
     "queue.clear":      ("+ - - - - - - x x - x", lambda c: {"queue": "email"}),
     "queue.stats":      ("+ - - - - - - x x + x", lambda c: {}),
+    "job.stats":        ("+ - - - - - - x x + x", lambda c: {}),
     "task.list":        ("+ - - - - - - x x + x", lambda c: {}),
     "task.set":         ("+ - - - - - - x x - x", lambda c: {"task": 1,
                                                              "description": c.fresh("task")}),

@@ -9,9 +9,10 @@ SMTP server (the loopback sink in place of smtp.example.org, plain SMTP)."""
 
 import json
 import re
+import shutil
 import subprocess
 
-from conftest import BIN, ROOT, clean_env
+from conftest import BIN, ROOT, clean_env, short_dir
 from test_mail import SmtpSink, gpg
 from test_ops_run import detached_stack
 
@@ -92,8 +93,7 @@ def test_the_readme_tour_reads_straight_through(mariadb, tmp_path):
     assert len(lines) > 30 and lines[0].endswith("adminctl whoami"), lines
     work = tmp_path / "work"
     work.mkdir()
-    keys = tmp_path / "g"  # bob's GnuPG home, short enough for gpg-agent's socket
-    keys.mkdir(mode=0o700)
+    keys = short_dir()  # bob's GnuPG home: gpg-agent's socket must fit in 107 bytes
     try:
         gpg(str(keys), "--passphrase", "", "--quick-gen-key", "Bob <bob@circl.lu>", "default",
             "default", "never")
@@ -102,6 +102,7 @@ def test_the_readme_tour_reads_straight_through(mariadb, tmp_path):
     finally:
         subprocess.run(["gpgconf", "--homedir", str(keys), "--kill", "all"], env=clean_env(),
                        check=False, capture_output=True)
+        shutil.rmtree(keys, ignore_errors=True)
     home = tmp_path / "home"
     with SmtpSink(tmp_path / "sink") as sink, \
             detached_stack(mariadb, home, workers="default:1,email:1") as (env, seen):
