@@ -450,6 +450,7 @@ class Stack:
         self.schedulers = []  # Scheduler handles, stopped at teardown
         self.supervisors = []  # Supervisor handles, stopped (first) at teardown
         self.extra_conf = ""  # more adminbus.conf lines (a subclass's: curve=on)
+        self.log_level = "info"  # every daemon's (adminbus.conf), set before start()
         self.https = []  # HttpShim handles (adminbus-http), stopped at teardown
 
     def start(self):
@@ -468,7 +469,7 @@ class Stack:
             f"commands_endpoint={self.url}\n"
             f"events_endpoint={self.events}\n" + self.internal_conf() +
             f"max_frame={self.max_frame}\n"
-            "log_level=info\n" + self.extra_conf)
+            f"log_level={self.log_level}\n" + self.extra_conf)
         conf.chmod(0o600)
         if self.internal == "tcp":
             init = subprocess.run([str(BIN / "adminbus-broker"), "--curve-init"], env=self.env,
