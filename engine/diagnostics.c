@@ -1,7 +1,9 @@
 /* diagnostics.c — the health report: MISP's Diagnostics tab, for adminbus's parts. Each check
  * says what it found and, when it is not ok, what to do:
  *
- *   database          reachable, at the schema version this engine expects; durable commits
+ *   database          reachable, at the schema version this engine expects
+ *   database.durability
+ *                     each COMMIT reaches the disk (and the binary log's, when it is on)
  *   folder.*, disk.*  data folders exist and are writable; free space on their file systems
  *   gnupg             GnuPG.homedir holds a secret key for GnuPG.email that signs with
  *                     GnuPG.password (a real signature, through gpgme)
@@ -89,16 +91,54 @@ static int s_query_text(ab_db *db, const char *sql, char *out, size_t len, ab_er
     return 0;
 }
 
+/* A reply promises that its change survives a crash of the database host: each COMMIT must
+ * reach the disk (innodb_flush_log_at_trx_commit=1, MariaDB's default). With the binary log
+ * on, its events must too (sync_binlog=1), or a replica or a point-in-time restore from it
+ * misses acknowledged commands. */
+static int s_check_durability(ab_ctx *ctx, ab_diag_report *r, ab_error *err)
+{
+    ab_rows rows;
+    if (ab_db_query(ctx->db, "SELECT @@innodb_flush_log_at_trx_commit, @@log_bin, @@sync_binlog",
+                    NULL, &rows, err) < 0)
+        return -1;
+    int64_t v[3] = {1, 0, 1}; /* innodb_flush_log_at_trx_commit, log_bin, sync_binlog */
+    int got = ab_rows_next(&rows);
+    for (int i = 0; got == 1 && i < 3; i++)
+        v[i] = ab_rows_int(&rows, i);
+    ab_rows_close(&rows);
+    if (got != 1)
+        return ab_fail(err, AB_E_INTERNAL, NULL, "reading the server's durability settings failed");
+    int64_t flush = v[0], log_bin = v[1], sync_binlog = v[2];
+    if (flush != 1)
+        s_add(r, "database.durability", AB_DIAG_WARNING,
+              "set innodb_flush_log_at_trx_commit=1 in the server's configuration ([mariadbd] "
+              "section) and apply it at once: SET GLOBAL innodb_flush_log_at_trx_commit = 1",
+              "innodb_flush_log_at_trx_commit is %lld: a crash of %s may lose commands that "
+              "were acknowledged",
+              (long long)flush, flush == 2 ? "the database host" : "MariaDB or its host");
+    else if (log_bin && sync_binlog != 1)
+        s_add(r, "database.durability", AB_DIAG_WARNING,
+              "set sync_binlog=1 in the server's configuration ([mariadbd] section) and apply "
+              "it at once: SET GLOBAL sync_binlog = 1",
+              "the binary log is on with sync_binlog %lld: after a crash of the database host, "
+              "replicas and restores from the binary log may miss acknowledged commands",
+              (long long)sync_binlog);
+    else
+        s_add(r, "database.durability", AB_DIAG_OK, NULL,
+              "every COMMIT reaches the disk before its reply (innodb_flush_log_at_trx_commit "
+              "1%s)",
+              log_bin ? ", sync_binlog 1" : "; no binary log");
+    return 0;
+}
+
 static int s_check_database(ab_ctx *ctx, ab_diag_report *r, char *datadir, size_t dlen,
                             ab_error *err)
 {
     char version[128];
-    int64_t flush = 1;
     int current = ab_schema_current(ctx->db, err), latest = ab_schema_latest();
     if (current < 0 ||
         s_query_text(ctx->db, "SELECT VERSION()", version, sizeof version, err) < 0 ||
-        s_query_text(ctx->db, "SELECT @@datadir", datadir, dlen, err) < 0 ||
-        ab_db_scalar(ctx->db, "SELECT @@innodb_flush_log_at_trx_commit", NULL, &flush, err) < 0)
+        s_query_text(ctx->db, "SELECT @@datadir", datadir, dlen, err) < 0)
         return -1;
     if (current < latest)
         s_add(r, "database", AB_DIAG_CRITICAL,
@@ -116,13 +156,7 @@ static int s_check_database(ab_ctx *ctx, ab_diag_report *r, char *datadir, size_
         s_add(r, "database", AB_DIAG_OK, NULL,
               "MariaDB %s is reachable; schema version %d, as this engine expects", version,
               current);
-    if (flush != 1)
-        s_add(r, "database.durability", AB_DIAG_WARNING,
-              "set innodb_flush_log_at_trx_commit=1 in the server's configuration",
-              "innodb_flush_log_at_trx_commit is %lld: a crash of the database host may lose "
-              "commands that were acknowledged",
-              (long long)flush);
-    return 0;
+    return s_check_durability(ctx, r, err);
 }
 
 /* --- folders and disk space --------------------------------------------------------------- */

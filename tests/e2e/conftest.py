@@ -110,6 +110,7 @@ class MariaDB:
         self.port = u.port or 3306
         self.socket = q.get("socket")
         self.home = None  # its ADMINBUS_HOME when we may restart it (see restartable())
+        self.start_env = {}  # what ops/db start needs besides the home (ADMINBUS_DB_OPTIONS)
 
     # -- stopping and starting the server itself (the chaos test) --
 
@@ -141,7 +142,8 @@ class MariaDB:
     def start(self):
         """Start the server again on the same data folder and socket (ops/db start)."""
         subprocess.run([str(ROOT / "ops" / "db"), "start"],
-                       env=clean_env(ADMINBUS_HOME=self.home), check=True, timeout=120)
+                       env=clean_env(ADMINBUS_HOME=self.home, **self.start_env), check=True,
+                       timeout=120)
 
     def connect(self, database=None):
         kw = dict(user=self.user, password=self.password, database=database,
@@ -184,17 +186,18 @@ def mariadb():
 
 
 @contextmanager
-def private_mariadb():
+def private_mariadb(options=()):
     """A MariaDB server of our own (ops/db) under a temporary home; stopped and removed at
-    the end."""
+    the end. options: more mariadbd options (["--log-bin"]), kept for restarts."""
     home = tempfile.mkdtemp(prefix="ab-e2e-")
-    env = clean_env(ADMINBUS_HOME=home)
+    start_env = {"ADMINBUS_DB_OPTIONS": " ".join(options)} if options else {}
+    env = clean_env(ADMINBUS_HOME=home, **start_env)
     try:
         subprocess.run([str(ROOT / "ops" / "db"), "start"], env=env, check=True, timeout=180)
         dsn = subprocess.run([str(ROOT / "ops" / "db"), "dsn"], env=env, check=True,
                              capture_output=True, text=True).stdout.strip()
         m = MariaDB(dsn)
-        m.home = home
+        m.home, m.start_env = home, start_env
         yield m
     finally:
         subprocess.run([str(ROOT / "ops" / "db"), "stop"], env=env, check=False)
@@ -447,6 +450,7 @@ class Stack:
         self.schedulers = []  # Scheduler handles, stopped at teardown
         self.supervisors = []  # Supervisor handles, stopped (first) at teardown
         self.extra_conf = ""  # more adminbus.conf lines (a subclass's: curve=on)
+        self.log_level = "info"  # every daemon's (adminbus.conf), set before start()
         self.https = []  # HttpShim handles (adminbus-http), stopped at teardown
 
     def start(self):
@@ -465,7 +469,7 @@ class Stack:
             f"commands_endpoint={self.url}\n"
             f"events_endpoint={self.events}\n" + self.internal_conf() +
             f"max_frame={self.max_frame}\n"
-            "log_level=info\n" + self.extra_conf)
+            f"log_level={self.log_level}\n" + self.extra_conf)
         conf.chmod(0o600)
         if self.internal == "tcp":
             init = subprocess.run([str(BIN / "adminbus-broker"), "--curve-init"], env=self.env,

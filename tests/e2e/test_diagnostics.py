@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import Stack, private_mariadb, running
 from helpers import ctl_json
 
 QUEUES = ("default", "prio", "cache", "email", "update")
@@ -170,3 +171,67 @@ def test_the_report_holds_every_setting_and_every_check(stack):
     assert {c["name"] for c in report["diagnostics"]["checks"]} >= {
         "database", "gnupg", "bus", "workers.default", "scheduler", "clock", "settings"}
     assert set(report["problems"]) == {"misp", "gnupg", "proxy", "security", "misc"}
+
+
+# --- durable commits: innodb_flush_log_at_trx_commit, sync_binlog ------------------------------
+
+
+def durability(stack):
+    return check(stack.ok("diagnostics.run"), "database.durability")
+
+
+def test_the_suites_server_flushes_every_commit(stack):
+    """"A reply means it is durable" assumes that each COMMIT reaches the disk: the server the
+    suite runs on (ops/db's, or the one ADMINBUS_TEST_DSN names) must do so, and the engine's
+    diagnostics must say so."""
+    [row] = stack.rows("SELECT @@innodb_flush_log_at_trx_commit AS flush, @@log_bin AS log_bin, "
+                       "@@sync_binlog AS sync_binlog")
+    assert row["flush"] == 1, row
+    assert not row["log_bin"] or row["sync_binlog"] == 1, row
+    d = durability(stack)
+    assert d["status"] == "ok" and "innodb_flush_log_at_trx_commit 1" in d["found"], d
+    assert d["action"] is None
+
+
+@pytest.fixture
+def binlog_mariadb():
+    """A server of the test's own with the binary log on: SET GLOBAL is server-wide."""
+    with private_mariadb(options=["--log-bin", "--server-id=1"]) as m:
+        yield m
+
+
+def test_commits_that_may_not_reach_the_disk_are_warned_with_the_fix(binlog_mariadb, tmp_path):
+    with running(Stack(binlog_mariadb, tmp_path / "home")) as stack:
+        admin = binlog_mariadb.connect()
+        try:
+            with admin.cursor() as c:
+                c.execute("SET GLOBAL sync_binlog = 1")
+            d = durability(stack)
+            assert d["status"] == "ok" and "sync_binlog 1" in d["found"], d
+
+            for flush, who in ((2, "the database host"), (0, "MariaDB or its host")):
+                with admin.cursor() as c:
+                    c.execute(f"SET GLOBAL innodb_flush_log_at_trx_commit = {flush}")
+                d = durability(stack)
+                assert d["status"] == "warning", d
+                assert f"innodb_flush_log_at_trx_commit is {flush}: a crash of {who} may lose " \
+                       "commands that were acknowledged" in d["found"], d
+                assert "SET GLOBAL innodb_flush_log_at_trx_commit = 1" in d["action"], d
+                assert "innodb_flush_log_at_trx_commit=1 in the server's configuration" in \
+                       d["action"], d
+
+            with admin.cursor() as c:
+                c.execute("SET GLOBAL innodb_flush_log_at_trx_commit = 1")
+                c.execute("SET GLOBAL sync_binlog = 0")
+            d = durability(stack)
+            assert d["status"] == "warning", d
+            assert "the binary log is on with sync_binlog 0" in d["found"], d
+            assert "SET GLOBAL sync_binlog = 1" in d["action"], d
+            rc, out, err = stack.adminctl("diagnostics")
+            assert "the binary log is on with sync_binlog 0" in out, (rc, out, err)
+
+            with admin.cursor() as c:
+                c.execute("SET GLOBAL sync_binlog = 1")
+            assert durability(stack)["status"] == "ok"
+        finally:
+            admin.close()

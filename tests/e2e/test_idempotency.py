@@ -75,9 +75,30 @@ def test_refused_command_does_not_use_up_its_id(stack):
     assert rows_for(stack, cid, "Later") == (1, 1, 1)
 
 
-def test_conflict_uses_up_nothing_but_is_stable(stack):
-    """A command refused with conflict changed nothing: the same id may be used again."""
+def test_a_conflict_uses_up_its_id_and_a_retry_gets_the_stored_reply(stack):
+    """A conflict (here a duplicate name) is stored like a success (docs/protocol.md,
+    "Effectively once"): its id is used up, and a retry gets the same answer even once the
+    cause is gone, while the same id with other arguments is a conflict on the id."""
     stack.ok("org.add", {"name": "Taken"})
     cid = str(uuid.uuid4())
-    assert_error(stack.cmd("org.add", {"name": "Taken"}, id=cid), "conflict", "name")
-    assert stack.count("command_ids", "cmd_id = %s", cid) in (0, 1)
+    args = {"name": "Taken", "description": "a duplicate"}
+    first = stack.cmd("org.add", args, id=cid)
+    err = assert_error(first, "conflict", "name")
+    assert "Taken" in err["message"], err
+    assert stack.count("command_ids", "cmd_id = %s", cid) == 1
+    before = stack.counts()
+    assert stack.cmd("org.add", args, id=cid) == first  # the stored reply, word for word
+    assert stack.counts() == before
+    # The cause goes away: the same command now could succeed, but the id has its answer.
+    stack.ok("org.delete", {"org": "Taken"})
+    assert stack.count("organisations", "name = 'Taken'") == 0
+    after_delete = stack.counts()
+    assert after_delete["command_ids"] == before["command_ids"] + 1  # the delete's own id
+    assert stack.cmd("org.add", args, id=cid) == first
+    assert stack.count("organisations", "name = 'Taken'") == 0
+    # The same id with other arguments: conflict on the id, nothing applied.
+    assert_error(stack.cmd("org.add", {"name": "Taken"}, id=cid), "conflict", "id")
+    assert_error(stack.cmd("org.add", {"name": "Fresh"}, id=cid), "conflict", "id")
+    assert stack.count("organisations", "name IN ('Taken', 'Fresh')") == 0
+    assert stack.counts() == after_delete
+    assert stack.count("command_ids", "cmd_id = %s", cid) == 1

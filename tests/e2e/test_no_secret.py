@@ -10,14 +10,26 @@ for each of them, in several encodings, in:
 - every file under the stack's ADMINBUS_HOME except secrets/ (logs, configuration),
 - every event published while it ran (a subscriber to all topics).
 
-The only places a secret may appear are the replies that hand it out once."""
+A worker sends a password-reset message (a generated password) through an SMTP server that
+wants Email.username and Email.password. It runs twice: with every daemon (broker, engine,
+worker) at log level info, and at debug, where they log the most.
+
+The only places a secret may appear are the replies that hand it out once, and the message
+that carries the reset password to its owner."""
 
 import base64
+import re
 import uuid
 from pathlib import Path
 
-from helpers import admin
+import msgpack
+import pytest
+import zmq
+
+from conftest import Stack, running
+from helpers import admin, wait_job
 from test_events import next_event, subscriber, wait_subscribed
+from test_mail import SmtpSink, text_of
 from test_otp_login import totp, totp_step
 
 GIVEN_PW = "Given-Passw0rd-" + uuid.uuid4().hex[:12]
@@ -25,6 +37,23 @@ CHANGED_PW = "Changed-Passw0rd-" + uuid.uuid4().hex[:12]
 GUESS_PW = "Wrong-Guess-" + uuid.uuid4().hex[:12]
 SETTING_SECRET = "gpg-passphrase-" + uuid.uuid4().hex[:16]
 SMTP_SECRET = "smtp-password-" + uuid.uuid4().hex[:16]
+SMTP_LOGIN = "misp-relay"
+
+
+@pytest.fixture(params=["info", "debug"])
+def stack(request, mariadb, tmp_path):
+    """The usual stack, with every daemon at log level request.param."""
+    s = Stack(mariadb, tmp_path / "home")
+    s.log_level = request.param
+    with running(s):
+        yield s
+
+
+@pytest.fixture
+def smtp(tmp_path):
+    """An SMTP server that wants SMTP_LOGIN with SMTP_SECRET (outside the stack's home)."""
+    with SmtpSink(tmp_path / "sink", auth=f"{SMTP_LOGIN}:{SMTP_SECRET}") as s:
+        yield s
 
 
 def forms(secret):
@@ -85,6 +114,39 @@ def make_secrets(stack):
     return found
 
 
+def mail_a_reset_password(stack, smtp):
+    """A worker mails ana a new password through smtp, logging in with Email.password (set by
+    make_secrets); returns the password as the message carries it."""
+    for name, value in (("MISP.email", "misp@secrets.test"), ("MISP.org", "CIRCL"),
+                        ("MISP.contact", "support@secrets.test"),
+                        ("MISP.baseurl", "https://misp.secrets.test"), ("GnuPG.sign", False),
+                        ("Email.host", "127.0.0.1"), ("Email.port", smtp.port),
+                        ("Email.timeout", 5), ("Email.username", SMTP_LOGIN)):
+        stack.ok("setting.set", {"name": name, "value": value})
+    stack.start_worker("email")
+    job = stack.ok("user.reset_password", {"user": "ana@secrets.test"})["id"]
+    assert wait_job(stack, job)["state"] == "done"
+    [(_, raw)] = smtp.messages("ana@secrets.test")
+    m = re.search(r"temporary password (\S+);", text_of(raw))
+    assert m, text_of(raw)
+    return m.group(1)
+
+
+def a_refused_frame(stack):
+    """A command the broker refuses (two frames), carrying a password: logged at debug as a
+    refusal, never with its bytes."""
+    body = msgpack.packb(stack.command("auth.login", {"email": "ana@secrets.test",
+                                                      "password": GUESS_PW}))
+    s = stack.socket()
+    try:
+        s.send_multipart([b"", body, b"one frame too many"])
+        assert s.poll(10000), "the broker did not answer a message of two frames"
+        reply = msgpack.unpackb(s.recv_multipart()[-1])
+        assert reply["error"]["field"] == "frame", reply
+    finally:
+        s.close(linger=0)
+
+
 def database_bytes(stack):
     """(table.column, bytes) for every non-NULL value of every table of the test database."""
     tables = [r["TABLE_NAME"] for r in stack.rows(
@@ -115,11 +177,19 @@ def leaks(secrets, places):
     return out
 
 
-def test_no_secret_in_clear_anywhere(stack):
+def test_no_secret_in_clear_anywhere(stack, smtp):
     assert stack.mariadb.restartable(), "the session's MariaDB is not one ops/db runs"
     sub = subscriber(stack, "")
     wait_subscribed(stack, sub)
     secrets = make_secrets(stack)
+    secrets["reset password (mailed by a worker)"] = mail_a_reset_password(stack, smtp)
+    a_refused_frame(stack)
+    assert (smtp.dir / "auth.log").read_text().split()[-2:] == [SMTP_LOGIN, "ok"]
+    if stack.log_level == "debug":  # the daemons really logged at debug
+        for daemon, line in ((stack.broker, "debug rejected a message of "),
+                             (stack.engine, "debug reply "),
+                             (stack.workers[0], "debug worker ")):
+            assert line in Path(daemon.log).read_text(), (daemon.name, line)
     events = []
     while (ev := next_event(sub, 0.5)) is not None:
         events.append(ev)
