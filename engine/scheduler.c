@@ -302,11 +302,12 @@ static bool s_still_leader(ab_scheduler *s)
     return true;
 }
 
-/* The leader's work for one tick, on its work connection. */
-static void s_tick(ab_scheduler *s)
+/* The leader's work for one tick, on its work connection: the number of jobs it enqueued,
+ * or -1 when it could not look. */
+static int s_tick(ab_scheduler *s)
 {
     if (!s->db && !(s->db = s_connect(s)))
-        return;
+        return -1;
     int64_t now_ms = 0;
     int fired = 0;
     ab_error err;
@@ -321,7 +322,21 @@ static void s_tick(ab_scheduler *s)
             AB_INFO("scheduler: %s; trying again", err.message);
         else
             AB_WARN("scheduler: firing due tasks failed: %s", err.message);
+        return -1;
     }
+    return fired;
+}
+
+/* One debug line per tick, once its work is done: a scheduler that is alive and what its
+ * tick did (the tests wait for these lines to know that a tick has passed). */
+static void s_log_tick(const ab_scheduler *s, int fired)
+{
+    if (!s->leader)
+        AB_DEBUG("scheduler %s: tick: not the leader (lock %s)", s->opt.name, AB_SCHEDULER_LOCK);
+    else if (fired >= 0)
+        AB_DEBUG("scheduler %s: tick: leader, %d job(s) enqueued", s->opt.name, fired);
+    else
+        AB_DEBUG("scheduler %s: tick: leader, could not look for due tasks", s->opt.name);
 }
 
 int ab_scheduler_run(ab_scheduler *s)
@@ -332,8 +347,7 @@ int ab_scheduler_run(ab_scheduler *s)
             s_try_lead(s);
         else
             s_still_leader(s);
-        if (s->leader)
-            s_tick(s);
+        s_log_tick(s, s->leader ? s_tick(s) : 0);
         if (s->stop)
             break;
         if (s->bus.wait && s->bus.wait(s->bus.ctx, s->opt.tick_ms) < 0) {

@@ -1779,6 +1779,8 @@ static int s_loop(ab_worker *w)
             break;
         look = true;
         if (d == S_PAUSE || !s_conn(w, &w->db, &w->db_tried_ms, false)) {
+            if (d == S_PAUSE) /* once per wake-up or poll: alive, following its row */
+                AB_DEBUG("worker %s: paused: claims nothing", w->id);
             if (s_idle(w, false) < 0)
                 return 1;
             continue;

@@ -283,6 +283,32 @@ class StartedDaemon(Daemon):
                                        f"{self.stack.tail(self.log)}")
         return rc
 
+    def log_size(self):
+        """Where its log ends now: a mark for log_text(since) and wait_log(since=)."""
+        return Path(self.log).stat().st_size
+
+    def log_text(self, since=0):
+        """Its log, from byte offset since (a log_size() taken earlier) on."""
+        with open(self.log, "rb") as f:
+            f.seek(since)
+            return f.read().decode(errors="replace")
+
+    def wait_log(self, needle, timeout=30, since=0, count=1):
+        """Wait until needle is in its log count times after byte offset since; fails when
+        it exits without writing them or they do not come within timeout."""
+        deadline = time.monotonic() + timeout
+        while True:
+            alive = self.alive()  # before reading: a process that exited wrote all it had
+            if self.log_text(since).count(needle) >= count:
+                return self
+            if not alive:
+                raise AssertionError(f"{self.name} exited with {self.proc.returncode}:\n"
+                                     f"{self.stack.tail(self.log)}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{self.name}: {needle!r} not {count} time(s) in its log "
+                                     f"within {timeout}s:\n{self.stack.tail(self.log)}")
+            time.sleep(0.05)
+
 
 class Worker(StartedDaemon):
     """One adminbus-worker a test started (Stack.start_worker)."""
@@ -315,25 +341,10 @@ class Scheduler(StartedDaemon):
     def __init__(self, stack, argv, log):
         super().__init__(stack, f"scheduler #{len(stack.schedulers) + 1}", argv, log)
 
-    def log_text(self):
-        return Path(self.log).read_text(errors="replace")
-
     def is_leader(self):
         """True when its log says it leads and has not said it lost the lead since."""
         text = self.log_text()
         return text.rfind(": leader (") > text.rfind("no longer the leader")
-
-    def wait_log(self, needle, timeout=30):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if needle in self.log_text():
-                return self
-            if not self.alive():
-                raise AssertionError(f"{self.name} exited with {self.proc.returncode}:\n"
-                                     f"{self.stack.tail(self.log)}")
-            time.sleep(0.05)
-        raise AssertionError(f"{self.name}: no {needle!r} in its log within {timeout}s:\n"
-                             f"{self.stack.tail(self.log)}")
 
 
 
@@ -343,9 +354,6 @@ class Supervisor(StartedDaemon):
     def __init__(self, stack, argv, log):
         super().__init__(stack, f"supervisor #{len(stack.supervisors) + 1}", argv, log)
         self.id = None  # host:pid, once it has registered
-
-    def log_text(self):
-        return Path(self.log).read_text(errors="replace")
 
     def wait_registered(self, timeout=30):
         deadline = time.monotonic() + timeout
@@ -383,15 +391,6 @@ class Supervisor(StartedDaemon):
                 raise AssertionError(f"{self.name}: {len(rows)} of {n} workers registered "
                                      f"within {timeout}s:\n{self.stack.tail(self.log)}")
             time.sleep(0.05)
-
-    def wait_log(self, needle, timeout=30):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if needle in self.log_text():
-                return self
-            time.sleep(0.05)
-        raise AssertionError(f"{self.name}: no {needle!r} in its log within {timeout}s:\n"
-                             f"{self.stack.tail(self.log)}")
 
 
 class HttpShim(StartedDaemon):

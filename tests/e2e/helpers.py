@@ -57,6 +57,51 @@ def admin(stack):
     return rows[0]
 
 
+def wait_for(what, fn, timeout=30, every=0.05):
+    """fn()'s first true value, asked every `every` seconds; fails saying what did not
+    happen when none comes within timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = fn()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout}s: {what}")
+        time.sleep(every)
+
+
+PAUSED = ": paused: claims nothing"  # a paused worker's debug line, each time it looks
+
+
+def paused_worker_claims_nothing(stack, worker, enqueue, timeout=30):
+    """Show, without sleeping, that a paused worker (run at log_level debug) claims nothing:
+    enqueue() three jobs for its queue and wait for two of its looks at its row. The first
+    job is committed before the mark; the second job's wake-up makes the worker look (a PAUSED
+    line after the mark); the third, enqueued once that line is written, makes it look again.
+    That second look began after the first job was committed: a worker that claims while
+    paused would have claimed by then. Fails at once if a job's row is no longer as its
+    enqueue left it (a claim that was handed back at once leaves its message); returns the
+    job ids."""
+    jobs = [enqueue()]
+    mark = worker.log_size()
+    jobs.append(enqueue())
+
+    def claimed():
+        marks = ", ".join(["%s"] * len(jobs))
+        return stack.rows(f"SELECT id, state, message, attempts, process_id FROM jobs "
+                          f"WHERE id IN ({marks}) AND NOT (state = 'queued' AND "
+                          "message = 'Queued' AND attempts = 0 AND process_id IS NULL)", *jobs)
+
+    for looks in (1, 2):
+        wait_for(f"{worker.name} to look at its row {looks} time(s) while paused",
+                 lambda: claimed() or worker.log_text(mark).count(PAUSED) >= looks, timeout)
+        touched = claimed()
+        assert not touched, f"a paused worker claimed: {touched}"
+        if looks == 1:
+            jobs.append(enqueue())
+    return jobs
+
+
 def wait_job(stack, job, timeout=60, states=("done", "failed")):
     """The job's row (state, message, attempts) once it is in one of states."""
     deadline = time.monotonic() + timeout

@@ -20,6 +20,7 @@ import msgpack
 import pytest
 import zmq
 import zmq.auth
+import zmq.utils.monitor
 
 from conftest import BIN, Stack, free_ports, running
 
@@ -80,20 +81,65 @@ def cstack(mariadb, tmp_path):
         yield s
 
 
-def ask(stack, keys=None, timeout=2.0):
-    """auth.whoami on a fresh DEALER with keys (server, public, secret) or none; the decoded
-    reply, or None when nothing came within timeout."""
+HANDSHAKE_FAILED = (zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                    zmq.EVENT_HANDSHAKE_FAILED_AUTH)
+
+
+class Handshakes:
+    """How the server answered a socket's handshakes, from the socket's monitor (made before
+    the socket connects). A connection whose handshake failed carries nothing, so a refusal
+    is the moment after which no reply or event can come: no silence to wait out."""
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.mon = sock.get_monitor_socket(HANDSHAKE_FAILED | zmq.EVENT_HANDSHAKE_SUCCEEDED)
+        self.failed = self.succeeded = 0
+
+    def pump(self, timeout_ms=0):
+        while self.mon.poll(timeout_ms):
+            ev = zmq.utils.monitor.recv_monitor_message(self.mon)["event"]
+            self.failed += bool(ev & HANDSHAKE_FAILED)
+            self.succeeded += bool(ev & zmq.EVENT_HANDSHAKE_SUCCEEDED)
+            timeout_ms = 0
+
+    def refused(self):
+        """True once a handshake failed and none succeeded."""
+        self.pump()
+        return self.failed > 0 and self.succeeded == 0
+
+    def wait_refused(self, what, timeout=30):
+        deadline = time.monotonic() + timeout
+        while not self.refused():
+            assert self.succeeded == 0, f"{what}: the server accepted the handshake"
+            assert time.monotonic() < deadline, f"{what}: no handshake refused within {timeout}s"
+            self.pump(100)
+
+    def close(self):
+        self.sock.disable_monitor()
+        self.mon.close()
+
+
+def ask(stack, keys=None, timeout=30.0):
+    """auth.whoami on a fresh DEALER with keys (server, public, secret) or none: the decoded
+    reply, or None once the server has refused the connection's handshake."""
     s = stack.ctx.socket(zmq.DEALER)
     s.setsockopt(zmq.LINGER, 0)
     if keys:
         set_curve(s, *keys)
+    hs = Handshakes(s)
     s.connect(stack.url)
     try:
         s.send_multipart([b"", msgpack.packb(stack.command("auth.whoami"))])
-        if not s.poll(int(timeout * 1000)):
-            return None
+        deadline = time.monotonic() + timeout
+        while not s.poll(0):
+            if hs.refused():
+                return None
+            assert time.monotonic() < deadline, \
+                f"neither a reply nor a refused handshake within {timeout}s"
+            zmq.select([s, hs.mon], [], [], 0.1)
         return msgpack.unpackb(s.recv_multipart()[-1])
     finally:
+        hs.close()
         s.close()
 
 
@@ -198,6 +244,7 @@ def test_events_subscriber_with_key(cstack):
     plain = cstack.ctx.socket(zmq.SUB)  # no key: never gets an event
     plain.setsockopt(zmq.LINGER, 0)
     plain.setsockopt(zmq.SUBSCRIBE, b"")
+    handshakes = Handshakes(plain)
     plain.connect(cstack.events)
     try:
         deadline = time.monotonic() + 30
@@ -209,8 +256,10 @@ def test_events_subscriber_with_key(cstack):
         out, err = mon.communicate(timeout=30)
         assert mon.returncode == 0, err
         assert "audit.Organisation." in out, out
-        assert not plain.poll(500)
+        handshakes.wait_refused("a subscriber without a key")
+        assert not plain.poll(0)
     finally:
+        handshakes.close()
         if mon.poll() is None:
             mon.kill()
             mon.wait()

@@ -4,22 +4,12 @@ to it, not in the ready set) and notifies it, and the worker starts it without a
 
 import os
 import signal
-import time
 
 import msgpack
 import zmq
 
+from helpers import wait_for
 from test_events import wait_subscribed
-
-
-def wait_for(what, fn, timeout=15.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = fn()
-        if v:
-            return v
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def worker_row(stack, wid):

@@ -29,7 +29,7 @@ import zmq
 import zmq.auth
 
 from conftest import BIN, ROOT, Stack, clean_env, free_ports, running, short_dir
-from test_curve import CurveStack
+from test_curve import CurveStack, Handshakes
 from test_worker import enqueue, wait_state
 
 ATTACK_SECONDS = 4.0
@@ -359,20 +359,42 @@ def test_a_client_key_does_not_open_the_internal_endpoints(cstack):
         s = cstack.ctx.socket(kind)
         s.setsockopt(zmq.LINGER, 0)
         s.curve_serverkey, s.curve_publickey, s.curve_secretkey = server, public, secret
+        if kind == zmq.SUB:
+            s.setsockopt(zmq.SUBSCRIBE, b"")
+        handshakes.append(Handshakes(s))
         s.connect(endpoint)
         return s
 
+    handshakes = []
     dealer = keyed(zmq.DEALER, cstack.endpoints["engine"])
     pub = keyed(zmq.PUB, cstack.endpoints["publish"])
     feed = keyed(zmq.SUB, cstack.events)  # the clients' feed, where this key belongs
-    feed.setsockopt(zmq.SUBSCRIBE, b"")
+    frames = []
+
+    def probe_on_feed():
+        while feed.poll(frames and 0 or 100):
+            frames.append(feed.recv_multipart())
+        return any(f[0] == b"audit.Organisation.add" for f in frames)
+
     try:
-        for i in range(10):
+        # Both internal endpoints refuse the key's handshake: nothing can pass either way.
+        handshakes[0].wait_refused("a client key on the engine endpoint")
+        handshakes[1].wait_refused("a client key on the publish endpoint")
+        # Forged events and probe commands, until a probe's event reaches the feed (a new
+        # subscription takes a moment to reach the broker): none was forged, and no command
+        # went to the client key's DEALER.
+        deadline = time.monotonic() + 30
+        for i in range(1000):
             pub.send_multipart([b"wake.default", nonce.encode()])
             assert cstack.ok("org.add", {"name": f"Keyed probe {i}"})
-            assert not dealer.poll(100), "a client key took a command"
-        assert not [f for f in drain(feed) if nonce.encode() in b"".join(f)]
+            if probe_on_feed():
+                break
+            assert time.monotonic() < deadline, "no probe's event reached the feed"
+        assert not dealer.poll(0), "a client key took a command"
+        assert not [f for f in frames if nonce.encode() in b"".join(f)]
     finally:
+        for hs in handshakes:
+            hs.close()
         for s in (dealer, pub, feed):
             s.close()
     log = cstack.broker_log()

@@ -14,6 +14,8 @@
   the engine relayed from its outbox (left empty afterwards)."""
 
 import json
+import os
+import re
 import shutil
 import subprocess
 import threading
@@ -25,6 +27,7 @@ import pytest
 from confluent_kafka import TopicPartition
 
 from conftest import BIN, running
+from helpers import wait_for
 from kafka_stack import PARTITIONS, KafkaStack
 
 
@@ -57,6 +60,40 @@ def produce_and_wait_applied(stack, cmds, reply_to, prefix, timeout=30):
            and time.monotonic() < deadline):
         time.sleep(0.1)
     assert stack.count("organisations", where, prefix + "%") == len(cmds)
+
+
+# With kafka.debug=cgrp, librdkafka's consumer writes, at each auto-commit pass (every 200 ms
+# in the engine), one line per assigned partition with its stored and committed offsets; the
+# engine logs them at debug. Had the engine stored an offset past an undelivered reply, the
+# next pass would commit it.
+COMMIT_PASS = re.compile(r"Topic (\S+) \[(\d+)\]: stored offset -?\d+, committed offset")
+READ_AGAIN = "read again from a command whose reply was lost"
+
+
+def engine_log(stack, since=0):
+    with open(stack.engine.log, "rb") as f:
+        f.seek(since)
+        return f.read().decode(errors="replace")
+
+
+def wait_commit_passes(stack, n=2, timeout=30):
+    """Wait until the engine (kafka.debug=cgrp, log_level=debug) has made n auto-commit passes
+    over every partition of the commands topic from now on: the last of two began after
+    this call."""
+    mark = os.path.getsize(stack.engine.log)
+
+    def passes():
+        seen = [m.group(2) for m in COMMIT_PASS.finditer(engine_log(stack, mark))
+                if m.group(1) == stack.topics["commands"]]
+        return min(seen.count(str(p)) for p in range(PARTITIONS))
+
+    wait_for(f"{n} auto-commit passes of the engine", lambda: passes() >= n, timeout)
+
+
+def offsets_moved(stack, before):
+    """Whether a committed offset of the group differs from before's."""
+    now = stack.committed_lag()
+    return any(now[p][0] != before[p][0] for p in before)
 
 
 def assert_offsets_held(stack, before, past):
@@ -393,7 +430,8 @@ def test_replies_broker_down_offsets_wait_apply_loop_does_not(kstack):
     # The mock holds an empty fetch for fetch.wait.max.ms (500 ms) even when a record
     # arrives; a real broker answers at once: make the engine's wait short so that what is
     # timed below is the apply loop, not the mock.
-    restart_engine_with(stack, "kafka.fetch.wait.max.ms=10")
+    restart_engine_with(stack, "kafka.fetch.wait.max.ms=10", "kafka.debug=cgrp",
+                        "log_level=debug")
     for p in range(PARTITIONS):
         mock.ask(f"leader {stack.topics['commands']} {p} {1 if p % 2 else 3}")
         mock.ask(f"leader {stack.topics['replies']} {p} 2")
@@ -421,7 +459,7 @@ def test_replies_broker_down_offsets_wait_apply_loop_does_not(kstack):
             # (a flush per batch: 2 s each while the replies cannot get out)
             assert took < 15, f"10 commands one by one took {took:.1f}s: the loop waits"
             produce_and_wait_applied(stack, burst, "client-od", "downburst-")
-            time.sleep(1.5)  # several auto-commit intervals (200 ms)
+            wait_commit_passes(stack)
             during = assert_offsets_held(stack, before, "undelivered replies")
             assert sum(hi for _, hi in during.values()) >= \
                 sum(hi for _, hi in before.values()) + 60
@@ -443,7 +481,8 @@ def test_reply_lost_for_good_its_command_is_read_again(kstack):
     once), and once the broker is back every reply arrives and the offsets reach the end."""
     stack = kstack
     mock = stack.mock
-    restart_engine_with(stack, "kafka.fetch.wait.max.ms=10", "kafka.message.timeout.ms=2000")
+    restart_engine_with(stack, "kafka.fetch.wait.max.ms=10", "kafka.message.timeout.ms=2000",
+                        "kafka.debug=cgrp", "log_level=debug")
     for p in range(PARTITIONS):
         mock.ask(f"leader {stack.topics['commands']} {p} {1 if p % 2 else 3}")
         mock.ask(f"leader {stack.topics['replies']} {p} 2")
@@ -453,8 +492,14 @@ def test_reply_lost_for_good_its_command_is_read_again(kstack):
         before = wait_caught_up(stack)
         mock.ask("down 2")
         try:
+            mark = os.path.getsize(stack.engine.log)
             produce_and_wait_applied(stack, cmds, "client-lost", "lost-")
-            time.sleep(5)  # the replies time out, the commands are read again (and again)
+            # the replies time out (2 s), their commands are read again; then two commit
+            # passes, and nothing moved past the lost replies (checked at once if it did)
+            wait_for("the engine reads the commands of its lost replies again",
+                     lambda: READ_AGAIN in engine_log(stack, mark) or
+                     offsets_moved(stack, before), every=0.5)
+            wait_commit_passes(stack)
             assert_offsets_held(stack, before, "replies that were lost")
         finally:
             mock.ask("up 2")

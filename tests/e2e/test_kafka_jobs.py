@@ -23,6 +23,7 @@ from datetime import datetime, timezone
 import pytest
 
 from conftest import BIN, clean_env
+from helpers import paused_worker_claims_nothing
 from kafka_stack import SESSION_TIMEOUT_MS, KafkaStack
 
 JOBS_PURGE = 6
@@ -55,10 +56,10 @@ def worker_row(stack, w):
     return stack.rows("SELECT * FROM workers WHERE id = %s", w.id)[0]
 
 
-def idle_worker(stack, queue="default"):
+def idle_worker(stack, queue="default", **config):
     """A worker whose fallback poll and heartbeat are a minute or more apart, given a moment
     to settle into its first wait."""
-    w = stack.start_worker(queue, worker_poll_ms=60000, job_lease_s=600)
+    w = stack.start_worker(queue, worker_poll_ms=60000, job_lease_s=600, **config)
     time.sleep(1.0)
     return w
 
@@ -118,16 +119,18 @@ def test_adminctl_over_kafka_enqueues_and_sees_the_job_events(kstack, kevents):
 
 
 def test_pause_resume_and_stop_reach_an_idle_worker_at_once(kstack, kevents):
-    w = idle_worker(kstack)
+    w = idle_worker(kstack, log_level="debug")
     kstack.ok("worker.pause", {"worker": w.id})
     i, _, _ = kevents.wait(f"worker.{w.id}.paused", timeout=PICKUP_S)
     assert worker_row(kstack, w)["status"] == "paused"
-    jid = kstack.ok("job.enqueue", {"type": "noop", "args": {}})["id"]
-    time.sleep(1.5)
-    assert job(kstack, jid)["state"] == "queued"  # a paused worker claims nothing
+    # its wake-ups come over Kafka: each enqueue makes it look at its row (poll: 60 s)
+    jobs = paused_worker_claims_nothing(
+        kstack, w, lambda: kstack.ok("job.enqueue", {"type": "noop", "args": {}})["id"],
+        timeout=PICKUP_S)
     kstack.ok("worker.resume", {"worker": w.id})
     kevents.wait(f"worker.{w.id}.up", timeout=PICKUP_S, after=i + 1)
-    wait_state(kstack, jid, "done", timeout=PICKUP_S)
+    for jid in jobs:
+        wait_state(kstack, jid, "done", timeout=PICKUP_S)
     t0 = time.monotonic()
     kstack.ok("worker.stop", {"worker": w.id})
     assert w.proc.wait(timeout=PICKUP_S) == 0

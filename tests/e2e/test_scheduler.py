@@ -2,11 +2,10 @@
 firing under three schedulers, downtime, frequency 0, disabled and unknown tasks,
 task.set validation, task.run, and the retention jobs jobs.purge and commands.purge."""
 
-import time
 import uuid
 from datetime import datetime, timezone
 
-from helpers import assert_error, audit_rows, ctl_json
+from helpers import assert_error, audit_rows, ctl_json, wait_for
 
 JOBS_PURGE, COMMANDS_PURGE, CACHE_EXPORTS, PUSH_ALL = 6, 7, 1, 3
 
@@ -29,18 +28,8 @@ def task(stack, tid):
     return stack.rows("SELECT * FROM tasks WHERE id = %s", tid)[0]
 
 
-def wait_for(what, fn, timeout=15):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = fn()
-        if v:
-            return v
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def wait_fired(stack, tid, timeout=15):
-    return wait_for(f"task {tid} to fire",
+def wait_fired(stack, tid, timeout=30):
+    return wait_for(f"task {tid} fired",
                     lambda: task(stack, tid)["last_job_id"] is not None, timeout)
 
 
@@ -53,27 +42,40 @@ def wait_job_done(stack, job_id, timeout=30):
         r = stack.rows("SELECT state, message, last_error FROM jobs WHERE id = %s", job_id)
         assert r and r[0]["state"] not in ("failed", "cancelled"), r
         return r and r[0]["state"] == "done" and r[0]
-    return wait_for(f"job {job_id} to be done", done, timeout)
+    return wait_for(f"job {job_id} done", done, timeout)
 
 
 def one_leader(schedulers):
     return [s for s in schedulers if s.alive() and s.is_leader()]
 
 
+TICK = ": tick: "  # the debug line a scheduler writes once each tick's work is done
+
+
+def wait_ticks(schedulers, n=2):
+    """Wait until each scheduler (run at log_level debug) has finished n ticks from now on.
+    The last of two is a whole tick begun after this call: the leader has looked at the
+    tasks again, the others have tried the lock again. Proves that a moment has passed in
+    which a wrong firing would have happened, without sleeping for it."""
+    marks = [(s, s.log_size()) for s in schedulers]
+    for s, mark in marks:
+        s.wait_log(TICK, since=mark, count=n)
+
+
 # --- acceptance 4 ---------------------------------------------------------------------------
 
 
 def test_three_schedulers_fire_each_due_run_exactly_once(stack):
-    scheds = [stack.start_scheduler() for _ in range(3)]
+    scheds = [stack.start_scheduler(log_level="debug") for _ in range(3)]
     leaders = wait_for("a leader", lambda: one_leader(scheds))
-    time.sleep(1.5)  # the others have tried (and failed) to take the lock by now
+    wait_ticks(scheds)  # the others have tried (and failed) to take the lock since
     assert len(one_leader(scheds)) == 1, [s.log_text() for s in scheds]
 
     due, text = minute_floor(db_now(stack))
     r = stack.ok("task.set", {"task": JOBS_PURGE, "frequency": 1, "next": text})
     assert r["next_execution_time"] == due and r["timer"] == 1
     wait_fired(stack, JOBS_PURGE)
-    time.sleep(2.5)  # every scheduler has had two more ticks to fire it again
+    wait_ticks(scheds)  # every scheduler has had a whole tick since, to fire it again
 
     key = f"task:{JOBS_PURGE}:{iso(due)}"
     jobs = jobs_of(stack, "jobs.purge")
@@ -91,11 +93,11 @@ def test_three_schedulers_fire_each_due_run_exactly_once(stack):
     leader = leaders[0]
     leader.kill9()
     rest = [s for s in scheds if s is not leader]
-    wait_for("a new leader", lambda: one_leader(rest), timeout=10)
+    wait_for("a new leader", lambda: one_leader(rest), timeout=30)
     due2, text2 = minute_floor(db_now(stack))
     stack.ok("task.set", {"task": COMMANDS_PURGE, "frequency": 24, "next": text2})
     wait_fired(stack, COMMANDS_PURGE)
-    time.sleep(2)
+    wait_ticks(rest)
     assert [j["unique_key"] for j in jobs_of(stack, "commands.purge")] == \
         [f"task:{COMMANDS_PURGE}:{iso(due2)}"]
     assert len(jobs_of(stack, "jobs.purge")) == 1
@@ -106,12 +108,11 @@ def test_task_due_during_downtime_runs_once(stack):
     missed = now - 5 * 3600 - 600  # five missed periods and some
     stack.rows("UPDATE tasks SET timer = 1, enabled = 1, next_execution_time = %s WHERE id = %s",
                missed, JOBS_PURGE)
-    time.sleep(1.5)
-    assert jobs_of(stack, "jobs.purge") == []  # no scheduler: nothing fires
+    assert jobs_of(stack, "jobs.purge") == []  # no scheduler runs yet: nothing fired
 
-    sched = stack.start_scheduler()
+    sched = stack.start_scheduler(log_level="debug")
     wait_fired(stack, JOBS_PURGE)
-    time.sleep(2.5)
+    wait_ticks([sched])
     jobs = jobs_of(stack, "jobs.purge")
     assert [j["unique_key"] for j in jobs] == [f"task:{JOBS_PURGE}:{iso(missed)}"]
     nxt = task(stack, JOBS_PURGE)["next_execution_time"]
@@ -120,17 +121,17 @@ def test_task_due_during_downtime_runs_once(stack):
 
     # A restart changes nothing: the run is not due again.
     sched.stop()
-    stack.start_scheduler()
-    time.sleep(2.5)
+    again = stack.start_scheduler(log_level="debug").wait_log(": leader (")
+    wait_ticks([again])
     assert len(jobs_of(stack, "jobs.purge")) == 1
 
 
 def test_frequency_zero_runs_once(stack):
-    stack.start_scheduler()
+    sched = stack.start_scheduler(log_level="debug")
     due, text = minute_floor(db_now(stack))
     stack.ok("task.set", {"task": JOBS_PURGE, "frequency": 0, "next": text})
     wait_fired(stack, JOBS_PURGE)
-    time.sleep(3)
+    wait_ticks([sched])
     assert len(jobs_of(stack, "jobs.purge")) == 1
     t = stack.ok("task.list")["items"][JOBS_PURGE - 1]
     assert t["id"] == JOBS_PURGE and t["timer"] == 0
@@ -148,9 +149,9 @@ def test_disabled_and_unknown_type_tasks_never_fire(stack):
                  "enabled")
     # ...and if it is enabled anyway (an older build, a hand edit), the scheduler disables it.
     stack.rows("UPDATE tasks SET enabled = 1 WHERE id = %s", CACHE_EXPORTS)
-    stack.start_scheduler()
+    sched = stack.start_scheduler(log_level="debug")
     wait_for("cache_exports disabled", lambda: task(stack, CACHE_EXPORTS)["enabled"] == 0)
-    time.sleep(2.5)
+    wait_ticks([sched])
     assert stack.count("jobs") == 0
     assert "no job type cache_exports" in task(stack, CACHE_EXPORTS)["message"]
     items = {t["id"]: t for t in stack.ok("task.list")["items"]}

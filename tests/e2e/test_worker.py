@@ -15,7 +15,7 @@ import pytest
 import zmq
 
 from conftest import BIN
-from helpers import EventLog
+from helpers import EventLog, paused_worker_claims_nothing
 
 
 # --- helpers --------------------------------------------------------------------------------
@@ -390,17 +390,18 @@ def test_a_running_job_is_cancelled_cooperatively(stack, events):
 
 
 def test_pause_and_resume_follow_the_workers_row(stack, events):
-    w = stack.start_worker()
+    w = stack.start_worker(log_level="debug")
     stack.rows("UPDATE workers SET desired = 'pause' WHERE id = %s", w.id)
     events.wait(f"worker.{w.id}.paused", timeout=15)
     assert worker_row(stack, w)["status"] == "paused"
-    jid = enqueue(stack, "noop", {"record": "tag-paused"})
-    time.sleep(2.5)  # more than a heartbeat and a poll: a paused worker claims nothing
-    assert job(stack, jid)["state"] == "queued"
+    n = iter(range(3))
+    jobs = paused_worker_claims_nothing(
+        stack, w, lambda: enqueue(stack, "noop", {"record": f"tag-paused-{next(n)}"}))
     i, _, _ = events.wait(f"worker.{w.id}.paused")
     stack.rows("UPDATE workers SET desired = 'run' WHERE id = %s", w.id)
     events.wait(f"worker.{w.id}.up", timeout=15, after=i)
-    wait_state(stack, jid, "done", timeout=15)
+    for jid in jobs:
+        assert wait_state(stack, jid, "done", timeout=15)["process_id"] == w.id
     assert worker_row(stack, w)["status"] == "ok"
 
 
