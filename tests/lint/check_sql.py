@@ -8,7 +8,7 @@ Paths are reported, and BUILDERS below are keyed, relative to the current direct
 it from the top of the tree). Each *.c and *.h is read with its comments removed; then:
 
   libmariadb  The calls that send SQL text (mysql_query, mysql_real_query, mysql_send_query,
-              mysql_stmt_prepare, mariadb_stmt_execute_direct) appear only in engine/db.c,
+              mysql_stmt_prepare, mariadb_stmt_execute_direct) appear only in engine/core/db.c,
               in the functions of DB_SENDERS. The escaping calls (mysql_real_escape_string
               and kin) appear nowhere: escaping a value means splicing it into SQL.
   building    Text that looks like SQL (a literal holding SELECT, WHERE, `= ?`, …) given to
@@ -42,7 +42,7 @@ SENDS_SQL = ("mysql_query", "mysql_real_query", "mysql_send_query", "mysql_stmt_
 ESCAPES = ("mysql_real_escape_string", "mysql_real_escape_string_quote",
            "mysql_escape_string", "mysql_hex_string")
 
-# engine/db.c: the only functions that hand SQL text to libmariadb.
+# engine/core/db.c: the only functions that hand SQL text to libmariadb.
 DB_SENDERS = {
     "ab_db_exec": "runs a statement without parameters (callers: see `db calls`)",
     "s_stmt": "prepares the text it is given; values are bound afterwards",
@@ -60,59 +60,59 @@ class Builder:
 
 # (file, function) → Builder: every function that assembles SQL text at run time.
 BUILDERS = {
-    ("engine/db.c", "s_create_database"): Builder(
+    ("engine/core/db.c", "s_create_database"): Builder(
         "the database name of the DSN, checked by s_safe_identifier (letters, digits, _) "
         "and back-quoted", {"d->database", "`%s`"}),
-    ("engine/handler.c", "ab_pack_list"): Builder(
+    ("engine/core/handler.c", "ab_pack_list"): Builder(
         "an ab_list_query's parts, each checked where it is initialised",
         {"q->cols", "q->from", "q->where", "q->order"}),
-    ("engine/authkeycmd.c", "s_find_owner"): Builder(
+    ("engine/commands/authkey.c", "s_find_owner"): Builder(
         "the key column chosen between two literals; the lock clause from the callers",
         params={"lock": 1}),
-    ("engine/authkeycmd.c", "ab_authkey_list"): Builder(
+    ("engine/commands/authkey.c", "ab_authkey_list"): Builder(
         "the WHERE clause chosen among literals", {"where"}),
-    ("engine/identity.c", "s_read_chunk"): Builder("an IN list of placeholders"),
-    ("engine/jobcmd.c", "s_pack_page"): Builder(
+    ("engine/auth/identity.c", "s_read_chunk"): Builder("an IN list of placeholders"),
+    ("engine/commands/job.c", "s_pack_page"): Builder(
         "select, table, WHERE and order from the callers",
         params={"select": 2, "table": 3, "where": 4, "order": 5}),
-    ("engine/jobcmd.c", "ab_job_list"): Builder(
+    ("engine/commands/job.c", "ab_job_list"): Builder(
         "appends literal `AND col = ?` filters", {"where"}),
-    ("engine/jobs.c", "s_insert_jobs"): Builder(
+    ("engine/jobs/jobs.c", "s_insert_jobs"): Builder(
         "n copies of a literal row of placeholders", {"row"}),
-    ("engine/logincmd.c", "s_list_ips"): Builder(
+    ("engine/commands/login.c", "s_list_ips"): Builder(
         "the condition from the callers", params={"where": 2}),
-    ("engine/logsearch.c", "s_where"): Builder(
+    ("engine/commands/log.c", "s_where"): Builder(
         "appends the fragments of the literal table s_filters and literal filters",
         {"s_filters[i].fragment"}),
-    ("engine/logsearch.c", "ab_log_search"): Builder(
+    ("engine/commands/log.c", "ab_log_search"): Builder(
         "the WHERE clause s_where built", {"where"}),
-    ("engine/mail.c", "s_count"): Builder(
+    ("engine/mail/mail.c", "s_count"): Builder(
         "the state condition from the callers", params={"states": 1}),
-    ("engine/org.c", "ab_org_list"): Builder(
+    ("engine/commands/org.c", "ab_org_list"): Builder(
         "the WHERE clause s_scope_where picks among literals", {"where"}),
-    ("engine/rolecmd.c", "s_find"): Builder(
+    ("engine/commands/role.c", "s_find"): Builder(
         "the SELECT list s_select_cols built, a key column chosen between literals",
         {"cols"}),
-    ("engine/rolecmd.c", "s_select_cols"): Builder(
+    ("engine/commands/role.c", "s_select_cols"): Builder(
         "column names from the literal tables s_level_col and ab_role_perms",
         {"s_level_col[i]", "ab_role_perms[i]"}),
-    ("engine/rolecmd.c", "ab_role_add"): Builder(
+    ("engine/commands/role.c", "ab_role_add"): Builder(
         "column names from the literal tables s_level_col and ab_role_perms, and ?s",
         {"s_level_col[i]", "ab_role_perms[i]", "cols", "marks"}),
-    ("engine/rolecmd.c", "ab_role_edit"): Builder(
+    ("engine/commands/role.c", "ab_role_edit"): Builder(
         "column names from the literal tables s_level_col and ab_role_perms",
         {"s_level_col[i]", "ab_role_perms[i]", "sets"}),
-    ("engine/rolecmd.c", "ab_role_list"): Builder(
+    ("engine/commands/role.c", "ab_role_list"): Builder(
         "the SELECT list s_select_cols built", {"cols"}),
-    ("engine/usercmd.c", "s_find"): Builder(
+    ("engine/commands/user.c", "s_find"): Builder(
         "the key column and the lock chosen between literals"),
-    ("engine/usercmd.c", "ab_user_list"): Builder(
+    ("engine/commands/user.c", "ab_user_list"): Builder(
         "appends literal filters on aliases from the literal table alias[]",
         {"alias[i]", "where"}),
-    ("engine/worker.c", "s_sql_in"): Builder(
+    ("engine/jobs/worker.c", "s_sql_in"): Builder(
         "a head and a tail from the callers around n placeholders",
         params={"head": 2, "tail": 4}),
-    ("engine/worker.c", "s_sql_ids"): Builder(
+    ("engine/jobs/worker.c", "s_sql_ids"): Builder(
         "passes its head and tail on to s_sql_in", params={"head": 2, "tail": 5}),
     # the check's own test (tests/lint/violations.c)
     ("tests/lint/violations.c", "s_builder"): Builder(
@@ -123,7 +123,7 @@ BUILDERS = {
 
 # ab_db_exec given text that is not fixed: where, and why that is safe.
 EXEC_TEXT = {
-    ("engine/migrate.c", "s_run_script"):
+    ("engine/core/migrate.c", "s_run_script"):
         "the statements of the migrations compiled into the engine (schemas/migrations)",
 }
 
@@ -406,10 +406,10 @@ class Check:
                 if name in ESCAPES:
                     self.report(rel, m.start(), f"{name}: an escaped value is spliced into "
                                 "SQL; bind it as a parameter (ab_param_*) instead")
-                elif rel != "engine/db.c" or fn not in DB_SENDERS:
+                elif rel != "engine/core/db.c" or fn not in DB_SENDERS:
                     self.report(rel, m.start(), f"{name} in {fn or 'file scope'}: only "
-                                f"engine/db.c's {', '.join(sorted(DB_SENDERS))} send SQL "
-                                "text; use ab_db_* (engine/db.h)")
+                                f"engine/core/db.c's {', '.join(sorted(DB_SENDERS))} send SQL "
+                                "text; use ab_db_* (engine/core/db.h)")
 
     def builder(self, rel, fn):
         b = BUILDERS.get((rel, fn))
@@ -506,10 +506,10 @@ class Check:
             if rel in self.parsed and fn not in {f for f, _, _ in self.parsed[rel][1]}:
                 self.problems.append((rel, 0, f"tests/lint/check_sql.py names {fn}, which is "
                                       "not defined here any more: update the list"))
-        if "engine/db.c" in self.parsed:
-            defined = {f for f, _, _ in self.parsed["engine/db.c"][1]}
+        if "engine/core/db.c" in self.parsed:
+            defined = {f for f, _, _ in self.parsed["engine/core/db.c"][1]}
             for fn in sorted(set(DB_SENDERS) - defined):
-                self.problems.append(("engine/db.c", 0, f"DB_SENDERS names {fn}, which is not "
+                self.problems.append(("engine/core/db.c", 0, f"DB_SENDERS names {fn}, which is not "
                                       "defined here any more: update the list"))
 
 
