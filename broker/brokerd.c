@@ -29,15 +29,15 @@
 #include <unistd.h>
 #include <zmq.h>
 
-#include "config.h"
-#include "curve.h"
-#include "curve_zap.h"
-#include "endpoint.h"
-#include "envelope.h"
-#include "zframes.h"
-#include "log.h"
-#include "stopsig.h"
-#include "proxy.h"
+#include "wire/config.h"
+#include "zmq/curve.h"
+#include "zmq/curve_zap.h"
+#include "wire/endpoint.h"
+#include "wire/envelope.h"
+#include "zmq/zframes.h"
+#include "wire/log.h"
+#include "wire/stopsig.h"
+#include "zmq/proxy.h"
 
 #define S_HWM           100000
 #define S_BATCH         512         /* messages moved per socket per poll, for fairness */

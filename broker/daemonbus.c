@@ -4,9 +4,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "endpoint.h"
-#include "kbus.h"
-#include "zbus.h"
+#include "wire/endpoint.h"
+#include "kafka/kbus.h"
+#include "zmq/zbus.h"
 
 static bool s_is_kafka(const ab_config *cfg)
 {

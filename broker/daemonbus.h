@@ -10,7 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "config.h"
+#include "wire/config.h"
 
 typedef struct {
     void *ctx; /* an ab_zbus * or an ab_kbus * */

@@ -4,7 +4,7 @@
 
 #include <string.h>
 
-#include "../broker/wire/envelope.h"
+#include "wire/envelope.h"
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 #define TEXT_MAX 65535

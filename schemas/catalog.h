@@ -11,7 +11,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "../broker/wire/errors.h"
+#include "wire/errors.h"
 
 typedef enum {
     AB_ARG_STR,  /* UTF-8 string without NUL, length bounds in characters (min..max) */

@@ -14,7 +14,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "../broker/wire/envelope.h"
+#include "wire/envelope.h"
 
 #define COUNT(a)  (sizeof(a) / sizeof((a)[0]))
 #define TEXT_MAX  65535 /* characters of a text setting (the column is MEDIUMTEXT) */

@@ -15,7 +15,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "../broker/wire/errors.h"
+#include "wire/errors.h"
 
 /* The tabs of MISP's "Server settings & Maintenance" page that hold settings. */
 #define AB_SETTING_TABS(X)                                                                         \

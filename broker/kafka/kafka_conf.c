@@ -1,5 +1,5 @@
 /* kafka_conf.c — see kafka_conf.h. */
-#include "kafka_conf.h"
+#include "kafka/kafka_conf.h"
 
 #include <stdio.h>
 #include <string.h>

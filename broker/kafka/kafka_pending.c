@@ -1,6 +1,6 @@
 /* kafka_pending.c — the FIFO of batches whose offsets wait for their replies (see
  * kafka_pending.h). */
-#include "kafka_pending.h"
+#include "kafka/kafka_pending.h"
 
 #include <stdlib.h>
 

@@ -9,7 +9,7 @@
  * (librdkafka blocks every signal in its own threads, so they never take one.) Polling the
  * consumer in short slices would have cost a wake-up per slice and up to a slice of
  * latency on every stop. */
-#include "kbus.h"
+#include "kafka/kbus.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -23,9 +23,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "envelope.h"
-#include "kafka_conf.h"
-#include "stopsig.h"
+#include "wire/envelope.h"
+#include "kafka/kafka_conf.h"
+#include "wire/stopsig.h"
 
 #define S_LINGER_MS    1000  /* lets the last events out at close */
 #define S_OPEN_WAIT_MS 30000 /* a fresh cluster, or one still starting: the topic's partitions */

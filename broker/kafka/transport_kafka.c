@@ -13,7 +13,7 @@
  * of its id (engine/idempotency.c). Replies and events go out through one producer: replies to
  * the replies topic keyed by the command's reply_to (else its id), events to the events topic
  * keyed by their topic. One transport serves one apply loop (one thread): no lock. */
-#include "transport.h"
+#include "wire/transport.h"
 
 #include <librdkafka/rdkafka.h>
 #include <stdio.h>
@@ -21,9 +21,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "kafka_conf.h"
-#include "kafka_pending.h"
-#include "log.h"
+#include "kafka/kafka_conf.h"
+#include "kafka/kafka_pending.h"
+#include "wire/log.h"
 
 /* Batches whose offsets may wait for their replies before done() waits too (back-pressure
  * when the replies cannot get out: a replies broker down). */

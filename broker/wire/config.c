@@ -1,6 +1,6 @@
 /* config.c — bootstrap configuration loader (see config.h). */
-#include "config.h"
-#include "endpoint.h"
+#include "wire/config.h"
+#include "wire/endpoint.h"
 
 #include <ctype.h>
 #include <errno.h>

@@ -1,5 +1,5 @@
 /* endpoint.c — the private endpoints' rules (see endpoint.h). */
-#include "endpoint.h"
+#include "wire/endpoint.h"
 
 #include <errno.h>
 #include <limits.h>

@@ -19,7 +19,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "config.h"
+#include "wire/config.h"
 
 /* The longest path a Unix socket address holds (sun_path, 108 bytes with its NUL). */
 #define AB_IPC_PATH_MAX 107

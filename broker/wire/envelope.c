@@ -9,7 +9,7 @@
  *  2. msgpack_unpack_next builds the object tree from a private copy of the frame, so the
  *     command owns its bytes and outlives the caller's buffer.
  *  3. s_check_keys enforces the contract on the tree, key by key, in wire order. */
-#include "envelope.h"
+#include "wire/envelope.h"
 
 #include <stdio.h>
 #include <stdlib.h>

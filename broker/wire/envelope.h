@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "errors.h"
+#include "wire/errors.h"
 
 #define AB_WIRE_VERSION 1
 #define AB_ID_LEN       36  /* canonical UUID text */

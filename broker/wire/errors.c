@@ -1,10 +1,10 @@
 /* errors.c — names and mappings of the wire error codes (see errors.h). */
-#include "errors.h"
+#include "wire/errors.h"
 
 #include <stdio.h>
 #include <string.h>
 
-#include "envelope.h"
+#include "wire/envelope.h"
 
 /* clang-format off: the X-macro rows read best one per line */
 static const char *const s_names[] = {"ok",

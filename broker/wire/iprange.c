@@ -1,5 +1,5 @@
 /* iprange.c — see iprange.h. */
-#include "iprange.h"
+#include "wire/iprange.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>

@@ -1,7 +1,7 @@
 /* stopsig.c — see stopsig.h. The pipe is never drained: a stop is final, so every later
  * wait returns at once. */
 #define _POSIX_C_SOURCE 200809L
-#include "stopsig.h"
+#include "wire/stopsig.h"
 
 #include <errno.h>
 #include <fcntl.h>

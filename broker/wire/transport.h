@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "envelope.h"
+#include "wire/envelope.h"
 
 /* One received command frame with what is needed to route its reply. */
 typedef struct {

@@ -1,5 +1,5 @@
 /* curve.c — ZeroMQ CURVE keys and options (see curve.h). */
-#include "curve.h"
+#include "zmq/curve.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -16,7 +16,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
-#include "endpoint.h"
+#include "wire/endpoint.h"
 
 static int s_fail(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

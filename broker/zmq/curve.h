@@ -27,7 +27,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "config.h"
+#include "wire/config.h"
 
 #define AB_CURVE_KEY_LEN 40 /* Z85 text of a 32-byte key */
 

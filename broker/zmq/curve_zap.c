@@ -1,5 +1,5 @@
 /* curve_zap.c — the broker's ZAP handler (see curve_zap.h). */
-#include "curve_zap.h"
+#include "zmq/curve_zap.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -9,7 +9,7 @@
 #include <time.h>
 #include <zmq.h>
 
-#include "log.h"
+#include "wire/log.h"
 
 #define S_ENDPOINT     "inproc://zeromq.zap.01"
 #define S_FRAMES       8     /* a CURVE request has 7 */

@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "curve.h"
+#include "zmq/curve.h"
 
 #define AB_ZAP_DOMAIN          "adminbus"
 #define AB_ZAP_DOMAIN_INTERNAL "adminbus-internal"

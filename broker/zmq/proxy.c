@@ -1,12 +1,12 @@
 /* proxy.c — resolving proxy_endpoint and checking the addresses a proxy sends (proxy.h). */
-#include "proxy.h"
+#include "zmq/proxy.h"
 
 #include <arpa/inet.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "endpoint.h"
-#include "envelope.h"
+#include "wire/endpoint.h"
+#include "wire/envelope.h"
 
 int ab_proxy_endpoint(const char *setting, const char *home, char *out, size_t outlen, char *why,
                       size_t whylen)

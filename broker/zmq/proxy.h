@@ -14,7 +14,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "endpoint.h"
+#include "wire/endpoint.h"
 
 /* The first frame of a proxied command on its way to an engine (and of its reply on the
  * way back): it tells the broker which ROUTER the reply goes out on. ROUTER sockets make

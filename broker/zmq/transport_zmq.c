@@ -4,8 +4,8 @@
  * [route frames…][ip][body] and sends back [route frames…][reply]; the route frames are
  * opaque here (the client's identity and its empty delimiter, as the broker saw them).
  * A PUB connected to the broker's event intake publishes [topic][body]. */
-#include "transport.h"
-#include "zframes.h"
+#include "wire/transport.h"
+#include "zmq/zframes.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -13,7 +13,7 @@
 #include <string.h>
 #include <zmq.h>
 
-#include "curve.h"
+#include "zmq/curve.h"
 
 /* Long enough for replies queued at exit to get out, short enough not to hang a stop. */
 #define S_LINGER_MS 1000

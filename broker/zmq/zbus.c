@@ -1,5 +1,5 @@
 /* zbus.c — see zbus.h. */
-#include "zbus.h"
+#include "zmq/zbus.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -10,11 +10,11 @@
 #include <unistd.h>
 #include <zmq.h>
 
-#include "curve.h"
-#include "envelope.h"
-#include "stopsig.h"
+#include "zmq/curve.h"
+#include "wire/envelope.h"
+#include "wire/stopsig.h"
 
-#include "zframes.h"
+#include "zmq/zframes.h"
 
 #define S_LINGER_MS    1000 /* lets the last events get out at exit */
 #define S_SLOW_JOIN_MS 200

@@ -1,5 +1,5 @@
 /* zframes.c — see zframes.h. */
-#include "zframes.h"
+#include "zmq/zframes.h"
 
 #include <errno.h>
 #include <stdbool.h>

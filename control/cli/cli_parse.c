@@ -4,7 +4,7 @@
  * WORDS are a catalog entry's `cli` words (a plural first word is accepted: "orgs");
  * the client-side verb `events` is not in the catalog. Global options may come before
  * or after the words; after the words a command's own argument of the same name wins. */
-#include "cli.h"
+#include "cli/cli.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "envelope.h"
+#include "wire/envelope.h"
 
 typedef enum { S_NONE, S_PREFIX, S_MATCH } s_lookup_result;
 

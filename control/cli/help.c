@@ -1,6 +1,6 @@
 /* help.c — adminctl's help, derived only from the command catalog (see cli.h). The
  * drift test (tests/drift/check_drift.sh) checks it against the catalog and the docs. */
-#include "cli.h"
+#include "cli/cli.h"
 
 #include <ctype.h>
 #include <string.h>

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli.h"
+#include "cli/cli.h"
 
 void ctl_pack_json(msgpack_packer *pk, const json_t *j)
 {

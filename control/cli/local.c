@@ -19,10 +19,10 @@
 
 #include <openssl/crypto.h>
 
-#include "cli.h"
+#include "cli/cli.h"
 #include "daemonbus.h"
-#include "envelope.h"
-#include "local.h"
+#include "wire/envelope.h"
+#include "core/local.h"
 
 #define PROBE_MS 1500
 

@@ -6,7 +6,7 @@
 #include <termios.h>
 #include <unistd.h>
 
-#include "cli.h"
+#include "cli/cli.h"
 
 static bool s_is_login(int argc, char **argv)
 {

@@ -1,6 +1,6 @@
 /* render.c — replies as people and scripts read them (see cli.h): msgpack to JSON via
  * jansson for --json; tables, key: value lines and ISO 8601 times for people. */
-#include "cli.h"
+#include "cli/cli.h"
 
 #include <ctype.h>
 #include <inttypes.h>
@@ -8,7 +8,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "envelope.h"
+#include "wire/envelope.h"
 
 #define CHANGE_MAX_CHARS 60 /* log.search's change column is cut to this */
 #define COLUMNS_MAX      16 /* most columns of a table */

@@ -8,8 +8,8 @@
 #include <unistd.h>
 #include <zmq.h>
 
-#include "cli.h"
-#include "envelope.h"
+#include "cli/cli.h"
+#include "wire/envelope.h"
 
 #define POLL_MS   250
 #define BAR_WIDTH 30

@@ -1,6 +1,6 @@
 /* client.c — adminctl on the bus: one command over a ZMQ_DEALER with one resend on a
  * fresh socket, and the event monitor over a ZMQ_SUB (see cli.h). */
-#include "cli.h"
+#include "cli/cli.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -11,9 +11,9 @@
 #include <time.h>
 #include <zmq.h>
 
-#include "client_kafka.h"
-#include "clientutil.h"
-#include "envelope.h"
+#include "client/client_kafka.h"
+#include "client/clientutil.h"
+#include "wire/envelope.h"
 
 #define REPLY_MAX (64 * 1024 * 1024) /* protects memory only */
 

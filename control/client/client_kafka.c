@@ -1,5 +1,5 @@
 /* client_kafka.c — adminctl over Kafka (see client_kafka.h). */
-#include "client_kafka.h"
+#include "client/client_kafka.h"
 
 #include <ctype.h>
 #include <librdkafka/rdkafka.h>
@@ -10,9 +10,9 @@
 #include <strings.h>
 #include <time.h>
 
-#include "clientutil.h"
-#include "envelope.h"
-#include "kafka_conf.h"
+#include "client/clientutil.h"
+#include "wire/envelope.h"
+#include "kafka/kafka_conf.h"
 
 #define S_PROPS_MAX 32
 #define S_META_MS   5000 /* metadata and watermark look-ups */

@@ -18,7 +18,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 
-#include "cli.h"
+#include "cli/cli.h"
 
 #define CTL_KAFKA_SCHEME "kafka://"
 

@@ -1,6 +1,6 @@
 /* clientutil.c — see clientutil.h. */
 #define _POSIX_C_SOURCE 200809L
-#include "clientutil.h"
+#include "client/clientutil.h"
 
 #include <signal.h>
 #include <stdarg.h>

@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "cli.h"
+#include "cli/cli.h"
 
 /* SIGINT/SIGTERM set a flag instead of killing the process (no SA_RESTART, so a poll
  * returns EINTR): an events monitor or a wait ends cleanly. */

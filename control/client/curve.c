@@ -6,7 +6,7 @@
  * $ADMINBUS_HOME/env); its own pair comes from ADMINBUS_CURVE_KEYFILE (a key file from
  * `adminctl curve keygen`) or from ADMINBUS_CURVE_PUBLICKEY and ADMINBUS_CURVE_SECRETKEY.
  * A secret key is never taken from the command line (argv is visible to every user). */
-#include "cli.h"
+#include "cli/cli.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -14,7 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "curve.h"
+#include "zmq/curve.h"
 
 /* --- the client's keys ---------------------------------------------------------------- */
 

@@ -1,6 +1,6 @@
 /* env.c — where adminctl finds the stack: flags, then the environment, then the
  * operator's credentials file $ADMINBUS_HOME/env that ops/run writes (see cli.h). */
-#include "cli.h"
+#include "cli/cli.h"
 
 #include <ctype.h>
 #include <errno.h>

@@ -17,7 +17,7 @@
  * When the broker wants CURVE on the commands endpoint, each socket connects with a key
  * pair (hs_zmq_curve); the ipc:// proxy intake is always plain. Over Kafka (transport =
  * kafka) there are no sockets: kafka.c produces the command and hands its reply back. */
-#include "http.h"
+#include "http/http.h"
 
 #include <errno.h>
 #include <stdatomic.h>
@@ -30,8 +30,8 @@
 #include <zmq.h>
 
 #include "catalog.h"
-#include "cli.h"
-#include "envelope.h"
+#include "cli/cli.h"
+#include "wire/envelope.h"
 
 #define S_POOL_MAX  256               /* idle sockets kept; more are closed on return */
 #define S_REPLY_MAX (64u << 20)       /* protects memory only */

@@ -23,7 +23,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "http.h"
+#include "http/http.h"
 
 #define S_REPORT_EVERY_MS 10000
 

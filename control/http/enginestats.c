@@ -17,8 +17,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "cli.h"
-#include "http.h"
+#include "cli/cli.h"
+#include "http/http.h"
 
 #define S_POLL_MS     500
 #define S_MISSED      3    /* periods without an event before an engine is dropped */

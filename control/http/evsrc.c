@@ -9,10 +9,10 @@
 #include <string.h>
 #include <zmq.h>
 
-#include "cli.h"
-#include "config.h"
-#include "curve.h"
-#include "http.h"
+#include "cli/cli.h"
+#include "wire/config.h"
+#include "zmq/curve.h"
+#include "http/http.h"
 
 /* --- CURVE ----------------------------------------------------------------------------------- */
 

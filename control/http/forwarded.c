@@ -2,14 +2,14 @@
  * operator trusts (--trust-forwarded-for CIDR, docs/architecture.md, "Client addresses
  * through the HTTP shim"): the request's Forwarded and X-Forwarded-For headers, handed to
  * fwdparse.c (forwarded.h), which reads them from the right. */
-#include "http.h"
+#include "http/http.h"
 
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
-#include "forwarded.h"
-#include "iprange.h"
+#include "http/forwarded.h"
+#include "wire/iprange.h"
 
 #define S_XFF_MAX 4096 /* X-Forwarded-For text kept, all headers together */
 

@@ -8,7 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "iprange.h"
+#include "wire/iprange.h"
 
 #define HS_FWD_HOPS_MAX 64 /* hops read from one request; more: the proxy's own address */
 

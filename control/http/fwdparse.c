@@ -7,7 +7,7 @@
  * appended it: a forged or garbled list never yields more than the last trusted hop vouches
  * for. Forwarded wins over X-Forwarded-For when a request has both (a proxy that writes
  * Forwarded says more, and one header must decide). */
-#include "forwarded.h"
+#include "http/forwarded.h"
 
 #include <arpa/inet.h>
 #include <stdio.h>

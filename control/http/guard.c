@@ -24,7 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "http.h"
+#include "http/http.h"
 
 typedef struct s_watch {
     struct s_watch *prev, *next;

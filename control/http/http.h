@@ -24,8 +24,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "config.h"
-#include "iprange.h"
+#include "wire/config.h"
+#include "wire/iprange.h"
 
 /* --- options ------------------------------------------------------------------------- */
 

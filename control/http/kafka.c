@@ -21,12 +21,12 @@
 #include <strings.h>
 #include <time.h>
 
-#include "cli.h"
-#include "clientutil.h"
-#include "config.h"
-#include "envelope.h"
-#include "http.h"
-#include "kafka_conf.h"
+#include "cli/cli.h"
+#include "client/clientutil.h"
+#include "wire/config.h"
+#include "wire/envelope.h"
+#include "http/http.h"
+#include "kafka/kafka_conf.h"
 
 #define S_META_MS     5000 /* metadata and watermarks at start */
 #define S_PREFIX_MAX  16

@@ -26,11 +26,11 @@
 #include <unistd.h>
 #include <zmq.h>
 
-#include "cli.h"
-#include "config.h"
-#include "envelope.h"
-#include "http.h"
-#include "proxy.h"
+#include "cli/cli.h"
+#include "wire/config.h"
+#include "wire/envelope.h"
+#include "http/http.h"
+#include "zmq/proxy.h"
 
 #define S_NAME "adminbus-http"
 

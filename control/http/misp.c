@@ -14,7 +14,7 @@
 #include <time.h>
 
 #include "catalog.h"
-#include "http.h"
+#include "http/http.h"
 
 /* --- helpers ---------------------------------------------------------------------------------- */
 

@@ -13,8 +13,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "cli.h"
-#include "http.h"
+#include "cli/cli.h"
+#include "http/http.h"
 
 #define S_TOPICS_MAX   16
 #define S_KEEPALIVE_MS 15000

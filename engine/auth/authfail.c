@@ -4,7 +4,7 @@
  * the address in binary form and the user: look-ups cost O(log n) whatever addresses an
  * attacker picks, where a hash table would need a keyed hash to resist chosen collisions.
  * (twalk_r is a GNU extension; the build defines _GNU_SOURCE.) */
-#include "authfail.h"
+#include "auth/authfail.h"
 
 #include <arpa/inet.h>
 #include <inttypes.h>
@@ -16,9 +16,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "envelope.h"
-#include "log.h"
-#include "settings_cache.h"
+#include "wire/envelope.h"
+#include "wire/log.h"
+#include "core/settings_cache.h"
 
 /* Sweeps: forget idle groups at least every SWEEP_IDLE_MS; with a full table look for idle
  * groups at most every SWEEP_FULL_MS; while an address is blocked, look every

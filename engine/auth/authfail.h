@@ -40,8 +40,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "audit.h"
-#include "errors.h"
+#include "core/audit.h"
+#include "wire/errors.h"
 
 /* Groups one engine tracks; each costs at most about 600 bytes. */
 #define AB_AUTHFAIL_SOURCES 16384

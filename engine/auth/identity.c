@@ -1,10 +1,10 @@
 /* identity.c — see identity.h. */
-#include "identity.h"
+#include "auth/identity.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "iprange.h"
+#include "wire/iprange.h"
 #include <string.h>
 
 static bool s_key_shape_ok(const char *key, size_t len)

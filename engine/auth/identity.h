@@ -3,8 +3,8 @@
 #ifndef AB_IDENTITY_H
 #define AB_IDENTITY_H
 
-#include "engine.h"
-#include "secret.h"
+#include "core/engine.h"
+#include "auth/secret.h"
 
 /* Keys read ahead for a batch (ab_key_batch_read below). */
 typedef struct ab_key_batch ab_key_batch;

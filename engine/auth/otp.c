@@ -1,5 +1,5 @@
 /* otp.c — see otp.h. */
-#include "otp.h"
+#include "auth/otp.h"
 
 #include <liboath/oath.h>
 #include <openssl/crypto.h>
@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "seal.h"
+#include "auth/seal.h"
 
 static pthread_once_t s_once = PTHREAD_ONCE_INIT;
 static int s_init_rc = OATH_OK;

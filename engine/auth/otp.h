@@ -11,7 +11,7 @@
 #include <stdint.h>
 #include <time.h>
 
-#include "secret.h"
+#include "auth/secret.h"
 
 #define AB_OTP_SECRET_LEN  20 /* bytes: RFC 4226's recommended 160 bits */
 #define AB_OTP_DIGITS      6

@@ -1,5 +1,5 @@
 /* password.c — see password.h. */
-#include "password.h"
+#include "auth/password.h"
 
 #include <crypt.h>
 #include <openssl/crypto.h>
@@ -9,9 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "secret.h"
+#include "auth/secret.h"
 #include "settings.h"
-#include "settings_cache.h"
+#include "core/settings_cache.h"
 
 #define SALT_BYTES         16
 #define LEN_SETTING        "Security.password_policy_length"

@@ -1,5 +1,5 @@
 /* seal.c — see seal.h. */
-#include "seal.h"
+#include "auth/seal.h"
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>

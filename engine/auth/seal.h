@@ -14,7 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "secret.h"
+#include "auth/secret.h"
 
 #define AB_SEAL_PREFIX "enc:v1:"
 

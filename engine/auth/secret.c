@@ -1,5 +1,5 @@
 /* secret.c — see secret.h. */
-#include "secret.h"
+#include "auth/secret.h"
 
 #include <errno.h>
 #include <fcntl.h>

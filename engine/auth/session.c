@@ -1,15 +1,15 @@
 /* session.c — see session.h. */
-#include "session.h"
+#include "auth/session.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
-#include "envelope.h"
-#include "identity.h"
-#include "log.h"
-#include "settings_cache.h"
+#include "wire/envelope.h"
+#include "auth/identity.h"
+#include "wire/log.h"
+#include "core/settings_cache.h"
 
 #define PURGE_CHUNK 1000
 

@@ -8,9 +8,9 @@
 #ifndef AB_SESSION_H
 #define AB_SESSION_H
 
-#include "engine.h"
-#include "jobs.h"
-#include "secret.h"
+#include "core/engine.h"
+#include "jobs/jobs.h"
+#include "auth/secret.h"
 
 #define AB_SESSION_TOKEN_LEN 64
 /* last_seen is written at most this often per session: the idle timeout is exact to a

@@ -1,7 +1,7 @@
 /* archive.c — see archive.h. */
-#include "archive.h"
+#include "backup/archive.h"
 
-#include "envelope.h"
+#include "wire/envelope.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -12,8 +12,8 @@
  *      staged on disk but the dump);
  *   4. fsync, rename to the final name, fsync the folder: never a half archive under the
  *      final name. */
-#include "backup.h"
-#include "gpgme_util.h"
+#include "backup/backup.h"
+#include "mail/gpgme_util.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -31,13 +31,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "archive.h"
-#include "config.h"
-#include "envelope.h"
-#include "log.h"
-#include "migrate.h"
-#include "secret.h"
-#include "settings_cache.h"
+#include "backup/archive.h"
+#include "wire/config.h"
+#include "wire/envelope.h"
+#include "wire/log.h"
+#include "core/migrate.h"
+#include "auth/secret.h"
+#include "core/settings_cache.h"
 
 extern char **environ;
 

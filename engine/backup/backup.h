@@ -8,8 +8,8 @@
 #include <stddef.h>
 
 #include "catalog.h"
-#include "errors.h"
-#include "jobs.h"
+#include "wire/errors.h"
+#include "jobs/jobs.h"
 
 /* The archive format ops/restore reads (the manifest's `format:` line). */
 #define AB_BACKUP_FORMAT 1

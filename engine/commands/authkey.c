@@ -21,10 +21,10 @@
 #include <string.h>
 #include <time.h>
 
-#include "handlers.h"
-#include "identity.h"
-#include "iprange.h"
-#include "secret.h"
+#include "core/handlers.h"
+#include "auth/identity.h"
+#include "wire/iprange.h"
+#include "auth/secret.h"
 
 #define EMAIL_MAX_BYTES   1024
 #define COMMENT_MAX_BYTES 4004 /* 1000 characters of up to 4 bytes, and the NUL */

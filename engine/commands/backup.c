@@ -3,10 +3,10 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "backup.h"
-#include "engine.h"
-#include "handlers.h"
-#include "jobs.h"
+#include "backup/backup.h"
+#include "core/engine.h"
+#include "core/handlers.h"
+#include "jobs/jobs.h"
 
 int ab_backup_run(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
 {

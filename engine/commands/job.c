@@ -5,10 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "handlers.h"
-#include "jobcounts.h"
-#include "jobs.h"
-#include "workerctl.h"
+#include "core/handlers.h"
+#include "jobs/jobcounts.h"
+#include "jobs/jobs.h"
+#include "jobs/workerctl.h"
 
 /* A column of a result row and how to pack it. */
 typedef enum { K_INT, K_STR, K_BOOL } s_kind;

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "handlers.h"
+#include "core/handlers.h"
 
 #define LOG_COLS                                                                                   \
     "id, title, " AB_SQL_MS("created") ", model, model_id, action, user_id, email, org, "          \

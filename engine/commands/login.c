@@ -23,12 +23,12 @@
 #include <string.h>
 #include <time.h>
 
-#include "handlers.h"
-#include "identity.h"
-#include "otp.h"
-#include "password.h"
-#include "session.h"
-#include "settings_cache.h"
+#include "core/handlers.h"
+#include "auth/identity.h"
+#include "auth/otp.h"
+#include "auth/password.h"
+#include "auth/session.h"
+#include "core/settings_cache.h"
 
 #define EMAIL_MAX_BYTES 1024
 

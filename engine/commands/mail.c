@@ -5,13 +5,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine.h"
-#include "gpgkey.h"
-#include "handlers.h"
-#include "identity.h"
-#include "jobs.h"
-#include "mail.h"
-#include "settings_cache.h"
+#include "core/engine.h"
+#include "mail/gpgkey.h"
+#include "core/handlers.h"
+#include "auth/identity.h"
+#include "jobs/jobs.h"
+#include "mail/mail.h"
+#include "core/settings_cache.h"
 
 #define ADDR_MAX 255
 

@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "handlers.h"
-#include "secret.h"
+#include "core/handlers.h"
+#include "auth/secret.h"
 
 #define ORG_COLS                                                                                   \
     "o.id, o.name, o.uuid, o.description, o.type, o.nationality, o.sector, o.created_by, "         \

@@ -15,8 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "handlers.h"
-#include "secret.h"
+#include "core/handlers.h"
+#include "auth/secret.h"
 
 #define NAME_BYTES 1024 /* 255 characters of up to 4 bytes, and the NUL */
 

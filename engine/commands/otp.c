@@ -12,10 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "handlers.h"
-#include "identity.h"
-#include "otp.h"
-#include "settings_cache.h"
+#include "core/handlers.h"
+#include "auth/identity.h"
+#include "auth/otp.h"
+#include "core/settings_cache.h"
 
 typedef struct {
     int64_t id, org_id;

@@ -14,8 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "handlers.h"
-#include "identity.h"
+#include "core/handlers.h"
+#include "auth/identity.h"
 
 enum { L_ADD, L_MODIFY, L_MODIFY_ORG, L_PUBLISH, L_COUNT };
 static const char *const s_level_col[L_COUNT] = {"perm_add", "perm_modify", "perm_modify_org",

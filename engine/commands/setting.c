@@ -12,10 +12,10 @@
 #include <string.h>
 #include <strings.h>
 
-#include "diagnostics.h"
-#include "handlers.h"
-#include "migrate.h"
-#include "settings_cache.h"
+#include "health/diagnostics.h"
+#include "core/handlers.h"
+#include "core/migrate.h"
+#include "core/settings_cache.h"
 
 /* A setting's row in the database. */
 typedef struct {

@@ -1,9 +1,9 @@
 /* system.c — commands about the instance itself: whoami and db.update. */
 #include <stdio.h>
 
-#include "handlers.h"
-#include "log.h"
-#include "migrate.h"
+#include "core/handlers.h"
+#include "wire/log.h"
+#include "core/migrate.h"
 
 int ab_auth_whoami(ab_ctx *ctx, msgpack_packer *pk, ab_error *err)
 {

@@ -4,9 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "handlers.h"
-#include "jobs.h"
-#include "scheduler.h"
+#include "core/handlers.h"
+#include "jobs/jobs.h"
+#include "jobs/scheduler.h"
 
 /* tasks.description is VARCHAR(255), counted in characters: up to 4 bytes each. */
 #define DESCRIPTION_SIZE (255 * 4 + 1)

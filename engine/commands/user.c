@@ -28,12 +28,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gpgkey.h"
-#include "handlers.h"
-#include "identity.h"
-#include "password.h"
-#include "session.h"
-#include "secret.h"
+#include "mail/gpgkey.h"
+#include "core/handlers.h"
+#include "auth/identity.h"
+#include "auth/password.h"
+#include "auth/session.h"
+#include "auth/secret.h"
 
 #define EMAIL_MAX_BYTES 1024 /* 255 characters of up to 4 bytes, and the NUL */
 #define NAME_MAX_BYTES  1024

@@ -11,10 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "handlers.h"
-#include "jobcounts.h"
-#include "jobs.h"
-#include "workerctl.h"
+#include "core/handlers.h"
+#include "jobs/jobcounts.h"
+#include "jobs/jobs.h"
+#include "jobs/workerctl.h"
 
 #define S_ID_MAX      96 /* a worker id: host:pid:queue (the column's size) */
 #define S_CLEANUP_MAX 64 /* jobs one cleanup forces or lists */

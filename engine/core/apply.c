@@ -7,19 +7,19 @@
  * events published. A broken transaction (deadlock, lost connection) is retried whole;
  * after the last try every waiting command gets `unavailable`, and since nothing was
  * committed the client's retry with the same id is safe. */
-#include "apply.h"
+#include "core/apply.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "idempotency.h"
-#include "identity.h"
-#include "log.h"
-#include "outbox.h"
-#include "session.h"
-#include "settings_cache.h"
+#include "core/idempotency.h"
+#include "auth/identity.h"
+#include "wire/log.h"
+#include "core/outbox.h"
+#include "auth/session.h"
+#include "core/settings_cache.h"
 
 #define TRIES 3
 /* Durable events: most outbox rows one relay pass sends, and how often an idle loop looks

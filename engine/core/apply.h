@@ -4,11 +4,11 @@
 #ifndef AB_APPLY_H
 #define AB_APPLY_H
 
-#include "authfail.h"
-#include "engine.h"
-#include "metrics.h"
-#include "secret.h"
-#include "transport.h"
+#include "auth/authfail.h"
+#include "core/engine.h"
+#include "core/metrics.h"
+#include "auth/secret.h"
+#include "wire/transport.h"
 
 typedef struct ab_applier ab_applier;
 

@@ -1,11 +1,11 @@
 /* audit.c — see audit.h. */
-#include "audit.h"
+#include "core/audit.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#include "envelope.h"
-#include "settings_cache.h"
+#include "wire/envelope.h"
+#include "core/settings_cache.h"
 
 #define VALUE_MAX 1000 /* bytes of one value in a change text */
 #define TITLE_MAX 255  /* characters: the width of logs.title */

@@ -7,7 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "db.h"
+#include "core/db.h"
 
 /* A change description: "field (old) => (new)" items joined by ", ". */
 typedef struct {

@@ -1,10 +1,10 @@
 /* bootstrap.c — see bootstrap.h. */
-#include "bootstrap.h"
+#include "core/bootstrap.h"
 
 #include <stdio.h>
 #include <string.h>
 
-#include "audit.h"
+#include "core/audit.h"
 
 static const ab_actor s_system = {0, "", "SYSTEM", NULL};
 

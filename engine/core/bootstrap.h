@@ -3,8 +3,8 @@
 #ifndef AB_BOOTSTRAP_H
 #define AB_BOOTSTRAP_H
 
-#include "db.h"
-#include "secret.h"
+#include "core/db.h"
+#include "auth/secret.h"
 
 /* When the database has no user yet, create the host organisation (named host_org, or
  * reuse one of that name), record it as the host, create the site administrator email

@@ -1,6 +1,6 @@
 /* db.c — MariaDB connection, statement cache, parameters, rows and bulk inserts
  * (see db.h). Every value reaches the server through a bound parameter. */
-#include "db.h"
+#include "core/db.h"
 
 #include <errmsg.h>
 #include <mysqld_error.h>
@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
-#include "log.h"
+#include "wire/config.h"
+#include "wire/log.h"
 
 #define CACHE_MAX 128
 

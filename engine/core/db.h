@@ -13,7 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "errors.h"
+#include "wire/errors.h"
 
 typedef struct ab_db ab_db;
 

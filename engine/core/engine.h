@@ -7,12 +7,12 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "audit.h"
+#include "core/audit.h"
 #include "catalog.h"
-#include "db.h"
-#include "errors.h"
-#include "events.h"
-#include "secret.h"
+#include "core/db.h"
+#include "wire/errors.h"
+#include "core/events.h"
+#include "auth/secret.h"
 
 /* Role flags (roles.perm_<name>) as bits, in the order of ab_role_perms. */
 enum {

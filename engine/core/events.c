@@ -1,11 +1,11 @@
 /* events.c — see events.h. */
-#include "events.h"
+#include "core/events.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "envelope.h"
+#include "wire/envelope.h"
 
 struct ab_events {
     ab_event *items;

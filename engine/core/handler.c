@@ -4,9 +4,9 @@
 #include <ctype.h>
 #include <string.h>
 
-#include "engine.h"
-#include "envelope.h"
-#include "handlers.h"
+#include "core/engine.h"
+#include "wire/envelope.h"
+#include "core/handlers.h"
 
 static const struct {
     const char *type;

@@ -2,9 +2,9 @@
 #ifndef AB_HANDLERS_H
 #define AB_HANDLERS_H
 
-#include "engine.h"
-#include "envelope.h"
-#include "jobs.h"
+#include "core/engine.h"
+#include "wire/envelope.h"
+#include "jobs/jobs.h"
 
 /* Organisations (org.c). */
 int ab_org_add(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);

@@ -1,5 +1,5 @@
 /* idempotency.c — see idempotency.h. */
-#include "idempotency.h"
+#include "core/idempotency.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -7,8 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "db.h"
-#include "secret.h"
+#include "core/db.h"
+#include "auth/secret.h"
 
 typedef struct {
     uint32_t user_id;

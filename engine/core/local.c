@@ -1,5 +1,5 @@
 /* local.c — see local.h. */
-#include "local.h"
+#include "core/local.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -10,12 +10,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "engine.h"
-#include "envelope.h"
-#include "identity.h"
-#include "migrate.h"
-#include "secret.h"
-#include "settings_cache.h"
+#include "core/engine.h"
+#include "wire/envelope.h"
+#include "auth/identity.h"
+#include "core/migrate.h"
+#include "auth/secret.h"
+#include "core/settings_cache.h"
 
 #define TRIES 3
 

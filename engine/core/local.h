@@ -17,8 +17,8 @@
 #include <msgpack.h>
 #include <stddef.h>
 
-#include "config.h"
-#include "events.h"
+#include "wire/config.h"
+#include "core/events.h"
 
 typedef struct ab_local ab_local;
 

@@ -1,5 +1,5 @@
 /* metrics.c — see metrics.h. */
-#include "metrics.h"
+#include "core/metrics.h"
 
 #include <stdatomic.h>
 #include <stdio.h>
@@ -7,7 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "envelope.h"
+#include "wire/envelope.h"
 
 /* 1, 5, 10, 50, 100, 500 ms, 1 s, 5 s, +Inf: admin commands take milliseconds; a batch that
  * waits on a lock or a slow disk shows in the upper buckets. */

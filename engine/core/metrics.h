@@ -14,7 +14,7 @@
 #include <stdint.h>
 
 #include "catalog.h"
-#include "errors.h"
+#include "wire/errors.h"
 
 /* Outcomes: AB_OK, each error code, and a repeated id answered from the stored reply. */
 #define AB_OUTCOME_REPLAYED ((int)AB_E__COUNT)

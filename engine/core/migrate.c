@@ -2,12 +2,12 @@
  * records its version in schema_versions once all its statements have run. DDL commits
  * implicitly in MariaDB, so the statements are written to be re-runnable (IF NOT EXISTS,
  * INSERT IGNORE): a migration interrupted half-way is simply run again. */
-#include "migrate.h"
+#include "core/migrate.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#include "log.h"
+#include "wire/log.h"
 #include "migrations.h"
 
 #define LOCK_NAME   "adminbus.migrate"

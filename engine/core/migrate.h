@@ -2,7 +2,7 @@
 #ifndef AB_MIGRATE_H
 #define AB_MIGRATE_H
 
-#include "db.h"
+#include "core/db.h"
 
 /* The newest schema version this build knows. */
 int ab_schema_latest(void);

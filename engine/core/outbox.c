@@ -1,5 +1,5 @@
 /* outbox.c — see outbox.h. */
-#include "outbox.h"
+#include "core/outbox.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -5,9 +5,9 @@
 #ifndef AB_OUTBOX_H
 #define AB_OUTBOX_H
 
-#include "db.h"
-#include "events.h"
-#include "transport.h"
+#include "core/db.h"
+#include "core/events.h"
+#include "wire/transport.h"
 
 /* Write events[0..n) (each its topic and whole body) in one bulk insert, inside the
  * caller's transaction. Returns 0 or -1 with err. */

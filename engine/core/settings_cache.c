@@ -1,12 +1,12 @@
 /* settings_cache.c — see settings_cache.h. */
-#include "settings_cache.h"
+#include "core/settings_cache.h"
 
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "log.h"
-#include "seal.h"
+#include "wire/log.h"
+#include "auth/seal.h"
 
 static struct {
     pthread_mutex_t lock;

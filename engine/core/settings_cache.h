@@ -15,8 +15,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "db.h"
-#include "secret.h"
+#include "core/db.h"
+#include "auth/secret.h"
 #include "settings.h"
 
 /* Re-read the settings version on db and reload the values when it changed (also the first

@@ -21,16 +21,16 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "apply.h"
-#include "bootstrap.h"
-#include "config.h"
+#include "core/apply.h"
+#include "core/bootstrap.h"
+#include "wire/config.h"
 #include "daemonbus.h"
-#include "endpoint.h"
-#include "log.h"
-#include "metrics.h"
-#include "migrate.h"
-#include "secret.h"
-#include "transport.h"
+#include "wire/endpoint.h"
+#include "wire/log.h"
+#include "core/metrics.h"
+#include "core/migrate.h"
+#include "auth/secret.h"
+#include "wire/transport.h"
 
 #define DB_WAIT_S     30
 #define STATS_EVERY_S 10

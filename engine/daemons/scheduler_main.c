@@ -12,11 +12,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "config.h"
+#include "wire/config.h"
 #include "daemonbus.h"
-#include "log.h"
-#include "scheduler.h"
-#include "stopsig.h"
+#include "wire/log.h"
+#include "jobs/scheduler.h"
+#include "wire/stopsig.h"
 
 static ab_scheduler *volatile s_sched; /* for the signal handler */
 

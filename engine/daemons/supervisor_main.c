@@ -15,11 +15,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "config.h"
+#include "wire/config.h"
 #include "daemonbus.h"
-#include "log.h"
-#include "supervisor.h"
-#include "workerctl.h"
+#include "wire/log.h"
+#include "jobs/supervisor.h"
+#include "jobs/workerctl.h"
 
 static ab_supervisor *volatile s_sup; /* for the signal handler */
 static volatile sig_atomic_t s_signalled;

@@ -14,13 +14,13 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "config.h"
+#include "wire/config.h"
 #include "daemonbus.h"
-#include "jobs.h"
-#include "log.h"
-#include "migrate.h"
-#include "stopsig.h"
-#include "worker.h"
+#include "jobs/jobs.h"
+#include "wire/log.h"
+#include "core/migrate.h"
+#include "wire/stopsig.h"
+#include "jobs/worker.h"
 
 #define DB_WAIT_S 30 /* MariaDB or the engine's migration may still be starting */
 

@@ -16,8 +16,8 @@
  *
  * Settings are read through the settings cache, which the engine refreshed at the start of
  * this batch. The checks only read. */
-#include "diagnostics.h"
-#include "gpgme_util.h"
+#include "health/diagnostics.h"
+#include "mail/gpgme_util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -32,11 +32,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "envelope.h"
-#include "jobs.h"
-#include "migrate.h"
-#include "scheduler.h"
-#include "settings_cache.h"
+#include "wire/envelope.h"
+#include "jobs/jobs.h"
+#include "core/migrate.h"
+#include "jobs/scheduler.h"
+#include "core/settings_cache.h"
 
 #define MIB                 (1024.0 * 1024.0)
 #define DISK_CRITICAL_BYTES (100.0 * MIB)

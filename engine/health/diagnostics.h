@@ -3,7 +3,7 @@
 #ifndef AB_DIAGNOSTICS_H
 #define AB_DIAGNOSTICS_H
 
-#include "engine.h"
+#include "core/engine.h"
 #include "settings.h"
 
 typedef enum { AB_DIAG_OK, AB_DIAG_WARNING, AB_DIAG_CRITICAL } ab_diag_status;

@@ -1,5 +1,5 @@
 /* jobcounts.c — see jobcounts.h. */
-#include "jobcounts.h"
+#include "jobs/jobcounts.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -12,7 +12,7 @@
 
 #include <stdint.h>
 
-#include "db.h"
+#include "core/db.h"
 
 #define AB_JOB_COUNTS_SHARED "" /* the shard of everything but a worker's own runs */
 #define AB_JOB_BUCKETS       13 /* run-time buckets: AB_JOB_BUCKETS - 1 bounds, then longer */

@@ -1,8 +1,8 @@
 /* jobs.c — queues, states and enqueueing (see jobs.h). */
-#include "jobs.h"
+#include "jobs/jobs.h"
 
-#include "envelope.h"
-#include "secret.h"
+#include "wire/envelope.h"
+#include "auth/secret.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -11,9 +11,9 @@
 #include <stdint.h>
 
 #include "catalog.h"
-#include "db.h"
-#include "errors.h"
-#include "events.h"
+#include "core/db.h"
+#include "wire/errors.h"
+#include "core/events.h"
 
 /* Room for a unique_key as text: the catalog allows 191 characters (schemas/catalog.c),
  * each up to 4 bytes of UTF-8, and a NUL. */

@@ -5,17 +5,17 @@
 #include <string.h>
 #include <time.h>
 
-#include "backup.h"
-#include "config.h"
-#include "envelope.h"
-#include "idempotency.h"
-#include "jobs.h"
-#include "log.h"
-#include "mail.h"
-#include "mail_keyfetch.h"
-#include "secret.h"
-#include "session.h"
-#include "settings_cache.h"
+#include "backup/backup.h"
+#include "wire/config.h"
+#include "wire/envelope.h"
+#include "core/idempotency.h"
+#include "jobs/jobs.h"
+#include "wire/log.h"
+#include "mail/mail.h"
+#include "mail/mail_keyfetch.h"
+#include "auth/secret.h"
+#include "auth/session.h"
+#include "core/settings_cache.h"
 
 #define COUNT(a)       (sizeof(a) / sizeof((a)[0]))
 #define BACKOFF_MAX_MS (3600 * 1000)

@@ -1,5 +1,5 @@
 /* scheduler.c — leader election and the firing of due tasks (see scheduler.h). */
-#include "scheduler.h"
+#include "jobs/scheduler.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -7,11 +7,11 @@
 #include <string.h>
 #include <time.h>
 
-#include "envelope.h"
-#include "events.h"
-#include "jobs.h"
-#include "log.h"
-#include "migrate.h"
+#include "wire/envelope.h"
+#include "core/events.h"
+#include "jobs/jobs.h"
+#include "wire/log.h"
+#include "core/migrate.h"
 
 #define MAX_DUE 64 /* tasks fired per transaction; the rest wait for the next tick */
 

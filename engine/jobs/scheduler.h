@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "db.h"
+#include "core/db.h"
 
 /* The schema version the scheduler needs (the tasks table). */
 #define AB_SCHEDULER_SCHEMA_MIN 3

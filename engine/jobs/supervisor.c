@@ -14,7 +14,7 @@
  *                                         60 s while children keep dying within 10 s.
  * A child whose row is not dead when its process is gone did not shut down cleanly: it is
  * buried at once (row dead, running jobs back, worker.<id>.down), not after its lease. */
-#include "supervisor.h"
+#include "jobs/supervisor.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -27,14 +27,14 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "db.h"
-#include "envelope.h"
-#include "events.h"
-#include "jobcounts.h"
-#include "jobs.h"
-#include "log.h"
-#include "migrate.h"
-#include "workerctl.h"
+#include "core/db.h"
+#include "wire/envelope.h"
+#include "core/events.h"
+#include "jobs/jobcounts.h"
+#include "jobs/jobs.h"
+#include "wire/log.h"
+#include "core/migrate.h"
+#include "jobs/workerctl.h"
 
 #define S_CHILDREN_MAX   256
 #define S_TICK_MS        250    /* longest wait: a child's end is seen at least this soon */

@@ -26,7 +26,7 @@
  * one job at a time so the lost ones are known. Events, the worker's done count and the `done` log
  * follow the COMMIT; if the COMMIT fails, each job of the batch is judged as a lost COMMIT
  * was before (a fenced retry or failure record). */
-#include "worker.h"
+#include "jobs/worker.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -39,11 +39,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "envelope.h"
-#include "jobcounts.h"
-#include "jobs.h"
-#include "log.h"
-#include "secret.h"
+#include "wire/envelope.h"
+#include "jobs/jobcounts.h"
+#include "jobs/jobs.h"
+#include "wire/log.h"
+#include "auth/secret.h"
 
 #define S_BATCH_MAX     64   /* most jobs claimed at once */
 #define S_SHORT_JOB_MS  20   /* jobs shorter than this on average are claimed in batches */

@@ -14,7 +14,7 @@
 
 #include <stddef.h>
 
-#include "db.h"
+#include "core/db.h"
 
 /* How the worker talks to the bus. */
 typedef struct {

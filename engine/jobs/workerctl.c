@@ -1,12 +1,12 @@
 /* workerctl.c — see workerctl.h. */
-#include "workerctl.h"
+#include "jobs/workerctl.h"
 
 #include <stdio.h>
 #include <string.h>
 
-#include "envelope.h"
-#include "jobcounts.h"
-#include "jobs.h"
+#include "wire/envelope.h"
+#include "jobs/jobcounts.h"
+#include "jobs/jobs.h"
 
 #define S_BURY_MAX 64 /* jobs one worker can hold (a claim is at most 16) with room to spare */
 

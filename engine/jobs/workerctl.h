@@ -12,9 +12,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "db.h"
-#include "errors.h"
-#include "events.h"
+#include "core/db.h"
+#include "wire/errors.h"
+#include "core/events.h"
 
 /* The schema version that has supervisors (0005_supervisors.sql) and the job counters its
  * housekeeping folds (0015_job_counts.sql). */

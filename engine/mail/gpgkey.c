@@ -5,8 +5,8 @@
  * runs in a fresh GnuPG home under $ADMINBUS_HOME/tmp: listing needs a home, and the
  * engine user's own keyring (if any) must neither be read nor changed. Nothing is imported.
  * Messages never quote the key text. */
-#include "gpgkey.h"
-#include "gpgme_util.h"
+#include "mail/gpgkey.h"
+#include "mail/gpgme_util.h"
 
 #include <errno.h>
 #include <ftw.h>

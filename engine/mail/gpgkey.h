@@ -6,7 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "engine.h"
+#include "core/engine.h"
 
 #define AB_GPGKEY_FPR_MAX 65 /* a v4 fingerprint is 40 hex digits, a v5 one 64; and the NUL */
 

@@ -1,5 +1,5 @@
 /* gpgme_util.c — see gpgme_util.h. */
-#include "gpgme_util.h"
+#include "mail/gpgme_util.h"
 
 #include <locale.h>
 #include <pthread.h>

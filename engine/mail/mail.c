@@ -1,19 +1,19 @@
 /* mail.c — the sending configuration, message composition and the `email` job (mail.h). */
-#include "mail.h"
+#include "mail/mail.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "audit.h"
-#include "config.h"
-#include "envelope.h"
-#include "log.h"
-#include "password.h"
-#include "seal.h"
-#include "session.h"
-#include "settings_cache.h"
+#include "core/audit.h"
+#include "wire/config.h"
+#include "wire/envelope.h"
+#include "wire/log.h"
+#include "auth/password.h"
+#include "auth/seal.h"
+#include "auth/session.h"
+#include "core/settings_cache.h"
 
 #define CHUNK         64 /* recipients read at a time */
 #define ERROR_MAX     1000

@@ -12,12 +12,12 @@
 #include <stdint.h>
 
 #include "catalog.h"
-#include "errors.h"
-#include "jobs.h"
-#include "mail_gpg.h"
-#include "mime.h"
-#include "secret.h"
-#include "smtp.h"
+#include "wire/errors.h"
+#include "jobs/jobs.h"
+#include "mail/mail_gpg.h"
+#include "mail/mime.h"
+#include "auth/secret.h"
+#include "mail/smtp.h"
 
 /* What sending needs, from the settings (call ab_settings_sync first). Strings are owned. */
 typedef struct {

@@ -1,6 +1,6 @@
 /* mail_gpg.c — PGP/MIME signing and encryption of outgoing mail (see mail_gpg.h). */
-#include "mail_gpg.h"
-#include "gpgme_util.h"
+#include "mail/mail_gpg.h"
+#include "mail/gpgme_util.h"
 
 #include <ctype.h>
 #include <errno.h>

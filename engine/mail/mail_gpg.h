@@ -13,8 +13,8 @@
 
 #include <stddef.h>
 
-#include "errors.h"
-#include "mime.h"
+#include "wire/errors.h"
+#include "mail/mime.h"
 
 typedef struct ab_mail_gpg ab_mail_gpg;
 

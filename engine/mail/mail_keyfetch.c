@@ -8,7 +8,7 @@
  * seconds or not answer at all. The command enqueues the job; a worker fetches with no
  * transaction open, and only the short write of the key happens in the job's completing
  * transaction. */
-#include "mail_keyfetch.h"
+#include "mail/mail_keyfetch.h"
 
 #include <ctype.h>
 #include <curl/curl.h>
@@ -17,12 +17,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "audit.h"
-#include "envelope.h"
-#include "gpgkey.h"
-#include "log.h"
-#include "mime.h"
-#include "settings_cache.h"
+#include "core/audit.h"
+#include "wire/envelope.h"
+#include "mail/gpgkey.h"
+#include "wire/log.h"
+#include "mail/mime.h"
+#include "core/settings_cache.h"
 
 #define KEY_MAX       (1u << 20) /* bytes: a key bigger than this is not a user's key */
 #define FETCH_TIMEOUT 20L        /* seconds for one request */

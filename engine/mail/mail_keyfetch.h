@@ -9,8 +9,8 @@
 #include <stddef.h>
 
 #include "catalog.h"
-#include "errors.h"
-#include "jobs.h"
+#include "wire/errors.h"
+#include "jobs/jobs.h"
 
 #define AB_GPGKEY_FETCH_NARGS 2
 extern const ab_arg ab_gpgkey_fetch_args[AB_GPGKEY_FETCH_NARGS];

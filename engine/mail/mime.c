@@ -1,5 +1,5 @@
 /* mime.c — RFC 5322 / MIME building blocks (see mime.h). */
-#include "mime.h"
+#include "mail/mime.h"
 
 #include <ctype.h>
 #include <stdarg.h>
@@ -8,7 +8,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "secret.h"
+#include "auth/secret.h"
 
 #define LINE_SOFT      78 /* RFC 5322 §2.1.1: lines SHOULD be at most 78 characters */
 #define QP_LINE        76 /* RFC 2045 §6.7 rule 5 */

@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "errors.h"
+#include "wire/errors.h"
 
 /* A growing byte buffer, always NUL-terminated. Zero-initialise it ({0}); free with
  * ab_mime_buf_free. An allocation failure sets oom and later appends do nothing, so

@@ -1,5 +1,5 @@
 /* smtp.c — one message to an SMTP server through libcurl (see smtp.h). */
-#include "smtp.h"
+#include "mail/smtp.h"
 
 #include <curl/curl.h>
 #include <pthread.h>

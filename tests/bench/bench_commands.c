@@ -33,7 +33,7 @@
 #include <zmq.h>
 
 #include "benchutil.h"
-#include "config.h"
+#include "wire/config.h"
 
 #include "migrations.h"
 

@@ -8,7 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "config.h"
+#include "wire/config.h"
 
 uint64_t bench_now_ns(void)
 {

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "envelope.h"
+#include "wire/envelope.h"
 
 /* Like assert, but also in builds with NDEBUG: a broken invariant is a finding. */
 #define S_CHECK(cond)                                                                              \

@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "engine.h"
+#include "core/engine.h"
 
 #define ORDER_SQL " ORDER BY id"
 

@@ -12,9 +12,9 @@
 
 #include <cmocka.h>
 
-#include "archive.h"
-#include "backup.h"
-#include "secret.h"
+#include "backup/archive.h"
+#include "backup/backup.h"
+#include "auth/secret.h"
 
 static char s_dir[] = "/tmp/ab-archive-test.XXXXXX";
 

@@ -9,7 +9,7 @@
 
 #include <cmocka.h>
 
-#include "authfail.h"
+#include "auth/authfail.h"
 
 #define T0 1000000 /* an arbitrary monotonic start */
 

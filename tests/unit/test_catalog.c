@@ -11,7 +11,7 @@
 #include <cmocka.h>
 
 #include "catalog.h"
-#include "envelope.h"
+#include "wire/envelope.h"
 
 /* An args map built with msgpack, kept decoded for ab_catalog_validate. */
 typedef struct {

@@ -11,8 +11,8 @@
 
 #include <cmocka.h>
 
-#include "cli.h"
-#include "envelope.h"
+#include "cli/cli.h"
+#include "wire/envelope.h"
 
 #define UUID "5f6c3a1e-8b2d-4c1a-9e7f-0a1b2c3d4e5f"
 

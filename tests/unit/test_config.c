@@ -13,8 +13,8 @@
 
 #include <cmocka.h>
 
-#include "config.h"
-#include "endpoint.h"
+#include "wire/config.h"
+#include "wire/endpoint.h"
 
 static const char *const s_env[] = {
     "ADMINBUS_HOME",

@@ -14,7 +14,7 @@
 
 #include <cmocka.h>
 
-#include "curve.h"
+#include "zmq/curve.h"
 
 static void test_loopback(void **state)
 {

@@ -11,17 +11,17 @@
 
 #include <cmocka.h>
 
-#include "audit.h"
+#include "core/audit.h"
 #include "catalog.h"
-#include "engine.h"
-#include "envelope.h"
-#include "identity.h"
-#include "idempotency.h"
-#include "jobcounts.h"
-#include "jobs.h"
-#include "scheduler.h"
-#include "secret.h"
-#include "supervisor.h"
+#include "core/engine.h"
+#include "wire/envelope.h"
+#include "auth/identity.h"
+#include "core/idempotency.h"
+#include "jobs/jobcounts.h"
+#include "jobs/jobs.h"
+#include "jobs/scheduler.h"
+#include "auth/secret.h"
+#include "jobs/supervisor.h"
 
 static void test_change_text_has_misp_shape(void **state)
 {

@@ -10,7 +10,7 @@
 
 #include <cmocka.h>
 
-#include "envelope.h"
+#include "wire/envelope.h"
 
 #define ID       "5f6c3a1e-8b2d-4c1a-9e7f-0a1b2c3d4e5f"
 #define ID_UPPER "5F6C3A1E-8B2D-4C1A-9E7F-0A1B2C3D4E5F"

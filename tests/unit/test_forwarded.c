@@ -11,7 +11,7 @@
 
 #include <cmocka.h>
 
-#include "forwarded.h"
+#include "http/forwarded.h"
 
 #define PEER "10.0.0.1" /* the trusted proxy the connection comes from */
 

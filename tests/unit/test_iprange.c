@@ -9,7 +9,7 @@
 
 #include <cmocka.h>
 
-#include "iprange.h"
+#include "wire/iprange.h"
 
 static void s_canonical(const char *in, const char *want)
 {

@@ -11,7 +11,7 @@
 
 #include <cmocka.h>
 
-#include "kafka_conf.h"
+#include "kafka/kafka_conf.h"
 
 static size_t s_stream(const char *topic)
 {

@@ -9,7 +9,7 @@
 
 #include <cmocka.h>
 
-#include "kafka_pending.h"
+#include "kafka/kafka_pending.h"
 
 #define MAX 8
 

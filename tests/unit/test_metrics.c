@@ -11,8 +11,8 @@
 #include <pthread.h>
 
 #include "catalog.h"
-#include "envelope.h"
-#include "metrics.h"
+#include "wire/envelope.h"
+#include "core/metrics.h"
 
 static const ab_command *s_cmd(const char *type)
 {

@@ -11,8 +11,8 @@
 
 #include <cmocka.h>
 
-#include "mail_keyfetch.h"
-#include "mime.h"
+#include "mail/mail_keyfetch.h"
+#include "mail/mime.h"
 
 /* --- small decoders, written independently of mime.c ----------------------------------- */
 

@@ -12,9 +12,9 @@
 
 #include <cmocka.h>
 
-#include "otp.h"
-#include "seal.h"
-#include "settings_cache.h"
+#include "auth/otp.h"
+#include "auth/seal.h"
+#include "core/settings_cache.h"
 
 /* The RFC 4226 Appendix D / RFC 6238 Appendix B (SHA-1) secret. */
 static const uint8_t rfc_secret[] = "12345678901234567890";

@@ -13,7 +13,7 @@
 #include <cmocka.h>
 #include <crypt.h>
 
-#include "password.h"
+#include "auth/password.h"
 
 static void test_hash_and_verify_round_trip(void **state)
 {

@@ -10,7 +10,7 @@
 
 #include <cmocka.h>
 
-#include "session.h"
+#include "auth/session.h"
 
 static void test_tokens_are_64_hex_and_differ(void **state)
 {

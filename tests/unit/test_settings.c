@@ -14,9 +14,9 @@
 #include <cmocka.h>
 
 #include "catalog.h"
-#include "envelope.h"
+#include "wire/envelope.h"
 #include "settings.h"
-#include "settings_cache.h"
+#include "core/settings_cache.h"
 
 /* --- one msgpack value, kept decoded --------------------------------------------------- */
 

@@ -12,7 +12,7 @@
 #include <cmocka.h>
 #include <zmq.h>
 
-#include "transport.h"
+#include "wire/transport.h"
 
 typedef struct {
     void *ctx;
