@@ -142,7 +142,7 @@ static const ab_arg s_user_change_pw[] = {
     USER_NO_PASSWORD_CHANGE,
 };
 
-/* Authkeys (engine/authkeycmd.c). */
+/* Authkeys (engine/commands/authkey.c). */
 #define AUTHKEY_ID(help)                                                                           \
     {                                                                                              \
         "authkey_id", AB_ARG_INT, true, true, 1, 4294967295LL, NULL, help " (its id)", 0           \
@@ -245,7 +245,7 @@ static const ab_arg s_log_search[] = {
 };
 
 /* MISP's four permission levels, by number (0..3), and the extra flags of a role: the
- * column of flag NAME is perm_NAME (engine/rolecmd.c). */
+ * column of flag NAME is perm_NAME (engine/commands/role.c). */
 const char *const ab_role_levels[] = {"read_only", "manage_own", "manage_org", "publish", NULL};
 const char *const ab_role_perms[] = {"delegate", "sync",          "admin",         "audit",
                                      "auth",     "site_admin",    "regexp_access", "tagger",

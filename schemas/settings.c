@@ -1029,10 +1029,10 @@ void ab_settings_markdown(FILE *f)
             "adminctl diagnostics                                    # exit 4 when critical\n"
             "```\n\n");
     fprintf(f, "**Settings and bootstrap configuration.** `$ADMINBUS_HOME/adminbus.conf` "
-               "(`ADMINBUS_*` variables, flags; broker/config.h) holds only what a process needs "
-               "before it can reach the database: the DSN, the bus endpoints, paths, limits and "
-               "the log level. Everything an administrator of the platform tunes at run time is "
-               "a setting here, stored in the database, shared by every engine and worker, and "
+               "(`ADMINBUS_*` variables, flags; broker/wire/config.h) holds only what a process "
+               "needs before it can reach the database: the DSN, the bus endpoints, paths, limits "
+               "and the log level. Everything an administrator of the platform tunes at run time "
+               "is a setting here, stored in the database, shared by every engine and worker, and "
                "changed with an audited command.\n\n");
     fprintf(f, "**Priorities** are MISP's: *critical* (a problem breaks the instance), "
                "*recommended*, *optional*, *deprecated* (nothing reads it; set, it is reported). "

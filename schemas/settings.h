@@ -4,7 +4,7 @@
  * these rows, adminctl and docs/settings.md (build/bin/adminbus-catalog --settings) are
  * generated from them.
  *
- * This is not the bootstrap configuration (broker/config.h: DSN, endpoints, paths a process
+ * This is not the bootstrap configuration (broker/wire/config.h: DSN, endpoints, paths a process
  * needs before it can reach the database). See docs/settings.md for the split. */
 #ifndef AB_SETTINGS_H
 #define AB_SETTINGS_H
@@ -59,7 +59,8 @@ enum {
     AB_SETF_PREFER_FALSE = 1 << 6, /* BOOL / ENUM: anything but the default is a problem */
 };
 
-/* What happens beside storing the value (the engine runs the hook, see settingcmd.c). */
+/* What happens beside storing the value (the engine runs the hook, see
+ * engine/commands/setting.c). */
 typedef enum {
     AB_HOOK_NONE,
     AB_HOOK_BASEURL,   /* trailing slashes are removed before validation */

@@ -10,7 +10,7 @@
  * delivery reports, served by the producer polls of recv and done, store the offsets as they
  * come. A reply lost for good makes its partition read again from its batch's first command:
  * a command read again after a crash, a rebalance or a rewind is answered from the stored reply
- * of its id (engine/idempotency.c). Replies and events go out through one producer: replies to
+ * of its id (engine/core/idempotency.c). Replies and events go out through one producer: replies to
  * the replies topic keyed by the command's reply_to (else its id), events to the events topic
  * keyed by their topic. One transport serves one apply loop (one thread): no lock. */
 #include "wire/transport.h"

@@ -85,7 +85,7 @@ typedef struct {
 int ab_config_load(ab_config *cfg, int *argc, char **argv, char *errbuf, size_t errlen);
 
 /* The configuration this process loaded first (its main's), kept for the parts that get
- * only an endpoint but must know the home and the CURVE mode (broker/curve.h, the sockets
+ * only an endpoint but must know the home and the CURVE mode (broker/zmq/curve.h, the sockets
  * daemons connect to the broker); NULL before any load succeeded. */
 const ab_config *ab_config_process(void);
 

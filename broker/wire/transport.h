@@ -52,11 +52,11 @@ typedef struct {
 struct ab_transport {
     const ab_transport_ops *ops;
     /* Events must not be lost on this transport: the engine writes them to the outbox
-     * table in the command's transaction and relays them after COMMIT (engine/outbox.h). */
+     * table in the command's transaction and relays them after COMMIT (engine/core/outbox.h). */
     bool durable_events;
 };
 
-/* Kafka settings of an engine (broker/config.h's kafka_* keys and pass-through
+/* Kafka settings of an engine (broker/wire/config.h's kafka_* keys and pass-through
  * properties). */
 typedef struct {
     const char *brokers; /* bootstrap.servers */

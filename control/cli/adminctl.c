@@ -3,7 +3,7 @@
  * client-side verb `events`, a monitor of the event stream. See adminctl --help.
  *
  * Exit codes: 0 done, 1 refused (an error reply), 2 usage error, 3 engine unreachable
- * or timed out. With --local (control/local.c): 2 also when $ADMINBUS_HOME has no
+ * or timed out. With --local (control/cli/local.c): 2 also when $ADMINBUS_HOME has no
  * configuration or server secret, 3 when its database is unreachable. */
 #include <stdio.h>
 #include <stdlib.h>

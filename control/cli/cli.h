@@ -1,6 +1,6 @@
 /* cli.h — the parts of adminctl: catalog-driven argument parsing (cli_parse.c) and help
- * (help.c), connection settings (env.c), the ZeroMQ request and the event monitor
- * (client.c), and reply rendering (render.c).
+ * (help.c), connection settings (client/env.c), the ZeroMQ request and the event monitor
+ * (client/client.c), and reply rendering (render.c).
  *
  * No business rule lives here: every check made on the client side is there only to
  * give a quick, precise usage error; the engine validates every command again. */
@@ -143,7 +143,7 @@ void ctl_help_command(FILE *f, const ab_command *cmd);
 /* The client-side verb `events`. */
 void ctl_help_events(FILE *f);
 
-/* --- env.c ------------------------------------------------------------------------ */
+/* --- client/env.c ----------------------------------------------------------------- */
 
 /* Connection settings. Strings are owned by the struct (free with ctl_conn_free). */
 typedef struct {
@@ -182,7 +182,7 @@ char *ctl_default_home(void);
  * Returns 0, or -1 when no randomness could be had. */
 int ctl_uuid_v4(char out[37]);
 
-/* --- client.c --------------------------------------------------------------------- */
+/* --- client/client.c -------------------------------------------------------------- */
 
 /* A reply received. root points into buf and msg; release with ctl_reply_release. */
 typedef struct {
@@ -212,7 +212,7 @@ void ctl_reply_release(ctl_reply *reply);
 int ctl_events(const char *url, const char *const *topics, size_t n, long count, int timeout_ms,
                FILE *out, char *err, size_t errlen);
 
-/* --- curve.c ----------------------------------------------------------------------- */
+/* --- client/curve.c ---------------------------------------------------------------- */
 
 /* Before zmq_connect: when ADMINBUS_CURVE_SERVERKEY is set (environment, then
  * $ADMINBUS_HOME/env), make sock a CURVE client with the key pair of ADMINBUS_CURVE_KEYFILE
@@ -234,7 +234,7 @@ void ctl_help_curve(FILE *f);
 /* --- local.c (linked into adminctl only: it needs the engine library) ---------------- */
 
 /* adminctl --local: run cli's command (a CTL_RUN) as the local site administrator straight
- * against $ADMINBUS_HOME's database (engine/local.h), render the reply, publish its events
+ * against $ADMINBUS_HOME's database (engine/core/local.h), render the reply, publish its events
  * when a broker carries them. Returns the exit code: 0, 1 refused, 2 the home has no
  * configuration or secret, 3 the database is unreachable. */
 int ctl_local(const ctl_cli *cli);

@@ -1,4 +1,4 @@
-/* local.c — adminctl --local: the CLI's side of break-glass (engine/local.h does the work).
+/* local.c — adminctl --local: the CLI's side of break-glass (engine/core/local.h does the work).
  * Linked into the adminctl executable only (not abctl), since it needs the engine library.
  *
  * It names the caller after the Unix account and host (local:<user>@<host>), runs the

@@ -1,6 +1,6 @@
 /* curve.c — adminctl and ZeroMQ CURVE: the client key a socket connects with, and the
  * client-side verb `adminctl curve` (keygen, allow, revoke, server-key). See cli.h and
- * broker/curve.h.
+ * broker/zmq/curve.h.
  *
  * A client uses CURVE when ADMINBUS_CURVE_SERVERKEY is set (environment, then
  * $ADMINBUS_HOME/env); its own pair comes from ADMINBUS_CURVE_KEYFILE (a key file from

@@ -10,7 +10,7 @@
  * request), and the command is re-sent once with the same id on a fresh socket, as
  * adminctl does: the engine answers a repeated id from its stored result.
  *
- * With the broker's proxy intake (proxy_endpoint, broker/proxy.h) the sockets connect there
+ * With the broker's proxy intake (proxy_endpoint, broker/zmq/proxy.h) the sockets connect there
  * and send [empty][client ip][command]: the engine then checks allowed_ips against, and
  * audits, the HTTP client's address instead of the shim's.
  *

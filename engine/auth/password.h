@@ -48,7 +48,7 @@ typedef struct {
                            one that does not compile falls back to the default, as in MISP */
 } ab_password_policy;
 
-/* Fill p from the process's settings cache (engine/settings_cache.h: the stored values, else
+/* Fill p from the process's settings cache (engine/core/settings_cache.h: the stored values, else
  * the catalog's defaults). Returns 0 or -1 (out of memory). ab_password_policy_clear frees. */
 int ab_password_policy_from_settings(ab_password_policy *p);
 void ab_password_policy_clear(ab_password_policy *p);

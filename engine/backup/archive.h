@@ -1,5 +1,5 @@
 /* archive.h — a gzip-compressed tar (POSIX ustar) producer with a SHA-256 per member, for
- * backups (engine/backup.c).
+ * backups (engine/backup/backup.c).
  *
  * Pull model: the caller adds members (files by path, an open file, or bytes in memory),
  * then calls ab_archive_read() for the next compressed bytes until it returns 0. Nothing

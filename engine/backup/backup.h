@@ -1,5 +1,5 @@
-/* backup.h — the `backup` job (engine/backup.c) and the `backup.run` command that enqueues
- * it (engine/backupcmd.c). What goes into an archive and how ops/restore reads it:
+/* backup.h — the `backup` job (engine/backup/backup.c) and the `backup.run` command that enqueues
+ * it (engine/commands/backup.c). What goes into an archive and how ops/restore reads it:
  * docs/architecture.md, "Backup and restore". */
 #ifndef AB_BACKUP_H
 #define AB_BACKUP_H

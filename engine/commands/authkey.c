@@ -1,4 +1,4 @@
-/* authkeycmd.c — authkeys (MISP's AuthKeys, getAuthkey and Authkey): user.authkey and
+/* authkey.c — authkeys (MISP's AuthKeys, getAuthkey and Authkey): user.authkey and
  * authkey.add/list/view/edit/delete.
  *
  * A key is 40 random letters and digits (ab_authkey_new: getrandom, no modulo bias). Only
@@ -14,7 +14,7 @@
  *
  * Revocation deletes the row: ab_authenticate reads the key inside each batch's
  * transaction, so the next command presenting it is refused, on every engine. Expiry and
- * allowed_ips are checked there too (engine/identity.c). */
+ * allowed_ips are checked there too (engine/auth/identity.c). */
 #include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>

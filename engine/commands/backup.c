@@ -1,4 +1,4 @@
-/* backupcmd.c — `backup.run`: enqueue a `backup` job (engine/backup.c), audited like any
+/* backup.c — `backup.run`: enqueue a `backup` job (engine/backup/backup.c), audited like any
  * enqueued job, and announce it after COMMIT. */
 #include <stdio.h>
 #include <string.h>

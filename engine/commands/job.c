@@ -1,6 +1,7 @@
-/* jobcmd.c — the commands that manage jobs and queues (issue 3): enqueue, list, view,
+/* job.c — the commands that manage jobs and queues (issue 3): enqueue, list, view,
  * retry, cancel, purge; worker list; queue clear, stats. The other worker commands are in
- * workercmd.c; the workers themselves are engine/worker.c; what all share is engine/jobs.h. */
+ * commands/worker.c; the workers themselves are jobs/worker.c; what all share is
+ * jobs/jobs.h. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -1,4 +1,4 @@
-/* logsearch.c — log.search: the manual's "Searching Logs". email, org, title and change
+/* log.c — log.search: the manual's "Searching Logs". email, org, title and change
  * match as sub-strings; action, model and model_id exactly; filters combine with AND;
  * newest first, paged. Anyone but a site admin (the command needs perm_audit) sees only the
  * rows of their own organisation: those whose org, the acting user's organisation name as

@@ -1,4 +1,4 @@
-/* logincmd.c — logins (the manual's "Logging of failed authentication attempts" and MISP's
+/* login.c — logins (the manual's "Logging of failed authentication attempts" and MISP's
  * clearBruteforce, UserIP, IPUser): auth.login, auth.logout, bruteforce.clear, user.ips,
  * user.by_ip.
  *

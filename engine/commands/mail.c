@@ -1,6 +1,6 @@
-/* mailcmd.c — the mail commands (issue 6): `contact` enqueues a mail-out job with its
+/* mail.c — the mail commands (issue 6): `contact` enqueues a mail-out job with its
  * recipients, `mail.test` sends one signed message at once, `mail.status` shows a
- * mail-out's recipients. The sending itself is engine/mail.c. */
+ * mail-out's recipients. The sending itself is engine/mail/mail.c. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

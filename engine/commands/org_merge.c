@@ -1,4 +1,4 @@
-/* orgmerge.c — org.merge (the manual's "Merge organisations", MISP's Organisation::orgMerge):
+/* org_merge.c — org.merge (the manual's "Merge organisations", MISP's Organisation::orgMerge):
  * every user and every row that belongs to one organisation moves to another, then the
  * first is deleted, with one audit row (action merge) saying what moved.
  *

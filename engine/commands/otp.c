@@ -1,6 +1,6 @@
-/* otpcmd.c — the manual's "Administration of TOTP/HOTP": otp.enrol and otp.delete.
+/* otp.c — the manual's "Administration of TOTP/HOTP": otp.enrol and otp.delete.
  *
- * Enrolment makes a 20-byte seed, stores it sealed (otp.h: AES-256-GCM under a key derived
+ * Enrolment makes a 20-byte seed, stores it sealed (auth/otp.h: AES-256-GCM under a key derived
  * from the server secret, bound to the user id) in users.totp with the kind and a fresh
  * counter / last step, and returns the base32 secret and the otpauth:// URI once: the stored
  * copy of the reply (command ids) has both masked. A user with an OTP must delete it before

@@ -1,4 +1,4 @@
-/* rolecmd.c — roles (the manual's "Roles"): add, edit, delete, view, list, set-default.
+/* role.c — roles (the manual's "Roles"): add, edit, delete, view, list, set-default.
  *
  * A role is MISP's row: four flags that make its permission level (perm_add, perm_modify,
  * perm_modify_org, perm_publish) and the extra flags perm_<name> for each name of

@@ -1,4 +1,4 @@
-/* settingcmd.c — the server-settings commands: setting.list, setting.get, setting.set,
+/* setting.c — the server-settings commands: setting.list, setting.get, setting.set,
  * setting.reset, setting.baseurl (MISP's cake Baseurl) and setting.report (MISP's "download
  * report"). The catalog of settings is schemas/settings.c; the values live in the table
  * `settings` (MISP.host_org_id in admin_settings); processes read them through

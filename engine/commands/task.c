@@ -1,5 +1,5 @@
-/* taskcmd.c — the scheduled-task commands (issue 3): task.list, task.set, task.run. The
- * scheduler that fires tasks is engine/scheduler.c; a task's job type is its `type`. */
+/* task.c — the scheduled-task commands (issue 3): task.list, task.set, task.run. The
+ * scheduler that fires tasks is engine/jobs/scheduler.c; a task's job type is its `type`. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

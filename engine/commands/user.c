@@ -1,4 +1,4 @@
-/* usercmd.c — users (the manual's "Users"): add, list, view, edit, disable, enable, delete,
+/* user.c — users (the manual's "Users"): add, list, view, edit, disable, enable, delete,
  * change-pw.
  *
  * Who may (the catalog's permission column, then the scoping here): site administrators act
@@ -12,8 +12,8 @@
  * organisation, a role (the default role when none is given, read with a shared lock (MariaDB: LOCK
  * IN SHARE MODE) so that role.delete, which locks it FOR UPDATE, cannot remove it under a new
  * member), alert flags, a NIDS SID offset (MISP's random default in 1000000..9999900 when none is
- * given) and a password stored only as its yescrypt hash (engine/password.h). A password given is
- * checked against the policy of the settings catalog; none given on add or change-pw makes a
+ * given) and a password stored only as its yescrypt hash (engine/auth/password.h). A password given
+ * is checked against the policy of the settings catalog; none given on add or change-pw makes a
  * temporary one that is returned once in the reply (the stored copy of the reply, kept for
  * command ids, has it masked) and sets change_pw. No password or hash ever reaches an audit
  * row, an event, a log line or another reply: the audit says password (*****) => (*****).

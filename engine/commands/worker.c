@@ -1,6 +1,6 @@
-/* workercmd.c — the commands that manage workers (issue 3; MISP's startWorker, stopWorker,
+/* worker.c — the commands that manage workers (issue 3; MISP's startWorker, stopWorker,
  * restartWorker(s), killWorker and CakeResque's pause, resume, cleanup): worker.start,
- * pause, resume, stop, restart, kill, cleanup. worker.list is in jobcmd.c with the other
+ * pause, resume, stop, restart, kill, cleanup. worker.list is in job.c with the other
  * lists. Semantics: docs/architecture.md, "Supervisor"; the shared parts: workerctl.h.
  *
  * The truth is written here, in the command's transaction: a worker's `desired` state (the

@@ -6,16 +6,16 @@
 #include "wire/envelope.h"
 #include "jobs/jobs.h"
 
-/* Organisations (org.c). */
+/* Organisations (commands/org.c). */
 int ab_org_add(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 int ab_org_edit(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 int ab_org_delete(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 int ab_org_view(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 int ab_org_list(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
-/* org.merge (orgmerge.c). */
+/* org.merge (commands/org_merge.c). */
 int ab_org_merge(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 
-/* Roles (rolecmd.c). */
+/* Roles (commands/role.c). */
 int ab_role_add(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 int ab_role_edit(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 int ab_role_delete(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
@@ -23,7 +23,7 @@ int ab_role_view(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 int ab_role_list(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 int ab_role_set_default(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 
-/* Users (usercmd.c). */
+/* Users (commands/user.c). */
 int ab_user_add(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 int ab_user_list(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 int ab_user_view(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
@@ -33,14 +33,14 @@ int ab_user_enable(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 int ab_user_delete(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 int ab_user_change_pw(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 
-/* Authkeys (authkeycmd.c). */
+/* Authkeys (commands/authkey.c). */
 int ab_user_authkey(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 int ab_authkey_add(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 int ab_authkey_list(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 int ab_authkey_view(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 int ab_authkey_edit(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 int ab_authkey_delete(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
-/* Logins, sessions, brute force, login addresses (logincmd.c) and OTP (otpcmd.c). */
+/* Logins, sessions, brute force, login addresses (commands/login.c) and OTP (commands/otp.c). */
 int ab_auth_login(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 int ab_auth_logout(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 int ab_bruteforce_clear(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
@@ -49,10 +49,10 @@ int ab_user_by_ip(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 int ab_otp_enrol(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 int ab_otp_delete(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 
-/* The audit log (logsearch.c). */
+/* The audit log (commands/log.c). */
 int ab_log_search(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 
-/* Jobs, workers, queues (jobcmd.c). */
+/* Jobs, workers, queues (commands/job.c). */
 /* Enqueue one job of type t for the caller's organisation and user, with payload (the job's
  * msgpack arguments; destroyed here, whatever happens) and input (MISP's job_input text).
  * Returns 0 with *id, or -1 with *err. */
@@ -76,7 +76,7 @@ int ab_queue_clear(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 int ab_queue_stats(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 int ab_job_stats(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 
-/* Workers: control and the supervisor's requests (workercmd.c). */
+/* Workers: control and the supervisor's requests (commands/worker.c). */
 int ab_worker_start(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 int ab_worker_pause(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 int ab_worker_resume(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
@@ -85,21 +85,21 @@ int ab_worker_restart(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 int ab_worker_kill(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 int ab_worker_cleanup(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 
-/* Scheduled tasks (taskcmd.c). */
+/* Scheduled tasks (commands/task.c). */
 int ab_task_list(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 int ab_task_set(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 int ab_task_run(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 
-/* Backups (backupcmd.c). */
+/* Backups (commands/backup.c). */
 int ab_backup_run(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
-/* Mail (mailcmd.c; the sending is mail.c). */
+/* Mail (commands/mail.c; the sending is mail/mail.c). */
 int ab_contact(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 int ab_mail_test(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 int ab_user_gpg_fetch(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 int ab_mail_status(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 int ab_user_reset_password(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 
-/* Server settings (settingcmd.c) and the health report (diagnostics.c). */
+/* Server settings (commands/setting.c) and the health report (health/diagnostics.c). */
 int ab_setting_list(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 int ab_setting_get(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 int ab_setting_set(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
@@ -108,7 +108,7 @@ int ab_setting_baseurl(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 int ab_setting_report(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 int ab_diagnostics_run_cmd(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 
-/* The instance (system.c). */
+/* The instance (commands/system.c). */
 int ab_auth_whoami(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 int ab_db_update(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 

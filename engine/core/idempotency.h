@@ -34,7 +34,7 @@ int ab_idem_record(ab_db *db, const ab_cmdkey *keys, const char *const *replies,
 
 /* Delete up to limit command ids older than days (retention); *deleted receives how
  * many. Commits its own short transaction: call it between batches. The job type
- * commands.purge (engine/jobtypes.c, a daily scheduled task) calls it in a loop. */
+ * commands.purge (engine/jobs/jobtypes.c, a daily scheduled task) calls it in a loop. */
 int ab_idem_purge(ab_db *db, int days, int limit, uint64_t *deleted, ab_error *err);
 
 #endif

@@ -1,4 +1,4 @@
-/* adminbus-scheduler — fires MISP's scheduled tasks as jobs (see engine/scheduler.h).
+/* adminbus-scheduler — fires MISP's scheduled tasks as jobs (see engine/jobs/scheduler.h).
  *
  *   adminbus-scheduler [config flags]     serve until SIGINT/SIGTERM
  *

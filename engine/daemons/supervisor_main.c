@@ -1,4 +1,4 @@
-/* adminbus-supervisor — starts and keeps the workers of one host (see engine/supervisor.h).
+/* adminbus-supervisor — starts and keeps the workers of one host (see engine/jobs/supervisor.h).
  *
  *   adminbus-supervisor [--worker-exe PATH] [config flags]     serve until SIGINT/SIGTERM
  *

@@ -1,4 +1,4 @@
-/* adminbus-worker — runs the jobs of one queue (see engine/worker.h, docs/architecture.md).
+/* adminbus-worker — runs the jobs of one queue (see engine/jobs/worker.h, docs/architecture.md).
  *
  *   adminbus-worker --queue QUEUE [--supervisor ID] [config flags]
  *                                                    serve until SIGINT/SIGTERM or `stop`

@@ -33,7 +33,7 @@ int ab_diagnostics_run(ab_ctx *ctx, ab_diag_report *r, ab_error *err);
  * [{name, status, found, action}]}. */
 void ab_diagnostics_pack(msgpack_packer *pk, const ab_diag_report *r);
 
-/* --- from settingcmd.c ------------------------------------------------------------------ */
+/* --- from commands/setting.c ---------------------------------------------------------- */
 
 /* Count the settings' problems by tab and priority (as setting list reports them), and
  * list the names of those of priority prio_names (comma-separated, cut to fit names).

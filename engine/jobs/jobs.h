@@ -39,7 +39,7 @@ typedef enum {
 const char *ab_job_state_name(ab_job_state s);
 int ab_job_misp_status(ab_job_state s);
 
-/* --- the job-type registry (engine/jobtypes.c) ---------------------------------------- */
+/* --- the job-type registry (engine/jobs/jobtypes.c) ----------------------------------- */
 
 /* What a running handler can do: report progress, learn that it should stop. */
 typedef struct ab_job_run ab_job_run;
@@ -91,7 +91,7 @@ int ab_job_args_validate(const ab_job_type *t, const msgpack_object *args, ab_er
 /* Delay before retry number attempt (1 = the first retry), with jitter. */
 int64_t ab_job_backoff_ms(const ab_job_type *t, int attempt);
 
-/* --- enqueueing (engine/jobs.c) ------------------------------------------------------- */
+/* --- enqueueing (engine/jobs/jobs.c) -------------------------------------------------- */
 
 typedef struct {
     const ab_job_type *type;

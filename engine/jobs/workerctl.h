@@ -1,4 +1,4 @@
-/* workerctl.h — what the engine's worker commands (workercmd.c) and the supervisor
+/* workerctl.h — what the engine's worker commands (commands/worker.c) and the supervisor
  * (supervisor.c) share: when a worker or a supervisor counts as alive, the notice that wakes
  * a supervisor, and burying a worker that is gone (docs/architecture.md, "Supervisor").
  *

@@ -483,7 +483,7 @@ static bool s_identifier_ok(const char *s)
     return *s != '\0';
 }
 
-/* Run one migration's statements, split as the engine splits them (engine/migrate.c): each
+/* Run one migration's statements, split as the engine splits them (engine/core/migrate.c): each
  * ends with ';' at the end of a line; text after the last one is not a statement. */
 static int s_run_script(MYSQL *m, const char *sql)
 {

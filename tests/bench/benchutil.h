@@ -34,7 +34,7 @@ void bench_pack_str(msgpack_packer *pk, const char *s);
 /* The value of key in a msgpack map, or NULL. */
 const msgpack_object *bench_map_get(const msgpack_object *map, const char *key);
 
-/* Connect to the DSN (broker/config.h's form) using database db (NULL: the DSN's own), in
+/* Connect to the DSN (broker/wire/config.h's form) using database db (NULL: the DSN's own), in
  * UTC. Returns NULL with a message in err. */
 MYSQL *bench_mysql_connect(const char *dsn, const char *db, char *err, size_t errlen);
 

@@ -2,7 +2,7 @@
 
 The engine's table is the catalog's permission column (schemas/catalog.c), applied by
 ab_authorise and narrowed per target by ab_may_act_on_user / ab_may_act_in_org /
-ab_may_grant_role (engine/identity.c). TABLE below is what a reader expects of it: one row
+ab_may_grant_role (engine/auth/identity.c). TABLE below is what a reader expects of it: one row
 per command, one column per persona, checked cell by cell against the real engine on one
 stack. Every command of the real catalog (`adminbus-catalog --json`) must have a row, so a
 new command cannot slip through; rows for commands this build does not have are skipped
@@ -302,7 +302,7 @@ class Cell:
 
 
 # What anyone but a site admin is told about a user out of their reach, or about a key of
-# such a user, existing or not (engine/identity.c ab_user_not_found, engine/authkeycmd.c):
+# such a user, existing or not (engine/auth/identity.c ab_user_not_found, engine/commands/authkey.c):
 # the rows name existing users and keys, so here that answer is a "-".
 HIDDEN_USER = "no such user among those you may manage"
 HIDDEN = {"user": HIDDEN_USER, "authkey_id": "no authkey has the id"}

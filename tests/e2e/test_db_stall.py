@@ -3,7 +3,7 @@
 A server can stop answering without closing its connections: wedged, swapped out, or
 behind a network partition that keeps the TCP connection open. Until now the engine's
 read on such a connection waited for ever, and so did the command's client. db_dsn's
-`timeout` (default 120 s; engine/db.c sets it as the connection's read and write timeout)
+`timeout` (default 120 s; engine/core/db.c sets it as the connection's read and write timeout)
 bounds that wait. SIGSTOP on the server is the stand-in here: the process is there, its
 socket accepts, nothing answers. The server is the test's own (own_mariadb), because the
 session's server is shared with the tests running beside this one."""

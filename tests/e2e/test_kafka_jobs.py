@@ -1,6 +1,6 @@
 """Workers, the scheduler and the supervisor in a Kafka-only deployment (issue 7): no
 ZeroMQ broker at all, one engine with transport = kafka on librdkafka's mock cluster, and
-the daemons on the Kafka daemon bus (broker/kbus.c): they publish to the events topic and
+the daemons on the Kafka daemon bus (broker/kafka/kbus.c): they publish to the events topic and
 follow it for wake-ups, hand-overs and control notices.
 
 - A job enqueued over Kafka is picked up at once by an idle worker whose fallback poll is a

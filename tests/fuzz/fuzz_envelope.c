@@ -1,4 +1,4 @@
-/* fuzz_envelope.c — libFuzzer harness for the envelope codec (broker/envelope.c).
+/* fuzz_envelope.c — libFuzzer harness for the envelope codec (broker/wire/envelope.c).
  *
  * Any input must give either a decoded command or an error naming a field, never a crash,
  * a leak or undefined behaviour. A decoded command is then used the way the engine uses

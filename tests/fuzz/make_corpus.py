@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """Write the seed corpus of fuzz_envelope: a few valid commands and one of each kind of
-invalid one (see broker/envelope.h). Deterministic: rerun after changing the contract.
+invalid one (see broker/wire/envelope.h). Deterministic: rerun after changing the contract.
 
 Usage: tests/fuzz/make_corpus.py [OUT_DIR]   (default: tests/fuzz/corpus/envelope)
 Needs Debian's python3-msgpack (hence /usr/bin/python3)."""

@@ -1,5 +1,5 @@
 /* test_archive — the backup archive producer (archive.c) against GNU tar and gzip, member
- * names, and the GnuPG recipient syntax of backup.run (backup.c). */
+ * names, and the GnuPG recipient syntax of backup.run (engine/backup/backup.c). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

@@ -1,6 +1,6 @@
-/* test_config.c — bootstrap configuration (broker/config.h): defaults < file <
+/* test_config.c — bootstrap configuration (broker/wire/config.h): defaults < file <
  * environment < flags, the file's strictness, DSN parsing, and the internal endpoints'
- * auto and checks (broker/endpoint.h). */
+ * auto and checks (broker/wire/endpoint.h). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

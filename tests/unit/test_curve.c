@@ -1,4 +1,4 @@
-/* test_curve.c — ZeroMQ CURVE helpers (broker/curve.h): which endpoints are beyond
+/* test_curve.c — ZeroMQ CURVE helpers (broker/zmq/curve.h): which endpoints are beyond
  * loopback and which use CURVE, key files (layout, modes, creation once), and the
  * allowed-clients list. Real files in a temporary folder, real zmq_curve_keypair. */
 #include <pthread.h>

@@ -74,7 +74,8 @@ static void test_every_catalog_command_has_a_handler(void **state)
     for (size_t i = 0; i < ab_catalog_len; i++) {
         ab_write_shape shape;
         if (!ab_handler_for(ab_catalog[i].type, &shape))
-            fail_msg("catalog command %s has no handler in engine/handler.c", ab_catalog[i].type);
+            fail_msg("catalog command %s has no handler in engine/core/handler.c",
+                     ab_catalog[i].type);
     }
     assert_null(ab_handler_for("org.nonexistent", NULL));
 }

@@ -1,5 +1,5 @@
 /* test_envelope.c — the v1 envelope codec: strict decoding of commands, and the shape of
- * replies and events (broker/envelope.h, docs/protocol.md). */
+ * replies and events (broker/wire/envelope.h, docs/protocol.md). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

@@ -1,4 +1,4 @@
-/* test_iprange.c — engine/iprange.h: parsing address ranges (IPv4, IPv6, host bits, bad
+/* test_iprange.c — broker/wire/iprange.h: parsing address ranges (IPv4, IPv6, host bits, bad
  * input), their canonical text, membership (IPv4-mapped IPv6 counts as IPv4), and the
  * stored allowed_ips lists as ab_authenticate reads them (empty = any, damaged = none). */
 #include <setjmp.h>

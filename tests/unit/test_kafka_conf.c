@@ -1,4 +1,4 @@
-/* test_kafka_conf.c — where event records land (broker/kafka_conf.h): the stream part of an
+/* test_kafka_conf.c — where event records land (broker/kafka/kafka_conf.h): the stream part of an
  * event topic, and a producer made with ab_kafka_order_events putting every event of one
  * job on one partition, checked with the delivery reports of librdkafka's in-process mock
  * cluster (test.mock.num.brokers). */

@@ -1,5 +1,5 @@
 /* test_kafka_pending.c — the FIFO that decides which command offsets the Kafka transport may
- * store (broker/kafka_pending.h): in batch order per partition, only once every reply is
+ * store (broker/kafka/kafka_pending.h): in batch order per partition, only once every reply is
  * acknowledged, never for a redelivered or revoked batch, and a lost reply rewinds its
  * partition. */
 #include <setjmp.h>

@@ -1,4 +1,4 @@
-/* test_mime.c — engine/mime.c: header injection cannot happen (acceptance 5 of issue 6),
+/* test_mime.c — engine/mail/mime.c: header injection cannot happen (acceptance 5 of issue 6),
  * encoded words and quoted-printable decode back to the input, lines keep their limits,
  * every line ends in CRLF, the Message-ID is deterministic. */
 #include <setjmp.h>

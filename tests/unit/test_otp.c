@@ -1,4 +1,4 @@
-/* test_otp.c — engine/otp.h and engine/seal.h: HOTP and TOTP against the RFC 4226 and RFC
+/* test_otp.c — engine/auth/otp.h and engine/auth/seal.h: HOTP and TOTP against the RFC 4226 and RFC
  * 6238 test vectors, the TOTP window and replay rule, HOTP's counter, malformed codes,
  * enrolment (secret, base32, otpauth:// URI with percent-encoding), and seeds sealed at
  * rest (round trip, tampering, another key, user or purpose). */

@@ -1,4 +1,4 @@
-/* test_password.c — engine/password.h: yescrypt hashes (round trip, salt, tampering, rehash
+/* test_password.c — engine/auth/password.h: yescrypt hashes (round trip, salt, tampering, rehash
  * after a cost change, MISP's bcrypt carried over), the policy of the settings catalog with
  * MISP's defaults (a table of passwords and the exact reasons), generated passwords that
  * always pass, and NULL / empty / very long inputs. */

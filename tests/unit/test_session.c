@@ -1,4 +1,4 @@
-/* test_session.c — engine/session.h without a database: session tokens (shape, no repeats)
+/* test_session.c — engine/auth/session.h without a database: session tokens (shape, no repeats)
  * and what a restricted session may run (ab_session_may_run). */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -2,7 +2,7 @@
  * row is consistent and its default passes its own validation; for each type, valid and
  * invalid values get the expected canonical text or a precise error (code invalid, field
  * value, a message saying why); problems are reported as MISP's error column does; secret
- * values are sealed and never echoed (engine/settings_cache.h). */
+ * values are sealed and never echoed (engine/core/settings_cache.h). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

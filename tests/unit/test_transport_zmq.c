@@ -1,4 +1,4 @@
-/* test_transport_zmq.c — the engine's ZeroMQ transport (broker/transport.h) against
+/* test_transport_zmq.c — the engine's ZeroMQ transport (broker/wire/transport.h) against
  * sockets that play the broker's part: a DEALER that hands out [route…][ip][body] and an
  * XSUB that takes events. */
 #include <setjmp.h>
