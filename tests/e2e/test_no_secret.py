@@ -27,7 +27,7 @@ import pytest
 import zmq
 
 from conftest import Stack, running
-from helpers import admin, wait_job
+from helpers import admin, wait_for, wait_job
 from test_events import next_event, subscriber, wait_subscribed
 from test_mail import SmtpSink, text_of
 from test_otp_login import totp, totp_step
@@ -186,10 +186,12 @@ def test_no_secret_in_clear_anywhere(stack, smtp):
     a_refused_frame(stack)
     assert (smtp.dir / "auth.log").read_text().split()[-2:] == [SMTP_LOGIN, "ok"]
     if stack.log_level == "debug":  # the daemons really logged at debug
+        # waited for: the broker writes its refusal's line after sending the refusal
         for daemon, line in ((stack.broker, "debug rejected a message of "),
                              (stack.engine, "debug reply "),
                              (stack.workers[0], "debug worker ")):
-            assert line in Path(daemon.log).read_text(), (daemon.name, line)
+            wait_for(f"{daemon.name} logs {line!r}",
+                     lambda: line in Path(daemon.log).read_text(), timeout=10)
     events = []
     while (ev := next_event(sub, 0.5)) is not None:
         events.append(ev)
