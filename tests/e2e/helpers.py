@@ -6,6 +6,9 @@ import subprocess
 import time
 from pathlib import Path
 
+import msgpack
+import zmq
+
 from conftest import ROOT, free_ports
 
 UUID_LOWER = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -153,8 +156,8 @@ class LoopServer:
 class EventLog:
     """Events a test follows, every one it saw kept in order: `seen` holds (monotonic time,
     topic, event). A subclass reads its bus in _pump(timeout), appending to `seen` and
-    returning whether anything came (test_worker's Events: a ZeroMQ SUB; kafka_stack's
-    KafkaEvents: a tail of the events topic)."""
+    returning whether anything came (ZmqEventLog: a ZeroMQ SUB; kafka_stack's KafkaEvents: a
+    tail of the events topic)."""
 
     def __init__(self):
         self.seen = []
@@ -189,3 +192,28 @@ class EventLog:
         """The `ts` (unix ms, the publisher's clock) of each event of of_job(job_id)."""
         pre = f"job.{job_id}."
         return [ev["ts"] for _, tp, ev in self.seen if tp.startswith(pre)]
+
+
+class ZmqEventLog(EventLog):
+    """An EventLog over a ZeroMQ SUB on the stack's events endpoint, subscribed to the topic
+    prefixes given (every topic by default)."""
+
+    def __init__(self, stack, prefixes=(b"",)):
+        super().__init__()
+        self.sock = stack.ctx.socket(zmq.SUB)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        for p in prefixes:
+            self.sock.setsockopt(zmq.SUBSCRIBE, p)
+        self.sock.connect(stack.events)
+
+    def _pump(self, timeout):
+        got = False
+        while self.sock.poll(int(timeout * 1000)):
+            topic, body = self.sock.recv_multipart()
+            self.seen.append((time.monotonic(), topic.decode(), msgpack.unpackb(body)))
+            got = True
+            timeout = 0
+        return got
+
+    def close(self):
+        self.sock.close()

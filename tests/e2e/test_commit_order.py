@@ -22,10 +22,9 @@ import uuid
 
 import msgpack
 import pytest
-import zmq
 
 from conftest import Stack, running
-from helpers import EventLog, admin
+from helpers import ZmqEventLog, admin
 
 # How long the test watches, once the engine waits at its COMMIT, for a reply or an event
 # that would have left before it. Such a message was handed to the bus before the COMMIT
@@ -108,29 +107,6 @@ class CommitsHeld:
 
 
 # --- the two transports, seen alike ---------------------------------------------------------
-
-
-class ZmqEvents(EventLog):
-    """A SUB on the events endpoint, subscribed to everything, that keeps what it saw."""
-
-    def __init__(self, stack):
-        super().__init__()
-        self.sock = stack.ctx.socket(zmq.SUB)
-        self.sock.setsockopt(zmq.LINGER, 0)
-        self.sock.setsockopt(zmq.SUBSCRIBE, b"")
-        self.sock.connect(stack.events)
-
-    def _pump(self, timeout):
-        got = False
-        while self.sock.poll(int(timeout * 1000)):
-            topic, body = self.sock.recv_multipart()
-            self.seen.append((time.monotonic(), topic.decode(), msgpack.unpackb(body)))
-            got = True
-            timeout = 0
-        return got
-
-    def close(self):
-        self.sock.close()
 
 
 class ZmqClient:
@@ -307,7 +283,7 @@ def zstack(own_mariadb, tmp_path):
 
 @pytest.fixture
 def zparts(zstack):
-    client, events = ZmqClient(zstack), ZmqEvents(zstack)
+    client, events = ZmqClient(zstack), ZmqEventLog(zstack)
     wait_subscribed(zstack, events)
     yield client, events
     client.close()

@@ -10,45 +10,27 @@ import time
 from pathlib import Path
 
 import msgpack
-import pymysql
 import pytest
 import zmq
 
 from conftest import BIN
-from helpers import EventLog, paused_worker_claims_nothing
+from helpers import ZmqEventLog, paused_worker_claims_nothing
 
 
 # --- helpers --------------------------------------------------------------------------------
 
 
-class Events(EventLog):
+class Events(ZmqEventLog):
     """A subscriber to job., worker. and wake. events that keeps everything it saw."""
 
     def __init__(self, stack):
-        super().__init__()
-        self.sock = stack.ctx.socket(zmq.SUB)
-        self.sock.setsockopt(zmq.LINGER, 0)
-        for p in (b"job.", b"worker.", b"wake.", b"audit.Organisation.add"):
-            self.sock.setsockopt(zmq.SUBSCRIBE, p)
-        self.sock.connect(stack.events)
+        super().__init__(stack, (b"job.", b"worker.", b"wake.", b"audit.Organisation.add"))
         # A subscription takes a moment to travel upstream: probe until one arrives.
         for i in range(100):
             stack.ok("org.add", {"name": f"probe-{i}"})
             if self._pump(0.1):
                 return
         raise AssertionError("no event reached the subscriber within 10 s")
-
-    def _pump(self, timeout):
-        got = False
-        while self.sock.poll(int(timeout * 1000)):
-            topic, body = self.sock.recv_multipart()
-            self.seen.append((time.monotonic(), topic.decode(), msgpack.unpackb(body)))
-            got = True
-            timeout = 0
-        return got
-
-    def close(self):
-        self.sock.close()
 
 
 @pytest.fixture
@@ -75,7 +57,7 @@ def sql_enqueue(stack, type, args=None, priority=0, max_attempts=5, run_at_ms=No
                   [queue, type, "test", payload, priority, *params, max_attempts])
         job_id = c.lastrowid
         c.execute("INSERT INTO job_ready (worker, prank, run_at, job_id) "
-                  f"SELECT worker, -priority, run_at, id FROM jobs WHERE id = %s", [job_id])
+                  "SELECT worker, -priority, run_at, id FROM jobs WHERE id = %s", [job_id])
         c.execute("COMMIT")
     finally:
         c.close()
