@@ -1,7 +1,10 @@
 /* catalog.h — the declarative command catalog: the one source of truth for every
- * command's name, arguments (types, limits, help), required permission and help text.
- * The engine validates against it, adminctl builds its parser and help from it, and
- * docs/commands.md is generated from it (build/bin/adminbus-catalog --markdown). */
+ * command's name, handler, write shape, arguments (types, limits, help), required
+ * permission, how adminctl shows its result, and help text. Each command is one row of
+ * commands.def; its arguments are a table of catalog.c. The engine validates against it and
+ * dispatches by it, adminctl builds its parser, help and rendering from it, the HTTP shim
+ * names its routes' commands by it, and docs/commands.md is generated from it
+ * (build/bin/adminbus-catalog --markdown). */
 #ifndef AB_CATALOG_H
 #define AB_CATALOG_H
 
@@ -69,19 +72,48 @@ typedef enum {
     AB_PERM_SITE_ADMIN, /* site administrators only */
 } ab_permission;
 
+/* How a command's handler writes. A handler that runs at most ONE statement that changes
+ * rows needs no SAVEPOINT: InnoDB rolls a failed statement back by itself, which saves a
+ * round trip per command. Any other writing handler gets a SAVEPOINT around it. */
+typedef enum {
+    AB_READS,       /* changes nothing: not audited, its id not recorded */
+    AB_WRITES_ONE,  /* at most one row-changing statement */
+    AB_WRITES_MANY, /* more than one: the apply loop sets a SAVEPOINT around it */
+} ab_write_shape;
+
+/* How adminctl shows a command's result to people (--json always prints JSON). */
+typedef enum {
+    AB_SHOW_TEXT,  /* key: value lines; a list of items as a table of the first's scalars */
+    AB_SHOW_TABLE, /* the same, the items' table with the command's own columns */
+    AB_SHOW_JSON,  /* JSON always: a document to keep (MISP's "download report") */
+} ab_show;
+
 typedef struct {
     const char *type;    /* wire name "noun.verb" */
     const char *cli;     /* CLI words: "org add", or "whoami" for a shortcut */
     const char *summary; /* one line */
     const char *help;    /* a paragraph: behaviour, errors, examples */
-    bool writes;         /* changes state: audited, its id recorded for idempotency */
+    bool writes;         /* changes state (shape is not AB_READS): audited, id recorded */
     ab_permission permission;
     const ab_arg *args;
     size_t nargs;
+    ab_write_shape shape;
+    ab_show show;
+    const char *const *columns; /* AB_SHOW_TABLE: the items' columns, NULL-terminated */
 } ab_command;
 
-extern const ab_command ab_catalog[];
-extern const size_t ab_catalog_len;
+/* Every command's id, AB_CMD_<ID>, in the order of commands.def: ab_catalog[AB_CMD_ORG_ADD]
+ * is org.add's row. */
+typedef enum {
+#define AB_COMMAND(id, ...) AB_CMD_##id,
+#include "commands.def"
+#undef AB_COMMAND
+    AB_COMMAND_COUNT
+} ab_command_id;
+
+/* The catalog: one row per command, indexed by id. */
+extern const ab_command ab_catalog[AB_COMMAND_COUNT];
+extern const size_t ab_catalog_len; /* AB_COMMAND_COUNT */
 
 /* MISP's role permission levels by number (read_only = 0 … publish = 3) and the extra
  * flags a role may have (column perm_<name>); both NULL-terminated. */

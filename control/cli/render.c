@@ -23,37 +23,6 @@ static const char *const s_ms_words[] = {
     "seen",    "login",    "heartbeat", "run",     "at",        NULL};
 static const char *const s_seconds_words[] = {"time", "timestamp", NULL};
 
-static const char *const s_org_columns[] = {"id",   "name",  "uuid",       "nationality", "sector",
-                                            "type", "local", "user_count", NULL};
-static const char *const s_role_columns[] = {"id",           "name",       "permission", "perms",
-                                             "default_role", "user_count", NULL};
-static const char *const s_log_columns[] = {"id",    "created",  "email", "org",    "action",
-                                            "model", "model_id", "title", "change", NULL};
-
-static const char *const s_job_columns[] = {
-    "id", "queue", "type", "state", "progress", "attempts", "message", "date_created", NULL};
-static const char *const s_worker_columns[] = {
-    "id",           "queue",          "status", "current_job", "done_count",
-    "failed_count", "last_heartbeat", "alive",  NULL};
-
-static const char *const s_authkey_columns[] = {
-    "id",        "email",       "authkey_start", "authkey_end", "expiration", "expired",
-    "read_only", "allowed_ips", "comment",       "created",     NULL};
-
-static const char *const s_setting_columns[] = {"priority", "name",        "value",
-                                                "error",    "description", NULL};
-
-static const struct {
-    const char *type;
-    const char *const *columns;
-} s_tables[] = {{"org.list", s_org_columns},        {"role.list", s_role_columns},
-                {"log.search", s_log_columns},      {"job.list", s_job_columns},
-                {"worker.list", s_worker_columns},  {"setting.list", s_setting_columns},
-                {"authkey.list", s_authkey_columns}};
-
-/* Commands whose result is a document to keep (MISP's "download report"): JSON always. */
-static const char *const s_json_types[] = {"setting.report", NULL};
-
 /* --- UTF-8 ------------------------------------------------------------------------ */
 
 /* Length of the valid UTF-8 sequence at p (left bytes available), or 0. */
@@ -369,13 +338,12 @@ typedef struct {
     size_t n;
 } s_columns;
 
-static void s_pick_columns(const char *type, const msgpack_object *first, s_columns *cols)
+/* The command's own columns (AB_SHOW_TABLE), else the first item's scalar fields. */
+static void s_pick_columns(const ab_command *cmd, const msgpack_object *first, s_columns *cols)
 {
     cols->n = 0;
-    for (size_t i = 0; i < sizeof s_tables / sizeof s_tables[0]; i++) {
-        if (strcmp(s_tables[i].type, type) != 0)
-            continue;
-        for (const char *const *c = s_tables[i].columns; *c && cols->n < COLUMNS_MAX; c++)
+    if (cmd && cmd->show == AB_SHOW_TABLE) {
+        for (const char *const *c = cmd->columns; *c && cols->n < COLUMNS_MAX; c++)
             cols->names[cols->n++] = *c;
         return;
     }
@@ -424,11 +392,11 @@ static void s_print_cells(FILE *f, char **cells, size_t rows, size_t ncols)
         free(cells[i]);
 }
 
-static void s_print_table(FILE *f, const char *type, const msgpack_object *items)
+static void s_print_table(FILE *f, const ab_command *cmd, const msgpack_object *items)
 {
     uint32_t rows = items->via.array.size;
     s_columns cols;
-    s_pick_columns(type, rows ? &items->via.array.ptr[0] : NULL, &cols);
+    s_pick_columns(cmd, rows ? &items->via.array.ptr[0] : NULL, &cols);
     if (rows == 0 || cols.n == 0)
         return;
     char **cells = calloc(((size_t)rows + 1) * cols.n, sizeof *cells);
@@ -644,14 +612,14 @@ static void s_print_rest(FILE *f, const msgpack_object *result)
     }
 }
 
-static void s_render_human(FILE *f, const char *type, const msgpack_object *result)
+static void s_render_human(FILE *f, const ab_command *cmd, const msgpack_object *result)
 {
     if (!result || result->type == MSGPACK_OBJECT_NIL)
         return;
     if (result->type == MSGPACK_OBJECT_MAP) {
         const msgpack_object *items = ab_map_get(result, "items");
         if (items && items->type == MSGPACK_OBJECT_ARRAY && s_all_maps(items)) {
-            s_print_table(f, type, items);
+            s_print_table(f, cmd, items);
             s_print_count(f, result, items->via.array.size);
             s_print_rest(f, result);
         } else {
@@ -723,13 +691,11 @@ int ctl_render_reply(const msgpack_object *reply, const char *type, bool json, F
     if (!ok->via.boolean)
         return s_render_error(reply, json, out, errf);
     const msgpack_object *result = ab_map_get(reply, "result");
-    bool document = false;
-    for (const char *const *t = s_json_types; *t; t++)
-        document = document || strcmp(*t, type) == 0;
-    if (json || document)
+    const ab_command *cmd = ab_catalog_find(type, strlen(type));
+    if (json || (cmd && cmd->show == AB_SHOW_JSON))
         s_print_json(out, result ? ctl_to_json(result) : json_null());
     else
-        s_render_human(out, type, result);
+        s_render_human(out, cmd, result);
     const msgpack_object *critical = result ? ab_map_get(result, "critical") : NULL;
     if (critical && critical->type == MSGPACK_OBJECT_BOOLEAN && critical->via.boolean)
         return CTL_EXIT_CRITICAL;

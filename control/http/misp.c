@@ -1,11 +1,14 @@
 /* misp.c — MISP's admin REST routes on top of adminbus commands.
  *
- * Each route names one command (two for the composite views), maps MISP's field names to
- * the command's arguments and the result back to MISP's record, wrapped by model name
- * ({"User": {…}}). Which fields exist, who may do what and what is valid is the engine's
- * business: unknown fields go through as sent and come back as the engine's precise
- * `invalid` (field = the name). The route table is at the end; docs/architecture.md
- * ("HTTP shim (issue 7)") shows it. */
+ * The route table at the end says, for each route: the methods it takes, its path, the
+ * catalog's command it runs, which argument the path's {} segment is, how the request's
+ * body and query string become the other arguments (MISP's field names to the command's),
+ * and how the result becomes MISP's answer (a record wrapped by model name, {"User": {…}},
+ * a list of them, or MISP's "saved" body). The few routes that run several commands, or
+ * refuse in their own words, have a function of their own instead. Which fields exist, who
+ * may do what and what is valid is the engine's business: unknown fields go through as sent
+ * and come back as the engine's precise `invalid` (field = the name). docs/architecture.md
+ * ("HTTP shim") shows the routes. */
 #include <ctype.h>
 #include <microhttpd.h>
 #include <stdio.h>
@@ -18,19 +21,23 @@
 
 /* --- helpers ---------------------------------------------------------------------------------- */
 
-/* Run type with args (stolen) as the caller; the result (a new reference), or NULL with the
- * error response set on r. */
-static json_t *s_run(hs_req *r, const char *type, json_t *args, bool write, const char *what)
+/* A command of the catalog by its id (schemas/commands.def): a missing one does not compile. */
+#define CMD(id) (&ab_catalog[AB_CMD_##id])
+
+/* Run cmd with args (stolen; NULL: none) as the caller; the result (a new reference), or
+ * NULL with the error response set on r, as MISP refuses a save when cmd writes. what is
+ * MISP's model, for the refusal's name ("Invalid User"). */
+static json_t *s_run(hs_req *r, const ab_command *cmd, json_t *args, const char *what)
 {
     hs_reply rep;
-    hs_bus_call(r->srv->bus, type, args, r->auth, &rep);
+    hs_bus_call(r->srv->bus, cmd->type, args, r->auth, &rep);
     json_decref(args);
     if (rep.ok) {
         json_t *res = rep.result;
         rep.result = NULL;
         return res;
     }
-    hs_reply_error(r, &rep, write, what);
+    hs_reply_error(r, &rep, cmd->writes, what);
     hs_reply_release(&rep);
     return NULL;
 }
@@ -252,15 +259,15 @@ static json_t *s_setting_record(json_t *s)
 /* --- users -------------------------------------------------------------------------------------
  */
 
-/* MISP's User fields → user.add / user.edit arguments. */
-static json_t *s_user_args(hs_req *r)
+/* MISP's User fields → user.add / user.edit arguments; on add, change_pw → no_password_change. */
+static json_t *s_user_args(hs_req *r, bool add)
 {
     json_t *a = s_fields(r, "User");
     json_object_del(a, "id"); /* the route names the user */
     s_rename(a, "org_id", "org");
     s_rename(a, "role_id", "role");
     json_t *cpw = json_object_get(a, "change_pw");
-    if (cpw && !strcmp(r->path, "/admin/users/add")) {
+    if (cpw && add) {
         bool change = json_is_true(cpw) || (json_is_integer(cpw) && json_integer_value(cpw)) ||
                       (json_is_string(cpw) && strcmp(json_string_value(cpw), "0") != 0);
         json_object_set_new(a, "no_password_change", json_boolean(!change));
@@ -269,51 +276,24 @@ static json_t *s_user_args(hs_req *r)
     return a;
 }
 
-static void s_users_add(hs_req *r)
+static json_t *s_user_add_args(hs_req *r)
 {
-    json_t *u = s_run(r, "user.add", s_user_args(r), true, "User");
-    if (u)
-        r->json = s_user_view(u);
-    json_decref(u);
+    return s_user_args(r, true);
 }
 
-static void s_users_edit(hs_req *r)
+static json_t *s_user_edit_args(hs_req *r)
 {
-    json_t *a = s_user_args(r);
-    json_object_set_new(a, "user", json_string(r->param));
-    json_t *u = s_run(r, "user.edit", a, true, "User");
-    if (u)
-        r->json = s_user_view(u);
-    json_decref(u);
+    return s_user_args(r, false);
 }
 
-static void s_users_delete(hs_req *r)
-{
-    json_t *u = s_run(r, "user.delete", json_pack("{s:s}", "user", r->param), true, "User");
-    if (u)
-        s_saved(r, "User deleted.", json_object_get(u, "id"));
-    json_decref(u);
-}
-
-static void s_users_view(hs_req *r)
-{
-    json_t *u = s_run(r, "user.view", json_pack("{s:s}", "user", r->param), false, "User");
-    if (u)
-        r->json = s_user_view(u);
-    json_decref(u);
-}
-
-static void s_users_index(hs_req *r)
+static json_t *s_users_query(hs_req *r)
 {
     json_t *a = json_object();
     s_query_int(r, a, "limit");
     s_query_int(r, a, "page");
     s_query_int(r, a, "org");
     s_query_int(r, a, "role");
-    json_t *res = s_run(r, "user.list", a, false, "User");
-    if (res)
-        r->json = s_items(res, s_user_view);
-    json_decref(res);
+    return a;
 }
 
 /* GET /users/view/me: who the key belongs to, MISP's handshake. The role's flags come from
@@ -321,12 +301,12 @@ static void s_users_index(hs_req *r)
  * may read it (admins), else what whoami says. */
 static void s_users_me(hs_req *r)
 {
-    json_t *me = s_run(r, "auth.whoami", NULL, false, "User");
+    json_t *me = s_run(r, CMD(AUTH_WHOAMI), NULL, "User");
     if (!me)
         return;
     json_t *user = json_object_get(me, "user"), *org = json_object_get(me, "org");
     json_t *role_id = json_object_get(json_object_get(me, "role"), "id");
-    json_t *role = s_run(r, "role.view", json_pack("{s:O}", "role", role_id), false, "Role");
+    json_t *role = s_run(r, CMD(ROLE_VIEW), json_pack("{s:O}", "role", role_id), "Role");
     if (!role) {
         json_decref(me);
         return;
@@ -335,7 +315,7 @@ static void s_users_me(hs_req *r)
     snprintf(id, sizeof id, "%lld", (long long)json_integer_value(json_object_get(user, "id")));
     hs_reply rep;
     json_t *args = json_pack("{s:s}", "user", id);
-    hs_bus_call(r->srv->bus, "user.view", args, r->auth, &rep);
+    hs_bus_call(r->srv->bus, CMD(USER_VIEW)->type, args, r->auth, &rep);
     json_decref(args);
     json_t *rec = rep.ok ? s_user_record(rep.result)
                          : json_pack("{s:O, s:O, s:O, s:O}", "id", json_object_get(user, "id"),
@@ -351,7 +331,8 @@ static void s_users_me(hs_req *r)
 /* --- organisations ------------------------------------------------------------------------------
  */
 
-static void s_orgs_index(hs_req *r)
+/* /organisations/index/scope:all (or /all): the scope, and the page. */
+static json_t *s_orgs_query(hs_req *r)
 {
     json_t *a = json_object();
     if (!strncmp(r->param, "scope:", 6))
@@ -360,45 +341,19 @@ static void s_orgs_index(hs_req *r)
         json_object_set_new(a, "scope", json_string(r->param));
     s_query_int(r, a, "limit");
     s_query_int(r, a, "page");
-    json_t *res = s_run(r, "org.list", a, false, "Organisation");
-    if (res)
-        r->json = s_items(res, s_org_view);
-    json_decref(res);
+    return a;
 }
 
-static void s_orgs_view(hs_req *r)
+static json_t *s_org_add_args(hs_req *r)
 {
-    json_t *g = s_run(r, "org.view", json_pack("{s:s}", "org", r->param), false, "Organisation");
-    if (g)
-        r->json = s_org_view(g);
-    json_decref(g);
+    return s_fields(r, "Organisation");
 }
 
-static void s_orgs_add(hs_req *r)
-{
-    json_t *g = s_run(r, "org.add", s_fields(r, "Organisation"), true, "Organisation");
-    if (g)
-        r->json = s_org_view(g);
-    json_decref(g);
-}
-
-static void s_orgs_edit(hs_req *r)
+static json_t *s_org_edit_args(hs_req *r)
 {
     json_t *a = s_fields(r, "Organisation");
-    json_object_del(a, "id");
-    json_object_set_new(a, "org", json_string(r->param));
-    json_t *g = s_run(r, "org.edit", a, true, "Organisation");
-    if (g)
-        r->json = s_org_view(g);
-    json_decref(g);
-}
-
-static void s_orgs_delete(hs_req *r)
-{
-    json_t *g = s_run(r, "org.delete", json_pack("{s:s}", "org", r->param), true, "Organisation");
-    if (g)
-        s_saved(r, "Organisation deleted", json_object_get(g, "id"));
-    json_decref(g);
+    json_object_del(a, "id"); /* the route names the organisation */
+    return a;
 }
 
 /* --- roles ---------------------------------------------------------------------------------- */
@@ -444,80 +399,29 @@ static json_t *s_role_args(hs_req *r, bool edit)
     return a;
 }
 
-static void s_roles_index(hs_req *r)
+static json_t *s_role_add_args(hs_req *r)
 {
-    json_t *res = s_run(r, "role.list", json_object(), false, "Role");
-    if (res)
-        r->json = s_items(res, s_role_view);
-    json_decref(res);
+    return s_role_args(r, false);
 }
 
-static void s_roles_view(hs_req *r)
+static json_t *s_role_edit_args(hs_req *r)
 {
-    json_t *g = s_run(r, "role.view", json_pack("{s:s}", "role", r->param), false, "Role");
-    if (g)
-        r->json = s_role_view(g);
-    json_decref(g);
-}
-
-static void s_roles_add(hs_req *r)
-{
-    json_t *g = s_run(r, "role.add", s_role_args(r, false), true, "Role");
-    if (g)
-        r->json = s_role_view(g);
-    json_decref(g);
-}
-
-static void s_roles_edit(hs_req *r)
-{
-    json_t *a = s_role_args(r, true);
-    json_object_set_new(a, "role", json_string(r->param));
-    json_t *g = s_run(r, "role.edit", a, true, "Role");
-    if (g)
-        r->json = s_role_view(g);
-    json_decref(g);
-}
-
-static void s_roles_delete(hs_req *r)
-{
-    json_t *g = s_run(r, "role.delete", json_pack("{s:s}", "role", r->param), true, "Role");
-    if (g)
-        s_saved(r, "Role deleted", json_object_get(g, "id"));
-    json_decref(g);
-}
-
-static void s_roles_default(hs_req *r)
-{
-    json_t *g = s_run(r, "role.set_default", json_pack("{s:s}", "role", r->param), true, "Role");
-    if (g)
-        s_saved(r, "Default role set.", json_object_get(g, "id"));
-    json_decref(g);
+    return s_role_args(r, true);
 }
 
 /* --- settings, version, workers ----------------------------------------------------------------
  */
 
-static void s_settings(hs_req *r)
+/* MISP's serverSettings: {finalSettings: [its records], problems}. */
+static json_t *s_settings(json_t *res)
 {
-    json_t *res = s_run(r, "setting.list", json_object(), false, "Server");
-    if (!res)
-        return;
     json_t *list = json_array();
     size_t i;
     json_t *it;
     json_array_foreach(json_object_get(res, "items"), i, it)
         json_array_append_new(list, s_setting_record(it));
-    r->json = json_pack("{s:o, s:O}", "finalSettings", list, "problems",
-                        json_object_get(res, "problems"));
-    json_decref(res);
-}
-
-static void s_setting_get(hs_req *r)
-{
-    json_t *s = s_run(r, "setting.get", json_pack("{s:s}", "name", r->param), false, "Server");
-    if (s)
-        r->json = s_setting_record(s);
-    json_decref(s);
+    return json_pack("{s:o, s:O}", "finalSettings", list, "problems",
+                     json_object_get(res, "problems"));
 }
 
 /* MISP refuses a cli_only setting with 405 and "This setting can only be edited via the
@@ -528,7 +432,7 @@ static void s_setting_edit(hs_req *r)
     json_t *a = s_fields(r, "Server");
     json_object_set_new(a, "name", json_string(r->param));
     hs_reply rep;
-    hs_bus_call(r->srv->bus, "setting.set", a, r->auth, &rep);
+    hs_bus_call(r->srv->bus, CMD(SETTING_SET)->type, a, r->auth, &rep);
     json_decref(a);
     if (rep.ok) {
         s_saved(r, "Field updated", NULL);
@@ -543,20 +447,17 @@ static void s_setting_edit(hs_req *r)
     hs_reply_release(&rep);
 }
 
-static void s_version(hs_req *r)
+/* MISP's getVersion: the engine's version, from whoami. */
+static json_t *s_version(json_t *me)
 {
-    json_t *me = s_run(r, "auth.whoami", NULL, false, "Server");
-    if (me)
-        r->json = json_pack("{s:O}", "version",
-                            json_object_get(json_object_get(me, "engine"), "version"));
-    json_decref(me);
+    return json_pack("{s:O}", "version", json_object_get(json_object_get(me, "engine"), "version"));
 }
 
 /* MISP's getWorkers: per queue {ok, workers: [{pid, host, alive, ok, id, status}], jobCount}. */
 static void s_workers(hs_req *r)
 {
-    json_t *stats = s_run(r, "queue.stats", NULL, false, "Worker");
-    json_t *list = stats ? s_run(r, "worker.list", NULL, false, "Worker") : NULL;
+    json_t *stats = s_run(r, CMD(QUEUE_STATS), NULL, "Worker");
+    json_t *list = stats ? s_run(r, CMD(WORKER_LIST), NULL, "Worker") : NULL;
     if (!list) {
         json_decref(stats);
         return;
@@ -598,7 +499,8 @@ static void s_workers(hs_req *r)
 
 /* --- jobs, tasks, logs ------------------------------------------------------------------------ */
 
-static void s_jobs_index(hs_req *r)
+/* /jobs/index/QUEUE: the queue, the filters and the page. */
+static json_t *s_jobs_query(hs_req *r)
 {
     json_t *a = json_object();
     if (r->param[0])
@@ -607,62 +509,28 @@ static void s_jobs_index(hs_req *r)
     s_query_int(r, a, "page");
     s_query_int(r, a, "state");
     s_query_int(r, a, "type");
-    json_t *res = s_run(r, "job.list", a, false, "Job");
-    if (res)
-        r->json = s_items(res, s_job_view);
-    json_decref(res);
-}
-
-static void s_jobs_view(hs_req *r)
-{
-    json_t *j = s_run(r, "job.view", json_pack("{s:s}", "job", r->param), false, "Job");
-    if (j)
-        r->json = s_job_view(j);
-    json_decref(j);
+    return a;
 }
 
 /* MISP's getProgress answers the bare progress number. */
-static void s_jobs_progress(hs_req *r)
+static json_t *s_progress(json_t *job)
 {
-    json_t *j = s_run(r, "job.view", json_pack("{s:s}", "job", r->param), false, "Job");
-    if (j)
-        r->json = json_incref(json_object_get(j, "progress"));
-    json_decref(j);
-}
-
-static void s_tasks_index(hs_req *r)
-{
-    json_t *res = s_run(r, "task.list", NULL, false, "Task");
-    if (res)
-        r->json = s_items(res, s_task_view);
-    json_decref(res);
+    return json_incref(json_object_get(job, "progress"));
 }
 
 /* MISP's Task fields (timer, scheduled_time) → task.set (frequency, time). */
-static void s_tasks_edit(hs_req *r)
+static json_t *s_task_args(hs_req *r)
 {
     json_t *a = s_fields(r, "Task");
     s_rename(a, "timer", "frequency");
     s_rename(a, "scheduled_time", "time");
-    json_object_del(a, "id");
-    json_object_set_new(a, "task", json_string(r->param));
-    json_t *t = s_run(r, "task.set", a, true, "Task");
-    if (t)
-        r->json = s_task_view(t);
-    json_decref(t);
-}
-
-static void s_tasks_run(hs_req *r)
-{
-    json_t *j = s_run(r, "task.run", json_pack("{s:s}", "task", r->param), true, "Task");
-    if (j)
-        r->json = s_job_view(j);
-    json_decref(j);
+    json_object_del(a, "id"); /* the route names the task */
+    return a;
 }
 
 /* POST /admin/logs/index: PyMISP's search_logs sends the filters bare; {"filters": {…},
  * "limit", "page"} is taken too. */
-static void s_logs_index(hs_req *r)
+static json_t *s_log_args(hs_req *r)
 {
     json_t *a = s_fields(r, "Log");
     json_t *filters = json_object_get(a, "filters");
@@ -672,10 +540,7 @@ static void s_logs_index(hs_req *r)
     }
     s_query_int(r, a, "limit");
     s_query_int(r, a, "page");
-    json_t *res = s_run(r, "log.search", a, false, "Log");
-    if (res)
-        r->json = s_items(res, s_log_view);
-    json_decref(res);
+    return a;
 }
 
 /* --- the route table ---------------------------------------------------------------------------
@@ -688,50 +553,111 @@ static void s_logs_index(hs_req *r)
 enum { GET = 1, HEAD = 2, POST = 4, PUT = 8, DEL = 16 };
 #define READ (GET | HEAD)
 
+/* What a route answers with its command's result. */
+typedef struct {
+    json_t *(*one)(json_t *result);  /* the result as MISP's body */
+    json_t *(*each)(json_t *record); /* each of result.items, as a list */
+    const char *saved;               /* MISP's "saved" body with this message and the id */
+} s_answer;
+/* One line each (clang-format would spread their braces over four). */
+/* clang-format off */
+#define ONE(make)      {make, NULL, NULL}
+#define EACH(make)     {NULL, make, NULL}
+#define SAVED(message) {NULL, NULL, message}
+/* clang-format on */
+
 typedef struct {
     int methods;
-    const char *pattern; /* "{}" matches one segment: the param */
-    void (*handler)(hs_req *);
+    const char *pattern;        /* "{}" matches one segment: the param */
+    const ab_command *cmd;      /* the command it runs */
+    const char *param;          /* the argument that is the param; NULL: none (or args says) */
+    json_t *(*args)(hs_req *r); /* the other arguments, from the request; NULL: none */
+    s_answer answer;            /* what MISP answers with the result */
+    const char *model;          /* MISP's model, for refusals ("Invalid User") */
+    void (*run)(hs_req *r);     /* instead of all the above: several commands, or own refusals */
 } s_route;
 
+/* A route that runs one command; one with a function of its own. */
+/* clang-format off */
+#define ROUTE(methods, pattern, id, param, args, answer, model) \
+    {methods, pattern, CMD(id), param, args, answer, model, NULL}
+#define OWN(methods, pattern, fn) {methods, pattern, .run = fn}
+/* clang-format on */
+
 static const s_route s_routes[] = {
-    {READ, "/servers/getVersion", s_version},
-    {READ, "/users/view/me", s_users_me},
-    {READ, "/admin/users/index", s_users_index},
-    {READ, "/admin/users/view/{}", s_users_view},
-    {READ, "/users/view/{}", s_users_view},
-    {POST, "/admin/users/add", s_users_add},
-    {POST | PUT, "/admin/users/edit/{}", s_users_edit},
-    {POST | DEL, "/admin/users/delete/{}", s_users_delete},
-    {READ, "/organisations/index", s_orgs_index},
-    {READ, "/organisations/index/{}", s_orgs_index},
-    {READ, "/organisations/view/{}", s_orgs_view},
-    {READ, "/admin/organisations/view/{}", s_orgs_view},
-    {POST, "/admin/organisations/add", s_orgs_add},
-    {POST | PUT, "/admin/organisations/edit/{}", s_orgs_edit},
-    {POST | DEL, "/admin/organisations/delete/{}", s_orgs_delete},
-    {READ, "/roles/index", s_roles_index},
-    {READ, "/roles/view/{}", s_roles_view},
-    {POST, "/admin/roles/add", s_roles_add},
-    {POST | PUT, "/admin/roles/edit/{}", s_roles_edit},
-    {POST | DEL, "/admin/roles/delete/{}", s_roles_delete},
-    {POST, "/admin/roles/set_default/{}", s_roles_default},
-    {READ, "/servers/serverSettings", s_settings},
-    {READ, "/servers/getSetting/{}", s_setting_get},
-    {POST, "/servers/serverSettingsEdit/{}", s_setting_edit},
-    {READ, "/servers/getWorkers", s_workers},
-    {READ, "/jobs/index", s_jobs_index},
-    {READ, "/jobs/index/{}", s_jobs_index},
-    {READ, "/jobs/view/{}", s_jobs_view},
-    {READ, "/jobs/getProgress/{}", s_jobs_progress},
-    {READ, "/tasks/index", s_tasks_index},
-    {POST | PUT, "/tasks/edit/{}", s_tasks_edit},
-    {POST, "/tasks/run/{}", s_tasks_run},
-    {READ | POST, "/admin/logs/index", s_logs_index},
-    {READ, "/events", hs_events},
-    {READ, "/metrics", hs_metrics},
-    {READ, "/health", hs_health},
+    /* methods, path, command, the {} argument, the other arguments, the answer, the model */
+    ROUTE(READ, "/servers/getVersion", AUTH_WHOAMI, NULL, NULL, ONE(s_version), "Server"),
+    OWN(READ, "/users/view/me", s_users_me),
+    ROUTE(READ, "/admin/users/index", USER_LIST, NULL, s_users_query, EACH(s_user_view), "User"),
+    ROUTE(READ, "/admin/users/view/{}", USER_VIEW, "user", NULL, ONE(s_user_view), "User"),
+    ROUTE(READ, "/users/view/{}", USER_VIEW, "user", NULL, ONE(s_user_view), "User"),
+    ROUTE(POST, "/admin/users/add", USER_ADD, NULL, s_user_add_args, ONE(s_user_view), "User"),
+    ROUTE(POST | PUT, "/admin/users/edit/{}", USER_EDIT, "user", s_user_edit_args, ONE(s_user_view),
+          "User"),
+    ROUTE(POST | DEL, "/admin/users/delete/{}", USER_DELETE, "user", NULL, SAVED("User deleted."),
+          "User"),
+    ROUTE(READ, "/organisations/index", ORG_LIST, NULL, s_orgs_query, EACH(s_org_view),
+          "Organisation"),
+    ROUTE(READ, "/organisations/index/{}", ORG_LIST, NULL, s_orgs_query, EACH(s_org_view),
+          "Organisation"),
+    ROUTE(READ, "/organisations/view/{}", ORG_VIEW, "org", NULL, ONE(s_org_view), "Organisation"),
+    ROUTE(READ, "/admin/organisations/view/{}", ORG_VIEW, "org", NULL, ONE(s_org_view),
+          "Organisation"),
+    ROUTE(POST, "/admin/organisations/add", ORG_ADD, NULL, s_org_add_args, ONE(s_org_view),
+          "Organisation"),
+    ROUTE(POST | PUT, "/admin/organisations/edit/{}", ORG_EDIT, "org", s_org_edit_args,
+          ONE(s_org_view), "Organisation"),
+    ROUTE(POST | DEL, "/admin/organisations/delete/{}", ORG_DELETE, "org", NULL,
+          SAVED("Organisation deleted"), "Organisation"),
+    ROUTE(READ, "/roles/index", ROLE_LIST, NULL, NULL, EACH(s_role_view), "Role"),
+    ROUTE(READ, "/roles/view/{}", ROLE_VIEW, "role", NULL, ONE(s_role_view), "Role"),
+    ROUTE(POST, "/admin/roles/add", ROLE_ADD, NULL, s_role_add_args, ONE(s_role_view), "Role"),
+    ROUTE(POST | PUT, "/admin/roles/edit/{}", ROLE_EDIT, "role", s_role_edit_args, ONE(s_role_view),
+          "Role"),
+    ROUTE(POST | DEL, "/admin/roles/delete/{}", ROLE_DELETE, "role", NULL, SAVED("Role deleted"),
+          "Role"),
+    ROUTE(POST, "/admin/roles/set_default/{}", ROLE_SET_DEFAULT, "role", NULL,
+          SAVED("Default role set."), "Role"),
+    ROUTE(READ, "/servers/serverSettings", SETTING_LIST, NULL, NULL, ONE(s_settings), "Server"),
+    ROUTE(READ, "/servers/getSetting/{}", SETTING_GET, "name", NULL, ONE(s_setting_record),
+          "Server"),
+    OWN(POST, "/servers/serverSettingsEdit/{}", s_setting_edit),
+    OWN(READ, "/servers/getWorkers", s_workers),
+    ROUTE(READ, "/jobs/index", JOB_LIST, NULL, s_jobs_query, EACH(s_job_view), "Job"),
+    ROUTE(READ, "/jobs/index/{}", JOB_LIST, NULL, s_jobs_query, EACH(s_job_view), "Job"),
+    ROUTE(READ, "/jobs/view/{}", JOB_VIEW, "job", NULL, ONE(s_job_view), "Job"),
+    ROUTE(READ, "/jobs/getProgress/{}", JOB_VIEW, "job", NULL, ONE(s_progress), "Job"),
+    ROUTE(READ, "/tasks/index", TASK_LIST, NULL, NULL, EACH(s_task_view), "Task"),
+    ROUTE(POST | PUT, "/tasks/edit/{}", TASK_SET, "task", s_task_args, ONE(s_task_view), "Task"),
+    ROUTE(POST, "/tasks/run/{}", TASK_RUN, "task", NULL, ONE(s_job_view), "Task"),
+    ROUTE(READ | POST, "/admin/logs/index", LOG_SEARCH, NULL, s_log_args, EACH(s_log_view), "Log"),
+    OWN(READ, "/events", hs_events),
+    OWN(READ, "/metrics", hs_metrics),
+    OWN(READ, "/health", hs_health),
 };
+
+/* Serve r by route: its command with the arguments the request gives, answered as MISP does;
+ * or the route's own function. */
+static void s_serve(hs_req *r, const s_route *route)
+{
+    if (route->run) {
+        route->run(r);
+        return;
+    }
+    json_t *args = route->args ? route->args(r) : json_object();
+    if (route->param)
+        json_object_set_new(args, route->param, json_string(r->param));
+    json_t *res = s_run(r, route->cmd, args, route->model);
+    if (!res)
+        return;
+    if (route->answer.saved)
+        s_saved(r, route->answer.saved, json_object_get(res, "id"));
+    else if (route->answer.each)
+        r->json = s_items(res, route->answer.each);
+    else
+        r->json = route->answer.one(res);
+    json_decref(res);
+}
 
 static const char *const s_method_names[] = {"GET", "HEAD", "POST", "PUT", "DELETE"};
 #define S_METHODS (sizeof s_method_names / sizeof s_method_names[0])
@@ -805,7 +731,7 @@ bool hs_route(hs_req *r)
         if (!(s_routes[i].methods & bit))
             continue;
         r->param = param;
-        s_routes[i].handler(r);
+        s_serve(r, &s_routes[i]);
         r->param = "";
         free(param);
         return true;

@@ -482,9 +482,7 @@ static int s_run(ab_applier *a, s_slot *s, msgpack_sbuffer *result, ab_error *fa
                   .now_ms = s_now_ms(),
                   .audit = a->audit,
                   .events = a->events};
-    ab_write_shape shape = AB_WRITES_MANY;
-    ab_handler h = ab_handler_for(s->cmd->type, &shape);
-    bool savepoint = s->cmd->writes && shape == AB_WRITES_MANY;
+    bool savepoint = s->cmd->shape == AB_WRITES_MANY;
     size_t audit_mark = ab_audit_count(a->audit), event_mark = ab_events_mark(a->events);
     uint64_t writes_before = ab_db_writes(a->db);
     ab_error err;
@@ -494,8 +492,7 @@ static int s_run(ab_applier *a, s_slot *s, msgpack_sbuffer *result, ab_error *fa
     msgpack_sbuffer_clear(result);
     msgpack_packer pk;
     msgpack_packer_init(&pk, result, msgpack_sbuffer_write);
-    int rc = h ? h(&ctx, &pk, &err)
-               : ab_fail(&err, AB_E_INTERNAL, "type", "%s has no handler", s->cmd->type);
+    int rc = ab_handler_for(s->cmd)(&ctx, &pk, &err);
     if (rc == 0) {
         s_set_ok(s, result);
         s->record = s->cmd->writes;

@@ -107,14 +107,9 @@ typedef struct ab_ctx {
  * returns 0; on failure it returns -1 with *err set and must not have packed anything. */
 typedef int (*ab_handler)(ab_ctx *ctx, msgpack_packer *pk, ab_error *err);
 
-/* How a handler writes. A handler that runs at most ONE statement that changes rows
- * needs no SAVEPOINT: InnoDB rolls a failed statement back by itself, which saves a
- * round trip per command. Any other handler gets a SAVEPOINT around it. */
-typedef enum { AB_WRITES_ONE, AB_WRITES_MANY } ab_write_shape;
-
-/* The handler for a wire type and its write shape; NULL when the catalog has a command
- * with no handler. */
-ab_handler ab_handler_for(const char *type, ab_write_shape *shape);
+/* The handler of cmd, a row of ab_catalog (its write shape is the row's shape). Every row
+ * has one: the dispatch table is built from the rows (schemas/commands.def). */
+ab_handler ab_handler_for(const ab_command *cmd);
 
 /* --- argument access (values were validated against the catalog) ------------------ */
 

@@ -1,6 +1,6 @@
-/* handler.c — the table from wire type to handler, and the small helpers handlers share
- * (argument access, packing, audit). Add a command: one row in schemas/catalog.c, one
- * handler, one row here; tests/unit/test_catalog checks that every command has one. */
+/* handler.c — the dispatch table from command to handler, built from the rows of
+ * schemas/commands.def, and the small helpers handlers share (argument access, packing,
+ * audit). Adding a command: docs/architecture.md, "Adding a command". */
 #include <ctype.h>
 #include <string.h>
 
@@ -8,92 +8,16 @@
 #include "wire/envelope.h"
 #include "core/handlers.h"
 
-static const struct {
-    const char *type;
-    ab_handler fn;
-    ab_write_shape shape;
-} s_handlers[] = {
-    {"org.add", ab_org_add, AB_WRITES_ONE},
-    {"org.edit", ab_org_edit, AB_WRITES_ONE},
-    {"org.delete", ab_org_delete, AB_WRITES_ONE},
-    {"org.merge", ab_org_merge, AB_WRITES_MANY}, /* every org column, then the delete */
-    {"org.view", ab_org_view, AB_WRITES_ONE},
-    {"org.list", ab_org_list, AB_WRITES_ONE},
-    {"role.add", ab_role_add, AB_WRITES_ONE},
-    {"role.edit", ab_role_edit, AB_WRITES_ONE},
-    {"role.delete", ab_role_delete, AB_WRITES_ONE},
-    {"role.view", ab_role_view, AB_WRITES_ONE},
-    {"role.list", ab_role_list, AB_WRITES_ONE},
-    {"role.set_default", ab_role_set_default, AB_WRITES_ONE}, /* one UPDATE flips both */
-    {"user.add", ab_user_add, AB_WRITES_ONE},
-    {"user.list", ab_user_list, AB_WRITES_ONE},
-    {"user.view", ab_user_view, AB_WRITES_ONE},
-    {"user.edit", ab_user_edit, AB_WRITES_ONE},
-    {"user.disable", ab_user_disable, AB_WRITES_MANY},     /* the user, then its sessions */
-    {"user.enable", ab_user_enable, AB_WRITES_MANY},       /* the user, then its sessions */
-    {"user.delete", ab_user_delete, AB_WRITES_MANY},       /* its authkeys, then the user */
-    {"user.change_pw", ab_user_change_pw, AB_WRITES_MANY}, /* the password, then sessions */
-    {"user.authkey", ab_user_authkey, AB_WRITES_MANY},     /* revoke, then the new key */
-    {"authkey.add", ab_authkey_add, AB_WRITES_ONE},
-    {"authkey.list", ab_authkey_list, AB_WRITES_ONE},
-    {"authkey.view", ab_authkey_view, AB_WRITES_ONE},
-    {"authkey.edit", ab_authkey_edit, AB_WRITES_ONE},
-    {"authkey.delete", ab_authkey_delete, AB_WRITES_ONE},
-    {"auth.login", ab_auth_login, AB_WRITES_MANY}, /* its failure hook writes after rollback */
-    {"auth.logout", ab_auth_logout, AB_WRITES_ONE},
-    {"bruteforce.clear", ab_bruteforce_clear, AB_WRITES_ONE},
-    {"user.ips", ab_user_ips, AB_WRITES_ONE},
-    {"user.by_ip", ab_user_by_ip, AB_WRITES_ONE},
-    {"otp.enrol", ab_otp_enrol, AB_WRITES_ONE},
-    {"otp.delete", ab_otp_delete, AB_WRITES_ONE},
-    {"log.search", ab_log_search, AB_WRITES_ONE},
-    {"auth.whoami", ab_auth_whoami, AB_WRITES_ONE},
-    {"job.enqueue", ab_job_enqueue_cmd, AB_WRITES_MANY},
-    {"job.enqueue_many", ab_job_enqueue_many, AB_WRITES_MANY},
-    {"job.list", ab_job_list, AB_WRITES_ONE},
-    {"job.view", ab_job_view, AB_WRITES_ONE},
-    {"job.retry", ab_job_retry, AB_WRITES_MANY},
-    {"job.cancel", ab_job_cancel, AB_WRITES_MANY},
-    {"job.purge", ab_job_purge, AB_WRITES_ONE},
-    {"worker.list", ab_worker_list, AB_WRITES_ONE},
-    {"worker.pause", ab_worker_pause, AB_WRITES_ONE},
-    {"worker.resume", ab_worker_resume, AB_WRITES_ONE},
-    {"worker.stop", ab_worker_stop, AB_WRITES_ONE},
-    {"worker.start", ab_worker_start, AB_WRITES_MANY},
-    {"worker.restart", ab_worker_restart, AB_WRITES_MANY},
-    {"worker.kill", ab_worker_kill, AB_WRITES_MANY},
-    {"worker.cleanup", ab_worker_cleanup, AB_WRITES_MANY},
-    {"queue.clear", ab_queue_clear, AB_WRITES_MANY},
-    {"queue.stats", ab_queue_stats, AB_WRITES_ONE},
-    {"job.stats", ab_job_stats, AB_WRITES_ONE},
-    {"task.list", ab_task_list, AB_WRITES_ONE},
-    {"task.set", ab_task_set, AB_WRITES_ONE},
-    {"task.run", ab_task_run, AB_WRITES_MANY},
-    {"setting.list", ab_setting_list, AB_WRITES_ONE},
-    {"setting.get", ab_setting_get, AB_WRITES_ONE},
-    {"setting.set", ab_setting_set, AB_WRITES_MANY},
-    {"setting.reset", ab_setting_reset, AB_WRITES_MANY},
-    {"setting.baseurl", ab_setting_baseurl, AB_WRITES_MANY},
-    {"setting.report", ab_setting_report, AB_WRITES_ONE},
-    {"diagnostics.run", ab_diagnostics_run_cmd, AB_WRITES_ONE},
-    {"db.update", ab_db_update, AB_WRITES_ONE}, /* its DDL runs on its own connection */
-    {"backup.run", ab_backup_run, AB_WRITES_MANY},
-    {"mail.contact", ab_contact, AB_WRITES_MANY},         /* the job, then its recipients */
-    {"mail.test", ab_mail_test, AB_WRITES_ONE},           /* writes nothing but its audit row */
-    {"user.gpg_fetch", ab_user_gpg_fetch, AB_WRITES_ONE}, /* the job */
-    {"mail.status", ab_mail_status, AB_WRITES_ONE},
-    {"user.reset_password", ab_user_reset_password, AB_WRITES_MANY}, /* job and recipient */
+/* Indexed by command id, as ab_catalog is, so a command's handler is one load away. */
+static const ab_handler s_handlers[AB_COMMAND_COUNT] = {
+#define AB_COMMAND(id, type, cli, handler, ...) [AB_CMD_##id] = handler,
+#include "commands.def"
+#undef AB_COMMAND
 };
 
-ab_handler ab_handler_for(const char *type, ab_write_shape *shape)
+ab_handler ab_handler_for(const ab_command *cmd)
 {
-    for (size_t i = 0; i < sizeof s_handlers / sizeof s_handlers[0]; i++)
-        if (strcmp(s_handlers[i].type, type) == 0) {
-            if (shape)
-                *shape = s_handlers[i].shape;
-            return s_handlers[i].fn;
-        }
-    return NULL;
+    return s_handlers[cmd - ab_catalog];
 }
 
 static const msgpack_object *s_arg(const ab_ctx *ctx, const char *name)

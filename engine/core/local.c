@@ -239,12 +239,9 @@ static int s_try(ab_local *l, const ab_command *cmd, const msgpack_object *args,
                   .events = l->events};
     msgpack_packer pk;
     msgpack_packer_init(&pk, result, msgpack_sbuffer_write);
-    ab_write_shape shape;
-    ab_handler h = ab_handler_for(cmd->type, &shape);
     int rc = -1;
     if (ab_db_exec(l->db, "START TRANSACTION", err) == 0 && ab_settings_sync(l->db, err) == 0) {
-        rc = h ? h(&ctx, &pk, err)
-               : ab_fail(err, AB_E_INTERNAL, "type", "%s has no handler", cmd->type);
+        rc = ab_handler_for(cmd)(&ctx, &pk, err);
         if (rc == 0 &&
             (ab_audit_flush(l->audit, l->db, err) < 0 || ab_db_exec(l->db, "COMMIT", err) < 0))
             rc = -1;

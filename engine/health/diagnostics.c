@@ -34,6 +34,7 @@
 
 #include "wire/envelope.h"
 #include "jobs/jobs.h"
+#include "core/handlers.h"
 #include "core/migrate.h"
 #include "jobs/scheduler.h"
 #include "core/settings_cache.h"

@@ -237,8 +237,14 @@ const ab_job_type *ab_job_type_find(const char *name, size_t len)
 
 int ab_job_args_validate(const ab_job_type *t, const msgpack_object *args, ab_error *err)
 {
-    ab_command as_command = {t->type, t->type, t->summary, "", true, AB_PERM_SITE_ADMIN,
-                             t->args, t->nargs};
+    ab_command as_command = {.type = t->type,
+                             .cli = t->type,
+                             .summary = t->summary,
+                             .help = "",
+                             .writes = true,
+                             .permission = AB_PERM_SITE_ADMIN,
+                             .args = t->args,
+                             .nargs = t->nargs};
     return ab_catalog_validate(&as_command, args, err);
 }
 

@@ -1,5 +1,6 @@
 /* test_catalog.c — the command catalog (schemas/catalog.h): argument validation and the
  * catalog's own consistency (unique names, help everywhere, types the envelope accepts). */
+#include <ctype.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -448,6 +449,38 @@ static void test_catalog_consistent(void **state)
     }
 }
 
+/* Each row of commands.def is where its id says: ab_catalog[AB_CMD_ORG_ADD] is org.add (the
+ * id is the type in capitals, '.' as '_'); its writes flag follows its shape, and what
+ * adminctl shows is complete. */
+static void test_rows_by_id(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *name;
+        ab_command_id id;
+    } ids[] = {
+#define AB_COMMAND(id, ...) {#id, AB_CMD_##id},
+#include "commands.def"
+#undef AB_COMMAND
+    };
+    assert_int_equal(sizeof ids / sizeof ids[0], ab_catalog_len);
+    for (size_t i = 0; i < ab_catalog_len; i++) {
+        const ab_command *c = &ab_catalog[ids[i].id];
+        assert_int_equal(ids[i].id, i);
+        assert_non_null(c->type);
+        char expect[64];
+        snprintf(expect, sizeof expect, "%s", c->type);
+        for (char *p = expect; *p; p++)
+            *p = *p == '.' ? '_' : (char)toupper((unsigned char)*p);
+        if (strcmp(expect, ids[i].name) != 0)
+            fail_msg("the row AB_CMD_%s has the type %s", ids[i].name, c->type);
+        assert_true(c->writes == (c->shape != AB_READS));
+        assert_true((c->show == AB_SHOW_TABLE) == (c->columns != NULL));
+        assert_true(!c->columns || c->columns[0]);
+    }
+    assert_ptr_equal(ab_catalog_find("org.add", 7), &ab_catalog[AB_CMD_ORG_ADD]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -466,6 +499,7 @@ int main(void)
         cmocka_unit_test(test_non_string_arg_name),
         cmocka_unit_test(test_find),
         cmocka_unit_test(test_catalog_consistent),
+        cmocka_unit_test(test_rows_by_id),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
